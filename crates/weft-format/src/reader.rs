@@ -1,0 +1,421 @@
+//! Reading a trace: scan the chunk framing once, decode metadata eagerly and
+//! events lazily, merge events chunks into one timestamp-ordered stream.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC};
+use crate::error::{FormatError, Problem};
+use crate::record::{decode_fields, decode_head, Record};
+use crate::schema::{decode_schemas, Schema, SchemaId, SyscallTable};
+use crate::wire::Cursor;
+use crate::{FILE_HEADER_LEN, FILE_MAGIC, VERSION_MAJOR};
+
+enum Source {
+    File(File),
+    Bytes(Vec<u8>),
+}
+
+impl Source {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), FormatError> {
+        match self {
+            Source::File(f) => f.read_exact_at(buf, offset).map_err(|e| FormatError::Io { offset, message: e.to_string() }),
+            Source::Bytes(b) => {
+                let start = usize::try_from(offset).ok();
+                match start.and_then(|s| b.get(s..s.checked_add(buf.len())?)) {
+                    Some(s) => {
+                        buf.copy_from_slice(s);
+                        Ok(())
+                    }
+                    None => Err(FormatError::Io { offset, message: "read past the end".into() }),
+                }
+            }
+        }
+    }
+}
+
+/// Where a chunk sits in the file and what its header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub offset: u64,
+    pub header: ChunkHeader,
+}
+
+impl ChunkInfo {
+    pub fn end(&self) -> u64 {
+        self.offset + CHUNK_HEADER_LEN as u64 + u64::from(self.header.stored_len)
+    }
+}
+
+/// An opened trace. Opening fails only when the file is not a weft trace at
+/// all; damage further in is collected in `problems` and reading goes on.
+pub struct Trace {
+    source: Source,
+    pub len: u64,
+    pub version: (u16, u16),
+    /// Every chunk whose header is intact and whose payload is within the file.
+    pub chunks: Vec<ChunkInfo>,
+    pub problems: Vec<Problem>,
+    pub info: Vec<(String, String)>,
+    /// Present only when the recorder finished cleanly.
+    pub end: Option<Vec<(String, String)>>,
+    schemas: HashMap<u32, Schema>,
+    pub syscalls: SyscallTable,
+    /// The file ends inside a chunk (the writer was stopped mid-write).
+    pub truncated: bool,
+}
+
+impl Trace {
+    pub fn open(path: &Path) -> Result<Trace, FormatError> {
+        let file = File::open(path).map_err(|e| FormatError::Io { offset: 0, message: format!("{}: {e}", path.display()) })?;
+        let len = file.metadata().map_err(|e| FormatError::Io { offset: 0, message: e.to_string() })?.len();
+        Self::scan(Source::File(file), len)
+    }
+
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Trace, FormatError> {
+        let len = bytes.len() as u64;
+        Self::scan(Source::Bytes(bytes), len)
+    }
+
+    fn scan(source: Source, len: u64) -> Result<Trace, FormatError> {
+        if len < FILE_HEADER_LEN as u64 {
+            if len >= 8 {
+                let mut m = [0u8; 8];
+                source.read_at(0, &mut m)?;
+                if m != FILE_MAGIC {
+                    return Err(FormatError::BadFileMagic { found: m.to_vec() });
+                }
+            }
+            return Err(FormatError::ShortFile { len, need: FILE_HEADER_LEN });
+        }
+        let mut h = [0u8; FILE_HEADER_LEN];
+        source.read_at(0, &mut h)?;
+        if h[0..8] != FILE_MAGIC {
+            return Err(FormatError::BadFileMagic { found: h[0..8].to_vec() });
+        }
+        let stored = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
+        if stored != crc32c::crc32c(&h[0..28]) {
+            return Err(FormatError::BadFileHeader);
+        }
+        let major = u16::from_le_bytes([h[8], h[9]]);
+        let minor = u16::from_le_bytes([h[10], h[11]]);
+        if major != VERSION_MAJOR {
+            return Err(FormatError::UnsupportedVersion { major, minor, supported: VERSION_MAJOR });
+        }
+        let mut t = Trace {
+            source,
+            len,
+            version: (major, minor),
+            chunks: Vec::new(),
+            problems: Vec::new(),
+            info: Vec::new(),
+            end: None,
+            schemas: HashMap::new(),
+            syscalls: SyscallTable::default(),
+            truncated: false,
+        };
+        t.scan_chunks()?;
+        t.load_metadata();
+        Ok(t)
+    }
+
+    fn read_header(&self, offset: u64) -> Result<Result<ChunkHeader, String>, FormatError> {
+        let mut b = [0u8; CHUNK_HEADER_LEN];
+        self.source.read_at(offset, &mut b)?;
+        Ok(ChunkHeader::decode(&b))
+    }
+
+    fn scan_chunks(&mut self) -> Result<(), FormatError> {
+        let mut offset = FILE_HEADER_LEN as u64;
+        while offset < self.len {
+            let left = self.len - offset;
+            if left < CHUNK_HEADER_LEN as u64 {
+                self.truncated = true;
+                self.problems.push(Problem {
+                    error: FormatError::Truncated {
+                        offset,
+                        reason: format!("{left} bytes left, a chunk header needs {CHUNK_HEADER_LEN}"),
+                    },
+                    skipped_bytes: left,
+                });
+                break;
+            }
+            match self.read_header(offset)? {
+                Ok(header) => {
+                    let need = CHUNK_HEADER_LEN as u64 + u64::from(header.stored_len);
+                    if need > left {
+                        self.truncated = true;
+                        self.problems.push(Problem {
+                            error: FormatError::Truncated {
+                                offset,
+                                reason: format!("chunk {} needs {need} bytes, {left} are left", header.seq),
+                            },
+                            skipped_bytes: left,
+                        });
+                        break;
+                    }
+                    self.chunks.push(ChunkInfo { offset, header });
+                    offset += need;
+                }
+                Err(reason) => {
+                    let next = self.resync(offset + 1)?;
+                    let skipped = next.unwrap_or(self.len) - offset;
+                    self.problems.push(Problem {
+                        error: FormatError::BadChunkHeader { offset, reason },
+                        skipped_bytes: skipped,
+                    });
+                    match next {
+                        Some(n) => offset = n,
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the next offset at or after `from` holding a valid chunk header.
+    fn resync(&self, from: u64) -> Result<Option<u64>, FormatError> {
+        const BLOCK: u64 = 1 << 20;
+        let mut pos = from;
+        let mut buf = Vec::new();
+        while pos + CHUNK_HEADER_LEN as u64 <= self.len {
+            let n = BLOCK.min(self.len - pos) as usize;
+            buf.resize(n, 0);
+            self.source.read_at(pos, &mut buf)?;
+            for i in 0..n.saturating_sub(3) {
+                if buf[i..i + 4] == CHUNK_MAGIC {
+                    let cand = pos + i as u64;
+                    if cand + CHUNK_HEADER_LEN as u64 <= self.len && self.read_header(cand)?.is_ok() {
+                        return Ok(Some(cand));
+                    }
+                }
+            }
+            // Overlap by 3 bytes so a magic split across blocks is found.
+            pos += (n as u64).saturating_sub(3).max(1);
+        }
+        Ok(None)
+    }
+
+    fn load_metadata(&mut self) {
+        let chunks: Vec<ChunkInfo> = self
+            .chunks
+            .iter()
+            .copied()
+            .filter(|c| !matches!(c.header.kind, ChunkKind::Events))
+            .collect();
+        for c in chunks {
+            let payload = match self.payload(&c) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.problems.push(Problem { error: e, skipped_bytes: c.end() - c.offset });
+                    continue;
+                }
+            };
+            let mut cur = Cursor::new(&payload);
+            let res = match c.header.kind {
+                ChunkKind::Info => decode_kv(&mut cur).map(|kv| self.info.extend(kv)),
+                ChunkKind::End => decode_kv(&mut cur).map(|kv| self.end = Some(kv)),
+                ChunkKind::Schemas => decode_schemas(&mut cur).map(|v| {
+                    for s in v {
+                        self.schemas.insert(s.id.0, s);
+                    }
+                }),
+                ChunkKind::SyscallTable => SyscallTable::decode(&mut cur).map(|t| self.syscalls = t),
+                ChunkKind::Events | ChunkKind::Unknown(_) => Ok(()),
+            };
+            if let Err((at, reason)) = res {
+                self.problems.push(Problem {
+                    error: FormatError::Malformed { offset: c.offset, seq: c.header.seq, at, reason },
+                    skipped_bytes: c.end() - c.offset,
+                });
+            }
+        }
+    }
+
+    /// The checked, decompressed payload of a chunk.
+    pub fn payload(&self, c: &ChunkInfo) -> Result<Vec<u8>, FormatError> {
+        let h = &c.header;
+        let mut stored = vec![0u8; h.stored_len as usize];
+        self.source.read_at(c.offset + CHUNK_HEADER_LEN as u64, &mut stored)?;
+        let computed = crc32c::crc32c(&stored);
+        if computed != h.payload_crc {
+            return Err(FormatError::BadPayloadChecksum { offset: c.offset, seq: h.seq, stored: h.payload_crc, computed });
+        }
+        match h.compression {
+            Compression::None => Ok(stored),
+            Compression::Zstd => {
+                let raw = zstd::bulk::decompress(&stored, h.raw_len as usize)
+                    .map_err(|e| FormatError::Decompress { offset: c.offset, seq: h.seq, reason: e.to_string() })?;
+                if raw.len() != h.raw_len as usize {
+                    return Err(FormatError::Decompress {
+                        offset: c.offset,
+                        seq: h.seq,
+                        reason: format!("{} bytes decompressed, header says {}", raw.len(), h.raw_len),
+                    });
+                }
+                Ok(raw)
+            }
+        }
+    }
+
+    /// Decodes one events chunk. Records before a malformed one are returned
+    /// together with the error; records of unknown schemas are skipped and
+    /// reported.
+    pub fn decode_events(&self, c: &ChunkInfo) -> (Vec<Record>, Vec<FormatError>) {
+        let mut errors = Vec::new();
+        let payload = match self.payload(c) {
+            Ok(p) => p,
+            Err(e) => return (Vec::new(), vec![e]),
+        };
+        let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
+        let mut cur = Cursor::new(&payload);
+        let mut prev_ts = c.header.min_ts;
+        let mut unknown = 0u64;
+        let malformed = |at: usize, reason: String| FormatError::Malformed { offset: c.offset, seq: c.header.seq, at, reason };
+        while !cur.is_empty() {
+            let start = cur.pos();
+            let (head, len) = match decode_head(&mut cur, prev_ts) {
+                Ok(h) => h,
+                Err((at, reason)) => {
+                    errors.push(malformed(at, reason));
+                    break;
+                }
+            };
+            let body = match cur.take(len) {
+                Ok(b) => b,
+                Err((at, reason)) => {
+                    errors.push(malformed(at, reason));
+                    break;
+                }
+            };
+            prev_ts = head.ts;
+            let Some(schema) = self.schemas.get(&head.schema.0) else {
+                unknown += 1;
+                continue;
+            };
+            match decode_fields(schema, body) {
+                Ok(fields) => out.push(Record { schema: head.schema, ts: head.ts, cpu: head.cpu, pid: head.pid, tid: head.tid, fields }),
+                Err((at, reason)) => errors.push(malformed(start + at, format!("record of {}: {reason}", schema.name))),
+            }
+        }
+        if unknown > 0 {
+            errors.push(malformed(0, format!("{unknown} records refer to schemas missing from the file (skipped)")));
+        }
+        (out, errors)
+    }
+
+    pub fn schema(&self, id: SchemaId) -> Option<&Schema> {
+        self.schemas.get(&id.0)
+    }
+
+    pub fn schemas(&self) -> impl Iterator<Item = &Schema> {
+        self.schemas.values()
+    }
+
+    pub fn schema_by_name(&self, name: &str) -> Option<&Schema> {
+        self.schemas.values().find(|s| s.name == name)
+    }
+
+    pub fn info(&self, key: &str) -> Option<&str> {
+        self.info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    pub fn end_value(&self, key: &str) -> Option<&str> {
+        self.end.as_ref()?.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Byte offset up to which the file was readable framing.
+    pub fn recovered_bytes(&self) -> u64 {
+        self.chunks.last().map_or(FILE_HEADER_LEN as u64, ChunkInfo::end)
+    }
+
+    pub fn event_chunks(&self) -> impl Iterator<Item = &ChunkInfo> {
+        self.chunks.iter().filter(|c| c.header.kind == ChunkKind::Events)
+    }
+
+    /// All records of the file in timestamp order (ties keep file order).
+    /// Damaged chunks show up as `Err` items; iteration goes on after them.
+    pub fn records(&self) -> Records<'_> {
+        let mut pending: Vec<ChunkInfo> = self.event_chunks().copied().collect();
+        pending.sort_by_key(|c| Reverse((c.header.min_ts, c.header.seq, c.offset)));
+        Records { trace: self, pending, heap: BinaryHeap::new(), errors: VecDeque::new(), order: 0 }
+    }
+}
+
+struct HeapItem {
+    ts: u64,
+    order: u64,
+    rec: Record,
+}
+
+impl PartialEq for HeapItem {
+    fn eq(&self, o: &Self) -> bool {
+        (self.ts, self.order) == (o.ts, o.order)
+    }
+}
+impl Eq for HeapItem {}
+impl PartialOrd for HeapItem {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for HeapItem {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.ts, self.order).cmp(&(o.ts, o.order))
+    }
+}
+
+/// Merges events chunks by time. Holds in memory only the chunks whose time
+/// ranges overlap the current position.
+pub struct Records<'a> {
+    trace: &'a Trace,
+    pending: Vec<ChunkInfo>,
+    heap: BinaryHeap<Reverse<HeapItem>>,
+    errors: VecDeque<FormatError>,
+    order: u64,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record, FormatError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.errors.pop_front() {
+                return Some(Err(e));
+            }
+            let next_min = self.pending.last().map(|c| c.header.min_ts);
+            let top = self.heap.peek().map(|Reverse(i)| i.ts);
+            match (top, next_min) {
+                (Some(t), Some(m)) if t < m => {}
+                (Some(_), None) => {}
+                (_, Some(_)) => {
+                    let Some(c) = self.pending.pop() else { continue };
+                    let (recs, errs) = self.trace.decode_events(&c);
+                    self.errors.extend(errs);
+                    for rec in recs {
+                        self.order += 1;
+                        self.heap.push(Reverse(HeapItem { ts: rec.ts, order: self.order, rec }));
+                    }
+                    continue;
+                }
+                (None, None) => return None,
+            }
+            return self.heap.pop().map(|Reverse(i)| Ok(i.rec));
+        }
+    }
+}
+
+fn decode_kv(c: &mut Cursor) -> Result<Vec<(String, String)>, (usize, String)> {
+    let n = c.u32v()?;
+    let mut v = Vec::new();
+    for _ in 0..n {
+        let k = c.string()?;
+        let val = c.string()?;
+        v.push((k, val));
+    }
+    Ok(v)
+}

@@ -1,0 +1,132 @@
+//! Records: the timestamped, typed events inside events chunks.
+
+use crate::schema::{FieldType, Schema, SchemaId};
+use crate::wire::{Cursor, WireResult};
+
+/// One decoded field value. Unsigned integers and pointers widen to `U64`,
+/// signed integers to `I64`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Str(String),
+    Bytes(Vec<u8>),
+    U64s(Vec<u64>),
+}
+
+impl Value {
+    /// The value as an unsigned integer, reinterpreting signed ones.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::U64(v) => Some(v),
+            Value::I64(v) => Some(v as u64),
+            Value::Bool(b) => Some(u64::from(b)),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::U64(v) => Some(v as i64),
+            Value::I64(v) => Some(v),
+            Value::Bool(b) => Some(i64::from(b)),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A decoded record. `cpu` is `None` for sources that do not know it
+/// (in-process probes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub schema: SchemaId,
+    pub ts: u64,
+    pub cpu: Option<u32>,
+    pub pid: u32,
+    pub tid: u32,
+    pub fields: Vec<Value>,
+}
+
+impl Record {
+    pub fn u64(&self, i: usize) -> u64 {
+        self.fields.get(i).and_then(Value::as_u64).unwrap_or(0)
+    }
+
+    pub fn i64(&self, i: usize) -> i64 {
+        self.fields.get(i).and_then(Value::as_i64).unwrap_or(0)
+    }
+
+    pub fn str(&self, i: usize) -> &str {
+        self.fields.get(i).and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+/// The fixed part every record starts with.
+pub(crate) struct RecordHead {
+    pub schema: SchemaId,
+    pub ts: u64,
+    pub cpu: Option<u32>,
+    pub pid: u32,
+    pub tid: u32,
+}
+
+pub(crate) fn decode_head(c: &mut Cursor, prev_ts: u64) -> WireResult<(RecordHead, usize)> {
+    let schema = SchemaId(c.u32v()?);
+    let at = c.pos();
+    let delta = c.ivarint()?;
+    let ts = prev_ts.checked_add_signed(delta).ok_or((at, "timestamp delta out of range".to_string()))?;
+    let cpu = c.u32v()?;
+    let pid = c.u32v()?;
+    let tid = c.u32v()?;
+    let len = c.uvarint()?;
+    let len = usize::try_from(len).map_err(|_| (c.pos(), "record length too large".to_string()))?;
+    Ok((RecordHead { schema, ts, cpu: cpu.checked_sub(1), pid, tid }, len))
+}
+
+/// Decodes a record's fields as its schema says. Extra trailing bytes are
+/// allowed: writers may append fields in later minor versions.
+pub(crate) fn decode_fields(schema: &Schema, payload: &[u8]) -> WireResult<Vec<Value>> {
+    let mut c = Cursor::new(payload);
+    let mut out = Vec::with_capacity(schema.fields.len());
+    for f in &schema.fields {
+        let v = match f.ty {
+            FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
+                Value::U64(c.uvarint()?)
+            }
+            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => Value::I64(c.ivarint()?),
+            FieldType::F64 => {
+                let b = c.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Value::F64(f64::from_le_bytes(a))
+            }
+            FieldType::Bool => Value::Bool(c.u8()? != 0),
+            FieldType::Str => Value::Str(String::from_utf8_lossy(c.bytes()?).into_owned()),
+            FieldType::Bytes => Value::Bytes(c.bytes()?.to_vec()),
+            FieldType::U64Array => {
+                let at = c.pos();
+                let n = c.uvarint()?;
+                // Each element takes at least one byte: bound the allocation.
+                if n > payload.len() as u64 {
+                    return Err((at, format!("array of {n} elements in a {} byte record", payload.len())));
+                }
+                let mut v = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    v.push(c.uvarint()?);
+                }
+                Value::U64s(v)
+            }
+        };
+        out.push(v);
+    }
+    Ok(out)
+}

@@ -1,0 +1,253 @@
+//! Writing a trace: append-only, one `write` per chunk so that a recorder
+//! killed at any moment leaves at most one partial chunk at the end.
+
+use std::io::{self, Write};
+
+use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, MAX_CHUNK_RAW_LEN};
+use crate::schema::{encode_schemas, Schema, SchemaId, SyscallTable};
+use crate::wire::{put_bytes, put_ivarint, put_uvarint};
+use crate::{FILE_HEADER_LEN, FILE_MAGIC, VERSION_MAJOR, VERSION_MINOR};
+
+/// A batch of encoded records that becomes one events chunk.
+///
+/// Records should be added in timestamp order: the reader merges chunks by
+/// their time ranges, and sorted chunks keep that merge cheap and exact.
+#[derive(Default)]
+pub struct RecordBuf {
+    bytes: Vec<u8>,
+    scratch: Vec<u8>,
+    count: u32,
+    min_ts: u64,
+    max_ts: u64,
+    last_ts: u64,
+}
+
+impl RecordBuf {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Encoded size so far.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+    }
+
+    /// Starts a record; add its fields in schema order, then call `finish`.
+    pub fn record(&mut self, schema: SchemaId, ts: u64, cpu: Option<u32>, pid: u32, tid: u32) -> RecordBuilder<'_> {
+        self.scratch.clear();
+        if self.count == 0 {
+            self.min_ts = ts;
+            self.max_ts = ts;
+            self.last_ts = ts;
+        }
+        put_uvarint(&mut self.bytes, u64::from(schema.0));
+        put_ivarint(&mut self.bytes, ts.wrapping_sub(self.last_ts) as i64);
+        put_uvarint(&mut self.bytes, cpu.map_or(0, |c| u64::from(c) + 1));
+        put_uvarint(&mut self.bytes, u64::from(pid));
+        put_uvarint(&mut self.bytes, u64::from(tid));
+        self.last_ts = ts;
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
+        RecordBuilder { buf: self }
+    }
+}
+
+/// Appends one record's fields. Types must follow the schema: the reader
+/// decodes by the schema, not by tags.
+pub struct RecordBuilder<'a> {
+    buf: &'a mut RecordBuf,
+}
+
+impl RecordBuilder<'_> {
+    /// Any unsigned integer or pointer field.
+    pub fn u64(self, v: u64) -> Self {
+        put_uvarint(&mut self.buf.scratch, v);
+        self
+    }
+
+    /// Any signed integer field.
+    pub fn i64(self, v: i64) -> Self {
+        put_ivarint(&mut self.buf.scratch, v);
+        self
+    }
+
+    pub fn f64(self, v: f64) -> Self {
+        self.buf.scratch.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    pub fn bool(self, v: bool) -> Self {
+        self.buf.scratch.push(u8::from(v));
+        self
+    }
+
+    /// A `Str` or `Bytes` field.
+    pub fn bytes(self, v: &[u8]) -> Self {
+        put_bytes(&mut self.buf.scratch, v);
+        self
+    }
+
+    pub fn u64s(self, v: &[u64]) -> Self {
+        put_uvarint(&mut self.buf.scratch, v.len() as u64);
+        for &x in v {
+            put_uvarint(&mut self.buf.scratch, x);
+        }
+        self
+    }
+
+    pub fn finish(self) {
+        let b = self.buf;
+        put_uvarint(&mut b.bytes, b.scratch.len() as u64);
+        b.bytes.extend_from_slice(&b.scratch);
+        b.count += 1;
+    }
+}
+
+/// Writes a trace file chunk by chunk.
+pub struct TraceWriter<W: Write> {
+    out: W,
+    seq: u32,
+    next_schema: u32,
+    pending_schemas: Vec<Schema>,
+    compressor: zstd::bulk::Compressor<'static>,
+    bytes_written: u64,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> TraceWriter<W> {
+    /// Writes the file header and the Info chunk.
+    pub fn new(mut out: W, info: &[(&str, String)], zstd_level: i32) -> io::Result<Self> {
+        let mut h = [0u8; FILE_HEADER_LEN];
+        h[0..8].copy_from_slice(&FILE_MAGIC);
+        h[8..10].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
+        h[10..12].copy_from_slice(&VERSION_MINOR.to_le_bytes());
+        // 12..16 flags, 16..28 reserved: zero.
+        let crc = crc32c::crc32c(&h[0..28]);
+        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        out.write_all(&h)?;
+        let mut w = TraceWriter {
+            out,
+            seq: 0,
+            next_schema: 0,
+            pending_schemas: Vec::new(),
+            compressor: zstd::bulk::Compressor::new(zstd_level)?,
+            bytes_written: FILE_HEADER_LEN as u64,
+            scratch: Vec::new(),
+        };
+        let mut p = Vec::new();
+        encode_kv(info, &mut p);
+        w.write_chunk(ChunkKind::Info, &p, 0, 0, 0)?;
+        Ok(w)
+    }
+
+    /// Declares a record type; it is written before the next events chunk.
+    pub fn add_schema(&mut self, mut schema: Schema) -> SchemaId {
+        schema.id = SchemaId(self.next_schema);
+        self.next_schema += 1;
+        let id = schema.id;
+        self.pending_schemas.push(schema);
+        id
+    }
+
+    fn flush_schemas(&mut self) -> io::Result<()> {
+        if self.pending_schemas.is_empty() {
+            return Ok(());
+        }
+        let mut p = Vec::new();
+        encode_schemas(&self.pending_schemas, &mut p);
+        self.pending_schemas.clear();
+        self.write_chunk(ChunkKind::Schemas, &p, 0, 0, 0)
+    }
+
+    pub fn write_syscall_table(&mut self, table: &SyscallTable) -> io::Result<()> {
+        let mut p = Vec::new();
+        table.encode(&mut p);
+        self.write_chunk(ChunkKind::SyscallTable, &p, 0, 0, 0)
+    }
+
+    /// Writes the batch as one events chunk (after any pending schemas) and clears it.
+    pub fn write_events(&mut self, buf: &mut RecordBuf) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.flush_schemas()?;
+        let bytes = std::mem::take(&mut buf.bytes);
+        let r = self.write_chunk(ChunkKind::Events, &bytes, buf.count, buf.min_ts, buf.max_ts);
+        buf.bytes = bytes;
+        buf.clear();
+        r
+    }
+
+    /// Writes the End chunk, which marks a cleanly finished recording.
+    pub fn finish(mut self, end: &[(&str, String)]) -> io::Result<W> {
+        self.flush_schemas()?;
+        let mut p = Vec::new();
+        encode_kv(end, &mut p);
+        self.write_chunk(ChunkKind::End, &p, 0, 0, 0)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    fn write_chunk(&mut self, kind: ChunkKind, raw: &[u8], records: u32, min_ts: u64, max_ts: u64) -> io::Result<()> {
+        let raw_len = u32::try_from(raw.len())
+            .ok()
+            .filter(|&l| l <= MAX_CHUNK_RAW_LEN)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "chunk payload exceeds the format's limit"))?;
+        let compressed = self.compressor.compress(raw)?;
+        let (compression, stored): (Compression, &[u8]) = if compressed.len() < raw.len() {
+            (Compression::Zstd, &compressed)
+        } else {
+            (Compression::None, raw)
+        };
+        let header = ChunkHeader {
+            kind,
+            compression,
+            flags: 0,
+            stored_len: stored.len() as u32,
+            raw_len,
+            seq: self.seq,
+            records,
+            min_ts,
+            max_ts,
+            payload_crc: crc32c::crc32c(stored),
+        };
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&header.encode());
+        self.scratch.extend_from_slice(stored);
+        // One write call per chunk: a kill leaves either nothing or a prefix.
+        self.out.write_all(&self.scratch)?;
+        self.out.flush()?;
+        self.seq += 1;
+        self.bytes_written += (CHUNK_HEADER_LEN + stored.len()) as u64;
+        Ok(())
+    }
+}
+
+pub(crate) fn encode_kv(kv: &[(&str, String)], out: &mut Vec<u8>) {
+    put_uvarint(out, kv.len() as u64);
+    for (k, v) in kv {
+        put_bytes(out, k.as_bytes());
+        put_bytes(out, v.as_bytes());
+    }
+}

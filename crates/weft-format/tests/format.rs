@@ -1,0 +1,160 @@
+//! Round trips, truncation at every offset, and mutated files: the reader
+//! must return what is intact and never panic.
+
+use proptest::prelude::*;
+use weft_format::*;
+
+fn sample_file(chunks: usize, per_chunk: usize) -> (Vec<u8>, usize) {
+    let mut w = TraceWriter::new(Vec::new(), &[("clock", "CLOCK_MONOTONIC".into()), ("hostname", "h".into())], 3).unwrap();
+    let s = w.add_schema(Schema::new(
+        "test:ev",
+        &[("n", FieldType::U64), ("d", FieldType::I32), ("s", FieldType::Str), ("a", FieldType::U64Array), ("f", FieldType::F64)],
+    ));
+    w.write_syscall_table(&SyscallTable {
+        entries: vec![SyscallEntry { nr: 9, name: "mmap".into(), args: vec![SyscallArg { ctype: "unsigned long".into(), name: "addr".into() }] }],
+    })
+    .unwrap();
+    let mut buf = RecordBuf::new();
+    let mut n = 0u64;
+    for c in 0..chunks {
+        for i in 0..per_chunk {
+            let ts = 1_000 + (c * per_chunk + i) as u64 * 10;
+            buf.record(s, ts, Some((i % 2) as u32), 100, 100 + i as u32)
+                .u64(n)
+                .i64(-(n as i64))
+                .bytes(format!("event {n}").as_bytes())
+                .u64s(&[n, n + 1])
+                .f64(n as f64 / 2.0)
+                .finish();
+            n += 1;
+        }
+        w.write_events(&mut buf).unwrap();
+    }
+    let out = w.finish(&[("records", n.to_string())]).unwrap();
+    (out, n as usize)
+}
+
+#[test]
+fn round_trip() {
+    let (bytes, n) = sample_file(5, 100);
+    let t = Trace::from_bytes(bytes).unwrap();
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    assert!(!t.truncated);
+    assert_eq!(t.info("clock"), Some("CLOCK_MONOTONIC"));
+    assert_eq!(t.end_value("records"), Some(n.to_string().as_str()));
+    assert_eq!(t.syscalls.get(9).unwrap().name, "mmap");
+    let recs: Vec<Record> = t.records().map(|r| r.unwrap()).collect();
+    assert_eq!(recs.len(), n);
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.u64(0), i as u64);
+        assert_eq!(r.i64(1), -(i as i64));
+        assert_eq!(r.str(2), format!("event {i}"));
+        assert_eq!(r.fields[3], Value::U64s(vec![i as u64, i as u64 + 1]));
+        assert_eq!(r.fields[4], Value::F64(i as f64 / 2.0));
+    }
+}
+
+#[test]
+fn merge_orders_overlapping_chunks() {
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    let s = w.add_schema(Schema::new("t:x", &[("v", FieldType::U64)]));
+    let mut buf = RecordBuf::new();
+    // Two chunks whose time ranges interleave, as two CPUs' batches do.
+    for ts in [10u64, 30, 50] {
+        buf.record(s, ts, Some(0), 1, 1).u64(ts).finish();
+    }
+    w.write_events(&mut buf).unwrap();
+    for ts in [20u64, 40, 60] {
+        buf.record(s, ts, Some(1), 1, 1).u64(ts).finish();
+    }
+    w.write_events(&mut buf).unwrap();
+    let t = Trace::from_bytes(w.finish(&[]).unwrap()).unwrap();
+    let ts: Vec<u64> = t.records().map(|r| r.unwrap().ts).collect();
+    assert_eq!(ts, vec![10, 20, 30, 40, 50, 60]);
+}
+
+#[test]
+fn every_truncation_keeps_complete_chunks() {
+    let (bytes, _) = sample_file(4, 20);
+    let full = Trace::from_bytes(bytes.clone()).unwrap();
+    let ends: Vec<u64> = full.chunks.iter().map(|c| c.end()).collect();
+    for cut in 0..bytes.len() {
+        match Trace::from_bytes(bytes[..cut].to_vec()) {
+            Err(e) => assert!(cut < FILE_HEADER_LEN, "cut {cut}: {e}"),
+            Ok(t) => {
+                let complete = ends.iter().filter(|&&e| e <= cut as u64).count();
+                assert_eq!(t.chunks.len(), complete, "cut at {cut}");
+                assert_eq!(t.truncated, !ends.contains(&(cut as u64)) && cut != FILE_HEADER_LEN, "cut at {cut}");
+                for r in t.records() {
+                    r.unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn damaged_chunk_is_skipped_and_later_chunks_read() {
+    let (mut bytes, _) = sample_file(4, 20);
+    let t = Trace::from_bytes(bytes.clone()).unwrap();
+    let events: Vec<ChunkInfo> = t.event_chunks().copied().collect();
+    // Damage the payload of the second events chunk and the header of the third.
+    bytes[events[1].offset as usize + CHUNK_HEADER_LEN + 3] ^= 0x40;
+    bytes[events[2].offset as usize + 10] ^= 0x01;
+    let t = Trace::from_bytes(bytes).unwrap();
+    let (mut ok, mut errs) = (0, Vec::new());
+    for r in t.records() {
+        match r {
+            Ok(_) => ok += 1,
+            Err(e) => errs.push(e),
+        }
+    }
+    assert_eq!(ok, 40, "chunks 0 and 3 survive");
+    assert!(matches!(errs[0], FormatError::BadPayloadChecksum { .. }), "{errs:?}");
+    assert!(t.problems.iter().any(|p| matches!(p.error, FormatError::BadChunkHeader { offset, .. } if offset == events[2].offset)));
+}
+
+#[test]
+fn foreign_files_get_clear_errors() {
+    assert!(matches!(Trace::from_bytes(b"hello world, this is not a weft trace".to_vec()), Err(FormatError::BadFileMagic { .. })));
+    let (mut bytes, _) = sample_file(1, 1);
+    bytes[8] = 9; // major version
+    let e = Trace::from_bytes(bytes).err().unwrap();
+    assert!(matches!(e, FormatError::BadFileHeader), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn mutated_files_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..20), cut in any::<prop::sample::Index>()) {
+        let (mut bytes, _) = sample_file(3, 15);
+        for (i, b) in &flips {
+            let i = i.index(bytes.len());
+            bytes[i] ^= b | 1;
+        }
+        let cut = cut.index(bytes.len() + 1);
+        bytes.truncate(cut.max(bytes.len() / 2));
+        if let Ok(t) = Trace::from_bytes(bytes) {
+            for r in t.records() {
+                let _ = r;
+            }
+            let _ = t.recovered_bytes();
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..4096), with_header in any::<bool>()) {
+        if with_header {
+            let (good, _) = sample_file(0, 0);
+            let mut v = good[..FILE_HEADER_LEN].to_vec();
+            v.append(&mut bytes);
+            bytes = v;
+        }
+        if let Ok(t) = Trace::from_bytes(bytes) {
+            for r in t.records() {
+                let _ = r;
+            }
+        }
+    }
+}
