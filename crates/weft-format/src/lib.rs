@@ -21,6 +21,7 @@ mod error;
 mod reader;
 mod record;
 mod schema;
+pub mod std_schemas;
 mod wire;
 mod writer;
 

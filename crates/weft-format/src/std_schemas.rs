@@ -1,0 +1,120 @@
+//! The standard record types weft's own collectors write. Readers find them
+//! by name (never by id, which is per file); field order is fixed by the
+//! constants here and documented in docs/format.md. A collector may append
+//! fields at the end in a later minor version.
+
+use crate::schema::{FieldType as T, Schema};
+
+/// A system call entry: `nr`, then the call's arguments (as many as the
+/// syscall table declares for `nr`, all six when unknown).
+pub const SYSCALL_ENTER: &str = "kernel:syscall_enter";
+/// A system call return: `nr`, `ret` (negative errno on failure).
+pub const SYSCALL_EXIT: &str = "kernel:syscall_exit";
+/// A signal generated (in the context of the sender).
+pub const SIGNAL_GENERATE: &str = "kernel:signal_generate";
+/// A signal delivered to the record's thread (`handler` 0 = default action, 1 = ignored).
+pub const SIGNAL_DELIVER: &str = "kernel:signal_deliver";
+/// A task created; the record's pid/tid are the new task's.
+pub const FORK: &str = "kernel:fork";
+/// A successful exec by the record's thread.
+pub const EXEC: &str = "kernel:exec";
+/// A task exited; `group_dead` when it was the last thread of its process.
+pub const EXIT: &str = "kernel:exit";
+/// A thread's name: set at exec, by prctl(PR_SET_NAME), or read from /proc at attach.
+pub const COMM: &str = "kernel:comm";
+/// A memory mapping of the record's process (executable or data).
+pub const MMAP: &str = "kernel:mmap";
+/// Events the kernel dropped on the record's CPU because the ring was full.
+pub const LOST: &str = "kernel:lost";
+
+pub mod syscall_enter {
+    pub const NR: usize = 0;
+    pub const ARGS: usize = 1;
+}
+pub mod syscall_exit {
+    pub const NR: usize = 0;
+    pub const RET: usize = 1;
+}
+pub mod signal_generate {
+    pub const SIG: usize = 0;
+    pub const CODE: usize = 1;
+    pub const ERRNO: usize = 2;
+    pub const TARGET_PID: usize = 3;
+    pub const TARGET_COMM: usize = 4;
+    pub const GROUP: usize = 5;
+    pub const RESULT: usize = 6;
+}
+pub mod signal_deliver {
+    pub const SIG: usize = 0;
+    pub const CODE: usize = 1;
+    pub const ERRNO: usize = 2;
+    pub const HANDLER: usize = 3;
+    pub const FLAGS: usize = 4;
+}
+pub mod fork {
+    pub const PARENT_PID: usize = 0;
+    pub const PARENT_TID: usize = 1;
+}
+pub mod exec {
+    pub const FILENAME: usize = 0;
+    pub const OLD_TID: usize = 1;
+}
+pub mod exit {
+    pub const GROUP_DEAD: usize = 0;
+}
+pub mod comm {
+    pub const COMM: usize = 0;
+    pub const EXEC: usize = 1;
+}
+pub mod mmap {
+    pub const ADDR: usize = 0;
+    pub const LEN: usize = 1;
+    pub const PGOFF: usize = 2;
+    pub const PROT: usize = 3;
+    pub const FLAGS: usize = 4;
+    pub const FILENAME: usize = 5;
+    pub const BUILD_ID: usize = 6;
+    pub const INODE: usize = 7;
+}
+pub mod lost {
+    pub const COUNT: usize = 0;
+}
+
+/// All standard schemas, in a fixed order.
+pub fn all() -> Vec<Schema> {
+    vec![
+        Schema::new(SYSCALL_ENTER, &[("nr", T::U32), ("args", T::U64Array)]),
+        Schema::new(SYSCALL_EXIT, &[("nr", T::U32), ("ret", T::I64)]),
+        Schema::new(
+            SIGNAL_GENERATE,
+            &[
+                ("sig", T::I32),
+                ("code", T::I32),
+                ("errno", T::I32),
+                ("target_pid", T::I32),
+                ("target_comm", T::Str),
+                ("group", T::Bool),
+                ("result", T::I32),
+            ],
+        ),
+        Schema::new(SIGNAL_DELIVER, &[("sig", T::I32), ("code", T::I32), ("errno", T::I32), ("handler", T::Ptr), ("flags", T::U64)]),
+        Schema::new(FORK, &[("parent_pid", T::U32), ("parent_tid", T::U32)]),
+        Schema::new(EXEC, &[("filename", T::Str), ("old_tid", T::U32)]),
+        Schema::new(EXIT, &[("group_dead", T::Bool)]),
+        Schema::new(COMM, &[("comm", T::Str), ("exec", T::Bool)]),
+        Schema::new(
+            MMAP,
+            &[
+                ("addr", T::Ptr),
+                ("len", T::U64),
+                ("pgoff", T::U64),
+                ("prot", T::U32),
+                ("flags", T::U32),
+                ("filename", T::Str),
+                ("build_id", T::Bytes),
+                ("inode", T::U64),
+            ],
+        ),
+        Schema::new(LOST, &[("count", T::U64)]),
+    ]
+}

@@ -1,0 +1,313 @@
+//! Kernel events as the collector hands them out, decoded from perf records
+//! using the tracepoint layouts read from tracefs.
+
+use std::collections::HashMap;
+
+use perf_event_open_sys::bindings as b;
+
+use crate::error::Result;
+use crate::perf::SAMPLE_ID_LEN;
+use crate::tracefs::{EventFormat, FormatField, Tracefs};
+
+/// One event of a traced task. `pid` is the process (tgid), `tid` the thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelEvent {
+    pub ts: u64,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    SyscallEnter { nr: u32, args: [u64; 6] },
+    SyscallExit { nr: u32, ret: i64 },
+    SignalGenerate { sig: i32, code: i32, errno: i32, target_pid: i32, target_comm: String, group: bool, result: i32 },
+    SignalDeliver { sig: i32, code: i32, errno: i32, handler: u64, flags: u64 },
+    Exec { filename: String, old_tid: u32 },
+    Exit { group_dead: bool },
+    Fork { parent_pid: u32, parent_tid: u32 },
+    Comm { comm: String, exec: bool },
+    Mmap { addr: u64, len: u64, pgoff: u64, prot: u32, flags: u32, filename: String, build_id: Vec<u8>, inode: u64 },
+    /// Records the kernel dropped because the ring was full.
+    Lost { count: u64 },
+}
+
+/// The tracepoints weft opens, in a fixed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Tp {
+    SysEnter,
+    SysExit,
+    SignalGenerate,
+    SignalDeliver,
+    Exec,
+    Exit,
+}
+
+impl Tp {
+    pub const ALL: [Tp; 6] = [Tp::SysEnter, Tp::SysExit, Tp::SignalGenerate, Tp::SignalDeliver, Tp::Exec, Tp::Exit];
+
+    pub fn path(self) -> (&'static str, &'static str) {
+        match self {
+            Tp::SysEnter => ("raw_syscalls", "sys_enter"),
+            Tp::SysExit => ("raw_syscalls", "sys_exit"),
+            Tp::SignalGenerate => ("signal", "signal_generate"),
+            Tp::SignalDeliver => ("signal", "signal_deliver"),
+            Tp::Exec => ("sched", "sched_process_exec"),
+            Tp::Exit => ("sched", "sched_process_exit"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct F {
+    offset: usize,
+    size: usize,
+    signed: bool,
+    data_loc: bool,
+}
+
+impl From<&FormatField> for F {
+    fn from(f: &FormatField) -> Self {
+        F { offset: f.offset, size: f.size, signed: f.signed, data_loc: f.data_loc }
+    }
+}
+
+impl F {
+    fn int(&self, raw: &[u8]) -> i64 {
+        let Some(b) = raw.get(self.offset..self.offset + self.size.min(8)) else { return 0 };
+        let mut a = [0u8; 8];
+        a[..b.len()].copy_from_slice(b);
+        let v = u64::from_le_bytes(a);
+        let bits = b.len() * 8;
+        if self.signed && bits > 0 && bits < 64 {
+            ((v << (64 - bits)) as i64) >> (64 - bits)
+        } else {
+            v as i64
+        }
+    }
+
+    fn u64_at(&self, raw: &[u8], i: usize) -> u64 {
+        let o = self.offset + 8 * i;
+        raw.get(o..o + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    }
+
+    fn string(&self, raw: &[u8]) -> String {
+        let bytes = if self.data_loc {
+            let loc = self.int(raw) as u32;
+            let (off, len) = ((loc & 0xffff) as usize, (loc >> 16) as usize);
+            raw.get(off..off + len).unwrap_or(&[])
+        } else {
+            raw.get(self.offset..self.offset + self.size).unwrap_or(&[])
+        };
+        cstr(bytes)
+    }
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// Field layouts of the opened tracepoints, looked up by name in tracefs.
+#[derive(Debug, Default)]
+pub(crate) struct Layouts {
+    pub ids: HashMap<Tp, u64>,
+    sys_id: F,
+    sys_args: F,
+    exit_id: F,
+    exit_ret: F,
+    gen: [F; 7],
+    del: [F; 5],
+    exec_filename: F,
+    exec_old_pid: F,
+    exit_group_dead: Option<F>,
+}
+
+impl Layouts {
+    pub fn load(tfs: &Tracefs) -> Result<Layouts> {
+        let fmt = |tp: Tp| -> Result<EventFormat> {
+            let (s, n) = tp.path();
+            tfs.event_format(s, n)
+        };
+        let mut l = Layouts::default();
+        let enter = fmt(Tp::SysEnter)?;
+        l.sys_id = enter.field("id")?.into();
+        l.sys_args = enter.field("args")?.into();
+        let exit = fmt(Tp::SysExit)?;
+        l.exit_id = exit.field("id")?.into();
+        l.exit_ret = exit.field("ret")?.into();
+        let g = fmt(Tp::SignalGenerate)?;
+        for (i, n) in ["sig", "code", "errno", "pid", "comm", "group", "result"].iter().enumerate() {
+            l.gen[i] = g.field(n)?.into();
+        }
+        let d = fmt(Tp::SignalDeliver)?;
+        for (i, n) in ["sig", "code", "errno", "sa_handler", "sa_flags"].iter().enumerate() {
+            l.del[i] = d.field(n)?.into();
+        }
+        let ex = fmt(Tp::Exec)?;
+        l.exec_filename = ex.field("filename")?.into();
+        l.exec_old_pid = ex.field("old_pid")?.into();
+        let pe = fmt(Tp::Exit)?;
+        l.exit_group_dead = pe.field("group_dead").ok().map(F::from);
+        for (tp, f) in [(Tp::SysEnter, &enter), (Tp::SysExit, &exit), (Tp::SignalGenerate, &g), (Tp::SignalDeliver, &d), (Tp::Exec, &ex), (Tp::Exit, &pe)] {
+            l.ids.insert(tp, f.id);
+        }
+        Ok(l)
+    }
+
+    fn decode_raw(&self, tp: Tp, raw: &[u8]) -> EventKind {
+        match tp {
+            Tp::SysEnter => {
+                let mut args = [0u64; 6];
+                for (i, a) in args.iter_mut().enumerate() {
+                    *a = self.sys_args.u64_at(raw, i);
+                }
+                EventKind::SyscallEnter { nr: self.sys_id.int(raw) as u32, args }
+            }
+            Tp::SysExit => EventKind::SyscallExit { nr: self.exit_id.int(raw) as u32, ret: self.exit_ret.int(raw) },
+            Tp::SignalGenerate => {
+                let g = &self.gen;
+                EventKind::SignalGenerate {
+                    sig: g[0].int(raw) as i32,
+                    code: g[1].int(raw) as i32,
+                    errno: g[2].int(raw) as i32,
+                    target_pid: g[3].int(raw) as i32,
+                    target_comm: g[4].string(raw),
+                    group: g[5].int(raw) != 0,
+                    result: g[6].int(raw) as i32,
+                }
+            }
+            Tp::SignalDeliver => {
+                let d = &self.del;
+                EventKind::SignalDeliver {
+                    sig: d[0].int(raw) as i32,
+                    code: d[1].int(raw) as i32,
+                    errno: d[2].int(raw) as i32,
+                    handler: d[3].int(raw) as u64,
+                    flags: d[4].int(raw) as u64,
+                }
+            }
+            Tp::Exec => EventKind::Exec { filename: self.exec_filename.string(raw), old_tid: self.exec_old_pid.int(raw) as u32 },
+            Tp::Exit => EventKind::Exit { group_dead: self.exit_group_dead.is_some_and(|f| f.int(raw) != 0) },
+        }
+    }
+}
+
+/// Decodes perf records of one ring.
+pub(crate) struct Decoder {
+    pub layouts: Layouts,
+    /// Event id (from PERF_EVENT_IOC_ID) to tracepoint.
+    pub by_id: HashMap<u64, Tp>,
+    /// Records that could not be decoded (short or unknown id).
+    pub malformed: u64,
+}
+
+fn u32_at(r: &[u8], o: usize) -> u32 {
+    r.get(o..o + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
+}
+
+fn u64_at(r: &[u8], o: usize) -> u64 {
+    r.get(o..o + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+}
+
+impl Decoder {
+    /// Decodes one record (header included). Returns None for record types
+    /// weft does not keep.
+    pub fn decode(&mut self, rec: &[u8], cpu: u32) -> Option<KernelEvent> {
+        if rec.len() < 8 {
+            self.malformed += 1;
+            return None;
+        }
+        let ty = u32_at(rec, 0);
+        let misc = u16::from_le_bytes([rec[4], rec[5]]) as u32;
+        let body = &rec[8..];
+        // Non-sample records end with the sample_id trailer: pid, tid, time, id.
+        let trailer = |ev: &mut KernelEvent| {
+            if body.len() >= SAMPLE_ID_LEN {
+                let t = body.len() - SAMPLE_ID_LEN;
+                ev.pid = u32_at(body, t);
+                ev.tid = u32_at(body, t + 4);
+                ev.ts = u64_at(body, t + 8);
+            }
+        };
+        let mut ev = KernelEvent { ts: 0, cpu, pid: 0, tid: 0, kind: EventKind::Lost { count: 0 } };
+        match ty {
+            b::PERF_RECORD_SAMPLE => {
+                // id, pid, tid, time, raw size, raw.
+                if body.len() < 28 {
+                    self.malformed += 1;
+                    return None;
+                }
+                let id = u64_at(body, 0);
+                ev.pid = u32_at(body, 8);
+                ev.tid = u32_at(body, 12);
+                ev.ts = u64_at(body, 16);
+                let size = u32_at(body, 24) as usize;
+                let Some(raw) = body.get(28..28 + size) else {
+                    self.malformed += 1;
+                    return None;
+                };
+                let Some(&tp) = self.by_id.get(&id) else {
+                    self.malformed += 1;
+                    return None;
+                };
+                ev.kind = self.layouts.decode_raw(tp, raw);
+            }
+            b::PERF_RECORD_COMM => {
+                trailer(&mut ev);
+                let end = body.len().saturating_sub(SAMPLE_ID_LEN);
+                let comm = cstr(body.get(8..end).unwrap_or(&[]));
+                ev.pid = u32_at(body, 0);
+                ev.tid = u32_at(body, 4);
+                ev.kind = EventKind::Comm { comm, exec: misc & b::PERF_RECORD_MISC_COMM_EXEC != 0 };
+            }
+            b::PERF_RECORD_FORK => {
+                trailer(&mut ev);
+                // pid, ppid, tid, ptid, time
+                ev.pid = u32_at(body, 0);
+                ev.tid = u32_at(body, 8);
+                ev.ts = u64_at(body, 16);
+                ev.kind = EventKind::Fork { parent_pid: u32_at(body, 4), parent_tid: u32_at(body, 12) };
+            }
+            b::PERF_RECORD_MMAP2 => {
+                trailer(&mut ev);
+                // pid, tid, addr, len, pgoff, {maj,min,ino,ino_gen | build id}, prot, flags, filename
+                if body.len() < 72 {
+                    self.malformed += 1;
+                    return None;
+                }
+                ev.pid = u32_at(body, 0);
+                ev.tid = u32_at(body, 4);
+                let (build_id, inode) = if misc & b::PERF_RECORD_MISC_MMAP_BUILD_ID != 0 {
+                    let n = (body[32] as usize).min(20);
+                    (body[36..36 + n].to_vec(), 0)
+                } else {
+                    (Vec::new(), u64_at(body, 40))
+                };
+                let end = body.len().saturating_sub(SAMPLE_ID_LEN);
+                ev.kind = EventKind::Mmap {
+                    addr: u64_at(body, 8),
+                    len: u64_at(body, 16),
+                    pgoff: u64_at(body, 24),
+                    prot: u32_at(body, 56),
+                    flags: u32_at(body, 60),
+                    filename: cstr(body.get(64..end).unwrap_or(&[])),
+                    build_id,
+                    inode,
+                };
+            }
+            b::PERF_RECORD_LOST => {
+                trailer(&mut ev);
+                ev.kind = EventKind::Lost { count: u64_at(body, 8) };
+            }
+            b::PERF_RECORD_LOST_SAMPLES => {
+                trailer(&mut ev);
+                ev.kind = EventKind::Lost { count: u64_at(body, 0) };
+            }
+            _ => return None,
+        }
+        Some(ev)
+    }
+}

@@ -1,0 +1,53 @@
+//! Kernel event collection: everything weft learns from the kernel about a
+//! traced process tree, through tracefs and `perf_event_open`.
+//!
+//! This crate owns tracepoint discovery and layouts (tracefs `format` files),
+//! the per-CPU perf rings, attaching to a command or to running processes,
+//! and the mapping of kernel events onto the standard trace schemas. It must
+//! not use ptrace, must not keep whole traces in memory (callers drain and
+//! write as they go), and must not print: it returns errors that say what the
+//! user can do.
+//!
+//! ```text
+//!  task (inherit=1) ─┬─ raw_syscalls:sys_enter ─┐ (sideband: comm/fork/mmap2)
+//!   per CPU N        ├─ raw_syscalls:sys_exit  ─┤
+//!                    ├─ signal:* , sched:*     ─┴─SET_OUTPUT─▶ ring of CPU N ─▶ epoll
+//! ```
+//! Every event uses CLOCK_MONOTONIC, so other sources merge on one timeline.
+
+mod access;
+mod error;
+mod event;
+mod launch;
+mod perf;
+pub mod procfs;
+mod ring;
+mod session;
+mod store;
+pub mod syscalls;
+mod tracefs;
+
+pub use access::{check_tracing_allowed, perf_event_paranoid};
+pub use error::{KernelError, Result};
+pub use event::{EventKind, KernelEvent};
+pub use launch::{spawn_paused, Paused};
+pub use session::{Options, Session};
+pub use store::KernelSchemas;
+pub use tracefs::{EventFormat, FormatField, Tracefs};
+
+/// Current CLOCK_MONOTONIC time in nanoseconds, the trace's clock.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Current CLOCK_REALTIME in nanoseconds, recorded once to anchor the trace.
+pub fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write into.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

@@ -1,0 +1,116 @@
+//! What /proc says about a process we attach to after it started: its
+//! threads, their names and its memory maps, replayed as synthetic events so
+//! the trace is as complete as one recorded from exec.
+
+use std::fs;
+
+use crate::error::{KernelError, Result};
+use crate::event::{EventKind, KernelEvent};
+
+/// Thread ids of a process.
+pub fn threads(pid: u32) -> Result<Vec<u32>> {
+    let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| KernelError::NoSuchProcess { pid })?;
+    let mut v: Vec<u32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// The process (thread-group) id of a thread, or None if it is gone.
+pub fn tgid(tid: u32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+}
+
+pub fn comm(pid: u32, tid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok().map(|s| s.trim_end_matches('\n').to_owned())
+}
+
+/// Synthetic Comm events for every thread and Mmap events for every mapping.
+pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
+    let mut out = Vec::new();
+    let ev = |tid: u32, kind: EventKind| KernelEvent { ts, cpu: 0, pid, tid, kind };
+    for tid in threads(pid).unwrap_or_default() {
+        if let Some(c) = comm(pid, tid) {
+            out.push(ev(tid, EventKind::Comm { comm: c, exec: false }));
+        }
+    }
+    if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
+        out.extend(maps.lines().filter_map(|l| parse_map_line(l)).map(|kind| ev(pid, kind)));
+    }
+    out
+}
+
+fn parse_map_line(line: &str) -> Option<EventKind> {
+    // 7f18c0000000-7f18c0021000 rw-p 00000000 00:00 0      [heap]
+    let mut it = line.splitn(6, ' ');
+    let range = it.next()?;
+    let perms = it.next()?.as_bytes();
+    let off = u64::from_str_radix(it.next()?, 16).ok()?;
+    let _dev = it.next()?;
+    let inode: u64 = it.next()?.parse().ok()?;
+    let filename = it.next().unwrap_or("").trim().to_owned();
+    let (start, end) = range.split_once('-')?;
+    let start = u64::from_str_radix(start, 16).ok()?;
+    let end = u64::from_str_radix(end, 16).ok()?;
+    if perms.len() < 4 {
+        return None;
+    }
+    let mut prot = 0u32;
+    if perms[0] == b'r' {
+        prot |= libc::PROT_READ as u32;
+    }
+    if perms[1] == b'w' {
+        prot |= libc::PROT_WRITE as u32;
+    }
+    if perms[2] == b'x' {
+        prot |= libc::PROT_EXEC as u32;
+    }
+    let flags = if perms[3] == b's' { libc::MAP_SHARED } else { libc::MAP_PRIVATE } as u32;
+    Some(EventKind::Mmap { addr: start, len: end.saturating_sub(start), pgoff: off, prot, flags, filename, build_id: Vec::new(), inode })
+}
+
+/// Online CPU numbers, from /sys/devices/system/cpu/online ("0-3,5").
+pub fn online_cpus() -> Vec<u32> {
+    let text = fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let mut v = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                    v.extend(a..=b);
+                }
+            }
+            None => v.extend(part.parse::<u32>().ok()),
+        }
+    }
+    if v.is_empty() {
+        // SAFETY: sysconf has no preconditions.
+        let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1);
+        v.extend(0..n as u32);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_maps_lines() {
+        let k = parse_map_line("7f18c0000000-7f18c0021000 r-xp 00001000 08:01 1234    /usr/lib/libc.so.6").unwrap();
+        assert_eq!(
+            k,
+            EventKind::Mmap {
+                addr: 0x7f18c0000000,
+                len: 0x21000,
+                pgoff: 0x1000,
+                prot: (libc::PROT_READ | libc::PROT_EXEC) as u32,
+                flags: libc::MAP_PRIVATE as u32,
+                filename: "/usr/lib/libc.so.6".into(),
+                build_id: vec![],
+                inode: 1234
+            }
+        );
+        assert!(parse_map_line("garbage").is_none());
+    }
+}

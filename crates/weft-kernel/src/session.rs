@@ -1,0 +1,268 @@
+//! A tracing session: tracepoint events on the traced tasks (followed into
+//! every descendant by `inherit`), one ring per CPU, woken through epoll.
+
+use std::collections::{BTreeSet, HashMap};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use crate::error::{KernelError, Result};
+use crate::event::{Decoder, EventKind, KernelEvent, Layouts, Tp};
+use crate::perf::{PerfFd, Spec};
+use crate::procfs;
+use crate::ring::Ring;
+use crate::tracefs::Tracefs;
+
+/// Longest filter string the kernel accepts (one page, with margin).
+const MAX_FILTER: usize = 4000;
+/// epoll tokens at or above this belong to descriptors added by `watch`.
+const EXTRA_TOKEN: u64 = 1 << 32;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Ring size per CPU in bytes.
+    pub buffer_bytes: usize,
+    /// Syscall numbers to record; None records all.
+    pub syscalls: Option<BTreeSet<u32>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { buffer_bytes: 8 << 20, syscalls: None }
+    }
+}
+
+pub struct Session {
+    tp_ids: HashMap<Tp, u64>,
+    opts: Options,
+    filter: Option<String>,
+    wanted: Option<Vec<bool>>,
+    cpus: Vec<u32>,
+    rings: Vec<Ring>,
+    followers: Vec<PerfFd>,
+    decoder: Decoder,
+    epoll: OwnedFd,
+    lost: Vec<u64>,
+    corrupt_rings: u64,
+    attached: BTreeSet<u32>,
+}
+
+impl Session {
+    pub fn new(tfs: &Tracefs, opts: Options) -> Result<Session> {
+        let layouts = Layouts::load(tfs)?;
+        let tp_ids = layouts.ids.clone();
+        // SAFETY: epoll_create1 has no memory preconditions.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(KernelError::sys("epoll_create1", "the session", std::io::Error::last_os_error()));
+        }
+        let cpus = procfs::online_cpus();
+        let filter = opts.syscalls.as_ref().and_then(filter_expr);
+        let wanted = opts.syscalls.as_ref().map(|set| {
+            let max = set.iter().next_back().copied().unwrap_or(0) as usize;
+            let mut v = vec![false; max + 1];
+            for &nr in set {
+                v[nr as usize] = true;
+            }
+            v
+        });
+        Ok(Session {
+            tp_ids,
+            filter,
+            wanted,
+            lost: vec![0; cpus.iter().max().map_or(1, |&m| m as usize + 1)],
+            cpus,
+            rings: Vec::new(),
+            followers: Vec::new(),
+            decoder: Decoder { layouts, by_id: HashMap::new(), malformed: 0 },
+            // SAFETY: epoll_create1 returned a fresh descriptor we now own.
+            epoll: unsafe { OwnedFd::from_raw_fd(ep) },
+            opts,
+            corrupt_rings: 0,
+            attached: BTreeSet::new(),
+        })
+    }
+
+    /// Traces a task (thread) and everything it will create. With
+    /// `on_exec`, events start at the task's next exec.
+    pub fn attach(&mut self, tid: u32, on_exec: bool) -> Result<()> {
+        if !self.attached.insert(tid) {
+            return Ok(());
+        }
+        let wakeup = (self.opts.buffer_bytes / 4).clamp(4096, u32::MAX as usize) as u32;
+        for ci in 0..self.cpus.len() {
+            let cpu = self.cpus[ci];
+            for (i, tp) in Tp::ALL.iter().enumerate() {
+                let spec = Spec { tracepoint_id: self.tp_ids[tp], sideband: i == 0, enable_on_exec: on_exec, wakeup_bytes: wakeup };
+                let (sys, name) = tp.path();
+                let what = format!("{sys}:{name} on task {tid}, CPU {cpu}");
+                let fd = match PerfFd::open(&spec, tid as i32, cpu as i32, &what) {
+                    Err(KernelError::Sys { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
+                        return Err(KernelError::NoSuchProcess { pid: tid });
+                    }
+                    r => r?,
+                };
+                if matches!(tp, Tp::SysEnter | Tp::SysExit) {
+                    if let Some(f) = &self.filter {
+                        // Fall back to filtering here if the kernel refuses the expression.
+                        if fd.set_filter(f).is_err() {
+                            self.filter = None;
+                        }
+                    }
+                }
+                self.decoder.by_id.insert(fd.id()?, *tp);
+                match self.rings.iter().find(|r| r.cpu == cpu) {
+                    Some(r) => {
+                        fd.set_output(&r.leader)?;
+                        self.followers.push(fd);
+                    }
+                    None => {
+                        let ring = Ring::map(fd, cpu, self.opts.buffer_bytes)?;
+                        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: self.rings.len() as u64 };
+                        // SAFETY: registering a descriptor we own with our epoll instance.
+                        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, ring.leader.as_raw_fd(), &mut ev) } != 0 {
+                            return Err(KernelError::sys("epoll_ctl", "ring", std::io::Error::last_os_error()));
+                        }
+                        self.rings.push(ring);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Traces every thread of a running process, re-reading its thread list
+    /// until no thread appeared that is not followed.
+    pub fn attach_process(&mut self, pid: u32) -> Result<()> {
+        loop {
+            let tids = procfs::threads(pid)?;
+            let new: Vec<u32> = tids.into_iter().filter(|t| !self.attached.contains(t)).collect();
+            if new.is_empty() {
+                return Ok(());
+            }
+            for tid in new {
+                match self.attach(tid, false) {
+                    // A thread that exited meanwhile is fine.
+                    Err(KernelError::NoSuchProcess { .. }) if tid != pid => {}
+                    r => r?,
+                }
+            }
+        }
+    }
+
+    /// Adds another descriptor (pidfd, timerfd) to the wait set.
+    pub fn watch(&self, fd: RawFd, token: u32) -> Result<()> {
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: EXTRA_TOKEN + u64::from(token) };
+        // SAFETY: registering a caller-owned descriptor; the caller keeps it open.
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            return Err(KernelError::sys("epoll_ctl", "watched descriptor", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Sleeps until a ring passes its watermark, a watched descriptor is
+    /// ready, a signal arrives, or the timeout passes. Returns the tokens of
+    /// ready watched descriptors.
+    pub fn wait(&self, timeout: Duration) -> Vec<u32> {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        // SAFETY: evs is a valid buffer of 16 entries.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 16, timeout.as_millis().min(i32::MAX as u128) as i32) };
+        let n = n.max(0) as usize;
+        evs[..n].iter().filter(|e| e.u64 >= EXTRA_TOKEN).map(|e| (e.u64 - EXTRA_TOKEN) as u32).collect()
+    }
+
+    /// Moves every record now in the rings to `out` (unsorted across CPUs).
+    pub fn drain(&mut self, out: &mut Vec<KernelEvent>) {
+        let decoder = &mut self.decoder;
+        let wanted = &self.wanted;
+        let lost = &mut self.lost;
+        for ring in &mut self.rings {
+            let cpu = ring.cpu;
+            let sane = ring.drain(|rec| {
+                let Some(ev) = decoder.decode(rec, cpu) else { return };
+                let keep = match (&ev.kind, wanted) {
+                    (EventKind::SyscallEnter { nr, .. } | EventKind::SyscallExit { nr, .. }, Some(w)) => {
+                        w.get(*nr as usize).copied().unwrap_or(false)
+                    }
+                    (EventKind::Lost { count }, _) => {
+                        if let Some(l) = lost.get_mut(cpu as usize) {
+                            *l += count;
+                        }
+                        true
+                    }
+                    _ => true,
+                };
+                if keep {
+                    out.push(ev);
+                }
+            });
+            if !sane {
+                self.corrupt_rings += 1;
+            }
+        }
+    }
+
+    /// Bytes waiting in the fullest ring, and that ring's size.
+    pub fn fill(&self) -> (usize, usize) {
+        self.rings.iter().map(|r| (r.pending(), r.data_size())).max().unwrap_or((0, 1))
+    }
+
+    /// Events the kernel dropped, per CPU number.
+    pub fn lost_per_cpu(&self) -> Vec<(u32, u64)> {
+        self.cpus.iter().map(|&c| (c, self.lost.get(c as usize).copied().unwrap_or(0))).collect()
+    }
+
+    /// Records the decoder could not make sense of (should stay 0).
+    pub fn malformed(&self) -> u64 {
+        self.decoder.malformed + self.corrupt_rings
+    }
+
+    /// Stops new events; what is in the rings can still be drained.
+    pub fn disable(&self) {
+        for r in &self.rings {
+            r.leader.disable();
+        }
+        for f in &self.followers {
+            f.disable();
+        }
+    }
+
+    pub fn cpus(&self) -> &[u32] {
+        &self.cpus
+    }
+
+    pub fn descriptors(&self) -> usize {
+        self.rings.len() + self.followers.len()
+    }
+}
+
+/// Builds `id == 9 || (id >= 11 && id <= 14) || ...`, or None if too long
+/// for the kernel (the session then filters in user space only).
+fn filter_expr(set: &BTreeSet<u32>) -> Option<String> {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for &n in set {
+        match ranges.last_mut() {
+            Some((_, hi)) if *hi + 1 == n => *hi = n,
+            _ => ranges.push((n, n)),
+        }
+    }
+    if ranges.is_empty() {
+        return Some("id == -1".into());
+    }
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|&(lo, hi)| if lo == hi { format!("id == {lo}") } else { format!("(id >= {lo} && id <= {hi})") })
+        .collect();
+    let s = parts.join(" || ");
+    (s.len() <= MAX_FILTER).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_uses_ranges() {
+        let s = BTreeSet::from([9, 10, 11, 157]);
+        assert_eq!(filter_expr(&s).unwrap(), "(id >= 9 && id <= 11) || id == 157");
+    }
+}
