@@ -151,7 +151,7 @@ impl Session {
 
     /// Adds another descriptor (pidfd, timerfd) to the wait set.
     pub fn watch(&self, fd: RawFd, token: u32) -> Result<()> {
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: EXTRA_TOKEN + u64::from(token) };
+        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, u64: EXTRA_TOKEN + u64::from(token) };
         // SAFETY: registering a caller-owned descriptor; the caller keeps it open.
         if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
             return Err(KernelError::sys("epoll_ctl", "watched descriptor", std::io::Error::last_os_error()));

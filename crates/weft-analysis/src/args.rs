@@ -1,0 +1,363 @@
+//! Syscall arguments and return values as text: types from the recorded
+//! syscall table, flags decoded symbolically for the calls people debug most.
+
+use std::fmt::Write;
+
+use weft_format::SyscallEntry;
+
+use crate::names::{errno_desc, errno_name, signal_name};
+
+type FlagTable = &'static [(u64, &'static str)];
+
+const PROT: FlagTable = &[(0x1, "PROT_READ"), (0x2, "PROT_WRITE"), (0x4, "PROT_EXEC"), (0x8, "PROT_SEM"), (0x0100_0000, "PROT_GROWSDOWN"), (0x0200_0000, "PROT_GROWSUP")];
+
+const MAP: FlagTable = &[
+    (0x01, "MAP_SHARED"),
+    (0x02, "MAP_PRIVATE"),
+    (0x03, "MAP_SHARED_VALIDATE"),
+    (0x10, "MAP_FIXED"),
+    (0x20, "MAP_ANONYMOUS"),
+    (0x40, "MAP_32BIT"),
+    (0x100, "MAP_GROWSDOWN"),
+    (0x800, "MAP_DENYWRITE"),
+    (0x1000, "MAP_EXECUTABLE"),
+    (0x2000, "MAP_LOCKED"),
+    (0x4000, "MAP_NORESERVE"),
+    (0x8000, "MAP_POPULATE"),
+    (0x10000, "MAP_NONBLOCK"),
+    (0x20000, "MAP_STACK"),
+    (0x40000, "MAP_HUGETLB"),
+    (0x80000, "MAP_SYNC"),
+    (0x100000, "MAP_FIXED_NOREPLACE"),
+    (0x4000000, "MAP_UNINITIALIZED"),
+];
+
+const MREMAP: FlagTable = &[(1, "MREMAP_MAYMOVE"), (2, "MREMAP_FIXED"), (4, "MREMAP_DONTUNMAP")];
+
+const OPEN: FlagTable = &[
+    (0o1, "O_WRONLY"),
+    (0o2, "O_RDWR"),
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "O_ASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o4010000, "O_SYNC"),
+    (0o10000000, "O_PATH"),
+    (0o20200000, "O_TMPFILE"),
+];
+
+const CLONE: FlagTable = &[
+    (0x100, "CLONE_VM"),
+    (0x200, "CLONE_FS"),
+    (0x400, "CLONE_FILES"),
+    (0x800, "CLONE_SIGHAND"),
+    (0x1000, "CLONE_PIDFD"),
+    (0x2000, "CLONE_PTRACE"),
+    (0x4000, "CLONE_VFORK"),
+    (0x8000, "CLONE_PARENT"),
+    (0x10000, "CLONE_THREAD"),
+    (0x20000, "CLONE_NEWNS"),
+    (0x40000, "CLONE_SYSVSEM"),
+    (0x80000, "CLONE_SETTLS"),
+    (0x100000, "CLONE_PARENT_SETTID"),
+    (0x200000, "CLONE_CHILD_CLEARTID"),
+    (0x400000, "CLONE_DETACHED"),
+    (0x800000, "CLONE_UNTRACED"),
+    (0x1000000, "CLONE_CHILD_SETTID"),
+    (0x2000000, "CLONE_NEWCGROUP"),
+    (0x4000000, "CLONE_NEWUTS"),
+    (0x8000000, "CLONE_NEWIPC"),
+    (0x10000000, "CLONE_NEWUSER"),
+    (0x20000000, "CLONE_NEWPID"),
+    (0x40000000, "CLONE_NEWNET"),
+    (0x80000000, "CLONE_IO"),
+];
+
+const MADV: &[(u64, &str)] = &[
+    (0, "MADV_NORMAL"),
+    (1, "MADV_RANDOM"),
+    (2, "MADV_SEQUENTIAL"),
+    (3, "MADV_WILLNEED"),
+    (4, "MADV_DONTNEED"),
+    (8, "MADV_FREE"),
+    (9, "MADV_REMOVE"),
+    (10, "MADV_DONTFORK"),
+    (11, "MADV_DOFORK"),
+    (12, "MADV_MERGEABLE"),
+    (13, "MADV_UNMERGEABLE"),
+    (14, "MADV_HUGEPAGE"),
+    (15, "MADV_NOHUGEPAGE"),
+    (16, "MADV_DONTDUMP"),
+    (17, "MADV_DODUMP"),
+    (18, "MADV_WIPEONFORK"),
+    (19, "MADV_KEEPONFORK"),
+    (20, "MADV_COLD"),
+    (21, "MADV_PAGEOUT"),
+    (22, "MADV_POPULATE_READ"),
+    (23, "MADV_POPULATE_WRITE"),
+    (24, "MADV_DONTNEED_LOCKED"),
+    (25, "MADV_COLLAPSE"),
+    (100, "MADV_HWPOISON"),
+];
+
+const PRCTL: &[(u64, &str)] = &[
+    (1, "PR_SET_PDEATHSIG"),
+    (2, "PR_GET_PDEATHSIG"),
+    (3, "PR_GET_DUMPABLE"),
+    (4, "PR_SET_DUMPABLE"),
+    (7, "PR_GET_KEEPCAPS"),
+    (8, "PR_SET_KEEPCAPS"),
+    (15, "PR_SET_NAME"),
+    (16, "PR_GET_NAME"),
+    (21, "PR_GET_SECCOMP"),
+    (22, "PR_SET_SECCOMP"),
+    (23, "PR_CAPBSET_READ"),
+    (24, "PR_CAPBSET_DROP"),
+    (25, "PR_GET_TSC"),
+    (26, "PR_SET_TSC"),
+    (29, "PR_SET_TIMERSLACK"),
+    (30, "PR_GET_TIMERSLACK"),
+    (31, "PR_TASK_PERF_EVENTS_DISABLE"),
+    (32, "PR_TASK_PERF_EVENTS_ENABLE"),
+    (35, "PR_SET_MM"),
+    (36, "PR_SET_CHILD_SUBREAPER"),
+    (37, "PR_GET_CHILD_SUBREAPER"),
+    (38, "PR_SET_NO_NEW_PRIVS"),
+    (39, "PR_GET_NO_NEW_PRIVS"),
+    (40, "PR_GET_TID_ADDRESS"),
+    (41, "PR_SET_THP_DISABLE"),
+    (42, "PR_GET_THP_DISABLE"),
+    (47, "PR_CAP_AMBIENT"),
+    (59, "PR_SET_SYSCALL_USER_DISPATCH"),
+    (0x5961_6d61, "PR_SET_PTRACER"),
+    (0x5356_4d41, "PR_SET_VMA"),
+];
+
+const ARCH_PRCTL: &[(u64, &str)] = &[(0x1001, "ARCH_SET_GS"), (0x1002, "ARCH_SET_FS"), (0x1003, "ARCH_GET_FS"), (0x1004, "ARCH_GET_GS"), (0x3001, "ARCH_CET_STATUS")];
+
+const SIGPROCMASK: &[(u64, &str)] = &[(0, "SIG_BLOCK"), (1, "SIG_UNBLOCK"), (2, "SIG_SETMASK")];
+
+fn flags(out: &mut String, v: u64, table: FlagTable) {
+    let mut rest = v;
+    let mut names = Vec::new();
+    // Multi-bit values (MAP_SHARED_VALIDATE, O_SYNC) must match whole, before their parts.
+    for multi in [true, false] {
+        for &(bit, name) in table {
+            if bit != 0 && (bit.count_ones() > 1) == multi && rest & bit == bit {
+                names.push(name);
+                rest &= !bit;
+            }
+        }
+    }
+    out.push_str(&names.join("|"));
+    if rest != 0 || names.is_empty() {
+        if !names.is_empty() {
+            out.push('|');
+        }
+        let _ = write!(out, "{rest:#x}");
+    }
+}
+
+fn value(out: &mut String, v: u64, table: &[(u64, &str)]) {
+    match table.iter().find(|(x, _)| *x == v) {
+        Some((_, n)) => out.push_str(n),
+        None => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+fn mmap_flags(out: &mut String, v: u64) {
+    // The mapping type is a 2-bit field, not flags.
+    let ty = v & 0x3;
+    match ty {
+        1 => out.push_str("MAP_SHARED"),
+        2 => out.push_str("MAP_PRIVATE"),
+        3 => out.push_str("MAP_SHARED_VALIDATE"),
+        _ => out.push('0'),
+    }
+    let rest = v & !0x3;
+    if rest != 0 {
+        out.push('|');
+        flags(out, rest, &MAP[3..]);
+    }
+}
+
+fn open_flags(out: &mut String, v: u64) {
+    match v & 0o3 {
+        0 => out.push_str("O_RDONLY"),
+        1 => out.push_str("O_WRONLY"),
+        2 => out.push_str("O_RDWR"),
+        _ => out.push_str("O_ACCMODE"),
+    }
+    let rest = v & !0o3 & 0xffff_ffff;
+    if rest != 0 {
+        out.push('|');
+        flags(out, rest, &OPEN[2..]);
+    }
+}
+
+fn is_signed_ctype(ctype: &str) -> bool {
+    let t = ctype.trim_start_matches("const ");
+    !t.contains("unsigned")
+        && !t.contains('*')
+        && matches!(
+            t,
+            "int" | "long" | "pid_t" | "off_t" | "loff_t" | "key_t" | "clockid_t" | "timer_t" | "mqd_t" | "time_t" | "__s32" | "s32" | "ssize_t" | "long long"
+        )
+}
+
+fn is_32bit_ctype(ctype: &str) -> bool {
+    let t = ctype.trim_start_matches("const ");
+    matches!(t, "int" | "unsigned int" | "pid_t" | "uid_t" | "gid_t" | "key_t" | "clockid_t" | "mqd_t" | "umode_t" | "u32" | "__u32" | "s32" | "__s32" | "qid_t" | "rwf_t")
+}
+
+/// Formats one argument.
+fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
+    match (syscall, name) {
+        ("mmap" | "mprotect" | "pkey_mprotect", "prot") => return flags(out, v, PROT),
+        ("mmap", "flags") => return mmap_flags(out, v),
+        ("mremap", "flags") => return flags(out, v, MREMAP),
+        ("madvise" | "process_madvise", "behavior" | "advice") => return value(out, v, MADV),
+        ("open" | "openat" | "creat", "flags") => return open_flags(out, v),
+        ("open" | "openat" | "creat" | "mkdir" | "mkdirat" | "chmod" | "fchmod" | "fchmodat", "mode") => {
+            let _ = write!(out, "{:#o}", v & 0o7777);
+            return;
+        }
+        ("prctl", "option") => return value(out, v, PRCTL),
+        ("arch_prctl", "option" | "code") => return value(out, v, ARCH_PRCTL),
+        ("clone", "clone_flags") => {
+            let sig = v & 0xff;
+            let rest = v & !0xff;
+            if rest != 0 || sig == 0 {
+                flags(out, rest, CLONE);
+            }
+            if sig != 0 {
+                if rest != 0 {
+                    out.push('|');
+                }
+                out.push_str(&signal_name(sig as i64));
+            }
+            return;
+        }
+        ("kill" | "tkill" | "tgkill" | "rt_sigaction" | "rt_sigqueueinfo" | "rt_tgsigqueueinfo" | "pidfd_send_signal", "sig") => {
+            out.push_str(&signal_name(v as i32 as i64));
+            return;
+        }
+        ("rt_sigprocmask", "how") => return value(out, v, SIGPROCMASK),
+        _ => {}
+    }
+    if name == "fd" || name.ends_with("fd") && !name.ends_with("fds") {
+        if v as i32 == -100 && name == "dfd" {
+            out.push_str("AT_FDCWD");
+            return;
+        }
+        let _ = write!(out, "{}", v as i32);
+        return;
+    }
+    if ctype.contains('*') {
+        if v == 0 {
+            out.push_str("NULL");
+        } else {
+            let _ = write!(out, "{v:#x}");
+        }
+        return;
+    }
+    if is_signed_ctype(ctype) {
+        let s = if is_32bit_ctype(ctype) { v as i32 as i64 } else { v as i64 };
+        let _ = write!(out, "{s}");
+        return;
+    }
+    let v = if is_32bit_ctype(ctype) { v & 0xffff_ffff } else { v };
+    if name.contains("addr") && v == 0 {
+        out.push_str("NULL");
+    } else if name.contains("flags") || name.contains("addr") || v >= 1 << 32 {
+        let _ = write!(out, "{v:#x}");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// `name=value, ...` for a syscall's recorded arguments.
+pub fn format_args(entry: Option<&SyscallEntry>, args: &[u64]) -> String {
+    let mut out = String::new();
+    for (i, &v) in args.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match entry.and_then(|e| Some((e, e.args.get(i)?))) {
+            Some((e, a)) => {
+                out.push_str(&a.name);
+                out.push('=');
+                arg(&mut out, &e.name, &a.name, &a.ctype, v);
+            }
+            None => {
+                let _ = write!(out, "{v:#x}");
+            }
+        }
+    }
+    out
+}
+
+/// Syscalls whose return value is an address.
+fn returns_address(name: &str) -> bool {
+    matches!(name, "mmap" | "mremap" | "brk" | "shmat")
+}
+
+/// `= 0x7f...`, `= 3`, or `= -1 ENOENT (No such file or directory)`.
+pub fn format_return(name: &str, ret: i64) -> String {
+    if (-4095..0).contains(&ret) {
+        return format!("-1 {} ({})", errno_name(-ret), errno_desc(-ret));
+    }
+    if returns_address(name) {
+        format!("{:#x}", ret as u64)
+    } else {
+        ret.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_format::SyscallArg;
+
+    fn entry(name: &str, args: &[(&str, &str)]) -> SyscallEntry {
+        SyscallEntry { nr: 0, name: name.into(), args: args.iter().map(|(t, n)| SyscallArg { ctype: (*t).into(), name: (*n).into() }).collect() }
+    }
+
+    #[test]
+    fn mmap_is_symbolic() {
+        let e = entry(
+            "mmap",
+            &[("unsigned long", "addr"), ("unsigned long", "len"), ("unsigned long", "prot"), ("unsigned long", "flags"), ("unsigned long", "fd"), ("unsigned long", "off")],
+        );
+        assert_eq!(
+            format_args(Some(&e), &[0, 12288, 3, 0x22, u64::MAX, 0]),
+            "addr=NULL, len=12288, prot=PROT_READ|PROT_WRITE, flags=MAP_PRIVATE|MAP_ANONYMOUS, fd=-1, off=0"
+        );
+        assert_eq!(format_return("mmap", 0x7f00_0000_0000), "0x7f0000000000");
+        assert_eq!(format_return("munmap", -22), "-1 EINVAL (Invalid argument)");
+    }
+
+    #[test]
+    fn open_and_prctl() {
+        let e = entry("openat", &[("int", "dfd"), ("const char *", "filename"), ("int", "flags"), ("umode_t", "mode")]);
+        assert_eq!(
+            format_args(Some(&e), &[(-100i64) as u64, 0x1234, 0o2000101, 0o644]),
+            "dfd=AT_FDCWD, filename=0x1234, flags=O_WRONLY|O_CREAT|O_CLOEXEC, mode=0o644"
+        );
+        let p = entry("prctl", &[("int", "option"), ("unsigned long", "arg2")]);
+        assert_eq!(format_args(Some(&p), &[15, 0]), "option=PR_SET_NAME, arg2=0");
+        assert_eq!(format_args(None, &[1, 2]), "0x1, 0x2");
+    }
+}

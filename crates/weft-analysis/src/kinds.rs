@@ -1,0 +1,68 @@
+//! Resolves the standard schemas of a file (ids are per file) once.
+
+use weft_format::{std_schemas as s, Record, SchemaId, Trace};
+
+/// What a record is, in terms of the standard schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    SyscallEnter,
+    SyscallExit,
+    SignalGenerate,
+    SignalDeliver,
+    Fork,
+    Exec,
+    Exit,
+    Comm,
+    Mmap,
+    Lost,
+    /// Any other schema (weft-probe events, future sources).
+    Other,
+}
+
+pub struct Kinds {
+    table: Vec<(SchemaId, Kind)>,
+}
+
+impl Kinds {
+    pub fn of(trace: &Trace) -> Kinds {
+        let names = [
+            (s::SYSCALL_ENTER, Kind::SyscallEnter),
+            (s::SYSCALL_EXIT, Kind::SyscallExit),
+            (s::SIGNAL_GENERATE, Kind::SignalGenerate),
+            (s::SIGNAL_DELIVER, Kind::SignalDeliver),
+            (s::FORK, Kind::Fork),
+            (s::EXEC, Kind::Exec),
+            (s::EXIT, Kind::Exit),
+            (s::COMM, Kind::Comm),
+            (s::MMAP, Kind::Mmap),
+            (s::LOST, Kind::Lost),
+        ];
+        let table = names.iter().filter_map(|&(n, k)| Some((trace.schema_by_name(n)?.id, k))).collect();
+        Kinds { table }
+    }
+
+    pub fn kind(&self, r: &Record) -> Kind {
+        self.table.iter().find(|(id, _)| *id == r.schema).map_or(Kind::Other, |&(_, k)| k)
+    }
+}
+
+/// How a process ended, from what the trace saw: its last exit/exit_group
+/// argument, or a fatal signal delivered with the default action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExitState {
+    pub code: Option<i64>,
+    pub fatal_signal: Option<i64>,
+}
+
+impl ExitState {
+    pub fn describe(&self) -> String {
+        use crate::names::{default_dumps_core, signal_name};
+        match (self.fatal_signal, self.code) {
+            (Some(sig), _) => {
+                format!("killed by {}{}", signal_name(sig), if default_dumps_core(sig) { " (core dumped)" } else { "" })
+            }
+            (None, Some(c)) => format!("exited with {c}"),
+            (None, None) => "exited".into(),
+        }
+    }
+}

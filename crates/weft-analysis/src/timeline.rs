@@ -1,0 +1,386 @@
+//! The merged timeline `weft dump` prints: one line per event in timestamp
+//! order, a syscall's entry and return joined into one line as strace does.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use weft_format::{std_schemas as s, FormatError, Record, Records, Trace, Value};
+
+use crate::args::{format_args, format_return};
+use crate::kinds::{ExitState, Kind, Kinds};
+use crate::names::{default_is_fatal, si_code_name, signal_name};
+
+/// How many lines may wait behind an unfinished syscall before it is
+/// printed as `<unfinished ...>` and its return later as `<... resumed>`.
+const MAX_HELD: usize = 256;
+
+/// Which lines to show. Empty lists match everything.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub pids: Vec<u32>,
+    pub tids: Vec<u32>,
+    events: Option<GlobSet>,
+    comms: Option<GlobSet>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid pattern `{pattern}`: {reason}")]
+pub struct PatternError {
+    pub pattern: String,
+    pub reason: String,
+}
+
+fn globset(patterns: &[String]) -> Result<Option<GlobSet>, PatternError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns.iter().flat_map(|p| p.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
+        b.add(Glob::new(p).map_err(|e| PatternError { pattern: p.into(), reason: e.to_string() })?);
+    }
+    b.build().map(Some).map_err(|e| PatternError { pattern: patterns.join(","), reason: e.to_string() })
+}
+
+impl Filter {
+    pub fn new(pids: Vec<u32>, tids: Vec<u32>, events: &[String], comms: &[String]) -> Result<Filter, PatternError> {
+        Ok(Filter { pids, tids, events: globset(events)?, comms: globset(comms)? })
+    }
+
+    fn matches(&self, pid: u32, tid: u32, comm: &str, event: &str) -> bool {
+        (self.pids.is_empty() || self.pids.contains(&pid))
+            && (self.tids.is_empty() || self.tids.contains(&tid))
+            && self.events.as_ref().is_none_or(|g| g.is_match(event))
+            && self.comms.as_ref().is_none_or(|g| g.is_match(comm))
+    }
+}
+
+/// One printed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub ts: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    /// Syscall name or event name (`fork`, `exec`, `signal_deliver`, ...).
+    pub event: String,
+    pub text: String,
+}
+
+enum State {
+    Done,
+    /// Waiting for its return.
+    Open { nr: u32, enter_ts: u64 },
+    /// Printed as unfinished; the return prints as resumed.
+    Split,
+}
+
+struct Slot {
+    line: Line,
+    state: State,
+}
+
+/// Iterator of timeline lines; see `problems` for damage met on the way.
+pub struct Timeline<'t> {
+    trace: &'t Trace,
+    records: Records<'t>,
+    kinds: Kinds,
+    filter: Filter,
+    queue: VecDeque<Slot>,
+    /// Sequence number of the queue's front slot.
+    front_seq: u64,
+    /// tid -> sequence number of its open syscall slot.
+    open: HashMap<u32, u64>,
+    split: HashMap<u32, (u32, u64)>,
+    comms: HashMap<u32, String>,
+    exits: HashMap<u32, ExitState>,
+    ready: VecDeque<Line>,
+    finished: bool,
+    pub problems: Vec<FormatError>,
+}
+
+impl<'t> Timeline<'t> {
+    pub fn new(trace: &'t Trace, filter: Filter) -> Self {
+        Timeline {
+            trace,
+            records: trace.records(),
+            kinds: Kinds::of(trace),
+            filter,
+            queue: VecDeque::new(),
+            front_seq: 0,
+            open: HashMap::new(),
+            split: HashMap::new(),
+            comms: HashMap::new(),
+            exits: HashMap::new(),
+            ready: VecDeque::new(),
+            finished: false,
+            problems: Vec::new(),
+        }
+    }
+
+    fn syscall_name(&self, nr: u32) -> String {
+        self.trace.syscalls.get(nr).map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
+    }
+
+    fn comm(&self, tid: u32) -> String {
+        self.comms.get(&tid).cloned().unwrap_or_default()
+    }
+
+    fn push(&mut self, r: &Record, event: &str, text: String, state: State) {
+        let comm = self.comm(r.tid);
+        let keep = matches!(event, "lost") || self.filter.matches(r.pid, r.tid, &comm, event);
+        if !keep {
+            return;
+        }
+        if let State::Open { .. } = state {
+            self.open.insert(r.tid, self.front_seq + self.queue.len() as u64);
+        }
+        self.queue.push_back(Slot { line: Line { ts: r.ts, pid: r.pid, tid: r.tid, comm, event: event.into(), text }, state });
+    }
+
+    fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
+        let i = seq.checked_sub(self.front_seq)? as usize;
+        self.queue.get_mut(i)
+    }
+
+    /// Marks the open syscall of `tid` (if any) as never returning.
+    fn abandon(&mut self, tid: u32) {
+        if let Some(seq) = self.open.remove(&tid) {
+            if let Some(slot) = self.slot_mut(seq) {
+                slot.line.text.push_str(" <unfinished ...>");
+                slot.state = State::Done;
+            }
+        }
+        self.split.remove(&tid);
+    }
+
+    fn handle(&mut self, r: Record) {
+        let kind = self.kinds.kind(&r);
+        match kind {
+            Kind::SyscallEnter => {
+                let nr = r.u64(s::syscall_enter::NR) as u32;
+                let args = match r.fields.get(s::syscall_enter::ARGS) {
+                    Some(Value::U64s(a)) => a.clone(),
+                    _ => Vec::new(),
+                };
+                let name = self.syscall_name(nr);
+                let text = format!("{name}({})", format_args(self.trace.syscalls.get(nr), &args));
+                // A thread has one syscall in flight; an older open one lost its return.
+                self.abandon(r.tid);
+                if name == "exit_group" || name == "exit" {
+                    let code = args.first().map_or(0, |&c| (c & 0xff) as i64);
+                    if name == "exit_group" || !self.exits.contains_key(&r.pid) {
+                        self.exits.entry(r.pid).or_default().code = Some(code);
+                    }
+                    self.push(&r, &name, format!("{text} = ?"), State::Done);
+                } else {
+                    self.push(&r, &name, text, State::Open { nr, enter_ts: r.ts });
+                }
+            }
+            Kind::SyscallExit => {
+                let nr = r.u64(s::syscall_exit::NR) as u32;
+                let ret = r.i64(s::syscall_exit::RET);
+                let name = self.syscall_name(nr);
+                let result = format_return(&name, ret);
+                if let Some(seq) = self.open.get(&r.tid).copied() {
+                    let slot_nr = self.slot_mut(seq).and_then(|s| match s.state {
+                        State::Open { nr, enter_ts } => Some((nr, enter_ts)),
+                        _ => None,
+                    });
+                    if let Some((snr, enter_ts)) = slot_nr {
+                        if snr == nr {
+                            self.open.remove(&r.tid);
+                            if let Some(slot) = self.slot_mut(seq) {
+                                let _ = write!(slot.line.text, " = {result} <{}>", secs(r.ts.saturating_sub(enter_ts)));
+                                slot.state = State::Done;
+                            }
+                            return;
+                        }
+                    }
+                }
+                let text = match self.split.remove(&r.tid) {
+                    Some((snr, enter_ts)) if snr == nr => {
+                        format!("<... {name} resumed> = {result} <{}>", secs(r.ts.saturating_sub(enter_ts)))
+                    }
+                    _ => format!("<... {name} resumed> = {result}"),
+                };
+                self.push(&r, &name, text, State::Done);
+            }
+            Kind::Comm => {
+                let comm = r.str(s::comm::COMM).to_owned();
+                let exec = matches!(r.fields.get(s::comm::EXEC), Some(Value::Bool(true)));
+                let changed = self.comms.get(&r.tid) != Some(&comm);
+                self.comms.insert(r.tid, comm.clone());
+                if !exec && changed {
+                    self.push(&r, "comm", format!("thread name \"{comm}\""), State::Done);
+                }
+            }
+            Kind::Fork => {
+                let ppid = r.u64(s::fork::PARENT_PID) as u32;
+                let ptid = r.u64(s::fork::PARENT_TID) as u32;
+                let c = self.comm(ptid);
+                self.comms.insert(r.tid, c);
+                let text = if ppid == r.pid {
+                    format!("new thread (created by {ppid}/{ptid})")
+                } else {
+                    format!("new process (forked by {ppid}/{ptid})")
+                };
+                self.push(&r, "fork", text, State::Done);
+            }
+            Kind::Exec => {
+                self.exits.remove(&r.pid);
+                let f = r.str(s::exec::FILENAME).to_owned();
+                self.push(&r, "exec", format!("exec \"{f}\""), State::Done);
+            }
+            Kind::Exit => {
+                self.abandon(r.tid);
+                let group_dead = matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true)));
+                let text = if group_dead {
+                    let st = self.exits.remove(&r.pid).unwrap_or_default();
+                    format!("+++ {} +++", st.describe())
+                } else {
+                    "+++ thread exited +++".to_owned()
+                };
+                self.push(&r, "exit", text, State::Done);
+            }
+            Kind::SignalGenerate => {
+                use s::signal_generate as g;
+                let sig = r.i64(g::SIG);
+                let result = match r.i64(g::RESULT) {
+                    0 => "delivered",
+                    1 => "ignored",
+                    2 => "already pending",
+                    3 => "queue full",
+                    4 => "lost info",
+                    _ => "?",
+                };
+                let text = format!(
+                    "{} code={} to {} ({}){} {result}",
+                    signal_name(sig),
+                    si_code_name(sig, r.i64(g::CODE)),
+                    r.i64(g::TARGET_PID),
+                    r.str(g::TARGET_COMM),
+                    if matches!(r.fields.get(g::GROUP), Some(Value::Bool(true))) { " process-wide" } else { "" },
+                );
+                self.push(&r, "signal_generate", text, State::Done);
+            }
+            Kind::SignalDeliver => {
+                use s::signal_deliver as d;
+                let sig = r.i64(d::SIG);
+                let handler = r.u64(d::HANDLER);
+                let h = match handler {
+                    0 => "SIG_DFL".to_owned(),
+                    1 => "SIG_IGN".to_owned(),
+                    h => format!("{h:#x}"),
+                };
+                if handler == 0 && default_is_fatal(sig) {
+                    self.exits.entry(r.pid).or_default().fatal_signal = Some(sig);
+                }
+                let text = format!("{} code={} handler={h}", signal_name(sig), si_code_name(sig, r.i64(d::CODE)));
+                self.push(&r, "signal_deliver", text, State::Done);
+            }
+            Kind::Mmap => {
+                use s::mmap as m;
+                let addr = r.u64(m::ADDR);
+                let prot = r.u64(m::PROT);
+                let flags = r.u64(m::FLAGS);
+                let perms: String = [(1, 'r'), (2, 'w'), (4, 'x')].iter().map(|&(b, c)| if prot & b != 0 { c } else { '-' }).collect();
+                let shared = if flags & 1 != 0 { 's' } else { 'p' };
+                let mut text = format!(
+                    "map {addr:#x}-{:#x} {perms}{shared} {:#x} {}",
+                    addr.wrapping_add(r.u64(m::LEN)),
+                    r.u64(m::PGOFF),
+                    r.str(m::FILENAME)
+                );
+                if let Some(Value::Bytes(b)) = r.fields.get(m::BUILD_ID) {
+                    if !b.is_empty() {
+                        text.push_str(" build_id=");
+                        for x in b {
+                            let _ = write!(text, "{x:02x}");
+                        }
+                    }
+                }
+                self.push(&r, "map", text, State::Done);
+            }
+            Kind::Lost => {
+                let text = format!("*** LOST {} events on CPU {} ***", r.u64(s::lost::COUNT), r.cpu.map_or("?".into(), |c| c.to_string()));
+                self.push(&r, "lost", text, State::Done);
+            }
+            Kind::Other => {
+                let Some(schema) = self.trace.schema(r.schema) else { return };
+                let name = schema.name.clone();
+                let mut text = name.clone();
+                for (f, v) in schema.fields.iter().zip(&r.fields) {
+                    let _ = write!(text, " {}={}", f.name, show_value(v));
+                }
+                self.push(&r, &name, text, State::Done);
+            }
+        }
+    }
+
+    /// Moves finished lines from the front of the queue to `ready`.
+    fn settle(&mut self, end: bool) {
+        loop {
+            let held = self.queue.len();
+            let Some(front) = self.queue.front_mut() else { break };
+            match front.state {
+                State::Done => {}
+                State::Open { nr, enter_ts } if end || held > MAX_HELD => {
+                    front.line.text.push_str(" <unfinished ...>");
+                    front.state = State::Split;
+                    let tid = front.line.tid;
+                    self.open.remove(&tid);
+                    self.split.insert(tid, (nr, enter_ts));
+                }
+                _ => break,
+            }
+            if let Some(slot) = self.queue.pop_front() {
+                self.front_seq += 1;
+                self.ready.push_back(slot.line);
+            }
+        }
+    }
+}
+
+impl Iterator for Timeline<'_> {
+    type Item = Line;
+
+    fn next(&mut self) -> Option<Line> {
+        loop {
+            if let Some(l) = self.ready.pop_front() {
+                return Some(l);
+            }
+            if self.finished {
+                return None;
+            }
+            match self.records.next() {
+                Some(Ok(r)) => {
+                    self.handle(r);
+                    self.settle(false);
+                }
+                Some(Err(e)) => self.problems.push(e),
+                None => {
+                    self.finished = true;
+                    self.settle(true);
+                }
+            }
+        }
+    }
+}
+
+fn show_value(v: &Value) -> String {
+    match v {
+        Value::U64(x) => x.to_string(),
+        Value::I64(x) => x.to_string(),
+        Value::F64(x) => x.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Str(s) => format!("{s:?}"),
+        Value::Bytes(b) => format!("<{} bytes>", b.len()),
+        Value::U64s(a) => format!("{a:x?}"),
+    }
+}
+
+/// Seconds with nanosecond resolution: `1.000012345`.
+pub fn secs(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}

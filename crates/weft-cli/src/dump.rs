@@ -1,0 +1,57 @@
+//! `weft dump`: the timeline, one line per event.
+
+use std::io::{BufWriter, ErrorKind, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use weft_analysis::{secs, Filter, Timeline};
+use weft_format::{info_keys, Trace};
+
+use crate::DumpArgs;
+
+pub fn open(path: &std::path::Path) -> Result<Trace> {
+    let t = Trace::open(path).with_context(|| format!("cannot read trace {}", path.display()))?;
+    Ok(t)
+}
+
+/// Warnings about damage, printed before the output so they are not missed.
+pub fn warn_damage(t: &Trace) {
+    if t.truncated {
+        eprintln!(
+            "weft: warning: the trace was cut short (was the recorder killed?); reading the {} complete chunks ({} of {} bytes)",
+            t.chunks.len(),
+            t.recovered_bytes(),
+            t.len
+        );
+    }
+    for p in t.problems.iter().filter(|p| !matches!(p.error, weft_format::FormatError::Truncated { .. })) {
+        eprintln!("weft: warning: {} ({} bytes skipped)", p.error, p.skipped_bytes);
+    }
+}
+
+pub fn run(args: DumpArgs) -> Result<ExitCode> {
+    let trace = open(&args.file)?;
+    warn_damage(&trace);
+    let filter = Filter::new(args.pid, args.tid, &args.event, &args.comm)?;
+    let mut tl = Timeline::new(&trace, filter);
+    let start = trace.info(info_keys::START_MONOTONIC_NS).and_then(|s| s.parse::<u64>().ok());
+    let mut base: Option<u64> = start;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let res: std::io::Result<()> = (|| {
+        for line in tl.by_ref() {
+            let b = *base.get_or_insert(line.ts);
+            let rel = line.ts.saturating_sub(b);
+            writeln!(out, "{:>16} {:>7}/{:<7} {:<16} {}", secs(rel), line.pid, line.tid, line.comm, line.text)?;
+        }
+        out.flush()
+    })();
+    match res {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        r => r.context("cannot write the output")?,
+    }
+    for p in &tl.problems {
+        eprintln!("weft: warning: {p}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,107 @@
+//! The `weft` command: a thin layer that parses flags, calls the library
+//! crates, and turns their errors into messages that say what to do.
+
+mod dump;
+mod info;
+mod record;
+mod units;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "Trace Linux programs: syscalls, signals, process lifecycle and in-process events on one timeline",
+    after_help = "Examples:\n  weft record -o app.weft -- ./app arg1\n  weft record -o app.weft -p 1234 --duration 10s\n  weft dump app.weft --pid 1235 --event munmap\n  weft info app.weft"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record a command, or running processes, into a trace file.
+    Record(RecordArgs),
+    /// Print the timeline of a trace, one line per event.
+    Dump(DumpArgs),
+    /// Summarize a trace: time span, processes, event counts, losses, damage.
+    Info(InfoArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  weft record -- ./app arg1                       trace every syscall of ./app and its children\n  weft record --syscalls memory,prctl -- ./app    only memory syscalls and prctl\n  weft record -p 1234 --duration 10s              attach to PID 1234 (all threads) for 10 s\n\nSyscall classes for --syscalls: memory, file, desc, process, signal, network, ipc (also as %memory).\nProcess lifecycle, signals and memory maps are always recorded. Ctrl-C stops recording cleanly.")]
+pub struct RecordArgs {
+    /// Trace file to write.
+    #[arg(short, long, default_value = "trace.weft")]
+    output: PathBuf,
+    /// Attach to running processes (all their threads and future children); comma-separated.
+    #[arg(short, long, value_delimiter = ',', conflicts_with = "command")]
+    pid: Vec<u32>,
+    /// Syscalls to record: names, globs (`mmap*`) and classes (`memory`); default all.
+    #[arg(short = 's', long, value_name = "LIST")]
+    syscalls: Option<String>,
+    /// Keep only processes whose name matches (glob; repeatable or comma-separated).
+    #[arg(long, value_name = "NAME")]
+    comm: Vec<String>,
+    /// Stop after this long (e.g. 10s, 500ms, 2m).
+    #[arg(short, long, value_parser = units::parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// Ring buffer size per CPU (e.g. 8M, 512K).
+    #[arg(long, default_value = "8M", value_parser = units::parse_size)]
+    buffer_size: usize,
+    /// zstd compression level of the trace file (1 fastest .. 19 smallest).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    compression: i32,
+    /// No live status line and no summary.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The command to run under tracing, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  weft dump app.weft\n  weft dump app.weft --pid 1235 --event munmap\n  weft dump app.weft --event 'mmap,munmap,signal_*' --comm 'worker*'\n\nEvent names: syscall names, and fork, exec, exit, comm, map, signal_generate, signal_deliver, lost.")]
+pub struct DumpArgs {
+    /// Trace file to read.
+    file: PathBuf,
+    /// Only these processes (comma-separated PIDs).
+    #[arg(short, long, value_delimiter = ',')]
+    pid: Vec<u32>,
+    /// Only these threads (comma-separated TIDs).
+    #[arg(short, long, value_delimiter = ',')]
+    tid: Vec<u32>,
+    /// Only these events (names or globs, comma-separated).
+    #[arg(short, long)]
+    event: Vec<String>,
+    /// Only threads whose name matches (glob).
+    #[arg(long)]
+    comm: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Trace file to read.
+    file: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Record(a) => record::run(a),
+        Command::Dump(a) => dump::run(a),
+        Command::Info(a) => info::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weft: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! `weft record`: set up the kernel session, stream events to the trace file
+//! as they arrive, and stop cleanly on exit, timeout or Ctrl-C.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::IsTerminal;
+use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use weft_format::{end_keys, info_keys, RecordBuf, TraceWriter};
+use weft_kernel::{procfs, EventKind, KernelEvent, KernelSchemas, Session, Tracefs};
+
+use crate::units::bytes;
+use crate::RecordArgs;
+
+/// Flush a chunk when this much is encoded, or at least every FLUSH_EVERY.
+const CHUNK_BYTES: usize = 1 << 20;
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+enum Target {
+    Command(weft_kernel::Paused),
+    Pids(Vec<u32>),
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) } as i32;
+    // SAFETY: a non-negative return is a fresh descriptor we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Keeps only processes whose name matches `--comm`, tracking names through
+/// comm changes and forks.
+struct CommFilter {
+    globs: globset_lite::Set,
+    names: HashMap<u32, String>,
+}
+
+mod globset_lite {
+    //! `--comm` patterns: `*` and `?` wildcards, enough for process names.
+    pub struct Set(pub Vec<String>);
+
+    fn matches(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => matches(&p[1..], s) || (!s.is_empty() && matches(p, &s[1..])),
+            (Some(b'?'), Some(_)) => matches(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+
+    impl Set {
+        pub fn is_match(&self, s: &str) -> bool {
+            self.0.iter().any(|p| matches(p.as_bytes(), s.as_bytes()))
+        }
+    }
+}
+
+impl CommFilter {
+    fn keep(&mut self, ev: &KernelEvent) -> bool {
+        match &ev.kind {
+            EventKind::Comm { comm, .. } if ev.tid == ev.pid => {
+                self.names.insert(ev.pid, comm.clone());
+            }
+            EventKind::Fork { parent_pid, .. } if *parent_pid != ev.pid => {
+                if let Some(n) = self.names.get(parent_pid).cloned() {
+                    self.names.insert(ev.pid, n);
+                }
+            }
+            EventKind::Lost { .. } => return true,
+            _ => {}
+        }
+        self.names.get(&ev.pid).is_some_and(|n| self.globs.is_match(n))
+    }
+}
+
+pub fn run(args: RecordArgs) -> Result<ExitCode> {
+    if args.command.is_empty() && args.pid.is_empty() {
+        bail!("nothing to record: give a command after `--` (weft record -- ./app) or a running process with -p PID");
+    }
+    weft_kernel::check_tracing_allowed()?;
+    let tfs = Tracefs::locate_or_mount()?;
+    let table = weft_kernel::syscalls::syscall_table(&tfs);
+    let selection = match &args.syscalls {
+        Some(spec) => {
+            let mut set = weft_kernel::syscalls::select(spec, &table)?;
+            // The process lifecycle needs its exit status.
+            for name in ["exit", "exit_group"] {
+                set.extend(table.entries.iter().filter(|e| e.name == name).map(|e| e.nr));
+            }
+            Some(set)
+        }
+        None => None,
+    };
+    for &pid in &args.pid {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("no process with PID {pid} (is it still running? `ps -p {pid}` shows it)");
+        }
+    }
+    raise_fd_limit();
+
+    let file = File::create(&args.output).with_context(|| format!("cannot create trace file {}", args.output.display()))?;
+    let mut session = Session::new(&tfs, weft_kernel::Options { buffer_bytes: args.buffer_size, syscalls: selection })?;
+
+    let target = if args.command.is_empty() {
+        for &pid in &args.pid {
+            session.attach_process(pid).with_context(|| format!("cannot attach to PID {pid}"))?;
+        }
+        Target::Pids(args.pid.clone())
+    } else {
+        let paused = weft_kernel::spawn_paused(&args.command)?;
+        if let Err(e) = session.attach(paused.pid, true) {
+            paused.abort();
+            return Err(e).context("cannot set up tracing of the command");
+        }
+        Target::Command(paused)
+    };
+
+    let start_mono = weft_kernel::monotonic_ns();
+    let command_line = if args.command.is_empty() {
+        String::new()
+    } else {
+        args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+    };
+    let uts = uname();
+    let info = vec![
+        (info_keys::CLOCK, "CLOCK_MONOTONIC".to_string()),
+        (info_keys::HOSTNAME, uts.0),
+        (info_keys::KERNEL_RELEASE, uts.1),
+        (info_keys::MACHINE, uts.2),
+        (info_keys::COMMAND, command_line.clone()),
+        (
+            info_keys::TARGET,
+            if args.pid.is_empty() { "command".into() } else { format!("pid {}", args.pid.iter().map(u32::to_string).collect::<Vec<_>>().join(",")) },
+        ),
+        (info_keys::RECORDER, format!("weft {}", env!("CARGO_PKG_VERSION"))),
+        (info_keys::START_MONOTONIC_NS, start_mono.to_string()),
+        (info_keys::START_REALTIME_NS, weft_kernel::realtime_ns().to_string()),
+        (info_keys::SYSCALLS, args.syscalls.clone().unwrap_or_else(|| "all".into())),
+        (info_keys::NCPUS, session.cpus().len().to_string()),
+    ];
+    let mut writer = TraceWriter::new(file, &info, args.compression).context("cannot write the trace file header")?;
+    let schemas = KernelSchemas::register(&mut writer, &table);
+    writer.write_syscall_table(&table).context("cannot write the syscall table")?;
+
+    let mut comm_filter = (!args.comm.is_empty()).then(|| CommFilter {
+        globs: globset_lite::Set(args.comm.iter().flat_map(|c| c.split(',')).map(str::to_owned).collect()),
+        names: HashMap::new(),
+    });
+
+    // What existed before we attached: names and maps of running processes.
+    let mut events: Vec<KernelEvent> = Vec::new();
+    let mut pidfds = Vec::new();
+    match &target {
+        Target::Pids(pids) => {
+            for (i, &pid) in pids.iter().enumerate() {
+                events.extend(procfs::snapshot(pid, start_mono));
+                if let Some(fd) = pidfd_open(pid) {
+                    session.watch(fd.as_raw_fd(), i as u32)?;
+                    pidfds.push(fd);
+                }
+            }
+        }
+        Target::Command(p) => {
+            if let Some(fd) = pidfd_open(p.pid) {
+                session.watch(fd.as_raw_fd(), 0)?;
+                pidfds.push(fd);
+            }
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install the signal handler")?;
+    }
+
+    let (child_pid, mut exec_error) = match target {
+        Target::Command(p) => {
+            let pid = p.pid;
+            match p.release() {
+                Ok(()) => (Some(pid), None),
+                Err(e) => (None, Some(e)),
+            }
+        }
+        Target::Pids(_) => (None, None),
+    };
+
+    let bar = if args.quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+        b.set_style(ProgressStyle::with_template("{spinner} recording {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        b
+    };
+
+    let started = Instant::now();
+    let mut buf = RecordBuf::new();
+    let mut stats = Stats::default();
+    let mut last_flush = Instant::now();
+    let mut child_status: Option<i32> = None;
+    let mut alive: Vec<bool> = pidfds.iter().map(|_| true).collect();
+    let mut stop_reason = "interrupted";
+    let mut last_status = Instant::now();
+    let mut last_events = 0u64;
+    let rusage0 = cpu_time();
+
+    let result: Result<()> = (|| {
+        if exec_error.is_some() {
+            stop_reason = "exec failed";
+            return Ok(());
+        }
+        loop {
+            let timeout = match args.duration {
+                Some(d) => d.saturating_sub(started.elapsed()).min(Duration::from_millis(100)),
+                None => Duration::from_millis(100),
+            };
+            let ready = session.wait(timeout);
+            session.drain(&mut events);
+            write_batch(&mut events, &mut comm_filter, &schemas, &mut buf, &mut stats);
+            if buf.byte_len() >= CHUNK_BYTES || (last_flush.elapsed() >= FLUSH_EVERY && !buf.is_empty()) {
+                writer.write_events(&mut buf).context("cannot write to the trace file")?;
+                last_flush = Instant::now();
+            }
+            for t in ready {
+                if let Some(a) = alive.get_mut(t as usize) {
+                    *a = false;
+                }
+            }
+            if let Some(pid) = child_pid {
+                if child_status.is_none() && !alive.first().copied().unwrap_or(true) {
+                    child_status = reap(pid, false);
+                }
+                if child_status.is_some() {
+                    stop_reason = "command exited";
+                    break;
+                }
+            } else if !alive.is_empty() && alive.iter().all(|a| !a) {
+                stop_reason = "all traced processes exited";
+                break;
+            }
+            if args.duration.is_some_and(|d| started.elapsed() >= d) {
+                stop_reason = "duration reached";
+                break;
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if last_status.elapsed() >= Duration::from_millis(250) {
+                let dt = last_status.elapsed().as_secs_f64();
+                let rate = (stats.records - last_events) as f64 / dt;
+                last_events = stats.records;
+                last_status = Instant::now();
+                bar.set_message(format!(
+                    "{} events ({:.0}/s), {} lost, {} written",
+                    stats.records,
+                    rate,
+                    stats.lost,
+                    bytes(writer.bytes_written())
+                ));
+                bar.tick();
+            }
+        }
+        Ok(())
+    })();
+
+    // Whatever happened, leave a complete file: drain, flush, write the End chunk.
+    session.disable();
+    session.drain(&mut events);
+    write_batch(&mut events, &mut comm_filter, &schemas, &mut buf, &mut stats);
+    bar.finish_and_clear();
+    let write_result = writer.write_events(&mut buf);
+    if let (Some(pid), None) = (child_pid, child_status) {
+        if stop_reason == "interrupted" || stop_reason == "duration reached" {
+            // The command keeps running only if it ignored the terminal's Ctrl-C.
+            child_status = reap(pid, !stop.load(Ordering::Relaxed));
+        }
+    }
+    let end_mono = weft_kernel::monotonic_ns();
+    let mut end: Vec<(&str, String)> = vec![
+        (end_keys::END_MONOTONIC_NS, end_mono.to_string()),
+        (end_keys::RECORDS, stats.records.to_string()),
+        (end_keys::STOP_REASON, stop_reason.to_string()),
+    ];
+    let lost_keys: Vec<(String, u64)> = session.lost_per_cpu().into_iter().map(|(c, n)| (format!("{}{c}", end_keys::LOST_PREFIX), n)).collect();
+    for (k, n) in &lost_keys {
+        end.push((k.as_str(), n.to_string()));
+    }
+    if let Some(st) = child_status {
+        end.push((end_keys::EXIT_STATUS, describe_status(st)));
+    }
+    let total = writer.bytes_written();
+    let finish = writer.finish(&end);
+    result?;
+    write_result.context("cannot write to the trace file")?;
+    let file = finish.context("cannot finish the trace file")?;
+    file.sync_all().ok();
+
+    let lost: u64 = session.lost_per_cpu().iter().map(|(_, n)| n).sum();
+    if !args.quiet {
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = cpu_time() - rusage0;
+        eprintln!(
+            "weft: recorded {} events ({} syscalls) in {:.2} s, {} lost, {} written to {}",
+            stats.records,
+            stats.syscalls,
+            secs,
+            lost,
+            bytes(total),
+            args.output.display()
+        );
+        eprintln!("weft: recorder CPU time {:.2} s ({:.0}% of one core); stopped: {stop_reason}", cpu, 100.0 * cpu / secs.max(1e-9));
+        if lost > 0 {
+            let per: Vec<String> = session.lost_per_cpu().iter().filter(|(_, n)| *n > 0).map(|(c, n)| format!("CPU {c}: {n}")).collect();
+            eprintln!("weft: warning: {lost} events were lost because a ring buffer was full ({}); try a larger --buffer-size", per.join(", "));
+        }
+        if session.malformed() > 0 {
+            eprintln!("weft: warning: {} kernel records could not be decoded and were skipped", session.malformed());
+        }
+        if let Some(st) = child_status {
+            eprintln!("weft: {command_line}: {}", describe_status(st));
+        }
+    }
+    if let Some(e) = exec_error.take() {
+        eprintln!("weft: error: {e}");
+        return Ok(ExitCode::from(127));
+    }
+    Ok(match child_status {
+        Some(st) if libc::WIFEXITED(st) => ExitCode::from(libc::WEXITSTATUS(st) as u8),
+        Some(st) if libc::WIFSIGNALED(st) => ExitCode::from(128u8.wrapping_add(libc::WTERMSIG(st) as u8)),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+#[derive(Default)]
+struct Stats {
+    records: u64,
+    syscalls: u64,
+    lost: u64,
+}
+
+fn write_batch(events: &mut Vec<KernelEvent>, filter: &mut Option<CommFilter>, schemas: &KernelSchemas, buf: &mut RecordBuf, stats: &mut Stats) {
+    // Sorted batches keep chunks' time ranges tight, which keeps reading cheap.
+    events.sort_by_key(|e| e.ts);
+    for ev in events.drain(..) {
+        if let Some(f) = filter.as_mut() {
+            if !f.keep(&ev) {
+                continue;
+            }
+        }
+        match ev.kind {
+            EventKind::SyscallEnter { .. } => stats.syscalls += 1,
+            EventKind::Lost { count } => stats.lost += count,
+            _ => {}
+        }
+        stats.records += 1;
+        schemas.encode(&ev, buf);
+    }
+}
+
+fn reap(pid: u32, block: bool) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid as i32, &mut status, if block { 0 } else { libc::WNOHANG }) };
+        if r == pid as i32 {
+            return Some(status);
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+fn describe_status(st: i32) -> String {
+    if libc::WIFEXITED(st) {
+        format!("exited with {}", libc::WEXITSTATUS(st))
+    } else if libc::WIFSIGNALED(st) {
+        let sig = libc::WTERMSIG(st);
+        format!(
+            "killed by {}{}",
+            weft_analysis::names::signal_name(sig as i64),
+            if libc::WCOREDUMP(st) { " (core dumped)" } else { "" }
+        )
+    } else {
+        format!("status {st:#x}")
+    }
+}
+
+fn cpu_time() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn raise_fd_limit() {
+    // SAFETY: get/setrlimit on our own process with a valid struct.
+    unsafe {
+        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+fn uname() -> (String, String, String) {
+    // SAFETY: uname fills the zeroed struct.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Default::default();
+    }
+    let s = |f: &[libc::c_char]| {
+        let b: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    (s(&u.nodename), s(&u.release), s(&u.machine))
+}
