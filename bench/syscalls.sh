@@ -12,7 +12,9 @@
 #
 # Configurations (--configs, all by default):
 #   untraced        the workload alone
-#   weft            $WEFT record -o OUT --quiet -- CMD
+#   weft            $WEFT record -o OUT $WEFT_ARGS -- CMD   (no --quiet: with it
+#                   weft prints no summary, hence no lost count; stderr is not a
+#                   terminal, so there is no live status line either)
 #   perf-raw        perf record -e 'raw_syscalls:*' -o OUT -- CMD
 #   perf-syscalls   perf record -e 'syscalls:sys_enter_*' -e 'syscalls:sys_exit_*' -o OUT -- CMD
 #   perf-trace      perf trace -o OUT.txt -- CMD     (text; a file, not /dev/null,
@@ -35,6 +37,7 @@
 #                          [--configs "untraced weft ..."] [--n-mmap N] [--n-fork N]
 #                          [--timeout SECONDS] [--keep]
 # Environment: WEFT (weft binary; default <repo>/target/release/weft),
+#   WEFT_ARGS (extra `weft record` options, e.g. "--buffer-size 32M"),
 #   BENCH_RUNS or R (runs, default 5), BENCH_OUT or OUT (results dir, default a
 #   new /tmp/weft-bench.XXXXXX), N_MMAP, N_FORK, BENCH_TIMEOUT (per run,
 #   default 900 s), CC (default cc).
@@ -228,6 +231,15 @@ perf_lost() {
 		END { if (have) print samples; else print lost_records + 0 }' "$stats"
 }
 
+# weft's summary: "weft: recorded E events (S syscalls) in T s, L lost, ..."
+weft_lost() {
+	sed -n 's/^weft: recorded .*[^0-9]\([0-9][0-9]*\) lost.*/\1/p' "$1" 2>/dev/null | tail -n1 || true
+}
+# weft's own CPU report: "weft: recorder CPU time X s (...)"
+weft_self_cpu() {
+	sed -n 's/^weft: recorder CPU time \([0-9.][0-9.]*\) s.*/\1/p' "$1" 2>/dev/null | tail -n1 || true
+}
+
 last_error_line() { # last meaningful stderr line of a failed run
 	grep -av -e '^elapsed_ns=' -e '^[[:space:]]*$' "$1" 2>/dev/null | tail -n1 | cut -c1-160 || true
 }
@@ -265,7 +277,8 @@ run_one() {
 	untraced) cmd=("$exe" "$n") ;;
 	weft)
 		out=$TRACES/$w.weft
-		cmd=("$WEFT" record -o "$out" --quiet -- "$exe" "$n") ;;
+		# shellcheck disable=SC2206 # WEFT_ARGS is split on purpose
+		cmd=("$WEFT" record -o "$out" ${WEFT_ARGS:-} -- "$exe" "$n") ;;
 	perf-raw)
 		out=$TRACES/$w.perf-raw.data
 		cmd=("$PERF" record -e 'raw_syscalls:*' -o "$out" -- "$exe" "$n") ;;
@@ -301,7 +314,7 @@ run_one() {
 		[[ -e $out ]] && lost=$(perf_lost "$out" "$LOGS/$tag.perf-stats") ;;
 	perf-trace|bpftrace)
 		lost=$(lost_from_lines "$errlog" "$out") ; lost=${lost:-0} ;;
-	weft) lost=$(lost_from_lines "$errlog") ;;
+	weft) lost=$(weft_lost "$errlog") ;;
 	esac
 	if [[ $KEEP == 0 && -n $out ]]; then rm -f "$out" "$out.old"; fi
 	if [[ $rc == 124 || $rc == 137 ]]; then
@@ -393,6 +406,10 @@ REPORT=$OUT/results.md
 					cpu="$cpu*"
 					notes="${notes:+$notes; }*workload not reaped by the tracer in $unreaped run(s): CPU is the tracer's own U+S"
 				fi
+			fi
+			if [[ $c == weft ]]; then
+				selfcpu=$(for r in $(col "$w" "$c" 3); do weft_self_cpu "$LOGS/$w.$c.$r.stderr"; done | median)
+				[[ -n $selfcpu ]] && notes="${notes:+$notes; }weft's own report: $(printf '%.2f' "$selfcpu") s recorder CPU"
 			fi
 			wall=$(col "$w" "$c" 9 | median)
 			[[ -n $wall ]] && wall=$(printf '%.2f' "$wall")

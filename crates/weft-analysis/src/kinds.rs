@@ -56,11 +56,9 @@ pub struct ExitState {
 
 impl ExitState {
     pub fn describe(&self) -> String {
-        use crate::names::{default_dumps_core, signal_name};
+        use crate::names::signal_name;
         match (self.fatal_signal, self.code) {
-            (Some(sig), _) => {
-                format!("killed by {}{}", signal_name(sig), if default_dumps_core(sig) { " (core dumped)" } else { "" })
-            }
+            (Some(sig), _) => format!("killed by {}", signal_name(sig)),
             (None, Some(c)) => format!("exited with {c}"),
             (None, None) => "exited".into(),
         }

@@ -60,14 +60,6 @@ pub fn default_is_fatal(sig: i64) -> bool {
     !matches!(sig as i32, libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH | libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)
 }
 
-/// Signals whose default action also dumps core.
-pub fn default_dumps_core(sig: i64) -> bool {
-    matches!(
-        sig as i32,
-        libc::SIGQUIT | libc::SIGILL | libc::SIGTRAP | libc::SIGABRT | libc::SIGBUS | libc::SIGFPE | libc::SIGSEGV | libc::SIGSYS | libc::SIGXCPU | libc::SIGXFSZ
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,110 @@
+//! Shared helpers: building the C test programs, running weft, and the
+//! privilege check that fails loudly in CI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn weft() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+}
+
+/// Compiles tests/programs/NAME.c once per test run and returns its path.
+pub fn program(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("weft-test-programs");
+        std::fs::create_dir_all(&dir).expect("create program dir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs");
+        for entry in std::fs::read_dir(&src).expect("read tests/programs") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "c") {
+                let out = dir.join(path.file_stem().expect("stem"));
+                let st = Command::new("cc")
+                    .args(["-O1", "-g", "-pthread", "-o"])
+                    .arg(&out)
+                    .arg(&path)
+                    .status()
+                    .expect("run cc (install gcc)");
+                assert!(st.success(), "compiling {} failed", path.display());
+            }
+        }
+        dir
+    });
+    dir.join(name)
+}
+
+/// True when tracing tests can run. Without root they fail in CI (CI=true)
+/// and are reported as skipped, loudly, elsewhere.
+pub fn can_trace() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    let msg = "this test needs root (perf_event_open on tracepoints, tracefs)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}; CI must run the tests as root");
+    }
+    eprintln!("SKIPPED: {msg}; run `sudo -E cargo test` to include it");
+    false
+}
+
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run command")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `weft dump FILE ARGS...` as lines; fails the test if dump fails.
+pub fn dump(file: &Path, args: &[&str]) -> Vec<String> {
+    let out = run(weft().arg("dump").arg(file).args(args));
+    assert!(out.status.success(), "weft dump failed: {}", text(&out.stderr));
+    text(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// A parsed dump line: time, pid, tid, comm, text.
+#[derive(Debug, Clone)]
+pub struct L {
+    pub t: f64,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub text: String,
+}
+
+pub fn parse(lines: &[String]) -> Vec<L> {
+    lines
+        .iter()
+        .map(|l| {
+            // time, pid/tid and comm are single words (true of the test programs);
+            // the text is the rest of the line.
+            let mut rest = l.as_str();
+            let mut word = || {
+                rest = rest.trim_start();
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                let (w, r) = rest.split_at(end);
+                rest = r;
+                w.to_owned()
+            };
+            let t: f64 = word().parse().expect("time");
+            let pt = word();
+            let comm = word();
+            let (pid, tid) = pt.split_once('/').expect("pid/tid");
+            L { t, pid: pid.parse().expect("pid"), tid: tid.parse().expect("tid"), comm, text: rest.trim().to_owned() }
+        })
+        .collect()
+}
+
+/// Hex address printed by a test program after `key=`.
+pub fn addr(stdout: &str, key: &str) -> String {
+    let line = stdout.lines().find(|l| l.contains(key)).unwrap_or_else(|| panic!("no `{key}` in output: {stdout}"));
+    let v = &line[line.find(key).expect("key") + key.len()..];
+    v.split_whitespace().next().expect("addr").to_owned()
+}

@@ -1,0 +1,6 @@
+mod attach;
+mod common;
+mod damage;
+mod errors;
+mod record;
+mod signals;
