@@ -9,7 +9,14 @@ use crate::names::{errno_desc, errno_name, signal_name};
 
 type FlagTable = &'static [(u64, &'static str)];
 
-const PROT: FlagTable = &[(0x1, "PROT_READ"), (0x2, "PROT_WRITE"), (0x4, "PROT_EXEC"), (0x8, "PROT_SEM"), (0x0100_0000, "PROT_GROWSDOWN"), (0x0200_0000, "PROT_GROWSUP")];
+const PROT: FlagTable = &[
+    (0x1, "PROT_READ"),
+    (0x2, "PROT_WRITE"),
+    (0x4, "PROT_EXEC"),
+    (0x8, "PROT_SEM"),
+    (0x0100_0000, "PROT_GROWSDOWN"),
+    (0x0200_0000, "PROT_GROWSUP"),
+];
 
 const MAP: FlagTable = &[
     (0x01, "MAP_SHARED"),
@@ -32,7 +39,11 @@ const MAP: FlagTable = &[
     (0x4000000, "MAP_UNINITIALIZED"),
 ];
 
-const MREMAP: FlagTable = &[(1, "MREMAP_MAYMOVE"), (2, "MREMAP_FIXED"), (4, "MREMAP_DONTUNMAP")];
+const MREMAP: FlagTable = &[
+    (1, "MREMAP_MAYMOVE"),
+    (2, "MREMAP_FIXED"),
+    (4, "MREMAP_DONTUNMAP"),
+];
 
 const OPEN: FlagTable = &[
     (0o1, "O_WRONLY"),
@@ -143,7 +154,13 @@ const PRCTL: &[(u64, &str)] = &[
     (0x5356_4d41, "PR_SET_VMA"),
 ];
 
-const ARCH_PRCTL: &[(u64, &str)] = &[(0x1001, "ARCH_SET_GS"), (0x1002, "ARCH_SET_FS"), (0x1003, "ARCH_GET_FS"), (0x1004, "ARCH_GET_GS"), (0x3001, "ARCH_CET_STATUS")];
+const ARCH_PRCTL: &[(u64, &str)] = &[
+    (0x1001, "ARCH_SET_GS"),
+    (0x1002, "ARCH_SET_FS"),
+    (0x1003, "ARCH_GET_FS"),
+    (0x1004, "ARCH_GET_GS"),
+    (0x3001, "ARCH_CET_STATUS"),
+];
 
 const SIGPROCMASK: &[(u64, &str)] = &[(0, "SIG_BLOCK"), (1, "SIG_UNBLOCK"), (2, "SIG_SETMASK")];
 
@@ -213,13 +230,43 @@ fn is_signed_ctype(ctype: &str) -> bool {
         && !t.contains('*')
         && matches!(
             t,
-            "int" | "long" | "pid_t" | "off_t" | "loff_t" | "key_t" | "clockid_t" | "timer_t" | "mqd_t" | "time_t" | "__s32" | "s32" | "ssize_t" | "long long"
+            "int"
+                | "long"
+                | "pid_t"
+                | "off_t"
+                | "loff_t"
+                | "key_t"
+                | "clockid_t"
+                | "timer_t"
+                | "mqd_t"
+                | "time_t"
+                | "__s32"
+                | "s32"
+                | "ssize_t"
+                | "long long"
         )
 }
 
 fn is_32bit_ctype(ctype: &str) -> bool {
     let t = ctype.trim_start_matches("const ");
-    matches!(t, "int" | "unsigned int" | "pid_t" | "uid_t" | "gid_t" | "key_t" | "clockid_t" | "mqd_t" | "umode_t" | "u32" | "__u32" | "s32" | "__s32" | "qid_t" | "rwf_t")
+    matches!(
+        t,
+        "int"
+            | "unsigned int"
+            | "pid_t"
+            | "uid_t"
+            | "gid_t"
+            | "key_t"
+            | "clockid_t"
+            | "mqd_t"
+            | "umode_t"
+            | "u32"
+            | "__u32"
+            | "s32"
+            | "__s32"
+            | "qid_t"
+            | "rwf_t"
+    )
 }
 
 /// Formats one argument.
@@ -230,7 +277,10 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
         ("mremap", "flags") => return flags(out, v, MREMAP),
         ("madvise" | "process_madvise", "behavior" | "advice") => return value(out, v, MADV),
         ("open" | "openat" | "creat", "flags") => return open_flags(out, v),
-        ("open" | "openat" | "creat" | "mkdir" | "mkdirat" | "chmod" | "fchmod" | "fchmodat", "mode") => {
+        (
+            "open" | "openat" | "creat" | "mkdir" | "mkdirat" | "chmod" | "fchmod" | "fchmodat",
+            "mode",
+        ) => {
             let _ = write!(out, "{:#o}", v & 0o7777);
             return;
         }
@@ -250,7 +300,11 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
             }
             return;
         }
-        ("kill" | "tkill" | "tgkill" | "rt_sigaction" | "rt_sigqueueinfo" | "rt_tgsigqueueinfo" | "pidfd_send_signal", "sig") => {
+        (
+            "kill" | "tkill" | "tgkill" | "rt_sigaction" | "rt_sigqueueinfo" | "rt_tgsigqueueinfo"
+            | "pidfd_send_signal",
+            "sig",
+        ) => {
             out.push_str(&signal_name(v as i32 as i64));
             return;
         }
@@ -274,11 +328,19 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
         return;
     }
     if is_signed_ctype(ctype) {
-        let s = if is_32bit_ctype(ctype) { v as i32 as i64 } else { v as i64 };
+        let s = if is_32bit_ctype(ctype) {
+            v as i32 as i64
+        } else {
+            v as i64
+        };
         let _ = write!(out, "{s}");
         return;
     }
-    let v = if is_32bit_ctype(ctype) { v & 0xffff_ffff } else { v };
+    let v = if is_32bit_ctype(ctype) {
+        v & 0xffff_ffff
+    } else {
+        v
+    };
     if name.contains("addr") && v == 0 {
         out.push_str("NULL");
     } else if name.contains("flags") || name.contains("addr") || v >= 1 << 32 {
@@ -332,14 +394,31 @@ mod tests {
     use weft_format::SyscallArg;
 
     fn entry(name: &str, args: &[(&str, &str)]) -> SyscallEntry {
-        SyscallEntry { nr: 0, name: name.into(), args: args.iter().map(|(t, n)| SyscallArg { ctype: (*t).into(), name: (*n).into() }).collect() }
+        SyscallEntry {
+            nr: 0,
+            name: name.into(),
+            args: args
+                .iter()
+                .map(|(t, n)| SyscallArg {
+                    ctype: (*t).into(),
+                    name: (*n).into(),
+                })
+                .collect(),
+        }
     }
 
     #[test]
     fn mmap_is_symbolic() {
         let e = entry(
             "mmap",
-            &[("unsigned long", "addr"), ("unsigned long", "len"), ("unsigned long", "prot"), ("unsigned long", "flags"), ("unsigned long", "fd"), ("unsigned long", "off")],
+            &[
+                ("unsigned long", "addr"),
+                ("unsigned long", "len"),
+                ("unsigned long", "prot"),
+                ("unsigned long", "flags"),
+                ("unsigned long", "fd"),
+                ("unsigned long", "off"),
+            ],
         );
         assert_eq!(
             format_args(Some(&e), &[0, 12288, 3, 0x22, u64::MAX, 0]),
@@ -351,13 +430,24 @@ mod tests {
 
     #[test]
     fn open_and_prctl() {
-        let e = entry("openat", &[("int", "dfd"), ("const char *", "filename"), ("int", "flags"), ("umode_t", "mode")]);
+        let e = entry(
+            "openat",
+            &[
+                ("int", "dfd"),
+                ("const char *", "filename"),
+                ("int", "flags"),
+                ("umode_t", "mode"),
+            ],
+        );
         assert_eq!(
             format_args(Some(&e), &[(-100i64) as u64, 0x1234, 0o2000101, 0o644]),
             "dfd=AT_FDCWD, filename=0x1234, flags=O_WRONLY|O_CREAT|O_CLOEXEC, mode=0o644"
         );
         let p = entry("prctl", &[("int", "option"), ("unsigned long", "arg2")]);
-        assert_eq!(format_args(Some(&p), &[15, 0]), "option=PR_SET_NAME, arg2=0");
+        assert_eq!(
+            format_args(Some(&p), &[15, 0]),
+            "option=PR_SET_NAME, arg2=0"
+        );
         assert_eq!(format_args(None, &[1, 2]), "0x1, 0x2");
     }
 }

@@ -37,12 +37,18 @@ impl Kinds {
             (s::MMAP, Kind::Mmap),
             (s::LOST, Kind::Lost),
         ];
-        let table = names.iter().filter_map(|&(n, k)| Some((trace.schema_by_name(n)?.id, k))).collect();
+        let table = names
+            .iter()
+            .filter_map(|&(n, k)| Some((trace.schema_by_name(n)?.id, k)))
+            .collect();
         Kinds { table }
     }
 
     pub fn kind(&self, r: &Record) -> Kind {
-        self.table.iter().find(|(id, _)| *id == r.schema).map_or(Kind::Other, |&(_, k)| k)
+        self.table
+            .iter()
+            .find(|(id, _)| *id == r.schema)
+            .map_or(Kind::Other, |&(_, k)| k)
     }
 }
 

@@ -12,17 +12,26 @@ pub fn errno_name(e: i64) -> String {
 }
 
 pub fn errno_desc(e: i64) -> &'static str {
-    i32::try_from(e).map(|e| Errno::from_raw(e).desc()).unwrap_or("Unknown error")
+    i32::try_from(e)
+        .map(|e| Errno::from_raw(e).desc())
+        .unwrap_or("Unknown error")
 }
 
 /// `SIGSEGV` for 11, `SIGRTMIN+3` for real-time signals.
 pub fn signal_name(sig: i64) -> String {
-    if let Ok(s) = i32::try_from(sig).map_err(|_| ()).and_then(|s| Signal::try_from(s).map_err(|_| ())) {
+    if let Ok(s) = i32::try_from(sig)
+        .map_err(|_| ())
+        .and_then(|s| Signal::try_from(s).map_err(|_| ()))
+    {
         return s.as_str().to_owned();
     }
     let rtmin = libc::SIGRTMIN() as i64;
     if (rtmin..=libc::SIGRTMAX() as i64).contains(&sig) {
-        return if sig == rtmin { "SIGRTMIN".into() } else { format!("SIGRTMIN+{}", sig - rtmin) };
+        return if sig == rtmin {
+            "SIGRTMIN".into()
+        } else {
+            format!("SIGRTMIN+{}", sig - rtmin)
+        };
     }
     format!("signal {sig}")
 }
@@ -45,19 +54,63 @@ pub fn si_code_name(sig: i64, code: i64) -> String {
     }
     let specific: &[&str] = match sig as i32 {
         libc::SIGSEGV => &["SEGV_MAPERR", "SEGV_ACCERR", "SEGV_BNDERR", "SEGV_PKUERR"],
-        libc::SIGBUS => &["BUS_ADRALN", "BUS_ADRERR", "BUS_OBJERR", "BUS_MCEERR_AR", "BUS_MCEERR_AO"],
-        libc::SIGILL => &["ILL_ILLOPC", "ILL_ILLOPN", "ILL_ILLADR", "ILL_ILLTRP", "ILL_PRVOPC", "ILL_PRVREG", "ILL_COPROC", "ILL_BADSTK"],
-        libc::SIGFPE => &["FPE_INTDIV", "FPE_INTOVF", "FPE_FLTDIV", "FPE_FLTOVF", "FPE_FLTUND", "FPE_FLTRES", "FPE_FLTINV", "FPE_FLTSUB"],
-        libc::SIGCHLD => &["CLD_EXITED", "CLD_KILLED", "CLD_DUMPED", "CLD_TRAPPED", "CLD_STOPPED", "CLD_CONTINUED"],
+        libc::SIGBUS => &[
+            "BUS_ADRALN",
+            "BUS_ADRERR",
+            "BUS_OBJERR",
+            "BUS_MCEERR_AR",
+            "BUS_MCEERR_AO",
+        ],
+        libc::SIGILL => &[
+            "ILL_ILLOPC",
+            "ILL_ILLOPN",
+            "ILL_ILLADR",
+            "ILL_ILLTRP",
+            "ILL_PRVOPC",
+            "ILL_PRVREG",
+            "ILL_COPROC",
+            "ILL_BADSTK",
+        ],
+        libc::SIGFPE => &[
+            "FPE_INTDIV",
+            "FPE_INTOVF",
+            "FPE_FLTDIV",
+            "FPE_FLTOVF",
+            "FPE_FLTUND",
+            "FPE_FLTRES",
+            "FPE_FLTINV",
+            "FPE_FLTSUB",
+        ],
+        libc::SIGCHLD => &[
+            "CLD_EXITED",
+            "CLD_KILLED",
+            "CLD_DUMPED",
+            "CLD_TRAPPED",
+            "CLD_STOPPED",
+            "CLD_CONTINUED",
+        ],
         libc::SIGTRAP => &["TRAP_BRKPT", "TRAP_TRACE", "TRAP_BRANCH", "TRAP_HWBKPT"],
         _ => &[],
     };
-    usize::try_from(code - 1).ok().and_then(|i| specific.get(i)).map_or_else(|| code.to_string(), |s| (*s).to_owned())
+    usize::try_from(code - 1)
+        .ok()
+        .and_then(|i| specific.get(i))
+        .map_or_else(|| code.to_string(), |s| (*s).to_owned())
 }
 
 /// Signals whose default action terminates the process.
 pub fn default_is_fatal(sig: i64) -> bool {
-    !matches!(sig as i32, libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH | libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)
+    !matches!(
+        sig as i32,
+        libc::SIGCHLD
+            | libc::SIGCONT
+            | libc::SIGURG
+            | libc::SIGWINCH
+            | libc::SIGSTOP
+            | libc::SIGTSTP
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+    )
 }
 
 #[cfg(test)]

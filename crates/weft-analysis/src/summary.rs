@@ -61,10 +61,14 @@ pub fn summarize(trace: &Trace) -> Summary {
         let name: String = match kind {
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
-                let name = trace.syscalls.get(nr).map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone());
+                let name = trace
+                    .syscalls
+                    .get(nr)
+                    .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone());
                 if name == "exit_group" || name == "exit" {
                     if let Some(Value::U64s(a)) = r.fields.get(s::syscall_enter::ARGS) {
-                        exits.entry(r.pid).or_default().code = Some((a.first().copied().unwrap_or(0) & 0xff) as i64);
+                        exits.entry(r.pid).or_default().code =
+                            Some((a.first().copied().unwrap_or(0) & 0xff) as i64);
                     }
                 }
                 name
@@ -72,16 +76,23 @@ pub fn summarize(trace: &Trace) -> Summary {
             Kind::SyscallExit => {
                 let nr = r.u64(s::syscall_exit::NR) as u32;
                 if (-4095..0).contains(&r.i64(s::syscall_exit::RET)) {
-                    let name = trace.syscalls.get(nr).map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone());
+                    let name = trace
+                        .syscalls
+                        .get(nr)
+                        .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone());
                     *sum.errors.entry(name).or_default() += 1;
                 }
                 continue;
             }
             Kind::Lost => {
-                *sum.lost_by_cpu.entry(r.cpu.unwrap_or(u32::MAX)).or_default() += r.u64(s::lost::COUNT);
+                *sum.lost_by_cpu
+                    .entry(r.cpu.unwrap_or(u32::MAX))
+                    .or_default() += r.u64(s::lost::COUNT);
                 "lost".into()
             }
-            Kind::Other => trace.schema(r.schema).map_or_else(String::new, |s| s.name.clone()),
+            Kind::Other => trace
+                .schema(r.schema)
+                .map_or_else(String::new, |s| s.name.clone()),
             Kind::SignalGenerate => "signal_generate".into(),
             Kind::SignalDeliver => {
                 let sig = r.i64(s::signal_deliver::SIG);
@@ -100,7 +111,13 @@ pub fn summarize(trace: &Trace) -> Summary {
         if kind == Kind::Lost {
             continue;
         }
-        let p = sum.processes.entry(r.pid).or_insert_with(|| ProcessSummary { first_ts: r.ts, ..Default::default() });
+        let p = sum
+            .processes
+            .entry(r.pid)
+            .or_insert_with(|| ProcessSummary {
+                first_ts: r.ts,
+                ..Default::default()
+            });
         p.last_ts = r.ts;
         p.threads.insert(r.tid);
         match kind {

@@ -36,15 +36,36 @@ fn globset(patterns: &[String]) -> Result<Option<GlobSet>, PatternError> {
         return Ok(None);
     }
     let mut b = GlobSetBuilder::new();
-    for p in patterns.iter().flat_map(|p| p.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
-        b.add(Glob::new(p).map_err(|e| PatternError { pattern: p.into(), reason: e.to_string() })?);
+    for p in patterns
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        b.add(Glob::new(p).map_err(|e| PatternError {
+            pattern: p.into(),
+            reason: e.to_string(),
+        })?);
     }
-    b.build().map(Some).map_err(|e| PatternError { pattern: patterns.join(","), reason: e.to_string() })
+    b.build().map(Some).map_err(|e| PatternError {
+        pattern: patterns.join(","),
+        reason: e.to_string(),
+    })
 }
 
 impl Filter {
-    pub fn new(pids: Vec<u32>, tids: Vec<u32>, events: &[String], comms: &[String]) -> Result<Filter, PatternError> {
-        Ok(Filter { pids, tids, events: globset(events)?, comms: globset(comms)? })
+    pub fn new(
+        pids: Vec<u32>,
+        tids: Vec<u32>,
+        events: &[String],
+        comms: &[String],
+    ) -> Result<Filter, PatternError> {
+        Ok(Filter {
+            pids,
+            tids,
+            events: globset(events)?,
+            comms: globset(comms)?,
+        })
     }
 
     fn matches(&self, pid: u32, tid: u32, comm: &str, event: &str) -> bool {
@@ -70,7 +91,10 @@ pub struct Line {
 enum State {
     Done,
     /// Waiting for its return.
-    Open { nr: u32, enter_ts: u64 },
+    Open {
+        nr: u32,
+        enter_ts: u64,
+    },
     /// Printed as unfinished; the return prints as resumed.
     Split,
 }
@@ -119,7 +143,10 @@ impl<'t> Timeline<'t> {
     }
 
     fn syscall_name(&self, nr: u32) -> String {
-        self.trace.syscalls.get(nr).map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
+        self.trace
+            .syscalls
+            .get(nr)
+            .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
     }
 
     fn comm(&self, tid: u32) -> String {
@@ -133,9 +160,20 @@ impl<'t> Timeline<'t> {
             return;
         }
         if let State::Open { .. } = state {
-            self.open.insert(r.tid, self.front_seq + self.queue.len() as u64);
+            self.open
+                .insert(r.tid, self.front_seq + self.queue.len() as u64);
         }
-        self.queue.push_back(Slot { line: Line { ts: r.ts, pid: r.pid, tid: r.tid, comm, event: event.into(), text }, state });
+        self.queue.push_back(Slot {
+            line: Line {
+                ts: r.ts,
+                pid: r.pid,
+                tid: r.tid,
+                comm,
+                event: event.into(),
+                text,
+            },
+            state,
+        });
     }
 
     fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
@@ -164,7 +202,10 @@ impl<'t> Timeline<'t> {
                     _ => Vec::new(),
                 };
                 let name = self.syscall_name(nr);
-                let text = format!("{name}({})", format_args(self.trace.syscalls.get(nr), &args));
+                let text = format!(
+                    "{name}({})",
+                    format_args(self.trace.syscalls.get(nr), &args)
+                );
                 // A thread has one syscall in flight; an older open one lost its return.
                 self.abandon(r.tid);
                 if name == "exit_group" || name == "exit" {
@@ -191,7 +232,11 @@ impl<'t> Timeline<'t> {
                         if snr == nr {
                             self.open.remove(&r.tid);
                             if let Some(slot) = self.slot_mut(seq) {
-                                let _ = write!(slot.line.text, " = {result} <{}>", secs(r.ts.saturating_sub(enter_ts)));
+                                let _ = write!(
+                                    slot.line.text,
+                                    " = {result} <{}>",
+                                    secs(r.ts.saturating_sub(enter_ts))
+                                );
                                 slot.state = State::Done;
                             }
                             return;
@@ -200,7 +245,10 @@ impl<'t> Timeline<'t> {
                 }
                 let text = match self.split.remove(&r.tid) {
                     Some((snr, enter_ts)) if snr == nr => {
-                        format!("<... {name} resumed> = {result} <{}>", secs(r.ts.saturating_sub(enter_ts)))
+                        format!(
+                            "<... {name} resumed> = {result} <{}>",
+                            secs(r.ts.saturating_sub(enter_ts))
+                        )
                     }
                     _ => format!("<... {name} resumed> = {result}"),
                 };
@@ -234,7 +282,8 @@ impl<'t> Timeline<'t> {
             }
             Kind::Exit => {
                 self.abandon(r.tid);
-                let group_dead = matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true)));
+                let group_dead =
+                    matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true)));
                 let text = if group_dead {
                     let st = self.exits.remove(&r.pid).unwrap_or_default();
                     format!("+++ {} +++", st.describe())
@@ -260,7 +309,11 @@ impl<'t> Timeline<'t> {
                     si_code_name(sig, r.i64(g::CODE)),
                     r.i64(g::TARGET_PID),
                     r.str(g::TARGET_COMM),
-                    if matches!(r.fields.get(g::GROUP), Some(Value::Bool(true))) { " process-wide" } else { "" },
+                    if matches!(r.fields.get(g::GROUP), Some(Value::Bool(true))) {
+                        " process-wide"
+                    } else {
+                        ""
+                    },
                 );
                 self.push(&r, "signal_generate", text, State::Done);
             }
@@ -276,7 +329,11 @@ impl<'t> Timeline<'t> {
                 if handler == 0 && default_is_fatal(sig) {
                     self.exits.entry(r.pid).or_default().fatal_signal = Some(sig);
                 }
-                let text = format!("{} code={} handler={h}", signal_name(sig), si_code_name(sig, r.i64(d::CODE)));
+                let text = format!(
+                    "{} code={} handler={h}",
+                    signal_name(sig),
+                    si_code_name(sig, r.i64(d::CODE))
+                );
                 self.push(&r, "signal_deliver", text, State::Done);
             }
             Kind::Mmap => {
@@ -284,7 +341,10 @@ impl<'t> Timeline<'t> {
                 let addr = r.u64(m::ADDR);
                 let prot = r.u64(m::PROT);
                 let flags = r.u64(m::FLAGS);
-                let perms: String = [(1, 'r'), (2, 'w'), (4, 'x')].iter().map(|&(b, c)| if prot & b != 0 { c } else { '-' }).collect();
+                let perms: String = [(1, 'r'), (2, 'w'), (4, 'x')]
+                    .iter()
+                    .map(|&(b, c)| if prot & b != 0 { c } else { '-' })
+                    .collect();
                 let shared = if flags & 1 != 0 { 's' } else { 'p' };
                 let mut text = format!(
                     "map {addr:#x}-{:#x} {perms}{shared} {:#x} {}",
@@ -303,11 +363,17 @@ impl<'t> Timeline<'t> {
                 self.push(&r, "map", text, State::Done);
             }
             Kind::Lost => {
-                let text = format!("*** LOST {} events on CPU {} ***", r.u64(s::lost::COUNT), r.cpu.map_or("?".into(), |c| c.to_string()));
+                let text = format!(
+                    "*** LOST {} events on CPU {} ***",
+                    r.u64(s::lost::COUNT),
+                    r.cpu.map_or("?".into(), |c| c.to_string())
+                );
                 self.push(&r, "lost", text, State::Done);
             }
             Kind::Other => {
-                let Some(schema) = self.trace.schema(r.schema) else { return };
+                let Some(schema) = self.trace.schema(r.schema) else {
+                    return;
+                };
                 let name = schema.name.clone();
                 let mut text = name.clone();
                 for (f, v) in schema.fields.iter().zip(&r.fields) {
@@ -322,7 +388,9 @@ impl<'t> Timeline<'t> {
     fn settle(&mut self, end: bool) {
         loop {
             let held = self.queue.len();
-            let Some(front) = self.queue.front_mut() else { break };
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
             match front.state {
                 State::Done => {}
                 State::Open { nr, enter_ts } if end || held > MAX_HELD => {

@@ -24,8 +24,15 @@ pub fn warn_damage(t: &Trace) {
             t.len
         );
     }
-    for p in t.problems.iter().filter(|p| !matches!(p.error, weft_format::FormatError::Truncated { .. })) {
-        eprintln!("weft: warning: {} ({} bytes skipped)", p.error, p.skipped_bytes);
+    for p in t
+        .problems
+        .iter()
+        .filter(|p| !matches!(p.error, weft_format::FormatError::Truncated { .. }))
+    {
+        eprintln!(
+            "weft: warning: {} ({} bytes skipped)",
+            p.error, p.skipped_bytes
+        );
     }
 }
 
@@ -34,7 +41,9 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     warn_damage(&trace);
     let filter = Filter::new(args.pid, args.tid, &args.event, &args.comm)?;
     let mut tl = Timeline::new(&trace, filter);
-    let start = trace.info(info_keys::START_MONOTONIC_NS).and_then(|s| s.parse::<u64>().ok());
+    let start = trace
+        .info(info_keys::START_MONOTONIC_NS)
+        .and_then(|s| s.parse::<u64>().ok());
     let mut base: Option<u64> = start;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -42,7 +51,15 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
         for line in tl.by_ref() {
             let b = *base.get_or_insert(line.ts);
             let rel = line.ts.saturating_sub(b);
-            writeln!(out, "{:>16} {:>7}/{:<7} {:<16} {}", secs(rel), line.pid, line.tid, line.comm, line.text)?;
+            writeln!(
+                out,
+                "{:>16} {:>7}/{:<7} {:<16} {}",
+                secs(rel),
+                line.pid,
+                line.tid,
+                line.comm,
+                line.text
+            )?;
         }
         out.flush()
     })();

@@ -14,7 +14,13 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     let t = open(&args.file)?;
     let s = summarize(&t);
     let v = |k: &str| t.info(k).unwrap_or("?").to_owned();
-    println!("file:       {} ({}, format {}.{})", args.file.display(), bytes(t.len), t.version.0, t.version.1);
+    println!(
+        "file:       {} ({}, format {}.{})",
+        args.file.display(),
+        bytes(t.len),
+        t.version.0,
+        t.version.1
+    );
     let status = if t.truncated {
         format!(
             "TRUNCATED: the recorder stopped mid-write; recovered {} complete chunks ({} of {})",
@@ -23,15 +29,28 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
             bytes(t.len)
         )
     } else if t.end.is_none() {
-        "INCOMPLETE: the recording did not finish (no end marker); every complete chunk was read".into()
+        "INCOMPLETE: the recording did not finish (no end marker); every complete chunk was read"
+            .into()
     } else if !t.problems.is_empty() || !s.problems.is_empty() {
         "DAMAGED: see problems below; intact chunks were read".into()
     } else {
-        format!("complete ({})", t.end_value(end_keys::STOP_REASON).unwrap_or("finished"))
+        format!(
+            "complete ({})",
+            t.end_value(end_keys::STOP_REASON).unwrap_or("finished")
+        )
     };
     println!("status:     {status}");
-    let when = t.info(info_keys::START_REALTIME_NS).and_then(|s| s.parse::<u64>().ok()).map(utc).unwrap_or_else(|| "?".into());
-    println!("recorded:   {when} on {} (Linux {}, {})", v(info_keys::HOSTNAME), v(info_keys::KERNEL_RELEASE), v(info_keys::MACHINE));
+    let when = t
+        .info(info_keys::START_REALTIME_NS)
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(utc)
+        .unwrap_or_else(|| "?".into());
+    println!(
+        "recorded:   {when} on {} (Linux {}, {})",
+        v(info_keys::HOSTNAME),
+        v(info_keys::KERNEL_RELEASE),
+        v(info_keys::MACHINE)
+    );
     if let Some(c) = t.info(info_keys::COMMAND).filter(|c| !c.is_empty()) {
         println!("command:    {c}");
     }
@@ -41,15 +60,24 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     }
     println!("syscalls:   {}", v(info_keys::SYSCALLS));
     println!("clock:      {}", v(info_keys::CLOCK));
-    let start = t.info(info_keys::START_MONOTONIC_NS).and_then(|s| s.parse::<u64>().ok());
-    let end = t.end_value(end_keys::END_MONOTONIC_NS).and_then(|s| s.parse::<u64>().ok());
+    let start = t
+        .info(info_keys::START_MONOTONIC_NS)
+        .and_then(|s| s.parse::<u64>().ok());
+    let end = t
+        .end_value(end_keys::END_MONOTONIC_NS)
+        .and_then(|s| s.parse::<u64>().ok());
     match (start.or(s.first_ts), end.or(s.last_ts)) {
         (Some(a), Some(b)) => println!("duration:   {} s", secs(b.saturating_sub(a))),
         _ => println!("duration:   ?"),
     }
     if let (Some(a), Some(b)) = (s.first_ts, s.last_ts) {
         let base = start.unwrap_or(a);
-        println!("events:     {} from +{} to +{} s", s.records, secs(a.saturating_sub(base)), secs(b.saturating_sub(base)));
+        println!(
+            "events:     {} from +{} to +{} s",
+            s.records,
+            secs(a.saturating_sub(base)),
+            secs(b.saturating_sub(base))
+        );
     } else {
         println!("events:     0");
     }
@@ -57,12 +85,19 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     if lost == 0 {
         println!("lost:       0");
     } else {
-        let per: Vec<String> = s.lost_by_cpu.iter().map(|(c, n)| format!("CPU {c}: {n}")).collect();
+        let per: Vec<String> = s
+            .lost_by_cpu
+            .iter()
+            .map(|(c, n)| format!("CPU {c}: {n}"))
+            .collect();
         println!("lost:       {lost} ({})", per.join(", "));
     }
     println!();
     println!("processes:");
-    println!("  {:>7} {:>7} {:>7} {:>9}  {:<16} EXIT", "PID", "PPID", "THREADS", "SYSCALLS", "NAME");
+    println!(
+        "  {:>7} {:>7} {:>7} {:>9}  {:<16} EXIT",
+        "PID", "PPID", "THREADS", "SYSCALLS", "NAME"
+    );
     for (pid, p) in &s.processes {
         println!(
             "  {:>7} {:>7} {:>7} {:>9}  {:<16} {}",
@@ -79,10 +114,19 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     let mut counts: Vec<(&String, &u64)> = s.counts.iter().collect();
     counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (name, n) in counts {
-        let errs = s.errors.get(name).map(|e| format!("  ({e} failed)")).unwrap_or_default();
+        let errs = s
+            .errors
+            .get(name)
+            .map(|e| format!("  ({e} failed)"))
+            .unwrap_or_default();
         println!("  {n:>10}  {name}{errs}");
     }
-    let problems: Vec<&FormatError> = t.problems.iter().map(|p| &p.error).chain(s.problems.iter()).collect();
+    let problems: Vec<&FormatError> = t
+        .problems
+        .iter()
+        .map(|p| &p.error)
+        .chain(s.problems.iter())
+        .collect();
     if !problems.is_empty() {
         println!();
         println!("problems:");
@@ -108,7 +152,13 @@ fn utc(ns: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC", rem / 3600, rem % 3600 / 60, rem % 60, ns % 1_000_000_000 / 1_000_000)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ns % 1_000_000_000 / 1_000_000
+    )
 }
 
 #[cfg(test)]
@@ -116,6 +166,9 @@ mod tests {
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01 00:00:00.000 UTC");
-        assert_eq!(super::utc(1_795_435_200_000_000_000), "2026-11-23 12:00:00.000 UTC");
+        assert_eq!(
+            super::utc(1_795_435_200_000_000_000),
+            "2026-11-23 12:00:00.000 UTC"
+        );
     }
 }

@@ -34,7 +34,9 @@ enum Command {
 }
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  weft record -- ./app arg1                       trace every syscall of ./app and its children\n  weft record --syscalls memory,prctl -- ./app    only memory syscalls and prctl\n  weft record -p 1234 --duration 10s              attach to PID 1234 (all threads) for 10 s\n\nSyscall classes for --syscalls: memory, file, desc, process, signal, network, ipc (also as %memory).\nProcess lifecycle, signals and memory maps are always recorded. Ctrl-C stops recording cleanly.")]
+#[command(
+    after_help = "Examples:\n  weft record -- ./app arg1                       trace every syscall of ./app and its children\n  weft record --syscalls memory,prctl -- ./app    only memory syscalls and prctl\n  weft record -p 1234 --duration 10s              attach to PID 1234 (all threads) for 10 s\n\nSyscall classes for --syscalls: memory, file, desc, process, signal, network, ipc (also as %memory).\nProcess lifecycle, signals and memory maps are always recorded. Ctrl-C stops recording cleanly."
+)]
 pub struct RecordArgs {
     /// Trace file to write.
     #[arg(short, long, default_value = "trace.weft")]
@@ -66,7 +68,9 @@ pub struct RecordArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  weft dump app.weft\n  weft dump app.weft --pid 1235 --event munmap\n  weft dump app.weft --event 'mmap,munmap,signal_*' --comm 'worker*'\n\nEvent names: syscall names, and fork, exec, exit, comm, map, signal_generate, signal_deliver, lost.")]
+#[command(
+    after_help = "Examples:\n  weft dump app.weft\n  weft dump app.weft --pid 1235 --event munmap\n  weft dump app.weft --event 'mmap,munmap,signal_*' --comm 'worker*'\n\nEvent names: syscall names, and fork, exec, exit, comm, map, signal_generate, signal_deliver, lost."
+)]
 pub struct DumpArgs {
     /// Trace file to read.
     file: PathBuf,

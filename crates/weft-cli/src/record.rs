@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::IsTerminal;
-use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -76,7 +76,9 @@ impl CommFilter {
             EventKind::Lost { .. } => return true,
             _ => {}
         }
-        self.names.get(&ev.pid).is_some_and(|n| self.globs.is_match(n))
+        self.names
+            .get(&ev.pid)
+            .is_some_and(|n| self.globs.is_match(n))
     }
 }
 
@@ -92,7 +94,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             let mut set = weft_kernel::syscalls::select(spec, &table)?;
             // The process lifecycle needs its exit status.
             for name in ["exit", "exit_group"] {
-                set.extend(table.entries.iter().filter(|e| e.name == name).map(|e| e.nr));
+                set.extend(
+                    table
+                        .entries
+                        .iter()
+                        .filter(|e| e.name == name)
+                        .map(|e| e.nr),
+                );
             }
             Some(set)
         }
@@ -105,12 +113,21 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     raise_fd_limit();
 
-    let file = File::create(&args.output).with_context(|| format!("cannot create trace file {}", args.output.display()))?;
-    let mut session = Session::new(&tfs, weft_kernel::Options { buffer_bytes: args.buffer_size, syscalls: selection })?;
+    let file = File::create(&args.output)
+        .with_context(|| format!("cannot create trace file {}", args.output.display()))?;
+    let mut session = Session::new(
+        &tfs,
+        weft_kernel::Options {
+            buffer_bytes: args.buffer_size,
+            syscalls: selection,
+        },
+    )?;
 
     let target = if args.command.is_empty() {
         for &pid in &args.pid {
-            session.attach_process(pid).with_context(|| format!("cannot attach to PID {pid}"))?;
+            session
+                .attach_process(pid)
+                .with_context(|| format!("cannot attach to PID {pid}"))?;
         }
         Target::Pids(args.pid.clone())
     } else {
@@ -126,7 +143,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let command_line = if args.command.is_empty() {
         String::new()
     } else {
-        args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        args.command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let uts = uname();
     let info = vec![
@@ -137,20 +158,49 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         (info_keys::COMMAND, command_line.clone()),
         (
             info_keys::TARGET,
-            if args.pid.is_empty() { "command".into() } else { format!("pid {}", args.pid.iter().map(u32::to_string).collect::<Vec<_>>().join(",")) },
+            if args.pid.is_empty() {
+                "command".into()
+            } else {
+                format!(
+                    "pid {}",
+                    args.pid
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            },
         ),
-        (info_keys::RECORDER, format!("weft {}", env!("CARGO_PKG_VERSION"))),
+        (
+            info_keys::RECORDER,
+            format!("weft {}", env!("CARGO_PKG_VERSION")),
+        ),
         (info_keys::START_MONOTONIC_NS, start_mono.to_string()),
-        (info_keys::START_REALTIME_NS, weft_kernel::realtime_ns().to_string()),
-        (info_keys::SYSCALLS, args.syscalls.clone().unwrap_or_else(|| "all".into())),
+        (
+            info_keys::START_REALTIME_NS,
+            weft_kernel::realtime_ns().to_string(),
+        ),
+        (
+            info_keys::SYSCALLS,
+            args.syscalls.clone().unwrap_or_else(|| "all".into()),
+        ),
         (info_keys::NCPUS, session.cpus().len().to_string()),
     ];
-    let mut writer = TraceWriter::new(file, &info, args.compression).context("cannot write the trace file header")?;
+    let mut writer = TraceWriter::new(file, &info, args.compression)
+        .context("cannot write the trace file header")?;
     let schemas = KernelSchemas::register(&mut writer, &table);
-    writer.write_syscall_table(&table).context("cannot write the syscall table")?;
+    writer
+        .write_syscall_table(&table)
+        .context("cannot write the syscall table")?;
 
     let mut comm_filter = (!args.comm.is_empty()).then(|| CommFilter {
-        globs: globset_lite::Set(args.comm.iter().flat_map(|c| c.split(',')).map(str::to_owned).collect()),
+        globs: globset_lite::Set(
+            args.comm
+                .iter()
+                .flat_map(|c| c.split(','))
+                .map(str::to_owned)
+                .collect(),
+        ),
         names: HashMap::new(),
     });
 
@@ -176,8 +226,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install the signal handler")?;
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
     }
 
     let (child_pid, mut exec_error) = match target {
@@ -195,7 +250,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         ProgressBar::hidden()
     } else {
         let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
-        b.set_style(ProgressStyle::with_template("{spinner} recording {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        b.set_style(
+            ProgressStyle::with_template("{spinner} recording {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         b
     };
 
@@ -217,14 +275,26 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         }
         loop {
             let timeout = match args.duration {
-                Some(d) => d.saturating_sub(started.elapsed()).min(Duration::from_millis(100)),
+                Some(d) => d
+                    .saturating_sub(started.elapsed())
+                    .min(Duration::from_millis(100)),
                 None => Duration::from_millis(100),
             };
             let ready = session.wait(timeout);
             session.drain(&mut events);
-            write_batch(&mut events, &mut comm_filter, &schemas, &mut buf, &mut stats);
-            if buf.byte_len() >= CHUNK_BYTES || (last_flush.elapsed() >= FLUSH_EVERY && !buf.is_empty()) {
-                writer.write_events(&mut buf).context("cannot write to the trace file")?;
+            write_batch(
+                &mut events,
+                &mut comm_filter,
+                &schemas,
+                &mut buf,
+                &mut stats,
+            );
+            if buf.byte_len() >= CHUNK_BYTES
+                || (last_flush.elapsed() >= FLUSH_EVERY && !buf.is_empty())
+            {
+                writer
+                    .write_events(&mut buf)
+                    .context("cannot write to the trace file")?;
                 last_flush = Instant::now();
             }
             for t in ready {
@@ -272,7 +342,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // Whatever happened, leave a complete file: drain, flush, write the End chunk.
     session.disable();
     session.drain(&mut events);
-    write_batch(&mut events, &mut comm_filter, &schemas, &mut buf, &mut stats);
+    write_batch(
+        &mut events,
+        &mut comm_filter,
+        &schemas,
+        &mut buf,
+        &mut stats,
+    );
     bar.finish_and_clear();
     let write_result = writer.write_events(&mut buf);
     if let (Some(pid), None) = (child_pid, child_status) {
@@ -287,7 +363,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         (end_keys::RECORDS, stats.records.to_string()),
         (end_keys::STOP_REASON, stop_reason.to_string()),
     ];
-    let lost_keys: Vec<(String, u64)> = session.lost_per_cpu().into_iter().map(|(c, n)| (format!("{}{c}", end_keys::LOST_PREFIX), n)).collect();
+    let lost_keys: Vec<(String, u64)> = session
+        .lost_per_cpu()
+        .into_iter()
+        .map(|(c, n)| (format!("{}{c}", end_keys::LOST_PREFIX), n))
+        .collect();
     for (k, n) in &lost_keys {
         end.push((k.as_str(), n.to_string()));
     }
@@ -314,13 +394,25 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             bytes(total),
             args.output.display()
         );
-        eprintln!("weft: recorder CPU time {:.2} s ({:.0}% of one core); stopped: {stop_reason}", cpu, 100.0 * cpu / secs.max(1e-9));
+        eprintln!(
+            "weft: recorder CPU time {:.2} s ({:.0}% of one core); stopped: {stop_reason}",
+            cpu,
+            100.0 * cpu / secs.max(1e-9)
+        );
         if lost > 0 {
-            let per: Vec<String> = session.lost_per_cpu().iter().filter(|(_, n)| *n > 0).map(|(c, n)| format!("CPU {c}: {n}")).collect();
+            let per: Vec<String> = session
+                .lost_per_cpu()
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(c, n)| format!("CPU {c}: {n}"))
+                .collect();
             eprintln!("weft: warning: {lost} events were lost because a ring buffer was full ({}); try a larger --buffer-size", per.join(", "));
         }
         if session.malformed() > 0 {
-            eprintln!("weft: warning: {} kernel records could not be decoded and were skipped", session.malformed());
+            eprintln!(
+                "weft: warning: {} kernel records could not be decoded and were skipped",
+                session.malformed()
+            );
         }
         if let Some(st) = child_status {
             eprintln!("weft: {command_line}: {}", describe_status(st));
@@ -332,7 +424,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     Ok(match child_status {
         Some(st) if libc::WIFEXITED(st) => ExitCode::from(libc::WEXITSTATUS(st) as u8),
-        Some(st) if libc::WIFSIGNALED(st) => ExitCode::from(128u8.wrapping_add(libc::WTERMSIG(st) as u8)),
+        Some(st) if libc::WIFSIGNALED(st) => {
+            ExitCode::from(128u8.wrapping_add(libc::WTERMSIG(st) as u8))
+        }
         _ => ExitCode::SUCCESS,
     })
 }
@@ -344,7 +438,13 @@ struct Stats {
     lost: u64,
 }
 
-fn write_batch(events: &mut Vec<KernelEvent>, filter: &mut Option<CommFilter>, schemas: &KernelSchemas, buf: &mut RecordBuf, stats: &mut Stats) {
+fn write_batch(
+    events: &mut Vec<KernelEvent>,
+    filter: &mut Option<CommFilter>,
+    schemas: &KernelSchemas,
+    buf: &mut RecordBuf,
+    stats: &mut Stats,
+) {
     // Sorted batches keep chunks' time ranges tight, which keeps reading cheap.
     events.sort_by_key(|e| e.ts);
     for ev in events.drain(..) {
@@ -367,7 +467,13 @@ fn reap(pid: u32, block: bool) -> Option<i32> {
     let mut status = 0;
     loop {
         // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid as i32, &mut status, if block { 0 } else { libc::WNOHANG }) };
+        let r = unsafe {
+            libc::waitpid(
+                pid as i32,
+                &mut status,
+                if block { 0 } else { libc::WNOHANG },
+            )
+        };
         if r == pid as i32 {
             return Some(status);
         }
@@ -386,7 +492,11 @@ fn describe_status(st: i32) -> String {
         format!(
             "killed by {}{}",
             weft_analysis::names::signal_name(sig as i64),
-            if libc::WCOREDUMP(st) { " (core dumped)" } else { "" }
+            if libc::WCOREDUMP(st) {
+                " (core dumped)"
+            } else {
+                ""
+            }
         )
     } else {
         format!("status {st:#x}")
@@ -405,7 +515,10 @@ fn cpu_time() -> f64 {
 fn raise_fd_limit() {
     // SAFETY: get/setrlimit on our own process with a valid struct.
     unsafe {
-        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
             r.rlim_cur = r.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
@@ -421,7 +534,11 @@ fn uname() -> (String, String, String) {
         return Default::default();
     }
     let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&b).into_owned()
     };
     (s(&u.nodename), s(&u.release), s(&u.machine))

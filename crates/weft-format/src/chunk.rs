@@ -128,7 +128,9 @@ impl ChunkHeader {
         let stored_crc = u32at(44);
         let crc = crc32c::crc32c(&b[0..44]);
         if stored_crc != crc {
-            return Err(format!("header checksum mismatch (stored {stored_crc:#010x}, computed {crc:#010x})"));
+            return Err(format!(
+                "header checksum mismatch (stored {stored_crc:#010x}, computed {crc:#010x})"
+            ));
         }
         let compression = match b[5] {
             0 => Compression::None,
@@ -148,13 +150,19 @@ impl ChunkHeader {
             payload_crc: u32at(40),
         };
         if h.raw_len > MAX_CHUNK_RAW_LEN {
-            return Err(format!("raw length {} exceeds the {} byte limit", h.raw_len, MAX_CHUNK_RAW_LEN));
+            return Err(format!(
+                "raw length {} exceeds the {} byte limit",
+                h.raw_len, MAX_CHUNK_RAW_LEN
+            ));
         }
         if h.compression == Compression::None && h.stored_len != h.raw_len {
             return Err("uncompressed chunk with stored length != raw length".into());
         }
         if h.min_ts > h.max_ts {
-            return Err(format!("min timestamp {} after max timestamp {}", h.min_ts, h.max_ts));
+            return Err(format!(
+                "min timestamp {} after max timestamp {}",
+                h.min_ts, h.max_ts
+            ));
         }
         Ok(h)
     }
@@ -183,7 +191,10 @@ mod tests {
         for bit in 0..CHUNK_HEADER_LEN * 8 {
             let mut m = b;
             m[bit / 8] ^= 1 << (bit % 8);
-            assert!(ChunkHeader::decode(&m).is_err(), "flip of bit {bit} not detected");
+            assert!(
+                ChunkHeader::decode(&m).is_err(),
+                "flip of bit {bit} not detected"
+            );
         }
     }
 }

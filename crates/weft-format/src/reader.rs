@@ -22,7 +22,10 @@ enum Source {
 impl Source {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), FormatError> {
         match self {
-            Source::File(f) => f.read_exact_at(buf, offset).map_err(|e| FormatError::Io { offset, message: e.to_string() }),
+            Source::File(f) => f.read_exact_at(buf, offset).map_err(|e| FormatError::Io {
+                offset,
+                message: e.to_string(),
+            }),
             Source::Bytes(b) => {
                 let start = usize::try_from(offset).ok();
                 match start.and_then(|s| b.get(s..s.checked_add(buf.len())?)) {
@@ -30,7 +33,10 @@ impl Source {
                         buf.copy_from_slice(s);
                         Ok(())
                     }
-                    None => Err(FormatError::Io { offset, message: "read past the end".into() }),
+                    None => Err(FormatError::Io {
+                        offset,
+                        message: "read past the end".into(),
+                    }),
                 }
             }
         }
@@ -70,8 +76,17 @@ pub struct Trace {
 
 impl Trace {
     pub fn open(path: &Path) -> Result<Trace, FormatError> {
-        let file = File::open(path).map_err(|e| FormatError::Io { offset: 0, message: format!("{}: {e}", path.display()) })?;
-        let len = file.metadata().map_err(|e| FormatError::Io { offset: 0, message: e.to_string() })?.len();
+        let file = File::open(path).map_err(|e| FormatError::Io {
+            offset: 0,
+            message: format!("{}: {e}", path.display()),
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| FormatError::Io {
+                offset: 0,
+                message: e.to_string(),
+            })?
+            .len();
         Self::scan(Source::File(file), len)
     }
 
@@ -89,12 +104,17 @@ impl Trace {
                     return Err(FormatError::BadFileMagic { found: m.to_vec() });
                 }
             }
-            return Err(FormatError::ShortFile { len, need: FILE_HEADER_LEN });
+            return Err(FormatError::ShortFile {
+                len,
+                need: FILE_HEADER_LEN,
+            });
         }
         let mut h = [0u8; FILE_HEADER_LEN];
         source.read_at(0, &mut h)?;
         if h[0..8] != FILE_MAGIC {
-            return Err(FormatError::BadFileMagic { found: h[0..8].to_vec() });
+            return Err(FormatError::BadFileMagic {
+                found: h[0..8].to_vec(),
+            });
         }
         let stored = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
         if stored != crc32c::crc32c(&h[0..28]) {
@@ -103,7 +123,11 @@ impl Trace {
         let major = u16::from_le_bytes([h[8], h[9]]);
         let minor = u16::from_le_bytes([h[10], h[11]]);
         if major != VERSION_MAJOR {
-            return Err(FormatError::UnsupportedVersion { major, minor, supported: VERSION_MAJOR });
+            return Err(FormatError::UnsupportedVersion {
+                major,
+                minor,
+                supported: VERSION_MAJOR,
+            });
         }
         let mut t = Trace {
             source,
@@ -137,7 +161,9 @@ impl Trace {
                 self.problems.push(Problem {
                     error: FormatError::Truncated {
                         offset,
-                        reason: format!("{left} bytes left, a chunk header needs {CHUNK_HEADER_LEN}"),
+                        reason: format!(
+                            "{left} bytes left, a chunk header needs {CHUNK_HEADER_LEN}"
+                        ),
                     },
                     skipped_bytes: left,
                 });
@@ -151,7 +177,10 @@ impl Trace {
                         self.problems.push(Problem {
                             error: FormatError::Truncated {
                                 offset,
-                                reason: format!("chunk {} needs {need} bytes, {left} are left", header.seq),
+                                reason: format!(
+                                    "chunk {} needs {need} bytes, {left} are left",
+                                    header.seq
+                                ),
                             },
                             skipped_bytes: left,
                         });
@@ -189,7 +218,8 @@ impl Trace {
             for i in 0..n.saturating_sub(3) {
                 if buf[i..i + 4] == CHUNK_MAGIC {
                     let cand = pos + i as u64;
-                    if cand + CHUNK_HEADER_LEN as u64 <= self.len && self.read_header(cand)?.is_ok() {
+                    if cand + CHUNK_HEADER_LEN as u64 <= self.len && self.read_header(cand)?.is_ok()
+                    {
                         return Ok(Some(cand));
                     }
                 }
@@ -211,7 +241,10 @@ impl Trace {
             let payload = match self.payload(&c) {
                 Ok(p) => p,
                 Err(e) => {
-                    self.problems.push(Problem { error: e, skipped_bytes: c.end() - c.offset });
+                    self.problems.push(Problem {
+                        error: e,
+                        skipped_bytes: c.end() - c.offset,
+                    });
                     continue;
                 }
             };
@@ -224,12 +257,19 @@ impl Trace {
                         self.schemas.insert(s.id.0, s);
                     }
                 }),
-                ChunkKind::SyscallTable => SyscallTable::decode(&mut cur).map(|t| self.syscalls = t),
+                ChunkKind::SyscallTable => {
+                    SyscallTable::decode(&mut cur).map(|t| self.syscalls = t)
+                }
                 ChunkKind::Events | ChunkKind::Unknown(_) => Ok(()),
             };
             if let Err((at, reason)) = res {
                 self.problems.push(Problem {
-                    error: FormatError::Malformed { offset: c.offset, seq: c.header.seq, at, reason },
+                    error: FormatError::Malformed {
+                        offset: c.offset,
+                        seq: c.header.seq,
+                        at,
+                        reason,
+                    },
                     skipped_bytes: c.end() - c.offset,
                 });
             }
@@ -240,21 +280,36 @@ impl Trace {
     pub fn payload(&self, c: &ChunkInfo) -> Result<Vec<u8>, FormatError> {
         let h = &c.header;
         let mut stored = vec![0u8; h.stored_len as usize];
-        self.source.read_at(c.offset + CHUNK_HEADER_LEN as u64, &mut stored)?;
+        self.source
+            .read_at(c.offset + CHUNK_HEADER_LEN as u64, &mut stored)?;
         let computed = crc32c::crc32c(&stored);
         if computed != h.payload_crc {
-            return Err(FormatError::BadPayloadChecksum { offset: c.offset, seq: h.seq, stored: h.payload_crc, computed });
+            return Err(FormatError::BadPayloadChecksum {
+                offset: c.offset,
+                seq: h.seq,
+                stored: h.payload_crc,
+                computed,
+            });
         }
         match h.compression {
             Compression::None => Ok(stored),
             Compression::Zstd => {
-                let raw = zstd::bulk::decompress(&stored, h.raw_len as usize)
-                    .map_err(|e| FormatError::Decompress { offset: c.offset, seq: h.seq, reason: e.to_string() })?;
+                let raw = zstd::bulk::decompress(&stored, h.raw_len as usize).map_err(|e| {
+                    FormatError::Decompress {
+                        offset: c.offset,
+                        seq: h.seq,
+                        reason: e.to_string(),
+                    }
+                })?;
                 if raw.len() != h.raw_len as usize {
                     return Err(FormatError::Decompress {
                         offset: c.offset,
                         seq: h.seq,
-                        reason: format!("{} bytes decompressed, header says {}", raw.len(), h.raw_len),
+                        reason: format!(
+                            "{} bytes decompressed, header says {}",
+                            raw.len(),
+                            h.raw_len
+                        ),
                     });
                 }
                 Ok(raw)
@@ -275,7 +330,12 @@ impl Trace {
         let mut cur = Cursor::new(&payload);
         let mut prev_ts = c.header.min_ts;
         let mut unknown = 0u64;
-        let malformed = |at: usize, reason: String| FormatError::Malformed { offset: c.offset, seq: c.header.seq, at, reason };
+        let malformed = |at: usize, reason: String| FormatError::Malformed {
+            offset: c.offset,
+            seq: c.header.seq,
+            at,
+            reason,
+        };
         while !cur.is_empty() {
             let start = cur.pos();
             let (head, len) = match decode_head(&mut cur, prev_ts) {
@@ -298,12 +358,25 @@ impl Trace {
                 continue;
             };
             match decode_fields(schema, body) {
-                Ok(fields) => out.push(Record { schema: head.schema, ts: head.ts, cpu: head.cpu, pid: head.pid, tid: head.tid, fields }),
-                Err((at, reason)) => errors.push(malformed(start + at, format!("record of {}: {reason}", schema.name))),
+                Ok(fields) => out.push(Record {
+                    schema: head.schema,
+                    ts: head.ts,
+                    cpu: head.cpu,
+                    pid: head.pid,
+                    tid: head.tid,
+                    fields,
+                }),
+                Err((at, reason)) => errors.push(malformed(
+                    start + at,
+                    format!("record of {}: {reason}", schema.name),
+                )),
             }
         }
         if unknown > 0 {
-            errors.push(malformed(0, format!("{unknown} records refer to schemas missing from the file (skipped)")));
+            errors.push(malformed(
+                0,
+                format!("{unknown} records refer to schemas missing from the file (skipped)"),
+            ));
         }
         (out, errors)
     }
@@ -321,20 +394,31 @@ impl Trace {
     }
 
     pub fn info(&self, key: &str) -> Option<&str> {
-        self.info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.info
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn end_value(&self, key: &str) -> Option<&str> {
-        self.end.as_ref()?.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.end
+            .as_ref()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Byte offset up to which the file was readable framing.
     pub fn recovered_bytes(&self) -> u64 {
-        self.chunks.last().map_or(FILE_HEADER_LEN as u64, ChunkInfo::end)
+        self.chunks
+            .last()
+            .map_or(FILE_HEADER_LEN as u64, ChunkInfo::end)
     }
 
     pub fn event_chunks(&self) -> impl Iterator<Item = &ChunkInfo> {
-        self.chunks.iter().filter(|c| c.header.kind == ChunkKind::Events)
+        self.chunks
+            .iter()
+            .filter(|c| c.header.kind == ChunkKind::Events)
     }
 
     /// All records of the file in timestamp order (ties keep file order).
@@ -342,7 +426,13 @@ impl Trace {
     pub fn records(&self) -> Records<'_> {
         let mut pending: Vec<ChunkInfo> = self.event_chunks().copied().collect();
         pending.sort_by_key(|c| Reverse((c.header.min_ts, c.header.seq, c.offset)));
-        Records { trace: self, pending, heap: BinaryHeap::new(), errors: VecDeque::new(), order: 0 }
+        Records {
+            trace: self,
+            pending,
+            heap: BinaryHeap::new(),
+            errors: VecDeque::new(),
+            order: 0,
+        }
     }
 }
 
@@ -393,12 +483,18 @@ impl Iterator for Records<'_> {
                 (Some(t), Some(m)) if t < m => {}
                 (Some(_), None) => {}
                 (_, Some(_)) => {
-                    let Some(c) = self.pending.pop() else { continue };
+                    let Some(c) = self.pending.pop() else {
+                        continue;
+                    };
                     let (recs, errs) = self.trace.decode_events(&c);
                     self.errors.extend(errs);
                     for rec in recs {
                         self.order += 1;
-                        self.heap.push(Reverse(HeapItem { ts: rec.ts, order: self.order, rec }));
+                        self.heap.push(Reverse(HeapItem {
+                            ts: rec.ts,
+                            order: self.order,
+                            rec,
+                        }));
                     }
                     continue;
                 }

@@ -83,13 +83,24 @@ pub(crate) fn decode_head(c: &mut Cursor, prev_ts: u64) -> WireResult<(RecordHea
     let schema = SchemaId(c.u32v()?);
     let at = c.pos();
     let delta = c.ivarint()?;
-    let ts = prev_ts.checked_add_signed(delta).ok_or((at, "timestamp delta out of range".to_string()))?;
+    let ts = prev_ts
+        .checked_add_signed(delta)
+        .ok_or((at, "timestamp delta out of range".to_string()))?;
     let cpu = c.u32v()?;
     let pid = c.u32v()?;
     let tid = c.u32v()?;
     let len = c.uvarint()?;
     let len = usize::try_from(len).map_err(|_| (c.pos(), "record length too large".to_string()))?;
-    Ok((RecordHead { schema, ts, cpu: cpu.checked_sub(1), pid, tid }, len))
+    Ok((
+        RecordHead {
+            schema,
+            ts,
+            cpu: cpu.checked_sub(1),
+            pid,
+            tid,
+        },
+        len,
+    ))
 }
 
 /// Decodes a record's fields as its schema says. Extra trailing bytes are
@@ -102,7 +113,9 @@ pub(crate) fn decode_fields(schema: &Schema, payload: &[u8]) -> WireResult<Vec<V
             FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
                 Value::U64(c.uvarint()?)
             }
-            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => Value::I64(c.ivarint()?),
+            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => {
+                Value::I64(c.ivarint()?)
+            }
             FieldType::F64 => {
                 let b = c.take(8)?;
                 let mut a = [0u8; 8];
@@ -117,7 +130,10 @@ pub(crate) fn decode_fields(schema: &Schema, payload: &[u8]) -> WireResult<Vec<V
                 let n = c.uvarint()?;
                 // Each element takes at least one byte: bound the allocation.
                 if n > payload.len() as u64 {
-                    return Err((at, format!("array of {n} elements in a {} byte record", payload.len())));
+                    return Err((
+                        at,
+                        format!("array of {n} elements in a {} byte record", payload.len()),
+                    ));
                 }
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {

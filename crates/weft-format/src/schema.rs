@@ -112,7 +112,13 @@ impl Schema {
         Schema {
             id: SchemaId(u32::MAX),
             name: name.to_owned(),
-            fields: fields.iter().map(|&(n, ty)| Field { name: n.to_owned(), ty }).collect(),
+            fields: fields
+                .iter()
+                .map(|&(n, ty)| Field {
+                    name: n.to_owned(),
+                    ty,
+                })
+                .collect(),
         }
     }
 
@@ -147,7 +153,8 @@ pub(crate) fn decode_schemas(c: &mut Cursor) -> WireResult<Vec<Schema>> {
             let fname = c.string()?;
             let at = c.pos();
             let code = c.u8()?;
-            let ty = FieldType::from_code(code).ok_or((at, format!("unknown field type {code}")))?;
+            let ty =
+                FieldType::from_code(code).ok_or((at, format!("unknown field type {code}")))?;
             fields.push(Field { name: fname, ty });
         }
         v.push(Schema { id, name, fields });
@@ -179,7 +186,10 @@ pub struct SyscallTable {
 impl SyscallTable {
     pub fn get(&self, nr: u32) -> Option<&SyscallEntry> {
         // Entries are written sorted by number.
-        self.entries.binary_search_by_key(&nr, |e| e.nr).ok().map(|i| &self.entries[i])
+        self.entries
+            .binary_search_by_key(&nr, |e| e.nr)
+            .ok()
+            .map(|i| &self.entries[i])
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {

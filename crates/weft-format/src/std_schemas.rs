@@ -97,7 +97,16 @@ pub fn all() -> Vec<Schema> {
                 ("result", T::I32),
             ],
         ),
-        Schema::new(SIGNAL_DELIVER, &[("sig", T::I32), ("code", T::I32), ("errno", T::I32), ("handler", T::Ptr), ("flags", T::U64)]),
+        Schema::new(
+            SIGNAL_DELIVER,
+            &[
+                ("sig", T::I32),
+                ("code", T::I32),
+                ("errno", T::I32),
+                ("handler", T::Ptr),
+                ("flags", T::U64),
+            ],
+        ),
         Schema::new(FORK, &[("parent_pid", T::U32), ("parent_tid", T::U32)]),
         Schema::new(EXEC, &[("filename", T::Str), ("old_tid", T::U32)]),
         Schema::new(EXIT, &[("group_dead", T::Bool)]),

@@ -5,13 +5,34 @@ use proptest::prelude::*;
 use weft_format::*;
 
 fn sample_file(chunks: usize, per_chunk: usize) -> (Vec<u8>, usize) {
-    let mut w = TraceWriter::new(Vec::new(), &[("clock", "CLOCK_MONOTONIC".into()), ("hostname", "h".into())], 3).unwrap();
+    let mut w = TraceWriter::new(
+        Vec::new(),
+        &[
+            ("clock", "CLOCK_MONOTONIC".into()),
+            ("hostname", "h".into()),
+        ],
+        3,
+    )
+    .unwrap();
     let s = w.add_schema(Schema::new(
         "test:ev",
-        &[("n", FieldType::U64), ("d", FieldType::I32), ("s", FieldType::Str), ("a", FieldType::U64Array), ("f", FieldType::F64)],
+        &[
+            ("n", FieldType::U64),
+            ("d", FieldType::I32),
+            ("s", FieldType::Str),
+            ("a", FieldType::U64Array),
+            ("f", FieldType::F64),
+        ],
     ));
     w.write_syscall_table(&SyscallTable {
-        entries: vec![SyscallEntry { nr: 9, name: "mmap".into(), args: vec![SyscallArg { ctype: "unsigned long".into(), name: "addr".into() }] }],
+        entries: vec![SyscallEntry {
+            nr: 9,
+            name: "mmap".into(),
+            args: vec![SyscallArg {
+                ctype: "unsigned long".into(),
+                name: "addr".into(),
+            }],
+        }],
     })
     .unwrap();
     let mut buf = RecordBuf::new();
@@ -84,7 +105,11 @@ fn every_truncation_keeps_complete_chunks() {
             Ok(t) => {
                 let complete = ends.iter().filter(|&&e| e <= cut as u64).count();
                 assert_eq!(t.chunks.len(), complete, "cut at {cut}");
-                assert_eq!(t.truncated, !ends.contains(&(cut as u64)) && cut != FILE_HEADER_LEN, "cut at {cut}");
+                assert_eq!(
+                    t.truncated,
+                    !ends.contains(&(cut as u64)) && cut != FILE_HEADER_LEN,
+                    "cut at {cut}"
+                );
                 for r in t.records() {
                     r.unwrap();
                 }
@@ -110,13 +135,19 @@ fn damaged_chunk_is_skipped_and_later_chunks_read() {
         }
     }
     assert_eq!(ok, 40, "chunks 0 and 3 survive");
-    assert!(matches!(errs[0], FormatError::BadPayloadChecksum { .. }), "{errs:?}");
+    assert!(
+        matches!(errs[0], FormatError::BadPayloadChecksum { .. }),
+        "{errs:?}"
+    );
     assert!(t.problems.iter().any(|p| matches!(p.error, FormatError::BadChunkHeader { offset, .. } if offset == events[2].offset)));
 }
 
 #[test]
 fn foreign_files_get_clear_errors() {
-    assert!(matches!(Trace::from_bytes(b"hello world, this is not a weft trace".to_vec()), Err(FormatError::BadFileMagic { .. })));
+    assert!(matches!(
+        Trace::from_bytes(b"hello world, this is not a weft trace".to_vec()),
+        Err(FormatError::BadFileMagic { .. })
+    ));
     let (mut bytes, _) = sample_file(1, 1);
     bytes[8] = 9; // major version
     let e = Trace::from_bytes(bytes).err().unwrap();

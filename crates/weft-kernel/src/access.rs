@@ -24,14 +24,20 @@ fn effective_caps() -> u64 {
 
 /// Reads `kernel.perf_event_paranoid`; `None` when perf events are not built in.
 pub fn perf_event_paranoid() -> Option<i32> {
-    fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").ok()?.trim().parse().ok()
+    fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Whether this process may record raw tracepoint data of other processes.
 pub fn check_tracing_allowed() -> Result<()> {
     let Some(paranoid) = perf_event_paranoid() else {
         return Err(KernelError::Privilege {
-            what: "this kernel has no perf events (/proc/sys/kernel/perf_event_paranoid is missing)".into(),
+            what:
+                "this kernel has no perf events (/proc/sys/kernel/perf_event_paranoid is missing)"
+                    .into(),
             source: std::io::Error::from_raw_os_error(libc::ENOSYS),
             hint: "weft needs a kernel built with CONFIG_PERF_EVENTS".into(),
         });
@@ -39,7 +45,8 @@ pub fn check_tracing_allowed() -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     let caps = effective_caps();
-    let privileged = euid == 0 || caps & (1 << CAP_PERFMON) != 0 || caps & (1 << CAP_SYS_ADMIN) != 0;
+    let privileged =
+        euid == 0 || caps & (1 << CAP_PERFMON) != 0 || caps & (1 << CAP_SYS_ADMIN) != 0;
     // Raw tracepoint samples need CAP_PERFMON unless paranoid is -1.
     if privileged || paranoid <= -1 {
         return Ok(());

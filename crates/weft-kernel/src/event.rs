@@ -21,17 +21,59 @@ pub struct KernelEvent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    SyscallEnter { nr: u32, args: [u64; 6] },
-    SyscallExit { nr: u32, ret: i64 },
-    SignalGenerate { sig: i32, code: i32, errno: i32, target_pid: i32, target_comm: String, group: bool, result: i32 },
-    SignalDeliver { sig: i32, code: i32, errno: i32, handler: u64, flags: u64 },
-    Exec { filename: String, old_tid: u32 },
-    Exit { group_dead: bool },
-    Fork { parent_pid: u32, parent_tid: u32 },
-    Comm { comm: String, exec: bool },
-    Mmap { addr: u64, len: u64, pgoff: u64, prot: u32, flags: u32, filename: String, build_id: Vec<u8>, inode: u64 },
+    SyscallEnter {
+        nr: u32,
+        args: [u64; 6],
+    },
+    SyscallExit {
+        nr: u32,
+        ret: i64,
+    },
+    SignalGenerate {
+        sig: i32,
+        code: i32,
+        errno: i32,
+        target_pid: i32,
+        target_comm: String,
+        group: bool,
+        result: i32,
+    },
+    SignalDeliver {
+        sig: i32,
+        code: i32,
+        errno: i32,
+        handler: u64,
+        flags: u64,
+    },
+    Exec {
+        filename: String,
+        old_tid: u32,
+    },
+    Exit {
+        group_dead: bool,
+    },
+    Fork {
+        parent_pid: u32,
+        parent_tid: u32,
+    },
+    Comm {
+        comm: String,
+        exec: bool,
+    },
+    Mmap {
+        addr: u64,
+        len: u64,
+        pgoff: u64,
+        prot: u32,
+        flags: u32,
+        filename: String,
+        build_id: Vec<u8>,
+        inode: u64,
+    },
     /// Records the kernel dropped because the ring was full.
-    Lost { count: u64 },
+    Lost {
+        count: u64,
+    },
 }
 
 /// The tracepoints weft opens, in a fixed order.
@@ -46,7 +88,14 @@ pub(crate) enum Tp {
 }
 
 impl Tp {
-    pub const ALL: [Tp; 6] = [Tp::SysEnter, Tp::SysExit, Tp::SignalGenerate, Tp::SignalDeliver, Tp::Exec, Tp::Exit];
+    pub const ALL: [Tp; 6] = [
+        Tp::SysEnter,
+        Tp::SysExit,
+        Tp::SignalGenerate,
+        Tp::SignalDeliver,
+        Tp::Exec,
+        Tp::Exit,
+    ];
 
     pub fn path(self) -> (&'static str, &'static str) {
         match self {
@@ -70,13 +119,20 @@ struct F {
 
 impl From<&FormatField> for F {
     fn from(f: &FormatField) -> Self {
-        F { offset: f.offset, size: f.size, signed: f.signed, data_loc: f.data_loc }
+        F {
+            offset: f.offset,
+            size: f.size,
+            signed: f.signed,
+            data_loc: f.data_loc,
+        }
     }
 }
 
 impl F {
     fn int(&self, raw: &[u8]) -> i64 {
-        let Some(b) = raw.get(self.offset..self.offset + self.size.min(8)) else { return 0 };
+        let Some(b) = raw.get(self.offset..self.offset + self.size.min(8)) else {
+            return 0;
+        };
         let mut a = [0u8; 8];
         a[..b.len()].copy_from_slice(b);
         let v = u64::from_le_bytes(a);
@@ -90,7 +146,8 @@ impl F {
 
     fn u64_at(&self, raw: &[u8], i: usize) -> u64 {
         let o = self.offset + 8 * i;
-        raw.get(o..o + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        raw.get(o..o + 8)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
     }
 
     fn string(&self, raw: &[u8]) -> String {
@@ -139,11 +196,17 @@ impl Layouts {
         l.exit_id = exit.field("id")?.into();
         l.exit_ret = exit.field("ret")?.into();
         let g = fmt(Tp::SignalGenerate)?;
-        for (i, n) in ["sig", "code", "errno", "pid", "comm", "group", "result"].iter().enumerate() {
+        for (i, n) in ["sig", "code", "errno", "pid", "comm", "group", "result"]
+            .iter()
+            .enumerate()
+        {
             l.gen[i] = g.field(n)?.into();
         }
         let d = fmt(Tp::SignalDeliver)?;
-        for (i, n) in ["sig", "code", "errno", "sa_handler", "sa_flags"].iter().enumerate() {
+        for (i, n) in ["sig", "code", "errno", "sa_handler", "sa_flags"]
+            .iter()
+            .enumerate()
+        {
             l.del[i] = d.field(n)?.into();
         }
         let ex = fmt(Tp::Exec)?;
@@ -151,7 +214,14 @@ impl Layouts {
         l.exec_old_pid = ex.field("old_pid")?.into();
         let pe = fmt(Tp::Exit)?;
         l.exit_group_dead = pe.field("group_dead").ok().map(F::from);
-        for (tp, f) in [(Tp::SysEnter, &enter), (Tp::SysExit, &exit), (Tp::SignalGenerate, &g), (Tp::SignalDeliver, &d), (Tp::Exec, &ex), (Tp::Exit, &pe)] {
+        for (tp, f) in [
+            (Tp::SysEnter, &enter),
+            (Tp::SysExit, &exit),
+            (Tp::SignalGenerate, &g),
+            (Tp::SignalDeliver, &d),
+            (Tp::Exec, &ex),
+            (Tp::Exit, &pe),
+        ] {
             l.ids.insert(tp, f.id);
         }
         Ok(l)
@@ -164,9 +234,15 @@ impl Layouts {
                 for (i, a) in args.iter_mut().enumerate() {
                     *a = self.sys_args.u64_at(raw, i);
                 }
-                EventKind::SyscallEnter { nr: self.sys_id.int(raw) as u32, args }
+                EventKind::SyscallEnter {
+                    nr: self.sys_id.int(raw) as u32,
+                    args,
+                }
             }
-            Tp::SysExit => EventKind::SyscallExit { nr: self.exit_id.int(raw) as u32, ret: self.exit_ret.int(raw) },
+            Tp::SysExit => EventKind::SyscallExit {
+                nr: self.exit_id.int(raw) as u32,
+                ret: self.exit_ret.int(raw),
+            },
             Tp::SignalGenerate => {
                 let g = &self.gen;
                 EventKind::SignalGenerate {
@@ -189,8 +265,13 @@ impl Layouts {
                     flags: d[4].int(raw) as u64,
                 }
             }
-            Tp::Exec => EventKind::Exec { filename: self.exec_filename.string(raw), old_tid: self.exec_old_pid.int(raw) as u32 },
-            Tp::Exit => EventKind::Exit { group_dead: self.exit_group_dead.is_some_and(|f| f.int(raw) != 0) },
+            Tp::Exec => EventKind::Exec {
+                filename: self.exec_filename.string(raw),
+                old_tid: self.exec_old_pid.int(raw) as u32,
+            },
+            Tp::Exit => EventKind::Exit {
+                group_dead: self.exit_group_dead.is_some_and(|f| f.int(raw) != 0),
+            },
         }
     }
 }
@@ -205,11 +286,13 @@ pub(crate) struct Decoder {
 }
 
 fn u32_at(r: &[u8], o: usize) -> u32 {
-    r.get(o..o + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
+    r.get(o..o + 4)
+        .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
 }
 
 fn u64_at(r: &[u8], o: usize) -> u64 {
-    r.get(o..o + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    r.get(o..o + 8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
 }
 
 impl Decoder {
@@ -232,7 +315,13 @@ impl Decoder {
                 ev.ts = u64_at(body, t + 8);
             }
         };
-        let mut ev = KernelEvent { ts: 0, cpu, pid: 0, tid: 0, kind: EventKind::Lost { count: 0 } };
+        let mut ev = KernelEvent {
+            ts: 0,
+            cpu,
+            pid: 0,
+            tid: 0,
+            kind: EventKind::Lost { count: 0 },
+        };
         match ty {
             b::PERF_RECORD_SAMPLE => {
                 // id, pid, tid, time, raw size, raw.
@@ -261,7 +350,10 @@ impl Decoder {
                 let comm = cstr(body.get(8..end).unwrap_or(&[]));
                 ev.pid = u32_at(body, 0);
                 ev.tid = u32_at(body, 4);
-                ev.kind = EventKind::Comm { comm, exec: misc & b::PERF_RECORD_MISC_COMM_EXEC != 0 };
+                ev.kind = EventKind::Comm {
+                    comm,
+                    exec: misc & b::PERF_RECORD_MISC_COMM_EXEC != 0,
+                };
             }
             b::PERF_RECORD_FORK => {
                 trailer(&mut ev);
@@ -269,7 +361,10 @@ impl Decoder {
                 ev.pid = u32_at(body, 0);
                 ev.tid = u32_at(body, 8);
                 ev.ts = u64_at(body, 16);
-                ev.kind = EventKind::Fork { parent_pid: u32_at(body, 4), parent_tid: u32_at(body, 12) };
+                ev.kind = EventKind::Fork {
+                    parent_pid: u32_at(body, 4),
+                    parent_tid: u32_at(body, 12),
+                };
             }
             b::PERF_RECORD_MMAP2 => {
                 trailer(&mut ev);
@@ -300,11 +395,15 @@ impl Decoder {
             }
             b::PERF_RECORD_LOST => {
                 trailer(&mut ev);
-                ev.kind = EventKind::Lost { count: u64_at(body, 8) };
+                ev.kind = EventKind::Lost {
+                    count: u64_at(body, 8),
+                };
             }
             b::PERF_RECORD_LOST_SAMPLES => {
                 trailer(&mut ev);
-                ev.kind = EventKind::Lost { count: u64_at(body, 0) };
+                ev.kind = EventKind::Lost {
+                    count: u64_at(body, 0),
+                };
             }
             _ => return None,
         }

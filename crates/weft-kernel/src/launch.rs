@@ -27,11 +27,20 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 
 /// Forks a child that will exec `argv` (looked up in PATH) once released.
 pub fn spawn_paused(argv: &[OsString]) -> Result<Paused> {
-    let program = argv.first().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    let spawn_err = |source| KernelError::Spawn { program: program.clone(), source };
+    let program = argv
+        .first()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let spawn_err = |source| KernelError::Spawn {
+        program: program.clone(),
+        source,
+    };
     let cargs: Vec<CString> = argv
         .iter()
-        .map(|a| CString::new(a.as_bytes()).map_err(|_| spawn_err(std::io::Error::from_raw_os_error(libc::EINVAL))))
+        .map(|a| {
+            CString::new(a.as_bytes())
+                .map_err(|_| spawn_err(std::io::Error::from_raw_os_error(libc::EINVAL)))
+        })
         .collect::<Result<_>>()?;
     if cargs.is_empty() {
         return Err(spawn_err(std::io::Error::from_raw_os_error(libc::ENOENT)));
@@ -67,7 +76,12 @@ pub fn spawn_paused(argv: &[OsString]) -> Result<Paused> {
     }
     drop(go_r);
     drop(st_w);
-    Ok(Paused { pid: pid as u32, program, go: go_w, exec_status: st_r })
+    Ok(Paused {
+        pid: pid as u32,
+        program,
+        go: go_w,
+        exec_status: st_r,
+    })
 }
 
 impl Paused {
@@ -81,7 +95,13 @@ impl Paused {
         let mut got = 0;
         while got < 4 {
             // SAFETY: reading into the remaining part of a valid buffer.
-            let n = unsafe { libc::read(self.exec_status.as_raw_fd(), e[got..].as_mut_ptr().cast(), 4 - got) };
+            let n = unsafe {
+                libc::read(
+                    self.exec_status.as_raw_fd(),
+                    e[got..].as_mut_ptr().cast(),
+                    4 - got,
+                )
+            };
             if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
@@ -95,7 +115,10 @@ impl Paused {
             let mut status = 0;
             // SAFETY: reaping our own child, which has exited with 127.
             unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
-            return Err(KernelError::Spawn { program: self.program, source: std::io::Error::from_raw_os_error(errno) });
+            return Err(KernelError::Spawn {
+                program: self.program,
+                source: std::io::Error::from_raw_os_error(errno),
+            });
         }
         Ok(())
     }

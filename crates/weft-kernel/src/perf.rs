@@ -11,7 +11,8 @@ use crate::error::{KernelError, Result};
 /// Sample layout of every event weft opens: `PERF_SAMPLE_IDENTIFIER` first so
 /// that one ring can carry events of different layouts later (CPU samples).
 pub(crate) const SAMPLE_TYPE: u64 =
-    (b::PERF_SAMPLE_IDENTIFIER | b::PERF_SAMPLE_TID | b::PERF_SAMPLE_TIME | b::PERF_SAMPLE_RAW) as u64;
+    (b::PERF_SAMPLE_IDENTIFIER | b::PERF_SAMPLE_TID | b::PERF_SAMPLE_TIME | b::PERF_SAMPLE_RAW)
+        as u64;
 /// Bytes of the `sample_id_all` trailer for SAMPLE_TYPE: pid/tid, time, id.
 pub(crate) const SAMPLE_ID_LEN: usize = 24;
 
@@ -68,12 +69,26 @@ impl PerfFd {
             attr.set_build_id(1);
         }
         // SAFETY: attr is a fully initialized perf_event_attr with a correct size.
-        let fd = unsafe { sys::perf_event_open(&mut attr, pid, cpu, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong) };
+        let fd = unsafe {
+            sys::perf_event_open(
+                &mut attr,
+                pid,
+                cpu,
+                -1,
+                b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
+            )
+        };
         if fd < 0 {
-            return Err(KernelError::sys("perf_event_open", what.to_owned(), std::io::Error::last_os_error()));
+            return Err(KernelError::sys(
+                "perf_event_open",
+                what.to_owned(),
+                std::io::Error::last_os_error(),
+            ));
         }
         // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-        Ok(PerfFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(PerfFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     /// The id the kernel puts in this event's (and its inherited copies') records.
@@ -81,7 +96,11 @@ impl PerfFd {
         let mut id = 0u64;
         // SAFETY: PERF_EVENT_IOC_ID writes one u64 through the pointer.
         if unsafe { sys::ioctls::ID(self.as_raw_fd(), &mut id) } < 0 {
-            return Err(KernelError::sys("ioctl(PERF_EVENT_IOC_ID)", "event id", std::io::Error::last_os_error()));
+            return Err(KernelError::sys(
+                "ioctl(PERF_EVENT_IOC_ID)",
+                "event id",
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(id)
     }
@@ -90,7 +109,11 @@ impl PerfFd {
     pub fn set_output(&self, leader: &PerfFd) -> Result<()> {
         // SAFETY: both are perf event descriptors we own.
         if unsafe { sys::ioctls::SET_OUTPUT(self.as_raw_fd(), leader.as_raw_fd()) } < 0 {
-            return Err(KernelError::sys("ioctl(PERF_EVENT_IOC_SET_OUTPUT)", "ring redirection", std::io::Error::last_os_error()));
+            return Err(KernelError::sys(
+                "ioctl(PERF_EVENT_IOC_SET_OUTPUT)",
+                "ring redirection",
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
@@ -98,11 +121,19 @@ impl PerfFd {
     /// Installs an ftrace filter expression evaluated in the kernel.
     pub fn set_filter(&self, filter: &str) -> Result<()> {
         let c = CString::new(filter).map_err(|_| {
-            KernelError::sys("ioctl(PERF_EVENT_IOC_SET_FILTER)", "filter", std::io::Error::from_raw_os_error(libc::EINVAL))
+            KernelError::sys(
+                "ioctl(PERF_EVENT_IOC_SET_FILTER)",
+                "filter",
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            )
         })?;
         // SAFETY: the kernel only reads the NUL-terminated string.
         if unsafe { sys::ioctls::SET_FILTER(self.as_raw_fd(), c.as_ptr() as *mut _) } < 0 {
-            return Err(KernelError::sys("ioctl(PERF_EVENT_IOC_SET_FILTER)", format!("filter `{filter}`"), std::io::Error::last_os_error()));
+            return Err(KernelError::sys(
+                "ioctl(PERF_EVENT_IOC_SET_FILTER)",
+                format!("filter `{filter}`"),
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }

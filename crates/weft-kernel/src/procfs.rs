@@ -9,8 +9,11 @@ use crate::event::{EventKind, KernelEvent};
 
 /// Thread ids of a process.
 pub fn threads(pid: u32) -> Result<Vec<u32>> {
-    let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| KernelError::NoSuchProcess { pid })?;
-    let mut v: Vec<u32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    let dir = fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|_| KernelError::NoSuchProcess { pid })?;
+    let mut v: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
     v.sort_unstable();
     Ok(v)
 }
@@ -18,24 +21,44 @@ pub fn threads(pid: u32) -> Result<Vec<u32>> {
 /// The process (thread-group) id of a thread, or None if it is gone.
 pub fn tgid(tid: u32) -> Option<u32> {
     let s = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+    s.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 pub fn comm(pid: u32, tid: u32) -> Option<String> {
-    fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok().map(|s| s.trim_end_matches('\n').to_owned())
+    fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+        .ok()
+        .map(|s| s.trim_end_matches('\n').to_owned())
 }
 
 /// Synthetic Comm events for every thread and Mmap events for every mapping.
 pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
     let mut out = Vec::new();
-    let ev = |tid: u32, kind: EventKind| KernelEvent { ts, cpu: 0, pid, tid, kind };
+    let ev = |tid: u32, kind: EventKind| KernelEvent {
+        ts,
+        cpu: 0,
+        pid,
+        tid,
+        kind,
+    };
     for tid in threads(pid).unwrap_or_default() {
         if let Some(c) = comm(pid, tid) {
-            out.push(ev(tid, EventKind::Comm { comm: c, exec: false }));
+            out.push(ev(
+                tid,
+                EventKind::Comm {
+                    comm: c,
+                    exec: false,
+                },
+            ));
         }
     }
     if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
-        out.extend(maps.lines().filter_map(|l| parse_map_line(l)).map(|kind| ev(pid, kind)));
+        out.extend(
+            maps.lines()
+                .filter_map(parse_map_line)
+                .map(|kind| ev(pid, kind)),
+        );
     }
     out
 }
@@ -65,8 +88,21 @@ fn parse_map_line(line: &str) -> Option<EventKind> {
     if perms[2] == b'x' {
         prot |= libc::PROT_EXEC as u32;
     }
-    let flags = if perms[3] == b's' { libc::MAP_SHARED } else { libc::MAP_PRIVATE } as u32;
-    Some(EventKind::Mmap { addr: start, len: end.saturating_sub(start), pgoff: off, prot, flags, filename, build_id: Vec::new(), inode })
+    let flags = if perms[3] == b's' {
+        libc::MAP_SHARED
+    } else {
+        libc::MAP_PRIVATE
+    } as u32;
+    Some(EventKind::Mmap {
+        addr: start,
+        len: end.saturating_sub(start),
+        pgoff: off,
+        prot,
+        flags,
+        filename,
+        build_id: Vec::new(),
+        inode,
+    })
 }
 
 /// Online CPU numbers, from /sys/devices/system/cpu/online ("0-3,5").
@@ -97,7 +133,10 @@ mod tests {
 
     #[test]
     fn parses_maps_lines() {
-        let k = parse_map_line("7f18c0000000-7f18c0021000 r-xp 00001000 08:01 1234    /usr/lib/libc.so.6").unwrap();
+        let k = parse_map_line(
+            "7f18c0000000-7f18c0021000 r-xp 00001000 08:01 1234    /usr/lib/libc.so.6",
+        )
+        .unwrap();
         assert_eq!(
             k,
             EventKind::Mmap {

@@ -30,11 +30,22 @@ impl Ring {
         // SAFETY: a shared mapping of a perf fd at offset 0 is the documented ABI;
         // the kernel validates the length.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, leader.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                leader.as_raw_fd(),
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             let err = std::io::Error::last_os_error();
-            let mut e = KernelError::sys("mmap", format!("the {} KiB ring buffer of CPU {cpu}", data_size / 1024), err);
+            let mut e = KernelError::sys(
+                "mmap",
+                format!("the {} KiB ring buffer of CPU {cpu}", data_size / 1024),
+                err,
+            );
             if let KernelError::Sys { hint, source, .. } = &mut e {
                 if source.raw_os_error() == Some(libc::EPERM) {
                     *hint = Some("locked-memory limit reached: run as root or raise kernel.perf_event_mlock_kb, or use a smaller --buffer-size".into());
@@ -42,8 +53,21 @@ impl Ring {
             }
             return Err(e);
         }
-        let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| KernelError::sys("mmap", "ring", std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
-        Ok(Ring { leader, cpu, base, map_len, data_size, scratch: Vec::new() })
+        let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| {
+            KernelError::sys(
+                "mmap",
+                "ring",
+                std::io::Error::from_raw_os_error(libc::ENOMEM),
+            )
+        })?;
+        Ok(Ring {
+            leader,
+            cpu,
+            base,
+            map_len,
+            data_size,
+            scratch: Vec::new(),
+        })
     }
 
     pub fn data_size(&self) -> usize {
@@ -59,10 +83,22 @@ impl Ring {
     fn head_tail(&self) -> (u64, u64) {
         // SAFETY: offsets are inside the first (control) page of our mapping;
         // volatile reads because the kernel writes data_head concurrently.
-        let head = unsafe { self.base.as_ptr().add(DATA_HEAD).cast::<u64>().read_volatile() };
+        let head = unsafe {
+            self.base
+                .as_ptr()
+                .add(DATA_HEAD)
+                .cast::<u64>()
+                .read_volatile()
+        };
         fence(Ordering::Acquire);
         // SAFETY: as above; only we write data_tail.
-        let tail = unsafe { self.base.as_ptr().add(DATA_TAIL).cast::<u64>().read_volatile() };
+        let tail = unsafe {
+            self.base
+                .as_ptr()
+                .add(DATA_TAIL)
+                .cast::<u64>()
+                .read_volatile()
+        };
         (head, tail)
     }
 
@@ -102,7 +138,13 @@ impl Ring {
         fence(Ordering::Release);
         // SAFETY: data_tail is in our control page; the kernel reads it to know
         // what space is free.
-        unsafe { self.base.as_ptr().add(DATA_TAIL).cast::<u64>().write_volatile(tail) };
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(DATA_TAIL)
+                .cast::<u64>()
+                .write_volatile(tail)
+        };
         sane
     }
 

@@ -27,7 +27,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { buffer_bytes: 8 << 20, syscalls: None }
+        Options {
+            buffer_bytes: 8 << 20,
+            syscalls: None,
+        }
     }
 }
 
@@ -53,7 +56,11 @@ impl Session {
         // SAFETY: epoll_create1 has no memory preconditions.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if ep < 0 {
-            return Err(KernelError::sys("epoll_create1", "the session", std::io::Error::last_os_error()));
+            return Err(KernelError::sys(
+                "epoll_create1",
+                "the session",
+                std::io::Error::last_os_error(),
+            ));
         }
         let cpus = procfs::online_cpus();
         let filter = opts.syscalls.as_ref().and_then(filter_expr);
@@ -73,7 +80,11 @@ impl Session {
             cpus,
             rings: Vec::new(),
             followers: Vec::new(),
-            decoder: Decoder { layouts, by_id: HashMap::new(), malformed: 0 },
+            decoder: Decoder {
+                layouts,
+                by_id: HashMap::new(),
+                malformed: 0,
+            },
             // SAFETY: epoll_create1 returned a fresh descriptor we now own.
             epoll: unsafe { OwnedFd::from_raw_fd(ep) },
             opts,
@@ -92,11 +103,18 @@ impl Session {
         for ci in 0..self.cpus.len() {
             let cpu = self.cpus[ci];
             for (i, tp) in Tp::ALL.iter().enumerate() {
-                let spec = Spec { tracepoint_id: self.tp_ids[tp], sideband: i == 0, enable_on_exec: on_exec, wakeup_bytes: wakeup };
+                let spec = Spec {
+                    tracepoint_id: self.tp_ids[tp],
+                    sideband: i == 0,
+                    enable_on_exec: on_exec,
+                    wakeup_bytes: wakeup,
+                };
                 let (sys, name) = tp.path();
                 let what = format!("{sys}:{name} on task {tid}, CPU {cpu}");
                 let fd = match PerfFd::open(&spec, tid as i32, cpu as i32, &what) {
-                    Err(KernelError::Sys { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
+                    Err(KernelError::Sys { source, .. })
+                        if source.raw_os_error() == Some(libc::ESRCH) =>
+                    {
                         return Err(KernelError::NoSuchProcess { pid: tid });
                     }
                     r => r?,
@@ -117,10 +135,25 @@ impl Session {
                     }
                     None => {
                         let ring = Ring::map(fd, cpu, self.opts.buffer_bytes)?;
-                        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: self.rings.len() as u64 };
+                        let mut ev = libc::epoll_event {
+                            events: libc::EPOLLIN as u32,
+                            u64: self.rings.len() as u64,
+                        };
                         // SAFETY: registering a descriptor we own with our epoll instance.
-                        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, ring.leader.as_raw_fd(), &mut ev) } != 0 {
-                            return Err(KernelError::sys("epoll_ctl", "ring", std::io::Error::last_os_error()));
+                        if unsafe {
+                            libc::epoll_ctl(
+                                self.epoll.as_raw_fd(),
+                                libc::EPOLL_CTL_ADD,
+                                ring.leader.as_raw_fd(),
+                                &mut ev,
+                            )
+                        } != 0
+                        {
+                            return Err(KernelError::sys(
+                                "epoll_ctl",
+                                "ring",
+                                std::io::Error::last_os_error(),
+                            ));
                         }
                         self.rings.push(ring);
                     }
@@ -135,7 +168,10 @@ impl Session {
     pub fn attach_process(&mut self, pid: u32) -> Result<()> {
         loop {
             let tids = procfs::threads(pid)?;
-            let new: Vec<u32> = tids.into_iter().filter(|t| !self.attached.contains(t)).collect();
+            let new: Vec<u32> = tids
+                .into_iter()
+                .filter(|t| !self.attached.contains(t))
+                .collect();
             if new.is_empty() {
                 return Ok(());
             }
@@ -151,10 +187,18 @@ impl Session {
 
     /// Adds another descriptor (pidfd, timerfd) to the wait set.
     pub fn watch(&self, fd: RawFd, token: u32) -> Result<()> {
-        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, u64: EXTRA_TOKEN + u64::from(token) };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: EXTRA_TOKEN + u64::from(token),
+        };
         // SAFETY: registering a caller-owned descriptor; the caller keeps it open.
-        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-            return Err(KernelError::sys("epoll_ctl", "watched descriptor", std::io::Error::last_os_error()));
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0
+        {
+            return Err(KernelError::sys(
+                "epoll_ctl",
+                "watched descriptor",
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
@@ -165,9 +209,20 @@ impl Session {
     pub fn wait(&self, timeout: Duration) -> Vec<u32> {
         let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
         // SAFETY: evs is a valid buffer of 16 entries.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 16, timeout.as_millis().min(i32::MAX as u128) as i32) };
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                evs.as_mut_ptr(),
+                16,
+                timeout.as_millis().min(i32::MAX as u128) as i32,
+            )
+        };
         let n = n.max(0) as usize;
-        evs[..n].iter().filter(|e| e.u64 >= EXTRA_TOKEN).map(|e| (e.u64 - EXTRA_TOKEN) as u32).collect()
+        evs[..n]
+            .iter()
+            .filter(|e| e.u64 >= EXTRA_TOKEN)
+            .map(|e| (e.u64 - EXTRA_TOKEN) as u32)
+            .collect()
     }
 
     /// Moves every record now in the rings to `out` (unsorted across CPUs).
@@ -178,11 +233,14 @@ impl Session {
         for ring in &mut self.rings {
             let cpu = ring.cpu;
             let sane = ring.drain(|rec| {
-                let Some(ev) = decoder.decode(rec, cpu) else { return };
+                let Some(ev) = decoder.decode(rec, cpu) else {
+                    return;
+                };
                 let keep = match (&ev.kind, wanted) {
-                    (EventKind::SyscallEnter { nr, .. } | EventKind::SyscallExit { nr, .. }, Some(w)) => {
-                        w.get(*nr as usize).copied().unwrap_or(false)
-                    }
+                    (
+                        EventKind::SyscallEnter { nr, .. } | EventKind::SyscallExit { nr, .. },
+                        Some(w),
+                    ) => w.get(*nr as usize).copied().unwrap_or(false),
                     (EventKind::Lost { count }, _) => {
                         if let Some(l) = lost.get_mut(cpu as usize) {
                             *l += count;
@@ -203,12 +261,19 @@ impl Session {
 
     /// Bytes waiting in the fullest ring, and that ring's size.
     pub fn fill(&self) -> (usize, usize) {
-        self.rings.iter().map(|r| (r.pending(), r.data_size())).max().unwrap_or((0, 1))
+        self.rings
+            .iter()
+            .map(|r| (r.pending(), r.data_size()))
+            .max()
+            .unwrap_or((0, 1))
     }
 
     /// Events the kernel dropped, per CPU number.
     pub fn lost_per_cpu(&self) -> Vec<(u32, u64)> {
-        self.cpus.iter().map(|&c| (c, self.lost.get(c as usize).copied().unwrap_or(0))).collect()
+        self.cpus
+            .iter()
+            .map(|&c| (c, self.lost.get(c as usize).copied().unwrap_or(0)))
+            .collect()
     }
 
     /// Records the decoder could not make sense of (should stay 0).
@@ -250,7 +315,13 @@ fn filter_expr(set: &BTreeSet<u32>) -> Option<String> {
     }
     let parts: Vec<String> = ranges
         .iter()
-        .map(|&(lo, hi)| if lo == hi { format!("id == {lo}") } else { format!("(id >= {lo} && id <= {hi})") })
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                format!("id == {lo}")
+            } else {
+                format!("(id >= {lo} && id <= {hi})")
+            }
+        })
         .collect();
     let s = parts.join(" || ");
     (s.len() <= MAX_FILTER).then_some(s)
@@ -263,6 +334,9 @@ mod tests {
     #[test]
     fn filter_uses_ranges() {
         let s = BTreeSet::from([9, 10, 11, 157]);
-        assert_eq!(filter_expr(&s).unwrap(), "(id >= 9 && id <= 11) || id == 157");
+        assert_eq!(
+            filter_expr(&s).unwrap(),
+            "(id >= 9 && id <= 11) || id == 157"
+        );
     }
 }

@@ -21,11 +21,23 @@ pub fn syscall_table(tfs: &Tracefs) -> SyscallTable {
                     .fields
                     .iter()
                     .filter(|f| f.name != "__syscall_nr")
-                    .map(|f| SyscallArg { ctype: f.ctype.clone(), name: f.name.clone() })
+                    .map(|f| SyscallArg {
+                        ctype: f.ctype.clone(),
+                        name: f.name.clone(),
+                    })
                     .collect(),
-                Err(_) => (0..6).map(|i| SyscallArg { ctype: "unsigned long".into(), name: format!("arg{i}") }).collect(),
+                Err(_) => (0..6)
+                    .map(|i| SyscallArg {
+                        ctype: "unsigned long".into(),
+                        name: format!("arg{i}"),
+                    })
+                    .collect(),
             };
-            SyscallEntry { nr: s.id() as u32, name, args }
+            SyscallEntry {
+                nr: s.id() as u32,
+                name,
+                args,
+            }
         })
         .collect();
     entries.sort_by_key(|e| e.nr);
@@ -38,71 +50,275 @@ pub const CLASSES: &[(&str, &str, &[&str])] = &[
         "memory",
         "address-space changes",
         &[
-            "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "msync", "mlock", "mlock2", "munlock", "mlockall",
-            "munlockall", "mincore", "pkey_mprotect", "pkey_alloc", "pkey_free", "remap_file_pages", "process_madvise",
-            "mseal", "map_shadow_stack", "mbind", "set_mempolicy", "get_mempolicy", "migrate_pages", "move_pages",
-            "set_mempolicy_home_node", "userfaultfd", "memfd_create", "memfd_secret", "shmat", "shmdt",
+            "mmap",
+            "munmap",
+            "mprotect",
+            "mremap",
+            "madvise",
+            "brk",
+            "msync",
+            "mlock",
+            "mlock2",
+            "munlock",
+            "mlockall",
+            "munlockall",
+            "mincore",
+            "pkey_mprotect",
+            "pkey_alloc",
+            "pkey_free",
+            "remap_file_pages",
+            "process_madvise",
+            "mseal",
+            "map_shadow_stack",
+            "mbind",
+            "set_mempolicy",
+            "get_mempolicy",
+            "migrate_pages",
+            "move_pages",
+            "set_mempolicy_home_node",
+            "userfaultfd",
+            "memfd_create",
+            "memfd_secret",
+            "shmat",
+            "shmdt",
         ],
     ),
     (
         "file",
         "calls that take a file name",
         &[
-            "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat",
-            "faccessat2", "readlink", "readlinkat", "unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir",
-            "mkdirat", "rmdir", "chdir", "chroot", "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat",
-            "truncate", "link", "linkat", "symlink", "symlinkat", "utime", "utimes", "utimensat", "futimesat", "execve",
-            "execveat", "mknod", "mknodat", "statfs", "getxattr", "lgetxattr", "setxattr", "lsetxattr", "listxattr",
-            "llistxattr", "removexattr", "lremovexattr", "mount", "umount2", "pivot_root", "swapon", "swapoff",
-            "name_to_handle_at", "inotify_add_watch", "fanotify_mark", "quotactl", "acct", "uselib",
+            "open",
+            "openat",
+            "openat2",
+            "creat",
+            "stat",
+            "lstat",
+            "newfstatat",
+            "statx",
+            "access",
+            "faccessat",
+            "faccessat2",
+            "readlink",
+            "readlinkat",
+            "unlink",
+            "unlinkat",
+            "rename",
+            "renameat",
+            "renameat2",
+            "mkdir",
+            "mkdirat",
+            "rmdir",
+            "chdir",
+            "chroot",
+            "chmod",
+            "fchmodat",
+            "fchmodat2",
+            "chown",
+            "lchown",
+            "fchownat",
+            "truncate",
+            "link",
+            "linkat",
+            "symlink",
+            "symlinkat",
+            "utime",
+            "utimes",
+            "utimensat",
+            "futimesat",
+            "execve",
+            "execveat",
+            "mknod",
+            "mknodat",
+            "statfs",
+            "getxattr",
+            "lgetxattr",
+            "setxattr",
+            "lsetxattr",
+            "listxattr",
+            "llistxattr",
+            "removexattr",
+            "lremovexattr",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "swapon",
+            "swapoff",
+            "name_to_handle_at",
+            "inotify_add_watch",
+            "fanotify_mark",
+            "quotactl",
+            "acct",
+            "uselib",
         ],
     ),
     (
         "desc",
         "calls on file descriptors",
         &[
-            "read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
-            "close", "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl", "lseek", "pipe", "pipe2", "poll", "ppoll",
-            "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
-            "epoll_pwait2", "eventfd", "eventfd2", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "fstat",
-            "fstatfs", "fsync", "fdatasync", "ftruncate", "fchmod", "fchown", "fchdir", "flock", "getdents",
-            "getdents64", "fadvise64", "fallocate", "timerfd_create", "timerfd_settime", "timerfd_gettime",
-            "signalfd", "signalfd4", "inotify_init", "inotify_init1", "pidfd_open", "pidfd_getfd", "io_uring_setup",
-            "io_uring_enter", "io_uring_register",
+            "read",
+            "write",
+            "pread64",
+            "pwrite64",
+            "readv",
+            "writev",
+            "preadv",
+            "pwritev",
+            "preadv2",
+            "pwritev2",
+            "close",
+            "close_range",
+            "dup",
+            "dup2",
+            "dup3",
+            "fcntl",
+            "ioctl",
+            "lseek",
+            "pipe",
+            "pipe2",
+            "poll",
+            "ppoll",
+            "select",
+            "pselect6",
+            "epoll_create",
+            "epoll_create1",
+            "epoll_ctl",
+            "epoll_wait",
+            "epoll_pwait",
+            "epoll_pwait2",
+            "eventfd",
+            "eventfd2",
+            "sendfile",
+            "splice",
+            "tee",
+            "vmsplice",
+            "copy_file_range",
+            "fstat",
+            "fstatfs",
+            "fsync",
+            "fdatasync",
+            "ftruncate",
+            "fchmod",
+            "fchown",
+            "fchdir",
+            "flock",
+            "getdents",
+            "getdents64",
+            "fadvise64",
+            "fallocate",
+            "timerfd_create",
+            "timerfd_settime",
+            "timerfd_gettime",
+            "signalfd",
+            "signalfd4",
+            "inotify_init",
+            "inotify_init1",
+            "pidfd_open",
+            "pidfd_getfd",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
         ],
     ),
     (
         "process",
         "process lifecycle",
         &[
-            "fork", "vfork", "clone", "clone3", "execve", "execveat", "exit", "exit_group", "wait4", "waitid", "kill",
-            "tkill", "tgkill", "pidfd_send_signal", "prctl", "arch_prctl", "unshare", "setns", "ptrace", "set_tid_address",
-            "setsid", "setpgid", "getpid", "getppid", "gettid",
+            "fork",
+            "vfork",
+            "clone",
+            "clone3",
+            "execve",
+            "execveat",
+            "exit",
+            "exit_group",
+            "wait4",
+            "waitid",
+            "kill",
+            "tkill",
+            "tgkill",
+            "pidfd_send_signal",
+            "prctl",
+            "arch_prctl",
+            "unshare",
+            "setns",
+            "ptrace",
+            "set_tid_address",
+            "setsid",
+            "setpgid",
+            "getpid",
+            "getppid",
+            "gettid",
         ],
     ),
     (
         "signal",
         "signal handling",
         &[
-            "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigpending", "rt_sigtimedwait",
-            "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack", "kill", "tkill", "tgkill", "signalfd", "signalfd4",
-            "pause", "pidfd_send_signal", "restart_syscall",
+            "rt_sigaction",
+            "rt_sigprocmask",
+            "rt_sigreturn",
+            "rt_sigsuspend",
+            "rt_sigpending",
+            "rt_sigtimedwait",
+            "rt_sigqueueinfo",
+            "rt_tgsigqueueinfo",
+            "sigaltstack",
+            "kill",
+            "tkill",
+            "tgkill",
+            "signalfd",
+            "signalfd4",
+            "pause",
+            "pidfd_send_signal",
+            "restart_syscall",
         ],
     ),
     (
         "network",
         "sockets",
         &[
-            "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
-            "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "setsockopt", "getsockopt",
+            "socket",
+            "socketpair",
+            "bind",
+            "listen",
+            "accept",
+            "accept4",
+            "connect",
+            "getsockname",
+            "getpeername",
+            "sendto",
+            "recvfrom",
+            "sendmsg",
+            "recvmsg",
+            "sendmmsg",
+            "recvmmsg",
+            "shutdown",
+            "setsockopt",
+            "getsockopt",
         ],
     ),
     (
         "ipc",
         "System V and POSIX IPC",
         &[
-            "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop", "semctl", "shmget", "shmat",
-            "shmdt", "shmctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+            "msgget",
+            "msgsnd",
+            "msgrcv",
+            "msgctl",
+            "semget",
+            "semop",
+            "semtimedop",
+            "semctl",
+            "shmget",
+            "shmat",
+            "shmdt",
+            "shmctl",
+            "mq_open",
+            "mq_unlink",
+            "mq_timedsend",
+            "mq_timedreceive",
+            "mq_notify",
+            "mq_getsetattr",
         ],
     ),
 ];
@@ -117,17 +333,32 @@ pub fn select(spec: &str, table: &SyscallTable) -> Result<BTreeSet<u32>> {
             out.extend(names.iter().filter_map(|n| lookup(table, n)));
         } else if item.contains(['*', '?', '[']) {
             let m = Glob::new(item)
-                .map_err(|e| KernelError::BadPattern { pattern: item.into(), reason: e.to_string() })?
+                .map_err(|e| KernelError::BadPattern {
+                    pattern: item.into(),
+                    reason: e.to_string(),
+                })?
                 .compile_matcher();
             let before = out.len();
-            out.extend(table.entries.iter().filter(|e| m.is_match(&e.name)).map(|e| e.nr));
+            out.extend(
+                table
+                    .entries
+                    .iter()
+                    .filter(|e| m.is_match(&e.name))
+                    .map(|e| e.nr),
+            );
             if out.len() == before {
-                return Err(KernelError::UnknownSyscall { name: item.into(), suggestion: None });
+                return Err(KernelError::UnknownSyscall {
+                    name: item.into(),
+                    suggestion: None,
+                });
             }
         } else if let Some(nr) = lookup(table, item) {
             out.insert(nr);
         } else {
-            return Err(KernelError::UnknownSyscall { name: item.into(), suggestion: suggest(item, table) });
+            return Err(KernelError::UnknownSyscall {
+                name: item.into(),
+                suggestion: suggest(item, table),
+            });
         }
     }
     Ok(out)
@@ -138,7 +369,11 @@ fn lookup(table: &SyscallTable, name: &str) -> Option<u32> {
 }
 
 fn suggest(name: &str, table: &SyscallTable) -> Option<String> {
-    let names = table.entries.iter().map(|e| e.name.as_str()).chain(CLASSES.iter().map(|c| c.0));
+    let names = table
+        .entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(CLASSES.iter().map(|c| c.0));
     names
         .map(|n| (edit_distance(name, n), n))
         .filter(|&(d, _)| d <= 2)
@@ -152,7 +387,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -164,8 +403,20 @@ mod tests {
     use super::*;
 
     fn table() -> SyscallTable {
-        let e = |nr, name: &str| SyscallEntry { nr, name: name.into(), args: vec![] };
-        SyscallTable { entries: vec![e(9, "mmap"), e(10, "mprotect"), e(11, "munmap"), e(157, "prctl"), e(25, "mremap")] }
+        let e = |nr, name: &str| SyscallEntry {
+            nr,
+            name: name.into(),
+            args: vec![],
+        };
+        SyscallTable {
+            entries: vec![
+                e(9, "mmap"),
+                e(10, "mprotect"),
+                e(11, "munmap"),
+                e(157, "prctl"),
+                e(25, "mremap"),
+            ],
+        }
     }
 
     #[test]
@@ -173,9 +424,14 @@ mod tests {
         let t = table();
         assert_eq!(select("mmap,prctl", &t).unwrap(), BTreeSet::from([9, 157]));
         assert_eq!(select("m*map", &t).unwrap(), BTreeSet::from([9, 11, 25]));
-        assert_eq!(select("%memory", &t).unwrap(), BTreeSet::from([9, 10, 11, 25]));
+        assert_eq!(
+            select("%memory", &t).unwrap(),
+            BTreeSet::from([9, 10, 11, 25])
+        );
         match select("mmapp", &t) {
-            Err(KernelError::UnknownSyscall { suggestion, .. }) => assert_eq!(suggestion.as_deref(), Some("mmap")),
+            Err(KernelError::UnknownSyscall { suggestion, .. }) => {
+                assert_eq!(suggestion.as_deref(), Some("mmap"))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -24,14 +24,30 @@ impl Tracefs {
             return Ok(t);
         }
         let target = CANDIDATES[0];
-        let (src, dst, fstype) = (c"nodev", CString::new(target).unwrap_or_default(), c"tracefs");
+        let (src, dst, fstype) = (
+            c"nodev",
+            CString::new(target).unwrap_or_default(),
+            c"tracefs",
+        );
         // SAFETY: all pointers are valid NUL-terminated strings; data is null.
-        let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
-            return Err(KernelError::NoTracefs { reason: format!("not mounted, and mounting it at {target} failed: {err}") });
+            return Err(KernelError::NoTracefs {
+                reason: format!("not mounted, and mounting it at {target} failed: {err}"),
+            });
         }
-        Self::locate().ok_or_else(|| KernelError::NoTracefs { reason: format!("mounted at {target} but it has no events directory") })
+        Self::locate().ok_or_else(|| KernelError::NoTracefs {
+            reason: format!("mounted at {target} but it has no events directory"),
+        })
     }
 
     /// Finds a mounted tracefs without changing anything.
@@ -58,7 +74,10 @@ impl Tracefs {
     /// Parses `events/<system>/<name>/format`.
     pub fn event_format(&self, system: &str, name: &str) -> Result<EventFormat> {
         let path = self.event_dir(system, name).join("format");
-        let text = fs::read_to_string(&path).map_err(|source| KernelError::Format { path: path.clone(), source })?;
+        let text = fs::read_to_string(&path).map_err(|source| KernelError::Format {
+            path: path.clone(),
+            source,
+        })?;
         EventFormat::parse(&text).map(|mut f| {
             f.path = path;
             f
@@ -113,7 +132,10 @@ impl EventFormat {
         self.fields
             .iter()
             .find(|f| f.name == name)
-            .ok_or_else(|| KernelError::FormatField { path: self.path.clone(), field: name.to_owned() })
+            .ok_or_else(|| KernelError::FormatField {
+                path: self.path.clone(),
+                field: name.to_owned(),
+            })
     }
 }
 
@@ -166,7 +188,11 @@ mod tests {
 \tfield:__data_loc char[] name;\toffset:48;\tsize:4;\tsigned:0;\n";
         let f = EventFormat::parse(text).unwrap();
         assert_eq!((f.name.as_str(), f.id), ("sys_enter_openat", 782));
-        let names: Vec<_> = f.fields.iter().map(|x| (x.ctype.as_str(), x.name.as_str(), x.offset)).collect();
+        let names: Vec<_> = f
+            .fields
+            .iter()
+            .map(|x| (x.ctype.as_str(), x.name.as_str(), x.offset))
+            .collect();
         assert_eq!(
             names,
             vec![

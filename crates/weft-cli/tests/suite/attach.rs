@@ -17,9 +17,15 @@ impl Drop for Killed {
 }
 
 fn start_spinner(late_ms: u32) -> Killed {
-    let mut child = Command::new(program("spinner")).arg(late_ms.to_string()).stdout(Stdio::piped()).spawn().expect("start spinner");
+    let mut child = Command::new(program("spinner"))
+        .arg(late_ms.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start spinner");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
     assert_eq!(line, "ready\n");
     Killed(child)
 }
@@ -34,24 +40,49 @@ fn attach_follows_all_threads_and_new_ones_only_of_the_target() {
     let pid = target.0.id();
     let dir = tmp();
     let trace = dir.path().join("a.weft");
-    let out = run(weft()
-        .args(["record", "-q", "-o"])
-        .arg(&trace)
-        .args(["-p", &pid.to_string(), "--duration", "1500ms", "--syscalls", "mmap,munmap"]));
+    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).args([
+        "-p",
+        &pid.to_string(),
+        "--duration",
+        "1500ms",
+        "--syscalls",
+        "mmap,munmap",
+    ]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines = parse(&dump(&trace, &[]));
-    assert!(lines.iter().all(|l| l.pid == pid), "events of other processes: {:?}", lines.iter().find(|l| l.pid != pid));
-    let by_len = |len: u32| lines.iter().filter(|l| l.text.starts_with(&format!("mmap(addr=NULL, len={}", len * 4096))).collect::<Vec<_>>();
+    assert!(
+        lines.iter().all(|l| l.pid == pid),
+        "events of other processes: {:?}",
+        lines.iter().find(|l| l.pid != pid)
+    );
+    let by_len = |len: u32| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.text
+                    .starts_with(&format!("mmap(addr=NULL, len={}", len * 4096))
+            })
+            .collect::<Vec<_>>()
+    };
     let main = by_len(13);
     let worker = by_len(11);
     let late = by_len(17);
-    assert!(main.len() > 20 && worker.len() > 20, "main {} worker {}", main.len(), worker.len());
+    assert!(
+        main.len() > 20 && worker.len() > 20,
+        "main {} worker {}",
+        main.len(),
+        worker.len()
+    );
     assert!(!late.is_empty(), "thread created after attach not followed");
     assert!(main.iter().all(|l| l.tid == pid));
-    assert!(worker.iter().all(|l| l.tid != pid && l.comm == "spin-worker"));
+    assert!(worker
+        .iter()
+        .all(|l| l.tid != pid && l.comm == "spin-worker"));
     assert!(late.iter().all(|l| l.comm == "spin-late"));
     // Names of threads that existed before attaching come from /proc.
-    assert!(lines.iter().any(|l| l.text == "thread name \"spin-worker\""));
+    assert!(lines
+        .iter()
+        .any(|l| l.text == "thread name \"spin-worker\""));
     let info = text(&run(weft().arg("info").arg(&trace)).stdout);
     assert!(info.contains("complete (duration reached)"), "{info}");
     assert!(info.contains("(running at end)"), "{info}");
@@ -66,13 +97,21 @@ fn sigint_leaves_a_complete_file() {
     let target = start_spinner(100_000);
     let dir = tmp();
     let trace = dir.path().join("i.weft");
-    let mut rec = weft().args(["record", "-q", "-o"]).arg(&trace).args(["-p", &target.0.id().to_string()]).spawn().expect("weft");
+    let mut rec = weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .args(["-p", &target.0.id().to_string()])
+        .spawn()
+        .expect("weft");
     std::thread::sleep(Duration::from_millis(700));
     // SAFETY: sending SIGINT to our child process.
     unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
     let st = rec.wait().expect("wait");
     assert!(st.success(), "{st:?}");
     let info = text(&run(weft().arg("info").arg(&trace)).stdout);
-    assert!(info.contains("status:     complete (interrupted)"), "{info}");
+    assert!(
+        info.contains("status:     complete (interrupted)"),
+        "{info}"
+    );
     assert!(dump(&trace, &[]).len() > 50);
 }

@@ -65,7 +65,11 @@ pub fn text(b: &[u8]) -> String {
 /// `weft dump FILE ARGS...` as lines; fails the test if dump fails.
 pub fn dump(file: &Path, args: &[&str]) -> Vec<String> {
     let out = run(weft().arg("dump").arg(file).args(args));
-    assert!(out.status.success(), "weft dump failed: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "weft dump failed: {}",
+        text(&out.stderr)
+    );
     text(&out.stdout).lines().map(str::to_owned).collect()
 }
 
@@ -97,14 +101,23 @@ pub fn parse(lines: &[String]) -> Vec<L> {
             let pt = word();
             let comm = word();
             let (pid, tid) = pt.split_once('/').expect("pid/tid");
-            L { t, pid: pid.parse().expect("pid"), tid: tid.parse().expect("tid"), comm, text: rest.trim().to_owned() }
+            L {
+                t,
+                pid: pid.parse().expect("pid"),
+                tid: tid.parse().expect("tid"),
+                comm,
+                text: rest.trim().to_owned(),
+            }
         })
         .collect()
 }
 
 /// Hex address printed by a test program after `key=`.
 pub fn addr(stdout: &str, key: &str) -> String {
-    let line = stdout.lines().find(|l| l.contains(key)).unwrap_or_else(|| panic!("no `{key}` in output: {stdout}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(key))
+        .unwrap_or_else(|| panic!("no `{key}` in output: {stdout}"));
     let v = &line[line.find(key).expect("key") + key.len()..];
     v.split_whitespace().next().expect("addr").to_owned()
 }

@@ -12,22 +12,45 @@ fn kill_9_of_the_recorder_leaves_a_readable_file() {
     }
     let dir = tmp();
     let trace = dir.path().join("k.weft");
-    let mut rec = weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(program("busy")).arg("100000000").spawn().expect("weft");
+    let mut rec = weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("busy"))
+        .arg("100000000")
+        .spawn()
+        .expect("weft");
     std::thread::sleep(Duration::from_millis(2500));
     // SAFETY: SIGKILL to our own child (the recorder).
     unsafe { libc::kill(rec.id() as i32, libc::SIGKILL) };
     rec.wait().expect("wait");
     // The traced program goes on untraced; stop it.
-    let _ = std::process::Command::new("pkill").args(["-f", "busy 100000000"]).status();
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "busy 100000000"])
+        .status();
     let info = run(weft().arg("info").arg(&trace));
     let info_s = text(&info.stdout);
     assert!(info.status.success(), "{}", text(&info.stderr));
-    assert!(info_s.contains("TRUNCATED") || info_s.contains("INCOMPLETE"), "{info_s}");
-    let events: u64 = info_s.lines().find_map(|l| l.strip_prefix("events:")).and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse().ok()).expect("events line");
+    assert!(
+        info_s.contains("TRUNCATED") || info_s.contains("INCOMPLETE"),
+        "{info_s}"
+    );
+    let events: u64 = info_s
+        .lines()
+        .find_map(|l| l.strip_prefix("events:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("events line");
     assert!(events > 1000, "{info_s}");
     let out = run(weft().arg("dump").arg(&trace));
     assert!(out.status.success());
-    assert!(text(&out.stdout).lines().filter(|l| l.contains("munmap(addr=")).count() > 100);
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("munmap(addr="))
+            .count()
+            > 100
+    );
 }
 
 #[test]
@@ -38,15 +61,29 @@ fn ring_overflow_is_counted_and_marked() {
     let dir = tmp();
     let trace = dir.path().join("l.weft");
     // A tiny ring guarantees overflow.
-    let out = run(weft().args(["record", "-o"]).arg(&trace).args(["--buffer-size", "8K", "--"]).arg(program("busy")).arg("300000"));
+    let out = run(weft()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(["--buffer-size", "8K", "--"])
+        .arg(program("busy"))
+        .arg("300000"));
     assert!(out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("events were lost because a ring buffer was full"), "{err}");
+    assert!(
+        err.contains("events were lost because a ring buffer was full"),
+        "{err}"
+    );
     let info = text(&run(weft().arg("info").arg(&trace)).stdout);
-    let lost_line = info.lines().find(|l| l.starts_with("lost:")).expect("lost line");
+    let lost_line = info
+        .lines()
+        .find(|l| l.starts_with("lost:"))
+        .expect("lost line");
     assert!(!lost_line.ends_with(" 0"), "{info}");
     let lines = dump(&trace, &["--event", "lost"]);
-    assert!(lines.iter().any(|l| l.contains("*** LOST ")), "no LOST markers");
+    assert!(
+        lines.iter().any(|l| l.contains("*** LOST ")),
+        "no LOST markers"
+    );
 }
 
 #[test]
@@ -56,7 +93,12 @@ fn damaged_and_foreign_files_give_clear_errors() {
     }
     let dir = tmp();
     let trace = dir.path().join("d.weft");
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).args(["--compression", "1", "--"]).arg(program("busy")).arg("200000"));
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .args(["--compression", "1", "--"])
+        .arg(program("busy"))
+        .arg("200000"));
     assert!(out.status.success());
     let good = std::fs::read(&trace).unwrap();
     let full = dump(&trace, &[]).len();
@@ -73,17 +115,32 @@ fn damaged_and_foreign_files_give_clear_errors() {
     assert!(out.status.success());
     let n = text(&out.stdout).lines().count();
     assert!(n > full / 4 && n < full, "{n} of {full} lines");
-    assert!(text(&out.stderr).contains("offset"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("offset"),
+        "{}",
+        text(&out.stderr)
+    );
     let info = text(&run(weft().arg("info").arg(&damaged)).stdout);
-    assert!(info.contains("DAMAGED") && info.contains("problems:"), "{info}");
+    assert!(
+        info.contains("DAMAGED") && info.contains("problems:"),
+        "{info}"
+    );
 
     // Not a trace at all.
     let junk = dir.path().join("junk.weft");
     std::fs::write(&junk, b"this is not a weft trace, just some text\n").unwrap();
     let out = run(weft().arg("info").arg(&junk));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not a weft trace file: bad magic at offset 0"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a weft trace file: bad magic at offset 0"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(weft().arg("dump").arg(dir.path().join("missing.weft")));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("No such file"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("No such file"),
+        "{}",
+        text(&out.stderr)
+    );
 }

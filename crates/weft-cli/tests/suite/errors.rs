@@ -9,21 +9,48 @@ fn wrong_pid_missing_command_and_bad_syscall() {
     }
     let dir = tmp();
     let t = dir.path().join("x.weft");
-    let out = run(weft().args(["record", "-o"]).arg(&t).args(["-p", "999999999"]));
+    let out = run(weft()
+        .args(["record", "-o"])
+        .arg(&t)
+        .args(["-p", "999999999"]));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no process with PID 999999999"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no process with PID 999999999"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&t).args(["--", "/nonexistent/program"]));
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&t)
+        .args(["--", "/nonexistent/program"]));
     assert_eq!(out.status.code(), Some(127));
-    assert!(text(&out.stderr).contains("cannot start `/nonexistent/program`: No such file or directory"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("cannot start `/nonexistent/program`: No such file or directory"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = run(weft().args(["record", "-o"]).arg(&t).args(["--syscalls", "mmapp", "--", "true"]));
+    let out =
+        run(weft()
+            .args(["record", "-o"])
+            .arg(&t)
+            .args(["--syscalls", "mmapp", "--", "true"]));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unknown system call or class `mmapp` (did you mean `mmap`?)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown system call or class `mmapp` (did you mean `mmap`?)"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = run(weft().args(["record"]));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("nothing to record"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nothing to record"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -31,16 +58,33 @@ fn unprivileged_user_is_told_what_to_do() {
     if !can_trace() {
         return;
     }
-    let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap().trim().parse().unwrap();
-    assert!(paranoid >= 0, "this test expects the default perf_event_paranoid (> -1), found {paranoid}");
+    let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        paranoid >= 0,
+        "this test expects the default perf_event_paranoid (> -1), found {paranoid}"
+    );
     // The binary must be reachable by an unprivileged user.
     let out = run(std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(env!("CARGO_BIN_EXE_weft"))
         .args(["record", "-o", "/tmp/weft-unpriv-test.weft", "--", "true"]));
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("needs permission to trace") && err.contains("perf_event_paranoid") && err.contains("sudo"), "{err}");
+    assert!(
+        err.contains("needs permission to trace")
+            && err.contains("perf_event_paranoid")
+            && err.contains("sudo"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 }
 
@@ -49,6 +93,9 @@ fn help_is_there_for_every_command() {
     for sub in ["record", "dump", "info"] {
         let out = run(weft().args([sub, "--help"]));
         assert!(out.status.success());
-        assert!(text(&out.stdout).contains("Examples") || sub == "info", "{sub}");
+        assert!(
+            text(&out.stdout).contains("Examples") || sub == "info",
+            "{sub}"
+        );
     }
 }

@@ -4,7 +4,11 @@
 use super::common::*;
 
 fn find(lines: &[L], from: usize, pred: impl Fn(&L) -> bool) -> usize {
-    lines[from..].iter().position(pred).map(|i| i + from).unwrap_or_else(|| panic!("not found after line {from}:\n{lines:#?}"))
+    lines[from..]
+        .iter()
+        .position(pred)
+        .map(|i| i + from)
+        .unwrap_or_else(|| panic!("not found after line {from}:\n{lines:#?}"))
 }
 
 #[test]
@@ -20,7 +24,12 @@ fn memops_sequence_across_thread_and_fork() {
         .args(["--syscalls", "mmap,munmap,mprotect,prctl", "--"])
         .arg(program("memops")));
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "weft must exit with the command's status; stderr: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "weft must exit with the command's status; stderr: {}",
+        text(&out.stderr)
+    );
     let p = addr(&stdout, "main p=");
     let q = addr(&stdout, "thread q=");
     let r = addr(&stdout, "child r=");
@@ -29,17 +38,37 @@ fn memops_sequence_across_thread_and_fork() {
 
     let lines = parse(&dump(&trace, &[]));
     // Timestamps never go backwards.
-    assert!(lines.windows(2).all(|w| w[0].t <= w[1].t), "dump is not in time order");
-    let main_pid = lines.iter().find(|l| l.text.starts_with(&format!("mmap(addr=NULL, len=12288"))).expect("main mmap").pid;
+    assert!(
+        lines.windows(2).all(|w| w[0].t <= w[1].t),
+        "dump is not in time order"
+    );
+    let main_pid = lines
+        .iter()
+        .find(|l| l.text.starts_with("mmap(addr=NULL, len=12288"))
+        .expect("main mmap")
+        .pid;
 
     let a = find(&lines, 0, |l| {
         l.pid == main_pid
             && l.text.starts_with("mmap(addr=NULL, len=12288, prot=PROT_READ|PROT_WRITE, flags=MAP_PRIVATE|MAP_ANONYMOUS, fd=-1, off=0)")
             && l.text.contains(&format!("= {p} <"))
     });
-    let b = find(&lines, a, |l| l.pid == main_pid && l.text.starts_with(&format!("munmap(addr={p}, len=4096) = 0 <")));
-    let c = find(&lines, b, |l| l.pid == main_pid && l.text.starts_with(&format!("mprotect(start={p1}, len=4096, prot=PROT_READ) = 0 <")));
-    let d = find(&lines, c, |l| l.pid == main_pid && l.text.starts_with("prctl(option=PR_SET_NAME,") && l.text.contains(") = 0 <"));
+    let b = find(&lines, a, |l| {
+        l.pid == main_pid
+            && l.text
+                .starts_with(&format!("munmap(addr={p}, len=4096) = 0 <"))
+    });
+    let c = find(&lines, b, |l| {
+        l.pid == main_pid
+            && l.text.starts_with(&format!(
+                "mprotect(start={p1}, len=4096, prot=PROT_READ) = 0 <"
+            ))
+    });
+    let d = find(&lines, c, |l| {
+        l.pid == main_pid
+            && l.text.starts_with("prctl(option=PR_SET_NAME,")
+            && l.text.contains(") = 0 <")
+    });
     // The name change is on the timeline and names later lines.
     let e = find(&lines, d, |l| l.text == "thread name \"memops-main\"");
     // The thread: same pid, its own tid and name.
@@ -47,36 +76,95 @@ fn memops_sequence_across_thread_and_fork() {
     let tid = lines[t0].tid;
     assert_eq!(lines[t0].pid, main_pid);
     assert_ne!(tid, main_pid);
-    let t1 = find(&lines, t0, |l| l.tid == tid && l.comm == "memops-thr" && l.text.starts_with("mmap(addr=NULL, len=20480, prot=PROT_READ, flags=MAP_PRIVATE|MAP_ANONYMOUS") && l.text.contains(&format!("= {q} <")));
-    find(&lines, t1, |l| l.tid == tid && l.text.starts_with(&format!("munmap(addr={q}, len=20480) = 0")));
-    let t2 = find(&lines, t1, |l| l.tid == tid && l.text == "+++ thread exited +++");
+    let t1 = find(&lines, t0, |l| {
+        l.tid == tid
+            && l.comm == "memops-thr"
+            && l.text.starts_with(
+                "mmap(addr=NULL, len=20480, prot=PROT_READ, flags=MAP_PRIVATE|MAP_ANONYMOUS",
+            )
+            && l.text.contains(&format!("= {q} <"))
+    });
+    find(&lines, t1, |l| {
+        l.tid == tid
+            && l.text
+                .starts_with(&format!("munmap(addr={q}, len=20480) = 0"))
+    });
+    let t2 = find(&lines, t1, |l| {
+        l.tid == tid && l.text == "+++ thread exited +++"
+    });
     // The forked child: a new pid that inherited tracing.
-    let f = find(&lines, t2, |l| l.text.starts_with(&format!("new process (forked by {main_pid}/{main_pid})")));
+    let f = find(&lines, t2, |l| {
+        l.text
+            .starts_with(&format!("new process (forked by {main_pid}/{main_pid})"))
+    });
     let child = lines[f].pid;
     assert_ne!(child, main_pid);
-    let c1 = find(&lines, f, |l| l.pid == child && l.text.starts_with("prctl(option=PR_SET_NAME,"));
-    let c2 = find(&lines, c1, |l| l.pid == child && l.comm == "memops-child" && l.text.starts_with("mmap(addr=NULL, len=28672, prot=PROT_READ|PROT_WRITE") && l.text.contains(&format!("= {r} <")));
-    let c3 = find(&lines, c2, |l| l.pid == child && l.text.starts_with(&format!("munmap(addr={r}, len=28672) = 0")));
-    let c4 = find(&lines, c3, |l| l.pid == child && l.text == "+++ exited with 7 +++");
+    let c1 = find(&lines, f, |l| {
+        l.pid == child && l.text.starts_with("prctl(option=PR_SET_NAME,")
+    });
+    let c2 = find(&lines, c1, |l| {
+        l.pid == child
+            && l.comm == "memops-child"
+            && l.text
+                .starts_with("mmap(addr=NULL, len=28672, prot=PROT_READ|PROT_WRITE")
+            && l.text.contains(&format!("= {r} <"))
+    });
+    let c3 = find(&lines, c2, |l| {
+        l.pid == child
+            && l.text
+                .starts_with(&format!("munmap(addr={r}, len=28672) = 0"))
+    });
+    let c4 = find(&lines, c3, |l| {
+        l.pid == child && l.text == "+++ exited with 7 +++"
+    });
     // Back in the parent after waitpid, then its own exit.
-    let m = find(&lines, c4, |l| l.pid == main_pid && l.text.starts_with(&format!("munmap(addr={p1}, len=8192) = 0")));
-    find(&lines, m, |l| l.pid == main_pid && l.text == "+++ exited with 3 +++");
+    let m = find(&lines, c4, |l| {
+        l.pid == main_pid
+            && l.text
+                .starts_with(&format!("munmap(addr={p1}, len=8192) = 0"))
+    });
+    find(&lines, m, |l| {
+        l.pid == main_pid && l.text == "+++ exited with 3 +++"
+    });
     // Only the selected syscalls (plus exit bookkeeping) were recorded.
-    assert!(lines.iter().all(|l| !l.text.starts_with("brk(") && !l.text.starts_with("openat(")), "unselected syscalls recorded");
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.text.starts_with("brk(") && !l.text.starts_with("openat(")),
+        "unselected syscalls recorded"
+    );
 
     // Filters: by pid and event.
-    let only = parse(&dump(&trace, &["--pid", &child.to_string(), "--event", "munmap"]));
+    let only = parse(&dump(
+        &trace,
+        &["--pid", &child.to_string(), "--event", "munmap"],
+    ));
     assert_eq!(only.len(), 1, "{only:#?}");
-    assert!(only[0].text.starts_with(&format!("munmap(addr={r}, len=28672)")));
+    assert!(only[0]
+        .text
+        .starts_with(&format!("munmap(addr={r}, len=28672)")));
 
     // weft info: processes, exit statuses, counts, no losses.
     let info = run(weft().arg("info").arg(&trace));
     let info = text(&info.stdout);
-    assert!(info.contains("status:     complete (command exited)"), "{info}");
+    assert!(
+        info.contains("status:     complete (command exited)"),
+        "{info}"
+    );
     assert!(info.contains("exit:       exited with 3"), "{info}");
     assert!(info.contains("lost:       0"), "{info}");
-    assert!(info.lines().any(|l| l.contains(&child.to_string()) && l.contains("exited with 7")), "{info}");
-    assert!(info.lines().any(|l| l.trim_start().starts_with(&main_pid.to_string()) && l.contains("2 ") && l.contains("exited with 3")), "{info}");
+    assert!(
+        info.lines()
+            .any(|l| l.contains(&child.to_string()) && l.contains("exited with 7")),
+        "{info}"
+    );
+    assert!(
+        info.lines()
+            .any(|l| l.trim_start().starts_with(&main_pid.to_string())
+                && l.contains("2 ")
+                && l.contains("exited with 3")),
+        "{info}"
+    );
 }
 
 #[test]
@@ -86,28 +174,69 @@ fn all_syscalls_by_default_and_classes() {
     }
     let dir = tmp();
     let all = dir.path().join("all.weft");
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&all).arg("--").arg(program("memops")));
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&all)
+        .arg("--")
+        .arg(program("memops")));
     assert_eq!(out.status.code(), Some(3));
     let lines = dump(&all, &[]);
     // Everything libc does at start-up is there, as strace shows it.
-    for call in ["brk(", "openat(dfd=AT_FDCWD", "mmap(", "mprotect(", "clone", "wait4(", "exit_group(error_code=3) = ?"] {
-        assert!(lines.iter().any(|l| l.contains(call)), "no {call} in full trace");
+    for call in [
+        "brk(",
+        "openat(dfd=AT_FDCWD",
+        "mmap(",
+        "mprotect(",
+        "clone",
+        "wait4(",
+        "exit_group(error_code=3) = ?",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(call)),
+            "no {call} in full trace"
+        );
     }
-    assert!(lines.iter().any(|l| l.contains("exec \"")), "exec event missing");
+    assert!(
+        lines.iter().any(|l| l.contains("exec \"")),
+        "exec event missing"
+    );
 
     let mem = dir.path().join("mem.weft");
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&mem).args(["--syscalls", "memory", "--"]).arg(program("memops")));
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&mem)
+        .args(["--syscalls", "memory", "--"])
+        .arg(program("memops")));
     assert_eq!(out.status.code(), Some(3));
     let lines = parse(&dump(&mem, &[]));
     let names: std::collections::BTreeSet<String> = lines
         .iter()
-        .filter_map(|l| l.text.split_once('(').map(|(n, _)| n.trim_start_matches("<... ").to_owned()))
+        .filter_map(|l| {
+            l.text
+                .split_once('(')
+                .map(|(n, _)| n.trim_start_matches("<... ").to_owned())
+        })
         .filter(|n| !n.contains(' '))
         .collect();
     for n in &names {
-        assert!(["mmap", "munmap", "mprotect", "brk", "madvise", "exit_group", "exit"].contains(&n.as_str()), "unexpected {n} in memory class: {names:?}");
+        assert!(
+            [
+                "mmap",
+                "munmap",
+                "mprotect",
+                "brk",
+                "madvise",
+                "exit_group",
+                "exit"
+            ]
+            .contains(&n.as_str()),
+            "unexpected {n} in memory class: {names:?}"
+        );
     }
-    assert!(names.contains("munmap") && names.contains("brk"), "{names:?}");
+    assert!(
+        names.contains("munmap") && names.contains("brk"),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -117,14 +246,36 @@ fn ptrace_using_program_behaves_as_untraced() {
     }
     let prog = program("ptrace_parent");
     let plain = run(&mut std::process::Command::new(&prog));
-    assert_eq!(plain.status.code(), Some(11), "untraced run: {}", text(&plain.stdout));
+    assert_eq!(
+        plain.status.code(),
+        Some(11),
+        "untraced run: {}",
+        text(&plain.stdout)
+    );
     let dir = tmp();
     let trace = dir.path().join("p.weft");
-    let traced = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&prog));
-    assert_eq!(text(&traced.stdout), text(&plain.stdout), "output differs under weft");
-    assert_eq!(traced.status.code(), plain.status.code(), "exit status differs under weft");
+    let traced = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&prog));
+    assert_eq!(
+        text(&traced.stdout),
+        text(&plain.stdout),
+        "output differs under weft"
+    );
+    assert_eq!(
+        traced.status.code(),
+        plain.status.code(),
+        "exit status differs under weft"
+    );
     let lines = dump(&trace, &["--event", "ptrace"]);
-    assert!(lines.iter().any(|l| l.contains("ptrace(request=16902") && l.contains("= 0")), "PTRACE_SEIZE not recorded: {lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ptrace(request=16902") && l.contains("= 0")),
+        "PTRACE_SEIZE not recorded: {lines:#?}"
+    );
 }
 
 #[test]
@@ -135,9 +286,26 @@ fn comm_filter_keeps_only_matching_processes() {
     let dir = tmp();
     let trace = dir.path().join("c.weft");
     let script = format!("{} >/dev/null; echo done", program("memops").display());
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).args(["--comm", "memops*", "--", "sh", "-c", &script]));
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .args(["--comm", "memops*", "--", "sh", "-c", &script]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let lines = parse(&dump(&trace, &[]));
-    assert!(lines.iter().any(|l| l.comm.starts_with("memops") && l.text.starts_with("mmap(")), "no memops events");
-    assert!(lines.iter().all(|l| l.comm.starts_with("memops") || l.text.starts_with("exec")), "other processes leaked: {:#?}", lines.iter().filter(|l| !l.comm.starts_with("memops")).collect::<Vec<_>>());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.comm.starts_with("memops") && l.text.starts_with("mmap(")),
+        "no memops events"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.comm.starts_with("memops") || l.text.starts_with("exec")),
+        "other processes leaked: {:#?}",
+        lines
+            .iter()
+            .filter(|l| !l.comm.starts_with("memops"))
+            .collect::<Vec<_>>()
+    );
 }
