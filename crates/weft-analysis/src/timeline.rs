@@ -181,6 +181,16 @@ impl<'t> Timeline<'t> {
         self.queue.get_mut(i)
     }
 
+    /// The syscall number `tid` is inside of, if any.
+    fn open_nr(&mut self, tid: u32) -> Option<u32> {
+        if let Some(&seq) = self.open.get(&tid) {
+            if let Some(Slot { state: State::Open { nr, .. }, .. }) = self.slot_mut(seq) {
+                return Some(*nr);
+            }
+        }
+        self.split.get(&tid).map(|&(nr, _)| nr)
+    }
+
     /// Marks the open syscall of `tid` (if any) as never returning.
     fn abandon(&mut self, tid: u32) {
         if let Some(seq) = self.open.remove(&tid) {
@@ -219,7 +229,11 @@ impl<'t> Timeline<'t> {
                 }
             }
             Kind::SyscallExit => {
-                let nr = r.u64(s::syscall_exit::NR) as u32;
+                let mut nr = r.u64(s::syscall_exit::NR) as u32;
+                if nr == u32::MAX {
+                    // After rt_sigreturn the kernel reports the restored (-1) number.
+                    nr = self.open_nr(r.tid).unwrap_or(nr);
+                }
                 let ret = r.i64(s::syscall_exit::RET);
                 let name = self.syscall_name(nr);
                 let result = format_return(&name, ret);

@@ -33,7 +33,7 @@ fn handled_signal_then_crash() {
     let gen =
         pos(&|l| l.text.starts_with("SIGUSR1 code=SI_TKILL to ") && l.text.ends_with("delivered"));
     let del = pos(&|l| l.text.starts_with("SIGUSR1 code=SI_TKILL handler=0x"));
-    let ret = pos(&|l| l.text.starts_with("rt_sigreturn("));
+    let ret = pos(&|l| l.text.starts_with("rt_sigreturn() = 0 <"));
     let segv_gen = pos(&|l| l.text.starts_with("SIGSEGV code=SEGV_MAPERR to "));
     let segv = pos(&|l| l.text == "SIGSEGV code=SEGV_MAPERR handler=SIG_DFL");
     let exit = pos(&|l| l.text == "+++ killed by SIGSEGV +++");
