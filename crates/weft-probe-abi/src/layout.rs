@@ -1,0 +1,237 @@
+//! Shared-memory layout. Every offset is from the start of the memfd; all
+//! integers are little-endian and naturally aligned.
+
+/// "WEFTPRB1"
+pub const AREA_MAGIC: u64 = u64::from_le_bytes(*b"WEFTPRB1");
+pub const AREA_VERSION: u32 = 1;
+pub const PAGE: usize = 4096;
+/// The area header occupies the first page.
+pub const AREA_HEADER_LEN: usize = PAGE;
+
+// Area header fields.
+pub const A_MAGIC: usize = 0;
+pub const A_VERSION: usize = 8;
+pub const A_MODE: usize = 12;
+pub const A_SLOTS: usize = 16;
+pub const A_SUBBUFS: usize = 20;
+pub const A_SUBBUF_SIZE: usize = 24;
+pub const A_SALT: usize = 32;
+pub const A_TOTAL: usize = 40;
+/// Events dropped because every thread slot was taken (atomic add by any thread).
+pub const A_NO_SLOT: usize = 48;
+
+/// Per-thread control page at the start of each slot.
+pub const SLOT_CTL_LEN: usize = PAGE;
+pub const S_OWNER: usize = 0;
+/// Incremented by each claim, so the collector notices a new owner.
+pub const S_CLAIMS: usize = 4;
+/// Next sequence number = events attempted by this thread.
+pub const S_ATTEMPTED: usize = 8;
+pub const S_COMMITTED: usize = 16;
+/// Dropped because the ring was full (discard mode) or the record too large.
+pub const S_LOST_FULL: usize = 24;
+/// Dropped because a nested write (signal handler) found the ring mid-switch.
+pub const S_LOST_BUSY: usize = 32;
+/// Generation of the current sub-buffer (1-based; 0 = none yet). Bit 63 set
+/// while a sub-buffer switch is in progress.
+pub const S_SWITCH_GEN: usize = 40;
+/// Stack address of the frame doing the switch (to tell a suspended switch
+/// from one abandoned by a handler that never returned).
+pub const S_SWITCH_SP: usize = 48;
+pub const SWITCHING: u64 = 1 << 63;
+/// Sub-buffer control entries start here, `SB_CTL_LEN` bytes each.
+pub const S_SUBBUF_CTL: usize = 64;
+pub const SB_CTL_LEN: usize = 32;
+/// Generation this sub-buffer holds (0 = never used).
+pub const SB_GEN: usize = 0;
+/// End offset of reserved space within the sub-buffer.
+pub const SB_RESERVE: usize = 8;
+/// Bytes of committed records.
+pub const SB_COMMITTED: usize = 12;
+/// Written by the collector: the generation it has finished reading.
+pub const SB_CONSUMED: usize = 16;
+pub const MAX_SUBBUFS: usize = (SLOT_CTL_LEN - S_SUBBUF_CTL) / SB_CTL_LEN;
+
+/// Guard header and footer of a sub-buffer.
+pub const GUARD_LEN: usize = 64;
+pub const GUARD_HEAD_MAGIC: u64 = u64::from_le_bytes(*b"WFTSBHDR");
+pub const GUARD_FOOT_MAGIC: u64 = u64::from_le_bytes(*b"WFTSBFTR");
+pub const G_MAGIC: usize = 0;
+pub const G_INV_MAGIC: usize = 8;
+pub const G_TID: usize = 16;
+pub const G_SLOT: usize = 20;
+pub const G_GEN: usize = 24;
+pub const G_TSC: usize = 32;
+pub const G_MONO: usize = 40;
+pub const G_FIRST_SEQ: usize = 48;
+pub const G_CHECK: usize = 56;
+
+/// Record header.
+pub const RECORD_HEADER_LEN: usize = 24;
+pub const R_LEN: usize = 0;
+pub const R_EVENT: usize = 4;
+pub const R_SEQ_STATE: usize = 8;
+pub const R_TSC: usize = 16;
+/// Reserved, payload being written (or abandoned by a handler that never returned).
+pub const STATE_WRITING: u8 = 0x57;
+/// Complete and immutable until the sub-buffer is reused.
+pub const STATE_COMMITTED: u8 = 0xc3;
+
+/// Overflow policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// New events are dropped (and counted) while the ring is full.
+    Discard = 0,
+    /// The oldest sub-buffer is reused: a flight recorder of the newest events.
+    Overwrite = 1,
+}
+
+impl Mode {
+    pub fn from_u32(v: u32) -> Option<Mode> {
+        match v {
+            0 => Some(Mode::Discard),
+            1 => Some(Mode::Overwrite),
+            _ => None,
+        }
+    }
+}
+
+/// Sizes of one session's area; validated on both sides before use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub slots: u32,
+    pub subbufs: u32,
+    pub subbuf_size: u32,
+}
+
+impl Geometry {
+    pub const DEFAULT: Geometry = Geometry { slots: 64, subbufs: 8, subbuf_size: 64 << 10 };
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=4096).contains(&self.slots) {
+            return Err(format!("{} thread slots (1..4096)", self.slots));
+        }
+        if !(2..=MAX_SUBBUFS as u32).contains(&self.subbufs) {
+            return Err(format!("{} sub-buffers (2..{MAX_SUBBUFS})", self.subbufs));
+        }
+        if self.subbuf_size < PAGE as u32 || self.subbuf_size > (16 << 20) || self.subbuf_size % PAGE as u32 != 0 {
+            return Err(format!("sub-buffer size {} (4 KiB..16 MiB, page multiple)", self.subbuf_size));
+        }
+        Ok(())
+    }
+
+    pub fn slot_len(&self) -> usize {
+        SLOT_CTL_LEN + self.subbufs as usize * self.subbuf_size as usize
+    }
+
+    pub fn total_len(&self) -> usize {
+        AREA_HEADER_LEN + self.slots as usize * self.slot_len()
+    }
+
+    pub fn slot_offset(&self, slot: u32) -> usize {
+        AREA_HEADER_LEN + slot as usize * self.slot_len()
+    }
+
+    pub fn subbuf_offset(&self, slot: u32, index: u32) -> usize {
+        self.slot_offset(slot) + SLOT_CTL_LEN + index as usize * self.subbuf_size as usize
+    }
+
+    /// First byte after the records area of a sub-buffer (where the footer starts).
+    pub fn records_end(&self) -> usize {
+        self.subbuf_size as usize - GUARD_LEN
+    }
+
+    /// Index of the sub-buffer that holds generation `gen` (1-based).
+    pub fn index_of(&self, gen: u64) -> u32 {
+        (gen.wrapping_sub(1) % u64::from(self.subbufs)) as u32
+    }
+}
+
+/// The identifying fields of a guard, and its check word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard {
+    pub tid: u32,
+    pub slot: u32,
+    pub gen: u64,
+    pub tsc: u64,
+    pub mono_ns: u64,
+    pub first_seq: u64,
+}
+
+impl Guard {
+    pub fn check(&self, salt: u64, magic: u64) -> u64 {
+        crate::mix(salt, &[magic, u64::from(self.tid), u64::from(self.slot), self.gen, self.tsc, self.mono_ns, self.first_seq])
+    }
+
+    /// The 64 bytes of a guard with `magic`.
+    pub fn encode(&self, salt: u64, magic: u64) -> [u8; GUARD_LEN] {
+        let mut b = [0u8; GUARD_LEN];
+        b[G_MAGIC..G_MAGIC + 8].copy_from_slice(&magic.to_le_bytes());
+        b[G_INV_MAGIC..G_INV_MAGIC + 8].copy_from_slice(&(!magic).to_le_bytes());
+        b[G_TID..G_TID + 4].copy_from_slice(&self.tid.to_le_bytes());
+        b[G_SLOT..G_SLOT + 4].copy_from_slice(&self.slot.to_le_bytes());
+        b[G_GEN..G_GEN + 8].copy_from_slice(&self.gen.to_le_bytes());
+        b[G_TSC..G_TSC + 8].copy_from_slice(&self.tsc.to_le_bytes());
+        b[G_MONO..G_MONO + 8].copy_from_slice(&self.mono_ns.to_le_bytes());
+        b[G_FIRST_SEQ..G_FIRST_SEQ + 8].copy_from_slice(&self.first_seq.to_le_bytes());
+        b[G_CHECK..G_CHECK + 8].copy_from_slice(&self.check(salt, magic).to_le_bytes());
+        b
+    }
+
+    /// Decodes and validates a copied guard; the error says which check failed.
+    pub fn decode(b: &[u8; GUARD_LEN], salt: u64, magic: u64) -> Result<Guard, &'static str> {
+        let u64at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+        let u32at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
+        if u64at(G_MAGIC) != magic {
+            return Err("bad magic");
+        }
+        if u64at(G_INV_MAGIC) != !magic {
+            return Err("bad inverse magic");
+        }
+        let g = Guard {
+            tid: u32at(G_TID),
+            slot: u32at(G_SLOT),
+            gen: u64at(G_GEN),
+            tsc: u64at(G_TSC),
+            mono_ns: u64at(G_MONO),
+            first_seq: u64at(G_FIRST_SEQ),
+        };
+        if g.check(salt, magic) != u64at(G_CHECK) {
+            return Err("checksum mismatch");
+        }
+        Ok(g)
+    }
+}
+
+/// Total bytes a record with `payload` bytes takes (8-aligned).
+pub const fn record_len(payload: usize) -> usize {
+    (RECORD_HEADER_LEN + payload + 7) & !7
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_and_guards() {
+        let g = Geometry::DEFAULT;
+        g.validate().unwrap();
+        assert_eq!(g.slot_len(), 4096 + 8 * 65536);
+        assert_eq!(g.index_of(1), 0);
+        assert_eq!(g.index_of(9), 0);
+        assert!(Geometry { slots: 1, subbufs: 1, subbuf_size: 4096 }.validate().is_err());
+        let guard = Guard { tid: 7, slot: 1, gen: 3, tsc: 99, mono_ns: 5, first_seq: 40 };
+        let b = guard.encode(0x1234, GUARD_HEAD_MAGIC);
+        assert_eq!(Guard::decode(&b, 0x1234, GUARD_HEAD_MAGIC), Ok(guard));
+        assert!(Guard::decode(&b, 0x1235, GUARD_HEAD_MAGIC).is_err());
+        assert!(Guard::decode(&b, 0x1234, GUARD_FOOT_MAGIC).is_err());
+        for i in 0..GUARD_LEN {
+            let mut m = b;
+            m[i] ^= 0x10;
+            assert!(Guard::decode(&m, 0x1234, GUARD_HEAD_MAGIC).is_err(), "byte {i}");
+        }
+        assert_eq!(record_len(0), 24);
+        assert_eq!(record_len(1), 32);
+        assert_eq!(record_len(16), 40);
+    }
+}
