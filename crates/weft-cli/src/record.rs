@@ -292,9 +292,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             if buf.byte_len() >= CHUNK_BYTES
                 || (last_flush.elapsed() >= FLUSH_EVERY && !buf.is_empty())
             {
-                writer
-                    .write_events(&mut buf)
-                    .context("cannot write to the trace file")?;
+                if let Err(e) = writer.write_events(&mut buf) {
+                    stop_reason = "write error";
+                    return Err(e).context("cannot write to the trace file");
+                }
                 last_flush = Instant::now();
             }
             for t in ready {

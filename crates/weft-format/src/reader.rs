@@ -328,7 +328,7 @@ impl Trace {
         };
         let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
         let mut cur = Cursor::new(&payload);
-        let mut prev_ts = c.header.min_ts;
+        let mut prev_ts = 0u64;
         let mut unknown = 0u64;
         let malformed = |at: usize, reason: String| FormatError::Malformed {
             offset: c.offset,

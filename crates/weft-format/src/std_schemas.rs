@@ -22,7 +22,8 @@ pub const EXEC: &str = "kernel:exec";
 pub const EXIT: &str = "kernel:exit";
 /// A thread's name: set at exec, by prctl(PR_SET_NAME), or read from /proc at attach.
 pub const COMM: &str = "kernel:comm";
-/// A memory mapping of the record's process (executable or data).
+/// A memory mapping of the record's process: executable mappings as the
+/// kernel reports them, and every mapping read from /proc when attaching.
 pub const MMAP: &str = "kernel:mmap";
 /// Events the kernel dropped on the record's CPU because the ring was full.
 pub const LOST: &str = "kernel:lost";

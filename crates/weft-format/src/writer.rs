@@ -10,8 +10,8 @@ use crate::{FILE_HEADER_LEN, FILE_MAGIC, VERSION_MAJOR, VERSION_MINOR};
 
 /// A batch of encoded records that becomes one events chunk.
 ///
-/// Records should be added in timestamp order: the reader merges chunks by
-/// their time ranges, and sorted chunks keep that merge cheap and exact.
+/// Records may come in any order (the reader merges by timestamp using each
+/// chunk's min/max); mostly sorted input keeps the deltas small.
 #[derive(Default)]
 pub struct RecordBuf {
     bytes: Vec<u8>,
@@ -58,7 +58,9 @@ impl RecordBuf {
         if self.count == 0 {
             self.min_ts = ts;
             self.max_ts = ts;
-            self.last_ts = ts;
+            // The first record's delta is from 0: the chunk's minimum is not
+            // known until the chunk is complete.
+            self.last_ts = 0;
         }
         put_uvarint(&mut self.bytes, u64::from(schema.0));
         put_ivarint(&mut self.bytes, ts.wrapping_sub(self.last_ts) as i64);

@@ -95,6 +95,22 @@ fn merge_orders_overlapping_chunks() {
 }
 
 #[test]
+fn unsorted_chunk_decodes_exactly() {
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    let s = w.add_schema(Schema::new("t:x", &[("v", FieldType::U64)]));
+    let mut buf = RecordBuf::new();
+    // A later batch can hold a record older than the chunk's first one.
+    for ts in [50u64, 60, 10, 70] {
+        buf.record(s, ts, None, 1, 1).u64(ts).finish();
+    }
+    w.write_events(&mut buf).unwrap();
+    let t = Trace::from_bytes(w.finish(&[]).unwrap()).unwrap();
+    let recs: Vec<Record> = t.records().map(|r| r.unwrap()).collect();
+    assert_eq!(recs.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![10, 50, 60, 70]);
+    assert!(recs.iter().all(|r| r.u64(0) == r.ts && r.cpu.is_none()));
+}
+
+#[test]
 fn every_truncation_keeps_complete_chunks() {
     let (bytes, _) = sample_file(4, 20);
     let full = Trace::from_bytes(bytes.clone()).unwrap();

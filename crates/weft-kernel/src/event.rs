@@ -9,7 +9,8 @@ use crate::error::Result;
 use crate::perf::SAMPLE_ID_LEN;
 use crate::tracefs::{EventFormat, FormatField, Tracefs};
 
-/// One event of a traced task. `pid` is the process (tgid), `tid` the thread.
+/// One event of a traced task. `pid` is the process (tgid), `tid` the thread;
+/// `cpu` is `u32::MAX` for events read from /proc rather than seen on a CPU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelEvent {
     pub ts: u64,

@@ -35,9 +35,10 @@ pub fn comm(pid: u32, tid: u32) -> Option<String> {
 /// Synthetic Comm events for every thread and Mmap events for every mapping.
 pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
     let mut out = Vec::new();
+    // Read from /proc, not seen on a CPU: no CPU number.
     let ev = |tid: u32, kind: EventKind| KernelEvent {
         ts,
-        cpu: 0,
+        cpu: u32::MAX,
         pid,
         tid,
         kind,

@@ -34,7 +34,7 @@ impl KernelSchemas {
             ev: &KernelEvent,
             buf: &'a mut RecordBuf,
         ) -> weft_format::RecordBuilder<'a> {
-            buf.record(ids[i], ev.ts, Some(ev.cpu), ev.pid, ev.tid)
+            buf.record(ids[i], ev.ts, (ev.cpu != u32::MAX).then_some(ev.cpu), ev.pid, ev.tid)
         }
         let ids = &self.ids;
         match &ev.kind {
