@@ -2,6 +2,7 @@
 //! crates, and turns their errors into messages that say what to do.
 
 mod dump;
+mod probes;
 mod info;
 mod record;
 mod units;
@@ -62,6 +63,21 @@ pub struct RecordArgs {
     /// No live status line and no summary.
     #[arg(short, long)]
     quiet: bool,
+    /// weft-probe events to record from instrumented processes: `provider:event` globs (default all).
+    #[arg(short = 'e', long = "event", value_name = "PATTERN")]
+    event: Vec<String>,
+    /// Do not attach to weft-probe instrumented processes.
+    #[arg(long)]
+    no_probes: bool,
+    /// weft-probe buffer per traced thread (e.g. 512K).
+    #[arg(long, default_value = "512K", value_parser = units::parse_size)]
+    probe_buffer: usize,
+    /// weft-probe thread slots per process (threads beyond this have their events dropped and counted).
+    #[arg(long, default_value_t = 64)]
+    probe_threads: u32,
+    /// Flight-recorder mode for weft-probe buffers: keep the newest events, read them at the end.
+    #[arg(long)]
+    probe_overwrite: bool,
     /// The command to run under tracing, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<std::ffi::OsString>,

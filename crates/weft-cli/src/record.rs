@@ -15,7 +15,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weft_format::{end_keys, info_keys, RecordBuf, TraceWriter};
 use weft_kernel::{procfs, EventKind, KernelEvent, KernelSchemas, Session, Tracefs};
 
+use crate::probes::Probes;
 use crate::units::bytes;
+use weft_probe_collect::{Geometry, Mode};
 use crate::RecordArgs;
 
 /// Flush a chunk when this much is encoded, or at least every FLUSH_EVERY.
@@ -123,11 +125,28 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         },
     )?;
 
+    let mut probes = (!args.no_probes).then(|| {
+        let geo = Geometry { slots: args.probe_threads, subbufs: 8, subbuf_size: (args.probe_buffer / 8).next_multiple_of(4096) as u32 };
+        let mode = if args.probe_overwrite { Mode::Overwrite } else { Mode::Discard };
+        let patterns = if args.event.is_empty() { vec!["*".to_string()] } else { args.event.iter().flat_map(|e| e.split(',')).map(str::to_owned).collect() };
+        Probes::new(patterns, mode, geo, args.quiet)
+    });
+    if let Some(p) = probes.as_ref() {
+        p.check_geometry()?;
+        // An instrumented command waits (bounded) for us to attach before main.
+        std::env::set_var("WEFT_PROBE_WAIT_MS", "3000");
+    }
+
     let target = if args.command.is_empty() {
         for &pid in &args.pid {
             session
                 .attach_process(pid)
                 .with_context(|| format!("cannot attach to PID {pid}"))?;
+        }
+        if let Some(p) = probes.as_mut() {
+            for &pid in &args.pid {
+                p.watch(pid);
+            }
         }
         Target::Pids(args.pid.clone())
     } else {
@@ -135,6 +154,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         if let Err(e) = session.attach(paused.pid, true) {
             paused.abort();
             return Err(e).context("cannot set up tracing of the command");
+        }
+        if let Some(p) = probes.as_mut() {
+            p.watch(paused.pid);
         }
         Target::Command(paused)
     };
@@ -274,21 +296,22 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             return Ok(());
         }
         loop {
+            // Poll faster while a new process may be about to open its probe socket.
+            let tick = if probes.as_ref().is_some_and(|p| p.looking()) { Duration::from_millis(10) } else { Duration::from_millis(100) };
             let timeout = match args.duration {
-                Some(d) => d
-                    .saturating_sub(started.elapsed())
-                    .min(Duration::from_millis(100)),
-                None => Duration::from_millis(100),
+                Some(d) => d.saturating_sub(started.elapsed()).min(tick),
+                None => tick,
             };
             let ready = session.wait(timeout);
             session.drain(&mut events);
-            write_batch(
-                &mut events,
-                &mut comm_filter,
-                &schemas,
-                &mut buf,
-                &mut stats,
-            );
+            let batch = write_batch(&mut events, &mut comm_filter, &schemas, &mut buf, &mut stats, &mut writer, &mut probes);
+            if let Some(p) = probes.as_mut() {
+                p.poll(&mut writer, &schemas, &mut buf);
+            }
+            if let Err(e) = batch {
+                stop_reason = "write error";
+                return Err(e).context("cannot write to the trace file");
+            }
             if buf.byte_len() >= CHUNK_BYTES
                 || (last_flush.elapsed() >= FLUSH_EVERY && !buf.is_empty())
             {
@@ -343,15 +366,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // Whatever happened, leave a complete file: drain, flush, write the End chunk.
     session.disable();
     session.drain(&mut events);
-    write_batch(
-        &mut events,
-        &mut comm_filter,
-        &schemas,
-        &mut buf,
-        &mut stats,
-    );
+    let batch = write_batch(&mut events, &mut comm_filter, &schemas, &mut buf, &mut stats, &mut writer, &mut probes);
+    if let Some(p) = probes.as_mut() {
+        p.poll(&mut writer, &schemas, &mut buf);
+        p.finish(&mut writer, &schemas, &mut buf);
+    }
     bar.finish_and_clear();
-    let write_result = writer.write_events(&mut buf);
+    let write_result = batch.and_then(|()| writer.write_events(&mut buf));
     if let (Some(pid), None) = (child_pid, child_status) {
         if stop_reason == "interrupted" || stop_reason == "duration reached" {
             // The command keeps running only if it ignored the terminal's Ctrl-C.
@@ -409,6 +430,12 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 .collect();
             eprintln!("weft: warning: {lost} events were lost because a ring buffer was full ({}); try a larger --buffer-size", per.join(", "));
         }
+        if let Some(p) = probes.as_ref().filter(|p| p.attached > 0) {
+            eprintln!(
+                "weft: weft-probe: {} events from {} attached processes, {} lost, {} damage reports",
+                p.events, p.attached, p.lost, p.damage
+            );
+        }
         if session.malformed() > 0 {
             eprintln!(
                 "weft: warning: {} kernel records could not be decoded and were skipped",
@@ -445,10 +472,18 @@ fn write_batch(
     schemas: &KernelSchemas,
     buf: &mut RecordBuf,
     stats: &mut Stats,
-) {
+    writer: &mut TraceWriter<File>,
+    probes: &mut Option<Probes>,
+) -> std::io::Result<()> {
     // Sorted batches keep chunks' time ranges tight, which keeps reading cheap.
     events.sort_by_key(|e| e.ts);
     for ev in events.drain(..) {
+        if let Some(p) = probes.as_mut() {
+            p.observe(&ev);
+        }
+        if buf.byte_len() >= CHUNK_BYTES {
+            writer.write_events(buf)?;
+        }
         if let Some(f) = filter.as_mut() {
             if !f.keep(&ev) {
                 continue;
@@ -462,6 +497,7 @@ fn write_batch(
         stats.records += 1;
         schemas.encode(&ev, buf);
     }
+    Ok(())
 }
 
 fn reap(pid: u32, block: bool) -> Option<i32> {

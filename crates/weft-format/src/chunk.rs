@@ -4,8 +4,9 @@
 pub const CHUNK_MAGIC: [u8; 4] = *b"WCHK";
 /// Length of a chunk header.
 pub const CHUNK_HEADER_LEN: usize = 48;
-/// Largest decompressed payload a reader accepts: bounds memory on hostile input.
-pub const MAX_CHUNK_RAW_LEN: u32 = 256 << 20;
+/// Largest decompressed payload a reader accepts: bounds memory on hostile
+/// input (a chunk's decoded records take ~20x its bytes). Writers flush at 1 MiB.
+pub const MAX_CHUNK_RAW_LEN: u32 = 16 << 20;
 
 /// What a chunk's payload holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

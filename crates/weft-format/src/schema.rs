@@ -141,13 +141,24 @@ pub(crate) fn encode_schemas(schemas: &[Schema], out: &mut Vec<u8>) {
     }
 }
 
+/// Most fields one schema may declare, and one Schemas chunk in total:
+/// bounds what a hostile chunk can make a reader allocate.
+pub const MAX_FIELDS_PER_SCHEMA: u32 = 1024;
+const MAX_FIELDS_PER_CHUNK: u32 = 1 << 20;
+
 pub(crate) fn decode_schemas(c: &mut Cursor) -> WireResult<Vec<Schema>> {
     let n = c.u32v()?;
     let mut v = Vec::new();
+    let mut total = 0u32;
     for _ in 0..n {
         let id = SchemaId(c.u32v()?);
         let name = c.string()?;
+        let at = c.pos();
         let nf = c.u32v()?;
+        total = total.saturating_add(nf);
+        if nf > MAX_FIELDS_PER_SCHEMA || total > MAX_FIELDS_PER_CHUNK {
+            return Err((at, format!("schema {name} declares {nf} fields (limit {MAX_FIELDS_PER_SCHEMA} per schema, {MAX_FIELDS_PER_CHUNK} per chunk)")));
+        }
         let mut fields = Vec::new();
         for _ in 0..nf {
             let fname = c.string()?;

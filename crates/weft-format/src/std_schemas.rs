@@ -28,6 +28,43 @@ pub const MMAP: &str = "kernel:mmap";
 /// Events the kernel dropped on the record's CPU because the ring was full.
 pub const LOST: &str = "kernel:lost";
 
+/// weft-probe: a collector attached to an instrumented process.
+pub const PROBE_ATTACH: &str = "weft:probe_attach";
+/// weft-probe: damage found in a process's buffers (what, where).
+pub const PROBE_DAMAGE: &str = "weft:probe_damage";
+/// weft-probe: a thread's accounting when its session ended.
+pub const PROBE_STATS: &str = "weft:probe_stats";
+/// weft-probe's built-in events (written by programs, not by weft).
+pub const MARKER: &str = "weft:marker";
+pub const SPAN_BEGIN: &str = "weft:span_begin";
+pub const SPAN_END: &str = "weft:span_end";
+
+pub mod probe_attach {
+    pub const EVENTS: usize = 0;
+    pub const ENABLED: usize = 1;
+    pub const SESSION: usize = 2;
+    pub const USER_EVENTS: usize = 3;
+}
+pub mod probe_damage {
+    pub const SLOT: usize = 0;
+    pub const GEN: usize = 1;
+    pub const AFTER_SEQ: usize = 2;
+    pub const OFFSET: usize = 3;
+    pub const WHAT: usize = 4;
+}
+pub mod probe_stats {
+    pub const SLOT: usize = 0;
+    pub const ATTEMPTED: usize = 1;
+    pub const COMMITTED: usize = 2;
+    pub const LOST_FULL: usize = 3;
+    pub const LOST_BUSY: usize = 4;
+    pub const RECEIVED: usize = 5;
+    pub const ABANDONED: usize = 6;
+    pub const DAMAGED: usize = 7;
+    pub const OVERWRITTEN: usize = 8;
+    pub const NO_SLOT: usize = 9;
+}
+
 pub mod syscall_enter {
     pub const NR: usize = 0;
     pub const ARGS: usize = 1;
@@ -126,5 +163,22 @@ pub fn all() -> Vec<Schema> {
             ],
         ),
         Schema::new(LOST, &[("count", T::U64)]),
+        Schema::new(PROBE_ATTACH, &[("events", T::U32), ("enabled", T::U32), ("session", T::U32), ("user_events", T::Bool)]),
+        Schema::new(PROBE_DAMAGE, &[("slot", T::U32), ("gen", T::U64), ("after_seq", T::I64), ("offset", T::U64), ("what", T::Str)]),
+        Schema::new(
+            PROBE_STATS,
+            &[
+                ("slot", T::U32),
+                ("attempted", T::U64),
+                ("committed", T::U64),
+                ("lost_full", T::U64),
+                ("lost_busy", T::U64),
+                ("received", T::U64),
+                ("abandoned", T::U64),
+                ("damaged", T::U64),
+                ("overwritten", T::U64),
+                ("no_slot", T::U64),
+            ],
+        ),
     ]
 }

@@ -10,21 +10,26 @@ use crate::event::{EventKind, KernelEvent};
 /// each syscall has (only those are stored).
 pub struct KernelSchemas {
     ids: Vec<SchemaId>,
+    names: Vec<String>,
     nargs: Vec<u8>,
 }
 
 impl KernelSchemas {
     pub fn register<W: Write>(w: &mut TraceWriter<W>, table: &SyscallTable) -> Self {
-        let ids = std_schemas::all()
-            .into_iter()
-            .map(|s| w.add_schema(s))
-            .collect();
+        let all = std_schemas::all();
+        let names = all.iter().map(|s| s.name.clone()).collect();
+        let ids = all.into_iter().map(|s| w.add_schema(s)).collect();
         let max = table.entries.iter().map(|e| e.nr).max().unwrap_or(0) as usize;
         let mut nargs = vec![6u8; max + 1];
         for e in &table.entries {
             nargs[e.nr as usize] = e.args.len().min(6) as u8;
         }
-        KernelSchemas { ids, nargs }
+        KernelSchemas { ids, names, nargs }
+    }
+
+    /// The id of a standard schema in this file.
+    pub fn id_of(&self, name: &str) -> Option<SchemaId> {
+        self.names.iter().position(|n| n == name).map(|i| self.ids[i])
     }
 
     pub fn encode(&self, ev: &KernelEvent, buf: &mut RecordBuf) {

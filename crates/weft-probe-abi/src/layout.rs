@@ -44,8 +44,11 @@ pub const S_SUBBUF_CTL: usize = 64;
 pub const SB_CTL_LEN: usize = 32;
 /// Generation this sub-buffer holds (0 = never used).
 pub const SB_GEN: usize = 0;
-/// End offset of reserved space within the sub-buffer.
+/// End offset of reserved space within the sub-buffer; bit 31 (`CLOSED`)
+/// is set when the writer moves on, so a reservation that raced with the
+/// switch fails instead of landing in a closed sub-buffer.
 pub const SB_RESERVE: usize = 8;
+pub const CLOSED: u32 = 1 << 31;
 /// Bytes of committed records.
 pub const SB_COMMITTED: usize = 12;
 /// Written by the collector: the generation it has finished reading.

@@ -1,0 +1,197 @@
+//! weft-demo: a small program instrumented with weft-probe, to try weft on
+//! (`weft record -- weft-demo markers 5`) and to test it. Each scenario
+//! prints what it did, so a test can compare with the trace.
+
+use std::io::Write;
+use std::time::Duration;
+
+weft_probe::define_event!(TICK = "demo":"tick" { n: u64, thread: u32 });
+weft_probe::define_event!(NOTE = "demo":"note" { text: &str, value: i64, ratio: f64, ok: bool });
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: weft-demo SCENARIO [ARGS]\n\
+         scenarios:\n\
+         \x20 markers N          N markers, each just before a munmap of a fresh page\n\
+         \x20 threads T N        T threads writing N demo:tick events each\n\
+         \x20 fork N             N ticks in the parent, then in a forked child, then exec `markers 2`\n\
+         \x20 spin               tick every millisecond until killed\n\
+         \x20 scribble N         4 threads tick N times; one then scribbles over its own buffer and ticks again\n\
+         \x20 longjmp N          N ticks while a timer's handler writes events and siglongjmps out of the interrupted write\n\
+         \x20 flight N           N ticks (for overwrite mode)\n\
+         \x20 span               one span around a sleep"
+    );
+    std::process::exit(2)
+}
+
+fn arg(i: usize, default: u64) -> u64 {
+    std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let scenario = std::env::args().nth(1).unwrap_or_default();
+    let mut out = std::io::stdout();
+    match scenario.as_str() {
+        "markers" => {
+            for i in 0..arg(2, 3) {
+                // SAFETY: mapping and unmapping a fresh anonymous page.
+                let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+                weft_probe::marker("before-munmap", i as i64);
+                // SAFETY: p was mapped just above.
+                unsafe { libc::munmap(p, 4096) };
+                let _ = writeln!(out, "marker {i} {:#x}", p as usize);
+            }
+        }
+        "threads" => {
+            let (t, n) = (arg(2, 4), arg(3, 1000));
+            let hs: Vec<_> = (0..t)
+                .map(|k| {
+                    std::thread::spawn(move || {
+                        for i in 0..n {
+                            weft_probe::emit!(TICK(i, k as u32));
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                let _ = h.join();
+            }
+            let _ = writeln!(out, "threads {t} x {n}");
+        }
+        "fork" => {
+            let n = arg(2, 10);
+            for i in 0..n {
+                weft_probe::emit!(TICK(i, 0));
+            }
+            // SAFETY: fork in a single-threaded program (besides weft-probe's listener).
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                for i in 0..n {
+                    weft_probe::emit!(TICK(100 + i, 1));
+                }
+                let me = std::env::current_exe().unwrap_or_default();
+                let err = std::process::Command::new(me).args(["markers", "2"]).status();
+                let _ = err;
+                // SAFETY: leaving the child without running the parent's atexit handlers.
+                unsafe { libc::_exit(0) };
+            }
+            let mut st = 0;
+            // SAFETY: waiting for our child.
+            unsafe { libc::waitpid(child, &mut st, 0) };
+            let _ = writeln!(out, "fork child {child}");
+        }
+        "spin" => {
+            let _ = writeln!(out, "ready");
+            let _ = out.flush();
+            let mut i = 0;
+            loop {
+                weft_probe::emit!(TICK(i, 0));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        "scribble" => scribble(arg(2, 1000)),
+        "longjmp" => longjmp(arg(2, 200_000)),
+        "flight" => {
+            for i in 0..arg(2, 100_000) {
+                weft_probe::emit!(TICK(i, 0));
+            }
+        }
+        "span" => {
+            let s = weft_probe::span("sleepy");
+            std::thread::sleep(Duration::from_millis(20));
+            drop(s);
+            weft_probe::emit!(NOTE("done", -5, 0.25, true));
+        }
+        _ => usage(),
+    }
+}
+
+fn scribble(n: u64) {
+    let bad = std::thread::spawn(move || {
+        for i in 0..n {
+            weft_probe::emit!(TICK(i, 9));
+        }
+        // Overwrite this thread's whole buffer with pseudo-random bytes.
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for (addr, len) in weft_probe::debug::thread_buffers() {
+            for off in (0..len).step_by(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // SAFETY: inside our own thread's buffer mapping (that is the point of the test).
+                unsafe { ((addr + off) as *mut u64).write_volatile(x) };
+            }
+        }
+        for i in 0..n {
+            weft_probe::emit!(TICK(1_000_000 + i, 9));
+        }
+    });
+    let good: Vec<_> = (0..3)
+        .map(|k| {
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    weft_probe::emit!(TICK(i, k));
+                    if i % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    let _ = bad.join();
+    for h in good {
+        let _ = h.join();
+    }
+    println!("scribbled");
+}
+
+// siglongjmp out of a handler that interrupted a write.
+#[repr(C, align(16))]
+struct JmpBuf([u64; 64]);
+static mut JB: JmpBuf = JmpBuf([0; 64]);
+static JUMPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" {
+    #[link_name = "__sigsetjmp"]
+    fn sigsetjmp(env: *mut JmpBuf, savemask: i32) -> i32;
+    fn siglongjmp(env: *mut JmpBuf, val: i32) -> !;
+}
+
+extern "C" fn on_alarm(_: i32) {
+    weft_probe::emit!(NOTE("in handler", 1, 0.5, false));
+    JUMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: JB was filled by sigsetjmp in the loop below, whose frame is live.
+    unsafe { siglongjmp(std::ptr::addr_of_mut!(JB), 1) }
+}
+
+fn longjmp(n: u64) {
+    // SAFETY: installing a handler and a 50 µs profiling-style timer.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as *const () as usize;
+        sa.sa_flags = libc::SA_NODEFER;
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        let it = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 50 }, it_value: libc::timeval { tv_sec: 0, tv_usec: 50 } };
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+    }
+    let mut i: u64 = 0;
+    // SAFETY: the handler jumps back here; everything live across the jump
+    // is a static or re-read afterwards.
+    let mut done = std::hint::black_box(0u64);
+    unsafe {
+        sigsetjmp(std::ptr::addr_of_mut!(JB), 1);
+    }
+    while done < n {
+        weft_probe::emit!(TICK(i, 0));
+        i = i.wrapping_add(1);
+        done += 1;
+        std::hint::black_box(&mut done);
+    }
+    // SAFETY: stop the timer.
+    unsafe {
+        let it = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: libc::timeval { tv_sec: 0, tv_usec: 0 } };
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+    }
+    println!("longjmp jumps {}", JUMPS.load(std::sync::atomic::Ordering::Relaxed));
+}

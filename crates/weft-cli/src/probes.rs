@@ -1,0 +1,240 @@
+//! weft-probe sessions inside `weft record`: find instrumented processes in
+//! the traced tree, attach, drain their buffers into the same trace.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use weft_format::{std_schemas as s, FieldType, RecordBuf, Schema, SchemaId, TraceWriter};
+use weft_kernel::{EventKind, KernelEvent, KernelSchemas};
+use weft_probe_collect::{Damage, Geometry, Mode, ProbeEvent, Session, ThreadStats, TscClock, Value};
+
+/// How long after a process appears we keep looking for its socket.
+const DISCOVERY: Duration = Duration::from_secs(2);
+
+pub struct Probes {
+    patterns: Vec<String>,
+    mode: Mode,
+    geo: Geometry,
+    clock: TscClock,
+    sessions: HashMap<u32, Session>,
+    pending: HashMap<u32, Instant>,
+    schemas: HashMap<(String, Vec<(String, u8)>), SchemaId>,
+    ids: HashMap<(u32, u32), SchemaId>,
+    pub events: u64,
+    pub damage: u64,
+    pub attached: u64,
+    pub lost: u64,
+    quiet: bool,
+    events_buf: Vec<ProbeEvent>,
+    damage_buf: Vec<Damage>,
+}
+
+impl Probes {
+    pub fn new(patterns: Vec<String>, mode: Mode, geo: Geometry, quiet: bool) -> Probes {
+        Probes {
+            patterns,
+            mode,
+            geo,
+            clock: TscClock::new(),
+            sessions: HashMap::new(),
+            pending: HashMap::new(),
+            schemas: HashMap::new(),
+            ids: HashMap::new(),
+            events: 0,
+            damage: 0,
+            attached: 0,
+            lost: 0,
+            quiet,
+            events_buf: Vec::new(),
+            damage_buf: Vec::new(),
+        }
+    }
+
+    pub fn check_geometry(&self) -> anyhow::Result<()> {
+        self.geo.validate().map_err(|e| anyhow::anyhow!("invalid weft-probe buffer settings: {e}"))
+    }
+
+    /// Starts looking for `pid`'s control socket.
+    pub fn watch(&mut self, pid: u32) {
+        self.pending.insert(pid, Instant::now() + DISCOVERY);
+    }
+
+    pub fn looking(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// New processes (fork) and new images (exec) may be instrumented.
+    pub fn observe(&mut self, ev: &KernelEvent) {
+        match &ev.kind {
+            EventKind::Fork { parent_pid, .. } if *parent_pid != ev.pid && ev.pid == ev.tid => self.watch(ev.pid),
+            EventKind::Exec { .. } => self.watch(ev.pid),
+            _ => {}
+        }
+    }
+
+    fn try_attach<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        let now = Instant::now();
+        let pids: Vec<u32> = self.pending.keys().copied().collect();
+        for pid in pids {
+            if self.pending.get(&pid).is_some_and(|&d| now > d) || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                self.pending.remove(&pid);
+                continue;
+            }
+            if let Some(old) = self.sessions.get(&pid) {
+                // Same image still attached: nothing to do until it goes away (exec).
+                if !old.process_gone() {
+                    self.pending.remove(&pid);
+                    continue;
+                }
+                self.finish_one(pid, w, ks, buf);
+            }
+            match Session::attach(pid, &self.patterns, self.mode, self.geo) {
+                Ok(sess) => {
+                    self.pending.remove(&pid);
+                    self.attached += 1;
+                    if let Some(id) = ks.id_of(s::PROBE_ATTACH) {
+                        buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
+                            .u64(sess.info.events.len() as u64)
+                            .u64(u64::from(sess.enabled))
+                            .u64(u64::from(sess.session_bit))
+                            .bool(sess.info.user_events)
+                            .finish();
+                    }
+                    for e in &sess.info.events {
+                        let name = format!("{}:{}", e.provider, e.name);
+                        let key = (name.clone(), e.fields.clone());
+                        let id = *self.schemas.entry(key).or_insert_with(|| {
+                            let fields: Vec<(&str, FieldType)> =
+                                e.fields.iter().map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes))).collect();
+                            w.add_schema(Schema::new(&name, &fields))
+                        });
+                        self.ids.insert((pid, e.id), id);
+                    }
+                    self.sessions.insert(pid, sess);
+                }
+                Err(weft_probe_collect::ProbeError::NotInstrumented { .. }) => {}
+                Err(e) => {
+                    self.pending.remove(&pid);
+                    if !self.quiet {
+                        eprintln!("weft: warning: cannot attach to the weft-probe events of PID {pid}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round: attach where possible, drain every session into `buf`.
+    pub fn poll<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        if !self.pending.is_empty() {
+            self.try_attach(w, ks, buf);
+        }
+        if self.sessions.is_empty() {
+            return;
+        }
+        self.clock.update();
+        let pids: Vec<u32> = self.sessions.keys().copied().collect();
+        for pid in pids {
+            let gone = match self.sessions.get_mut(&pid) {
+                Some(sess) => {
+                    sess.drain(&self.clock, &mut self.events_buf, &mut self.damage_buf);
+                    sess.process_gone()
+                }
+                None => continue,
+            };
+            self.flush(ks, buf);
+            if gone {
+                self.finish_one(pid, w, ks, buf);
+            }
+        }
+    }
+
+    fn finish_one<W: std::io::Write>(&mut self, pid: u32, _w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        if let Some(sess) = self.sessions.remove(&pid) {
+            let no_slot = sess.no_slot_drops();
+            let stats = sess.finish(&self.clock, &mut self.events_buf, &mut self.damage_buf);
+            self.flush(ks, buf);
+            self.write_stats(pid, &stats, no_slot, ks, buf);
+        }
+    }
+
+    /// Detaches from everything (end of recording).
+    pub fn finish<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        self.clock.update();
+        let pids: Vec<u32> = self.sessions.keys().copied().collect();
+        for pid in pids {
+            self.finish_one(pid, w, ks, buf);
+        }
+    }
+
+    fn write_stats(&mut self, pid: u32, stats: &[ThreadStats], no_slot: u64, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        let Some(id) = ks.id_of(s::PROBE_STATS) else { return };
+        let now = weft_kernel::monotonic_ns();
+        for (i, t) in stats.iter().enumerate() {
+            let lost = t.lost_full + t.lost_busy + t.abandoned + t.damaged + t.overwritten;
+            self.lost += lost;
+            buf.record(id, now, None, pid, t.tid)
+                .u64(u64::from(t.slot))
+                .u64(t.attempted)
+                .u64(t.committed)
+                .u64(t.lost_full)
+                .u64(t.lost_busy)
+                .u64(t.received)
+                .u64(t.abandoned)
+                .u64(t.damaged)
+                .u64(t.overwritten)
+                .u64(if i == 0 { no_slot } else { 0 })
+                .finish();
+            if lost > 0 && !self.quiet {
+                eprintln!(
+                    "weft: warning: PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {})",
+                    t.tid, t.attempted, t.received, lost, t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten
+                );
+            }
+        }
+        self.lost += no_slot;
+        if no_slot > 0 && !self.quiet {
+            eprintln!("weft: warning: PID {pid}: {no_slot} probe events dropped because all thread slots were taken; try a larger --probe-threads");
+        }
+    }
+
+    fn flush(&mut self, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        for ev in self.events_buf.drain(..) {
+            let Some(&id) = self.ids.get(&(ev.pid, ev.event)) else { continue };
+            let mut r = buf.record(id, ev.ts, None, ev.pid, ev.tid);
+            for v in &ev.values {
+                r = match v {
+                    Value::U(x) => r.u64(*x),
+                    Value::I(x) => r.i64(*x),
+                    Value::F(x) => r.f64(*x),
+                    Value::B(x) => r.bool(*x),
+                    Value::Str(b) | Value::Bytes(b) => r.bytes(b),
+                };
+            }
+            r.finish();
+            self.events += 1;
+        }
+        let Some(did) = ks.id_of(s::PROBE_DAMAGE) else { return };
+        for d in self.damage_buf.drain(..) {
+            self.damage += 1;
+            if !self.quiet && self.damage <= 20 {
+                eprintln!(
+                    "weft: warning: damaged weft-probe buffer in PID {} thread {} (slot {}, sub-buffer generation {}, after seq {}, offset {:#x}): {}",
+                    d.pid,
+                    d.tid,
+                    d.slot,
+                    d.gen,
+                    d.after_seq.map_or("-".into(), |s| s.to_string()),
+                    d.offset,
+                    d.what
+                );
+            }
+            buf.record(did, weft_kernel::monotonic_ns(), None, d.pid, d.tid)
+                .u64(u64::from(d.slot))
+                .u64(d.gen)
+                .i64(d.after_seq.map_or(-1, |s| s as i64))
+                .u64(d.offset)
+                .bytes(d.what.as_bytes())
+                .finish();
+        }
+    }
+}

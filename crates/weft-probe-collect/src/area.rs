@@ -1,0 +1,160 @@
+//! The buffer area: a memfd the collector creates, sizes, pre-faults and
+//! seals against resizing before handing it to a process.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use weft_probe_abi::layout::*;
+
+use crate::ProbeError;
+
+pub struct Area {
+    fd: OwnedFd,
+    base: *mut u8,
+    len: usize,
+    geo: Geometry,
+    salt: u64,
+}
+
+fn io(what: &str) -> ProbeError {
+    ProbeError::Io { what: what.into(), source: std::io::Error::last_os_error() }
+}
+
+impl Area {
+    pub fn create(geo: Geometry, mode: Mode) -> Result<Area, ProbeError> {
+        geo.validate().map_err(|e| ProbeError::Io { what: format!("buffer geometry: {e}"), source: std::io::Error::from_raw_os_error(libc::EINVAL) })?;
+        let len = geo.total_len();
+        // SAFETY: memfd_create with a static name.
+        let fd = unsafe { libc::memfd_create(c"weft-probe".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+        if fd < 0 {
+            return Err(io("memfd_create"));
+        }
+        // SAFETY: fd is fresh and ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sizing our memfd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+            return Err(io("ftruncate of the buffer memfd"));
+        }
+        // MAP_POPULATE pre-faults every page: the process never waits on a
+        // page fault into this memory, and the collector never SIGBUSes.
+        // SAFETY: mapping our memfd of `len` bytes.
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_POPULATE, fd.as_raw_fd(), 0)
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io("mmap of the buffer memfd"));
+        }
+        let salt = {
+            let mut s = [0u8; 8];
+            // SAFETY: getrandom fills our 8-byte buffer.
+            unsafe { libc::getrandom(s.as_mut_ptr().cast(), 8, 0) };
+            u64::from_le_bytes(s) | 1
+        };
+        let area = Area { fd, base: p.cast(), len, geo, salt };
+        area.put_u64(A_MAGIC, AREA_MAGIC);
+        area.put_u32(A_VERSION, AREA_VERSION);
+        area.put_u32(A_MODE, mode as u32);
+        area.put_u32(A_SLOTS, geo.slots);
+        area.put_u32(A_SUBBUFS, geo.subbufs);
+        area.put_u32(A_SUBBUF_SIZE, geo.subbuf_size);
+        area.put_u64(A_SALT, salt);
+        area.put_u64(A_TOTAL, len as u64);
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: sealing our memfd.
+        if unsafe { libc::fcntl(area.fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(io("sealing the buffer memfd"));
+        }
+        Ok(area)
+    }
+
+    pub fn fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn salt(&self) -> u64 {
+        self.salt
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `out.len()` bytes at `off` out of the shared memory. Offsets
+    /// past the end copy nothing and return false.
+    pub fn copy(&self, off: usize, out: &mut [u8]) -> bool {
+        match off.checked_add(out.len()) {
+            Some(end) if end <= self.len => {
+                // SAFETY: [off, end) is inside our mapping, which stays mapped
+                // (the memfd is sealed against shrinking); volatile copy because
+                // the other process writes concurrently.
+                for (i, b) in out.iter_mut().enumerate() {
+                    *b = unsafe { self.base.add(off + i).read_volatile() };
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Copies bulk bytes (records). Same contract as `copy`.
+    pub fn copy_bulk(&self, off: usize, out: &mut [u8]) -> bool {
+        match off.checked_add(out.len()) {
+            Some(end) if end <= self.len => {
+                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                // SAFETY: in bounds as above; the copy is a snapshot that is
+                // validated afterwards, never trusted as read.
+                unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), out.as_mut_ptr(), out.len()) };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn u64(&self, off: usize) -> u64 {
+        let mut b = [0u8; 8];
+        self.copy(off, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    pub fn u32(&self, off: usize) -> u32 {
+        let mut b = [0u8; 4];
+        self.copy(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    pub fn put_u64(&self, off: usize, v: u64) {
+        if off % 8 == 0 && off + 8 <= self.len {
+            // SAFETY: aligned and in bounds; an atomic store so the writer's
+            // acquire load sees it whole.
+            unsafe { std::sync::atomic::AtomicU64::from_ptr(self.base.add(off).cast()) }.store(v, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    pub fn put_u32(&self, off: usize, v: u32) {
+        if off % 4 == 0 && off + 4 <= self.len {
+            // SAFETY: as put_u64.
+            unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off).cast()) }.store(v, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    pub fn no_slot_drops(&self) -> u64 {
+        self.u64(A_NO_SLOT)
+    }
+}
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what we mapped.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+// SAFETY: the mapping is plain shared memory accessed through copies.
+unsafe impl Send for Area {}

@@ -1,0 +1,164 @@
+//! Finding and talking to instrumented processes over their control sockets.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use weft_probe_abi::control::{Msg, ProcessInfo, MAX_FRAME, PROTOCOL_VERSION};
+use weft_probe_abi::layout::Mode;
+use weft_probe_abi::{parse_socket_name, process_start_time, runtime_dirs};
+
+use crate::area::Area;
+use crate::ProbeError;
+
+/// A process that has a live-looking control socket.
+#[derive(Debug, Clone)]
+pub struct Instrumented {
+    pub pid: u32,
+    pub start_time: u64,
+    pub socket: PathBuf,
+}
+
+fn candidate_dirs() -> Vec<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    let mut dirs = runtime_dirs(unsafe { libc::geteuid() });
+    // Root also looks where other users' processes put theirs.
+    if let Ok(rd) = std::fs::read_dir("/tmp") {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("weft-") {
+                dirs.push(e.path());
+            }
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// Instrumented processes whose socket names match a running process.
+pub fn discover() -> Vec<Instrumented> {
+    let mut out = Vec::new();
+    for dir in candidate_dirs() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some((pid, start)) = parse_socket_name(&name.to_string_lossy()) else { continue };
+            if process_start_time(pid) == Some(start) {
+                out.push(Instrumented { pid, start_time: start, socket: e.path() });
+            }
+        }
+    }
+    out.sort_by_key(|i| i.pid);
+    out.dedup_by_key(|i| i.pid);
+    out
+}
+
+fn find(pid: u32) -> Option<Instrumented> {
+    let start = process_start_time(pid)?;
+    candidate_dirs().into_iter().find_map(|d| {
+        let p = d.join(weft_probe_abi::socket_name(pid, start));
+        p.exists().then_some(Instrumented { pid, start_time: start, socket: p })
+    })
+}
+
+fn send(conn: &UnixStream, m: &Msg) -> std::io::Result<()> {
+    (&*conn).write_all(&m.encode())
+}
+
+fn recv(conn: &UnixStream) -> std::io::Result<Msg> {
+    let mut len = [0u8; 4];
+    (&*conn).read_exact(&mut len)?;
+    let n = u32::from_le_bytes(len) as usize;
+    if n == 0 || n > MAX_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {n} bytes")));
+    }
+    let mut body = vec![0u8; n];
+    (&*conn).read_exact(&mut body)?;
+    Msg::decode(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+fn peer_pid(conn: &UnixStream) -> i32 {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes one ucred.
+    unsafe { libc::getsockopt(conn.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len) };
+    cred.pid
+}
+
+/// Connects, verifies the peer is really `pid`, and exchanges Hello/Info.
+pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo), ProbeError> {
+    let inst = find(pid).ok_or(ProbeError::NotInstrumented { pid })?;
+    let conn = UnixStream::connect(&inst.socket).map_err(|source| ProbeError::Io { what: format!("connecting to {}", inst.socket.display()), source })?;
+    // Before sending anything: is the server the process the name claims?
+    let actual = peer_pid(&conn);
+    if actual != pid as i32 {
+        return Err(ProbeError::WrongPeer { path: inst.socket.display().to_string(), expected: pid, actual });
+    }
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let proto = |why: String| ProbeError::Protocol { pid, why };
+    send(&conn, &Msg::Hello { version: PROTOCOL_VERSION }).map_err(|e| proto(e.to_string()))?;
+    match recv(&conn).map_err(|e| proto(e.to_string()))? {
+        Msg::Info(info) if info.pid == pid => Ok((conn, info)),
+        Msg::Info(info) => Err(proto(format!("claims to be pid {}", info.pid))),
+        Msg::Error(e) => Err(proto(e)),
+        m => Err(proto(format!("unexpected answer {m:?}"))),
+    }
+}
+
+/// Sends Attach with the area's memfd; returns (session bit, events enabled).
+pub(crate) fn send_attach(conn: &UnixStream, pid: u32, area: &Area, mode: Mode, patterns: &[String]) -> Result<(u32, u32), ProbeError> {
+    let frame = Msg::Attach { mode: mode as u32, patterns: patterns.to_vec() }.encode();
+    let mut iov = libc::iovec { iov_base: frame.as_ptr() as *mut _, iov_len: frame.len() };
+    let mut cmsg = [0u64; 4];
+    // SAFETY: zeroed msghdr, then filled with valid pointers for this call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(4) } as usize;
+    // SAFETY: the control buffer is large enough for one fd.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut i32, area.fd());
+    }
+    // SAFETY: msg refers to live buffers.
+    let n = unsafe { libc::sendmsg(conn.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    let proto = |why: String| ProbeError::Protocol { pid, why };
+    if n < 0 || n as usize != frame.len() {
+        return Err(proto(format!("sending the buffer memory: {}", std::io::Error::last_os_error())));
+    }
+    match recv(conn).map_err(|e| proto(e.to_string()))? {
+        Msg::Attached { session, enabled } => Ok((session, enabled)),
+        Msg::Error(e) => Err(proto(e)),
+        m => Err(proto(format!("unexpected answer {m:?}"))),
+    }
+}
+
+pub(crate) fn detach(conn: &UnixStream) {
+    if send(conn, &Msg::Detach).is_ok() {
+        let _ = recv(conn);
+    }
+}
+
+/// Whether the process closed the connection (it exited or exec'd).
+pub(crate) fn peer_closed(conn: &UnixStream) -> bool {
+    let mut p = libc::pollfd { fd: conn.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: polling one descriptor we own, without waiting.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    if n <= 0 {
+        return false;
+    }
+    if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+        return true;
+    }
+    let mut b = [0u8; 1];
+    // SAFETY: peeking one byte into a local buffer.
+    let r = unsafe { libc::recv(conn.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    r == 0
+}

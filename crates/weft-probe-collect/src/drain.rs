@@ -1,0 +1,365 @@
+//! Reading what an untrusted process wrote: every control word, guard,
+//! record header and payload is copied out once, validated, then used.
+
+use std::time::{Duration, Instant};
+
+use weft_probe_abi::control::ProcessInfo;
+use weft_probe_abi::layout::*;
+use weft_probe_abi::payload::{self, FieldType, Value};
+
+use crate::area::Area;
+use crate::clock::TscClock;
+
+/// A committed probe record, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeEvent {
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub event: u32,
+    pub seq: u64,
+    pub values: Vec<Value>,
+}
+
+/// Something wrong in the shared memory: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub pid: u32,
+    pub tid: u32,
+    pub slot: u32,
+    pub gen: u64,
+    /// Sequence number of the last good record before the damage, if any.
+    pub after_seq: Option<u64>,
+    /// Byte offset in the buffer area.
+    pub offset: u64,
+    pub what: String,
+}
+
+/// Per-thread accounting: the writer's counters (copied from its control
+/// page) and what the collector received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadStats {
+    pub tid: u32,
+    pub slot: u32,
+    pub attempted: u64,
+    pub committed: u64,
+    pub lost_full: u64,
+    pub lost_busy: u64,
+    pub received: u64,
+    /// Attempted but never committed: a handler that never returned, or a
+    /// process killed mid-write. Reserved ones are skipped by the collector.
+    pub abandoned: u64,
+    /// Records destroyed by damage to the buffer (committed, never received).
+    pub damaged: u64,
+    /// Overwritten before they were read (overwrite mode).
+    pub overwritten: u64,
+}
+
+#[derive(Default, Clone)]
+struct SlotState {
+    claims: u32,
+    tid: u32,
+    read_gen: u64,
+    read_off: u32,
+    guard_ok: bool,
+    last_seq: Option<u64>,
+    stuck_since: Option<Instant>,
+    received: u64,
+    abandoned: u64,
+    damaged: u64,
+    overwritten: u64,
+}
+
+/// How long a reserved-but-uncommitted record in a closed sub-buffer may
+/// stay so before it counts as abandoned.
+const STUCK: Duration = Duration::from_secs(1);
+
+pub(crate) struct Drainer {
+    pid: u32,
+    fields: Vec<Option<Vec<FieldType>>>,
+    geo: Geometry,
+    mode: Mode,
+    salt: u64,
+    slots: Vec<SlotState>,
+}
+
+fn u32at(b: &[u8], o: usize) -> u32 {
+    b.get(o..o + 4).map_or(0, |s| u32::from_le_bytes(s.try_into().unwrap_or_default()))
+}
+
+fn u64at(b: &[u8], o: usize) -> u64 {
+    b.get(o..o + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
+}
+
+impl Drainer {
+    pub fn new(info: &ProcessInfo, geo: Geometry, mode: Mode, salt: u64) -> Drainer {
+        let mut fields: Vec<Option<Vec<FieldType>>> = Vec::new();
+        for e in &info.events {
+            let id = e.id as usize;
+            if id < 65536 {
+                if fields.len() <= id {
+                    fields.resize(id + 1, None);
+                }
+                fields[id] = e.fields.iter().map(|&(_, t)| FieldType::from_u8(t)).collect();
+            }
+        }
+        let slots = vec![SlotState { read_gen: 1, read_off: GUARD_LEN as u32, ..Default::default() }; geo.slots as usize];
+        Drainer { pid: info.pid, fields, geo, mode, salt, slots }
+    }
+
+    pub fn drain(&mut self, area: &Area, clock: &TscClock, final_pass: bool, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) {
+        if self.mode == Mode::Overwrite && !final_pass {
+            // A flight recorder is read once, at the end.
+            return;
+        }
+        let mut ctl = vec![0u8; SLOT_CTL_LEN];
+        for slot in 0..self.geo.slots {
+            let ctl_off = self.geo.slot_offset(slot);
+            if !area.copy_bulk(ctl_off, &mut ctl) {
+                continue;
+            }
+            if u32at(&ctl, S_CLAIMS) == 0 {
+                continue;
+            }
+            self.drain_slot(area, clock, slot, &ctl, final_pass, out, damage);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn drain_slot(&mut self, area: &Area, clock: &TscClock, slot: u32, ctl: &[u8], final_pass: bool, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) {
+        let geo = self.geo;
+        let pid = self.pid;
+        let ctl_off = geo.slot_offset(slot);
+        let st = &mut self.slots[slot as usize];
+        st.claims = u32at(ctl, S_CLAIMS);
+        st.tid = u32at(ctl, S_OWNER);
+        let attempted = u64at(ctl, S_ATTEMPTED);
+        let sg = u64at(ctl, S_SWITCH_GEN) & !SWITCHING;
+        let mut report = |st: &SlotState, gen: u64, offset: usize, what: String| {
+            damage.push(Damage { pid, tid: st.tid, slot, gen, after_seq: st.last_seq, offset: offset as u64, what });
+        };
+        if sg == 0 {
+            return;
+        }
+        if sg > attempted.saturating_add(1) && sg > st.read_gen + (1 << 32) {
+            report(st, sg, ctl_off + S_SWITCH_GEN, format!("control page damaged: sub-buffer generation {sg} is impossible"));
+            st.damaged += 1;
+            return;
+        }
+        let n = u64::from(geo.subbufs);
+        if sg >= st.read_gen + n {
+            // Older generations were reused before we read them (overwrite mode).
+            let first = sg + 1 - n;
+            st.overwritten += first - st.read_gen;
+            st.read_gen = first;
+            st.read_off = GUARD_LEN as u32;
+            st.guard_ok = false;
+        }
+        let end = geo.records_end() as u32;
+        while st.read_gen <= sg {
+            let g = st.read_gen;
+            let idx = geo.index_of(g) as usize;
+            let sbc = S_SUBBUF_CTL + idx * SB_CTL_LEN;
+            let sb_off = geo.subbuf_offset(slot, idx as u32);
+            let closed = g < sg || final_pass;
+            let held = u64at(ctl, sbc + SB_GEN);
+            if held != g {
+                if g < sg {
+                    report(st, g, ctl_off + sbc, format!("sub-buffer {idx} holds generation {held}, expected {g}; skipped"));
+                    st.damaged += 1;
+                    st.read_gen += 1;
+                    st.read_off = GUARD_LEN as u32;
+                    st.guard_ok = false;
+                    continue;
+                }
+                break;
+            }
+            if !st.guard_ok {
+                let mut head = [0u8; GUARD_LEN];
+                let mut foot = [0u8; GUARD_LEN];
+                area.copy(sb_off, &mut head);
+                area.copy(sb_off + geo.records_end(), &mut foot);
+                let h = Guard::decode(&head, self.salt, GUARD_HEAD_MAGIC);
+                let f = Guard::decode(&foot, self.salt, GUARD_FOOT_MAGIC);
+                let bad = match (h, f) {
+                    (Ok(h), _) if h.gen != g || h.slot != slot => Some((0, format!("guard header names generation {} slot {}", h.gen, h.slot))),
+                    (Err(e), _) => Some((0, format!("guard header: {e}"))),
+                    (_, Err(e)) => Some((geo.records_end(), format!("guard footer: {e}"))),
+                    (Ok(h), Ok(f)) if h != f => Some((geo.records_end(), "guard footer differs from header".to_string())),
+                    _ => None,
+                };
+                if let Some((at, what)) = bad {
+                    report(st, g, sb_off + at, format!("{what}; sub-buffer skipped"));
+                    st.damaged += 1;
+                    release(area, ctl_off + sbc, g, self.mode);
+                    st.read_gen += 1;
+                    st.read_off = GUARD_LEN as u32;
+                    continue;
+                }
+                st.guard_ok = true;
+            }
+            let reserve = (u32at(ctl, sbc + SB_RESERVE) & !CLOSED).clamp(GUARD_LEN as u32, end);
+            let mut pos = st.read_off.max(GUARD_LEN as u32);
+            let mut waiting = false;
+            while pos + RECORD_HEADER_LEN as u32 <= reserve {
+                let rec_off = sb_off + pos as usize;
+                let mut hdr = [0u8; RECORD_HEADER_LEN];
+                area.copy(rec_off, &mut hdr);
+                let len = u32at(&hdr, R_LEN);
+                let event = u32at(&hdr, R_EVENT);
+                let ss = u64at(&hdr, R_SEQ_STATE);
+                let (seq, state) = (ss >> 8, ss as u8);
+                let sane_len = len as usize >= RECORD_HEADER_LEN && len % 8 == 0 && pos + len <= reserve;
+                if state == STATE_COMMITTED && sane_len {
+                    let mut body = vec![0u8; len as usize - RECORD_HEADER_LEN];
+                    area.copy_bulk(rec_off + RECORD_HEADER_LEN, &mut body);
+                    let decoded = match self.fields.get(event as usize) {
+                        Some(Some(f)) => payload::decode(f, &body),
+                        _ => Err(format!("unknown event id {event}")),
+                    };
+                    match decoded {
+                        Ok(values) => {
+                            out.push(ProbeEvent { ts: clock.to_mono(u64at(&hdr, R_TSC)), pid, tid: st.tid, event, seq, values });
+                            st.received += 1;
+                            st.last_seq = Some(seq);
+                        }
+                        Err(e) => {
+                            report(st, g, rec_off, format!("record seq {seq}: {e}; skipped"));
+                            st.damaged += 1;
+                        }
+                    }
+                    pos += len;
+                    continue;
+                }
+                if state == STATE_WRITING && sane_len {
+                    if closed && (final_pass || st.stuck_since.is_some_and(|t| t.elapsed() >= STUCK)) {
+                        st.abandoned += 1;
+                        st.stuck_since = None;
+                        pos += len;
+                        continue;
+                    }
+                    st.stuck_since.get_or_insert_with(Instant::now);
+                    waiting = true;
+                    break;
+                }
+                if ss == 0 && sane_len {
+                    // Length stored, state never: a write cut short (or in progress).
+                    if closed && (final_pass || st.stuck_since.is_some_and(|t| t.elapsed() >= STUCK)) {
+                        st.abandoned += 1;
+                        st.stuck_since = None;
+                        pos += len;
+                        continue;
+                    }
+                    st.stuck_since.get_or_insert_with(Instant::now);
+                    waiting = true;
+                    break;
+                }
+                if ss == 0 && len == 0 && !closed {
+                    // Reserved a moment ago; the header is not stored yet.
+                    waiting = true;
+                    break;
+                }
+                if ss == 0 && len == 0 && closed && !final_pass && !st.stuck_since.is_some_and(|t| t.elapsed() >= STUCK) {
+                    st.stuck_since.get_or_insert_with(Instant::now);
+                    waiting = true;
+                    break;
+                }
+                // Not a record: damage, or a write cut between reserving and
+                // storing its header. Resynchronize on the next plausible header.
+                let next = resync(area, sb_off, pos + 8, reserve, st.last_seq, attempted);
+                let what = if ss == 0 && len == 0 { "record space reserved but never written (abandoned write)" } else { "invalid record header" };
+                if what.starts_with("record space") {
+                    st.abandoned += 1;
+                } else {
+                    report(st, g, rec_off, format!("{what} (len {len}, state {state:#04x}); skipped {} bytes", next.unwrap_or(reserve) - pos));
+                    st.damaged += 1;
+                }
+                st.stuck_since = None;
+                pos = next.unwrap_or(reserve);
+            }
+            st.read_off = pos;
+            if waiting {
+                break;
+            }
+            if closed && pos + RECORD_HEADER_LEN as u32 > reserve {
+                release(area, ctl_off + sbc, g, self.mode);
+                st.read_gen += 1;
+                st.read_off = GUARD_LEN as u32;
+                st.guard_ok = false;
+                st.stuck_since = None;
+                continue;
+            }
+            break;
+        }
+    }
+
+}
+
+/// Next 8-aligned offset in (from, reserve) holding a plausible header.
+fn resync(area: &Area, sb_off: usize, from: u32, reserve: u32, last_seq: Option<u64>, attempted: u64) -> Option<u32> {
+    let mut pos = from;
+    while pos + RECORD_HEADER_LEN as u32 <= reserve {
+        let mut hdr = [0u8; RECORD_HEADER_LEN];
+        area.copy(sb_off + pos as usize, &mut hdr);
+        let len = u32at(&hdr, R_LEN);
+        let ss = u64at(&hdr, R_SEQ_STATE);
+        let (seq, state) = (ss >> 8, ss as u8);
+        let plausible = (state == STATE_COMMITTED || state == STATE_WRITING)
+            && len as usize >= RECORD_HEADER_LEN
+            && len % 8 == 0
+            && pos + len <= reserve
+            && seq < attempted
+            && last_seq.is_none_or(|l| seq + 64 > l);
+        if plausible {
+            return Some(pos);
+        }
+        pos += 8;
+    }
+    None
+}
+
+impl Drainer {
+    pub fn stats(&self, area: &Area) -> Vec<ThreadStats> {
+        let mut v = Vec::new();
+        let mut ctl = [0u8; 64];
+        for (slot, st) in self.slots.iter().enumerate() {
+            area.copy(self.geo.slot_offset(slot as u32), &mut ctl);
+            if u32at(&ctl, S_CLAIMS) == 0 {
+                continue;
+            }
+            let mut t = ThreadStats {
+                tid: u32at(&ctl, S_OWNER),
+                slot: slot as u32,
+                attempted: u64at(&ctl, S_ATTEMPTED),
+                committed: u64at(&ctl, S_COMMITTED),
+                lost_full: u64at(&ctl, S_LOST_FULL),
+                lost_busy: u64at(&ctl, S_LOST_BUSY),
+                received: st.received,
+                abandoned: st.abandoned,
+                damaged: 0,
+                overwritten: st.overwritten,
+            };
+            // Attempts that left no readable record: overwritten (overwrite
+            // mode), destroyed by damage the collector reported, or cut short
+            // by a handler that never returned before they reserved space.
+            let gone = t.attempted.saturating_sub(t.received + t.lost_full + t.lost_busy + t.abandoned + t.overwritten);
+            if self.mode == Mode::Overwrite {
+                t.overwritten += gone;
+            } else if st.damaged > 0 {
+                t.damaged = gone;
+            } else {
+                t.abandoned += gone;
+            }
+            v.push(t);
+        }
+        v
+    }
+}
+
+/// Gives a read sub-buffer back to the writer (discard mode).
+fn release(area: &Area, sbc_off: usize, gen: u64, mode: Mode) {
+    if mode == Mode::Discard {
+        area.put_u64(sbc_off + SB_CONSUMED, gen);
+    }
+}

@@ -1,0 +1,94 @@
+//! The collector side of weft-probe: find instrumented processes, hand each
+//! one a sealed, pre-faulted memfd for its event buffers, and drain what it
+//! writes there.
+//!
+//! The memory is written by a program weft does not trust. This crate copies
+//! every field out of it once, validates the copy, and only then uses it; it
+//! never makes a reference into the shared mapping, and no byte pattern the
+//! program can write there makes it panic, hang or read out of bounds. It
+//! reports damage (process, thread, sequence, offset) and keeps going. It
+//! knows nothing of the trace file: callers turn `ProbeEvent`s into records.
+
+mod area;
+mod clock;
+mod connect;
+mod drain;
+
+pub use area::Area;
+pub use clock::TscClock;
+pub use connect::{discover, Instrumented};
+pub use drain::{Damage, ProbeEvent, ThreadStats};
+pub use weft_probe_abi::control::{EventDesc, ProcessInfo};
+pub use weft_probe_abi::layout::{Geometry, Mode};
+pub use weft_probe_abi::payload::{FieldType, Value};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("process {pid} has no weft-probe control socket")]
+    NotInstrumented { pid: u32 },
+    #[error("control socket {path} is served by pid {actual}, not {expected}: refusing to hand it memory")]
+    WrongPeer { path: String, expected: u32, actual: i32 },
+    #[error("process {pid} answered badly: {why}")]
+    Protocol { pid: u32, why: String },
+}
+
+/// An attached process: its connection, its buffer area and drain state.
+pub struct Session {
+    pub info: ProcessInfo,
+    pub session_bit: u32,
+    pub enabled: u32,
+    conn: std::os::unix::net::UnixStream,
+    area: Area,
+    drain: drain::Drainer,
+    detached: bool,
+}
+
+impl Session {
+    /// Connects to `pid`'s control socket, checks who serves it, and
+    /// attaches with a new area enabling `patterns` (`provider:event` globs).
+    pub fn attach(pid: u32, patterns: &[String], mode: Mode, geo: Geometry) -> Result<Session, ProbeError> {
+        let (conn, info) = connect::hello(pid)?;
+        let area = Area::create(geo, mode)?;
+        let (bit, enabled) = connect::send_attach(&conn, pid, &area, mode, patterns)?;
+        let drain = drain::Drainer::new(&info, geo, mode, area.salt());
+        Ok(Session { info, session_bit: bit, enabled, conn, area, drain, detached: false })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.info.pid
+    }
+
+    /// True once the process closed its end (exited, or exec'd).
+    pub fn process_gone(&self) -> bool {
+        connect::peer_closed(&self.conn)
+    }
+
+    /// Moves complete records to `out` and damage reports to `damage`.
+    pub fn drain(&mut self, clock: &TscClock, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) {
+        let final_pass = self.detached || self.process_gone();
+        self.drain.drain(&self.area, clock, final_pass, out, damage);
+    }
+
+    /// Detaches (the process stops writing), drains what is left, and
+    /// returns per-thread accounting.
+    pub fn finish(mut self, clock: &TscClock, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) -> Vec<ThreadStats> {
+        connect::detach(&self.conn);
+        self.detached = true;
+        self.drain.drain(&self.area, clock, true, out, damage);
+        self.drain.stats(&self.area)
+    }
+
+    /// Per-thread accounting so far.
+    pub fn stats(&self) -> Vec<ThreadStats> {
+        self.drain.stats(&self.area)
+    }
+
+    /// Events dropped because every thread slot was taken.
+    pub fn no_slot_drops(&self) -> u64 {
+        self.area.no_slot_drops()
+    }
+}

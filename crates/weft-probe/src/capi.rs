@@ -1,0 +1,157 @@
+//! The C API (see include/weft_probe.h). A C event is a `weft_event` whose
+//! layout is `Event`'s; arguments come as an array of `weft_arg`.
+
+use std::ffi::{c_char, CStr};
+
+use crate::event::{Arg, Event, FieldType};
+
+/// One argument from C: the union member used depends on the field type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union WeftArg {
+    pub u: u64,
+    pub i: i64,
+    pub f: f64,
+    pub s: WeftBytes,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct WeftBytes {
+    pub ptr: *const u8,
+    pub len: u64,
+}
+
+struct CArg {
+    ty: Option<FieldType>,
+    v: WeftArg,
+}
+
+impl CArg {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: for Str/Bytes fields the C caller passes a pointer and length
+        // (WEFT_STR/WEFT_BYTES); a null pointer is an empty value.
+        unsafe {
+            let s = self.v.s;
+            if s.ptr.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(s.ptr, s.len.min(weft_probe_abi::payload::MAX_VAR as u64) as usize)
+            }
+        }
+    }
+}
+
+impl Arg for CArg {
+    fn size(&self) -> usize {
+        match self.ty {
+            Some(FieldType::Str | FieldType::Bytes) => 2 + self.bytes().len(),
+            Some(t) => t.fixed_size().unwrap_or(8),
+            None => 8,
+        }
+    }
+
+    fn put(&self, out: &mut [u8]) -> usize {
+        // SAFETY: every union member is plain data of the same size.
+        let u = unsafe { self.v.u };
+        match self.ty {
+            Some(FieldType::Str | FieldType::Bytes) => self.bytes().put(out),
+            Some(t) => {
+                let n = t.fixed_size().unwrap_or(8);
+                out[..n].copy_from_slice(&u.to_le_bytes()[..n]);
+                n
+            }
+            None => u.put(out),
+        }
+    }
+}
+
+/// Starts the control socket (also done automatically at load time).
+#[no_mangle]
+pub extern "C" fn weft_probe_init() {
+    crate::listener::init();
+}
+
+/// Registers a C event; returns 0, or -1 if the descriptor is invalid.
+///
+/// # Safety
+/// `ev` must point at a `weft_event` with static storage duration whose
+/// strings and field array are static too.
+#[no_mangle]
+pub unsafe extern "C" fn weft_register(ev: *mut Event) -> i32 {
+    if ev.is_null() {
+        return -1;
+    }
+    // SAFETY: the caller promises a static, valid descriptor.
+    let e: &'static Event = unsafe { &*ev };
+    if e.provider.is_null() || e.name.is_null() || (e.nfields > 0 && e.fields.is_null()) || e.nfields > 64 {
+        return -1;
+    }
+    crate::listener::init();
+    crate::registry::register(e);
+    0
+}
+
+/// Writes a C event (call through WEFT_EMIT, which tests the enable word first).
+///
+/// # Safety
+/// `ev` must be a registered event and `args` point at `n` arguments that
+/// match its fields.
+#[no_mangle]
+pub unsafe extern "C" fn weft_emit(ev: *const Event, args: *const WeftArg, n: u32) {
+    if ev.is_null() || (args.is_null() && n > 0) {
+        return;
+    }
+    // SAFETY: the caller promises a registered static event.
+    let e: &'static Event = unsafe { &*ev };
+    let n = n.min(e.nfields).min(16) as usize;
+    let mut cargs: [CArg; 16] = std::array::from_fn(|_| CArg { ty: None, v: WeftArg { u: 0 } });
+    for (i, (_, ty)) in e.field_types().enumerate().take(n) {
+        // SAFETY: i < n <= the caller's argument count.
+        cargs[i] = CArg { ty, v: unsafe { *args.add(i) } };
+    }
+    let refs: [&dyn Arg; 16] = std::array::from_fn(|i| &cargs[i] as &dyn Arg);
+    crate::emit_args(e, &refs[..n]);
+}
+
+fn cstr<'a>(p: *const c_char) -> &'a str {
+    if p.is_null() {
+        return "";
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("")
+}
+
+/// Drops a named marker with a value.
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null).
+#[no_mangle]
+pub unsafe extern "C" fn weft_marker(name: *const c_char, value: i64) {
+    if crate::MARKER.enabled() {
+        crate::MARKER::write(cstr(name), value);
+    }
+}
+
+/// Begins a span; pass the returned id to `weft_span_end` (0 = not recorded).
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null).
+#[no_mangle]
+pub unsafe extern "C" fn weft_span_begin(name: *const c_char) -> u64 {
+    let s = crate::span(cstr(name));
+    let id = s.id;
+    std::mem::forget(s);
+    id
+}
+
+/// Ends a span begun with `weft_span_begin`.
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null).
+#[no_mangle]
+pub unsafe extern "C" fn weft_span_end(name: *const c_char, id: u64) {
+    if id != 0 && crate::SPAN_END.enabled() {
+        crate::SPAN_END::write(cstr(name), id);
+    }
+}

@@ -1,0 +1,426 @@
+//! The control socket: how `weft record` finds this process, learns its
+//! events, hands it buffer memory and detaches. Runs on its own threads;
+//! nothing here is on the write path.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use weft_probe_abi::control::{EventDesc, Msg, ProcessInfo, MAX_FRAME, PROTOCOL_VERSION};
+use weft_probe_abi::layout::*;
+use weft_probe_abi::{process_start_time, runtime_dirs, socket_name, MAX_SESSIONS};
+
+use crate::ring::SESSIONS;
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
+static USED: AtomicU32 = AtomicU32::new(0);
+static ATTACHES: AtomicU64 = AtomicU64::new(0);
+static CONN_FDS: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
+static PATH: Mutex<Option<PathBuf>> = Mutex::new(None);
+static WAITER: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+
+#[used]
+#[link_section = ".init_array"]
+static CTOR: extern "C" fn() = ctor;
+
+extern "C" fn ctor() {
+    if std::env::var_os("WEFT_PROBE_DISABLE").is_some() {
+        return;
+    }
+    init();
+    wait_for_attach("WEFT_PROBE_WAIT_MS", u64::MAX);
+}
+
+/// Starts the control socket (idempotent). Called automatically before
+/// `main`; C programs may call `weft_probe_init()` explicitly.
+pub fn init() {
+    if STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    crate::registry::init();
+    crate::user_events::register_all();
+    crate::fork::install();
+    start_listener();
+}
+
+/// Where this process listens, once `init` ran.
+pub fn socket_path() -> Option<PathBuf> {
+    PATH.lock().ok()?.clone()
+}
+
+/// When weft record started us and asked (env var), wait until it attached,
+/// so that nothing is missed from the first event on.
+pub(crate) fn wait_for_attach(var: &str, cap_ms: u64) {
+    let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) else { return };
+    let deadline = std::time::Instant::now() + Duration::from_millis(ms.min(cap_ms));
+    let (m, cv) = &WAITER;
+    let Ok(mut g) = m.lock() else { return };
+    while ATTACHES.load(Ordering::Acquire) == 0 {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        match cv.wait_timeout(g, deadline - now) {
+            Ok((ng, _)) => g = ng,
+            Err(_) => return,
+        }
+    }
+}
+
+fn bind() -> Option<(UnixListener, PathBuf)> {
+    let pid = std::process::id();
+    let start = process_start_time(pid)?;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    for dir in runtime_dirs(uid) {
+        if std::fs::create_dir_all(&dir).is_err() {
+            continue;
+        }
+        let path = dir.join(socket_name(pid, start));
+        let _ = std::fs::remove_file(&path);
+        if let Ok(l) = UnixListener::bind(&path) {
+            // Anyone may connect; the peer's credentials decide (SO_PEERCRED).
+            if let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) {
+                // SAFETY: chmod on the path we just created.
+                unsafe { libc::chmod(c.as_ptr(), 0o666) };
+            }
+            return Some((l, path));
+        }
+    }
+    None
+}
+
+pub(crate) fn start_listener() {
+    let Some((listener, path)) = bind() else { return };
+    LISTEN_FD.store(listener.as_raw_fd(), Ordering::Release);
+    // try_lock: in a fork child another (now gone) thread may have held it.
+    if let Ok(mut p) = PATH.try_lock() {
+        *p = Some(path.clone());
+    }
+    // SAFETY: registering a plain extern "C" function.
+    unsafe { libc::atexit(remove_socket) };
+    let spawned = std::thread::Builder::new().name("weft-probe".into()).spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let _ = std::thread::Builder::new().name("weft-probe-conn".into()).spawn(move || serve(conn));
+        }
+    });
+    if spawned.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+extern "C" fn remove_socket() {
+    if let Some(p) = PATH.try_lock().ok().and_then(|p| p.clone()) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Forgets listener and connections inherited by a fork child: they belong
+/// to the parent. The child starts its own.
+pub(crate) fn reset_after_fork() {
+    let fd = LISTEN_FD.swap(-1, Ordering::AcqRel);
+    if fd >= 0 {
+        // SAFETY: closing our copy of the parent's listening socket.
+        unsafe { libc::close(fd) };
+    }
+    for c in &CONN_FDS {
+        let fd = c.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: closing our copy of a parent's session connection.
+            unsafe { libc::close(fd) };
+        }
+    }
+    USED.store(0, Ordering::Release);
+    ATTACHES.store(0, Ordering::Release);
+}
+
+fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes one ucred into our buffer.
+    let rc = unsafe { libc::getsockopt(conn.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len) };
+    if rc != 0 {
+        return Err(format!("SO_PEERCRED failed: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if cred.uid == me || cred.uid == 0 {
+        Ok(())
+    } else {
+        Err(format!("refused control connection from pid {} uid {} (only uid {me} or root may attach)", cred.pid, cred.uid))
+    }
+}
+
+fn serve(mut conn: UnixStream) {
+    if let Err(why) = peer_allowed(&conn) {
+        eprintln!("weft-probe[{}]: {why}", std::process::id());
+        return;
+    }
+    let slot = CONN_FDS.iter().find(|c| c.compare_exchange(-1, conn.as_raw_fd(), Ordering::AcqRel, Ordering::Relaxed).is_ok());
+    let mut session: Option<(u32, usize, usize)> = None;
+    loop {
+        let (msg, fd) = match recv(&conn) {
+            Ok(Some(m)) => m,
+            _ => break,
+        };
+        let reply = match msg {
+            Msg::Hello { version } if version == PROTOCOL_VERSION => Msg::Info(info()),
+            Msg::Hello { version } => Msg::Error(format!("protocol version {version} not supported (this process speaks {PROTOCOL_VERSION})")),
+            Msg::Attach { mode, patterns } => match (session, fd) {
+                (Some(_), _) => Msg::Error("already attached on this connection".into()),
+                (None, None) => Msg::Error("attach without a memory descriptor".into()),
+                (None, Some(fd)) => match attach(fd, mode, &patterns) {
+                    Ok((bit, enabled, base, len)) => {
+                        session = Some((bit, base, len));
+                        Msg::Attached { session: bit, enabled }
+                    }
+                    Err(e) => Msg::Error(e),
+                },
+            },
+            Msg::Detach => {
+                if let Some((bit, base, len)) = session.take() {
+                    detach(bit, base, len);
+                }
+                Msg::Detached
+            }
+            _ => Msg::Error("unexpected message".into()),
+        };
+        if conn.write_all(&reply.encode()).is_err() {
+            break;
+        }
+    }
+    // The collector went away: stop writing for it.
+    if let Some((bit, base, len)) = session {
+        detach(bit, base, len);
+    }
+    if let Some(s) = slot {
+        s.store(-1, Ordering::Release);
+    }
+}
+
+fn info() -> ProcessInfo {
+    let pid = std::process::id();
+    let events = crate::registry::events()
+        .iter()
+        .map(|e| EventDesc {
+            id: e.id.load(Ordering::Acquire),
+            provider: e.provider().to_owned(),
+            name: e.name().to_owned(),
+            fields: e.field_types().map(|(n, t)| (n.to_owned(), t.map_or(0, |t| t as u8))).collect(),
+        })
+        .collect();
+    ProcessInfo {
+        pid,
+        start_time: process_start_time(pid).unwrap_or(0),
+        comm: std::fs::read_to_string("/proc/self/comm").unwrap_or_default().trim_end().to_owned(),
+        sessions: USED.load(Ordering::Acquire),
+        user_events: crate::user_events::available().is_ok(),
+        events,
+    }
+}
+
+/// Reads one frame, with any descriptor passed alongside it.
+fn recv(conn: &UnixStream) -> std::io::Result<Option<(Msg, Option<OwnedFd>)>> {
+    let mut len = [0u8; 4];
+    let mut fd = None;
+    let mut got = 0;
+    while got < 4 {
+        let (n, f) = recv_with_fd(conn.as_raw_fd(), &mut len[got..])?;
+        if n == 0 {
+            return Ok(None);
+        }
+        fd = fd.or(f);
+        got += n;
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    if n == 0 || n > MAX_FRAME {
+        return Ok(None);
+    }
+    let mut body = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        let (k, f) = recv_with_fd(conn.as_raw_fd(), &mut body[got..])?;
+        if k == 0 {
+            return Ok(None);
+        }
+        fd = fd.or(f);
+        got += k;
+    }
+    Ok(Msg::decode(&body).ok().map(|m| (m, fd)))
+}
+
+fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut cmsg = [0u64; 8];
+    // SAFETY: zeroed msghdr is a valid initial value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    // SAFETY: msg points at valid buffers for the duration of the call.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut fd = None;
+    // SAFETY: walking the control messages the kernel wrote into cmsg.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32);
+                fd = Some(OwnedFd::from_raw_fd(raw));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, fd))
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+/// `provider:event` globs; a bare `provider` means all its events.
+pub fn pattern_matches(pattern: &str, provider: &str, name: &str) -> bool {
+    let full = format!("{provider}:{name}");
+    let pat = if pattern.contains(':') { pattern.to_owned() } else { format!("{pattern}:*") };
+    glob(pat.as_bytes(), full.as_bytes())
+}
+
+/// Maps and validates the collector's area, takes a session bit, enables
+/// the matching events. Returns (bit, events enabled, address, length).
+fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usize, usize), String> {
+    // SAFETY: fstat into a zeroed struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is a descriptor we own.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err("fstat of the buffer memory failed".into());
+    }
+    // SAFETY: fcntl on our descriptor.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals < 0 || seals & (libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) != (libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) {
+        return Err("buffer memory is not sealed against resizing".into());
+    }
+    let len = st.st_size as usize;
+    if len < AREA_HEADER_LEN {
+        return Err(format!("buffer memory of {len} bytes is too small"));
+    }
+    // SAFETY: mapping a sealed memfd of `len` bytes; it cannot shrink under us.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap of the buffer memory failed: {}", std::io::Error::last_os_error()));
+    }
+    let base = p as usize;
+    // Never write into the parent's buffers from a fork child.
+    // SAFETY: advising our own fresh mapping.
+    unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) };
+    let mut hdr = [0u8; 64];
+    // SAFETY: the mapping is at least one page.
+    unsafe { std::ptr::copy_nonoverlapping(p as *const u8, hdr.as_mut_ptr(), 64) };
+    let u32at = |o: usize| u32::from_le_bytes(hdr[o..o + 4].try_into().unwrap_or_default());
+    let u64at = |o: usize| u64::from_le_bytes(hdr[o..o + 8].try_into().unwrap_or_default());
+    let geo = Geometry { slots: u32at(A_SLOTS), subbufs: u32at(A_SUBBUFS), subbuf_size: u32at(A_SUBBUF_SIZE) };
+    let fail = |why: String| {
+        // SAFETY: unmapping what we just mapped; nothing uses it yet.
+        unsafe { libc::munmap(p, len) };
+        Err(why)
+    };
+    if u64at(A_MAGIC) != AREA_MAGIC || u32at(A_VERSION) != AREA_VERSION {
+        return fail("buffer memory has a bad header".into());
+    }
+    if let Err(e) = geo.validate() {
+        return fail(format!("bad buffer geometry: {e}"));
+    }
+    if geo.total_len() != len || u64at(A_TOTAL) as usize != len || Mode::from_u32(mode).is_none() {
+        return fail("buffer memory size or mode does not match its header".into());
+    }
+    let bit = loop {
+        let used = USED.load(Ordering::Acquire);
+        let free = (!used) & weft_probe_abi::SESSION_MASK;
+        if free == 0 {
+            return fail(format!("all {MAX_SESSIONS} sessions are in use"));
+        }
+        let bit = free.trailing_zeros();
+        if USED.compare_exchange(used, used | (1 << bit), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            break bit;
+        }
+    };
+    let s = &SESSIONS[bit as usize];
+    s.slots.store(geo.slots, Ordering::Relaxed);
+    s.subbufs.store(geo.subbufs, Ordering::Relaxed);
+    s.subbuf_size.store(geo.subbuf_size, Ordering::Relaxed);
+    s.mode.store(mode, Ordering::Relaxed);
+    s.salt.store(u64at(A_SALT), Ordering::Relaxed);
+    let guard = std::env::var("WEFT_PROBE_GUARD").is_ok_and(|v| v != "0");
+    if guard {
+        crate::ring::protect_all(base, geo);
+    }
+    s.guard.store(u32::from(guard), Ordering::Relaxed);
+    s.epoch.fetch_add(1, Ordering::AcqRel);
+    s.base.store(base, Ordering::Release);
+    let mut enabled = 0;
+    for e in crate::registry::events() {
+        if patterns.iter().any(|p| pattern_matches(p, e.provider(), e.name())) {
+            e.enable.fetch_or(1 << bit, Ordering::AcqRel);
+            enabled += 1;
+        }
+    }
+    ATTACHES.fetch_add(1, Ordering::AcqRel);
+    WAITER.1.notify_all();
+    Ok((bit, enabled, base, len))
+}
+
+/// Stops writing for a session. Writers that loaded the old address a
+/// moment ago finish into anonymous memory mapped over the area, never into
+/// freed memory; the collector's memory is released when it closes its side.
+fn detach(bit: u32, base: usize, len: usize) {
+    crate::registry::each(|e| {
+        e.enable.fetch_and(!(1 << bit), Ordering::AcqRel);
+    });
+    let s = &SESSIONS[bit as usize];
+    s.base.store(0, Ordering::Release);
+    s.epoch.fetch_add(1, Ordering::AcqRel);
+    std::thread::sleep(Duration::from_millis(20));
+    // SAFETY: replaces our mapping of the area with private anonymous memory
+    // at the same address (MAP_FIXED), so late writers never fault.
+    unsafe {
+        libc::mmap(
+            base as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    USED.fetch_and(!(1 << bit), Ordering::AcqRel);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_matches;
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("myapp:*", "myapp", "req"));
+        assert!(pattern_matches("myapp", "myapp", "req"));
+        assert!(pattern_matches("*", "myapp", "req"));
+        assert!(pattern_matches("my*:r?q", "myapp", "req"));
+        assert!(!pattern_matches("other:*", "myapp", "req"));
+    }
+}

@@ -1,0 +1,70 @@
+//! Every event of the process: Rust statics collected by the linker, plus C
+//! events registered at start-up. The list is append-only and read without
+//! locks, so a fork child (where another thread may have held any lock) can
+//! still walk it.
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+use crate::event::Event;
+
+#[linkme::distributed_slice]
+pub static STATIC_EVENTS: [&'static Event];
+
+const CAPACITY: usize = 16384;
+static LIST: [AtomicPtr<Event>; CAPACITY] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CAPACITY];
+static LEN: AtomicUsize = AtomicUsize::new(0);
+static APPENDING: AtomicBool = AtomicBool::new(false);
+
+fn append(e: &'static Event) {
+    while APPENDING.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::hint::spin_loop();
+    }
+    if e.registered.swap(1, Ordering::AcqRel) == 0 {
+        let n = LEN.load(Ordering::Relaxed);
+        if n < CAPACITY {
+            e.id.store(n as u32, Ordering::Release);
+            LIST[n].store(e as *const Event as *mut Event, Ordering::Release);
+            LEN.store(n + 1, Ordering::Release);
+        }
+    }
+    APPENDING.store(false, Ordering::Release);
+}
+
+fn register_statics() {
+    for &e in STATIC_EVENTS.iter() {
+        if e.registered.load(Ordering::Acquire) == 0 {
+            append(e);
+        }
+    }
+}
+
+/// All registered events, in id order.
+pub fn events() -> Vec<&'static Event> {
+    register_statics();
+    let mut v = Vec::new();
+    each(|e| v.push(e));
+    v
+}
+
+/// Visits every registered event without locking or allocating.
+pub(crate) fn each(mut f: impl FnMut(&'static Event)) {
+    let n = LEN.load(Ordering::Acquire);
+    for slot in LIST.iter().take(n) {
+        let p = slot.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: only &'static Event pointers are stored.
+            f(unsafe { &*p });
+        }
+    }
+}
+
+/// Registers an event defined outside Rust statics (the C API).
+pub fn register(e: &'static Event) {
+    register_statics();
+    append(e);
+    crate::user_events::register(e);
+}
+
+pub(crate) fn init() {
+    register_statics();
+}
