@@ -39,11 +39,7 @@ const MAP: FlagTable = &[
     (0x4000000, "MAP_UNINITIALIZED"),
 ];
 
-const MREMAP: FlagTable = &[
-    (1, "MREMAP_MAYMOVE"),
-    (2, "MREMAP_FIXED"),
-    (4, "MREMAP_DONTUNMAP"),
-];
+const MREMAP: FlagTable = &[(1, "MREMAP_MAYMOVE"), (2, "MREMAP_FIXED"), (4, "MREMAP_DONTUNMAP")];
 
 const OPEN: FlagTable = &[
     (0o1, "O_WRONLY"),
@@ -277,10 +273,7 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
         ("mremap", "flags") => return flags(out, v, MREMAP),
         ("madvise" | "process_madvise", "behavior" | "advice") => return value(out, v, MADV),
         ("open" | "openat" | "creat", "flags") => return open_flags(out, v),
-        (
-            "open" | "openat" | "creat" | "mkdir" | "mkdirat" | "chmod" | "fchmod" | "fchmodat",
-            "mode",
-        ) => {
+        ("open" | "openat" | "creat" | "mkdir" | "mkdirat" | "chmod" | "fchmod" | "fchmodat", "mode") => {
             let _ = write!(out, "{:#o}", v & 0o7777);
             return;
         }
@@ -336,11 +329,7 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
         let _ = write!(out, "{s}");
         return;
     }
-    let v = if is_32bit_ctype(ctype) {
-        v & 0xffff_ffff
-    } else {
-        v
-    };
+    let v = if is_32bit_ctype(ctype) { v & 0xffff_ffff } else { v };
     if name.contains("addr") && v == 0 {
         out.push_str("NULL");
     } else if name.contains("flags") || name.contains("addr") || v >= 1 << 32 {
@@ -444,10 +433,7 @@ mod tests {
             "dfd=AT_FDCWD, filename=0x1234, flags=O_WRONLY|O_CREAT|O_CLOEXEC, mode=0o644"
         );
         let p = entry("prctl", &[("int", "option"), ("unsigned long", "arg2")]);
-        assert_eq!(
-            format_args(Some(&p), &[15, 0]),
-            "option=PR_SET_NAME, arg2=0"
-        );
+        assert_eq!(format_args(Some(&p), &[15, 0]), "option=PR_SET_NAME, arg2=0");
         assert_eq!(format_args(None, &[1, 2]), "0x1, 0x2");
     }
 }

@@ -30,6 +30,10 @@ pub struct Summary {
     pub errors: BTreeMap<String, u64>,
     pub processes: BTreeMap<u32, ProcessSummary>,
     pub lost_by_cpu: BTreeMap<u32, u64>,
+    /// weft-probe accounting per process: (attempted, received, lost).
+    pub probes: BTreeMap<u32, (u64, u64, u64)>,
+    /// weft-probe damage reports per process.
+    pub probe_damage: BTreeMap<u32, u64>,
     pub problems: Vec<FormatError>,
 }
 
@@ -67,8 +71,7 @@ pub fn summarize(trace: &Trace) -> Summary {
                     .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone());
                 if name == "exit_group" || name == "exit" {
                     if let Some(Value::U64s(a)) = r.fields.get(s::syscall_enter::ARGS) {
-                        exits.entry(r.pid).or_default().code =
-                            Some((a.first().copied().unwrap_or(0) & 0xff) as i64);
+                        exits.entry(r.pid).or_default().code = Some((a.first().copied().unwrap_or(0) & 0xff) as i64);
                     }
                 }
                 name
@@ -85,14 +88,22 @@ pub fn summarize(trace: &Trace) -> Summary {
                 continue;
             }
             Kind::Lost => {
-                *sum.lost_by_cpu
-                    .entry(r.cpu.unwrap_or(u32::MAX))
-                    .or_default() += r.u64(s::lost::COUNT);
+                *sum.lost_by_cpu.entry(r.cpu.unwrap_or(u32::MAX)).or_default() += r.u64(s::lost::COUNT);
                 "lost".into()
             }
-            Kind::Other => trace
-                .schema(r.schema)
-                .map_or_else(String::new, |s| s.name.clone()),
+            Kind::Other => {
+                let name = trace.schema(r.schema).map_or_else(String::new, |s| s.name.clone());
+                if name == s::PROBE_STATS {
+                    use s::probe_stats as p;
+                    let e = sum.probes.entry(r.pid).or_default();
+                    e.0 += r.u64(p::ATTEMPTED);
+                    e.1 += r.u64(p::RECEIVED);
+                    e.2 += r.u64(p::ATTEMPTED).saturating_sub(r.u64(p::RECEIVED)) + r.u64(p::NO_SLOT);
+                } else if name == s::PROBE_DAMAGE {
+                    *sum.probe_damage.entry(r.pid).or_default() += 1;
+                }
+                name
+            }
             Kind::SignalGenerate => "signal_generate".into(),
             Kind::SignalDeliver => {
                 let sig = r.i64(s::signal_deliver::SIG);
@@ -111,13 +122,10 @@ pub fn summarize(trace: &Trace) -> Summary {
         if kind == Kind::Lost {
             continue;
         }
-        let p = sum
-            .processes
-            .entry(r.pid)
-            .or_insert_with(|| ProcessSummary {
-                first_ts: r.ts,
-                ..Default::default()
-            });
+        let p = sum.processes.entry(r.pid).or_insert_with(|| ProcessSummary {
+            first_ts: r.ts,
+            ..Default::default()
+        });
         p.last_ts = r.ts;
         p.threads.insert(r.tid);
         match kind {

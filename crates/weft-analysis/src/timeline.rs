@@ -54,12 +54,7 @@ fn globset(patterns: &[String]) -> Result<Option<GlobSet>, PatternError> {
 }
 
 impl Filter {
-    pub fn new(
-        pids: Vec<u32>,
-        tids: Vec<u32>,
-        events: &[String],
-        comms: &[String],
-    ) -> Result<Filter, PatternError> {
+    pub fn new(pids: Vec<u32>, tids: Vec<u32>, events: &[String], comms: &[String]) -> Result<Filter, PatternError> {
         Ok(Filter {
             pids,
             tids,
@@ -118,6 +113,7 @@ pub struct Timeline<'t> {
     split: HashMap<u32, (u32, u64)>,
     comms: HashMap<u32, String>,
     exits: HashMap<u32, ExitState>,
+    spans: HashMap<(u32, u64), u64>,
     ready: VecDeque<Line>,
     finished: bool,
     pub problems: Vec<FormatError>,
@@ -136,6 +132,7 @@ impl<'t> Timeline<'t> {
             split: HashMap::new(),
             comms: HashMap::new(),
             exits: HashMap::new(),
+            spans: HashMap::new(),
             ready: VecDeque::new(),
             finished: false,
             problems: Vec::new(),
@@ -160,8 +157,7 @@ impl<'t> Timeline<'t> {
             return;
         }
         if let State::Open { .. } = state {
-            self.open
-                .insert(r.tid, self.front_seq + self.queue.len() as u64);
+            self.open.insert(r.tid, self.front_seq + self.queue.len() as u64);
         }
         self.queue.push_back(Slot {
             line: Line {
@@ -184,7 +180,11 @@ impl<'t> Timeline<'t> {
     /// The syscall number `tid` is inside of, if any.
     fn open_nr(&mut self, tid: u32) -> Option<u32> {
         if let Some(&seq) = self.open.get(&tid) {
-            if let Some(Slot { state: State::Open { nr, .. }, .. }) = self.slot_mut(seq) {
+            if let Some(Slot {
+                state: State::Open { nr, .. },
+                ..
+            }) = self.slot_mut(seq)
+            {
                 return Some(*nr);
             }
         }
@@ -212,10 +212,7 @@ impl<'t> Timeline<'t> {
                     _ => Vec::new(),
                 };
                 let name = self.syscall_name(nr);
-                let text = format!(
-                    "{name}({})",
-                    format_args(self.trace.syscalls.get(nr), &args)
-                );
+                let text = format!("{name}({})", format_args(self.trace.syscalls.get(nr), &args));
                 // A thread has one syscall in flight; an older open one lost its return.
                 self.abandon(r.tid);
                 if name == "exit_group" || name == "exit" {
@@ -246,11 +243,7 @@ impl<'t> Timeline<'t> {
                         if snr == nr {
                             self.open.remove(&r.tid);
                             if let Some(slot) = self.slot_mut(seq) {
-                                let _ = write!(
-                                    slot.line.text,
-                                    " = {result} <{}>",
-                                    secs(r.ts.saturating_sub(enter_ts))
-                                );
+                                let _ = write!(slot.line.text, " = {result} <{}>", secs(r.ts.saturating_sub(enter_ts)));
                                 slot.state = State::Done;
                             }
                             return;
@@ -296,8 +289,7 @@ impl<'t> Timeline<'t> {
             }
             Kind::Exit => {
                 self.abandon(r.tid);
-                let group_dead =
-                    matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true)));
+                let group_dead = matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true)));
                 let text = if group_dead {
                     let st = self.exits.remove(&r.pid).unwrap_or_default();
                     format!("+++ {} +++", st.describe())
@@ -389,10 +381,76 @@ impl<'t> Timeline<'t> {
                     return;
                 };
                 let name = schema.name.clone();
-                let mut text = name.clone();
-                for (f, v) in schema.fields.iter().zip(&r.fields) {
-                    let _ = write!(text, " {}={}", f.name, show_value(v));
-                }
+                let text = match name.as_str() {
+                    s::MARKER => format!("marker \"{}\" = {}", r.str(0), r.i64(1)),
+                    s::SPAN_BEGIN => {
+                        self.spans.insert((r.pid, r.u64(1)), r.ts);
+                        format!("span \"{}\" begins (#{})", r.str(0), r.u64(1))
+                    }
+                    s::SPAN_END => match self.spans.remove(&(r.pid, r.u64(1))) {
+                        Some(t0) => format!(
+                            "span \"{}\" ends after {} s (#{})",
+                            r.str(0),
+                            secs(r.ts.saturating_sub(t0)),
+                            r.u64(1)
+                        ),
+                        None => format!("span \"{}\" ends (#{})", r.str(0), r.u64(1)),
+                    },
+                    s::PROBE_ATTACH => {
+                        use s::probe_attach as a;
+                        format!(
+                            "weft-probe attached: {} events declared, {} enabled (session {}{})",
+                            r.u64(a::EVENTS),
+                            r.u64(a::ENABLED),
+                            r.u64(a::SESSION),
+                            if matches!(r.fields.get(a::USER_EVENTS), Some(Value::Bool(true))) {
+                                ", also in kernel user_events"
+                            } else {
+                                ""
+                            }
+                        )
+                    }
+                    s::PROBE_DAMAGE => {
+                        use s::probe_damage as d;
+                        let after = r.i64(d::AFTER_SEQ);
+                        format!(
+                            "*** DAMAGED weft-probe buffer: slot {} sub-buffer generation {}{} at offset {:#x}: {} ***",
+                            r.u64(d::SLOT),
+                            r.u64(d::GEN),
+                            if after >= 0 {
+                                format!(" after seq {after}")
+                            } else {
+                                String::new()
+                            },
+                            r.u64(d::OFFSET),
+                            r.str(d::WHAT)
+                        )
+                    }
+                    s::PROBE_STATS => {
+                        use s::probe_stats as p;
+                        format!(
+                            "weft-probe thread totals: attempted {} = received {} + ring full {} + busy {} + abandoned {} + damaged {} + overwritten {}{}",
+                            r.u64(p::ATTEMPTED),
+                            r.u64(p::RECEIVED),
+                            r.u64(p::LOST_FULL),
+                            r.u64(p::LOST_BUSY),
+                            r.u64(p::ABANDONED),
+                            r.u64(p::DAMAGED),
+                            r.u64(p::OVERWRITTEN),
+                            match r.u64(p::NO_SLOT) {
+                                0 => String::new(),
+                                n => format!("; {n} dropped for lack of a thread slot"),
+                            }
+                        )
+                    }
+                    _ => {
+                        let mut text = name.clone();
+                        for (f, v) in schema.fields.iter().zip(&r.fields) {
+                            let _ = write!(text, " {}={}", f.name, show_value(v));
+                        }
+                        text
+                    }
+                };
                 self.push(&r, &name, text, State::Done);
             }
         }

@@ -29,10 +29,7 @@ pub fn warn_damage(t: &Trace) {
         .iter()
         .filter(|p| !matches!(p.error, weft_format::FormatError::Truncated { .. }))
     {
-        eprintln!(
-            "weft: warning: {} ({} bytes skipped)",
-            p.error, p.skipped_bytes
-        );
+        eprintln!("weft: warning: {} ({} bytes skipped)", p.error, p.skipped_bytes);
     }
 }
 

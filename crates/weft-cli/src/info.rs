@@ -29,8 +29,7 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
             bytes(t.len)
         )
     } else if t.end.is_none() {
-        "INCOMPLETE: the recording did not finish (no end marker); every complete chunk was read"
-            .into()
+        "INCOMPLETE: the recording did not finish (no end marker); every complete chunk was read".into()
     } else if !t.problems.is_empty() || !s.problems.is_empty() {
         "DAMAGED: see problems below; intact chunks were read".into()
     } else {
@@ -85,12 +84,17 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     if lost == 0 {
         println!("lost:       0");
     } else {
-        let per: Vec<String> = s
-            .lost_by_cpu
-            .iter()
-            .map(|(c, n)| format!("CPU {c}: {n}"))
-            .collect();
+        let per: Vec<String> = s.lost_by_cpu.iter().map(|(c, n)| format!("CPU {c}: {n}")).collect();
         println!("lost:       {lost} ({})", per.join(", "));
+    }
+    for (pid, (att, rec, lost)) in &s.probes {
+        let dmg = s.probe_damage.get(pid).copied().unwrap_or(0);
+        let dmg = if dmg > 0 {
+            format!(", {dmg} damage reports")
+        } else {
+            String::new()
+        };
+        println!("weft-probe: PID {pid}: {att} events attempted, {rec} recorded, {lost} lost{dmg}");
     }
     println!();
     println!("processes:");
@@ -121,12 +125,7 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
             .unwrap_or_default();
         println!("  {n:>10}  {name}{errs}");
     }
-    let problems: Vec<&FormatError> = t
-        .problems
-        .iter()
-        .map(|p| &p.error)
-        .chain(s.problems.iter())
-        .collect();
+    let problems: Vec<&FormatError> = t.problems.iter().map(|p| &p.error).chain(s.problems.iter()).collect();
     if !problems.is_empty() {
         println!();
         println!("problems:");
@@ -166,9 +165,6 @@ mod tests {
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01 00:00:00.000 UTC");
-        assert_eq!(
-            super::utc(1_795_435_200_000_000_000),
-            "2026-11-23 12:00:00.000 UTC"
-        );
+        assert_eq!(super::utc(1_795_435_200_000_000_000), "2026-11-23 12:00:00.000 UTC");
     }
 }

@@ -2,8 +2,9 @@
 //! crates, and turns their errors into messages that say what to do.
 
 mod dump;
-mod probes;
 mod info;
+mod probes;
+mod ps;
 mod record;
 mod units;
 
@@ -32,6 +33,8 @@ enum Command {
     Dump(DumpArgs),
     /// Summarize a trace: time span, processes, event counts, losses, damage.
     Info(InfoArgs),
+    /// List processes instrumented with weft-probe, and whether the kernel has user_events.
+    Ps(PsArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +108,13 @@ pub struct DumpArgs {
 }
 
 #[derive(Args)]
+pub struct PsArgs {
+    /// Also list each process's events and their fields.
+    #[arg(short, long)]
+    events: bool,
+}
+
+#[derive(Args)]
 pub struct InfoArgs {
     /// Trace file to read.
     file: PathBuf,
@@ -112,10 +122,16 @@ pub struct InfoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Record(_)) {
+        // `weft dump | head` ends quietly, as other Unix tools do.
+        // SAFETY: restoring the default disposition of SIGPIPE before any output.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Record(a) => record::run(a),
         Command::Dump(a) => dump::run(a),
         Command::Info(a) => info::run(a),
+        Command::Ps(a) => ps::run(a),
     };
     match result {
         Ok(code) => code,

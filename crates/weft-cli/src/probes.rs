@@ -51,7 +51,9 @@ impl Probes {
     }
 
     pub fn check_geometry(&self) -> anyhow::Result<()> {
-        self.geo.validate().map_err(|e| anyhow::anyhow!("invalid weft-probe buffer settings: {e}"))
+        self.geo
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid weft-probe buffer settings: {e}"))
     }
 
     /// Starts looking for `pid`'s control socket.
@@ -76,7 +78,9 @@ impl Probes {
         let now = Instant::now();
         let pids: Vec<u32> = self.pending.keys().copied().collect();
         for pid in pids {
-            if self.pending.get(&pid).is_some_and(|&d| now > d) || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            if self.pending.get(&pid).is_some_and(|&d| now > d)
+                || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
                 self.pending.remove(&pid);
                 continue;
             }
@@ -104,8 +108,11 @@ impl Probes {
                         let name = format!("{}:{}", e.provider, e.name);
                         let key = (name.clone(), e.fields.clone());
                         let id = *self.schemas.entry(key).or_insert_with(|| {
-                            let fields: Vec<(&str, FieldType)> =
-                                e.fields.iter().map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes))).collect();
+                            let fields: Vec<(&str, FieldType)> = e
+                                .fields
+                                .iter()
+                                .map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes)))
+                                .collect();
                             w.add_schema(Schema::new(&name, &fields))
                         });
                         self.ids.insert((pid, e.id), id);
@@ -148,7 +155,13 @@ impl Probes {
         }
     }
 
-    fn finish_one<W: std::io::Write>(&mut self, pid: u32, _w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+    fn finish_one<W: std::io::Write>(
+        &mut self,
+        pid: u32,
+        _w: &mut TraceWriter<W>,
+        ks: &KernelSchemas,
+        buf: &mut RecordBuf,
+    ) {
         if let Some(sess) = self.sessions.remove(&pid) {
             let no_slot = sess.no_slot_drops();
             let stats = sess.finish(&self.clock, &mut self.events_buf, &mut self.damage_buf);
@@ -199,7 +212,9 @@ impl Probes {
 
     fn flush(&mut self, ks: &KernelSchemas, buf: &mut RecordBuf) {
         for ev in self.events_buf.drain(..) {
-            let Some(&id) = self.ids.get(&(ev.pid, ev.event)) else { continue };
+            let Some(&id) = self.ids.get(&(ev.pid, ev.event)) else {
+                continue;
+            };
             let mut r = buf.record(id, ev.ts, None, ev.pid, ev.tid);
             for v in &ev.values {
                 r = match v {

@@ -17,8 +17,8 @@ use weft_kernel::{procfs, EventKind, KernelEvent, KernelSchemas, Session, Tracef
 
 use crate::probes::Probes;
 use crate::units::bytes;
-use weft_probe_collect::{Geometry, Mode};
 use crate::RecordArgs;
+use weft_probe_collect::{Geometry, Mode};
 
 /// Flush a chunk when this much is encoded, or at least every FLUSH_EVERY.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -78,9 +78,7 @@ impl CommFilter {
             EventKind::Lost { .. } => return true,
             _ => {}
         }
-        self.names
-            .get(&ev.pid)
-            .is_some_and(|n| self.globs.is_match(n))
+        self.names.get(&ev.pid).is_some_and(|n| self.globs.is_match(n))
     }
 }
 
@@ -96,13 +94,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             let mut set = weft_kernel::syscalls::select(spec, &table)?;
             // The process lifecycle needs its exit status.
             for name in ["exit", "exit_group"] {
-                set.extend(
-                    table
-                        .entries
-                        .iter()
-                        .filter(|e| e.name == name)
-                        .map(|e| e.nr),
-                );
+                set.extend(table.entries.iter().filter(|e| e.name == name).map(|e| e.nr));
             }
             Some(set)
         }
@@ -115,8 +107,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     raise_fd_limit();
 
-    let file = File::create(&args.output)
-        .with_context(|| format!("cannot create trace file {}", args.output.display()))?;
+    let file =
+        File::create(&args.output).with_context(|| format!("cannot create trace file {}", args.output.display()))?;
     let mut session = Session::new(
         &tfs,
         weft_kernel::Options {
@@ -126,9 +118,25 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     )?;
 
     let mut probes = (!args.no_probes).then(|| {
-        let geo = Geometry { slots: args.probe_threads, subbufs: 8, subbuf_size: (args.probe_buffer / 8).next_multiple_of(4096) as u32 };
-        let mode = if args.probe_overwrite { Mode::Overwrite } else { Mode::Discard };
-        let patterns = if args.event.is_empty() { vec!["*".to_string()] } else { args.event.iter().flat_map(|e| e.split(',')).map(str::to_owned).collect() };
+        let geo = Geometry {
+            slots: args.probe_threads,
+            subbufs: 8,
+            subbuf_size: (args.probe_buffer / 8).next_multiple_of(4096) as u32,
+        };
+        let mode = if args.probe_overwrite {
+            Mode::Overwrite
+        } else {
+            Mode::Discard
+        };
+        let patterns = if args.event.is_empty() {
+            vec!["*".to_string()]
+        } else {
+            args.event
+                .iter()
+                .flat_map(|e| e.split(','))
+                .map(str::to_owned)
+                .collect()
+        };
         Probes::new(patterns, mode, geo, args.quiet)
     });
     if let Some(p) = probes.as_ref() {
@@ -185,44 +193,27 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             } else {
                 format!(
                     "pid {}",
-                    args.pid
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    args.pid.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
                 )
             },
         ),
-        (
-            info_keys::RECORDER,
-            format!("weft {}", env!("CARGO_PKG_VERSION")),
-        ),
+        (info_keys::RECORDER, format!("weft {}", env!("CARGO_PKG_VERSION"))),
         (info_keys::START_MONOTONIC_NS, start_mono.to_string()),
-        (
-            info_keys::START_REALTIME_NS,
-            weft_kernel::realtime_ns().to_string(),
-        ),
+        (info_keys::START_REALTIME_NS, weft_kernel::realtime_ns().to_string()),
         (
             info_keys::SYSCALLS,
             args.syscalls.clone().unwrap_or_else(|| "all".into()),
         ),
         (info_keys::NCPUS, session.cpus().len().to_string()),
     ];
-    let mut writer = TraceWriter::new(file, &info, args.compression)
-        .context("cannot write the trace file header")?;
+    let mut writer = TraceWriter::new(file, &info, args.compression).context("cannot write the trace file header")?;
     let schemas = KernelSchemas::register(&mut writer, &table);
     writer
         .write_syscall_table(&table)
         .context("cannot write the syscall table")?;
 
     let mut comm_filter = (!args.comm.is_empty()).then(|| CommFilter {
-        globs: globset_lite::Set(
-            args.comm
-                .iter()
-                .flat_map(|c| c.split(','))
-                .map(str::to_owned)
-                .collect(),
-        ),
+        globs: globset_lite::Set(args.comm.iter().flat_map(|c| c.split(',')).map(str::to_owned).collect()),
         names: HashMap::new(),
     });
 
@@ -253,8 +244,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install the signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install the signal handler")?;
     }
 
     let (child_pid, mut exec_error) = match target {
@@ -297,14 +287,26 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         }
         loop {
             // Poll faster while a new process may be about to open its probe socket.
-            let tick = if probes.as_ref().is_some_and(|p| p.looking()) { Duration::from_millis(10) } else { Duration::from_millis(100) };
+            let tick = if probes.as_ref().is_some_and(|p| p.looking()) {
+                Duration::from_millis(10)
+            } else {
+                Duration::from_millis(100)
+            };
             let timeout = match args.duration {
                 Some(d) => d.saturating_sub(started.elapsed()).min(tick),
                 None => tick,
             };
             let ready = session.wait(timeout);
             session.drain(&mut events);
-            let batch = write_batch(&mut events, &mut comm_filter, &schemas, &mut buf, &mut stats, &mut writer, &mut probes);
+            let batch = write_batch(
+                &mut events,
+                &mut comm_filter,
+                &schemas,
+                &mut buf,
+                &mut stats,
+                &mut writer,
+                &mut probes,
+            );
             if let Some(p) = probes.as_mut() {
                 p.poll(&mut writer, &schemas, &mut buf);
             }
@@ -312,9 +314,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 stop_reason = "write error";
                 return Err(e).context("cannot write to the trace file");
             }
-            if buf.byte_len() >= CHUNK_BYTES
-                || (last_flush.elapsed() >= FLUSH_EVERY && !buf.is_empty())
-            {
+            if buf.byte_len() >= CHUNK_BYTES || (last_flush.elapsed() >= FLUSH_EVERY && !buf.is_empty()) {
                 if let Err(e) = writer.write_events(&mut buf) {
                     stop_reason = "write error";
                     return Err(e).context("cannot write to the trace file");
@@ -366,7 +366,15 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // Whatever happened, leave a complete file: drain, flush, write the End chunk.
     session.disable();
     session.drain(&mut events);
-    let batch = write_batch(&mut events, &mut comm_filter, &schemas, &mut buf, &mut stats, &mut writer, &mut probes);
+    let batch = write_batch(
+        &mut events,
+        &mut comm_filter,
+        &schemas,
+        &mut buf,
+        &mut stats,
+        &mut writer,
+        &mut probes,
+    );
     if let Some(p) = probes.as_mut() {
         p.poll(&mut writer, &schemas, &mut buf);
         p.finish(&mut writer, &schemas, &mut buf);
@@ -452,9 +460,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     Ok(match child_status {
         Some(st) if libc::WIFEXITED(st) => ExitCode::from(libc::WEXITSTATUS(st) as u8),
-        Some(st) if libc::WIFSIGNALED(st) => {
-            ExitCode::from(128u8.wrapping_add(libc::WTERMSIG(st) as u8))
-        }
+        Some(st) if libc::WIFSIGNALED(st) => ExitCode::from(128u8.wrapping_add(libc::WTERMSIG(st) as u8)),
         _ => ExitCode::SUCCESS,
     })
 }
@@ -504,13 +510,7 @@ fn reap(pid: u32, block: bool) -> Option<i32> {
     let mut status = 0;
     loop {
         // SAFETY: waiting for our own child.
-        let r = unsafe {
-            libc::waitpid(
-                pid as i32,
-                &mut status,
-                if block { 0 } else { libc::WNOHANG },
-            )
-        };
+        let r = unsafe { libc::waitpid(pid as i32, &mut status, if block { 0 } else { libc::WNOHANG }) };
         if r == pid as i32 {
             return Some(status);
         }
@@ -529,11 +529,7 @@ fn describe_status(st: i32) -> String {
         format!(
             "killed by {}{}",
             weft_analysis::names::signal_name(sig as i64),
-            if libc::WCOREDUMP(st) {
-                " (core dumped)"
-            } else {
-                ""
-            }
+            if libc::WCOREDUMP(st) { " (core dumped)" } else { "" }
         )
     } else {
         format!("status {st:#x}")
@@ -571,11 +567,7 @@ fn uname() -> (String, String, String) {
         return Default::default();
     }
     let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
+        let b: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
         String::from_utf8_lossy(&b).into_owned()
     };
     (s(&u.nodename), s(&u.release), s(&u.machine))

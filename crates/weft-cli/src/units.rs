@@ -4,9 +4,7 @@ use std::time::Duration;
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
@@ -17,11 +15,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "us" => n / 1e6,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{s}` (use ms, s, m or h)"
-            ))
-        }
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
     };
     if !(secs.is_finite() && secs > 0.0) {
         return Err(format!("duration `{s}` must be positive"));
@@ -33,23 +27,15 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (try 8M, 512K)"))?;
-    let mul = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
+    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a size (try 8M, 512K)"))?;
+    let mul = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
         "" => 1,
         "K" => 1 << 10,
         "M" => 1 << 20,
         "G" => 1 << 30,
         _ => return Err(format!("unknown unit `{unit}` in `{s}` (use K, M or G)")),
     };
-    let v = n
-        .checked_mul(mul)
-        .ok_or_else(|| format!("size `{s}` is too large"))?;
+    let v = n.checked_mul(mul).ok_or_else(|| format!("size `{s}` is too large"))?;
     if v < 8192 {
         return Err(format!("size `{s}` is too small (at least 8K)"));
     }

@@ -160,10 +160,7 @@ impl ChunkHeader {
             return Err("uncompressed chunk with stored length != raw length".into());
         }
         if h.min_ts > h.max_ts {
-            return Err(format!(
-                "min timestamp {} after max timestamp {}",
-                h.min_ts, h.max_ts
-            ));
+            return Err(format!("min timestamp {} after max timestamp {}", h.min_ts, h.max_ts));
         }
         Ok(h)
     }
@@ -192,10 +189,7 @@ mod tests {
         for bit in 0..CHUNK_HEADER_LEN * 8 {
             let mut m = b;
             m[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                ChunkHeader::decode(&m).is_err(),
-                "flip of bit {bit} not detected"
-            );
+            assert!(ChunkHeader::decode(&m).is_err(), "flip of bit {bit} not detected");
         }
     }
 }

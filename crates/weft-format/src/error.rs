@@ -13,14 +13,12 @@ pub enum FormatError {
     #[error("file header checksum mismatch at offset 0: the header is damaged")]
     BadFileHeader,
     #[error("unsupported trace format version {major}.{minor} (this weft reads {supported}.x)")]
-    UnsupportedVersion {
-        major: u16,
-        minor: u16,
-        supported: u16,
-    },
+    UnsupportedVersion { major: u16, minor: u16, supported: u16 },
     #[error("damaged chunk header at offset {offset}: {reason}")]
     BadChunkHeader { offset: u64, reason: String },
-    #[error("chunk {seq} at offset {offset}: payload checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    #[error(
+        "chunk {seq} at offset {offset}: payload checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+    )]
     BadPayloadChecksum {
         offset: u64,
         seq: u32,
@@ -28,14 +26,8 @@ pub enum FormatError {
         computed: u32,
     },
     #[error("chunk {seq} at offset {offset}: cannot decompress: {reason}")]
-    Decompress {
-        offset: u64,
-        seq: u32,
-        reason: String,
-    },
-    #[error(
-        "chunk {seq} at offset {offset}: malformed payload at byte {at} of the payload: {reason}"
-    )]
+    Decompress { offset: u64, seq: u32, reason: String },
+    #[error("chunk {seq} at offset {offset}: malformed payload at byte {at} of the payload: {reason}")]
     Malformed {
         offset: u64,
         seq: u32,

@@ -25,9 +25,7 @@ pub mod std_schemas;
 mod wire;
 mod writer;
 
-pub use chunk::{
-    ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNK_RAW_LEN,
-};
+pub use chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNK_RAW_LEN};
 pub use error::{FormatError, Problem};
 pub use reader::{ChunkInfo, Records, Trace};
 pub use record::{Record, Value};

@@ -161,9 +161,7 @@ impl Trace {
                 self.problems.push(Problem {
                     error: FormatError::Truncated {
                         offset,
-                        reason: format!(
-                            "{left} bytes left, a chunk header needs {CHUNK_HEADER_LEN}"
-                        ),
+                        reason: format!("{left} bytes left, a chunk header needs {CHUNK_HEADER_LEN}"),
                     },
                     skipped_bytes: left,
                 });
@@ -177,10 +175,7 @@ impl Trace {
                         self.problems.push(Problem {
                             error: FormatError::Truncated {
                                 offset,
-                                reason: format!(
-                                    "chunk {} needs {need} bytes, {left} are left",
-                                    header.seq
-                                ),
+                                reason: format!("chunk {} needs {need} bytes, {left} are left", header.seq),
                             },
                             skipped_bytes: left,
                         });
@@ -218,8 +213,7 @@ impl Trace {
             for i in 0..n.saturating_sub(3) {
                 if buf[i..i + 4] == CHUNK_MAGIC {
                     let cand = pos + i as u64;
-                    if cand + CHUNK_HEADER_LEN as u64 <= self.len && self.read_header(cand)?.is_ok()
-                    {
+                    if cand + CHUNK_HEADER_LEN as u64 <= self.len && self.read_header(cand)?.is_ok() {
                         return Ok(Some(cand));
                     }
                 }
@@ -257,9 +251,7 @@ impl Trace {
                         self.schemas.insert(s.id.0, s);
                     }
                 }),
-                ChunkKind::SyscallTable => {
-                    SyscallTable::decode(&mut cur).map(|t| self.syscalls = t)
-                }
+                ChunkKind::SyscallTable => SyscallTable::decode(&mut cur).map(|t| self.syscalls = t),
                 ChunkKind::Events | ChunkKind::Unknown(_) => Ok(()),
             };
             if let Err((at, reason)) = res {
@@ -280,8 +272,7 @@ impl Trace {
     pub fn payload(&self, c: &ChunkInfo) -> Result<Vec<u8>, FormatError> {
         let h = &c.header;
         let mut stored = vec![0u8; h.stored_len as usize];
-        self.source
-            .read_at(c.offset + CHUNK_HEADER_LEN as u64, &mut stored)?;
+        self.source.read_at(c.offset + CHUNK_HEADER_LEN as u64, &mut stored)?;
         let computed = crc32c::crc32c(&stored);
         if computed != h.payload_crc {
             return Err(FormatError::BadPayloadChecksum {
@@ -294,22 +285,16 @@ impl Trace {
         match h.compression {
             Compression::None => Ok(stored),
             Compression::Zstd => {
-                let raw = zstd::bulk::decompress(&stored, h.raw_len as usize).map_err(|e| {
-                    FormatError::Decompress {
-                        offset: c.offset,
-                        seq: h.seq,
-                        reason: e.to_string(),
-                    }
+                let raw = zstd::bulk::decompress(&stored, h.raw_len as usize).map_err(|e| FormatError::Decompress {
+                    offset: c.offset,
+                    seq: h.seq,
+                    reason: e.to_string(),
                 })?;
                 if raw.len() != h.raw_len as usize {
                     return Err(FormatError::Decompress {
                         offset: c.offset,
                         seq: h.seq,
-                        reason: format!(
-                            "{} bytes decompressed, header says {}",
-                            raw.len(),
-                            h.raw_len
-                        ),
+                        reason: format!("{} bytes decompressed, header says {}", raw.len(), h.raw_len),
                     });
                 }
                 Ok(raw)
@@ -366,10 +351,7 @@ impl Trace {
                     tid: head.tid,
                     fields,
                 }),
-                Err((at, reason)) => errors.push(malformed(
-                    start + at,
-                    format!("record of {}: {reason}", schema.name),
-                )),
+                Err((at, reason)) => errors.push(malformed(start + at, format!("record of {}: {reason}", schema.name))),
             }
         }
         if unknown > 0 {
@@ -394,10 +376,7 @@ impl Trace {
     }
 
     pub fn info(&self, key: &str) -> Option<&str> {
-        self.info
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn end_value(&self, key: &str) -> Option<&str> {
@@ -410,15 +389,11 @@ impl Trace {
 
     /// Byte offset up to which the file was readable framing.
     pub fn recovered_bytes(&self) -> u64 {
-        self.chunks
-            .last()
-            .map_or(FILE_HEADER_LEN as u64, ChunkInfo::end)
+        self.chunks.last().map_or(FILE_HEADER_LEN as u64, ChunkInfo::end)
     }
 
     pub fn event_chunks(&self) -> impl Iterator<Item = &ChunkInfo> {
-        self.chunks
-            .iter()
-            .filter(|c| c.header.kind == ChunkKind::Events)
+        self.chunks.iter().filter(|c| c.header.kind == ChunkKind::Events)
     }
 
     /// All records of the file in timestamp order (ties keep file order).

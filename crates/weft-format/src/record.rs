@@ -113,9 +113,7 @@ pub(crate) fn decode_fields(schema: &Schema, payload: &[u8]) -> WireResult<Vec<V
             FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
                 Value::U64(c.uvarint()?)
             }
-            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => {
-                Value::I64(c.ivarint()?)
-            }
+            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => Value::I64(c.ivarint()?),
             FieldType::F64 => {
                 let b = c.take(8)?;
                 let mut a = [0u8; 8];
@@ -130,10 +128,7 @@ pub(crate) fn decode_fields(schema: &Schema, payload: &[u8]) -> WireResult<Vec<V
                 let n = c.uvarint()?;
                 // Each element takes at least one byte: bound the allocation.
                 if n > payload.len() as u64 {
-                    return Err((
-                        at,
-                        format!("array of {n} elements in a {} byte record", payload.len()),
-                    ));
+                    return Err((at, format!("array of {n} elements in a {} byte record", payload.len())));
                 }
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {

@@ -112,13 +112,7 @@ impl Schema {
         Schema {
             id: SchemaId(u32::MAX),
             name: name.to_owned(),
-            fields: fields
-                .iter()
-                .map(|&(n, ty)| Field {
-                    name: n.to_owned(),
-                    ty,
-                })
-                .collect(),
+            fields: fields.iter().map(|&(n, ty)| Field { name: n.to_owned(), ty }).collect(),
         }
     }
 
@@ -164,8 +158,7 @@ pub(crate) fn decode_schemas(c: &mut Cursor) -> WireResult<Vec<Schema>> {
             let fname = c.string()?;
             let at = c.pos();
             let code = c.u8()?;
-            let ty =
-                FieldType::from_code(code).ok_or((at, format!("unknown field type {code}")))?;
+            let ty = FieldType::from_code(code).ok_or((at, format!("unknown field type {code}")))?;
             fields.push(Field { name: fname, ty });
         }
         v.push(Schema { id, name, fields });

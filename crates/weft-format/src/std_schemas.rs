@@ -163,8 +163,25 @@ pub fn all() -> Vec<Schema> {
             ],
         ),
         Schema::new(LOST, &[("count", T::U64)]),
-        Schema::new(PROBE_ATTACH, &[("events", T::U32), ("enabled", T::U32), ("session", T::U32), ("user_events", T::Bool)]),
-        Schema::new(PROBE_DAMAGE, &[("slot", T::U32), ("gen", T::U64), ("after_seq", T::I64), ("offset", T::U64), ("what", T::Str)]),
+        Schema::new(
+            PROBE_ATTACH,
+            &[
+                ("events", T::U32),
+                ("enabled", T::U32),
+                ("session", T::U32),
+                ("user_events", T::Bool),
+            ],
+        ),
+        Schema::new(
+            PROBE_DAMAGE,
+            &[
+                ("slot", T::U32),
+                ("gen", T::U64),
+                ("after_seq", T::I64),
+                ("offset", T::U64),
+                ("what", T::Str),
+            ],
+        ),
         Schema::new(
             PROBE_STATS,
             &[

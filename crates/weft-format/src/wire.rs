@@ -83,12 +83,7 @@ impl<'a> Cursor<'a> {
     pub(crate) fn take(&mut self, n: usize) -> WireResult<&'a [u8]> {
         let end = match self.pos.checked_add(n) {
             Some(end) if end <= self.buf.len() => end,
-            _ => {
-                return self.err(format!(
-                    "{n} bytes needed, {} left",
-                    self.buf.len() - self.pos
-                ))
-            }
+            _ => return self.err(format!("{n} bytes needed, {} left", self.buf.len() - self.pos)),
         };
         let s = &self.buf[self.pos..end];
         self.pos = end;

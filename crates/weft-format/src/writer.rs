@@ -46,14 +46,7 @@ impl RecordBuf {
     }
 
     /// Starts a record; add its fields in schema order, then call `finish`.
-    pub fn record(
-        &mut self,
-        schema: SchemaId,
-        ts: u64,
-        cpu: Option<u32>,
-        pid: u32,
-        tid: u32,
-    ) -> RecordBuilder<'_> {
+    pub fn record(&mut self, schema: SchemaId, ts: u64, cpu: Option<u32>, pid: u32, tid: u32) -> RecordBuilder<'_> {
         self.scratch.clear();
         if self.count == 0 {
             self.min_ts = ts;
@@ -218,23 +211,11 @@ impl<W: Write> TraceWriter<W> {
         &self.out
     }
 
-    fn write_chunk(
-        &mut self,
-        kind: ChunkKind,
-        raw: &[u8],
-        records: u32,
-        min_ts: u64,
-        max_ts: u64,
-    ) -> io::Result<()> {
+    fn write_chunk(&mut self, kind: ChunkKind, raw: &[u8], records: u32, min_ts: u64, max_ts: u64) -> io::Result<()> {
         let raw_len = u32::try_from(raw.len())
             .ok()
             .filter(|&l| l <= MAX_CHUNK_RAW_LEN)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "chunk payload exceeds the format's limit",
-                )
-            })?;
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "chunk payload exceeds the format's limit"))?;
         let compressed = self.compressor.compress(raw)?;
         let (compression, stored): (Compression, &[u8]) = if compressed.len() < raw.len() {
             (Compression::Zstd, &compressed)

@@ -7,10 +7,7 @@ use weft_format::*;
 fn sample_file(chunks: usize, per_chunk: usize) -> (Vec<u8>, usize) {
     let mut w = TraceWriter::new(
         Vec::new(),
-        &[
-            ("clock", "CLOCK_MONOTONIC".into()),
-            ("hostname", "h".into()),
-        ],
+        &[("clock", "CLOCK_MONOTONIC".into()), ("hostname", "h".into())],
         3,
     )
     .unwrap();
@@ -151,11 +148,11 @@ fn damaged_chunk_is_skipped_and_later_chunks_read() {
         }
     }
     assert_eq!(ok, 40, "chunks 0 and 3 survive");
-    assert!(
-        matches!(errs[0], FormatError::BadPayloadChecksum { .. }),
-        "{errs:?}"
-    );
-    assert!(t.problems.iter().any(|p| matches!(p.error, FormatError::BadChunkHeader { offset, .. } if offset == events[2].offset)));
+    assert!(matches!(errs[0], FormatError::BadPayloadChecksum { .. }), "{errs:?}");
+    assert!(t
+        .problems
+        .iter()
+        .any(|p| matches!(p.error, FormatError::BadChunkHeader { offset, .. } if offset == events[2].offset)));
 }
 
 #[test]

@@ -35,9 +35,7 @@ pub fn perf_event_paranoid() -> Option<i32> {
 pub fn check_tracing_allowed() -> Result<()> {
     let Some(paranoid) = perf_event_paranoid() else {
         return Err(KernelError::Privilege {
-            what:
-                "this kernel has no perf events (/proc/sys/kernel/perf_event_paranoid is missing)"
-                    .into(),
+            what: "this kernel has no perf events (/proc/sys/kernel/perf_event_paranoid is missing)".into(),
             source: std::io::Error::from_raw_os_error(libc::ENOSYS),
             hint: "weft needs a kernel built with CONFIG_PERF_EVENTS".into(),
         });
@@ -45,8 +43,7 @@ pub fn check_tracing_allowed() -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     let caps = effective_caps();
-    let privileged =
-        euid == 0 || caps & (1 << CAP_PERFMON) != 0 || caps & (1 << CAP_SYS_ADMIN) != 0;
+    let privileged = euid == 0 || caps & (1 << CAP_PERFMON) != 0 || caps & (1 << CAP_SYS_ADMIN) != 0;
     // Raw tracepoint samples need CAP_PERFMON unless paranoid is -1.
     if privileged || paranoid <= -1 {
         return Ok(());

@@ -204,10 +204,7 @@ impl Layouts {
             l.gen[i] = g.field(n)?.into();
         }
         let d = fmt(Tp::SignalDeliver)?;
-        for (i, n) in ["sig", "code", "errno", "sa_handler", "sa_flags"]
-            .iter()
-            .enumerate()
-        {
+        for (i, n) in ["sig", "code", "errno", "sa_handler", "sa_flags"].iter().enumerate() {
             l.del[i] = d.field(n)?.into();
         }
         let ex = fmt(Tp::Exec)?;
@@ -396,15 +393,11 @@ impl Decoder {
             }
             b::PERF_RECORD_LOST => {
                 trailer(&mut ev);
-                ev.kind = EventKind::Lost {
-                    count: u64_at(body, 8),
-                };
+                ev.kind = EventKind::Lost { count: u64_at(body, 8) };
             }
             b::PERF_RECORD_LOST_SAMPLES => {
                 trailer(&mut ev);
-                ev.kind = EventKind::Lost {
-                    count: u64_at(body, 0),
-                };
+                ev.kind = EventKind::Lost { count: u64_at(body, 0) };
             }
             _ => return None,
         }

@@ -37,10 +37,7 @@ pub fn spawn_paused(argv: &[OsString]) -> Result<Paused> {
     };
     let cargs: Vec<CString> = argv
         .iter()
-        .map(|a| {
-            CString::new(a.as_bytes())
-                .map_err(|_| spawn_err(std::io::Error::from_raw_os_error(libc::EINVAL)))
-        })
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| spawn_err(std::io::Error::from_raw_os_error(libc::EINVAL))))
         .collect::<Result<_>>()?;
     if cargs.is_empty() {
         return Err(spawn_err(std::io::Error::from_raw_os_error(libc::ENOENT)));
@@ -95,13 +92,7 @@ impl Paused {
         let mut got = 0;
         while got < 4 {
             // SAFETY: reading into the remaining part of a valid buffer.
-            let n = unsafe {
-                libc::read(
-                    self.exec_status.as_raw_fd(),
-                    e[got..].as_mut_ptr().cast(),
-                    4 - got,
-                )
-            };
+            let n = unsafe { libc::read(self.exec_status.as_raw_fd(), e[got..].as_mut_ptr().cast(), 4 - got) };
             if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;
             }

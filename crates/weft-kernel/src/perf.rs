@@ -11,8 +11,7 @@ use crate::error::{KernelError, Result};
 /// Sample layout of every event weft opens: `PERF_SAMPLE_IDENTIFIER` first so
 /// that one ring can carry events of different layouts later (CPU samples).
 pub(crate) const SAMPLE_TYPE: u64 =
-    (b::PERF_SAMPLE_IDENTIFIER | b::PERF_SAMPLE_TID | b::PERF_SAMPLE_TIME | b::PERF_SAMPLE_RAW)
-        as u64;
+    (b::PERF_SAMPLE_IDENTIFIER | b::PERF_SAMPLE_TID | b::PERF_SAMPLE_TIME | b::PERF_SAMPLE_RAW) as u64;
 /// Bytes of the `sample_id_all` trailer for SAMPLE_TYPE: pid/tid, time, id.
 pub(crate) const SAMPLE_ID_LEN: usize = 24;
 
@@ -69,15 +68,7 @@ impl PerfFd {
             attr.set_build_id(1);
         }
         // SAFETY: attr is a fully initialized perf_event_attr with a correct size.
-        let fd = unsafe {
-            sys::perf_event_open(
-                &mut attr,
-                pid,
-                cpu,
-                -1,
-                b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
-            )
-        };
+        let fd = unsafe { sys::perf_event_open(&mut attr, pid, cpu, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong) };
         if fd < 0 {
             return Err(KernelError::sys(
                 "perf_event_open",

@@ -9,11 +9,8 @@ use crate::event::{EventKind, KernelEvent};
 
 /// Thread ids of a process.
 pub fn threads(pid: u32) -> Result<Vec<u32>> {
-    let dir = fs::read_dir(format!("/proc/{pid}/task"))
-        .map_err(|_| KernelError::NoSuchProcess { pid })?;
-    let mut v: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| KernelError::NoSuchProcess { pid })?;
+    let mut v: Vec<u32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     v.sort_unstable();
     Ok(v)
 }
@@ -45,21 +42,11 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
     };
     for tid in threads(pid).unwrap_or_default() {
         if let Some(c) = comm(pid, tid) {
-            out.push(ev(
-                tid,
-                EventKind::Comm {
-                    comm: c,
-                    exec: false,
-                },
-            ));
+            out.push(ev(tid, EventKind::Comm { comm: c, exec: false }));
         }
     }
     if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
-        out.extend(
-            maps.lines()
-                .filter_map(parse_map_line)
-                .map(|kind| ev(pid, kind)),
-        );
+        out.extend(maps.lines().filter_map(parse_map_line).map(|kind| ev(pid, kind)));
     }
     out
 }
@@ -134,10 +121,7 @@ mod tests {
 
     #[test]
     fn parses_maps_lines() {
-        let k = parse_map_line(
-            "7f18c0000000-7f18c0021000 r-xp 00001000 08:01 1234    /usr/lib/libc.so.6",
-        )
-        .unwrap();
+        let k = parse_map_line("7f18c0000000-7f18c0021000 r-xp 00001000 08:01 1234    /usr/lib/libc.so.6").unwrap();
         assert_eq!(
             k,
             EventKind::Mmap {

@@ -53,13 +53,8 @@ impl Ring {
             }
             return Err(e);
         }
-        let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| {
-            KernelError::sys(
-                "mmap",
-                "ring",
-                std::io::Error::from_raw_os_error(libc::ENOMEM),
-            )
-        })?;
+        let base = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| KernelError::sys("mmap", "ring", std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
         Ok(Ring {
             leader,
             cpu,
@@ -83,22 +78,10 @@ impl Ring {
     fn head_tail(&self) -> (u64, u64) {
         // SAFETY: offsets are inside the first (control) page of our mapping;
         // volatile reads because the kernel writes data_head concurrently.
-        let head = unsafe {
-            self.base
-                .as_ptr()
-                .add(DATA_HEAD)
-                .cast::<u64>()
-                .read_volatile()
-        };
+        let head = unsafe { self.base.as_ptr().add(DATA_HEAD).cast::<u64>().read_volatile() };
         fence(Ordering::Acquire);
         // SAFETY: as above; only we write data_tail.
-        let tail = unsafe {
-            self.base
-                .as_ptr()
-                .add(DATA_TAIL)
-                .cast::<u64>()
-                .read_volatile()
-        };
+        let tail = unsafe { self.base.as_ptr().add(DATA_TAIL).cast::<u64>().read_volatile() };
         (head, tail)
     }
 
@@ -138,13 +121,7 @@ impl Ring {
         fence(Ordering::Release);
         // SAFETY: data_tail is in our control page; the kernel reads it to know
         // what space is free.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(DATA_TAIL)
-                .cast::<u64>()
-                .write_volatile(tail)
-        };
+        unsafe { self.base.as_ptr().add(DATA_TAIL).cast::<u64>().write_volatile(tail) };
         sane
     }
 

@@ -112,9 +112,7 @@ impl Session {
                 let (sys, name) = tp.path();
                 let what = format!("{sys}:{name} on task {tid}, CPU {cpu}");
                 let fd = match PerfFd::open(&spec, tid as i32, cpu as i32, &what) {
-                    Err(KernelError::Sys { source, .. })
-                        if source.raw_os_error() == Some(libc::ESRCH) =>
-                    {
+                    Err(KernelError::Sys { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
                         return Err(KernelError::NoSuchProcess { pid: tid });
                     }
                     r => r?,
@@ -149,11 +147,7 @@ impl Session {
                             )
                         } != 0
                         {
-                            return Err(KernelError::sys(
-                                "epoll_ctl",
-                                "ring",
-                                std::io::Error::last_os_error(),
-                            ));
+                            return Err(KernelError::sys("epoll_ctl", "ring", std::io::Error::last_os_error()));
                         }
                         self.rings.push(ring);
                     }
@@ -168,10 +162,7 @@ impl Session {
     pub fn attach_process(&mut self, pid: u32) -> Result<()> {
         loop {
             let tids = procfs::threads(pid)?;
-            let new: Vec<u32> = tids
-                .into_iter()
-                .filter(|t| !self.attached.contains(t))
-                .collect();
+            let new: Vec<u32> = tids.into_iter().filter(|t| !self.attached.contains(t)).collect();
             if new.is_empty() {
                 return Ok(());
             }
@@ -192,8 +183,7 @@ impl Session {
             u64: EXTRA_TOKEN + u64::from(token),
         };
         // SAFETY: registering a caller-owned descriptor; the caller keeps it open.
-        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0
-        {
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
             return Err(KernelError::sys(
                 "epoll_ctl",
                 "watched descriptor",
@@ -237,10 +227,9 @@ impl Session {
                     return;
                 };
                 let keep = match (&ev.kind, wanted) {
-                    (
-                        EventKind::SyscallEnter { nr, .. } | EventKind::SyscallExit { nr, .. },
-                        Some(w),
-                    ) => w.get(*nr as usize).copied().unwrap_or(false),
+                    (EventKind::SyscallEnter { nr, .. } | EventKind::SyscallExit { nr, .. }, Some(w)) => {
+                        w.get(*nr as usize).copied().unwrap_or(false)
+                    }
                     (EventKind::Lost { count }, _) => {
                         if let Some(l) = lost.get_mut(cpu as usize) {
                             *l += count;
@@ -334,9 +323,6 @@ mod tests {
     #[test]
     fn filter_uses_ranges() {
         let s = BTreeSet::from([9, 10, 11, 157]);
-        assert_eq!(
-            filter_expr(&s).unwrap(),
-            "(id >= 9 && id <= 11) || id == 157"
-        );
+        assert_eq!(filter_expr(&s).unwrap(), "(id >= 9 && id <= 11) || id == 157");
     }
 }

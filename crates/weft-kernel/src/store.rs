@@ -45,14 +45,9 @@ impl KernelSchemas {
         match &ev.kind {
             EventKind::SyscallEnter { nr, args } => {
                 let n = self.nargs.get(*nr as usize).copied().unwrap_or(6) as usize;
-                rec(ids, 0, ev, buf)
-                    .u64(u64::from(*nr))
-                    .u64s(&args[..n])
-                    .finish();
+                rec(ids, 0, ev, buf).u64(u64::from(*nr)).u64s(&args[..n]).finish();
             }
-            EventKind::SyscallExit { nr, ret } => {
-                rec(ids, 1, ev, buf).u64(u64::from(*nr)).i64(*ret).finish()
-            }
+            EventKind::SyscallExit { nr, ret } => rec(ids, 1, ev, buf).u64(u64::from(*nr)).i64(*ret).finish(),
             EventKind::SignalGenerate {
                 sig,
                 code,
@@ -83,10 +78,7 @@ impl KernelSchemas {
                 .u64(*handler)
                 .u64(*flags)
                 .finish(),
-            EventKind::Fork {
-                parent_pid,
-                parent_tid,
-            } => rec(ids, 4, ev, buf)
+            EventKind::Fork { parent_pid, parent_tid } => rec(ids, 4, ev, buf)
                 .u64(u64::from(*parent_pid))
                 .u64(u64::from(*parent_tid))
                 .finish(),
@@ -95,10 +87,7 @@ impl KernelSchemas {
                 .u64(u64::from(*old_tid))
                 .finish(),
             EventKind::Exit { group_dead } => rec(ids, 6, ev, buf).bool(*group_dead).finish(),
-            EventKind::Comm { comm, exec } => rec(ids, 7, ev, buf)
-                .bytes(comm.as_bytes())
-                .bool(*exec)
-                .finish(),
+            EventKind::Comm { comm, exec } => rec(ids, 7, ev, buf).bytes(comm.as_bytes()).bool(*exec).finish(),
             EventKind::Mmap {
                 addr,
                 len,

@@ -339,13 +339,7 @@ pub fn select(spec: &str, table: &SyscallTable) -> Result<BTreeSet<u32>> {
                 })?
                 .compile_matcher();
             let before = out.len();
-            out.extend(
-                table
-                    .entries
-                    .iter()
-                    .filter(|e| m.is_match(&e.name))
-                    .map(|e| e.nr),
-            );
+            out.extend(table.entries.iter().filter(|e| m.is_match(&e.name)).map(|e| e.nr));
             if out.len() == before {
                 return Err(KernelError::UnknownSyscall {
                     name: item.into(),
@@ -387,11 +381,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
+            cur.push((prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
         }
         prev = cur;
     }
@@ -424,10 +414,7 @@ mod tests {
         let t = table();
         assert_eq!(select("mmap,prctl", &t).unwrap(), BTreeSet::from([9, 157]));
         assert_eq!(select("m*map", &t).unwrap(), BTreeSet::from([9, 11, 25]));
-        assert_eq!(
-            select("%memory", &t).unwrap(),
-            BTreeSet::from([9, 10, 11, 25])
-        );
+        assert_eq!(select("%memory", &t).unwrap(), BTreeSet::from([9, 10, 11, 25]));
         match select("mmapp", &t) {
             Err(KernelError::UnknownSyscall { suggestion, .. }) => {
                 assert_eq!(suggestion.as_deref(), Some("mmap"))

@@ -24,21 +24,9 @@ impl Tracefs {
             return Ok(t);
         }
         let target = CANDIDATES[0];
-        let (src, dst, fstype) = (
-            c"nodev",
-            CString::new(target).unwrap_or_default(),
-            c"tracefs",
-        );
+        let (src, dst, fstype) = (c"nodev", CString::new(target).unwrap_or_default(), c"tracefs");
         // SAFETY: all pointers are valid NUL-terminated strings; data is null.
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                dst.as_ptr(),
-                fstype.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
+        let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
             return Err(KernelError::NoTracefs {

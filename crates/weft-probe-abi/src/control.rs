@@ -33,14 +33,22 @@ pub struct ProcessInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
     /// Collector -> process: first message.
-    Hello { version: u32 },
+    Hello {
+        version: u32,
+    },
     /// Process -> collector: answer to Hello.
     Info(ProcessInfo),
     /// Collector -> process, with the area memfd in SCM_RIGHTS: start writing
     /// events matching the `provider:name` glob patterns.
-    Attach { mode: u32, patterns: Vec<String> },
+    Attach {
+        mode: u32,
+        patterns: Vec<String>,
+    },
     /// Process -> collector: the session bit taken and how many events matched.
-    Attached { session: u32, enabled: u32 },
+    Attached {
+        session: u32,
+        enabled: u32,
+    },
     /// Collector -> process: stop writing for this connection's session.
     Detach,
     /// Process -> collector: detached; nothing more will be written.
@@ -137,9 +145,21 @@ impl Msg {
                         let fname = r.str()?;
                         fields.push((fname, r.u8()?));
                     }
-                    events.push(EventDesc { id, provider, name, fields });
+                    events.push(EventDesc {
+                        id,
+                        provider,
+                        name,
+                        fields,
+                    });
                 }
-                Msg::Info(ProcessInfo { pid, start_time, comm, sessions, user_events, events })
+                Msg::Info(ProcessInfo {
+                    pid,
+                    start_time,
+                    comm,
+                    sessions,
+                    user_events,
+                    events,
+                })
             }
             3 => {
                 let mode = r.u32()?;
@@ -150,7 +170,10 @@ impl Msg {
                 }
                 Msg::Attach { mode, patterns }
             }
-            4 => Msg::Attached { session: r.u32()?, enabled: r.u32()? },
+            4 => Msg::Attached {
+                session: r.u32()?,
+                enabled: r.u32()?,
+            },
             5 => Msg::Detach,
             6 => Msg::Detached,
             7 => Msg::Error(r.str()?),
@@ -167,7 +190,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let s = self.b.get(self.pos..self.pos + n).ok_or_else(|| format!("message truncated at byte {}", self.pos))?;
+        let s = self
+            .b
+            .get(self.pos..self.pos + n)
+            .ok_or_else(|| format!("message truncated at byte {}", self.pos))?;
         self.pos += n;
         Ok(s)
     }
@@ -204,9 +230,22 @@ mod tests {
             comm: "app".into(),
             sessions: 1,
             user_events: false,
-            events: vec![EventDesc { id: 0, provider: "myapp".into(), name: "req".into(), fields: vec![("id".into(), 4)] }],
+            events: vec![EventDesc {
+                id: 0,
+                provider: "myapp".into(),
+                name: "req".into(),
+                fields: vec![("id".into(), 4)],
+            }],
         });
-        for m in [info, Msg::Hello { version: 1 }, Msg::Attach { mode: 0, patterns: vec!["myapp:*".into()] }, Msg::Detach] {
+        for m in [
+            info,
+            Msg::Hello { version: 1 },
+            Msg::Attach {
+                mode: 0,
+                patterns: vec!["myapp:*".into()],
+            },
+            Msg::Detach,
+        ] {
             let f = m.encode();
             assert_eq!(u32::from_le_bytes(f[0..4].try_into().unwrap()) as usize, f.len() - 4);
             assert_eq!(Msg::decode(&f[4..]).unwrap(), m);

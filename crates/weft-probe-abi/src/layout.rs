@@ -108,7 +108,11 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    pub const DEFAULT: Geometry = Geometry { slots: 64, subbufs: 8, subbuf_size: 64 << 10 };
+    pub const DEFAULT: Geometry = Geometry {
+        slots: 64,
+        subbufs: 8,
+        subbuf_size: 64 << 10,
+    };
 
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=4096).contains(&self.slots) {
@@ -117,8 +121,14 @@ impl Geometry {
         if !(2..=MAX_SUBBUFS as u32).contains(&self.subbufs) {
             return Err(format!("{} sub-buffers (2..{MAX_SUBBUFS})", self.subbufs));
         }
-        if self.subbuf_size < PAGE as u32 || self.subbuf_size > (16 << 20) || self.subbuf_size % PAGE as u32 != 0 {
-            return Err(format!("sub-buffer size {} (4 KiB..16 MiB, page multiple)", self.subbuf_size));
+        if self.subbuf_size < PAGE as u32
+            || self.subbuf_size > (16 << 20)
+            || !self.subbuf_size.is_multiple_of(PAGE as u32)
+        {
+            return Err(format!(
+                "sub-buffer size {} (4 KiB..16 MiB, page multiple)",
+                self.subbuf_size
+            ));
         }
         Ok(())
     }
@@ -163,7 +173,18 @@ pub struct Guard {
 
 impl Guard {
     pub fn check(&self, salt: u64, magic: u64) -> u64 {
-        crate::mix(salt, &[magic, u64::from(self.tid), u64::from(self.slot), self.gen, self.tsc, self.mono_ns, self.first_seq])
+        crate::mix(
+            salt,
+            &[
+                magic,
+                u64::from(self.tid),
+                u64::from(self.slot),
+                self.gen,
+                self.tsc,
+                self.mono_ns,
+                self.first_seq,
+            ],
+        )
     }
 
     /// The 64 bytes of a guard with `magic`.
@@ -222,8 +243,21 @@ mod tests {
         assert_eq!(g.slot_len(), 4096 + 8 * 65536);
         assert_eq!(g.index_of(1), 0);
         assert_eq!(g.index_of(9), 0);
-        assert!(Geometry { slots: 1, subbufs: 1, subbuf_size: 4096 }.validate().is_err());
-        let guard = Guard { tid: 7, slot: 1, gen: 3, tsc: 99, mono_ns: 5, first_seq: 40 };
+        assert!(Geometry {
+            slots: 1,
+            subbufs: 1,
+            subbuf_size: 4096
+        }
+        .validate()
+        .is_err());
+        let guard = Guard {
+            tid: 7,
+            slot: 1,
+            gen: 3,
+            tsc: 99,
+            mono_ns: 5,
+            first_seq: 40,
+        };
         let b = guard.encode(0x1234, GUARD_HEAD_MAGIC);
         assert_eq!(Guard::decode(&b, 0x1234, GUARD_HEAD_MAGIC), Ok(guard));
         assert!(Guard::decode(&b, 0x1235, GUARD_HEAD_MAGIC).is_err());

@@ -91,7 +91,9 @@ pub enum Value {
 pub fn decode(fields: &[FieldType], b: &[u8]) -> Result<Vec<Value>, String> {
     let mut pos = 0usize;
     let mut take = |n: usize| -> Result<&[u8], String> {
-        let s = b.get(pos..pos + n).ok_or_else(|| format!("payload ends at byte {} of {n} needed at {pos}", b.len()))?;
+        let s = b
+            .get(pos..pos + n)
+            .ok_or_else(|| format!("payload ends at byte {} of {n} needed at {pos}", b.len()))?;
         pos += n;
         Ok(s)
     };
@@ -138,7 +140,10 @@ mod tests {
         b.extend_from_slice(&3u16.to_le_bytes());
         b.extend_from_slice(b"abc");
         let f = [FieldType::U64, FieldType::I32, FieldType::Str];
-        assert_eq!(decode(&f, &b).unwrap(), vec![Value::U(7), Value::I(-2), Value::Str(b"abc".to_vec())]);
+        assert_eq!(
+            decode(&f, &b).unwrap(),
+            vec![Value::U(7), Value::I(-2), Value::Str(b"abc".to_vec())]
+        );
         assert!(decode(&f, &b[..b.len() - 1]).is_err());
         let mut big = vec![0xff, 0xff];
         big.extend_from_slice(&[0; 10]);

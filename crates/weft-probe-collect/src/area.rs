@@ -16,12 +16,18 @@ pub struct Area {
 }
 
 fn io(what: &str) -> ProbeError {
-    ProbeError::Io { what: what.into(), source: std::io::Error::last_os_error() }
+    ProbeError::Io {
+        what: what.into(),
+        source: std::io::Error::last_os_error(),
+    }
 }
 
 impl Area {
     pub fn create(geo: Geometry, mode: Mode) -> Result<Area, ProbeError> {
-        geo.validate().map_err(|e| ProbeError::Io { what: format!("buffer geometry: {e}"), source: std::io::Error::from_raw_os_error(libc::EINVAL) })?;
+        geo.validate().map_err(|e| ProbeError::Io {
+            what: format!("buffer geometry: {e}"),
+            source: std::io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
         let len = geo.total_len();
         // SAFETY: memfd_create with a static name.
         let fd = unsafe { libc::memfd_create(c"weft-probe".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
@@ -38,7 +44,14 @@ impl Area {
         // page fault into this memory, and the collector never SIGBUSes.
         // SAFETY: mapping our memfd of `len` bytes.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_POPULATE, fd.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(io("mmap of the buffer memfd"));
@@ -49,7 +62,13 @@ impl Area {
             unsafe { libc::getrandom(s.as_mut_ptr().cast(), 8, 0) };
             u64::from_le_bytes(s) | 1
         };
-        let area = Area { fd, base: p.cast(), len, geo, salt };
+        let area = Area {
+            fd,
+            base: p.cast(),
+            len,
+            geo,
+            salt,
+        };
         area.put_u64(A_MAGIC, AREA_MAGIC);
         area.put_u32(A_VERSION, AREA_VERSION);
         area.put_u32(A_MODE, mode as u32);
@@ -130,17 +149,19 @@ impl Area {
     }
 
     pub fn put_u64(&self, off: usize, v: u64) {
-        if off % 8 == 0 && off + 8 <= self.len {
+        if off.is_multiple_of(8) && off + 8 <= self.len {
             // SAFETY: aligned and in bounds; an atomic store so the writer's
             // acquire load sees it whole.
-            unsafe { std::sync::atomic::AtomicU64::from_ptr(self.base.add(off).cast()) }.store(v, std::sync::atomic::Ordering::Release);
+            unsafe { std::sync::atomic::AtomicU64::from_ptr(self.base.add(off).cast()) }
+                .store(v, std::sync::atomic::Ordering::Release);
         }
     }
 
     pub fn put_u32(&self, off: usize, v: u32) {
-        if off % 4 == 0 && off + 4 <= self.len {
+        if off.is_multiple_of(4) && off + 4 <= self.len {
             // SAFETY: as put_u64.
-            unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off).cast()) }.store(v, std::sync::atomic::Ordering::Release);
+            unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off).cast()) }
+                .store(v, std::sync::atomic::Ordering::Release);
         }
     }
 

@@ -74,7 +74,11 @@ impl TscClock {
             i if i >= n => (self.pairs[n.saturating_sub(2).min(n - 1)], self.pairs[n - 1]),
             i => (self.pairs[i - 1], self.pairs[i]),
         };
-        let (a, b) = if b.0 == a.0 { (self.first, self.pairs[n - 1]) } else { (a, b) };
+        let (a, b) = if b.0 == a.0 {
+            (self.first, self.pairs[n - 1])
+        } else {
+            (a, b)
+        };
         if b.0 == a.0 {
             return a.1;
         }

@@ -44,9 +44,15 @@ pub fn discover() -> Vec<Instrumented> {
         let Ok(rd) = std::fs::read_dir(&dir) else { continue };
         for e in rd.flatten() {
             let name = e.file_name();
-            let Some((pid, start)) = parse_socket_name(&name.to_string_lossy()) else { continue };
+            let Some((pid, start)) = parse_socket_name(&name.to_string_lossy()) else {
+                continue;
+            };
             if process_start_time(pid) == Some(start) {
-                out.push(Instrumented { pid, start_time: start, socket: e.path() });
+                out.push(Instrumented {
+                    pid,
+                    start_time: start,
+                    socket: e.path(),
+                });
             }
         }
     }
@@ -59,7 +65,11 @@ fn find(pid: u32) -> Option<Instrumented> {
     let start = process_start_time(pid)?;
     candidate_dirs().into_iter().find_map(|d| {
         let p = d.join(weft_probe_abi::socket_name(pid, start));
-        p.exists().then_some(Instrumented { pid, start_time: start, socket: p })
+        p.exists().then_some(Instrumented {
+            pid,
+            start_time: start,
+            socket: p,
+        })
     })
 }
 
@@ -72,7 +82,10 @@ fn recv(conn: &UnixStream) -> std::io::Result<Msg> {
     (&*conn).read_exact(&mut len)?;
     let n = u32::from_le_bytes(len) as usize;
     if n == 0 || n > MAX_FRAME {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {n} bytes")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {n} bytes"),
+        ));
     }
     let mut body = vec![0u8; n];
     (&*conn).read_exact(&mut body)?;
@@ -83,22 +96,43 @@ fn peer_pid(conn: &UnixStream) -> i32 {
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: SO_PEERCRED writes one ucred.
-    unsafe { libc::getsockopt(conn.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len) };
+    unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
     cred.pid
 }
 
 /// Connects, verifies the peer is really `pid`, and exchanges Hello/Info.
 pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo), ProbeError> {
     let inst = find(pid).ok_or(ProbeError::NotInstrumented { pid })?;
-    let conn = UnixStream::connect(&inst.socket).map_err(|source| ProbeError::Io { what: format!("connecting to {}", inst.socket.display()), source })?;
+    let conn = UnixStream::connect(&inst.socket).map_err(|source| ProbeError::Io {
+        what: format!("connecting to {}", inst.socket.display()),
+        source,
+    })?;
     // Before sending anything: is the server the process the name claims?
     let actual = peer_pid(&conn);
     if actual != pid as i32 {
-        return Err(ProbeError::WrongPeer { path: inst.socket.display().to_string(), expected: pid, actual });
+        return Err(ProbeError::WrongPeer {
+            path: inst.socket.display().to_string(),
+            expected: pid,
+            actual,
+        });
     }
     let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
     let proto = |why: String| ProbeError::Protocol { pid, why };
-    send(&conn, &Msg::Hello { version: PROTOCOL_VERSION }).map_err(|e| proto(e.to_string()))?;
+    send(
+        &conn,
+        &Msg::Hello {
+            version: PROTOCOL_VERSION,
+        },
+    )
+    .map_err(|e| proto(e.to_string()))?;
     match recv(&conn).map_err(|e| proto(e.to_string()))? {
         Msg::Info(info) if info.pid == pid => Ok((conn, info)),
         Msg::Info(info) => Err(proto(format!("claims to be pid {}", info.pid))),
@@ -108,9 +142,22 @@ pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo), ProbeError> {
 }
 
 /// Sends Attach with the area's memfd; returns (session bit, events enabled).
-pub(crate) fn send_attach(conn: &UnixStream, pid: u32, area: &Area, mode: Mode, patterns: &[String]) -> Result<(u32, u32), ProbeError> {
-    let frame = Msg::Attach { mode: mode as u32, patterns: patterns.to_vec() }.encode();
-    let mut iov = libc::iovec { iov_base: frame.as_ptr() as *mut _, iov_len: frame.len() };
+pub(crate) fn send_attach(
+    conn: &UnixStream,
+    pid: u32,
+    area: &Area,
+    mode: Mode,
+    patterns: &[String],
+) -> Result<(u32, u32), ProbeError> {
+    let frame = Msg::Attach {
+        mode: mode as u32,
+        patterns: patterns.to_vec(),
+    }
+    .encode();
+    let mut iov = libc::iovec {
+        iov_base: frame.as_ptr() as *mut _,
+        iov_len: frame.len(),
+    };
     let mut cmsg = [0u64; 4];
     // SAFETY: zeroed msghdr, then filled with valid pointers for this call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -131,7 +178,10 @@ pub(crate) fn send_attach(conn: &UnixStream, pid: u32, area: &Area, mode: Mode, 
     let n = unsafe { libc::sendmsg(conn.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
     let proto = |why: String| ProbeError::Protocol { pid, why };
     if n < 0 || n as usize != frame.len() {
-        return Err(proto(format!("sending the buffer memory: {}", std::io::Error::last_os_error())));
+        return Err(proto(format!(
+            "sending the buffer memory: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     match recv(conn).map_err(|e| proto(e.to_string()))? {
         Msg::Attached { session, enabled } => Ok((session, enabled)),
@@ -148,7 +198,11 @@ pub(crate) fn detach(conn: &UnixStream) {
 
 /// Whether the process closed the connection (it exited or exec'd).
 pub(crate) fn peer_closed(conn: &UnixStream) -> bool {
-    let mut p = libc::pollfd { fd: conn.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: conn.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: polling one descriptor we own, without waiting.
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     if n <= 0 {
@@ -159,6 +213,13 @@ pub(crate) fn peer_closed(conn: &UnixStream) -> bool {
     }
     let mut b = [0u8; 1];
     // SAFETY: peeking one byte into a local buffer.
-    let r = unsafe { libc::recv(conn.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    let r = unsafe {
+        libc::recv(
+            conn.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
     r == 0
 }

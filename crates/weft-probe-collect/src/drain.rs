@@ -85,11 +85,13 @@ pub(crate) struct Drainer {
 }
 
 fn u32at(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4).map_or(0, |s| u32::from_le_bytes(s.try_into().unwrap_or_default()))
+    b.get(o..o + 4)
+        .map_or(0, |s| u32::from_le_bytes(s.try_into().unwrap_or_default()))
 }
 
 fn u64at(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
+    b.get(o..o + 8)
+        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
 }
 
 impl Drainer {
@@ -104,11 +106,32 @@ impl Drainer {
                 fields[id] = e.fields.iter().map(|&(_, t)| FieldType::from_u8(t)).collect();
             }
         }
-        let slots = vec![SlotState { read_gen: 1, read_off: GUARD_LEN as u32, ..Default::default() }; geo.slots as usize];
-        Drainer { pid: info.pid, fields, geo, mode, salt, slots }
+        let slots = vec![
+            SlotState {
+                read_gen: 1,
+                read_off: GUARD_LEN as u32,
+                ..Default::default()
+            };
+            geo.slots as usize
+        ];
+        Drainer {
+            pid: info.pid,
+            fields,
+            geo,
+            mode,
+            salt,
+            slots,
+        }
     }
 
-    pub fn drain(&mut self, area: &Area, clock: &TscClock, final_pass: bool, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) {
+    pub fn drain(
+        &mut self,
+        area: &Area,
+        clock: &TscClock,
+        final_pass: bool,
+        out: &mut Vec<ProbeEvent>,
+        damage: &mut Vec<Damage>,
+    ) {
         if self.mode == Mode::Overwrite && !final_pass {
             // A flight recorder is read once, at the end.
             return;
@@ -127,7 +150,16 @@ impl Drainer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn drain_slot(&mut self, area: &Area, clock: &TscClock, slot: u32, ctl: &[u8], final_pass: bool, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) {
+    fn drain_slot(
+        &mut self,
+        area: &Area,
+        clock: &TscClock,
+        slot: u32,
+        ctl: &[u8],
+        final_pass: bool,
+        out: &mut Vec<ProbeEvent>,
+        damage: &mut Vec<Damage>,
+    ) {
         let geo = self.geo;
         let pid = self.pid;
         let ctl_off = geo.slot_offset(slot);
@@ -137,13 +169,26 @@ impl Drainer {
         let attempted = u64at(ctl, S_ATTEMPTED);
         let sg = u64at(ctl, S_SWITCH_GEN) & !SWITCHING;
         let mut report = |st: &SlotState, gen: u64, offset: usize, what: String| {
-            damage.push(Damage { pid, tid: st.tid, slot, gen, after_seq: st.last_seq, offset: offset as u64, what });
+            damage.push(Damage {
+                pid,
+                tid: st.tid,
+                slot,
+                gen,
+                after_seq: st.last_seq,
+                offset: offset as u64,
+                what,
+            });
         };
         if sg == 0 {
             return;
         }
         if sg > attempted.saturating_add(1) && sg > st.read_gen + (1 << 32) {
-            report(st, sg, ctl_off + S_SWITCH_GEN, format!("control page damaged: sub-buffer generation {sg} is impossible"));
+            report(
+                st,
+                sg,
+                ctl_off + S_SWITCH_GEN,
+                format!("control page damaged: sub-buffer generation {sg} is impossible"),
+            );
             st.damaged += 1;
             return;
         }
@@ -166,7 +211,12 @@ impl Drainer {
             let held = u64at(ctl, sbc + SB_GEN);
             if held != g {
                 if g < sg {
-                    report(st, g, ctl_off + sbc, format!("sub-buffer {idx} holds generation {held}, expected {g}; skipped"));
+                    report(
+                        st,
+                        g,
+                        ctl_off + sbc,
+                        format!("sub-buffer {idx} holds generation {held}, expected {g}; skipped"),
+                    );
                     st.damaged += 1;
                     st.read_gen += 1;
                     st.read_off = GUARD_LEN as u32;
@@ -183,10 +233,14 @@ impl Drainer {
                 let h = Guard::decode(&head, self.salt, GUARD_HEAD_MAGIC);
                 let f = Guard::decode(&foot, self.salt, GUARD_FOOT_MAGIC);
                 let bad = match (h, f) {
-                    (Ok(h), _) if h.gen != g || h.slot != slot => Some((0, format!("guard header names generation {} slot {}", h.gen, h.slot))),
+                    (Ok(h), _) if h.gen != g || h.slot != slot => {
+                        Some((0, format!("guard header names generation {} slot {}", h.gen, h.slot)))
+                    }
                     (Err(e), _) => Some((0, format!("guard header: {e}"))),
                     (_, Err(e)) => Some((geo.records_end(), format!("guard footer: {e}"))),
-                    (Ok(h), Ok(f)) if h != f => Some((geo.records_end(), "guard footer differs from header".to_string())),
+                    (Ok(h), Ok(f)) if h != f => {
+                        Some((geo.records_end(), "guard footer differs from header".to_string()))
+                    }
                     _ => None,
                 };
                 if let Some((at, what)) = bad {
@@ -210,7 +264,7 @@ impl Drainer {
                 let event = u32at(&hdr, R_EVENT);
                 let ss = u64at(&hdr, R_SEQ_STATE);
                 let (seq, state) = (ss >> 8, ss as u8);
-                let sane_len = len as usize >= RECORD_HEADER_LEN && len % 8 == 0 && pos + len <= reserve;
+                let sane_len = len as usize >= RECORD_HEADER_LEN && len.is_multiple_of(8) && pos + len <= reserve;
                 if state == STATE_COMMITTED && sane_len {
                     let mut body = vec![0u8; len as usize - RECORD_HEADER_LEN];
                     area.copy_bulk(rec_off + RECORD_HEADER_LEN, &mut body);
@@ -220,7 +274,14 @@ impl Drainer {
                     };
                     match decoded {
                         Ok(values) => {
-                            out.push(ProbeEvent { ts: clock.to_mono(u64at(&hdr, R_TSC)), pid, tid: st.tid, event, seq, values });
+                            out.push(ProbeEvent {
+                                ts: clock.to_mono(u64at(&hdr, R_TSC)),
+                                pid,
+                                tid: st.tid,
+                                event,
+                                seq,
+                                values,
+                            });
                             st.received += 1;
                             st.last_seq = Some(seq);
                         }
@@ -260,7 +321,7 @@ impl Drainer {
                     waiting = true;
                     break;
                 }
-                if ss == 0 && len == 0 && closed && !final_pass && !st.stuck_since.is_some_and(|t| t.elapsed() >= STUCK) {
+                if ss == 0 && len == 0 && closed && !final_pass && st.stuck_since.is_none_or(|t| t.elapsed() < STUCK) {
                     st.stuck_since.get_or_insert_with(Instant::now);
                     waiting = true;
                     break;
@@ -268,11 +329,23 @@ impl Drainer {
                 // Not a record: damage, or a write cut between reserving and
                 // storing its header. Resynchronize on the next plausible header.
                 let next = resync(area, sb_off, pos + 8, reserve, st.last_seq, attempted);
-                let what = if ss == 0 && len == 0 { "record space reserved but never written (abandoned write)" } else { "invalid record header" };
+                let what = if ss == 0 && len == 0 {
+                    "record space reserved but never written (abandoned write)"
+                } else {
+                    "invalid record header"
+                };
                 if what.starts_with("record space") {
                     st.abandoned += 1;
                 } else {
-                    report(st, g, rec_off, format!("{what} (len {len}, state {state:#04x}); skipped {} bytes", next.unwrap_or(reserve) - pos));
+                    report(
+                        st,
+                        g,
+                        rec_off,
+                        format!(
+                            "{what} (len {len}, state {state:#04x}); skipped {} bytes",
+                            next.unwrap_or(reserve) - pos
+                        ),
+                    );
                     st.damaged += 1;
                 }
                 st.stuck_since = None;
@@ -293,7 +366,6 @@ impl Drainer {
             break;
         }
     }
-
 }
 
 /// Next 8-aligned offset in (from, reserve) holding a plausible header.
@@ -307,7 +379,7 @@ fn resync(area: &Area, sb_off: usize, from: u32, reserve: u32, last_seq: Option<
         let (seq, state) = (ss >> 8, ss as u8);
         let plausible = (state == STATE_COMMITTED || state == STATE_WRITING)
             && len as usize >= RECORD_HEADER_LEN
-            && len % 8 == 0
+            && len.is_multiple_of(8)
             && pos + len <= reserve
             && seq < attempted
             && last_seq.is_none_or(|l| seq + 64 > l);
@@ -343,7 +415,9 @@ impl Drainer {
             // Attempts that left no readable record: overwritten (overwrite
             // mode), destroyed by damage the collector reported, or cut short
             // by a handler that never returned before they reserved space.
-            let gone = t.attempted.saturating_sub(t.received + t.lost_full + t.lost_busy + t.abandoned + t.overwritten);
+            let gone = t
+                .attempted
+                .saturating_sub(t.received + t.lost_full + t.lost_busy + t.abandoned + t.overwritten);
             if self.mode == Mode::Overwrite {
                 t.overwritten += gone;
             } else if st.damaged > 0 {

@@ -36,6 +36,22 @@ pub enum ProbeError {
     Protocol { pid: u32, why: String },
 }
 
+/// Asks an instrumented process what it declares, without attaching.
+pub fn query(pid: u32) -> Result<ProcessInfo, ProbeError> {
+    connect::hello(pid).map(|(_, info)| info)
+}
+
+/// Whether this kernel has user_events (`/sys/kernel/tracing/user_events_data`), or why not.
+pub fn kernel_user_events() -> Result<(), String> {
+    let p = "/sys/kernel/tracing/user_events_data";
+    match std::fs::metadata(p) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "{p}: {e} (kernel built without CONFIG_USER_EVENTS, or tracefs not mounted)"
+        )),
+    }
+}
+
 /// An attached process: its connection, its buffer area and drain state.
 pub struct Session {
     pub info: ProcessInfo,
@@ -55,7 +71,15 @@ impl Session {
         let area = Area::create(geo, mode)?;
         let (bit, enabled) = connect::send_attach(&conn, pid, &area, mode, patterns)?;
         let drain = drain::Drainer::new(&info, geo, mode, area.salt());
-        Ok(Session { info, session_bit: bit, enabled, conn, area, drain, detached: false })
+        Ok(Session {
+            info,
+            session_bit: bit,
+            enabled,
+            conn,
+            area,
+            drain,
+            detached: false,
+        })
     }
 
     pub fn pid(&self) -> u32 {

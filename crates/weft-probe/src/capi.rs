@@ -105,10 +105,16 @@ pub unsafe extern "C" fn weft_emit(ev: *const Event, args: *const WeftArg, n: u3
     // SAFETY: the caller promises a registered static event.
     let e: &'static Event = unsafe { &*ev };
     let n = n.min(e.nfields).min(16) as usize;
-    let mut cargs: [CArg; 16] = std::array::from_fn(|_| CArg { ty: None, v: WeftArg { u: 0 } });
+    let mut cargs: [CArg; 16] = std::array::from_fn(|_| CArg {
+        ty: None,
+        v: WeftArg { u: 0 },
+    });
     for (i, (_, ty)) in e.field_types().enumerate().take(n) {
         // SAFETY: i < n <= the caller's argument count.
-        cargs[i] = CArg { ty, v: unsafe { *args.add(i) } };
+        cargs[i] = CArg {
+            ty,
+            v: unsafe { *args.add(i) },
+        };
     }
     let refs: [&dyn Arg; 16] = std::array::from_fn(|i| &cargs[i] as &dyn Arg);
     crate::emit_args(e, &refs[..n]);

@@ -57,7 +57,9 @@ pub fn socket_path() -> Option<PathBuf> {
 /// When weft record started us and asked (env var), wait until it attached,
 /// so that nothing is missed from the first event on.
 pub(crate) fn wait_for_attach(var: &str, cap_ms: u64) {
-    let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) else { return };
+    let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) else {
+        return;
+    };
     let deadline = std::time::Instant::now() + Duration::from_millis(ms.min(cap_ms));
     let (m, cv) = &WAITER;
     let Ok(mut g) = m.lock() else { return };
@@ -108,7 +110,9 @@ pub(crate) fn start_listener() {
     let spawned = std::thread::Builder::new().name("weft-probe".into()).spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { break };
-            let _ = std::thread::Builder::new().name("weft-probe-conn".into()).spawn(move || serve(conn));
+            let _ = std::thread::Builder::new()
+                .name("weft-probe-conn".into())
+                .spawn(move || serve(conn));
         }
     });
     if spawned.is_err() {
@@ -145,7 +149,15 @@ fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: SO_PEERCRED writes one ucred into our buffer.
-    let rc = unsafe { libc::getsockopt(conn.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
     if rc != 0 {
         return Err(format!("SO_PEERCRED failed: {}", std::io::Error::last_os_error()));
     }
@@ -154,7 +166,10 @@ fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
     if cred.uid == me || cred.uid == 0 {
         Ok(())
     } else {
-        Err(format!("refused control connection from pid {} uid {} (only uid {me} or root may attach)", cred.pid, cred.uid))
+        Err(format!(
+            "refused control connection from pid {} uid {} (only uid {me} or root may attach)",
+            cred.pid, cred.uid
+        ))
     }
 }
 
@@ -163,7 +178,10 @@ fn serve(mut conn: UnixStream) {
         eprintln!("weft-probe[{}]: {why}", std::process::id());
         return;
     }
-    let slot = CONN_FDS.iter().find(|c| c.compare_exchange(-1, conn.as_raw_fd(), Ordering::AcqRel, Ordering::Relaxed).is_ok());
+    let slot = CONN_FDS.iter().find(|c| {
+        c.compare_exchange(-1, conn.as_raw_fd(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    });
     let mut session: Option<(u32, usize, usize)> = None;
     loop {
         let (msg, fd) = match recv(&conn) {
@@ -172,7 +190,9 @@ fn serve(mut conn: UnixStream) {
         };
         let reply = match msg {
             Msg::Hello { version } if version == PROTOCOL_VERSION => Msg::Info(info()),
-            Msg::Hello { version } => Msg::Error(format!("protocol version {version} not supported (this process speaks {PROTOCOL_VERSION})")),
+            Msg::Hello { version } => Msg::Error(format!(
+                "protocol version {version} not supported (this process speaks {PROTOCOL_VERSION})"
+            )),
             Msg::Attach { mode, patterns } => match (session, fd) {
                 (Some(_), _) => Msg::Error("already attached on this connection".into()),
                 (None, None) => Msg::Error("attach without a memory descriptor".into()),
@@ -213,13 +233,19 @@ fn info() -> ProcessInfo {
             id: e.id.load(Ordering::Acquire),
             provider: e.provider().to_owned(),
             name: e.name().to_owned(),
-            fields: e.field_types().map(|(n, t)| (n.to_owned(), t.map_or(0, |t| t as u8))).collect(),
+            fields: e
+                .field_types()
+                .map(|(n, t)| (n.to_owned(), t.map_or(0, |t| t as u8)))
+                .collect(),
         })
         .collect();
     ProcessInfo {
         pid,
         start_time: process_start_time(pid).unwrap_or(0),
-        comm: std::fs::read_to_string("/proc/self/comm").unwrap_or_default().trim_end().to_owned(),
+        comm: std::fs::read_to_string("/proc/self/comm")
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned(),
         sessions: USED.load(Ordering::Acquire),
         user_events: crate::user_events::available().is_ok(),
         events,
@@ -257,7 +283,10 @@ fn recv(conn: &UnixStream) -> std::io::Result<Option<(Msg, Option<OwnedFd>)>> {
 }
 
 fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut cmsg = [0u64; 8];
     // SAFETY: zeroed msghdr is a valid initial value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -298,7 +327,11 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 /// `provider:event` globs; a bare `provider` means all its events.
 pub fn pattern_matches(pattern: &str, provider: &str, name: &str) -> bool {
     let full = format!("{provider}:{name}");
-    let pat = if pattern.contains(':') { pattern.to_owned() } else { format!("{pattern}:*") };
+    let pat = if pattern.contains(':') {
+        pattern.to_owned()
+    } else {
+        format!("{pattern}:*")
+    };
     glob(pat.as_bytes(), full.as_bytes())
 }
 
@@ -321,9 +354,21 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
         return Err(format!("buffer memory of {len} bytes is too small"));
     }
     // SAFETY: mapping a sealed memfd of `len` bytes; it cannot shrink under us.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
     if p == libc::MAP_FAILED {
-        return Err(format!("mmap of the buffer memory failed: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "mmap of the buffer memory failed: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let base = p as usize;
     // Never write into the parent's buffers from a fork child.
@@ -334,7 +379,11 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
     unsafe { std::ptr::copy_nonoverlapping(p as *const u8, hdr.as_mut_ptr(), 64) };
     let u32at = |o: usize| u32::from_le_bytes(hdr[o..o + 4].try_into().unwrap_or_default());
     let u64at = |o: usize| u64::from_le_bytes(hdr[o..o + 8].try_into().unwrap_or_default());
-    let geo = Geometry { slots: u32at(A_SLOTS), subbufs: u32at(A_SUBBUFS), subbuf_size: u32at(A_SUBBUF_SIZE) };
+    let geo = Geometry {
+        slots: u32at(A_SLOTS),
+        subbufs: u32at(A_SUBBUFS),
+        subbuf_size: u32at(A_SUBBUF_SIZE),
+    };
     let fail = |why: String| {
         // SAFETY: unmapping what we just mapped; nothing uses it yet.
         unsafe { libc::munmap(p, len) };
@@ -356,7 +405,10 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
             return fail(format!("all {MAX_SESSIONS} sessions are in use"));
         }
         let bit = free.trailing_zeros();
-        if USED.compare_exchange(used, used | (1 << bit), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if USED
+            .compare_exchange(used, used | (1 << bit), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             break bit;
         }
     };

@@ -63,7 +63,9 @@ pub unsafe fn cas_u32(p: *mut u32, old: u32, new: u32) -> bool {
     {
         use core::sync::atomic::{AtomicU32, Ordering};
         // SAFETY: caller guarantees p is valid and aligned.
-        unsafe { AtomicU32::from_ptr(p) }.compare_exchange(old, new, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        unsafe { AtomicU32::from_ptr(p) }
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -86,7 +88,9 @@ pub unsafe fn cas_u64(p: *mut u64, old: u64, new: u64) -> bool {
     {
         use core::sync::atomic::{AtomicU64, Ordering};
         // SAFETY: caller guarantees p is valid and aligned.
-        unsafe { AtomicU64::from_ptr(p) }.compare_exchange(old, new, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        unsafe { AtomicU64::from_ptr(p) }
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 }
 

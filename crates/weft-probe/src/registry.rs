@@ -16,7 +16,10 @@ static LEN: AtomicUsize = AtomicUsize::new(0);
 static APPENDING: AtomicBool = AtomicBool::new(false);
 
 fn append(e: &'static Event) {
-    while APPENDING.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    while APPENDING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         std::hint::spin_loop();
     }
     if e.registered.swap(1, Ordering::AcqRel) == 0 {

@@ -138,7 +138,10 @@ fn claim_slot(si: usize, v: &View, epoch: u32) -> Option<(usize, u32)> {
         // SAFETY: ctl is inside the mapping (slot < slots, validated geometry);
         // other threads race for the owner word, so a real atomic CAS.
         let owner = unsafe { AtomicU32::from_ptr(p32(ctl, S_OWNER)) };
-        if owner.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if owner
+            .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             // SAFETY: the slot is ours now.
             unsafe { AtomicU32::from_ptr(p32(ctl, S_CLAIMS)) }.fetch_add(1, Ordering::Release);
             TLS.with(|t| t[si].set(TlsSlot { ctl, epoch, slot }));
@@ -163,13 +166,24 @@ pub(crate) fn write(event_id: u32, word: u32, size: usize, put: &dyn Fn(&mut [u8
         bits &= bits - 1;
         let s = &SESSIONS[si];
         let Some(v) = View::of(s) else { continue };
-        let Some((ctl, slot)) = slot_for(si, s, &v) else { continue };
+        let Some((ctl, slot)) = slot_for(si, s, &v) else {
+            continue;
+        };
         write_one(&v, s, ctl, slot, event_id, size, put, mark);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_one(v: &View, s: &Session, ctl: usize, slot: u32, event_id: u32, size: usize, put: &dyn Fn(&mut [u8]), mark: u64) {
+fn write_one(
+    v: &View,
+    s: &Session,
+    ctl: usize,
+    slot: u32,
+    event_id: u32,
+    size: usize,
+    put: &dyn Fn(&mut [u8]),
+    mark: u64,
+) {
     // SAFETY (for every pointer below): ctl is the start of our slot's control
     // page inside the live mapping; offsets are layout constants; sub-buffer
     // indices come from Geometry::index_of and reserve offsets are checked
@@ -190,7 +204,8 @@ fn write_one(v: &View, s: &Session, ctl: usize, slot: u32, event_id: u32, size: 
             local::store_u64(p64(rec, R_LEN), total as u64 | (u64::from(event_id) << 32));
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_WRITING));
             local::store_u64(p64(rec, R_TSC), local::ticks());
-            let payload = std::slice::from_raw_parts_mut((rec + RECORD_HEADER_LEN) as *mut u8, total - RECORD_HEADER_LEN);
+            let payload =
+                std::slice::from_raw_parts_mut((rec + RECORD_HEADER_LEN) as *mut u8, total - RECORD_HEADER_LEN);
             put(payload);
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_COMMITTED));
             let sbc = ctl + S_SUBBUF_CTL + sb_index(v, ctl, sb) * SB_CTL_LEN;
@@ -379,7 +394,12 @@ fn mprotect(v: &View, slot: u32, prot: i32) {
 
 /// Applies guard mode to every slot of a session as it attaches.
 pub(crate) fn protect_all(v_base: usize, geo: Geometry) {
-    let v = View { base: v_base, geo, mode: 0, salt: 0 };
+    let v = View {
+        base: v_base,
+        geo,
+        mode: 0,
+        salt: 0,
+    };
     for slot in 0..geo.slots {
         mprotect(&v, slot, libc::PROT_READ);
     }
@@ -391,7 +411,10 @@ pub(crate) fn thread_buffers() -> Vec<(usize, usize)> {
         let Some(view) = View::of(s) else { continue };
         let cur = TLS.with(|t| t[si].get());
         if cur.ctl != 0 && cur.epoch == s.epoch.load(Ordering::Acquire) {
-            v.push((cur.ctl + SLOT_CTL_LEN, view.geo.subbufs as usize * view.geo.subbuf_size as usize));
+            v.push((
+                cur.ctl + SLOT_CTL_LEN,
+                view.geo.subbufs as usize * view.geo.subbuf_size as usize,
+            ));
         }
     }
     v

@@ -59,7 +59,9 @@ fn open() -> Result<(), String> {
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if fd < 0 {
         let e = std::io::Error::last_os_error();
-        return Err(format!("{USER_EVENTS_DATA}: {e} (kernel built without CONFIG_USER_EVENTS, or tracefs not mounted)"));
+        return Err(format!(
+            "{USER_EVENTS_DATA}: {e} (kernel built without CONFIG_USER_EVENTS, or tracefs not mounted)"
+        ));
     }
     FD.store(fd, Ordering::Release);
     // SAFETY: registering a plain extern "C" function.
@@ -69,7 +71,11 @@ fn open() -> Result<(), String> {
 
 /// The user_events format string: `name type field;type field`.
 pub fn name_args(e: &Event) -> String {
-    let ident = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect::<String>();
+    let ident = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+            .collect::<String>()
+    };
     let mut s = format!("{}_{}", ident(e.provider()), ident(e.name()));
     for (i, (name, ty)) in e.field_types().enumerate() {
         s.push_str(if i == 0 { " " } else { ";" });
@@ -135,7 +141,10 @@ pub(crate) fn write(e: &Event, args: &[&dyn Arg], _size: usize) {
     let mut fixed = [0u8; 512];
     let mut var = [0u8; 8192];
     let (mut f, mut v) = (0usize, 0usize);
-    let fixed_len: usize = e.field_types().map(|(_, t)| t.and_then(FieldType::fixed_size).unwrap_or(4)).sum();
+    let fixed_len: usize = e
+        .field_types()
+        .map(|(_, t)| t.and_then(FieldType::fixed_size).unwrap_or(4))
+        .sum();
     for (a, (_, ty)) in args.iter().zip(e.field_types()) {
         match ty.and_then(FieldType::fixed_size) {
             Some(n) if f + n <= fixed.len() => {
@@ -161,9 +170,18 @@ pub(crate) fn write(e: &Event, args: &[&dyn Arg], _size: usize) {
     }
     let idx = e.ue_index.load(Ordering::Acquire);
     let iov = [
-        libc::iovec { iov_base: &idx as *const u32 as *mut _, iov_len: 4 },
-        libc::iovec { iov_base: fixed.as_ptr() as *mut _, iov_len: f },
-        libc::iovec { iov_base: var.as_ptr() as *mut _, iov_len: v },
+        libc::iovec {
+            iov_base: &idx as *const u32 as *mut _,
+            iov_len: 4,
+        },
+        libc::iovec {
+            iov_base: fixed.as_ptr() as *mut _,
+            iov_len: f,
+        },
+        libc::iovec {
+            iov_base: var.as_ptr() as *mut _,
+            iov_len: v,
+        },
     ];
     // SAFETY: the iovecs point at live stack buffers.
     unsafe { libc::writev(fd, iov.as_ptr(), 3) };

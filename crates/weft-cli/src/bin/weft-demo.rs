@@ -35,7 +35,16 @@ fn main() {
         "markers" => {
             for i in 0..arg(2, 3) {
                 // SAFETY: mapping and unmapping a fresh anonymous page.
-                let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        4096,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    )
+                };
                 weft_probe::marker("before-munmap", i as i64);
                 // SAFETY: p was mapped just above.
                 unsafe { libc::munmap(p, 4096) };
@@ -172,25 +181,29 @@ fn longjmp(n: u64) {
         sa.sa_sigaction = on_alarm as *const () as usize;
         sa.sa_flags = libc::SA_NODEFER;
         libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
-        let it = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 50 }, it_value: libc::timeval { tv_sec: 0, tv_usec: 50 } };
+        let it = libc::itimerval {
+            it_interval: libc::timeval { tv_sec: 0, tv_usec: 50 },
+            it_value: libc::timeval { tv_sec: 0, tv_usec: 50 },
+        };
         libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
     }
-    let mut i: u64 = 0;
-    // SAFETY: the handler jumps back here; everything live across the jump
-    // is a static or re-read afterwards.
-    let mut done = std::hint::black_box(0u64);
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    // Statics: locals changed after sigsetjmp are indeterminate after the jump.
+    static I: AtomicU64 = AtomicU64::new(0);
+    // SAFETY: the handler jumps back here; all state lives in statics.
     unsafe {
         sigsetjmp(std::ptr::addr_of_mut!(JB), 1);
     }
-    while done < n {
-        weft_probe::emit!(TICK(i, 0));
-        i = i.wrapping_add(1);
-        done += 1;
-        std::hint::black_box(&mut done);
+    while I.load(Relaxed) < n {
+        weft_probe::emit!(TICK(I.load(Relaxed), 0));
+        I.fetch_add(1, Relaxed);
     }
     // SAFETY: stop the timer.
     unsafe {
-        let it = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: libc::timeval { tv_sec: 0, tv_usec: 0 } };
+        let it = libc::itimerval {
+            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
+            it_value: libc::timeval { tv_sec: 0, tv_usec: 0 },
+        };
         libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
     }
     println!("longjmp jumps {}", JUMPS.load(std::sync::atomic::Ordering::Relaxed));

@@ -58,10 +58,7 @@ fn attach_follows_all_threads_and_new_ones_only_of_the_target() {
     let by_len = |len: u32| {
         lines
             .iter()
-            .filter(|l| {
-                l.text
-                    .starts_with(&format!("mmap(addr=NULL, len={}", len * 4096))
-            })
+            .filter(|l| l.text.starts_with(&format!("mmap(addr=NULL, len={}", len * 4096)))
             .collect::<Vec<_>>()
     };
     let main = by_len(13);
@@ -75,14 +72,10 @@ fn attach_follows_all_threads_and_new_ones_only_of_the_target() {
     );
     assert!(!late.is_empty(), "thread created after attach not followed");
     assert!(main.iter().all(|l| l.tid == pid));
-    assert!(worker
-        .iter()
-        .all(|l| l.tid != pid && l.comm == "spin-worker"));
+    assert!(worker.iter().all(|l| l.tid != pid && l.comm == "spin-worker"));
     assert!(late.iter().all(|l| l.comm == "spin-late"));
     // Names of threads that existed before attaching come from /proc.
-    assert!(lines
-        .iter()
-        .any(|l| l.text == "thread name \"spin-worker\""));
+    assert!(lines.iter().any(|l| l.text == "thread name \"spin-worker\""));
     let info = text(&run(weft().arg("info").arg(&trace)).stdout);
     assert!(info.contains("complete (duration reached)"), "{info}");
     assert!(info.contains("(running at end)"), "{info}");
@@ -109,9 +102,6 @@ fn sigint_leaves_a_complete_file() {
     let st = rec.wait().expect("wait");
     assert!(st.success(), "{st:?}");
     let info = text(&run(weft().arg("info").arg(&trace)).stdout);
-    assert!(
-        info.contains("status:     complete (interrupted)"),
-        "{info}"
-    );
+    assert!(info.contains("status:     complete (interrupted)"), "{info}");
     assert!(dump(&trace, &[]).len() > 50);
 }

@@ -65,11 +65,7 @@ pub fn text(b: &[u8]) -> String {
 /// `weft dump FILE ARGS...` as lines; fails the test if dump fails.
 pub fn dump(file: &Path, args: &[&str]) -> Vec<String> {
     let out = run(weft().arg("dump").arg(file).args(args));
-    assert!(
-        out.status.success(),
-        "weft dump failed: {}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "weft dump failed: {}", text(&out.stderr));
     text(&out.stdout).lines().map(str::to_owned).collect()
 }
 

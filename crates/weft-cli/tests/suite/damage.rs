@@ -44,13 +44,7 @@ fn kill_9_of_the_recorder_leaves_a_readable_file() {
     assert!(events > 1000, "{info_s}");
     let out = run(weft().arg("dump").arg(&trace));
     assert!(out.status.success());
-    assert!(
-        text(&out.stdout)
-            .lines()
-            .filter(|l| l.contains("munmap(addr="))
-            .count()
-            > 100
-    );
+    assert!(text(&out.stdout).lines().filter(|l| l.contains("munmap(addr=")).count() > 100);
 }
 
 #[test]
@@ -69,21 +63,12 @@ fn ring_overflow_is_counted_and_marked() {
         .arg("300000"));
     assert!(out.status.success());
     let err = text(&out.stderr);
-    assert!(
-        err.contains("events were lost because a ring buffer was full"),
-        "{err}"
-    );
+    assert!(err.contains("events were lost because a ring buffer was full"), "{err}");
     let info = text(&run(weft().arg("info").arg(&trace)).stdout);
-    let lost_line = info
-        .lines()
-        .find(|l| l.starts_with("lost:"))
-        .expect("lost line");
+    let lost_line = info.lines().find(|l| l.starts_with("lost:")).expect("lost line");
     assert!(!lost_line.ends_with(" 0"), "{info}");
     let lines = dump(&trace, &["--event", "lost"]);
-    assert!(
-        lines.iter().any(|l| l.contains("*** LOST ")),
-        "no LOST markers"
-    );
+    assert!(lines.iter().any(|l| l.contains("*** LOST ")), "no LOST markers");
 }
 
 #[test]
@@ -115,16 +100,9 @@ fn damaged_and_foreign_files_give_clear_errors() {
     assert!(out.status.success());
     let n = text(&out.stdout).lines().count();
     assert!(n > full / 4 && n < full, "{n} of {full} lines");
-    assert!(
-        text(&out.stderr).contains("offset"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("offset"), "{}", text(&out.stderr));
     let info = text(&run(weft().arg("info").arg(&damaged)).stdout);
-    assert!(
-        info.contains("DAMAGED") && info.contains("problems:"),
-        "{info}"
-    );
+    assert!(info.contains("DAMAGED") && info.contains("problems:"), "{info}");
 
     // Not a trace at all.
     let junk = dir.path().join("junk.weft");
@@ -138,9 +116,5 @@ fn damaged_and_foreign_files_give_clear_errors() {
     );
     let out = run(weft().arg("dump").arg(dir.path().join("missing.weft")));
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("No such file"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("No such file"), "{}", text(&out.stderr));
 }

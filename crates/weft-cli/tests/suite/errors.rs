@@ -9,10 +9,7 @@ fn wrong_pid_missing_command_and_bad_syscall() {
     }
     let dir = tmp();
     let t = dir.path().join("x.weft");
-    let out = run(weft()
-        .args(["record", "-o"])
-        .arg(&t)
-        .args(["-p", "999999999"]));
+    let out = run(weft().args(["record", "-o"]).arg(&t).args(["-p", "999999999"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("no process with PID 999999999"),
@@ -26,17 +23,15 @@ fn wrong_pid_missing_command_and_bad_syscall() {
         .args(["--", "/nonexistent/program"]));
     assert_eq!(out.status.code(), Some(127));
     assert!(
-        text(&out.stderr)
-            .contains("cannot start `/nonexistent/program`: No such file or directory"),
+        text(&out.stderr).contains("cannot start `/nonexistent/program`: No such file or directory"),
         "{}",
         text(&out.stderr)
     );
 
-    let out =
-        run(weft()
-            .args(["record", "-o"])
-            .arg(&t)
-            .args(["--syscalls", "mmapp", "--", "true"]));
+    let out = run(weft()
+        .args(["record", "-o"])
+        .arg(&t)
+        .args(["--syscalls", "mmapp", "--", "true"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("unknown system call or class `mmapp` (did you mean `mmap`?)"),
@@ -46,11 +41,7 @@ fn wrong_pid_missing_command_and_bad_syscall() {
 
     let out = run(weft().args(["record"]));
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("nothing to record"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("nothing to record"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -69,20 +60,13 @@ fn unprivileged_user_is_told_what_to_do() {
     );
     // The binary must be reachable by an unprivileged user.
     let out = run(std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
         .arg(env!("CARGO_BIN_EXE_weft"))
         .args(["record", "-o", "/tmp/weft-unpriv-test.weft", "--", "true"]));
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("needs permission to trace")
-            && err.contains("perf_event_paranoid")
-            && err.contains("sudo"),
+        err.contains("needs permission to trace") && err.contains("perf_event_paranoid") && err.contains("sudo"),
         "{err}"
     );
     assert!(!err.contains("panicked"));
@@ -93,9 +77,6 @@ fn help_is_there_for_every_command() {
     for sub in ["record", "dump", "info"] {
         let out = run(weft().args([sub, "--help"]));
         assert!(out.status.success());
-        assert!(
-            text(&out.stdout).contains("Examples") || sub == "info",
-            "{sub}"
-        );
+        assert!(text(&out.stdout).contains("Examples") || sub == "info", "{sub}");
     }
 }

@@ -2,5 +2,6 @@ mod attach;
 mod common;
 mod damage;
 mod errors;
+mod probe;
 mod record;
 mod signals;

@@ -38,10 +38,7 @@ fn memops_sequence_across_thread_and_fork() {
 
     let lines = parse(&dump(&trace, &[]));
     // Timestamps never go backwards.
-    assert!(
-        lines.windows(2).all(|w| w[0].t <= w[1].t),
-        "dump is not in time order"
-    );
+    assert!(lines.windows(2).all(|w| w[0].t <= w[1].t), "dump is not in time order");
     let main_pid = lines
         .iter()
         .find(|l| l.text.starts_with("mmap(addr=NULL, len=12288"))
@@ -50,24 +47,21 @@ fn memops_sequence_across_thread_and_fork() {
 
     let a = find(&lines, 0, |l| {
         l.pid == main_pid
-            && l.text.starts_with("mmap(addr=NULL, len=12288, prot=PROT_READ|PROT_WRITE, flags=MAP_PRIVATE|MAP_ANONYMOUS, fd=-1, off=0)")
+            && l.text.starts_with(
+                "mmap(addr=NULL, len=12288, prot=PROT_READ|PROT_WRITE, flags=MAP_PRIVATE|MAP_ANONYMOUS, fd=-1, off=0)",
+            )
             && l.text.contains(&format!("= {p} <"))
     });
     let b = find(&lines, a, |l| {
-        l.pid == main_pid
-            && l.text
-                .starts_with(&format!("munmap(addr={p}, len=4096) = 0 <"))
+        l.pid == main_pid && l.text.starts_with(&format!("munmap(addr={p}, len=4096) = 0 <"))
     });
     let c = find(&lines, b, |l| {
         l.pid == main_pid
-            && l.text.starts_with(&format!(
-                "mprotect(start={p1}, len=4096, prot=PROT_READ) = 0 <"
-            ))
+            && l.text
+                .starts_with(&format!("mprotect(start={p1}, len=4096, prot=PROT_READ) = 0 <"))
     });
     let d = find(&lines, c, |l| {
-        l.pid == main_pid
-            && l.text.starts_with("prctl(option=PR_SET_NAME,")
-            && l.text.contains(") = 0 <")
+        l.pid == main_pid && l.text.starts_with("prctl(option=PR_SET_NAME,") && l.text.contains(") = 0 <")
     });
     // The name change is on the timeline and names later lines.
     let e = find(&lines, d, |l| l.text == "thread name \"memops-main\"");
@@ -79,19 +73,14 @@ fn memops_sequence_across_thread_and_fork() {
     let t1 = find(&lines, t0, |l| {
         l.tid == tid
             && l.comm == "memops-thr"
-            && l.text.starts_with(
-                "mmap(addr=NULL, len=20480, prot=PROT_READ, flags=MAP_PRIVATE|MAP_ANONYMOUS",
-            )
+            && l.text
+                .starts_with("mmap(addr=NULL, len=20480, prot=PROT_READ, flags=MAP_PRIVATE|MAP_ANONYMOUS")
             && l.text.contains(&format!("= {q} <"))
     });
     find(&lines, t1, |l| {
-        l.tid == tid
-            && l.text
-                .starts_with(&format!("munmap(addr={q}, len=20480) = 0"))
+        l.tid == tid && l.text.starts_with(&format!("munmap(addr={q}, len=20480) = 0"))
     });
-    let t2 = find(&lines, t1, |l| {
-        l.tid == tid && l.text == "+++ thread exited +++"
-    });
+    let t2 = find(&lines, t1, |l| l.tid == tid && l.text == "+++ thread exited +++");
     // The forked child: a new pid that inherited tracing.
     let f = find(&lines, t2, |l| {
         l.text
@@ -110,22 +99,14 @@ fn memops_sequence_across_thread_and_fork() {
             && l.text.contains(&format!("= {r} <"))
     });
     let c3 = find(&lines, c2, |l| {
-        l.pid == child
-            && l.text
-                .starts_with(&format!("munmap(addr={r}, len=28672) = 0"))
+        l.pid == child && l.text.starts_with(&format!("munmap(addr={r}, len=28672) = 0"))
     });
-    let c4 = find(&lines, c3, |l| {
-        l.pid == child && l.text == "+++ exited with 7 +++"
-    });
+    let c4 = find(&lines, c3, |l| l.pid == child && l.text == "+++ exited with 7 +++");
     // Back in the parent after waitpid, then its own exit.
     let m = find(&lines, c4, |l| {
-        l.pid == main_pid
-            && l.text
-                .starts_with(&format!("munmap(addr={p1}, len=8192) = 0"))
+        l.pid == main_pid && l.text.starts_with(&format!("munmap(addr={p1}, len=8192) = 0"))
     });
-    find(&lines, m, |l| {
-        l.pid == main_pid && l.text == "+++ exited with 3 +++"
-    });
+    find(&lines, m, |l| l.pid == main_pid && l.text == "+++ exited with 3 +++");
     // Only the selected syscalls (plus exit bookkeeping) were recorded.
     assert!(
         lines
@@ -135,22 +116,14 @@ fn memops_sequence_across_thread_and_fork() {
     );
 
     // Filters: by pid and event.
-    let only = parse(&dump(
-        &trace,
-        &["--pid", &child.to_string(), "--event", "munmap"],
-    ));
+    let only = parse(&dump(&trace, &["--pid", &child.to_string(), "--event", "munmap"]));
     assert_eq!(only.len(), 1, "{only:#?}");
-    assert!(only[0]
-        .text
-        .starts_with(&format!("munmap(addr={r}, len=28672)")));
+    assert!(only[0].text.starts_with(&format!("munmap(addr={r}, len=28672)")));
 
     // weft info: processes, exit statuses, counts, no losses.
     let info = run(weft().arg("info").arg(&trace));
     let info = text(&info.stdout);
-    assert!(
-        info.contains("status:     complete (command exited)"),
-        "{info}"
-    );
+    assert!(info.contains("status:     complete (command exited)"), "{info}");
     assert!(info.contains("exit:       exited with 3"), "{info}");
     assert!(info.contains("lost:       0"), "{info}");
     assert!(
@@ -159,10 +132,9 @@ fn memops_sequence_across_thread_and_fork() {
         "{info}"
     );
     assert!(
-        info.lines()
-            .any(|l| l.trim_start().starts_with(&main_pid.to_string())
-                && l.contains("2 ")
-                && l.contains("exited with 3")),
+        info.lines().any(|l| l.trim_start().starts_with(&main_pid.to_string())
+            && l.contains("2 ")
+            && l.contains("exited with 3")),
         "{info}"
     );
 }
@@ -191,15 +163,9 @@ fn all_syscalls_by_default_and_classes() {
         "wait4(",
         "exit_group(error_code=3) = ?",
     ] {
-        assert!(
-            lines.iter().any(|l| l.contains(call)),
-            "no {call} in full trace"
-        );
+        assert!(lines.iter().any(|l| l.contains(call)), "no {call} in full trace");
     }
-    assert!(
-        lines.iter().any(|l| l.contains("exec \"")),
-        "exec event missing"
-    );
+    assert!(lines.iter().any(|l| l.contains("exec \"")), "exec event missing");
 
     let mem = dir.path().join("mem.weft");
     let out = run(weft()
@@ -220,23 +186,11 @@ fn all_syscalls_by_default_and_classes() {
         .collect();
     for n in &names {
         assert!(
-            [
-                "mmap",
-                "munmap",
-                "mprotect",
-                "brk",
-                "madvise",
-                "exit_group",
-                "exit"
-            ]
-            .contains(&n.as_str()),
+            ["mmap", "munmap", "mprotect", "brk", "madvise", "exit_group", "exit"].contains(&n.as_str()),
             "unexpected {n} in memory class: {names:?}"
         );
     }
-    assert!(
-        names.contains("munmap") && names.contains("brk"),
-        "{names:?}"
-    );
+    assert!(names.contains("munmap") && names.contains("brk"), "{names:?}");
 }
 
 #[test]
@@ -246,24 +200,11 @@ fn ptrace_using_program_behaves_as_untraced() {
     }
     let prog = program("ptrace_parent");
     let plain = run(&mut std::process::Command::new(&prog));
-    assert_eq!(
-        plain.status.code(),
-        Some(11),
-        "untraced run: {}",
-        text(&plain.stdout)
-    );
+    assert_eq!(plain.status.code(), Some(11), "untraced run: {}", text(&plain.stdout));
     let dir = tmp();
     let trace = dir.path().join("p.weft");
-    let traced = run(weft()
-        .args(["record", "-q", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(&prog));
-    assert_eq!(
-        text(&traced.stdout),
-        text(&plain.stdout),
-        "output differs under weft"
-    );
+    let traced = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&prog));
+    assert_eq!(text(&traced.stdout), text(&plain.stdout), "output differs under weft");
     assert_eq!(
         traced.status.code(),
         plain.status.code(),

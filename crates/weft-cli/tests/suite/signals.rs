@@ -15,23 +15,10 @@ fn handled_signal_then_crash() {
         .arg("--")
         .arg(program("signals")));
     assert_eq!(text(&out.stdout), "handled 10\n");
-    assert_eq!(
-        out.status.code(),
-        Some(128 + 11),
-        "weft exits 128+SIGSEGV like a shell"
-    );
-    let lines = parse(&dump(
-        &trace,
-        &["--event", "signal_*,exit,rt_sigreturn,tgkill"],
-    ));
-    let pos = |pred: &dyn Fn(&L) -> bool| {
-        lines
-            .iter()
-            .position(pred)
-            .unwrap_or_else(|| panic!("{lines:#?}"))
-    };
-    let gen =
-        pos(&|l| l.text.starts_with("SIGUSR1 code=SI_TKILL to ") && l.text.ends_with("delivered"));
+    assert_eq!(out.status.code(), Some(128 + 11), "weft exits 128+SIGSEGV like a shell");
+    let lines = parse(&dump(&trace, &["--event", "signal_*,exit,rt_sigreturn,tgkill"]));
+    let pos = |pred: &dyn Fn(&L) -> bool| lines.iter().position(pred).unwrap_or_else(|| panic!("{lines:#?}"));
+    let gen = pos(&|l| l.text.starts_with("SIGUSR1 code=SI_TKILL to ") && l.text.ends_with("delivered"));
     let del = pos(&|l| l.text.starts_with("SIGUSR1 code=SI_TKILL handler=0x"));
     let ret = pos(&|l| l.text.starts_with("rt_sigreturn() = 0 <"));
     let segv_gen = pos(&|l| l.text.starts_with("SIGSEGV code=SEGV_MAPERR to "));

@@ -1,0 +1,465 @@
+//! weft-probe end to end: the instrumented `weft-demo` recorded by `weft
+//! record`, through real control sockets and shared memory.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::common::*;
+
+fn demo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weft-demo"))
+}
+
+fn record(
+    dir: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+    demo_args: &[&str],
+) -> (std::path::PathBuf, std::process::Output) {
+    let trace = dir.join(name);
+    let out = run(weft()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(extra)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .args(demo_args));
+    (trace, out)
+}
+
+/// Per-thread probe totals from `weft-probe thread totals` lines: tid -> numbers.
+fn totals(lines: &[L]) -> BTreeMap<u32, Vec<u64>> {
+    lines
+        .iter()
+        .filter(|l| l.text.starts_with("weft-probe thread totals:"))
+        .map(|l| {
+            (
+                l.tid,
+                l.text
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse().ok())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// attempted == received + full + busy + abandoned + damaged + overwritten, for every thread.
+fn assert_accounting(lines: &[L]) -> BTreeMap<u32, Vec<u64>> {
+    let t = totals(lines);
+    assert!(!t.is_empty(), "no probe totals in the trace");
+    for (tid, v) in &t {
+        assert_eq!(v[0], v[1..7].iter().sum::<u64>(), "thread {tid}: {v:?}");
+    }
+    t
+}
+
+#[test]
+fn marker_lands_just_before_the_munmap_it_precedes() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let (trace, out) = record(
+        dir.path(),
+        "m.weft",
+        &["-q", "--syscalls", "munmap"],
+        &["markers", "200"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &["--event", "munmap,weft:marker"]));
+    let stdout = text(&out.stdout);
+    let mut checked = 0;
+    for (i, line) in stdout.lines().enumerate() {
+        let addr = line.split_whitespace().nth(2).expect("address");
+        let m = lines
+            .iter()
+            .position(|l| l.text == format!("marker \"before-munmap\" = {i}"))
+            .unwrap_or_else(|| panic!("marker {i} missing"));
+        let next = &lines[m + 1];
+        assert!(
+            next.text.starts_with(&format!("munmap(addr={addr}, len=4096) = 0")),
+            "after marker {i}: {next:?}"
+        );
+        assert!(lines[m].t <= next.t && lines[m].tid == next.tid);
+        checked += 1;
+    }
+    assert_eq!(checked, 200);
+}
+
+#[test]
+fn many_threads_exact_counts_and_accounting() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    // Buffers large enough to hold everything: nothing may be lost.
+    let (trace, out) = record(
+        dir.path(),
+        "t.weft",
+        &["-q", "--probe-buffer", "4M"],
+        &["threads", "8", "20000"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = assert_accounting(&lines);
+    assert_eq!(t.len(), 8);
+    for (tid, v) in &t {
+        assert_eq!(
+            (v[0], v[1]),
+            (20000, 20000),
+            "thread {tid} lost events with large buffers: {v:?}"
+        );
+        let ticks: Vec<u64> = lines
+            .iter()
+            .filter(|l| l.tid == *tid && l.text.starts_with("demo:tick"))
+            .map(|l| {
+                l.text
+                    .split("n=")
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            ticks,
+            (0..20000).collect::<Vec<u64>>(),
+            "thread {tid}: ticks missing or out of order"
+        );
+    }
+    // Small buffers: losses happen, and are counted exactly.
+    let (trace, out) = record(
+        dir.path(),
+        "s.weft",
+        &["-q", "--probe-buffer", "64K"],
+        &["threads", "4", "50000"],
+    );
+    assert!(out.status.success());
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = assert_accounting(&lines);
+    let received: u64 = t.values().map(|v| v[1]).sum();
+    assert_eq!(
+        lines.iter().filter(|l| l.text.starts_with("demo:tick")).count() as u64,
+        received
+    );
+}
+
+#[test]
+fn forked_child_and_exec_get_their_own_sessions() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let (trace, out) = record(dir.path(), "f.weft", &["-q"], &["fork", "5"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:marker,weft:probe_attach"]));
+    let attach: Vec<u32> = lines
+        .iter()
+        .filter(|l| l.text.starts_with("weft-probe attached"))
+        .map(|l| l.pid)
+        .collect();
+    assert_eq!(attach.len(), 3, "parent, forked child and exec'd program: {lines:#?}");
+    let (parent, child, exec) = (attach[0], attach[1], attach[2]);
+    assert!(parent != child && child != exec);
+    let ticks = |pid: u32, thread: &str| {
+        lines
+            .iter()
+            .filter(|l| l.pid == pid && l.text.starts_with("demo:tick") && l.text.ends_with(thread))
+            .count()
+    };
+    assert_eq!(ticks(parent, "thread=0"), 5);
+    assert_eq!(ticks(child, "thread=1"), 5);
+    assert_eq!(
+        ticks(parent, "thread=1"),
+        0,
+        "child events must not land in the parent's buffers"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.pid == exec && l.text.starts_with("marker"))
+            .count(),
+        2
+    );
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spin() -> Killed {
+    let mut c = demo()
+        .arg("spin")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let mut line = String::new();
+    BufReader::new(c.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line, "ready\n");
+    Killed(c)
+}
+
+fn sessions_of(pid: u32) -> Option<u32> {
+    let out = run(weft().arg("ps"));
+    text(&out.stdout)
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+}
+
+#[test]
+fn attach_to_a_running_process_detach_and_attach_again() {
+    if !can_trace() {
+        return;
+    }
+    let target = spin();
+    let pid = target.0.id();
+    let dir = tmp();
+    for round in 0..2 {
+        let trace = dir.path().join(format!("a{round}.weft"));
+        let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).args([
+            "-p",
+            &pid.to_string(),
+            "--duration",
+            "700ms",
+            "-e",
+            "demo:*",
+        ]));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+        let ticks = lines.iter().filter(|l| l.text.starts_with("demo:tick")).count();
+        assert!(ticks > 100, "round {round}: {ticks} ticks");
+        assert!(
+            lines.iter().any(|l| l.text.contains("5 events declared, 2 enabled")),
+            "only demo:* was asked for"
+        );
+        assert_accounting(&lines);
+        // Detached: the process stopped writing for that session.
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(sessions_of(pid), Some(0), "session still attached after weft exited");
+    }
+}
+
+#[test]
+fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
+    if !can_trace() {
+        return;
+    }
+    let mut target = spin();
+    let pid = target.0.id();
+    let dir = tmp();
+    let trace = dir.path().join("k.weft");
+    let mut rec = weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .args(["-p", &pid.to_string()])
+        .spawn()
+        .expect("weft");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(sessions_of(pid), Some(1));
+    // SAFETY: SIGKILL to our own child.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGKILL) };
+    let _ = rec.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        sessions_of(pid),
+        Some(0),
+        "the program must detach when the recorder dies"
+    );
+    assert!(
+        target.0.try_wait().expect("try_wait").is_none(),
+        "the program must keep running"
+    );
+    let out = run(weft().arg("dump").arg(&trace).args(["--event", "demo:tick"]));
+    assert!(out.status.success());
+}
+
+#[test]
+fn sigkill_of_the_program_keeps_every_committed_event() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let trace = dir.path().join("p.weft");
+    let mut rec = weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .args(["--probe-buffer", "4M", "--"])
+        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .args(["threads", "4", "100000000"])
+        .spawn()
+        .expect("weft");
+    std::thread::sleep(Duration::from_millis(1500));
+    // The demo is weft's child.
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &rec.id().to_string()])
+        .status();
+    let st = rec.wait().expect("wait");
+    assert_eq!(st.code(), Some(128 + 9));
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = assert_accounting(&lines);
+    let received: u64 = t.values().map(|v| v[1]).sum();
+    assert!(received > 1000);
+    assert_eq!(
+        lines.iter().filter(|l| l.text.starts_with("demo:tick")).count() as u64,
+        received
+    );
+}
+
+#[test]
+fn scribbled_buffer_is_reported_and_other_threads_are_intact() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    // 64 KiB sub-buffers: the damaged thread's later events fill new ones.
+    let (trace, out) = record(
+        dir.path(),
+        "x.weft",
+        &["-q", "--probe-buffer", "512K"],
+        &["scribble", "3000"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let damage: Vec<&L> = lines
+        .iter()
+        .filter(|l| l.text.starts_with("*** DAMAGED weft-probe buffer"))
+        .collect();
+    assert!(!damage.is_empty(), "no damage reported");
+    let bad_tid = damage[0].tid;
+    assert!(damage.iter().all(|l| l.tid == bad_tid && l.text.contains("offset 0x")));
+    assert_accounting(&lines);
+    for k in 0..3 {
+        let n = lines
+            .iter()
+            .filter(|l| l.text.starts_with("demo:tick") && l.text.ends_with(&format!("thread={k}")))
+            .count();
+        assert_eq!(n, 3000, "thread {k} lost events to another thread's damage");
+    }
+    // The damaged thread's events written after the damage still arrive.
+    assert!(lines.iter().any(|l| l.tid == bad_tid && l.text.contains("n=1002999")));
+}
+
+#[test]
+fn handler_that_longjmps_out_of_a_write_leaves_a_decodable_buffer() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let (trace, out) = record(
+        dir.path(),
+        "j.weft",
+        &["-q", "--probe-buffer", "16M"],
+        &["longjmp", "200000"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let jumps: u64 = text(&out.stdout).split_whitespace().last().unwrap().parse().unwrap();
+    assert!(jumps > 100, "the timer hardly fired ({jumps})");
+    let lines = parse(&dump(&trace, &["--event", "demo:*,weft:probe*"]));
+    assert!(
+        !lines.iter().any(|l| l.text.contains("DAMAGED")),
+        "interrupted writes must not look like damage"
+    );
+    let t = assert_accounting(&lines);
+    let v = t.values().next().unwrap();
+    // Handler events arrive too.
+    assert!(lines.iter().filter(|l| l.text.contains("text=\"in handler\"")).count() > 10);
+    // Every tick the program got through is there, in order, without duplicates.
+    let ticks: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.text.starts_with("demo:tick"))
+        .map(|l| {
+            l.text
+                .split("n=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    // A tick whose write was cut short is written again after the jump.
+    assert!(ticks.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(
+        v[1],
+        lines.iter().filter(|l| l.text.starts_with("demo:")).count() as u64
+    );
+}
+
+#[test]
+fn overwrite_mode_keeps_the_newest_events() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let (trace, out) = record(
+        dir.path(),
+        "o.weft",
+        &["-q", "--probe-overwrite", "--probe-buffer", "64K"],
+        &["flight", "100000"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = assert_accounting(&lines);
+    let v = t.values().next().unwrap();
+    assert!(v[6] > 90000, "most events overwritten: {v:?}");
+    let last = lines
+        .iter()
+        .rfind(|l| l.text.starts_with("demo:tick"))
+        .expect("some ticks");
+    assert!(
+        last.text.contains("n=99999 "),
+        "the newest event is kept: {}",
+        last.text
+    );
+}
+
+#[test]
+fn a_peer_with_another_uid_is_refused_and_logged() {
+    if !can_trace() {
+        return;
+    }
+    let mut target = spin();
+    let pid = target.0.id();
+    let out = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(env!("CARGO_BIN_EXE_weft"))
+        .arg("ps"));
+    let listing = text(&out.stdout);
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.contains(&pid.to_string()) && l.contains("weft-demo")),
+        "another uid got answers: {listing}"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = target.0.kill();
+    let _ = target.0.wait();
+    let mut err = String::new();
+    target
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    assert!(
+        err.contains(&format!("weft-probe[{pid}]: refused control connection from pid")) && err.contains("uid 65534"),
+        "not logged: {err:?}"
+    );
+}
