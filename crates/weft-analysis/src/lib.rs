@@ -8,6 +8,7 @@
 
 mod args;
 mod kinds;
+pub mod profile;
 pub mod names;
 mod summary;
 mod timeline;

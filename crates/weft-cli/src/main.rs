@@ -4,6 +4,7 @@
 mod dump;
 mod info;
 mod probes;
+mod profiles;
 mod ps;
 mod record;
 mod units;
@@ -35,6 +36,12 @@ enum Command {
     Info(InfoArgs),
     /// List processes instrumented with weft-probe, and whether the kernel has user_events.
     Ps(PsArgs),
+    /// Top functions by self and total CPU samples (record with --sample).
+    Report(profiles::ReportArgs),
+    /// An interactive SVG flame graph, or folded stacks, of CPU samples.
+    Flame(profiles::FlameArgs),
+    /// Export samples for other viewers (speedscope).
+    Export(profiles::ExportArgs),
 }
 
 #[derive(Args)]
@@ -81,6 +88,18 @@ pub struct RecordArgs {
     /// Flight-recorder mode for weft-probe buffers: keep the newest events, read them at the end.
     #[arg(long)]
     probe_overwrite: bool,
+    /// Sample the traced processes' CPU use with call chains and user stacks (default 999 Hz).
+    #[arg(long, value_name = "HZ", num_args = 0..=1, default_missing_value = "999")]
+    sample: Option<u32>,
+    /// Also take a stack with these events (syscall names, signal_deliver, signal_generate).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    stack_on: Vec<String>,
+    /// Bytes of user stack copied with each stack, for offline DWARF unwinding.
+    #[arg(long, default_value = "16K", value_parser = units::parse_size)]
+    stack_size: usize,
+    /// Copy the traced binaries and libraries next to the trace (FILE.d/), to symbolize elsewhere.
+    #[arg(long)]
+    archive: bool,
     /// The command to run under tracing, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<std::ffi::OsString>,
@@ -132,6 +151,9 @@ fn main() -> ExitCode {
         Command::Dump(a) => dump::run(a),
         Command::Info(a) => info::run(a),
         Command::Ps(a) => ps::run(a),
+        Command::Report(a) => profiles::report(a),
+        Command::Flame(a) => profiles::flame(a),
+        Command::Export(a) => profiles::export(a),
     };
     match result {
         Ok(code) => code,

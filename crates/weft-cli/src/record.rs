@@ -114,9 +114,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         weft_kernel::Options {
             buffer_bytes: args.buffer_size,
             syscalls: selection,
+            sample_hz: args.sample,
+            stack_bytes: (args.stack_size.min(65528) / 8 * 8) as u32,
+            stack_on: args.stack_on.clone(),
         },
     )?;
 
+    let mut extras = Extras::default();
     let mut probes = (!args.no_probes).then(|| {
         let geo = Geometry {
             slots: args.probe_threads,
@@ -305,7 +309,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 &mut buf,
                 &mut stats,
                 &mut writer,
-                &mut probes,
+                &mut probes, &mut extras
             );
             if let Some(p) = probes.as_mut() {
                 p.poll(&mut writer, &schemas, &mut buf);
@@ -373,11 +377,19 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         &mut buf,
         &mut stats,
         &mut writer,
-        &mut probes,
+        &mut probes, &mut extras
     );
     if let Some(p) = probes.as_mut() {
         p.poll(&mut writer, &schemas, &mut buf);
         p.finish(&mut writer, &schemas, &mut buf);
+    }
+    extras.finish(&schemas, &mut buf);
+    if args.archive {
+        match extras.archive(&args.output) {
+            Ok((dir, n)) if !args.quiet => eprintln!("weft: archived {n} binaries in {}", dir.display()),
+            Ok(_) => {}
+            Err(e) => eprintln!("weft: warning: cannot archive binaries: {e}"),
+        }
     }
     bar.finish_and_clear();
     let write_result = batch.and_then(|()| writer.write_events(&mut buf));
@@ -480,6 +492,7 @@ fn write_batch(
     stats: &mut Stats,
     writer: &mut TraceWriter<File>,
     probes: &mut Option<Probes>,
+    extras: &mut Extras,
 ) -> std::io::Result<()> {
     // Sorted batches keep chunks' time ranges tight, which keeps reading cheap.
     events.sort_by_key(|e| e.ts);
@@ -487,6 +500,7 @@ fn write_batch(
         if let Some(p) = probes.as_mut() {
             p.observe(&ev);
         }
+        extras.observe(&ev, schemas, buf);
         if buf.byte_len() >= CHUNK_BYTES {
             writer.write_events(buf)?;
         }
@@ -571,4 +585,63 @@ fn uname() -> (String, String, String) {
         String::from_utf8_lossy(&b).into_owned()
     };
     (s(&u.nodename), s(&u.release), s(&u.machine))
+}
+
+/// Things recorded on the side: JIT maps of traced processes, and the
+/// binaries they mapped (for `--archive`).
+#[derive(Default)]
+struct Extras {
+    pids: std::collections::BTreeSet<u32>,
+    jit_done: std::collections::HashSet<u32>,
+    binaries: std::collections::BTreeMap<Vec<u8>, String>,
+}
+
+impl Extras {
+    fn observe(&mut self, ev: &KernelEvent, schemas: &KernelSchemas, buf: &mut RecordBuf) {
+        match &ev.kind {
+            EventKind::Mmap { filename, build_id, .. } if !build_id.is_empty() && filename.starts_with('/') => {
+                self.binaries.entry(build_id.clone()).or_insert_with(|| filename.clone());
+            }
+            // JIT maps usually outlive their process, but read them while we know it ended.
+            EventKind::Exit { group_dead: true } => self.jit(ev.pid, schemas, buf),
+            _ => {}
+        }
+        if ev.pid != 0 {
+            self.pids.insert(ev.pid);
+        }
+    }
+
+    fn jit(&mut self, pid: u32, schemas: &KernelSchemas, buf: &mut RecordBuf) {
+        if !self.jit_done.insert(pid) {
+            return;
+        }
+        let Ok(text) = std::fs::read(format!("/tmp/perf-{pid}.map")) else { return };
+        if let Some(id) = schemas.id_of(weft_format::std_schemas::JIT_MAP) {
+            buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid).bytes(&text).finish();
+        }
+    }
+
+    fn finish(&mut self, schemas: &KernelSchemas, buf: &mut RecordBuf) {
+        let pids: Vec<u32> = self.pids.iter().copied().collect();
+        for pid in pids {
+            self.jit(pid, schemas, buf);
+        }
+    }
+
+    /// Copies every mapped binary with a build ID to `OUTPUT.d/<build-id>`.
+    fn archive(&self, output: &std::path::Path) -> std::io::Result<(std::path::PathBuf, usize)> {
+        let mut dir = output.as_os_str().to_owned();
+        dir.push(".d");
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut n = 0;
+        for (bid, path) in &self.binaries {
+            let hex: String = bid.iter().map(|b| format!("{b:02x}")).collect();
+            let dest = dir.join(&hex);
+            if !dest.exists() && std::fs::copy(path, &dest).is_ok() {
+                n += 1;
+            }
+        }
+        Ok((dir, n))
+    }
 }

@@ -39,6 +39,24 @@ pub const MARKER: &str = "weft:marker";
 pub const SPAN_BEGIN: &str = "weft:span_begin";
 pub const SPAN_END: &str = "weft:span_end";
 
+/// A stack sample: CPU sampling (`trigger` = "cpu-clock") or a stack taken
+/// with a traced event (`trigger` = the syscall or tracepoint name).
+/// `user_regs` are ip, sp, bp; `user_stack` is a copy of the stack from sp up.
+pub const SAMPLE: &str = "kernel:sample";
+/// A JIT symbol map (`/tmp/perf-PID.map` text) of the record's process.
+pub const JIT_MAP: &str = "kernel:jit_map";
+
+pub mod sample {
+    pub const TRIGGER: usize = 0;
+    pub const KERNEL: usize = 1;
+    pub const USER: usize = 2;
+    pub const USER_REGS: usize = 3;
+    pub const USER_STACK: usize = 4;
+}
+pub mod jit_map {
+    pub const TEXT: usize = 0;
+}
+
 pub mod probe_attach {
     pub const EVENTS: usize = 0;
     pub const ENABLED: usize = 1;
@@ -197,5 +215,10 @@ pub fn all() -> Vec<Schema> {
                 ("no_slot", T::U64),
             ],
         ),
+        Schema::new(
+            SAMPLE,
+            &[("trigger", T::Str), ("kernel", T::U64Array), ("user", T::U64Array), ("user_regs", T::U64Array), ("user_stack", T::Bytes)],
+        ),
+        Schema::new(JIT_MAP, &[("text", T::Bytes)]),
     ]
 }

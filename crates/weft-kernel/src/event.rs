@@ -72,9 +72,19 @@ pub enum EventKind {
         inode: u64,
     },
     /// Records the kernel dropped because the ring was full.
-    Lost {
-        count: u64,
-    },
+    Lost { count: u64 },
+    /// A stack: CPU sampling (`trigger` "cpu-clock") or taken with a traced
+    /// event (`trigger` = its name). `regs` are the user ip, sp, bp.
+    Sample { trigger: String, kernel: Vec<u64>, user: Vec<u64>, regs: [u64; 3], stack: Vec<u8> },
+}
+
+/// How the records of one event id are laid out and what they mean.
+#[derive(Debug, Clone)]
+pub(crate) enum Decoding {
+    Tp(Tp),
+    /// A tracepoint opened only to take stacks.
+    Stack { trigger: String },
+    CpuClock,
 }
 
 /// The tracepoints weft opens, in a fixed order.
@@ -278,9 +288,35 @@ impl Layouts {
 pub(crate) struct Decoder {
     pub layouts: Layouts,
     /// Event id (from PERF_EVENT_IOC_ID) to tracepoint.
-    pub by_id: HashMap<u64, Tp>,
+    pub by_id: HashMap<u64, Decoding>,
     /// Records that could not be decoded (short or unknown id).
     pub malformed: u64,
+}
+
+const PERF_CONTEXT_MAX: u64 = -4095i64 as u64;
+const PERF_CONTEXT_USER: u64 = -512i64 as u64;
+
+/// The user registers and stack copy that follow a sample's callchain/raw part.
+fn decode_stack(body: &[u8], mut p: usize, trigger: String, kernel: Vec<u64>, user: Vec<u64>) -> EventKind {
+    let mut regs = [0u64; 3];
+    let abi = u64_at(body, p);
+    p += 8;
+    if abi != 0 {
+        // perf_regs order for the mask BP, SP, IP; kept as ip, sp, bp.
+        let (bp, sp, ip) = (u64_at(body, p), u64_at(body, p + 8), u64_at(body, p + 16));
+        regs = [ip, sp, bp];
+        p += 24;
+    }
+    let size = u64_at(body, p) as usize;
+    p += 8;
+    let mut stack = Vec::new();
+    if size > 0 {
+        if let Some(data) = body.get(p..p.saturating_add(size)) {
+            let dyn_size = u64_at(body, p + size) as usize;
+            stack = data[..dyn_size.min(size)].to_vec();
+        }
+    }
+    EventKind::Sample { trigger, kernel, user, regs, stack }
 }
 
 fn u32_at(r: &[u8], o: usize) -> u32 {
@@ -322,8 +358,8 @@ impl Decoder {
         };
         match ty {
             b::PERF_RECORD_SAMPLE => {
-                // id, pid, tid, time, raw size, raw.
-                if body.len() < 28 {
+                // id, pid, tid, time, then per the event: callchain, raw, regs, stack.
+                if body.len() < 24 {
                     self.malformed += 1;
                     return None;
                 }
@@ -331,16 +367,51 @@ impl Decoder {
                 ev.pid = u32_at(body, 8);
                 ev.tid = u32_at(body, 12);
                 ev.ts = u64_at(body, 16);
-                let size = u32_at(body, 24) as usize;
-                let Some(raw) = body.get(28..28 + size) else {
+                let Some(dec) = self.by_id.get(&id).cloned() else {
                     self.malformed += 1;
                     return None;
                 };
-                let Some(&tp) = self.by_id.get(&id) else {
-                    self.malformed += 1;
-                    return None;
+                let mut p = 24usize;
+                let stacked = !matches!(dec, Decoding::Tp(_));
+                let (mut kernel, mut user) = (Vec::new(), Vec::new());
+                if stacked {
+                    let nr = u64_at(body, p) as usize;
+                    p += 8;
+                    if nr > (body.len().saturating_sub(p)) / 8 {
+                        self.malformed += 1;
+                        return None;
+                    }
+                    let mut in_user = false;
+                    for i in 0..nr {
+                        let ip = u64_at(body, p + 8 * i);
+                        if ip >= PERF_CONTEXT_MAX {
+                            in_user = ip == PERF_CONTEXT_USER;
+                            continue;
+                        }
+                        if in_user {
+                            user.push(ip)
+                        } else {
+                            kernel.push(ip)
+                        }
+                    }
+                    p += 8 * nr;
+                }
+                let raw = if matches!(dec, Decoding::CpuClock) {
+                    &[][..]
+                } else {
+                    let size = u32_at(body, p) as usize;
+                    let Some(raw) = body.get(p + 4..p + 4 + size) else {
+                        self.malformed += 1;
+                        return None;
+                    };
+                    p += 4 + size;
+                    raw
                 };
-                ev.kind = self.layouts.decode_raw(tp, raw);
+                ev.kind = match dec {
+                    Decoding::Tp(tp) => self.layouts.decode_raw(tp, raw),
+                    Decoding::Stack { trigger } => decode_stack(body, p, trigger, kernel, user),
+                    Decoding::CpuClock => decode_stack(body, p, "cpu-clock".into(), kernel, user),
+                };
             }
             b::PERF_RECORD_COMM => {
                 trailer(&mut ev);

@@ -14,11 +14,29 @@ pub(crate) const SAMPLE_TYPE: u64 =
     (b::PERF_SAMPLE_IDENTIFIER | b::PERF_SAMPLE_TID | b::PERF_SAMPLE_TIME | b::PERF_SAMPLE_RAW) as u64;
 /// Bytes of the `sample_id_all` trailer for SAMPLE_TYPE: pid/tid, time, id.
 pub(crate) const SAMPLE_ID_LEN: usize = 24;
+/// Added to SAMPLE_TYPE for events that carry a stack.
+pub(crate) const STACK_TYPE: u64 =
+    (b::PERF_SAMPLE_CALLCHAIN | b::PERF_SAMPLE_REGS_USER | b::PERF_SAMPLE_STACK_USER) as u64;
+/// User registers recorded with a stack (x86_64 perf_regs: BP, SP, IP), in this order.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const REGS_MASK: u64 = (1 << 6) | (1 << 7) | (1 << 8);
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) const REGS_MASK: u64 = 0;
 
-/// How one tracepoint event is opened.
+/// What an event counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source {
+    Tracepoint(u64),
+    /// cpu-clock sampling at this frequency (Hz).
+    CpuClock(u32),
+}
+
+/// How one event is opened.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Spec {
-    pub tracepoint_id: u64,
+    pub source: Source,
+    /// Record user stack copies of this many bytes (and callchains, registers).
+    pub stack: Option<u32>,
     /// Carries side-band records (comm, fork/exit, mmap) for its ring.
     pub sideband: bool,
     /// Start disabled and turn on at the target's next exec.
@@ -42,13 +60,30 @@ impl PerfFd {
     /// children) and one CPU.
     pub fn open(spec: &Spec, pid: i32, cpu: i32, what: &str) -> Result<PerfFd> {
         let mut attr = b::perf_event_attr {
-            type_: b::PERF_TYPE_TRACEPOINT,
             size: std::mem::size_of::<b::perf_event_attr>() as u32,
-            config: spec.tracepoint_id,
             sample_type: SAMPLE_TYPE,
             ..Default::default()
         };
-        attr.__bindgen_anon_1.sample_period = 1;
+        match spec.source {
+            Source::Tracepoint(id) => {
+                attr.type_ = b::PERF_TYPE_TRACEPOINT;
+                attr.config = id;
+                attr.__bindgen_anon_1.sample_period = 1;
+            }
+            Source::CpuClock(hz) => {
+                attr.type_ = b::PERF_TYPE_SOFTWARE;
+                attr.config = b::PERF_COUNT_SW_CPU_CLOCK as u64;
+                attr.set_freq(1);
+                attr.__bindgen_anon_1.sample_freq = u64::from(hz);
+                // No raw data for a software event.
+                attr.sample_type &= !(b::PERF_SAMPLE_RAW as u64);
+            }
+        }
+        if let Some(bytes) = spec.stack {
+            attr.sample_type |= STACK_TYPE;
+            attr.sample_regs_user = REGS_MASK;
+            attr.sample_stack_user = bytes;
+        }
         attr.__bindgen_anon_2.wakeup_watermark = spec.wakeup_bytes;
         attr.set_watermark(1);
         attr.set_inherit(1);

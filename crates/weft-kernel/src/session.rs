@@ -6,8 +6,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::error::{KernelError, Result};
-use crate::event::{Decoder, EventKind, KernelEvent, Layouts, Tp};
-use crate::perf::{PerfFd, Spec};
+use crate::event::{Decoder, Decoding, EventKind, KernelEvent, Layouts, Tp};
+use crate::perf::{PerfFd, Source, Spec};
 use crate::procfs;
 use crate::ring::Ring;
 use crate::tracefs::Tracefs;
@@ -23,19 +23,24 @@ pub struct Options {
     pub buffer_bytes: usize,
     /// Syscall numbers to record; None records all.
     pub syscalls: Option<BTreeSet<u32>>,
+    /// CPU sampling frequency (Hz), with call chains and user stacks.
+    pub sample_hz: Option<u32>,
+    /// Bytes of user stack copied with each stack (multiple of 8, at most 65528).
+    pub stack_bytes: u32,
+    /// Events that also take a stack: syscall names, `signal_deliver`, `signal_generate`.
+    pub stack_on: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            buffer_bytes: 8 << 20,
-            syscalls: None,
-        }
+        Options { buffer_bytes: 8 << 20, syscalls: None, sample_hz: None, stack_bytes: 16384, stack_on: Vec::new() }
     }
 }
 
 pub struct Session {
     tp_ids: HashMap<Tp, u64>,
+    /// Tracepoints opened to take stacks: (tracepoint id, trigger name).
+    stack_tps: Vec<(u64, String)>,
     opts: Options,
     filter: Option<String>,
     wanted: Option<Vec<bool>>,
@@ -53,6 +58,17 @@ impl Session {
     pub fn new(tfs: &Tracefs, opts: Options) -> Result<Session> {
         let layouts = Layouts::load(tfs)?;
         let tp_ids = layouts.ids.clone();
+        let mut stack_tps = Vec::new();
+        for name in &opts.stack_on {
+            let (sys, tp) = match name.as_str() {
+                "signal_deliver" | "signal_generate" => ("signal", name.clone()),
+                n => ("syscalls", format!("sys_enter_{n}")),
+            };
+            if !tfs.has_event(sys, &tp) {
+                return Err(KernelError::UnknownSyscall { name: name.clone(), suggestion: None });
+            }
+            stack_tps.push((tfs.event_format(sys, &tp)?.id, name.clone()));
+        }
         // SAFETY: epoll_create1 has no memory preconditions.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if ep < 0 {
@@ -74,6 +90,7 @@ impl Session {
         });
         Ok(Session {
             tp_ids,
+            stack_tps,
             filter,
             wanted,
             lost: vec![0; cpus.iter().max().map_or(1, |&m| m as usize + 1)],
@@ -100,23 +117,19 @@ impl Session {
             return Ok(());
         }
         let wakeup = (self.opts.buffer_bytes / 4).clamp(4096, u32::MAX as usize) as u32;
+        let stack = Some(self.opts.stack_bytes);
         for ci in 0..self.cpus.len() {
             let cpu = self.cpus[ci];
             for (i, tp) in Tp::ALL.iter().enumerate() {
                 let spec = Spec {
-                    tracepoint_id: self.tp_ids[tp],
+                    source: Source::Tracepoint(self.tp_ids[tp]),
+                    stack: None,
                     sideband: i == 0,
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
                 };
                 let (sys, name) = tp.path();
-                let what = format!("{sys}:{name} on task {tid}, CPU {cpu}");
-                let fd = match PerfFd::open(&spec, tid as i32, cpu as i32, &what) {
-                    Err(KernelError::Sys { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
-                        return Err(KernelError::NoSuchProcess { pid: tid });
-                    }
-                    r => r?,
-                };
+                let fd = self.open(&spec, tid, cpu, &format!("{sys}:{name}"))?;
                 if matches!(tp, Tp::SysEnter | Tp::SysExit) {
                     if let Some(f) = &self.filter {
                         // Fall back to filtering here if the kernel refuses the expression.
@@ -125,35 +138,47 @@ impl Session {
                         }
                     }
                 }
-                self.decoder.by_id.insert(fd.id()?, *tp);
-                match self.rings.iter().find(|r| r.cpu == cpu) {
-                    Some(r) => {
-                        fd.set_output(&r.leader)?;
-                        self.followers.push(fd);
-                    }
-                    None => {
-                        let ring = Ring::map(fd, cpu, self.opts.buffer_bytes)?;
-                        let mut ev = libc::epoll_event {
-                            events: libc::EPOLLIN as u32,
-                            u64: self.rings.len() as u64,
-                        };
-                        // SAFETY: registering a descriptor we own with our epoll instance.
-                        if unsafe {
-                            libc::epoll_ctl(
-                                self.epoll.as_raw_fd(),
-                                libc::EPOLL_CTL_ADD,
-                                ring.leader.as_raw_fd(),
-                                &mut ev,
-                            )
-                        } != 0
-                        {
-                            return Err(KernelError::sys("epoll_ctl", "ring", std::io::Error::last_os_error()));
-                        }
-                        self.rings.push(ring);
-                    }
-                }
+                self.add(fd, cpu, Decoding::Tp(*tp))?;
+            }
+            if let Some(hz) = self.opts.sample_hz {
+                let spec = Spec { source: Source::CpuClock(hz), stack, sideband: false, enable_on_exec: on_exec, wakeup_bytes: wakeup };
+                let fd = self.open(&spec, tid, cpu, &format!("cpu-clock sampling at {hz} Hz"))?;
+                self.add(fd, cpu, Decoding::CpuClock)?;
+            }
+            for (id, trigger) in self.stack_tps.clone() {
+                let spec = Spec { source: Source::Tracepoint(id), stack, sideband: false, enable_on_exec: on_exec, wakeup_bytes: wakeup };
+                let fd = self.open(&spec, tid, cpu, &format!("stacks on {trigger}"))?;
+                self.add(fd, cpu, Decoding::Stack { trigger })?;
             }
         }
+        Ok(())
+    }
+
+    fn open(&self, spec: &Spec, tid: u32, cpu: u32, what: &str) -> Result<PerfFd> {
+        let what = format!("{what} on task {tid}, CPU {cpu}");
+        match PerfFd::open(spec, tid as i32, cpu as i32, &what) {
+            Err(KernelError::Sys { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
+                Err(KernelError::NoSuchProcess { pid: tid })
+            }
+            r => r,
+        }
+    }
+
+    /// Sends an event's records into its CPU's ring (creating the ring for the first one).
+    fn add(&mut self, fd: PerfFd, cpu: u32, decoding: Decoding) -> Result<()> {
+        self.decoder.by_id.insert(fd.id()?, decoding);
+        if let Some(r) = self.rings.iter().find(|r| r.cpu == cpu) {
+            fd.set_output(&r.leader)?;
+            self.followers.push(fd);
+            return Ok(());
+        }
+        let ring = Ring::map(fd, cpu, self.opts.buffer_bytes)?;
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: self.rings.len() as u64 };
+        // SAFETY: registering a descriptor we own with our epoll instance.
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, ring.leader.as_raw_fd(), &mut ev) } != 0 {
+            return Err(KernelError::sys("epoll_ctl", "ring", std::io::Error::last_os_error()));
+        }
+        self.rings.push(ring);
         Ok(())
     }
 

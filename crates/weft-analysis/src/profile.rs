@@ -1,0 +1,273 @@
+//! Stack profiles from `kernel:sample` records: unwind, symbolize, aggregate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use weft_format::{std_schemas as s, FormatError, Trace, Value};
+use weft_symbols::{Frame, JitMap, Mapping, Note, SearchOptions, SymCache, Symbolizer, Unwinders};
+
+use crate::kinds::{Kind, Kinds};
+
+/// Which samples to use.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileOptions {
+    pub pids: Vec<u32>,
+    pub tids: Vec<u32>,
+    /// Time window, in ns since the start of the recording.
+    pub from_ns: Option<u64>,
+    pub to_ns: Option<u64>,
+    /// Sample trigger: "cpu-clock" (default) or an event with `--stack-on`.
+    pub trigger: Option<String>,
+    /// Leave kernel frames out.
+    pub user_only: bool,
+}
+
+/// One aggregated stack: frames root first.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub frames: Vec<usize>,
+    pub count: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub samples: u64,
+    /// Interned frames; stacks refer to them by index.
+    pub frames: Vec<Frame>,
+    pub stacks: Vec<Stack>,
+    pub notes: BTreeMap<String, Note>,
+    pub problems: Vec<FormatError>,
+    pub symbolize_secs: f64,
+    pub unwind_secs: f64,
+    pub lookups: u64,
+    pub cache_hits: u64,
+}
+
+struct Proc {
+    maps: Arc<Vec<Mapping>>,
+    version: u64,
+}
+
+struct Raw {
+    pid: u32,
+    tid: u32,
+    comm: Arc<str>,
+    maps: Arc<Vec<Mapping>>,
+    kernel: Vec<u64>,
+    user: Vec<weft_symbols::FrameAddr>,
+}
+
+/// Builds a profile; `cache` (when given) is read first and written back.
+pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cache: Option<PathBuf>) -> Profile {
+    let kinds = Kinds::of(trace);
+    let start = trace.info(weft_format::info_keys::START_MONOTONIC_NS).and_then(|v| v.parse::<u64>().ok());
+    let trigger = opts.trigger.clone().unwrap_or_else(|| "cpu-clock".into());
+    let symcache = cache.as_deref().map(SymCache::load).unwrap_or_default();
+    let mut sym = Symbolizer::new(search, symcache);
+    let mut unwinders = Unwinders::default();
+    let mut procs: HashMap<u32, Proc> = HashMap::new();
+    let mut comms: HashMap<u32, Arc<str>> = HashMap::new();
+    let mut jit: HashMap<u32, JitMap> = HashMap::new();
+    let mut raws: Vec<Raw> = Vec::new();
+    let mut out = Profile::default();
+    let mut next_version = 1u64;
+    let t_unwind = Instant::now();
+    let mut base: Option<u64> = start;
+    for r in trace.records() {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                out.problems.push(e);
+                continue;
+            }
+        };
+        let b = *base.get_or_insert(r.ts);
+        match kinds.kind(&r) {
+            Kind::Comm => {
+                comms.insert(r.tid, Arc::from(r.str(s::comm::COMM)));
+                // The kernel reports the new name at the start of an exec,
+                // before it maps the new image: the old maps are gone.
+                if matches!(r.fields.get(s::comm::EXEC), Some(Value::Bool(true))) {
+                    procs.remove(&r.pid);
+                }
+            }
+            Kind::Fork => {
+                let ppid = r.u64(s::fork::PARENT_PID) as u32;
+                if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
+                    comms.insert(r.tid, c);
+                }
+                if ppid != r.pid {
+                    if let Some(maps) = procs.get(&ppid).map(|p| p.maps.clone()) {
+                        procs.insert(r.pid, Proc { maps, version: next_version });
+                        next_version += 1;
+                    }
+                }
+            }
+            Kind::Mmap => {
+                use s::mmap as m;
+                if r.u64(m::PROT) & 4 == 0 {
+                    continue;
+                }
+                let map = Mapping {
+                    start: r.u64(m::ADDR),
+                    end: r.u64(m::ADDR).wrapping_add(r.u64(m::LEN)),
+                    pgoff: r.u64(m::PGOFF),
+                    path: r.str(m::FILENAME).to_owned(),
+                    build_id: match r.fields.get(m::BUILD_ID) {
+                        Some(Value::Bytes(b)) => b.clone(),
+                        _ => Vec::new(),
+                    },
+                };
+                let p = procs.entry(r.pid).or_insert_with(|| Proc { maps: Arc::new(Vec::new()), version: 0 });
+                let mut v: Vec<Mapping> = p.maps.iter().filter(|o| o.end <= map.start || o.start >= map.end).cloned().collect();
+                v.push(map);
+                v.sort_by_key(|m| m.start);
+                p.maps = Arc::new(v);
+                p.version = next_version;
+                next_version += 1;
+            }
+            Kind::Other if trace.schema(r.schema).is_some_and(|sc| sc.name == s::JIT_MAP) => {
+                if let Some(Value::Bytes(t)) = r.fields.get(s::jit_map::TEXT) {
+                    jit.insert(r.pid, JitMap::parse(&String::from_utf8_lossy(t)));
+                }
+            }
+            Kind::Other if trace.schema(r.schema).is_some_and(|sc| sc.name == s::SAMPLE) => {
+                use s::sample as f;
+                if r.str(f::TRIGGER) != trigger {
+                    continue;
+                }
+                let rel = r.ts.saturating_sub(b);
+                if (!opts.pids.is_empty() && !opts.pids.contains(&r.pid))
+                    || (!opts.tids.is_empty() && !opts.tids.contains(&r.tid))
+                    || opts.from_ns.is_some_and(|t| rel < t)
+                    || opts.to_ns.is_some_and(|t| rel > t)
+                {
+                    continue;
+                }
+                let arr = |i: usize| match r.fields.get(i) {
+                    Some(Value::U64s(v)) => v.clone(),
+                    _ => Vec::new(),
+                };
+                let regs = arr(f::USER_REGS);
+                let regs = [regs.first().copied().unwrap_or(0), regs.get(1).copied().unwrap_or(0), regs.get(2).copied().unwrap_or(0)];
+                let stack: &[u8] = match r.fields.get(f::USER_STACK) {
+                    Some(Value::Bytes(b)) => b,
+                    _ => &[],
+                };
+                let (maps, version) = procs.get(&r.pid).map_or_else(|| (Arc::new(Vec::new()), 0), |p| (p.maps.clone(), p.version));
+                let user = unwinders.unwind(&mut sym, r.pid, version, &maps, regs, stack, &arr(f::USER));
+                raws.push(Raw {
+                    pid: r.pid,
+                    tid: r.tid,
+                    comm: comms.get(&r.tid).cloned().unwrap_or_else(|| Arc::from("?")),
+                    maps,
+                    kernel: if opts.user_only { Vec::new() } else { arr(f::KERNEL) },
+                    user,
+                });
+            }
+            _ => {}
+        }
+    }
+    out.unwind_secs = t_unwind.elapsed().as_secs_f64();
+    let t_sym = Instant::now();
+    let kallsyms = if raws.iter().any(|r| !r.kernel.is_empty()) { Kallsyms::load() } else { Kallsyms::default() };
+    let mut interned: HashMap<Frame, usize> = HashMap::new();
+    let mut stacks: HashMap<(u32, u32, Vec<usize>), (Arc<str>, u64)> = HashMap::new();
+    let mut addr_cache: HashMap<(usize, u64, bool), Vec<usize>> = HashMap::new();
+    for raw in &raws {
+        out.samples += 1;
+        // Leaf first, then reversed to root first.
+        let mut ids: Vec<usize> = Vec::new();
+        for &a in &raw.kernel {
+            let f = kallsyms.frame(a);
+            let n = interned.len();
+            ids.push(*interned.entry(f).or_insert(n));
+        }
+        for fa in &raw.user {
+            let key = (Arc::as_ptr(&raw.maps) as *const () as usize, fa.addr, fa.ret);
+            if let Some(v) = addr_cache.get(&key) {
+                ids.extend(v);
+                continue;
+            }
+            let look = if fa.ret { fa.addr.wrapping_sub(1) } else { fa.addr };
+            let frames: Vec<Frame> = match raw.maps.iter().find(|m| look >= m.start && look < m.end) {
+                Some(m) if !m.path.starts_with('[') && !m.path.is_empty() => sym.symbolize(m, look),
+                // [vdso], [anon:...]: no file to read; module and offset.
+                Some(m) => vec![Frame {
+                    function: None,
+                    module: m.path.clone(),
+                    offset: look.wrapping_sub(m.start).wrapping_add(m.pgoff),
+                    file: None,
+                    line: None,
+                    inlined: false,
+                }],
+                _ => vec![match jit.get(&raw.pid).and_then(|j| j.lookup(look)) {
+                    Some(name) => Frame { function: Some(name.to_owned()), module: "[jit]".into(), offset: look, file: None, line: None, inlined: false },
+                    None => Frame { function: None, module: "[unknown]".into(), offset: look, file: None, line: None, inlined: false },
+                }],
+            };
+            let v: Vec<usize> = frames
+                .into_iter()
+                .map(|f| {
+                    let n = interned.len();
+                    *interned.entry(f).or_insert(n)
+                })
+                .collect();
+            ids.extend(&v);
+            addr_cache.insert(key, v);
+        }
+        ids.reverse();
+        let e = stacks.entry((raw.pid, raw.tid, ids)).or_insert_with(|| (raw.comm.clone(), 0));
+        e.1 += 1;
+    }
+    out.symbolize_secs = t_sym.elapsed().as_secs_f64();
+    let mut frames = vec![Frame { function: None, module: String::new(), offset: 0, file: None, line: None, inlined: false }; interned.len()];
+    for (f, i) in interned {
+        frames[i] = f;
+    }
+    out.frames = frames;
+    out.stacks = stacks.into_iter().map(|((pid, tid, frames), (comm, count))| Stack { pid, tid, comm: comm.to_string(), frames, count }).collect();
+    out.stacks.sort_by(|a, b| b.count.cmp(&a.count).then(a.frames.cmp(&b.frames)));
+    out.notes = sym.notes().clone();
+    out.lookups = sym.lookups;
+    out.cache_hits = sym.cache_hits;
+    if let Some(path) = cache {
+        let _ = sym.into_cache().save(&path);
+    }
+    out
+}
+
+/// Kernel symbols from /proc/kallsyms, when readable.
+#[derive(Default)]
+struct Kallsyms {
+    syms: Vec<(u64, String)>,
+}
+
+impl Kallsyms {
+    fn load() -> Kallsyms {
+        let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+        let mut syms: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                let a = u64::from_str_radix(it.next()?, 16).ok()?;
+                let t = it.next()?;
+                let n = it.next()?;
+                (a != 0 && matches!(t, "t" | "T" | "w" | "W")).then(|| (a, n.to_owned()))
+            })
+            .collect();
+        syms.sort_unstable();
+        Kallsyms { syms }
+    }
+
+    fn frame(&self, a: u64) -> Frame {
+        let i = self.syms.partition_point(|s| s.0 <= a);
+        let name = i.checked_sub(1).map(|i| self.syms[i].1.clone());
+        Frame { function: name, module: "[kernel]".into(), offset: a, file: None, line: None, inlined: false }
+    }
+}

@@ -1,0 +1,245 @@
+//! Finding a module's files the way gdb and perf do, and noting where we looked.
+
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSection, ObjectSegment};
+
+use crate::Mapping;
+
+/// Where to look for binaries and debug information.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// User-given directories (`--symbols DIR`), searched first.
+    pub symbol_dirs: Vec<PathBuf>,
+    /// System debug directories (build-id layout and debug links).
+    pub debug_dirs: Vec<PathBuf>,
+    /// debuginfod servers (`DEBUGINFOD_URLS`).
+    pub debuginfod_urls: Vec<String>,
+    /// debuginfod client cache (`~/.cache/debuginfod_client`).
+    pub debuginfod_cache: Option<PathBuf>,
+    /// Copies of binaries archived with the trace (`weft record --archive`).
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl SearchOptions {
+    /// Defaults from the environment, as gdb and perf use them.
+    pub fn from_env() -> SearchOptions {
+        let urls = std::env::var("DEBUGINFOD_URLS").unwrap_or_default();
+        let cache = std::env::var_os("DEBUGINFOD_CACHE_PATH").map(PathBuf::from).or_else(|| {
+            let home = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(home.join("debuginfod_client"))
+        });
+        SearchOptions {
+            symbol_dirs: Vec::new(),
+            debug_dirs: vec![PathBuf::from("/usr/lib/debug"), PathBuf::from("/lib/debug")],
+            debuginfod_urls: urls.split_whitespace().map(str::to_owned).collect(),
+            debuginfod_cache: cache,
+            archive_dir: None,
+        }
+    }
+}
+
+/// What was found for a module.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The binary itself (for unwind tables), if found.
+    pub binary: Option<PathBuf>,
+    /// The best file with symbols: DWARF over .symtab over .dynsym.
+    pub symbols: Option<PathBuf>,
+    /// A file with `.debug_frame` (split debug files often have it).
+    pub debug_frame: Option<PathBuf>,
+    /// PT_LOAD segments: (file offset, vaddr, file size).
+    pub segments: Vec<(u64, u64, u64)>,
+}
+
+impl Located {
+    /// The virtual address (as in the ELF file) of a file offset.
+    pub fn vaddr_of(&self, off: u64) -> Option<u64> {
+        self.segments.iter().find(|&&(o, _, sz)| off >= o && off < o + sz.max(1)).map(|&(o, v, _)| off - o + v)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Quality {
+    Dynsym,
+    Symtab,
+    Dwarf,
+}
+
+struct Inspect {
+    build_id: Option<Vec<u8>>,
+    quality: Quality,
+    debuglink: Option<String>,
+    segments: Vec<(u64, u64, u64)>,
+    has_debug_frame: bool,
+    has_text: bool,
+}
+
+fn inspect(path: &Path) -> Result<Inspect, String> {
+    let data = std::fs::read(path).map_err(|e| e.to_string())?;
+    let obj = object::File::parse(&*data).map_err(|e| format!("not a valid ELF file: {e}"))?;
+    let quality = if obj.section_by_name(".debug_info").is_some_and(|s| s.size() > 0 && s.kind() != object::SectionKind::UninitializedData) {
+        Quality::Dwarf
+    } else if obj.section_by_name(".symtab").is_some() {
+        Quality::Symtab
+    } else {
+        Quality::Dynsym
+    };
+    let debuglink = obj.gnu_debuglink().ok().flatten().map(|(name, _)| String::from_utf8_lossy(name).into_owned());
+    let segments = obj.segments().filter_map(|s| {
+        let (off, size) = s.file_range();
+        Some((off, s.address(), size)).filter(|_| size > 0)
+    });
+    let text = obj.section_by_name(".text");
+    Ok(Inspect {
+        build_id: obj.build_id().ok().flatten().map(<[u8]>::to_vec),
+        quality,
+        debuglink,
+        segments: segments.collect(),
+        has_debug_frame: obj.section_by_name(".debug_frame").is_some_and(|s| s.kind() != object::SectionKind::UninitializedData),
+        has_text: text.is_some_and(|t| t.kind() != object::SectionKind::UninitializedData),
+    })
+}
+
+struct Search {
+    want: Vec<u8>,
+    looked: Vec<String>,
+    problems: Vec<String>,
+    candidates: Vec<(PathBuf, Inspect)>,
+}
+
+impl Search {
+    /// Looks at one path; keeps it if it is an ELF file of the right build.
+    fn consider(&mut self, p: PathBuf) -> bool {
+        self.looked.push(p.display().to_string());
+        if !p.is_file() || self.candidates.iter().any(|(c, _)| *c == p) {
+            return false;
+        }
+        match inspect(&p) {
+            Ok(i) if self.want.is_empty() || i.build_id.as_deref().is_none_or(|b| b == self.want.as_slice()) => {
+                self.candidates.push((p, i));
+                true
+            }
+            Ok(_) => {
+                self.problems.push(format!("{}: build ID does not match", p.display()));
+                false
+            }
+            Err(e) => {
+                self.problems.push(format!("{}: {e}", p.display()));
+                false
+            }
+        }
+    }
+}
+
+pub(crate) struct Finder {
+    opts: SearchOptions,
+}
+
+impl Finder {
+    pub fn new(opts: SearchOptions) -> Finder {
+        Finder { opts }
+    }
+
+    /// Finds the module's files; returns what was found, where it looked,
+    /// and what is missing (empty when symbols were found).
+    pub fn locate(&self, m: &Mapping) -> (Option<Located>, Vec<String>, String) {
+        let bid = m.key().build_id_hex();
+        let mut search = Search { want: m.build_id.clone(), looked: Vec::new(), problems: Vec::new(), candidates: Vec::new() };
+        let base = m.name().to_owned();
+        let (xx, rest) = if bid.len() > 2 { (&bid[..2], &bid[2..]) } else { ("", "") };
+        for d in &self.opts.symbol_dirs {
+            if !bid.is_empty() {
+                search.consider(d.join(".build-id").join(xx).join(format!("{rest}.debug")));
+                search.consider(d.join(format!("{bid}.debug")));
+                search.consider(d.join(&bid));
+            }
+            search.consider(d.join(format!("{base}.debug")));
+            search.consider(d.join(&base));
+        }
+        if !bid.is_empty() {
+            for d in &self.opts.debug_dirs {
+                search.consider(d.join(".build-id").join(xx).join(format!("{rest}.debug")));
+            }
+        }
+        // The binary itself, where it was when recorded, or archived with the trace.
+        let mut binary = None;
+        let mut bin_paths = vec![PathBuf::from(&m.path)];
+        if let (Some(a), false) = (&self.opts.archive_dir, bid.is_empty()) {
+            bin_paths.push(a.join(&bid));
+        }
+        for p in bin_paths {
+            if search.consider(p.clone()) {
+                binary = Some(p);
+                break;
+            }
+        }
+        // .gnu_debuglink of the binary: next to it, in .debug/, under the debug dirs.
+        if let Some(link) = search.candidates.iter().find(|(p, _)| Some(p) == binary.as_ref()).and_then(|(_, i)| i.debuglink.clone()) {
+            let dir = Path::new(&m.path).parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut places = vec![dir.join(&link), dir.join(".debug").join(&link)];
+            for d in self.opts.symbol_dirs.iter().chain(&self.opts.debug_dirs) {
+                places.push(d.join(dir.strip_prefix("/").unwrap_or(&dir)).join(&link));
+                places.push(d.join(&link));
+            }
+            for p in places {
+                search.consider(p);
+            }
+        }
+        let best_local = search.candidates.iter().map(|(_, i)| i.quality).max();
+        if best_local != Some(Quality::Dwarf) && !bid.is_empty() {
+            if let Some(cache) = &self.opts.debuginfod_cache {
+                let p = cache.join(&bid).join("debuginfo");
+                if !search.consider(p.clone()) {
+                    for url in &self.opts.debuginfod_urls {
+                        let u = format!("{}/buildid/{bid}/debuginfo", url.trim_end_matches('/'));
+                        search.looked.push(u.clone());
+                        match fetch(&u, &p) {
+                            Ok(()) => {
+                                if search.consider(p.clone()) {
+                                    search.looked.pop();
+                                    break;
+                                }
+                            }
+                            Err(e) => search.problems.push(format!("{u}: {e}")),
+                        }
+                    }
+                }
+            }
+        }
+        if search.candidates.is_empty() {
+            let problem = if search.problems.is_empty() { "no file found".to_owned() } else { search.problems.join("; ") };
+            return (None, search.looked, problem);
+        }
+        let symbols = search.candidates.iter().filter(|(_, i)| i.quality > Quality::Dynsym || binary.is_some()).max_by_key(|(_, i)| i.quality);
+        let seg_src = search.candidates.iter().find(|(p, _)| Some(p) == binary.as_ref()).or_else(|| search.candidates.iter().find(|(_, i)| !i.segments.is_empty()));
+        let loc = Located {
+            binary: search.candidates.iter().find(|(p, i)| Some(p) == binary.as_ref() && i.has_text).map(|(p, _)| p.clone()),
+            symbols: symbols.map(|(p, _)| p.clone()),
+            debug_frame: search.candidates.iter().find(|(_, i)| i.has_debug_frame).map(|(p, _)| p.clone()),
+            segments: seg_src.map(|(_, i)| i.segments.clone()).unwrap_or_default(),
+        };
+        let problem = match symbols.map(|(_, i)| i.quality) {
+            Some(Quality::Dwarf) => String::new(),
+            Some(Quality::Symtab) => "no DWARF debug info found (function names only, no file:line)".into(),
+            _ => "stripped and no debug file found (only exported symbols)".into(),
+        };
+        (Some(loc), search.looked, problem)
+    }
+}
+
+/// Downloads a debuginfod artifact into the client cache layout.
+fn fetch(url: &str, dest: &Path) -> Result<(), String> {
+    let config = ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(10))).build();
+    let agent: ureq::Agent = config.into();
+    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
+    let body = resp.body_mut().with_config().limit(2 << 30).read_to_vec().map_err(|e| e.to_string())?;
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let tmp = dest.with_extension("part");
+    std::fs::write(&tmp, &body).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, dest).map_err(|e| e.to_string())
+}

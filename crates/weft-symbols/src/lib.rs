@@ -1,0 +1,226 @@
+//! Offline unwinding and symbolization of recorded stacks.
+//!
+//! This crate owns turning (registers, user-stack copy, process maps) into
+//! frames, and frames into function names with file:line and inlined calls:
+//! DWARF CFI unwinding with frame-pointer fallback (framehop), symbol lookup
+//! (blazesym) in the binary, in split debug files found the way gdb and perf
+//! find them (build-id directories, `.gnu_debuglink`, `--symbols` dirs, the
+//! debuginfod client cache and servers from `DEBUGINFOD_URLS`), and JIT maps
+//! (`/tmp/perf-PID.map`). It knows nothing of the trace format, and it must
+//! never fail a whole report because one module is missing or corrupt: such
+//! frames come back as `module+0xoffset`, and `notes()` says where it looked.
+
+mod cache;
+mod find;
+mod jit;
+mod unwind;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+pub use cache::SymCache;
+pub use find::{Located, SearchOptions};
+pub use jit::JitMap;
+pub use unwind::{FrameAddr, Unwinders};
+
+/// One executable mapping of a process, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// File offset of `start`.
+    pub pgoff: u64,
+    pub path: String,
+    pub build_id: Vec<u8>,
+}
+
+impl Mapping {
+    /// The module name shown for frames in this mapping.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+
+    pub fn key(&self) -> ModuleKey {
+        ModuleKey { path: self.path.clone(), build_id: self.build_id.clone() }
+    }
+}
+
+/// Identifies a module's contents: its build ID when known, else its path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleKey {
+    pub path: String,
+    pub build_id: Vec<u8>,
+}
+
+impl ModuleKey {
+    pub fn build_id_hex(&self) -> String {
+        self.build_id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// One frame of a symbolized stack (an inlined call is its own frame).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Frame {
+    pub function: Option<String>,
+    pub module: String,
+    /// Offset in the module: file offset for unresolved frames.
+    pub offset: u64,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub inlined: bool,
+}
+
+impl Frame {
+    /// `function` or `module+0xoffset`: never a bare address.
+    pub fn label(&self) -> String {
+        match &self.function {
+            Some(f) => f.clone(),
+            None => format!("{}+{:#x}", self.module, self.offset),
+        }
+    }
+
+    /// `file:line` when known.
+    pub fn location(&self) -> Option<String> {
+        let f = self.file.as_ref()?;
+        Some(match self.line {
+            Some(l) => format!("{f}:{l}"),
+            None => f.clone(),
+        })
+    }
+}
+
+/// What was missing for a module, and where weft looked.
+#[derive(Debug, Clone, Default)]
+pub struct Note {
+    pub looked: Vec<String>,
+    pub problem: String,
+    pub frames: u64,
+}
+
+/// Symbolizes addresses of recorded processes, caching per module offset.
+pub struct Symbolizer {
+    find: find::Finder,
+    blaze: blazesym::symbolize::Symbolizer,
+    located: HashMap<ModuleKey, Option<Located>>,
+    cache: SymCache,
+    notes: BTreeMap<String, Note>,
+    pub lookups: u64,
+    pub cache_hits: u64,
+}
+
+impl Symbolizer {
+    pub fn new(opts: SearchOptions, cache: SymCache) -> Symbolizer {
+        let mut dirs = opts.symbol_dirs.clone();
+        dirs.extend(opts.debug_dirs.iter().cloned());
+        let blaze = blazesym::symbolize::Symbolizer::builder()
+            .set_debug_dirs(Some(dirs))
+            .enable_code_info(true)
+            .enable_inlined_fns(true)
+            .enable_demangling(true)
+            .build();
+        Symbolizer {
+            find: find::Finder::new(opts),
+            blaze,
+            located: HashMap::new(),
+            cache,
+            notes: BTreeMap::new(),
+            lookups: 0,
+            cache_hits: 0,
+        }
+    }
+
+    /// Where a module's file and symbols are (looked up once).
+    pub fn locate(&mut self, m: &Mapping) -> Option<&Located> {
+        let key = m.key();
+        if !self.located.contains_key(&key) {
+            let (loc, looked, problem) = self.find.locate(m);
+            if !problem.is_empty() {
+                let n = self.notes.entry(m.path.clone()).or_default();
+                n.looked = looked;
+                n.problem = problem;
+            }
+            self.located.insert(key.clone(), loc);
+        }
+        self.located.get(&key).and_then(Option::as_ref)
+    }
+
+    /// Frames for `addr` in mapping `m` (innermost first, inlined calls expanded).
+    pub fn symbolize(&mut self, m: &Mapping, addr: u64) -> Vec<Frame> {
+        let file_off = addr.wrapping_sub(m.start).wrapping_add(m.pgoff);
+        let key = m.key();
+        let unresolved = |m: &Mapping| vec![Frame { function: None, module: m.name().to_owned(), offset: file_off, file: None, line: None, inlined: false }];
+        let Some(loc) = self.locate(m).cloned() else {
+            self.notes.entry(m.path.clone()).or_default().frames += 1;
+            return unresolved(m);
+        };
+        let Some(vaddr) = loc.vaddr_of(file_off) else {
+            return unresolved(m);
+        };
+        if let Some(hit) = self.cache.get(&key, vaddr) {
+            self.cache_hits += 1;
+            return hit.to_vec();
+        }
+        self.lookups += 1;
+        let frames = match &loc.symbols {
+            Some(path) => {
+                let src = blazesym::symbolize::source::Source::Elf(blazesym::symbolize::source::Elf::new(path));
+                match self.blaze.symbolize_single(&src, blazesym::symbolize::Input::VirtOffset(vaddr)) {
+                    // Resolved frames are identified by their function's address,
+                    // so samples anywhere in one line aggregate.
+                    Ok(blazesym::symbolize::Symbolized::Sym(sym)) => to_frames(&sym, m.name(), sym.addr),
+                    _ => unresolved(m),
+                }
+            }
+            None => unresolved(m),
+        };
+        if frames.iter().all(|f| f.function.is_none()) {
+            self.notes.entry(m.path.clone()).or_default().frames += 1;
+        }
+        self.cache.put(key, vaddr, frames.clone());
+        frames
+    }
+
+    /// Modules whose frames could not all be named, with where weft looked.
+    pub fn notes(&self) -> &BTreeMap<String, Note> {
+        &self.notes
+    }
+
+    pub fn into_cache(self) -> SymCache {
+        self.cache
+    }
+}
+
+fn to_frames(sym: &blazesym::symbolize::Sym, module: &str, offset: u64) -> Vec<Frame> {
+    let code = |ci: Option<&blazesym::symbolize::CodeInfo>| -> (Option<String>, Option<u32>) {
+        match ci {
+            Some(c) => (Some(c.to_path().display().to_string()), c.line),
+            None => (None, None),
+        }
+    };
+    // blazesym gives the function, then its inlined calls outermost first;
+    // each one's code info is the location inside that function.
+    let mut chain = vec![(sym.name.to_string(), code(sym.code_info.as_deref()))];
+    for f in sym.inlined.iter() {
+        chain.push((f.name.to_string(), code(f.code_info.as_ref())));
+    }
+    let n = chain.len();
+    chain
+        .into_iter()
+        .enumerate()
+        .rev()
+        .map(|(i, (name, (file, line)))| Frame {
+            function: Some(name),
+            module: module.to_owned(),
+            offset,
+            file,
+            line,
+            inlined: i > 0 && n > 1,
+        })
+        .collect()
+}
+
+/// Where the files of modules and the JIT maps of processes come from.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub archive: Option<PathBuf>,
+}
