@@ -8,8 +8,8 @@
 
 mod args;
 mod kinds;
-pub mod profile;
 pub mod names;
+pub mod profile;
 mod summary;
 mod timeline;
 

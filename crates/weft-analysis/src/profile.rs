@@ -48,6 +48,9 @@ pub struct Profile {
     pub cache_hits: u64,
 }
 
+/// (pid, tid, frames root first)
+type StackKey = (u32, u32, Vec<usize>);
+
 struct Proc {
     maps: Arc<Vec<Mapping>>,
     version: u64,
@@ -65,7 +68,9 @@ struct Raw {
 /// Builds a profile; `cache` (when given) is read first and written back.
 pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cache: Option<PathBuf>) -> Profile {
     let kinds = Kinds::of(trace);
-    let start = trace.info(weft_format::info_keys::START_MONOTONIC_NS).and_then(|v| v.parse::<u64>().ok());
+    let start = trace
+        .info(weft_format::info_keys::START_MONOTONIC_NS)
+        .and_then(|v| v.parse::<u64>().ok());
     let trigger = opts.trigger.clone().unwrap_or_else(|| "cpu-clock".into());
     let symcache = cache.as_deref().map(SymCache::load).unwrap_or_default();
     let mut sym = Symbolizer::new(search, symcache);
@@ -103,7 +108,13 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                 }
                 if ppid != r.pid {
                     if let Some(maps) = procs.get(&ppid).map(|p| p.maps.clone()) {
-                        procs.insert(r.pid, Proc { maps, version: next_version });
+                        procs.insert(
+                            r.pid,
+                            Proc {
+                                maps,
+                                version: next_version,
+                            },
+                        );
                         next_version += 1;
                     }
                 }
@@ -123,8 +134,16 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                         _ => Vec::new(),
                     },
                 };
-                let p = procs.entry(r.pid).or_insert_with(|| Proc { maps: Arc::new(Vec::new()), version: 0 });
-                let mut v: Vec<Mapping> = p.maps.iter().filter(|o| o.end <= map.start || o.start >= map.end).cloned().collect();
+                let p = procs.entry(r.pid).or_insert_with(|| Proc {
+                    maps: Arc::new(Vec::new()),
+                    version: 0,
+                });
+                let mut v: Vec<Mapping> = p
+                    .maps
+                    .iter()
+                    .filter(|o| o.end <= map.start || o.start >= map.end)
+                    .cloned()
+                    .collect();
                 v.push(map);
                 v.sort_by_key(|m| m.start);
                 p.maps = Arc::new(v);
@@ -154,12 +173,18 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     _ => Vec::new(),
                 };
                 let regs = arr(f::USER_REGS);
-                let regs = [regs.first().copied().unwrap_or(0), regs.get(1).copied().unwrap_or(0), regs.get(2).copied().unwrap_or(0)];
+                let regs = [
+                    regs.first().copied().unwrap_or(0),
+                    regs.get(1).copied().unwrap_or(0),
+                    regs.get(2).copied().unwrap_or(0),
+                ];
                 let stack: &[u8] = match r.fields.get(f::USER_STACK) {
                     Some(Value::Bytes(b)) => b,
                     _ => &[],
                 };
-                let (maps, version) = procs.get(&r.pid).map_or_else(|| (Arc::new(Vec::new()), 0), |p| (p.maps.clone(), p.version));
+                let (maps, version) = procs
+                    .get(&r.pid)
+                    .map_or_else(|| (Arc::new(Vec::new()), 0), |p| (p.maps.clone(), p.version));
                 let user = unwinders.unwind(&mut sym, r.pid, version, &maps, regs, stack, &arr(f::USER));
                 raws.push(Raw {
                     pid: r.pid,
@@ -175,9 +200,13 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     }
     out.unwind_secs = t_unwind.elapsed().as_secs_f64();
     let t_sym = Instant::now();
-    let kallsyms = if raws.iter().any(|r| !r.kernel.is_empty()) { Kallsyms::load() } else { Kallsyms::default() };
+    let kallsyms = if raws.iter().any(|r| !r.kernel.is_empty()) {
+        Kallsyms::load()
+    } else {
+        Kallsyms::default()
+    };
     let mut interned: HashMap<Frame, usize> = HashMap::new();
-    let mut stacks: HashMap<(u32, u32, Vec<usize>), (Arc<str>, u64)> = HashMap::new();
+    let mut stacks: HashMap<StackKey, (Arc<str>, u64)> = HashMap::new();
     let mut addr_cache: HashMap<(usize, u64, bool), Vec<usize>> = HashMap::new();
     for raw in &raws {
         out.samples += 1;
@@ -195,7 +224,17 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                 continue;
             }
             let look = if fa.ret { fa.addr.wrapping_sub(1) } else { fa.addr };
+            let jit_name = jit.get(&raw.pid).and_then(|j| j.lookup(look));
             let frames: Vec<Frame> = match raw.maps.iter().find(|m| look >= m.start && look < m.end) {
+                // JIT code lives in anonymous executable memory; its map names it.
+                _ if jit_name.is_some() => vec![Frame {
+                    function: jit_name.map(str::to_owned),
+                    module: "[jit]".into(),
+                    offset: look,
+                    file: None,
+                    line: None,
+                    inlined: false,
+                }],
                 Some(m) if !m.path.starts_with('[') && !m.path.is_empty() => sym.symbolize(m, look),
                 // [vdso], [anon:...]: no file to read; module and offset.
                 Some(m) => vec![Frame {
@@ -207,8 +246,22 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     inlined: false,
                 }],
                 _ => vec![match jit.get(&raw.pid).and_then(|j| j.lookup(look)) {
-                    Some(name) => Frame { function: Some(name.to_owned()), module: "[jit]".into(), offset: look, file: None, line: None, inlined: false },
-                    None => Frame { function: None, module: "[unknown]".into(), offset: look, file: None, line: None, inlined: false },
+                    Some(name) => Frame {
+                        function: Some(name.to_owned()),
+                        module: "[jit]".into(),
+                        offset: look,
+                        file: None,
+                        line: None,
+                        inlined: false,
+                    },
+                    None => Frame {
+                        function: None,
+                        module: "[unknown]".into(),
+                        offset: look,
+                        file: None,
+                        line: None,
+                        inlined: false,
+                    },
                 }],
             };
             let v: Vec<usize> = frames
@@ -222,17 +275,39 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             addr_cache.insert(key, v);
         }
         ids.reverse();
-        let e = stacks.entry((raw.pid, raw.tid, ids)).or_insert_with(|| (raw.comm.clone(), 0));
+        let e = stacks
+            .entry((raw.pid, raw.tid, ids))
+            .or_insert_with(|| (raw.comm.clone(), 0));
         e.1 += 1;
     }
     out.symbolize_secs = t_sym.elapsed().as_secs_f64();
-    let mut frames = vec![Frame { function: None, module: String::new(), offset: 0, file: None, line: None, inlined: false }; interned.len()];
+    let mut frames = vec![
+        Frame {
+            function: None,
+            module: String::new(),
+            offset: 0,
+            file: None,
+            line: None,
+            inlined: false
+        };
+        interned.len()
+    ];
     for (f, i) in interned {
         frames[i] = f;
     }
     out.frames = frames;
-    out.stacks = stacks.into_iter().map(|((pid, tid, frames), (comm, count))| Stack { pid, tid, comm: comm.to_string(), frames, count }).collect();
-    out.stacks.sort_by(|a, b| b.count.cmp(&a.count).then(a.frames.cmp(&b.frames)));
+    out.stacks = stacks
+        .into_iter()
+        .map(|((pid, tid, frames), (comm, count))| Stack {
+            pid,
+            tid,
+            comm: comm.to_string(),
+            frames,
+            count,
+        })
+        .collect();
+    out.stacks
+        .sort_by(|a, b| b.count.cmp(&a.count).then(a.frames.cmp(&b.frames)));
     out.notes = sym.notes().clone();
     out.lookups = sym.lookups;
     out.cache_hits = sym.cache_hits;
@@ -268,6 +343,13 @@ impl Kallsyms {
     fn frame(&self, a: u64) -> Frame {
         let i = self.syms.partition_point(|s| s.0 <= a);
         let name = i.checked_sub(1).map(|i| self.syms[i].1.clone());
-        Frame { function: name, module: "[kernel]".into(), offset: a, file: None, line: None, inlined: false }
+        Frame {
+            function: name,
+            module: "[kernel]".into(),
+            offset: a,
+            file: None,
+            line: None,
+            inlined: false,
+        }
     }
 }

@@ -70,7 +70,10 @@ fn build(args: &ProfileArgs) -> Result<Profile> {
     }
     if p.samples == 0 {
         let what = args.trigger.as_deref().unwrap_or("cpu-clock");
-        bail!("no {what} samples in {} match: record with `weft record --sample -- CMD` (or --stack-on EVENT)", args.file.display());
+        bail!(
+            "no {what} samples in {} match: record with `weft record --sample -- CMD` (or --stack-on EVENT)",
+            args.file.display()
+        );
     }
     Ok(p)
 }
@@ -86,7 +89,11 @@ fn report_missing(p: &Profile) {
         if n.frames == 0 && n.problem.is_empty() {
             continue;
         }
-        eprintln!("weft: {module}: {} ({} frames shown as module+offset)", if n.problem.is_empty() { "no symbols" } else { &n.problem }, n.frames);
+        eprintln!(
+            "weft: {module}: {} ({} frames shown as module+offset)",
+            if n.problem.is_empty() { "no symbols" } else { &n.problem },
+            n.frames
+        );
         if !n.looked.is_empty() {
             eprintln!("weft:   looked in: {}", n.looked.join(", "));
         }
@@ -120,11 +127,17 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         t0.elapsed().as_secs_f64()
     )?;
     let groups: Vec<(String, Vec<&weft_analysis::profile::Stack>)> = if args.per_thread {
-        let mut g: std::collections::BTreeMap<(u32, u32), (String, Vec<&weft_analysis::profile::Stack>)> = Default::default();
+        let mut g: std::collections::BTreeMap<(u32, u32), (String, Vec<&weft_analysis::profile::Stack>)> =
+            Default::default();
         for s in &p.stacks {
-            g.entry((s.pid, s.tid)).or_insert_with(|| (s.comm.clone(), Vec::new())).1.push(s);
+            g.entry((s.pid, s.tid))
+                .or_insert_with(|| (s.comm.clone(), Vec::new()))
+                .1
+                .push(s);
         }
-        g.into_iter().map(|((pid, tid), (comm, v))| (format!("{pid}/{tid} {comm}"), v)).collect()
+        g.into_iter()
+            .map(|((pid, tid), (comm, v))| (format!("{pid}/{tid} {comm}"), v))
+            .collect()
     } else {
         vec![("all threads".into(), p.stacks.iter().collect())]
     };
@@ -157,13 +170,24 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         let mut rows: Vec<(usize, u64, u64)> = by_fn.into_values().map(|(f, sc, tc)| (f, sc, tc.min(total))).collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
         writeln!(out, "\n{title}: {total} samples")?;
-        writeln!(out, "{:>7} {:>7} {:>7} {:>7}  {:<40} LOCATION", "SELF%", "SELF", "TOTAL%", "TOTAL", "FUNCTION")?;
+        writeln!(
+            out,
+            "{:>7} {:>7} {:>7} {:>7}  {:<40} LOCATION",
+            "SELF%", "SELF", "TOTAL%", "TOTAL", "FUNCTION"
+        )?;
         for (f, sc, tc) in rows.into_iter().take(args.top) {
             let fr = &p.frames[f];
             let pct = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
             let loc = fr.location().map(|l| format!("{l} ")).unwrap_or_default();
             let inl = if fr.inlined { " [inlined]" } else { "" };
-            writeln!(out, "{:>6.1}% {sc:>7} {:>6.1}% {tc:>7}  {:<40} {loc}({}){inl}", pct(sc), pct(tc), fr.label(), fr.module)?;
+            writeln!(
+                out,
+                "{:>6.1}% {sc:>7} {:>6.1}% {tc:>7}  {:<40} {loc}({}){inl}",
+                pct(sc),
+                pct(tc),
+                fr.label(),
+                fr.module
+            )?;
         }
     }
     report_missing(&p);
@@ -171,11 +195,16 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
 }
 
 /// `comm;root;...;leaf count` lines (the folded format of flamegraph.pl and inferno).
-fn folded(p: &Profile) -> Vec<String> {
+fn folded(p: &Profile, reverse: bool) -> Vec<String> {
     let mut merged: std::collections::BTreeMap<String, u64> = Default::default();
     for s in &p.stacks {
         let mut l = s.comm.replace(';', ":");
-        for &f in &s.frames {
+        let order: Vec<usize> = if reverse {
+            s.frames.iter().rev().copied().collect()
+        } else {
+            s.frames.clone()
+        };
+        for &f in &order {
             l.push(';');
             l.push_str(&p.frames[f].label().replace(';', ":"));
         }
@@ -201,7 +230,8 @@ pub struct FlameArgs {
 
 pub fn flame(args: FlameArgs) -> Result<ExitCode> {
     let p = build(&args.common)?;
-    let lines = folded(&p);
+    // The SVG inverts itself (icicle); folded text is written leaf first.
+    let lines = folded(&p, args.reverse && args.folded);
     if args.folded {
         let text = lines.join("\n") + "\n";
         match &args.output {
@@ -265,9 +295,14 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
             o
         })
         .collect();
-    let mut by_thread: std::collections::BTreeMap<(u32, u32), (String, Vec<&weft_analysis::profile::Stack>)> = Default::default();
+    let mut by_thread: std::collections::BTreeMap<(u32, u32), (String, Vec<&weft_analysis::profile::Stack>)> =
+        Default::default();
     for s in &p.stacks {
-        by_thread.entry((s.pid, s.tid)).or_insert_with(|| (s.comm.clone(), Vec::new())).1.push(s);
+        by_thread
+            .entry((s.pid, s.tid))
+            .or_insert_with(|| (s.comm.clone(), Vec::new()))
+            .1
+            .push(s);
     }
     let profiles: Vec<serde_json::Value> = by_thread
         .into_iter()
@@ -293,7 +328,11 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         "exporter": format!("weft {}", env!("CARGO_PKG_VERSION")),
     });
     std::fs::write(&path, serde_json::to_vec(&doc)?).with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("weft: wrote {} ({} samples); open it at https://www.speedscope.app or with `npx speedscope`", path.display(), p.samples);
+    eprintln!(
+        "weft: wrote {} ({} samples); open it at https://www.speedscope.app or with `npx speedscope`",
+        path.display(),
+        p.samples
+    );
     report_missing(&p);
     Ok(ExitCode::SUCCESS)
 }

@@ -309,7 +309,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 &mut buf,
                 &mut stats,
                 &mut writer,
-                &mut probes, &mut extras
+                &mut probes,
+                &mut extras,
             );
             if let Some(p) = probes.as_mut() {
                 p.poll(&mut writer, &schemas, &mut buf);
@@ -377,7 +378,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         &mut buf,
         &mut stats,
         &mut writer,
-        &mut probes, &mut extras
+        &mut probes,
+        &mut extras,
     );
     if let Some(p) = probes.as_mut() {
         p.poll(&mut writer, &schemas, &mut buf);
@@ -484,6 +486,7 @@ struct Stats {
     lost: u64,
 }
 
+#[allow(clippy::too_many_arguments)] // the recorder loop's state, passed explicitly
 fn write_batch(
     events: &mut Vec<KernelEvent>,
     filter: &mut Option<CommFilter>,
@@ -600,7 +603,9 @@ impl Extras {
     fn observe(&mut self, ev: &KernelEvent, schemas: &KernelSchemas, buf: &mut RecordBuf) {
         match &ev.kind {
             EventKind::Mmap { filename, build_id, .. } if !build_id.is_empty() && filename.starts_with('/') => {
-                self.binaries.entry(build_id.clone()).or_insert_with(|| filename.clone());
+                self.binaries
+                    .entry(build_id.clone())
+                    .or_insert_with(|| filename.clone());
             }
             // JIT maps usually outlive their process, but read them while we know it ended.
             EventKind::Exit { group_dead: true } => self.jit(ev.pid, schemas, buf),
@@ -615,9 +620,13 @@ impl Extras {
         if !self.jit_done.insert(pid) {
             return;
         }
-        let Ok(text) = std::fs::read(format!("/tmp/perf-{pid}.map")) else { return };
+        let Ok(text) = std::fs::read(format!("/tmp/perf-{pid}.map")) else {
+            return;
+        };
         if let Some(id) = schemas.id_of(weft_format::std_schemas::JIT_MAP) {
-            buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid).bytes(&text).finish();
+            buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
+                .bytes(&text)
+                .finish();
         }
     }
 

@@ -217,7 +217,13 @@ pub fn all() -> Vec<Schema> {
         ),
         Schema::new(
             SAMPLE,
-            &[("trigger", T::Str), ("kernel", T::U64Array), ("user", T::U64Array), ("user_regs", T::U64Array), ("user_stack", T::Bytes)],
+            &[
+                ("trigger", T::Str),
+                ("kernel", T::U64Array),
+                ("user", T::U64Array),
+                ("user_regs", T::U64Array),
+                ("user_stack", T::Bytes),
+            ],
         ),
         Schema::new(JIT_MAP, &[("text", T::Bytes)]),
     ]

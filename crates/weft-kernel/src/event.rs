@@ -72,10 +72,18 @@ pub enum EventKind {
         inode: u64,
     },
     /// Records the kernel dropped because the ring was full.
-    Lost { count: u64 },
+    Lost {
+        count: u64,
+    },
     /// A stack: CPU sampling (`trigger` "cpu-clock") or taken with a traced
     /// event (`trigger` = its name). `regs` are the user ip, sp, bp.
-    Sample { trigger: String, kernel: Vec<u64>, user: Vec<u64>, regs: [u64; 3], stack: Vec<u8> },
+    Sample {
+        trigger: String,
+        kernel: Vec<u64>,
+        user: Vec<u64>,
+        regs: [u64; 3],
+        stack: Vec<u8>,
+    },
 }
 
 /// How the records of one event id are laid out and what they mean.
@@ -83,7 +91,9 @@ pub enum EventKind {
 pub(crate) enum Decoding {
     Tp(Tp),
     /// A tracepoint opened only to take stacks.
-    Stack { trigger: String },
+    Stack {
+        trigger: String,
+    },
     CpuClock,
 }
 
@@ -316,7 +326,13 @@ fn decode_stack(body: &[u8], mut p: usize, trigger: String, kernel: Vec<u64>, us
             stack = data[..dyn_size.min(size)].to_vec();
         }
     }
-    EventKind::Sample { trigger, kernel, user, regs, stack }
+    EventKind::Sample {
+        trigger,
+        kernel,
+        user,
+        regs,
+        stack,
+    }
 }
 
 fn u32_at(r: &[u8], o: usize) -> u32 {

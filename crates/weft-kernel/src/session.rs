@@ -33,7 +33,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { buffer_bytes: 8 << 20, syscalls: None, sample_hz: None, stack_bytes: 16384, stack_on: Vec::new() }
+        Options {
+            buffer_bytes: 8 << 20,
+            syscalls: None,
+            sample_hz: None,
+            stack_bytes: 16384,
+            stack_on: Vec::new(),
+        }
     }
 }
 
@@ -65,7 +71,10 @@ impl Session {
                 n => ("syscalls", format!("sys_enter_{n}")),
             };
             if !tfs.has_event(sys, &tp) {
-                return Err(KernelError::UnknownSyscall { name: name.clone(), suggestion: None });
+                return Err(KernelError::UnknownSyscall {
+                    name: name.clone(),
+                    suggestion: None,
+                });
             }
             stack_tps.push((tfs.event_format(sys, &tp)?.id, name.clone()));
         }
@@ -141,12 +150,24 @@ impl Session {
                 self.add(fd, cpu, Decoding::Tp(*tp))?;
             }
             if let Some(hz) = self.opts.sample_hz {
-                let spec = Spec { source: Source::CpuClock(hz), stack, sideband: false, enable_on_exec: on_exec, wakeup_bytes: wakeup };
+                let spec = Spec {
+                    source: Source::CpuClock(hz),
+                    stack,
+                    sideband: false,
+                    enable_on_exec: on_exec,
+                    wakeup_bytes: wakeup,
+                };
                 let fd = self.open(&spec, tid, cpu, &format!("cpu-clock sampling at {hz} Hz"))?;
                 self.add(fd, cpu, Decoding::CpuClock)?;
             }
             for (id, trigger) in self.stack_tps.clone() {
-                let spec = Spec { source: Source::Tracepoint(id), stack, sideband: false, enable_on_exec: on_exec, wakeup_bytes: wakeup };
+                let spec = Spec {
+                    source: Source::Tracepoint(id),
+                    stack,
+                    sideband: false,
+                    enable_on_exec: on_exec,
+                    wakeup_bytes: wakeup,
+                };
                 let fd = self.open(&spec, tid, cpu, &format!("stacks on {trigger}"))?;
                 self.add(fd, cpu, Decoding::Stack { trigger })?;
             }
@@ -173,9 +194,20 @@ impl Session {
             return Ok(());
         }
         let ring = Ring::map(fd, cpu, self.opts.buffer_bytes)?;
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: self.rings.len() as u64 };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: self.rings.len() as u64,
+        };
         // SAFETY: registering a descriptor we own with our epoll instance.
-        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, ring.leader.as_raw_fd(), &mut ev) } != 0 {
+        if unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                ring.leader.as_raw_fd(),
+                &mut ev,
+            )
+        } != 0
+        {
             return Err(KernelError::sys("epoll_ctl", "ring", std::io::Error::last_os_error()));
         }
         self.rings.push(ring);

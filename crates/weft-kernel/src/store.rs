@@ -108,7 +108,13 @@ impl KernelSchemas {
                 .u64(*inode)
                 .finish(),
             EventKind::Lost { count } => rec(ids, 9, ev, buf).u64(*count).finish(),
-            EventKind::Sample { trigger, kernel, user, regs, stack } => {
+            EventKind::Sample {
+                trigger,
+                kernel,
+                user,
+                regs,
+                stack,
+            } => {
                 if let Some(id) = self.id_of(std_schemas::SAMPLE) {
                     buf.record(id, ev.ts, Some(ev.cpu), ev.pid, ev.tid)
                         .bytes(trigger.as_bytes())

@@ -23,7 +23,9 @@ impl SymCache {
     /// Loads a cache file; a missing or damaged file gives what could be read.
     pub fn load(path: &Path) -> SymCache {
         let mut c = SymCache::default();
-        let Ok(text) = std::fs::read_to_string(path) else { return c };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return c;
+        };
         let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
             return c;
@@ -31,14 +33,20 @@ impl SymCache {
         while let Some(head) = lines.next() {
             let f: Vec<&str> = head.split('\t').collect();
             let [path, bid, vaddr, n] = f[..] else { break };
-            let (Ok(vaddr), Ok(n)) = (u64::from_str_radix(vaddr, 16), n.parse::<usize>()) else { break };
-            let build_id: Option<Vec<u8>> = (0..bid.len() / 2).map(|i| u8::from_str_radix(bid.get(2 * i..2 * i + 2)?, 16).ok()).collect();
+            let (Ok(vaddr), Ok(n)) = (u64::from_str_radix(vaddr, 16), n.parse::<usize>()) else {
+                break;
+            };
+            let build_id: Option<Vec<u8>> = (0..bid.len() / 2)
+                .map(|i| u8::from_str_radix(bid.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect();
             let Some(build_id) = build_id else { break };
             let mut frames = Vec::new();
             for _ in 0..n.min(256) {
                 let Some(l) = lines.next() else { break };
                 let g: Vec<&str> = l.split('\t').collect();
-                let [module, off, func, file, line, inl] = g[..] else { break };
+                let [module, off, func, file, line, inl] = g[..] else {
+                    break;
+                };
                 frames.push(Frame {
                     function: (!func.is_empty()).then(|| func.to_owned()),
                     module: module.to_owned(),
@@ -48,7 +56,16 @@ impl SymCache {
                     inlined: inl == "1",
                 });
             }
-            c.map.insert((ModuleKey { path: path.to_owned(), build_id }, vaddr), frames);
+            c.map.insert(
+                (
+                    ModuleKey {
+                        path: path.to_owned(),
+                        build_id,
+                    },
+                    vaddr,
+                ),
+                frames,
+            );
         }
         c
     }
@@ -78,7 +95,13 @@ impl SymCache {
         let mut out = String::from(MAGIC);
         out.push('\n');
         for ((k, vaddr), frames) in &self.map {
-            let _ = writeln!(out, "{}\t{}\t{vaddr:x}\t{}", clean(&k.path), k.build_id_hex(), frames.len());
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{vaddr:x}\t{}",
+                clean(&k.path),
+                k.build_id_hex(),
+                frames.len()
+            );
             for f in frames {
                 let _ = writeln!(
                     out,

@@ -25,12 +25,14 @@ impl SearchOptions {
     /// Defaults from the environment, as gdb and perf use them.
     pub fn from_env() -> SearchOptions {
         let urls = std::env::var("DEBUGINFOD_URLS").unwrap_or_default();
-        let cache = std::env::var_os("DEBUGINFOD_CACHE_PATH").map(PathBuf::from).or_else(|| {
-            let home = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-            Some(home.join("debuginfod_client"))
-        });
+        let cache = std::env::var_os("DEBUGINFOD_CACHE_PATH")
+            .map(PathBuf::from)
+            .or_else(|| {
+                let home = std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+                Some(home.join("debuginfod_client"))
+            });
         SearchOptions {
             symbol_dirs: Vec::new(),
             debug_dirs: vec![PathBuf::from("/usr/lib/debug"), PathBuf::from("/lib/debug")],
@@ -57,7 +59,10 @@ pub struct Located {
 impl Located {
     /// The virtual address (as in the ELF file) of a file offset.
     pub fn vaddr_of(&self, off: u64) -> Option<u64> {
-        self.segments.iter().find(|&&(o, _, sz)| off >= o && off < o + sz.max(1)).map(|&(o, v, _)| off - o + v)
+        self.segments
+            .iter()
+            .find(|&&(o, _, sz)| off >= o && off < o + sz.max(1))
+            .map(|&(o, v, _)| off - o + v)
     }
 }
 
@@ -80,14 +85,21 @@ struct Inspect {
 fn inspect(path: &Path) -> Result<Inspect, String> {
     let data = std::fs::read(path).map_err(|e| e.to_string())?;
     let obj = object::File::parse(&*data).map_err(|e| format!("not a valid ELF file: {e}"))?;
-    let quality = if obj.section_by_name(".debug_info").is_some_and(|s| s.size() > 0 && s.kind() != object::SectionKind::UninitializedData) {
+    let quality = if obj
+        .section_by_name(".debug_info")
+        .is_some_and(|s| s.size() > 0 && s.kind() != object::SectionKind::UninitializedData)
+    {
         Quality::Dwarf
     } else if obj.section_by_name(".symtab").is_some() {
         Quality::Symtab
     } else {
         Quality::Dynsym
     };
-    let debuglink = obj.gnu_debuglink().ok().flatten().map(|(name, _)| String::from_utf8_lossy(name).into_owned());
+    let debuglink = obj
+        .gnu_debuglink()
+        .ok()
+        .flatten()
+        .map(|(name, _)| String::from_utf8_lossy(name).into_owned());
     let segments = obj.segments().filter_map(|s| {
         let (off, size) = s.file_range();
         Some((off, s.address(), size)).filter(|_| size > 0)
@@ -98,7 +110,9 @@ fn inspect(path: &Path) -> Result<Inspect, String> {
         quality,
         debuglink,
         segments: segments.collect(),
-        has_debug_frame: obj.section_by_name(".debug_frame").is_some_and(|s| s.kind() != object::SectionKind::UninitializedData),
+        has_debug_frame: obj
+            .section_by_name(".debug_frame")
+            .is_some_and(|s| s.kind() != object::SectionKind::UninitializedData),
         has_text: text.is_some_and(|t| t.kind() != object::SectionKind::UninitializedData),
     })
 }
@@ -147,9 +161,18 @@ impl Finder {
     /// and what is missing (empty when symbols were found).
     pub fn locate(&self, m: &Mapping) -> (Option<Located>, Vec<String>, String) {
         let bid = m.key().build_id_hex();
-        let mut search = Search { want: m.build_id.clone(), looked: Vec::new(), problems: Vec::new(), candidates: Vec::new() };
+        let mut search = Search {
+            want: m.build_id.clone(),
+            looked: Vec::new(),
+            problems: Vec::new(),
+            candidates: Vec::new(),
+        };
         let base = m.name().to_owned();
-        let (xx, rest) = if bid.len() > 2 { (&bid[..2], &bid[2..]) } else { ("", "") };
+        let (xx, rest) = if bid.len() > 2 {
+            (&bid[..2], &bid[2..])
+        } else {
+            ("", "")
+        };
         for d in &self.opts.symbol_dirs {
             if !bid.is_empty() {
                 search.consider(d.join(".build-id").join(xx).join(format!("{rest}.debug")));
@@ -177,7 +200,12 @@ impl Finder {
             }
         }
         // .gnu_debuglink of the binary: next to it, in .debug/, under the debug dirs.
-        if let Some(link) = search.candidates.iter().find(|(p, _)| Some(p) == binary.as_ref()).and_then(|(_, i)| i.debuglink.clone()) {
+        if let Some(link) = search
+            .candidates
+            .iter()
+            .find(|(p, _)| Some(p) == binary.as_ref())
+            .and_then(|(_, i)| i.debuglink.clone())
+        {
             let dir = Path::new(&m.path).parent().map(Path::to_path_buf).unwrap_or_default();
             let mut places = vec![dir.join(&link), dir.join(".debug").join(&link)];
             for d in self.opts.symbol_dirs.iter().chain(&self.opts.debug_dirs) {
@@ -210,32 +238,62 @@ impl Finder {
             }
         }
         if search.candidates.is_empty() {
-            let problem = if search.problems.is_empty() { "no file found".to_owned() } else { search.problems.join("; ") };
+            let problem = if search.problems.is_empty() {
+                "no file found".to_owned()
+            } else {
+                search.problems.join("; ")
+            };
             return (None, search.looked, problem);
         }
-        let symbols = search.candidates.iter().filter(|(_, i)| i.quality > Quality::Dynsym || binary.is_some()).max_by_key(|(_, i)| i.quality);
-        let seg_src = search.candidates.iter().find(|(p, _)| Some(p) == binary.as_ref()).or_else(|| search.candidates.iter().find(|(_, i)| !i.segments.is_empty()));
+        let symbols = search
+            .candidates
+            .iter()
+            .filter(|(_, i)| i.quality > Quality::Dynsym || binary.is_some())
+            .max_by_key(|(_, i)| i.quality);
+        let seg_src = search
+            .candidates
+            .iter()
+            .find(|(p, _)| Some(p) == binary.as_ref())
+            .or_else(|| search.candidates.iter().find(|(_, i)| !i.segments.is_empty()));
         let loc = Located {
-            binary: search.candidates.iter().find(|(p, i)| Some(p) == binary.as_ref() && i.has_text).map(|(p, _)| p.clone()),
+            binary: search
+                .candidates
+                .iter()
+                .find(|(p, i)| Some(p) == binary.as_ref() && i.has_text)
+                .map(|(p, _)| p.clone()),
             symbols: symbols.map(|(p, _)| p.clone()),
-            debug_frame: search.candidates.iter().find(|(_, i)| i.has_debug_frame).map(|(p, _)| p.clone()),
+            debug_frame: search
+                .candidates
+                .iter()
+                .find(|(_, i)| i.has_debug_frame)
+                .map(|(p, _)| p.clone()),
             segments: seg_src.map(|(_, i)| i.segments.clone()).unwrap_or_default(),
         };
-        let problem = match symbols.map(|(_, i)| i.quality) {
+        let mut problem = match symbols.map(|(_, i)| i.quality) {
             Some(Quality::Dwarf) => String::new(),
             Some(Quality::Symtab) => "no DWARF debug info found (function names only, no file:line)".into(),
             _ => "stripped and no debug file found (only exported symbols)".into(),
         };
+        if !problem.is_empty() && !search.problems.is_empty() {
+            problem = format!("{problem}; {}", search.problems.join("; "));
+        }
         (Some(loc), search.looked, problem)
     }
 }
 
 /// Downloads a debuginfod artifact into the client cache layout.
 fn fetch(url: &str, dest: &Path) -> Result<(), String> {
-    let config = ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(10))).build();
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build();
     let agent: ureq::Agent = config.into();
     let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
-    let body = resp.body_mut().with_config().limit(2 << 30).read_to_vec().map_err(|e| e.to_string())?;
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(2 << 30)
+        .read_to_vec()
+        .map_err(|e| e.to_string())?;
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }

@@ -41,7 +41,10 @@ impl Mapping {
     }
 
     pub fn key(&self) -> ModuleKey {
-        ModuleKey { path: self.path.clone(), build_id: self.build_id.clone() }
+        ModuleKey {
+            path: self.path.clone(),
+            build_id: self.build_id.clone(),
+        }
     }
 }
 
@@ -148,7 +151,16 @@ impl Symbolizer {
     pub fn symbolize(&mut self, m: &Mapping, addr: u64) -> Vec<Frame> {
         let file_off = addr.wrapping_sub(m.start).wrapping_add(m.pgoff);
         let key = m.key();
-        let unresolved = |m: &Mapping| vec![Frame { function: None, module: m.name().to_owned(), offset: file_off, file: None, line: None, inlined: false }];
+        let unresolved = |m: &Mapping| {
+            vec![Frame {
+                function: None,
+                module: m.name().to_owned(),
+                offset: file_off,
+                file: None,
+                line: None,
+                inlined: false,
+            }]
+        };
         let Some(loc) = self.locate(m).cloned() else {
             self.notes.entry(m.path.clone()).or_default().frames += 1;
             return unresolved(m);
@@ -164,7 +176,10 @@ impl Symbolizer {
         let frames = match &loc.symbols {
             Some(path) => {
                 let src = blazesym::symbolize::source::Source::Elf(blazesym::symbolize::source::Elf::new(path));
-                match self.blaze.symbolize_single(&src, blazesym::symbolize::Input::VirtOffset(vaddr)) {
+                match self
+                    .blaze
+                    .symbolize_single(&src, blazesym::symbolize::Input::VirtOffset(vaddr))
+                {
                     // Resolved frames are identified by their function's address,
                     // so samples anywhere in one line aggregate.
                     Ok(blazesym::symbolize::Symbolized::Sym(sym)) => to_frames(&sym, m.name(), sym.addr),

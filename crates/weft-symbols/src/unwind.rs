@@ -47,7 +47,9 @@ fn build(sym: &mut Symbolizer, maps: &[Mapping]) -> Arch {
         let Some(bin) = &loc.binary else { continue };
         let Ok(data) = std::fs::read(bin) else { continue };
         let Ok(obj) = object::File::parse(&*data) else { continue };
-        let Some(svma_start) = loc.vaddr_of(m.pgoff) else { continue };
+        let Some(svma_start) = loc.vaddr_of(m.pgoff) else {
+            continue;
+        };
         let bias = m.start.wrapping_sub(svma_start);
         let base_svma = obj.segments().map(|s| s.address()).min().unwrap_or(0);
         let text = section(&obj, ".text");
@@ -74,7 +76,12 @@ fn build(sym: &mut Symbolizer, maps: &[Mapping]) -> Arch {
             debug_frame,
             ..Default::default()
         };
-        u.add_module(Module::new(m.path.clone(), m.start..m.end, base_svma.wrapping_add(bias), info));
+        u.add_module(Module::new(
+            m.path.clone(),
+            m.start..m.end,
+            base_svma.wrapping_add(bias),
+            info,
+        ));
     }
     u
 }
@@ -83,7 +90,16 @@ impl Unwinders {
     /// Unwinds one stack. `fallback` is the kernel's frame-pointer call chain
     /// (user part), used when CFI unwinding gets no further than the first frame.
     #[allow(clippy::too_many_arguments)]
-    pub fn unwind(&mut self, sym: &mut Symbolizer, pid: u32, version: u64, maps: &[Mapping], regs: [u64; 3], stack: &[u8], fallback: &[u64]) -> Vec<FrameAddr> {
+    pub fn unwind(
+        &mut self,
+        sym: &mut Symbolizer,
+        pid: u32,
+        version: u64,
+        maps: &[Mapping],
+        regs: [u64; 3],
+        stack: &[u8],
+        fallback: &[u64],
+    ) -> Vec<FrameAddr> {
         let mut out = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
@@ -91,7 +107,10 @@ impl Unwinders {
             use framehop::Unwinder;
             let [ip, sp, bp] = regs;
             if ip != 0 {
-                let (u, cache) = self.by_maps.entry((pid, version)).or_insert_with(|| (build(sym, maps), CacheX86_64::new()));
+                let (u, cache) = self
+                    .by_maps
+                    .entry((pid, version))
+                    .or_insert_with(|| (build(sym, maps), CacheX86_64::new()));
                 let mut read = |addr: u64| -> Result<u64, ()> {
                     let off = addr.checked_sub(sp).ok_or(())? as usize;
                     let b = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
@@ -99,7 +118,10 @@ impl Unwinders {
                 };
                 let mut it = u.iter_frames(ip, UnwindRegsX86_64::new(ip, sp, bp), cache, &mut read);
                 while let Ok(Some(f)) = it.next() {
-                    out.push(FrameAddr { addr: f.address(), ret: matches!(f, framehop::FrameAddress::ReturnAddress(_)) });
+                    out.push(FrameAddr {
+                        addr: f.address(),
+                        ret: matches!(f, framehop::FrameAddress::ReturnAddress(_)),
+                    });
                     if out.len() >= 512 {
                         break;
                     }
@@ -109,7 +131,11 @@ impl Unwinders {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (sym, pid, version, maps, regs, stack);
         if out.len() <= 1 && fallback.len() > out.len() {
-            out = fallback.iter().enumerate().map(|(i, &a)| FrameAddr { addr: a, ret: i > 0 }).collect();
+            out = fallback
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| FrameAddr { addr: a, ret: i > 0 })
+                .collect();
         }
         out
     }

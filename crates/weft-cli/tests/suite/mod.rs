@@ -4,4 +4,5 @@ mod damage;
 mod errors;
 mod probe;
 mod record;
+mod sampling;
 mod signals;

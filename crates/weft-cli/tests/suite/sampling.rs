@@ -1,0 +1,382 @@
+//! CPU sampling end to end: programs compiled here with and without frame
+//! pointers, stripped with their debug info split off, symbolized from the
+//! binary, a debug link, a build-id directory, debuginfod, and a JIT map.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::common::*;
+
+fn src(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sampling").join(name)
+}
+
+fn cc(out: &Path, flags: &[&str], source: &str) {
+    let st = Command::new("cc")
+        .args(flags)
+        .arg("-o")
+        .arg(out)
+        .arg(src(source))
+        .status()
+        .expect("cc");
+    assert!(st.success());
+}
+
+fn objcopy(args: &[&str]) {
+    let st = Command::new("objcopy").args(args).status().expect("objcopy (binutils)");
+    assert!(st.success(), "objcopy {args:?}");
+}
+
+fn build_id(path: &Path) -> String {
+    let out = Command::new("readelf").arg("-n").arg(path).output().expect("readelf");
+    let t = text(&out.stdout);
+    t.lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .expect("build id")
+        .trim()
+        .to_owned()
+}
+
+fn sample(dir: &Path, prog: &Path, name: &str) -> PathBuf {
+    let trace = dir.join(name);
+    let out = run(weft()
+        .args(["record", "-q", "--sample", "--syscalls", "exit_group", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(prog));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    trace
+}
+
+fn report(trace: &Path, extra: &[&str]) -> (String, String) {
+    let out = run(weft()
+        .arg("report")
+        .arg(trace)
+        .args(["--no-cache", "--user-only"])
+        .args(extra));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (text(&out.stdout), text(&out.stderr))
+}
+
+/// The hot function is on top, with its source line, and its callers have
+/// (nearly) all samples in total.
+fn assert_named(report: &str, exe: &str) {
+    let rows: Vec<&str> = report.lines().skip_while(|l| !l.contains("SELF%")).skip(1).collect();
+    let top = rows.first().copied().unwrap_or("");
+    assert!(
+        (top.contains("leaf_work") || top.contains("inl_step")) && top.contains("hot.c:") && top.contains(exe),
+        "top of report: {top}\n{report}"
+    );
+    for f in ["hot_outer", "main"] {
+        let row = rows
+            .iter()
+            .find(|l| l.split_whitespace().nth(4) == Some(f))
+            .unwrap_or_else(|| panic!("{f} missing:\n{report}"));
+        let total: f64 = row
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
+        assert!(total > 90.0, "{f} total {total}%\n{report}");
+    }
+}
+
+#[test]
+fn with_and_without_frame_pointers() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    for (name, flags) in [
+        ("hot-fp", ["-O2", "-g", "-fno-omit-frame-pointer"]),
+        ("hot-nofp", ["-O2", "-g", "-fomit-frame-pointer"]),
+    ] {
+        let exe = dir.path().join(name);
+        cc(&exe, &flags, "hot.c");
+        let trace = sample(dir.path(), &exe, &format!("{name}.weft"));
+        let (rep, _) = report(&trace, &[]);
+        assert_named(&rep, name);
+        // The inlined helper is a frame of its own.
+        assert!(rep.contains("inl_step") && rep.contains("[inlined]"), "{rep}");
+        // Flame graph: folded stacks root to leaf, and an SVG with the names.
+        let out = run(weft()
+            .arg("flame")
+            .arg(&trace)
+            .args(["--folded", "--no-cache", "--user-only"]));
+        let folded = text(&out.stdout);
+        assert!(
+            folded.lines().any(|l| l.contains("main;hot_outer;middle;leaf_work")),
+            "{folded}"
+        );
+        let svg = dir.path().join(format!("{name}.svg"));
+        let out = run(weft().arg("flame").arg(&trace).args(["--no-cache", "-o"]).arg(&svg));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let s = std::fs::read_to_string(&svg).unwrap();
+        assert!(s.starts_with("<?xml") && s.contains("leaf_work") && s.contains("hot_outer"));
+        let out = run(weft()
+            .arg("flame")
+            .arg(&trace)
+            .args(["--no-cache", "--reverse", "--folded", "--user-only"]));
+        assert!(
+            text(&out.stdout)
+                .lines()
+                .any(|l| l.contains("leaf_work;middle;hot_outer;main")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
+
+/// A stripped binary and its split debug file, as distributions ship them.
+fn split(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let exe = dir.join("hot-stripped");
+    cc(&exe, &["-O2", "-g", "-fomit-frame-pointer"], "hot.c");
+    let dbg = dir.join("hot-stripped.debug");
+    objcopy(&["--only-keep-debug", exe.to_str().unwrap(), dbg.to_str().unwrap()]);
+    objcopy(&["--strip-all", exe.to_str().unwrap()]);
+    let bid = build_id(&exe);
+    (exe, dbg, bid)
+}
+
+#[test]
+fn split_debug_info_by_debuglink_build_id_dir_and_missing() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let (exe, dbg, bid) = split(dir.path());
+    let trace = sample(dir.path(), &exe, "s.weft");
+
+    // Missing: module+offset frames and a note of where weft looked.
+    let (rep, err) = report(&trace, &[]);
+    assert!(rep.contains("hot-stripped+0x"), "{rep}");
+    assert!(
+        err.contains("hot-stripped")
+            && err.contains("looked in:")
+            && err.contains(&format!(".build-id/{}/{}.debug", &bid[..2], &bid[2..])),
+        "{err}"
+    );
+
+    // --symbols DIR with the build-id layout.
+    let symdir = dir.path().join("syms");
+    let bdir = symdir.join(".build-id").join(&bid[..2]);
+    std::fs::create_dir_all(&bdir).unwrap();
+    std::fs::copy(&dbg, bdir.join(format!("{}.debug", &bid[2..]))).unwrap();
+    let (rep, _) = report(&trace, &["--symbols", symdir.to_str().unwrap()]);
+    assert_named(&rep, "hot-stripped");
+
+    // .gnu_debuglink: the debug file next to the binary.
+    objcopy(&[&format!("--add-gnu-debuglink={}", dbg.display()), exe.to_str().unwrap()]);
+    let trace2 = sample(dir.path(), &exe, "s2.weft");
+    let (rep, _) = report(&trace2, &[]);
+    assert_named(&rep, "hot-stripped");
+
+    // A corrupt debug file where the build ID says it is: no crash, a clear note.
+    let bad = dir.path().join("bad");
+    let bb = bad.join(".build-id").join(&bid[..2]);
+    std::fs::create_dir_all(&bb).unwrap();
+    std::fs::write(
+        bb.join(format!("{}.debug", &bid[2..])),
+        b"\x7fELF garbage that is not an ELF file at all",
+    )
+    .unwrap();
+    std::fs::remove_file(&dbg).unwrap();
+    let out = run(weft()
+        .arg("report")
+        .arg(&trace)
+        .args(["--no-cache", "--symbols", bad.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a valid ELF file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn debuginfod_server_supplies_the_debug_file() {
+    if !can_trace() {
+        return;
+    }
+    let Ok(server) = which("debuginfod") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install Debian's debuginfod package"
+        );
+        eprintln!("SKIPPED: debuginfod is not installed (apt-get install debuginfod)");
+        return;
+    };
+    let dir = tmp();
+    let (exe, dbg, bid) = split(dir.path());
+    let trace = sample(dir.path(), &exe, "d.weft");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::rename(&dbg, served.join("hot-stripped.debug")).unwrap();
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let mut srv = Command::new(server)
+        .args(["-F", "-p", &port.to_string(), "-d"])
+        .arg(dir.path().join("db.sqlite"))
+        .arg(&served)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start debuginfod");
+    let url = format!("http://127.0.0.1:{port}");
+    // Wait until it has indexed the file.
+    let mut ok = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        let out = Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", &format!("{url}/buildid/{bid}/debuginfo")])
+            .status();
+        if out.is_ok_and(|s| s.success()) {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "debuginfod did not serve the debug file");
+    let cache = dir.path().join("cache");
+    let out = run(weft()
+        .arg("report")
+        .arg(&trace)
+        .args(["--no-cache", "--user-only"])
+        .env("DEBUGINFOD_URLS", &url)
+        .env("DEBUGINFOD_CACHE_PATH", &cache));
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_named(&text(&out.stdout), "hot-stripped");
+    assert!(
+        cache.join(&bid).join("debuginfo").is_file(),
+        "not stored in the debuginfod client cache layout"
+    );
+    // From the client cache, without the server.
+    let out = run(weft()
+        .arg("report")
+        .arg(&trace)
+        .args(["--no-cache", "--user-only"])
+        .env("DEBUGINFOD_CACHE_PATH", &cache)
+        .env_remove("DEBUGINFOD_URLS"));
+    assert_named(&text(&out.stdout), "hot-stripped");
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
+        .ok_or(())
+}
+
+#[test]
+fn jit_map_names_generated_code() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let exe = dir.path().join("jit");
+    cc(&exe, &["-O1", "-g"], "jit.c");
+    let trace = sample(dir.path(), &exe, "j.weft");
+    let (rep, _) = report(&trace, &[]);
+    let top = rep.lines().skip_while(|l| !l.contains("SELF%")).nth(1).unwrap_or("");
+    assert!(top.contains("jit_spin_loop") && top.contains("[jit]"), "{rep}");
+}
+
+#[test]
+fn stacks_on_syscalls_and_symbol_cache() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let trace = dir.path().join("m.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--syscalls", "munmap", "--stack-on", "munmap", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("memops")));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let out = run(weft()
+        .arg("report")
+        .arg(&trace)
+        .args(["--trigger", "munmap", "--user-only"]));
+    let rep = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        rep.lines().any(|l| l.contains(" main ") && l.contains("memops.c:")),
+        "munmap callers: {rep}"
+    );
+    assert!(
+        rep.contains("thread_main"),
+        "the thread's munmap has its stack too: {rep}"
+    );
+    // The second report reads the symbol cache the first one wrote.
+    assert!(Path::new(&format!("{}.symcache", trace.display())).is_file());
+    let out = run(weft()
+        .arg("report")
+        .arg(&trace)
+        .args(["--trigger", "munmap", "--user-only"]));
+    let first = text(&out.stdout);
+    let hits: u64 = first
+        .split("addresses (")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(hits > 0, "no cache hits on the second report: {first}");
+    // Without samples: a clear message.
+    let out = run(weft().arg("report").arg(&trace));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no cpu-clock samples"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn speedscope_export_validates_against_speedscope_schema() {
+    if !can_trace() {
+        return;
+    }
+    let schema_path = std::env::var_os("SPEEDSCOPE_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/speedscope/package/dist/release/file-format-schema.json")
+        });
+    if !schema_path.is_file() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must fetch speedscope's schema (npm pack speedscope), see .ci/run"
+        );
+        eprintln!("SKIPPED: speedscope's schema not found at {} (run: npm pack speedscope && tar xzf speedscope-*.tgz -C target/speedscope)", schema_path.display());
+        return;
+    }
+    let dir = tmp();
+    let exe = dir.path().join("hot");
+    cc(&exe, &["-O2", "-g"], "hot.c");
+    let trace = sample(dir.path(), &exe, "h.weft");
+    let json = dir.path().join("h.json");
+    let out = run(weft()
+        .arg("export")
+        .arg(&trace)
+        .args(["--format", "speedscope", "--no-cache", "-o"])
+        .arg(&json));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(&schema_path).unwrap()).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("speedscope schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "export does not validate: {errors:#?}");
+    let names: Vec<&str> = doc["shared"]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(names.contains(&"leaf_work") && names.contains(&"main"));
+}
