@@ -104,22 +104,14 @@ impl Probes {
                             .bool(sess.info.user_events)
                             .finish();
                     }
-                    for e in &sess.info.events {
-                        let name = format!("{}:{}", e.provider, e.name);
-                        let key = (name.clone(), e.fields.clone());
-                        let id = *self.schemas.entry(key).or_insert_with(|| {
-                            let fields: Vec<(&str, FieldType)> = e
-                                .fields
-                                .iter()
-                                .map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes)))
-                                .collect();
-                            w.add_schema(Schema::new(&name, &fields))
-                        });
-                        self.ids.insert((pid, e.id), id);
-                    }
+                    self.learn_events(pid, &sess, w);
                     self.sessions.insert(pid, sess);
                 }
+                // Not (yet) listening: a new image may still be starting, and an
+                // exec leaves the old image's socket file behind for a moment.
                 Err(weft_probe_collect::ProbeError::NotInstrumented { .. }) => {}
+                Err(weft_probe_collect::ProbeError::Io { source, .. })
+                    if matches!(source.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {}
                 Err(e) => {
                     self.pending.remove(&pid);
                     if !self.quiet {
@@ -127,6 +119,23 @@ impl Probes {
                     }
                 }
             }
+        }
+    }
+
+    /// Trace schemas for a process's events (shared across processes by name and fields).
+    fn learn_events<W: std::io::Write>(&mut self, pid: u32, sess: &Session, w: &mut TraceWriter<W>) {
+        for e in &sess.info.events {
+            let name = format!("{}:{}", e.provider, e.name);
+            let key = (name.clone(), e.fields.clone());
+            let id = *self.schemas.entry(key).or_insert_with(|| {
+                let fields: Vec<(&str, FieldType)> = e
+                    .fields
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes)))
+                    .collect();
+                w.add_schema(Schema::new(&name, &fields))
+            });
+            self.ids.insert((pid, e.id), id);
         }
     }
 
@@ -141,13 +150,15 @@ impl Probes {
         self.clock.update();
         let pids: Vec<u32> = self.sessions.keys().copied().collect();
         for pid in pids {
-            let gone = match self.sessions.get_mut(&pid) {
-                Some(sess) => {
-                    sess.drain(&self.clock, &mut self.events_buf, &mut self.damage_buf);
-                    sess.process_gone()
-                }
-                None => continue,
+            let Some(mut sess) = self.sessions.remove(&pid) else {
+                continue;
             };
+            sess.drain(&self.clock, &mut self.events_buf, &mut self.damage_buf);
+            let gone = sess.process_gone();
+            if sess.take_new_events() {
+                self.learn_events(pid, &sess, w);
+            }
+            self.sessions.insert(pid, sess);
             self.flush(ks, buf);
             if gone {
                 self.finish_one(pid, w, ks, buf);

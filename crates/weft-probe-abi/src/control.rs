@@ -7,7 +7,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 1 << 20;
 const MAX_STR: usize = 1024;
 const MAX_EVENTS: usize = 65536;
-const MAX_FIELDS: usize = 64;
+const MAX_FIELDS: usize = 255;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDesc {

@@ -24,8 +24,11 @@ pub struct Instrumented {
 fn candidate_dirs() -> Vec<PathBuf> {
     // SAFETY: geteuid has no preconditions.
     let mut dirs = runtime_dirs(unsafe { libc::geteuid() });
-    // Root also looks where other users' processes put theirs.
-    if let Ok(rd) = std::fs::read_dir("/tmp") {
+    // Root also looks where other users' processes put theirs (others would
+    // only be refused, and make those processes log it).
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if let Some(rd) = std::fs::read_dir("/tmp").ok().filter(|_| root) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with("weft-") {
                 dirs.push(e.path());
@@ -190,9 +193,36 @@ pub(crate) fn send_attach(
     }
 }
 
+/// Event lists the process pushed since we last looked (no waiting).
+pub(crate) fn pushed(conn: &UnixStream, pid: u32) -> Vec<ProcessInfo> {
+    let mut out = Vec::new();
+    loop {
+        let mut p = libc::pollfd {
+            fd: conn.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polling one descriptor we own, without waiting.
+        if unsafe { libc::poll(&mut p, 1, 0) } <= 0 || p.revents & libc::POLLIN == 0 {
+            break;
+        }
+        match recv(conn) {
+            Ok(Msg::Info(info)) if info.pid == pid => out.push(info),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
 pub(crate) fn detach(conn: &UnixStream) {
     if send(conn, &Msg::Detach).is_ok() {
-        let _ = recv(conn);
+        // Skip event-list pushes until the answer.
+        while let Ok(m) = recv(conn) {
+            if !matches!(m, Msg::Info(_)) {
+                break;
+            }
+        }
     }
 }
 

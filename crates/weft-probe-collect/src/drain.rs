@@ -64,7 +64,9 @@ struct SlotState {
     read_off: u32,
     guard_ok: bool,
     last_seq: Option<u64>,
-    stuck_since: Option<Instant>,
+    /// Where a closed sub-buffer's reading is held up by an uncommitted
+    /// record, and since when.
+    stuck: Option<(u64, u32, Instant)>,
     received: u64,
     abandoned: u64,
     damaged: u64,
@@ -96,6 +98,28 @@ fn u64at(b: &[u8], o: usize) -> u64 {
 
 impl Drainer {
     pub fn new(info: &ProcessInfo, geo: Geometry, mode: Mode, salt: u64) -> Drainer {
+        let slots = vec![
+            SlotState {
+                read_gen: 1,
+                read_off: GUARD_LEN as u32,
+                ..Default::default()
+            };
+            geo.slots as usize
+        ];
+        let mut d = Drainer {
+            pid: info.pid,
+            fields: Vec::new(),
+            geo,
+            mode,
+            salt,
+            slots,
+        };
+        d.set_events(info);
+        d
+    }
+
+    /// (Re)learns the field layouts of the process's events.
+    pub fn set_events(&mut self, info: &ProcessInfo) {
         let mut fields: Vec<Option<Vec<FieldType>>> = Vec::new();
         for e in &info.events {
             let id = e.id as usize;
@@ -106,22 +130,7 @@ impl Drainer {
                 fields[id] = e.fields.iter().map(|&(_, t)| FieldType::from_u8(t)).collect();
             }
         }
-        let slots = vec![
-            SlotState {
-                read_gen: 1,
-                read_off: GUARD_LEN as u32,
-                ..Default::default()
-            };
-            geo.slots as usize
-        ];
-        Drainer {
-            pid: info.pid,
-            fields,
-            geo,
-            mode,
-            salt,
-            slots,
-        }
+        self.fields = fields;
     }
 
     pub fn drain(
@@ -139,9 +148,14 @@ impl Drainer {
         let mut ctl = vec![0u8; SLOT_CTL_LEN];
         for slot in 0..self.geo.slots {
             let ctl_off = self.geo.slot_offset(slot);
+            // The generation first: reserve offsets copied after it are at
+            // least as new, so a closed sub-buffer's end is final.
+            let sg_first = area.u64(ctl_off + S_SWITCH_GEN);
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
             if !area.copy_bulk(ctl_off, &mut ctl) {
                 continue;
             }
+            ctl[S_SWITCH_GEN..S_SWITCH_GEN + 8].copy_from_slice(&sg_first.to_le_bytes());
             if u32at(&ctl, S_CLAIMS) == 0 {
                 continue;
             }
@@ -258,13 +272,19 @@ impl Drainer {
             let mut waiting = false;
             while pos + RECORD_HEADER_LEN as u32 <= reserve {
                 let rec_off = sb_off + pos as usize;
+                // State first: a committed state implies the length before it is stored.
+                let ss_first = area.u64(rec_off + R_SEQ_STATE);
+                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
                 let mut hdr = [0u8; RECORD_HEADER_LEN];
                 area.copy(rec_off, &mut hdr);
+                hdr[R_SEQ_STATE..R_SEQ_STATE + 8].copy_from_slice(&ss_first.to_le_bytes());
                 let len = u32at(&hdr, R_LEN);
                 let event = u32at(&hdr, R_EVENT);
                 let ss = u64at(&hdr, R_SEQ_STATE);
                 let (seq, state) = (ss >> 8, ss as u8);
-                let sane_len = len as usize >= RECORD_HEADER_LEN && len.is_multiple_of(8) && pos + len <= reserve;
+                let sane_len = len as usize >= RECORD_HEADER_LEN
+                    && len.is_multiple_of(8)
+                    && u64::from(pos) + u64::from(len) <= u64::from(reserve);
                 if state == STATE_COMMITTED && sane_len {
                     let mut body = vec![0u8; len as usize - RECORD_HEADER_LEN];
                     area.copy_bulk(rec_off + RECORD_HEADER_LEN, &mut body);
@@ -293,26 +313,14 @@ impl Drainer {
                     pos += len;
                     continue;
                 }
-                if state == STATE_WRITING && sane_len {
-                    if closed && (final_pass || st.stuck_since.is_some_and(|t| t.elapsed() >= STUCK)) {
+                // WRITING, or a length stored without a state: a write in
+                // progress, or one a handler (or a kill) cut short.
+                if (state == STATE_WRITING || ss == 0) && sane_len {
+                    if closed && (final_pass || stuck(st, g, pos)) {
                         st.abandoned += 1;
-                        st.stuck_since = None;
                         pos += len;
                         continue;
                     }
-                    st.stuck_since.get_or_insert_with(Instant::now);
-                    waiting = true;
-                    break;
-                }
-                if ss == 0 && sane_len {
-                    // Length stored, state never: a write cut short (or in progress).
-                    if closed && (final_pass || st.stuck_since.is_some_and(|t| t.elapsed() >= STUCK)) {
-                        st.abandoned += 1;
-                        st.stuck_since = None;
-                        pos += len;
-                        continue;
-                    }
-                    st.stuck_since.get_or_insert_with(Instant::now);
                     waiting = true;
                     break;
                 }
@@ -321,8 +329,7 @@ impl Drainer {
                     waiting = true;
                     break;
                 }
-                if ss == 0 && len == 0 && closed && !final_pass && st.stuck_since.is_none_or(|t| t.elapsed() < STUCK) {
-                    st.stuck_since.get_or_insert_with(Instant::now);
+                if ss == 0 && len == 0 && closed && !final_pass && !stuck(st, g, pos) {
                     waiting = true;
                     break;
                 }
@@ -348,7 +355,6 @@ impl Drainer {
                     );
                     st.damaged += 1;
                 }
-                st.stuck_since = None;
                 pos = next.unwrap_or(reserve);
             }
             st.read_off = pos;
@@ -360,7 +366,6 @@ impl Drainer {
                 st.read_gen += 1;
                 st.read_off = GUARD_LEN as u32;
                 st.guard_ok = false;
-                st.stuck_since = None;
                 continue;
             }
             break;
@@ -380,7 +385,7 @@ fn resync(area: &Area, sb_off: usize, from: u32, reserve: u32, last_seq: Option<
         let plausible = (state == STATE_COMMITTED || state == STATE_WRITING)
             && len as usize >= RECORD_HEADER_LEN
             && len.is_multiple_of(8)
-            && pos + len <= reserve
+            && u64::from(pos) + u64::from(len) <= u64::from(reserve)
             && seq < attempted
             && last_seq.is_none_or(|l| seq + 64 > l);
         if plausible {
@@ -428,6 +433,17 @@ impl Drainer {
             v.push(t);
         }
         v
+    }
+}
+
+/// True once reading has been held up at (gen, pos) for `STUCK`.
+fn stuck(st: &mut SlotState, gen: u64, pos: u32) -> bool {
+    match st.stuck {
+        Some((g, p, since)) if g == gen && p == pos => since.elapsed() >= STUCK,
+        _ => {
+            st.stuck = Some((gen, pos, Instant::now()));
+            false
+        }
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Session {
     area: Area,
     drain: drain::Drainer,
     detached: bool,
+    /// Set when the process announced new events; cleared by `take_new_events`.
+    new_events: bool,
 }
 
 impl Session {
@@ -79,6 +81,7 @@ impl Session {
             area,
             drain,
             detached: false,
+            new_events: false,
         })
     }
 
@@ -94,16 +97,32 @@ impl Session {
     /// Moves complete records to `out` and damage reports to `damage`.
     pub fn drain(&mut self, clock: &TscClock, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) {
         let final_pass = self.detached || self.process_gone();
+        // Event lists the process pushed (events registered after attach)
+        // arrive before any record of those events.
+        for info in connect::pushed(&self.conn, self.info.pid) {
+            self.drain.set_events(&info);
+            self.info = info;
+            self.new_events = true;
+        }
         self.drain.drain(&self.area, clock, final_pass, out, damage);
     }
 
     /// Detaches (the process stops writing), drains what is left, and
     /// returns per-thread accounting.
     pub fn finish(mut self, clock: &TscClock, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) -> Vec<ThreadStats> {
+        for info in connect::pushed(&self.conn, self.info.pid) {
+            self.drain.set_events(&info);
+            self.info = info;
+        }
         connect::detach(&self.conn);
         self.detached = true;
         self.drain.drain(&self.area, clock, true, out, damage);
         self.drain.stats(&self.area)
+    }
+
+    /// True once after the process announced events registered since attaching.
+    pub fn take_new_events(&mut self) -> bool {
+        std::mem::take(&mut self.new_events)
     }
 
     /// Per-thread accounting so far.

@@ -84,7 +84,12 @@ pub unsafe extern "C" fn weft_register(ev: *mut Event) -> i32 {
     }
     // SAFETY: the caller promises a static, valid descriptor.
     let e: &'static Event = unsafe { &*ev };
-    if e.provider.is_null() || e.name.is_null() || (e.nfields > 0 && e.fields.is_null()) || e.nfields > 64 {
+    if e.provider.is_null()
+        || e.name.is_null()
+        || (e.nfields > 0 && e.fields.is_null())
+        || e.nfields > 64
+        || std::env::var_os("WEFT_PROBE_DISABLE").is_some()
+    {
         return -1;
     }
     crate::listener::init();
@@ -104,20 +109,26 @@ pub unsafe extern "C" fn weft_emit(ev: *const Event, args: *const WeftArg, n: u3
     }
     // SAFETY: the caller promises a registered static event.
     let e: &'static Event = unsafe { &*ev };
-    let n = n.min(e.nfields).min(16) as usize;
-    let mut cargs: [CArg; 16] = std::array::from_fn(|_| CArg {
+    // Every declared field is encoded (missing arguments as zero) so the
+    // record always matches the event's layout.
+    const MAX: usize = 64;
+    let nf = (e.nfields as usize).min(MAX);
+    let given = (n as usize).min(nf);
+    let mut cargs: [CArg; MAX] = std::array::from_fn(|_| CArg {
         ty: None,
         v: WeftArg { u: 0 },
     });
-    for (i, (_, ty)) in e.field_types().enumerate().take(n) {
-        // SAFETY: i < n <= the caller's argument count.
-        cargs[i] = CArg {
-            ty,
-            v: unsafe { *args.add(i) },
+    for (i, (_, ty)) in e.field_types().enumerate().take(nf) {
+        let v = if i < given {
+            // SAFETY: i < given <= the caller's argument count.
+            unsafe { *args.add(i) }
+        } else {
+            WeftArg { u: 0 }
         };
+        cargs[i] = CArg { ty, v };
     }
-    let refs: [&dyn Arg; 16] = std::array::from_fn(|i| &cargs[i] as &dyn Arg);
-    crate::emit_args(e, &refs[..n]);
+    let refs: [&dyn Arg; MAX] = std::array::from_fn(|i| &cargs[i] as &dyn Arg);
+    crate::emit_args(e, &refs[..nf]);
 }
 
 fn cstr<'a>(p: *const c_char) -> &'a str {

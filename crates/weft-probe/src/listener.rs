@@ -24,6 +24,12 @@ static ATTACHES: AtomicU64 = AtomicU64::new(0);
 static CONN_FDS: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
 static PATH: Mutex<Option<PathBuf>> = Mutex::new(None);
 static WAITER: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+/// Each attached session's connection (for pushing event-list updates; replies
+/// and pushes share the lock so frames never interleave).
+static CONNS: [Mutex<Option<UnixStream>>; MAX_SESSIONS as usize] = [const { Mutex::new(None) }; MAX_SESSIONS as usize];
+/// Each attached session's `provider:event` patterns, for events registered later.
+static PATTERNS: [Mutex<Vec<String>>; MAX_SESSIONS as usize] =
+    [const { Mutex::new(Vec::new()) }; MAX_SESSIONS as usize];
 
 #[used]
 #[link_section = ".init_array"]
@@ -34,19 +40,20 @@ extern "C" fn ctor() {
         return;
     }
     init();
-    wait_for_attach("WEFT_PROBE_WAIT_MS", u64::MAX);
 }
 
 /// Starts the control socket (idempotent). Called automatically before
 /// `main`; C programs may call `weft_probe_init()` explicitly.
 pub fn init() {
-    if STARTED.swap(true, Ordering::AcqRel) {
+    if std::env::var_os("WEFT_PROBE_DISABLE").is_some() || STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
     crate::registry::init();
     crate::user_events::register_all();
     crate::fork::install();
     start_listener();
+    // Started by weft record: let it attach before the program's first event.
+    wait_for_attach("WEFT_PROBE_WAIT_MS", u64::MAX);
 }
 
 /// Where this process listens, once `init` ran.
@@ -107,16 +114,30 @@ pub(crate) fn start_listener() {
     }
     // SAFETY: registering a plain extern "C" function.
     unsafe { libc::atexit(remove_socket) };
-    let spawned = std::thread::Builder::new().name("weft-probe".into()).spawn(move || {
+    let spawned = spawn_quiet("weft-probe", move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { break };
-            let _ = std::thread::Builder::new()
-                .name("weft-probe-conn".into())
-                .spawn(move || serve(conn));
+            let _ = spawn_quiet("weft-probe-conn", move || serve(conn));
         }
     });
     if spawned.is_err() {
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Spawns a thread with every signal blocked: the program's process-directed
+/// signals (timers, SIGCHLD, ...) must keep going to its own threads.
+fn spawn_quiet(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // SAFETY: sigset manipulation on local values; the old mask is restored
+    // right after the spawn, and the new thread inherits the blocked one.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let r = std::thread::Builder::new().name(name.into()).spawn(f);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        r
     }
 }
 
@@ -212,7 +233,16 @@ fn serve(mut conn: UnixStream) {
             }
             _ => Msg::Error("unexpected message".into()),
         };
-        if conn.write_all(&reply.encode()).is_err() {
+        if let (Msg::Attached { session: bit, .. }, Ok(clone)) = (&reply, conn.try_clone()) {
+            if let Ok(mut c) = CONNS[*bit as usize].lock() {
+                *c = Some(clone);
+            }
+        }
+        let sent = match session.map(|(bit, _, _)| CONNS[bit as usize].lock()) {
+            Some(Ok(_guard)) => conn.write_all(&reply.encode()),
+            _ => conn.write_all(&reply.encode()),
+        };
+        if sent.is_err() {
             break;
         }
     }
@@ -425,6 +455,9 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
     s.guard.store(u32::from(guard), Ordering::Relaxed);
     s.epoch.fetch_add(1, Ordering::AcqRel);
     s.base.store(base, Ordering::Release);
+    if let Ok(mut p) = PATTERNS[bit as usize].lock() {
+        *p = patterns.to_vec();
+    }
     let mut enabled = 0;
     for e in crate::registry::events() {
         if patterns.iter().any(|p| pattern_matches(p, e.provider(), e.name())) {
@@ -440,6 +473,30 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
 /// Stops writing for a session. Writers that loaded the old address a
 /// moment ago finish into anonymous memory mapped over the area, never into
 /// freed memory; the collector's memory is released when it closes its side.
+/// An event registered after sessions attached: enable it where it matches,
+/// and tell each collector its event list changed.
+pub(crate) fn on_register(e: &'static crate::Event) {
+    let used = USED.load(Ordering::Acquire);
+    for bit in 0..MAX_SESSIONS {
+        if used & (1 << bit) == 0 {
+            continue;
+        }
+        let matches = PATTERNS[bit as usize]
+            .lock()
+            .map(|p| p.iter().any(|p| pattern_matches(p, e.provider(), e.name())))
+            .unwrap_or(false);
+        if matches {
+            e.enable.fetch_or(1 << bit, Ordering::AcqRel);
+        }
+        // Tell the collector before any record of the new event can exist.
+        if let Ok(mut c) = CONNS[bit as usize].lock() {
+            if let Some(conn) = c.as_mut() {
+                let _ = conn.write_all(&Msg::Info(info()).encode());
+            }
+        }
+    }
+}
+
 fn detach(bit: u32, base: usize, len: usize) {
     crate::registry::each(|e| {
         e.enable.fetch_and(!(1 << bit), Ordering::AcqRel);
@@ -447,6 +504,12 @@ fn detach(bit: u32, base: usize, len: usize) {
     let s = &SESSIONS[bit as usize];
     s.base.store(0, Ordering::Release);
     s.epoch.fetch_add(1, Ordering::AcqRel);
+    if let Ok(mut p) = PATTERNS[bit as usize].lock() {
+        p.clear();
+    }
+    if let Ok(mut c) = CONNS[bit as usize].lock() {
+        *c = None;
+    }
     std::thread::sleep(Duration::from_millis(20));
     // SAFETY: replaces our mapping of the area with private anonymous memory
     // at the same address (MAP_FIXED), so late writers never fault.

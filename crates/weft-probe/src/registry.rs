@@ -64,8 +64,12 @@ pub(crate) fn each(mut f: impl FnMut(&'static Event)) {
 /// Registers an event defined outside Rust statics (the C API).
 pub fn register(e: &'static Event) {
     register_statics();
+    if e.registered.load(Ordering::Acquire) != 0 {
+        return;
+    }
     append(e);
     crate::user_events::register(e);
+    crate::listener::on_register(e);
 }
 
 pub(crate) fn init() {

@@ -121,8 +121,7 @@ impl View {
 /// The calling thread's slot control page in session `si`, claiming one on
 /// first use. None if the session is gone or every slot is taken.
 #[inline(always)]
-fn slot_for(si: usize, s: &Session, v: &View) -> Option<(usize, u32)> {
-    let epoch = s.epoch.load(Ordering::Acquire);
+fn slot_for(si: usize, epoch: u32, v: &View) -> Option<(usize, u32)> {
     let cur = TLS.with(|t| t[si].get());
     if cur.epoch == epoch && cur.ctl != 0 {
         return Some((cur.ctl, cur.slot));
@@ -165,8 +164,11 @@ pub(crate) fn write(event_id: u32, word: u32, size: usize, put: &dyn Fn(&mut [u8
         let si = bits.trailing_zeros() as usize;
         bits &= bits - 1;
         let s = &SESSIONS[si];
+        // Epoch before address: a cached slot is only used with the mapping
+        // of the epoch it was claimed in (detach and attach bump it).
+        let epoch = s.epoch.load(Ordering::Acquire);
         let Some(v) = View::of(s) else { continue };
-        let Some((ctl, slot)) = slot_for(si, s, &v) else {
+        let Some((ctl, slot)) = slot_for(si, epoch, &v) else {
             continue;
         };
         write_one(&v, s, ctl, slot, event_id, size, put, mark);
@@ -279,11 +281,12 @@ fn open_next(v: &View, ctl: usize, slot: u32, cur: u64, mark: u64) -> bool {
                 return false;
             }
         }
+        // The mark first: a handler that sees SWITCHING must see our mark.
+        local::store_u64(p64(ctl, S_SWITCH_SP), mark);
         if !local::cas_u64(p64(ctl, S_SWITCH_GEN), cur, cur | SWITCHING) {
             // A nested write moved it; look again.
             return true;
         }
-        local::store_u64(p64(ctl, S_SWITCH_SP), mark);
         close_subbuf(v, ctl, cur);
         init_subbuf(v, ctl, slot, new);
         local::store_u64(p64(ctl, S_SWITCH_GEN), new);
@@ -324,7 +327,10 @@ fn take_over_switch(v: &View, ctl: usize, slot: u32, sg: u64, mark: u64) -> bool
     }
     let cur = sg & !SWITCHING;
     unsafe {
-        local::store_u64(p64(ctl, S_SWITCH_SP), mark);
+        // Take over only by winning the mark: two late writers cannot both.
+        if !local::cas_u64(p64(ctl, S_SWITCH_SP), sp, mark) {
+            return false;
+        }
         close_subbuf(v, ctl, cur);
         init_subbuf(v, ctl, slot, cur + 1);
         local::store_u64(p64(ctl, S_SWITCH_GEN), cur + 1);

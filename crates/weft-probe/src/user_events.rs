@@ -155,7 +155,12 @@ pub(crate) fn write(e: &Event, args: &[&dyn Arg], _size: usize) {
             }
             _ => {
                 let mut tmp = [0u8; 4098];
-                let n = a.put(&mut tmp).saturating_sub(2).min(var.len() - v);
+                // The kernel wants strings NUL-terminated; byte arrays as they are.
+                let nul = usize::from(ty == Some(FieldType::Str));
+                let n = (a.put(&mut tmp).saturating_sub(2) + nul).min(var.len() - v);
+                if nul == 1 {
+                    tmp[2 + n - 1] = 0;
+                }
                 // __rel_loc: offset from the end of this 4-byte field.
                 let rel = (fixed_len - (f + 4)) + v;
                 let loc = ((n as u32) << 16) | (rel as u32 & 0xffff);

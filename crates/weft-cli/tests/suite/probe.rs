@@ -77,7 +77,7 @@ fn marker_lands_just_before_the_munmap_it_precedes() {
         let m = lines
             .iter()
             .position(|l| l.text == format!("marker \"before-munmap\" = {i}"))
-            .unwrap_or_else(|| panic!("marker {i} missing"));
+            .unwrap_or_else(|| panic!("marker {i} missing; weft said: {}\n{lines:#?}", text(&out.stderr)));
         let next = &lines[m + 1];
         assert!(
             next.text.starts_with(&format!("munmap(addr={addr}, len=4096) = 0")),
@@ -462,4 +462,59 @@ fn a_peer_with_another_uid_is_refused_and_logged() {
         err.contains(&format!("weft-probe[{pid}]: refused control connection from pid")) && err.contains("uid 65534"),
         "not logged: {err:?}"
     );
+}
+
+/// Builds libweft_probe.a in its own target directory (the outer cargo holds
+/// the lock on the main one) and links a C program against it.
+fn build_capi(dir: &std::path::Path) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = root.join("target/capi");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "-q", "-p", "weft-probe", "--target-dir"])
+        .arg(&target)
+        .current_dir(&root)
+        .status()
+        .expect("cargo");
+    assert!(st.success(), "building libweft_probe.a failed");
+    let exe = dir.join("capi");
+    let st = Command::new("cc")
+        .arg("-O1")
+        .arg("-I")
+        .arg(root.join("crates/weft-probe/include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/capi/capi.c"))
+        .arg(target.join("debug/libweft_probe.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s"])
+        .status()
+        .expect("cc");
+    assert!(st.success(), "linking the C API test program failed");
+    exe
+}
+
+#[test]
+fn c_api_events_markers_and_spans() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let exe = build_capi(dir.path());
+    // Untraced: the event is disabled, so its arguments are never evaluated.
+    let plain = run(&mut Command::new(&exe));
+    assert_eq!(text(&plain.stdout), "evaluated 0\n");
+    let trace = dir.path().join("c.weft");
+    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&exe));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "evaluated 10\n");
+    let lines = parse(&dump(&trace, &["--event", "capp:*,weft:*"]));
+    let reqs: Vec<&L> = lines.iter().filter(|l| l.text.starts_with("capp:request")).collect();
+    assert_eq!(reqs.len(), 10, "{lines:#?}");
+    assert_eq!(
+        reqs[3].text,
+        "capp:request id=3 path=\"/index.html\" ratio=1.5 delta=-3"
+    );
+    assert!(lines.iter().any(|l| l.text == "marker \"c-marker\" = 42"));
+    assert!(lines.iter().any(|l| l.text.starts_with("span \"c-span\" ends after")));
+    assert_accounting(&lines);
 }

@@ -1,0 +1,22 @@
+/* The C API: an event with typed fields, a marker and a span. */
+#include <stdio.h>
+#include "weft_probe.h"
+
+WEFT_EVENT(ev_req, "capp", "request", WEFT_FIELD("id", WEFT_U64), WEFT_FIELD("path", WEFT_STR), WEFT_FIELD("ratio", WEFT_F64),
+           WEFT_FIELD("delta", WEFT_I32))
+
+static int evaluated;
+static uint64_t counted(uint64_t v) {
+    evaluated++;
+    return v;
+}
+
+int main(void) {
+    for (int i = 0; i < 10; i++)
+        WEFT_EMIT(ev_req, WEFT_ARG_U64(counted(i)), WEFT_ARG_STR("/index.html"), WEFT_ARG_F64(i / 2.0), WEFT_ARG_I64(-i));
+    weft_marker("c-marker", 42);
+    uint64_t s = weft_span_begin("c-span");
+    weft_span_end("c-span", s);
+    printf("evaluated %d\n", evaluated);
+    return 0;
+}
