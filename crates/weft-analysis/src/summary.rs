@@ -39,7 +39,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn lost(&self) -> u64 {
-        self.lost_by_cpu.values().sum()
+        self.lost_by_cpu.values().fold(0u64, |a, &b| a.saturating_add(b))
     }
 }
 
@@ -88,7 +88,10 @@ pub fn summarize(trace: &Trace) -> Summary {
                 continue;
             }
             Kind::Lost => {
-                *sum.lost_by_cpu.entry(r.cpu.unwrap_or(u32::MAX)).or_default() += r.u64(s::lost::COUNT);
+                {
+                    let l = sum.lost_by_cpu.entry(r.cpu.unwrap_or(u32::MAX)).or_default();
+                    *l = l.saturating_add(r.u64(s::lost::COUNT));
+                }
                 "lost".into()
             }
             Kind::Other => {
@@ -96,9 +99,9 @@ pub fn summarize(trace: &Trace) -> Summary {
                 if name == s::PROBE_STATS {
                     use s::probe_stats as p;
                     let e = sum.probes.entry(r.pid).or_default();
-                    e.0 += r.u64(p::ATTEMPTED);
-                    e.1 += r.u64(p::RECEIVED);
-                    e.2 += r.u64(p::ATTEMPTED).saturating_sub(r.u64(p::RECEIVED)) + r.u64(p::NO_SLOT);
+                    e.0 = e.0.saturating_add(r.u64(p::ATTEMPTED));
+                    e.1 = e.1.saturating_add(r.u64(p::RECEIVED));
+                    e.2 = e.2.saturating_add(r.u64(p::ATTEMPTED).saturating_sub(r.u64(p::RECEIVED)).saturating_add(r.u64(p::NO_SLOT)));
                 } else if name == s::PROBE_DAMAGE {
                     *sum.probe_damage.entry(r.pid).or_default() += 1;
                 }

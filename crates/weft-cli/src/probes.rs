@@ -194,8 +194,9 @@ impl Probes {
         let Some(id) = ks.id_of(s::PROBE_STATS) else { return };
         let now = weft_kernel::monotonic_ns();
         for (i, t) in stats.iter().enumerate() {
-            let lost = t.lost_full + t.lost_busy + t.abandoned + t.damaged + t.overwritten;
-            self.lost += lost;
+            // Counters come from the program's memory: saturate, never overflow.
+            let lost = [t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten].iter().fold(0u64, |a, &b| a.saturating_add(b));
+            self.lost = self.lost.saturating_add(lost);
             buf.record(id, now, None, pid, t.tid)
                 .u64(u64::from(t.slot))
                 .u64(t.attempted)
@@ -215,7 +216,7 @@ impl Probes {
                 );
             }
         }
-        self.lost += no_slot;
+        self.lost = self.lost.saturating_add(no_slot);
         if no_slot > 0 && !self.quiet {
             eprintln!("weft: warning: PID {pid}: {no_slot} probe events dropped because all thread slots were taken; try a larger --probe-threads");
         }

@@ -620,9 +620,11 @@ impl Extras {
         if !self.jit_done.insert(pid) {
             return;
         }
-        let Ok(text) = std::fs::read(format!("/tmp/perf-{pid}.map")) else {
+        let Ok(mut text) = std::fs::read(format!("/tmp/perf-{pid}.map")) else {
             return;
         };
+        // A record must fit in one chunk: keep the first 8 MiB of a huge map.
+        text.truncate(8 << 20);
         if let Some(id) = schemas.id_of(weft_format::std_schemas::JIT_MAP) {
             buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
                 .bytes(&text)

@@ -422,13 +422,16 @@ impl Drainer {
             // by a handler that never returned before they reserved space.
             let gone = t
                 .attempted
-                .saturating_sub(t.received + t.lost_full + t.lost_busy + t.abandoned + t.overwritten);
+                .saturating_sub(
+                    // Counters come from the program's memory: no overflow on garbage.
+                    [t.received, t.lost_full, t.lost_busy, t.abandoned, t.overwritten].iter().fold(0u64, |a, &b| a.saturating_add(b)),
+                );
             if self.mode == Mode::Overwrite {
-                t.overwritten += gone;
+                t.overwritten = t.overwritten.saturating_add(gone);
             } else if st.damaged > 0 {
                 t.damaged = gone;
             } else {
-                t.abandoned += gone;
+                t.abandoned = t.abandoned.saturating_add(gone);
             }
             v.push(t);
         }
@@ -451,5 +454,57 @@ fn stuck(st: &mut SlotState, gen: u64, pos: u32) -> bool {
 fn release(area: &Area, sbc_off: usize, gen: u64, mode: Mode) {
     if mode == Mode::Discard {
         area.put_u64(sbc_off + SB_CONSUMED, gen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_probe_abi::control::EventDesc;
+
+    fn info() -> ProcessInfo {
+        ProcessInfo {
+            pid: 1,
+            start_time: 0,
+            comm: "t".into(),
+            sessions: 1,
+            user_events: false,
+            events: vec![EventDesc { id: 0, provider: "p".into(), name: "e".into(), fields: vec![("a".into(), 4), ("s".into(), 12)] }],
+        }
+    }
+
+    /// Whatever a hostile or buggy program writes into the area, draining
+    /// terminates, stays in bounds and never panics.
+    #[test]
+    fn any_bytes_in_the_area_are_survived() {
+        let geo = Geometry { slots: 2, subbufs: 2, subbuf_size: 4096 };
+        for (seed, mode) in (1u64..=64).zip([Mode::Discard, Mode::Overwrite].into_iter().cycle()) {
+            let area = Area::create(geo, mode).unwrap();
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            // Random words everywhere after the header; sometimes plausible
+            // control values so the reader gets deep into the sub-buffers.
+            for off in (64..area.len()).step_by(8) {
+                let v = match next() % 8 {
+                    0 => next() % 4,
+                    1 => (next() % 4096) & !7,
+                    2 => u64::from(STATE_COMMITTED) | (next() % 16) << 8,
+                    3 => 32 | (next() % 2) << 32,
+                    _ => next(),
+                };
+                area.put_u64(off, v);
+            }
+            let clock = TscClock::new();
+            let mut d = Drainer::new(&info(), geo, mode, area.salt());
+            let (mut out, mut dmg) = (Vec::new(), Vec::new());
+            d.drain(&area, &clock, false, &mut out, &mut dmg);
+            d.drain(&area, &clock, true, &mut out, &mut dmg);
+            let _ = d.stats(&area);
+        }
     }
 }

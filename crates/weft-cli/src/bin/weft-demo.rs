@@ -19,7 +19,9 @@ fn usage() -> ! {
          \x20 scribble N         4 threads tick N times; one then scribbles over its own buffer and ticks again\n\
          \x20 longjmp N          N ticks while a timer's handler writes events and siglongjmps out of the interrupted write\n\
          \x20 flight N           N ticks (for overwrite mode)\n\
-         \x20 span               one span around a sleep"
+         \x20 span               one span around a sleep\n\
+         \x20 bench N [T]        cost of demo:tick (two u64 fields): N events in each of T threads (default 1);\n\
+         \x20                    prints the median ns per event over 15 batches, and events/s"
     );
     std::process::exit(2)
 }
@@ -106,6 +108,7 @@ fn main() {
                 weft_probe::emit!(TICK(i, 0));
             }
         }
+        "bench" => bench(arg(2, 1_000_000), arg(3, 1)),
         "span" => {
             let s = weft_probe::span("sleepy");
             std::thread::sleep(Duration::from_millis(20));
@@ -207,4 +210,34 @@ fn longjmp(n: u64) {
         libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
     }
     println!("longjmp jumps {}", JUMPS.load(std::sync::atomic::Ordering::Relaxed));
+}
+
+/// Per-event cost of `demo:tick`: median over batches, so a preemption does
+/// not count. Disabled when run alone; enabled under `weft record`.
+fn bench(n: u64, threads: u64) {
+    const BATCHES: u64 = 15;
+    let per = (n / BATCHES).max(1);
+    let run = move |k: u64| {
+        let mut ns = Vec::new();
+        for _ in 0..BATCHES {
+            let t0 = std::time::Instant::now();
+            for i in 0..per {
+                weft_probe::emit!(TICK(std::hint::black_box(i), k as u32));
+            }
+            ns.push(t0.elapsed().as_nanos() as f64 / per as f64);
+        }
+        ns.sort_by(|a, b| a.total_cmp(b));
+        ns[ns.len() / 2]
+    };
+    let t0 = std::time::Instant::now();
+    let hs: Vec<_> = (0..threads).map(|k| std::thread::spawn(move || run(k))).collect();
+    let medians: Vec<f64> = hs.into_iter().map(|h| h.join().unwrap_or(f64::NAN)).collect();
+    let secs = t0.elapsed().as_secs_f64();
+    let total = per * BATCHES * threads;
+    println!(
+        "enabled={} threads={threads} events={total} median_ns_per_event={:.2} events_per_sec={:.0}",
+        TICK.enabled(),
+        medians.iter().sum::<f64>() / medians.len() as f64,
+        total as f64 / secs
+    );
 }

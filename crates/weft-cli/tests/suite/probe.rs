@@ -518,3 +518,36 @@ fn c_api_events_markers_and_spans() {
     assert!(lines.iter().any(|l| l.text.starts_with("span \"c-span\" ends after")));
     assert_accounting(&lines);
 }
+
+#[test]
+fn guard_mode_faults_a_stray_write_at_the_culprit() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    // Writes through weft-probe still work with the buffers read-only between writes.
+    let trace = dir.path().join("g.weft");
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .args(["threads", "2", "2000"])
+        .env("WEFT_PROBE_GUARD", "1"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = assert_accounting(&lines);
+    assert_eq!(t.values().map(|v| v[1]).sum::<u64>(), 4000);
+    // A stray store into the buffer faults right there.
+    let trace = dir.path().join("s.weft");
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .args(["scribble", "100"])
+        .env("WEFT_PROBE_GUARD", "1"));
+    assert_eq!(out.status.code(), Some(128 + 11), "{}", text(&out.stderr));
+    let lines = dump(&trace, &["--event", "signal_deliver"]);
+    assert!(lines.iter().any(|l| l.contains("SIGSEGV code=SEGV_ACCERR")), "{lines:#?}");
+}

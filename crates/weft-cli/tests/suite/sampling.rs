@@ -380,3 +380,22 @@ fn speedscope_export_validates_against_speedscope_schema() {
         .collect();
     assert!(names.contains(&"leaf_work") && names.contains(&"main"));
 }
+
+#[test]
+fn cpp_names_are_demangled_and_archive_symbolizes_elsewhere() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let exe = dir.path().join("hotpp");
+    let st = Command::new("g++").args(["-O2", "-g", "-o"]).arg(&exe).arg(src("hot.cpp")).status().expect("g++");
+    assert!(st.success());
+    let trace = dir.path().join("p.weft");
+    let out = run(weft().args(["record", "-q", "--sample", "--archive", "--syscalls", "exit_group", "-o"]).arg(&trace).arg("--").arg(&exe));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The binary is gone, as on another machine; the archive has it.
+    std::fs::remove_file(&exe).unwrap();
+    let (rep, _) = report(&trace, &[]);
+    let top = rep.lines().skip_while(|l| !l.contains("SELF%")).nth(1).unwrap_or("");
+    assert!(top.contains("engine::Solver<double>::crunch(long)"), "{rep}");
+}

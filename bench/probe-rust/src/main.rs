@@ -1,0 +1,60 @@
+//! `probe-rust N [T]`: the Rust twin of bench/workloads/probe_bench.h (same
+//! output line, same batches, same BENCH_WAIT_ENABLED / BENCH_BURST /
+//! BENCH_GAP_MS environment), for the event bench:tick {a: u64, b: u64}.
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+weft_probe::define_event!(TICK = "bench":"tick" { a: u64, b: u64 });
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000).max(1);
+    let threads: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+    if let Some(ms) = env_u64("BENCH_WAIT_ENABLED") {
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        while !TICK.enabled() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let e0 = TICK.enabled();
+    let (mut per, mut batches, mut gap) = ((n / 15).max(1), 15u64, 0u64);
+    if let Some(k) = env_u64("BENCH_BURST").filter(|&k| k > 0) {
+        per = k;
+        batches = (n / k).max(1);
+        gap = env_u64("BENCH_GAP_MS").unwrap_or(150);
+    }
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let mut ns = Vec::with_capacity(batches as usize);
+                for b in 0..batches {
+                    if b > 0 && gap > 0 {
+                        std::thread::sleep(Duration::from_millis(gap));
+                    }
+                    let s = Instant::now();
+                    for i in 0..per {
+                        weft_probe::emit!(TICK(black_box(i), k));
+                    }
+                    ns.push(s.elapsed().as_nanos() as f64 / per as f64);
+                }
+                ns.sort_by(|a, b| a.total_cmp(b));
+                ns[ns.len() / 2]
+            })
+        })
+        .collect();
+    let medians: Vec<f64> = hs.into_iter().map(|h| h.join().unwrap_or(f64::NAN)).collect();
+    let secs = t0.elapsed().as_secs_f64();
+    let total = per * batches * threads;
+    println!(
+        "impl=weft-rust2 enabled={}/{} threads={threads} events={total} batches={batches} median_ns_per_event={:.2} events_per_sec={:.0}",
+        e0 as u8,
+        TICK.enabled() as u8,
+        medians.iter().sum::<f64>() / medians.len() as f64,
+        total as f64 / secs
+    );
+}
