@@ -73,9 +73,9 @@ now_ns() { date +%s%N; }
 secs_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 # timed LOG CMD... -> prints wall seconds; CMD's stdout+stderr go to LOG
 timed() { local log=$1; shift; local t0; t0=$(now_ns); "$@" >"$log" 2>&1 </dev/null || echo "exit $?" >>"$log"; secs_since "$t0"; }
-weft_samples() { # samples in a weft trace, from weft info (line "samples: N ...", else a count of sample events)
+weft_samples() { # samples in a weft trace: the kernel:sample count of weft info's "events by name"
 	"$WEFT" info "$1" >"$2" 2>&1 || true
-	awk 'tolower($0) ~ /sample/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) { print $i; exit } }' "$2"; }
+	awk '$2 == "kernel:sample" { print $1; exit }' "$2"; }
 perf_samples() { # SAMPLE records (and LOST_SAMPLES) of perf report --stats
 	"$PERF" report --stats -i "$1" >"$2" 2>&1 || true
 	awk '/^Aggregated stats/ { a = 1 } a && $1 == "SAMPLE" { s = $3 } a && $1 == "LOST_SAMPLES" { l = $3 }
@@ -196,7 +196,7 @@ U=$(wm untraced)
 		echo "| $name | $(printf %.2f "$w") | $(awk -v k="$m" 'BEGIN { printf "%.0f MiB", k / 1024 }') | $(ratio "$PR" "$w")x |"
 	done
 	echo
-	echo "symcache: $(mib "${SYMCACHE_SIZE:-0}"); 2nd cached run vs --no-cache: $(ratio "$(pm weft-nocache 1)" "$(pm weft-cache2 1)")x faster;" \
+	echo "symcache: $(awk -v b="${SYMCACHE_SIZE:-0}" 'BEGIN { printf "%.1f KiB", b / 1024 }'); 2nd cached run vs --no-cache: $(ratio "$(pm weft-nocache 1)" "$(pm weft-cache2 1)")x faster;" \
 		"post-processing runs: $REPORT_RUNS (median)."
 	echo
 	echo "### weft report (top lines)"

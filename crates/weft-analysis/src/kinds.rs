@@ -70,3 +70,9 @@ impl ExitState {
         }
     }
 }
+
+/// exit_group kills the other threads with an internal SIGKILL: after the
+/// process called exit/exit_group, that SIGKILL is not its cause of death.
+pub(crate) fn group_exiting(exits: &std::collections::HashMap<u32, ExitState>, pid: u32, sig: i64) -> bool {
+    sig == libc::SIGKILL as i64 && exits.get(&pid).is_some_and(|e| e.code.is_some())
+}

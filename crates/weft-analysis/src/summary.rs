@@ -101,7 +101,11 @@ pub fn summarize(trace: &Trace) -> Summary {
                     let e = sum.probes.entry(r.pid).or_default();
                     e.0 = e.0.saturating_add(r.u64(p::ATTEMPTED));
                     e.1 = e.1.saturating_add(r.u64(p::RECEIVED));
-                    e.2 = e.2.saturating_add(r.u64(p::ATTEMPTED).saturating_sub(r.u64(p::RECEIVED)).saturating_add(r.u64(p::NO_SLOT)));
+                    e.2 = e.2.saturating_add(
+                        r.u64(p::ATTEMPTED)
+                            .saturating_sub(r.u64(p::RECEIVED))
+                            .saturating_add(r.u64(p::NO_SLOT)),
+                    );
                 } else if name == s::PROBE_DAMAGE {
                     *sum.probe_damage.entry(r.pid).or_default() += 1;
                 }
@@ -110,7 +114,10 @@ pub fn summarize(trace: &Trace) -> Summary {
             Kind::SignalGenerate => "signal_generate".into(),
             Kind::SignalDeliver => {
                 let sig = r.i64(s::signal_deliver::SIG);
-                if r.u64(s::signal_deliver::HANDLER) == 0 && default_is_fatal(sig) {
+                if r.u64(s::signal_deliver::HANDLER) == 0
+                    && default_is_fatal(sig)
+                    && !crate::kinds::group_exiting(&exits, r.pid, sig)
+                {
                     exits.entry(r.pid).or_default().fatal_signal = Some(sig);
                 }
                 "signal_deliver".into()

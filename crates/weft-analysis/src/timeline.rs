@@ -332,7 +332,7 @@ impl<'t> Timeline<'t> {
                     1 => "SIG_IGN".to_owned(),
                     h => format!("{h:#x}"),
                 };
-                if handler == 0 && default_is_fatal(sig) {
+                if handler == 0 && default_is_fatal(sig) && !crate::kinds::group_exiting(&self.exits, r.pid, sig) {
                     self.exits.entry(r.pid).or_default().fatal_signal = Some(sig);
                 }
                 let text = format!(

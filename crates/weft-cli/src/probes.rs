@@ -25,6 +25,7 @@ pub struct Probes {
     pub attached: u64,
     pub lost: u64,
     quiet: bool,
+    write_error: Option<std::io::Error>,
     events_buf: Vec<ProbeEvent>,
     damage_buf: Vec<Damage>,
 }
@@ -45,6 +46,7 @@ impl Probes {
             attached: 0,
             lost: 0,
             quiet,
+            write_error: None,
             events_buf: Vec::new(),
             damage_buf: Vec::new(),
         }
@@ -63,6 +65,11 @@ impl Probes {
 
     pub fn looking(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// Attached processes are being drained (the recorder then polls faster).
+    pub fn active(&self) -> bool {
+        !self.sessions.is_empty()
     }
 
     /// New processes (fork) and new images (exec) may be instrumented.
@@ -159,7 +166,7 @@ impl Probes {
                 self.learn_events(pid, &sess, w);
             }
             self.sessions.insert(pid, sess);
-            self.flush(ks, buf);
+            self.flush(w, ks, buf);
             if gone {
                 self.finish_one(pid, w, ks, buf);
             }
@@ -169,14 +176,17 @@ impl Probes {
     fn finish_one<W: std::io::Write>(
         &mut self,
         pid: u32,
-        _w: &mut TraceWriter<W>,
+        w: &mut TraceWriter<W>,
         ks: &KernelSchemas,
         buf: &mut RecordBuf,
     ) {
-        if let Some(sess) = self.sessions.remove(&pid) {
+        if let Some(mut sess) = self.sessions.remove(&pid) {
+            if sess.read_pushed() && sess.take_new_events() {
+                self.learn_events(pid, &sess, w);
+            }
             let no_slot = sess.no_slot_drops();
             let stats = sess.finish(&self.clock, &mut self.events_buf, &mut self.damage_buf);
-            self.flush(ks, buf);
+            self.flush(w, ks, buf);
             self.write_stats(pid, &stats, no_slot, ks, buf);
         }
     }
@@ -195,7 +205,9 @@ impl Probes {
         let now = weft_kernel::monotonic_ns();
         for (i, t) in stats.iter().enumerate() {
             // Counters come from the program's memory: saturate, never overflow.
-            let lost = [t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten].iter().fold(0u64, |a, &b| a.saturating_add(b));
+            let lost = [t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten]
+                .iter()
+                .fold(0u64, |a, &b| a.saturating_add(b));
             self.lost = self.lost.saturating_add(lost);
             buf.record(id, now, None, pid, t.tid)
                 .u64(u64::from(t.slot))
@@ -222,8 +234,20 @@ impl Probes {
         }
     }
 
-    fn flush(&mut self, ks: &KernelSchemas, buf: &mut RecordBuf) {
+    /// A write error met while flushing probe records (the recorder stops on it).
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.write_error.take()
+    }
+
+    /// Moves drained events and damage into `buf`, writing chunks as it
+    /// fills (a big drain must not make one oversized chunk).
+    fn flush<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
         for ev in self.events_buf.drain(..) {
+            if buf.byte_len() >= 1 << 20 {
+                if let Err(e) = w.write_events(buf) {
+                    self.write_error.get_or_insert(e);
+                }
+            }
             let Some(&id) = self.ids.get(&(ev.pid, ev.event)) else {
                 continue;
             };

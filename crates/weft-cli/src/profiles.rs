@@ -118,13 +118,16 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{} samples ({}), {} distinct stacks; symbolized {} addresses ({} from cache) in {:.3} s",
+        "{} samples ({}), {} distinct stacks; {} symbol lookups, {} answered from the symbol cache; \
+         built in {:.3} s (reading and unwinding {:.3} s, symbolizing {:.3} s)",
         p.samples,
         args.common.trigger.as_deref().unwrap_or("cpu-clock"),
         p.stacks.len(),
         p.lookups + p.cache_hits,
         p.cache_hits,
-        t0.elapsed().as_secs_f64()
+        t0.elapsed().as_secs_f64(),
+        p.unwind_secs,
+        p.symbolize_secs
     )?;
     let groups: Vec<(String, Vec<&weft_analysis::profile::Stack>)> = if args.per_thread {
         let mut g: std::collections::BTreeMap<(u32, u32), (String, Vec<&weft_analysis::profile::Stack>)> =

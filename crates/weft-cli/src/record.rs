@@ -290,8 +290,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             return Ok(());
         }
         loop {
-            // Poll faster while a new process may be about to open its probe socket.
-            let tick = if probes.as_ref().is_some_and(|p| p.looking()) {
+            // Poll faster while a new process may be about to open its probe
+            // socket, or while probe rings (drained only here) are in use.
+            let tick = if probes.as_ref().is_some_and(|p| p.looking() || p.active()) {
                 Duration::from_millis(10)
             } else {
                 Duration::from_millis(100)
@@ -312,10 +313,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 &mut probes,
                 &mut extras,
             );
-            if let Some(p) = probes.as_mut() {
+            let probe_err = probes.as_mut().and_then(|p| {
                 p.poll(&mut writer, &schemas, &mut buf);
-            }
-            if let Err(e) = batch {
+                p.take_error()
+            });
+            if let Err(e) = batch.and(probe_err.map_or(Ok(()), Err)) {
                 stop_reason = "write error";
                 return Err(e).context("cannot write to the trace file");
             }
@@ -385,6 +387,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         p.poll(&mut writer, &schemas, &mut buf);
         p.finish(&mut writer, &schemas, &mut buf);
     }
+    let batch = batch.and(probes.as_mut().and_then(|p| p.take_error()).map_or(Ok(()), Err));
     extras.finish(&schemas, &mut buf);
     if args.archive {
         match extras.archive(&args.output) {

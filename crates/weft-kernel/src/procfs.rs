@@ -50,9 +50,17 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
         for mut kind in maps.lines().filter_map(parse_map_line) {
             // The kernel gives build IDs for maps it reports; for maps read
             // here, read them from the files, as symbolization needs them.
-            if let EventKind::Mmap { prot, filename, build_id, .. } = &mut kind {
+            if let EventKind::Mmap {
+                prot,
+                filename,
+                build_id,
+                ..
+            } = &mut kind
+            {
                 if *prot & libc::PROT_EXEC as u32 != 0 && filename.starts_with('/') {
-                    let id = ids.entry(filename.clone()).or_insert_with(|| file_build_id(&format!("/proc/{pid}/root{filename}")));
+                    let id = ids
+                        .entry(filename.clone())
+                        .or_insert_with(|| file_build_id(&format!("/proc/{pid}/root{filename}")));
                     build_id.clone_from(id);
                 }
             }
@@ -66,7 +74,10 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
 pub fn file_build_id(path: &str) -> Vec<u8> {
     use object::Object;
     let Ok(data) = fs::read(path) else { return Vec::new() };
-    object::File::parse(&*data).ok().and_then(|o| o.build_id().ok().flatten().map(<[u8]>::to_vec)).unwrap_or_default()
+    object::File::parse(&*data)
+        .ok()
+        .and_then(|o| o.build_id().ok().flatten().map(<[u8]>::to_vec))
+        .unwrap_or_default()
 }
 
 fn parse_map_line(line: &str) -> Option<EventKind> {

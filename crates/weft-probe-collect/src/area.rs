@@ -136,16 +136,22 @@ impl Area {
         }
     }
 
+    /// One whole word (never torn), with acquire ordering; 0 out of bounds.
     pub fn u64(&self, off: usize) -> u64 {
-        let mut b = [0u8; 8];
-        self.copy(off, &mut b);
-        u64::from_le_bytes(b)
+        if !off.is_multiple_of(8) || off.checked_add(8).is_none_or(|e| e > self.len) {
+            return 0;
+        }
+        // SAFETY: aligned and inside our mapping (sealed against shrinking).
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(self.base.add(off).cast()) }.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// One whole word (never torn), with acquire ordering; 0 out of bounds.
     pub fn u32(&self, off: usize) -> u32 {
-        let mut b = [0u8; 4];
-        self.copy(off, &mut b);
-        u32::from_le_bytes(b)
+        if !off.is_multiple_of(4) || off.checked_add(4).is_none_or(|e| e > self.len) {
+            return 0;
+        }
+        // SAFETY: as u64.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off).cast()) }.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn put_u64(&self, off: usize, v: u64) {

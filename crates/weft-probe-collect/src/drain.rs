@@ -287,6 +287,13 @@ impl Drainer {
                     && u64::from(pos) + u64::from(len) <= u64::from(reserve);
                 if state == STATE_COMMITTED && sane_len {
                     let mut body = vec![0u8; len as usize - RECORD_HEADER_LEN];
+                    let known = matches!(self.fields.get(event as usize), Some(Some(_)));
+                    if !known && !final_pass {
+                        // An event registered after attach: its announcement
+                        // may still be in the socket. Read it next round.
+                        waiting = true;
+                        break;
+                    }
                     area.copy_bulk(rec_off + RECORD_HEADER_LEN, &mut body);
                     let decoded = match self.fields.get(event as usize) {
                         Some(Some(f)) => payload::decode(f, &body),
@@ -420,12 +427,12 @@ impl Drainer {
             // Attempts that left no readable record: overwritten (overwrite
             // mode), destroyed by damage the collector reported, or cut short
             // by a handler that never returned before they reserved space.
-            let gone = t
-                .attempted
-                .saturating_sub(
-                    // Counters come from the program's memory: no overflow on garbage.
-                    [t.received, t.lost_full, t.lost_busy, t.abandoned, t.overwritten].iter().fold(0u64, |a, &b| a.saturating_add(b)),
-                );
+            let gone = t.attempted.saturating_sub(
+                // Counters come from the program's memory: no overflow on garbage.
+                [t.received, t.lost_full, t.lost_busy, t.abandoned, t.overwritten]
+                    .iter()
+                    .fold(0u64, |a, &b| a.saturating_add(b)),
+            );
             if self.mode == Mode::Overwrite {
                 t.overwritten = t.overwritten.saturating_add(gone);
             } else if st.damaged > 0 {
@@ -469,7 +476,12 @@ mod tests {
             comm: "t".into(),
             sessions: 1,
             user_events: false,
-            events: vec![EventDesc { id: 0, provider: "p".into(), name: "e".into(), fields: vec![("a".into(), 4), ("s".into(), 12)] }],
+            events: vec![EventDesc {
+                id: 0,
+                provider: "p".into(),
+                name: "e".into(),
+                fields: vec![("a".into(), 4), ("s".into(), 12)],
+            }],
         }
     }
 
@@ -477,7 +489,11 @@ mod tests {
     /// terminates, stays in bounds and never panics.
     #[test]
     fn any_bytes_in_the_area_are_survived() {
-        let geo = Geometry { slots: 2, subbufs: 2, subbuf_size: 4096 };
+        let geo = Geometry {
+            slots: 2,
+            subbufs: 2,
+            subbuf_size: 4096,
+        };
         for (seed, mode) in (1u64..=64).zip([Mode::Discard, Mode::Overwrite].into_iter().cycle()) {
             let area = Area::create(geo, mode).unwrap();
             let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;

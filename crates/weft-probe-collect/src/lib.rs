@@ -109,11 +109,18 @@ impl Session {
 
     /// Detaches (the process stops writing), drains what is left, and
     /// returns per-thread accounting.
-    pub fn finish(mut self, clock: &TscClock, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) -> Vec<ThreadStats> {
+    /// Applies event lists the process pushed; true if there were any.
+    pub fn read_pushed(&mut self) -> bool {
         for info in connect::pushed(&self.conn, self.info.pid) {
             self.drain.set_events(&info);
             self.info = info;
+            self.new_events = true;
         }
+        self.new_events
+    }
+
+    pub fn finish(mut self, clock: &TscClock, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) -> Vec<ThreadStats> {
+        self.read_pushed();
         connect::detach(&self.conn);
         self.detached = true;
         self.drain.drain(&self.area, clock, true, out, damage);

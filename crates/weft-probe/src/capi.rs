@@ -114,21 +114,44 @@ pub unsafe extern "C" fn weft_emit(ev: *const Event, args: *const WeftArg, n: u3
     const MAX: usize = 64;
     let nf = (e.nfields as usize).min(MAX);
     let given = (n as usize).min(nf);
-    let mut cargs: [CArg; MAX] = std::array::from_fn(|_| CArg {
-        ty: None,
-        v: WeftArg { u: 0 },
-    });
-    for (i, (_, ty)) in e.field_types().enumerate().take(nf) {
-        let v = if i < given {
-            // SAFETY: i < given <= the caller's argument count.
+    // SAFETY: i < nf <= nfields descriptors; i < given <= the caller's count.
+    let arg = |i: usize| CArg {
+        ty: u8::try_from(unsafe { (*e.fields.add(i)).ty })
+            .ok()
+            .and_then(FieldType::from_u8),
+        v: if i < given {
             unsafe { *args.add(i) }
         } else {
             WeftArg { u: 0 }
+        },
+    };
+    let word = e.enable.load(std::sync::atomic::Ordering::Acquire);
+    if word & weft_probe_abi::SESSION_MASK != 0 {
+        // Straight from the argument array into the ring: nothing copied twice.
+        let size: usize = (0..nf).map(|i| arg(i).size()).sum();
+        let put = |buf: &mut [u8]| {
+            let mut at = 0;
+            for i in 0..nf {
+                at += arg(i).put(&mut buf[at..]);
+            }
         };
-        cargs[i] = CArg { ty, v };
+        crate::ring::write(e.id.load(std::sync::atomic::Ordering::Relaxed), word, size, &put);
     }
-    let refs: [&dyn Arg; MAX] = std::array::from_fn(|i| &cargs[i] as &dyn Arg);
-    crate::emit_args(e, &refs[..nf]);
+    if word & (1 << weft_probe_abi::KERNEL_BIT) != 0 {
+        let cargs: [CArg; MAX] = std::array::from_fn(|i| {
+            if i < nf {
+                arg(i)
+            } else {
+                CArg {
+                    ty: None,
+                    v: WeftArg { u: 0 },
+                }
+            }
+        });
+        let refs: [&dyn Arg; MAX] = std::array::from_fn(|i| &cargs[i] as &dyn Arg);
+        let size = refs[..nf].iter().map(|a| a.size()).sum();
+        crate::user_events::write(e, &refs[..nf], size);
+    }
 }
 
 fn cstr<'a>(p: *const c_char) -> &'a str {

@@ -485,14 +485,15 @@ pub(crate) fn on_register(e: &'static crate::Event) {
             .lock()
             .map(|p| p.iter().any(|p| pattern_matches(p, e.provider(), e.name())))
             .unwrap_or(false);
-        if matches {
-            e.enable.fetch_or(1 << bit, Ordering::AcqRel);
-        }
-        // Tell the collector before any record of the new event can exist.
+        // Tell the collector before any record of the new event can exist,
+        // then enable it.
         if let Ok(mut c) = CONNS[bit as usize].lock() {
             if let Some(conn) = c.as_mut() {
                 let _ = conn.write_all(&Msg::Info(info()).encode());
             }
+        }
+        if matches {
+            e.enable.fetch_or(1 << bit, Ordering::AcqRel);
         }
     }
 }

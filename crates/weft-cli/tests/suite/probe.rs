@@ -549,5 +549,8 @@ fn guard_mode_faults_a_stray_write_at_the_culprit() {
         .env("WEFT_PROBE_GUARD", "1"));
     assert_eq!(out.status.code(), Some(128 + 11), "{}", text(&out.stderr));
     let lines = dump(&trace, &["--event", "signal_deliver"]);
-    assert!(lines.iter().any(|l| l.contains("SIGSEGV code=SEGV_ACCERR")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("SIGSEGV code=SEGV_ACCERR")),
+        "{lines:#?}"
+    );
 }

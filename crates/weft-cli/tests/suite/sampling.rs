@@ -318,7 +318,7 @@ fn stacks_on_syscalls_and_symbol_cache() {
         .args(["--trigger", "munmap", "--user-only"]));
     let first = text(&out.stdout);
     let hits: u64 = first
-        .split("addresses (")
+        .split("lookups, ")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
@@ -388,10 +388,27 @@ fn cpp_names_are_demangled_and_archive_symbolizes_elsewhere() {
     }
     let dir = tmp();
     let exe = dir.path().join("hotpp");
-    let st = Command::new("g++").args(["-O2", "-g", "-o"]).arg(&exe).arg(src("hot.cpp")).status().expect("g++");
+    let st = Command::new("g++")
+        .args(["-O2", "-g", "-o"])
+        .arg(&exe)
+        .arg(src("hot.cpp"))
+        .status()
+        .expect("g++");
     assert!(st.success());
     let trace = dir.path().join("p.weft");
-    let out = run(weft().args(["record", "-q", "--sample", "--archive", "--syscalls", "exit_group", "-o"]).arg(&trace).arg("--").arg(&exe));
+    let out = run(weft()
+        .args([
+            "record",
+            "-q",
+            "--sample",
+            "--archive",
+            "--syscalls",
+            "exit_group",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg("--")
+        .arg(&exe));
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The binary is gone, as on another machine; the archive has it.
     std::fs::remove_file(&exe).unwrap();
