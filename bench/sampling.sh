@@ -208,7 +208,9 @@ U=$(wm untraced)
 	echo "### perf report --stdio (top lines without comments)"
 	echo
 	echo '```'
-	grep -v '^#' "$LOGS/b.perf-report.1.out" | grep -v '^$' | head -n 14
+	# awk, not `grep | head`: head exiting early would SIGPIPE grep, which
+	# pipefail + set -e turn into an abort of the whole script.
+	awk '!/^#/ && !/^$/ && n++ < 14' "$LOGS/b.perf-report.1.out"
 	echo '```'
 } >"$REPORT"
 [[ $KEEP == 0 ]] && rm -f "$TR"/*.weft "$TR"/*.perf.data "$TR"/*.symcache "$TR"/*.old

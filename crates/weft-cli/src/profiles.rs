@@ -118,7 +118,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{} samples ({}), {} distinct stacks; {} symbol lookups, {} answered from the symbol cache; \
+        "{} samples ({}), {} distinct stacks; {} symbol lookups, {} answered from cache (this run's or FILE.symcache); \
          built in {:.3} s (reading and unwinding {:.3} s, symbolizing {:.3} s)",
         p.samples,
         args.common.trigger.as_deref().unwrap_or("cpu-clock"),

@@ -142,7 +142,8 @@ impl Area {
             return 0;
         }
         // SAFETY: aligned and inside our mapping (sealed against shrinking).
-        unsafe { std::sync::atomic::AtomicU64::from_ptr(self.base.add(off).cast()) }.load(std::sync::atomic::Ordering::Acquire)
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(self.base.add(off).cast()) }
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// One whole word (never torn), with acquire ordering; 0 out of bounds.
@@ -151,7 +152,8 @@ impl Area {
             return 0;
         }
         // SAFETY: as u64.
-        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off).cast()) }.load(std::sync::atomic::Ordering::Acquire)
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off).cast()) }
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn put_u64(&self, off: usize, v: u64) {

@@ -204,13 +204,19 @@ fn serve(mut conn: UnixStream) {
             .is_ok()
     });
     let mut session: Option<(u32, usize, usize)> = None;
+    // How many events the collector was told about.
+    let mut announced = 0usize;
     loop {
         let (msg, fd) = match recv(&conn) {
             Ok(Some(m)) => m,
             _ => break,
         };
         let reply = match msg {
-            Msg::Hello { version } if version == PROTOCOL_VERSION => Msg::Info(info()),
+            Msg::Hello { version } if version == PROTOCOL_VERSION => {
+                let i = info();
+                announced = i.events.len();
+                Msg::Info(i)
+            }
             Msg::Hello { version } => Msg::Error(format!(
                 "protocol version {version} not supported (this process speaks {PROTOCOL_VERSION})"
             )),
@@ -233,15 +239,24 @@ fn serve(mut conn: UnixStream) {
             }
             _ => Msg::Error("unexpected message".into()),
         };
-        if let (Msg::Attached { session: bit, .. }, Ok(clone)) = (&reply, conn.try_clone()) {
-            if let Ok(mut c) = CONNS[*bit as usize].lock() {
-                *c = Some(clone);
-            }
-        }
+        let attached = matches!(reply, Msg::Attached { .. });
+        // Replies and pushes share the session's lock: frames never interleave.
         let sent = match session.map(|(bit, _, _)| CONNS[bit as usize].lock()) {
             Some(Ok(_guard)) => conn.write_all(&reply.encode()),
             _ => conn.write_all(&reply.encode()),
         };
+        if let (true, Some((bit, _, _)), Ok(clone)) = (attached, session, conn.try_clone()) {
+            // From now on registrations push updates here. Events registered
+            // while attaching were enabled but not announced: announce them.
+            if let Ok(mut c) = CONNS[bit as usize].lock() {
+                *c = Some(clone);
+                if crate::registry::events().len() != announced {
+                    if let Some(conn) = c.as_mut() {
+                        let _ = conn.write_all(&Msg::Info(info()).encode());
+                    }
+                }
+            }
+        }
         if sent.is_err() {
             break;
         }

@@ -62,12 +62,7 @@ fn marker_lands_just_before_the_munmap_it_precedes() {
         return;
     }
     let dir = tmp();
-    let (trace, out) = record(
-        dir.path(),
-        "m.weft",
-        &["-q", "--syscalls", "munmap"],
-        &["markers", "200"],
-    );
+    let (trace, out) = record(dir.path(), "m.weft", &["--syscalls", "munmap"], &["markers", "200"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines = parse(&dump(&trace, &["--event", "munmap,weft:marker"]));
     let stdout = text(&out.stdout);
