@@ -17,7 +17,9 @@ pub struct Probes {
     geo: Geometry,
     clock: TscClock,
     sessions: HashMap<u32, Session>,
-    pending: HashMap<u32, Instant>,
+    /// Processes to look for: deadline, and the start time that identifies
+    /// them (pids are reused, and a reused pid is someone else's process).
+    pending: HashMap<u32, (Instant, u64)>,
     schemas: HashMap<(String, Vec<(String, u8)>), SchemaId>,
     ids: HashMap<(u32, u32), SchemaId>,
     pub events: u64,
@@ -60,7 +62,34 @@ impl Probes {
 
     /// Starts looking for `pid`'s control socket.
     pub fn watch(&mut self, pid: u32) {
-        self.pending.insert(pid, Instant::now() + DISCOVERY);
+        // Gone already: nothing to attach to.
+        if let Some(start) = weft_probe_abi::process_start_time(pid) {
+            self.pending.insert(pid, (Instant::now() + DISCOVERY, start));
+        }
+    }
+
+    /// Like `watch`, for a process the kernel saw created at `ts`: if the pid
+    /// now belongs to a process started at another time, it was reused.
+    fn watch_born(&mut self, pid: u32, ts: u64) {
+        let Some(start) = weft_probe_abi::process_start_time(pid) else {
+            return;
+        };
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let start_ns = start.saturating_mul(1_000_000_000 / hz);
+        // Start times count from boot including suspend (CLOCK_BOOTTIME);
+        // kernel events are CLOCK_MONOTONIC.
+        let clock = |c| {
+            let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: clock_gettime writes into t.
+            unsafe { libc::clock_gettime(c, &mut t) };
+            t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+        };
+        let boot_ts = ts.saturating_add(clock(libc::CLOCK_BOOTTIME).saturating_sub(clock(libc::CLOCK_MONOTONIC)));
+        if start_ns.abs_diff(boot_ts) > 100_000_000 {
+            return;
+        }
+        self.pending.insert(pid, (Instant::now() + DISCOVERY, start));
     }
 
     pub fn looking(&self) -> bool {
@@ -75,7 +104,9 @@ impl Probes {
     /// New processes (fork) and new images (exec) may be instrumented.
     pub fn observe(&mut self, ev: &KernelEvent) {
         match &ev.kind {
-            EventKind::Fork { parent_pid, .. } if *parent_pid != ev.pid && ev.pid == ev.tid => self.watch(ev.pid),
+            EventKind::Fork { parent_pid, .. } if *parent_pid != ev.pid && ev.pid == ev.tid => {
+                self.watch_born(ev.pid, ev.ts)
+            }
             EventKind::Exec { .. } => self.watch(ev.pid),
             _ => {}
         }
@@ -85,9 +116,10 @@ impl Probes {
         let now = Instant::now();
         let pids: Vec<u32> = self.pending.keys().copied().collect();
         for pid in pids {
-            if self.pending.get(&pid).is_some_and(|&d| now > d)
-                || !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            {
+            let Some(&(deadline, start)) = self.pending.get(&pid) else {
+                continue;
+            };
+            if now > deadline || weft_probe_abi::process_start_time(pid) != Some(start) {
                 self.pending.remove(&pid);
                 continue;
             }
@@ -100,6 +132,11 @@ impl Probes {
                 self.finish_one(pid, w, ks, buf);
             }
             match Session::attach(pid, &self.patterns, self.mode, self.geo) {
+                Ok(sess) if sess.info.start_time != start => {
+                    // The pid was reused in the meantime: not our process.
+                    self.pending.remove(&pid);
+                    let _ = sess.finish(&self.clock, &mut Vec::new(), &mut Vec::new());
+                }
                 Ok(sess) => {
                     self.pending.remove(&pid);
                     self.attached += 1;
