@@ -9,7 +9,7 @@ use weft_kernel::{EventKind, KernelEvent, KernelSchemas};
 use weft_probe_collect::{Damage, Geometry, Mode, ProbeEvent, Session, ThreadStats, TscClock, Value};
 
 /// How long after a process appears we keep looking for its socket.
-const DISCOVERY: Duration = Duration::from_secs(2);
+const DISCOVERY: Duration = Duration::from_secs(5);
 
 pub struct Probes {
     patterns: Vec<String>,
@@ -68,9 +68,10 @@ impl Probes {
         }
     }
 
-    /// Like `watch`, for a process the kernel saw created at `ts`: if the pid
-    /// now belongs to a process started at another time, it was reused.
-    fn watch_born(&mut self, pid: u32, ts: u64) {
+    /// Like `watch`, for a process the kernel saw at `ts` (created then, if
+    /// `born`): if the pid now belongs to a process started at another time
+    /// (later, for an exec), it was reused by someone else's process.
+    fn watch_seen(&mut self, pid: u32, ts: u64, born: bool) {
         let Some(start) = weft_probe_abi::process_start_time(pid) else {
             return;
         };
@@ -86,7 +87,13 @@ impl Probes {
             t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
         };
         let boot_ts = ts.saturating_add(clock(libc::CLOCK_BOOTTIME).saturating_sub(clock(libc::CLOCK_MONOTONIC)));
-        if start_ns.abs_diff(boot_ts) > 100_000_000 {
+        let slack = 100_000_000;
+        let reused = if born {
+            start_ns.abs_diff(boot_ts) > slack
+        } else {
+            start_ns > boot_ts + slack
+        };
+        if reused {
             return;
         }
         self.pending.insert(pid, (Instant::now() + DISCOVERY, start));
@@ -105,9 +112,9 @@ impl Probes {
     pub fn observe(&mut self, ev: &KernelEvent) {
         match &ev.kind {
             EventKind::Fork { parent_pid, .. } if *parent_pid != ev.pid && ev.pid == ev.tid => {
-                self.watch_born(ev.pid, ev.ts)
+                self.watch_seen(ev.pid, ev.ts, true)
             }
-            EventKind::Exec { .. } => self.watch(ev.pid),
+            EventKind::Exec { .. } => self.watch_seen(ev.pid, ev.ts, false),
             _ => {}
         }
     }
@@ -156,10 +163,13 @@ impl Probes {
                 Err(weft_probe_collect::ProbeError::NotInstrumented { .. }) => {}
                 Err(weft_probe_collect::ProbeError::Io { source, .. })
                     if matches!(source.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {}
+                // Try again next round until the deadline; say why only then.
                 Err(e) => {
-                    self.pending.remove(&pid);
-                    if !self.quiet {
-                        eprintln!("weft: warning: cannot attach to the weft-probe events of PID {pid}: {e}");
+                    if now + Duration::from_millis(20) > deadline {
+                        self.pending.remove(&pid);
+                        if !self.quiet {
+                            eprintln!("weft: warning: cannot attach to the weft-probe events of PID {pid}: {e}");
+                        }
                     }
                 }
             }

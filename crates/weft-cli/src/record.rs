@@ -146,7 +146,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     if let Some(p) = probes.as_ref() {
         p.check_geometry()?;
         // An instrumented command waits (bounded) for us to attach before main.
-        std::env::set_var("WEFT_PROBE_WAIT_MS", "3000");
+        std::env::set_var("WEFT_PROBE_WAIT_MS", "5000");
     }
 
     let target = if args.command.is_empty() {

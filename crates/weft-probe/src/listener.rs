@@ -116,8 +116,22 @@ pub(crate) fn start_listener() {
     unsafe { libc::atexit(remove_socket) };
     let spawned = spawn_quiet("weft-probe", move || {
         for conn in listener.incoming() {
-            let Ok(conn) = conn else { break };
-            let _ = spawn_quiet("weft-probe-conn", move || serve(conn));
+            match conn {
+                Ok(conn) => {
+                    let _ = spawn_quiet("weft-probe-conn", move || serve(conn));
+                }
+                // The listening socket itself is gone (closed after a fork).
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBADF) | Some(libc::EINVAL) | Some(libc::ENOTSOCK)
+                    ) =>
+                {
+                    break
+                }
+                // A client that gave up, or a transient shortage: keep serving.
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
         }
     });
     if spawned.is_err() {
@@ -164,6 +178,22 @@ pub(crate) fn reset_after_fork() {
     }
     USED.store(0, Ordering::Release);
     ATTACHES.store(0, Ordering::Release);
+}
+
+fn peer_pid(conn: &UnixStream) -> i32 {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes one ucred into our buffer.
+    unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    cred.pid
 }
 
 fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
@@ -225,6 +255,13 @@ fn serve(mut conn: UnixStream) {
                 (None, None) => Msg::Error("attach without a memory descriptor".into()),
                 (None, Some(fd)) => match attach(fd, mode, &patterns) {
                     Ok((bit, enabled, base, len)) => {
+                        if std::env::var_os("WEFT_PROBE_DEBUG").is_some() {
+                            eprintln!(
+                                "weft-probe[{}]: session {bit} attached by pid {}",
+                                std::process::id(),
+                                peer_pid(&conn)
+                            );
+                        }
                         session = Some((bit, base, len));
                         Msg::Attached { session: bit, enabled }
                     }
@@ -245,6 +282,12 @@ fn serve(mut conn: UnixStream) {
             Some(Ok(_guard)) => conn.write_all(&reply.encode()),
             _ => conn.write_all(&reply.encode()),
         };
+        if attached && sent.is_ok() {
+            // Only now may a program waiting in its constructor go on: the
+            // collector has its answer even if the program exits at once.
+            ATTACHES.fetch_add(1, Ordering::AcqRel);
+            WAITER.1.notify_all();
+        }
         if let (true, Some((bit, _, _)), Ok(clone)) = (attached, session, conn.try_clone()) {
             // From now on registrations push updates here. Events registered
             // while attaching were enabled but not announced: announce them.
@@ -263,6 +306,9 @@ fn serve(mut conn: UnixStream) {
     }
     // The collector went away: stop writing for it.
     if let Some((bit, base, len)) = session {
+        if std::env::var_os("WEFT_PROBE_DEBUG").is_some() {
+            eprintln!("weft-probe[{}]: session {bit} connection closed", std::process::id());
+        }
         detach(bit, base, len);
     }
     if let Some(s) = slot {
@@ -480,8 +526,6 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
             enabled += 1;
         }
     }
-    ATTACHES.fetch_add(1, Ordering::AcqRel);
-    WAITER.1.notify_all();
     Ok((bit, enabled, base, len))
 }
 

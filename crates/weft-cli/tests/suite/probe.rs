@@ -499,12 +499,18 @@ fn c_api_events_markers_and_spans() {
     let plain = run(&mut Command::new(&exe));
     assert_eq!(text(&plain.stdout), "evaluated 0\n");
     let trace = dir.path().join("c.weft");
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&exe));
+    let out = run(weft()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&exe)
+        .env("WEFT_PROBE_DEBUG", "1"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "evaluated 10\n");
+    let said = text(&out.stderr);
     let lines = parse(&dump(&trace, &["--event", "capp:*,weft:*"]));
     let reqs: Vec<&L> = lines.iter().filter(|l| l.text.starts_with("capp:request")).collect();
-    assert_eq!(reqs.len(), 10, "{lines:#?}");
+    assert_eq!(reqs.len(), 10, "weft said: {said}\n{lines:#?}");
     assert_eq!(
         reqs[3].text,
         "capp:request id=3 path=\"/index.html\" ratio=1.5 delta=-3"
