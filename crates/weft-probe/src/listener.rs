@@ -282,12 +282,6 @@ fn serve(mut conn: UnixStream) {
             Some(Ok(_guard)) => conn.write_all(&reply.encode()),
             _ => conn.write_all(&reply.encode()),
         };
-        if attached && sent.is_ok() {
-            // Only now may a program waiting in its constructor go on: the
-            // collector has its answer even if the program exits at once.
-            ATTACHES.fetch_add(1, Ordering::AcqRel);
-            WAITER.1.notify_all();
-        }
         if let (true, Some((bit, _, _)), Ok(clone)) = (attached, session, conn.try_clone()) {
             // From now on registrations push updates here. Events registered
             // while attaching were enabled but not announced: announce them.
@@ -299,6 +293,12 @@ fn serve(mut conn: UnixStream) {
                     }
                 }
             }
+        }
+        if attached && sent.is_ok() {
+            // Only now may a program waiting in its constructor go on: the
+            // collector has its answer even if the program exits at once.
+            ATTACHES.fetch_add(1, Ordering::AcqRel);
+            WAITER.1.notify_all();
         }
         if sent.is_err() {
             break;
