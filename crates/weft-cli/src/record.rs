@@ -39,29 +39,8 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 /// Keeps only processes whose name matches `--comm`, tracking names through
 /// comm changes and forks.
 struct CommFilter {
-    globs: globset_lite::Set,
+    globs: globset::GlobSet,
     names: HashMap<u32, String>,
-}
-
-mod globset_lite {
-    //! `--comm` patterns: `*` and `?` wildcards, enough for process names.
-    pub struct Set(pub Vec<String>);
-
-    fn matches(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => matches(&p[1..], s) || (!s.is_empty() && matches(p, &s[1..])),
-            (Some(b'?'), Some(_)) => matches(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => matches(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-
-    impl Set {
-        pub fn is_match(&self, s: &str) -> bool {
-            self.0.iter().any(|p| matches(p.as_bytes(), s.as_bytes()))
-        }
-    }
 }
 
 impl CommFilter {
@@ -216,10 +195,18 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         .write_syscall_table(&table)
         .context("cannot write the syscall table")?;
 
-    let mut comm_filter = (!args.comm.is_empty()).then(|| CommFilter {
-        globs: globset_lite::Set(args.comm.iter().flat_map(|c| c.split(',')).map(str::to_owned).collect()),
-        names: HashMap::new(),
-    });
+    let mut comm_filter = if args.comm.is_empty() {
+        None
+    } else {
+        let mut b = globset::GlobSetBuilder::new();
+        for p in args.comm.iter().flat_map(|c| c.split(',')) {
+            b.add(globset::Glob::new(p).with_context(|| format!("invalid --comm pattern `{p}`"))?);
+        }
+        Some(CommFilter {
+            globs: b.build().context("invalid --comm patterns")?,
+            names: HashMap::new(),
+        })
+    };
 
     // What existed before we attached: names and maps of running processes.
     let mut events: Vec<KernelEvent> = Vec::new();

@@ -99,11 +99,7 @@ impl Session {
         let final_pass = self.detached || self.process_gone();
         // Event lists the process pushed (events registered after attach)
         // arrive before any record of those events.
-        for info in connect::pushed(&self.conn, self.info.pid) {
-            self.drain.set_events(&info);
-            self.info = info;
-            self.new_events = true;
-        }
+        self.read_pushed();
         self.drain.drain(&self.area, clock, final_pass, out, damage);
     }
 

@@ -180,23 +180,8 @@ pub(crate) fn reset_after_fork() {
     ATTACHES.store(0, Ordering::Release);
 }
 
-fn peer_pid(conn: &UnixStream) -> i32 {
-    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: SO_PEERCRED writes one ucred into our buffer.
-    unsafe {
-        libc::getsockopt(
-            conn.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    cred.pid
-}
-
-fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
+/// The connected peer's credentials (SO_PEERCRED).
+fn peer_cred(conn: &UnixStream) -> std::io::Result<libc::ucred> {
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: SO_PEERCRED writes one ucred into our buffer.
@@ -210,8 +195,13 @@ fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
         )
     };
     if rc != 0 {
-        return Err(format!("SO_PEERCRED failed: {}", std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error());
     }
+    Ok(cred)
+}
+
+fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
+    let cred = peer_cred(conn).map_err(|e| format!("SO_PEERCRED failed: {e}"))?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     if cred.uid == me || cred.uid == 0 {
@@ -259,7 +249,7 @@ fn serve(mut conn: UnixStream) {
                             eprintln!(
                                 "weft-probe[{}]: session {bit} attached by pid {}",
                                 std::process::id(),
-                                peer_pid(&conn)
+                                peer_cred(&conn).map_or(0, |c| c.pid)
                             );
                         }
                         session = Some((bit, base, len));

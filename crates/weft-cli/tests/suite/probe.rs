@@ -46,6 +46,16 @@ fn totals(lines: &[L]) -> BTreeMap<u32, Vec<u64>> {
         .collect()
 }
 
+/// The `n` field of a `demo:tick` line.
+fn tick_n(l: &L) -> u64 {
+    l.text
+        .split("n=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("demo:tick n")
+}
+
 /// attempted == received + full + busy + abandoned + damaged + overwritten, for every thread.
 fn assert_accounting(lines: &[L]) -> BTreeMap<u32, Vec<u64>> {
     let t = totals(lines);
@@ -110,17 +120,7 @@ fn many_threads_exact_counts_and_accounting() {
         let ticks: Vec<u64> = lines
             .iter()
             .filter(|l| l.tid == *tid && l.text.starts_with("demo:tick"))
-            .map(|l| {
-                l.text
-                    .split("n=")
-                    .nth(1)
-                    .unwrap()
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap()
-            })
+            .map(tick_n)
             .collect();
         assert_eq!(
             ticks,
@@ -376,17 +376,7 @@ fn handler_that_longjmps_out_of_a_write_leaves_a_decodable_buffer() {
     let ticks: Vec<u64> = lines
         .iter()
         .filter(|l| l.text.starts_with("demo:tick"))
-        .map(|l| {
-            l.text
-                .split("n=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
+        .map(tick_n)
         .collect();
     // A tick whose write was cut short is written again after the jump.
     assert!(ticks.windows(2).all(|w| w[0] <= w[1]));
