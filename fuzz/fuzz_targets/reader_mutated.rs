@@ -14,6 +14,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+
+mod common;
 use weft_format::{
     ChunkHeader, ChunkInfo, Compression, FieldType, RecordBuf, Schema, SyscallArg, SyscallEntry,
     SyscallTable, Trace, TraceWriter, CHUNK_HEADER_LEN, CHUNK_MAGIC, FILE_HEADER_LEN,
@@ -185,20 +187,6 @@ fuzz_target!(|data: &[u8]| {
         fix_checksums(&mut bytes);
     }
     if let Ok(t) = Trace::from_bytes(bytes) {
-        let _ = t.recovered_bytes();
-        for s in t.schemas() {
-            let _ = (&s.name, s.fields.len());
-        }
-        let _ = (&t.info, &t.end, t.syscalls.entries.len());
-        for r in t.records() {
-            let _ = r;
-        }
-        let events: Vec<ChunkInfo> = t.event_chunks().copied().collect();
-        for c in &events {
-            let _ = t.decode_events(c);
-        }
-        for c in &t.chunks {
-            let _ = t.payload(c);
-        }
+        common::exercise(&t);
     }
 });

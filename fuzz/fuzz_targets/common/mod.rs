@@ -1,0 +1,22 @@
+//! What every reader fuzz target does with a trace that opened: touch every
+//! public path of the reader.
+
+use weft_format::{ChunkInfo, Trace};
+
+pub fn exercise(t: &Trace) {
+    let _ = t.recovered_bytes();
+    for s in t.schemas() {
+        let _ = (&s.name, s.fields.len());
+    }
+    let _ = (&t.info, &t.end, t.syscalls.entries.len());
+    for r in t.records() {
+        let _ = r;
+    }
+    let events: Vec<ChunkInfo> = t.event_chunks().copied().collect();
+    for c in &events {
+        let _ = t.decode_events(c);
+    }
+    for c in &t.chunks {
+        let _ = t.payload(c);
+    }
+}
