@@ -79,6 +79,11 @@ pub struct RecordArgs {
     /// Do not attach to weft-probe instrumented processes.
     #[arg(long)]
     no_probes: bool,
+    /// Follow the command with inherited per-task events instead of a private
+    /// cgroup (weft's default for `-- CMD`: it makes forks free to trace, but
+    /// the command sees another path in /proc/self/cgroup).
+    #[arg(long)]
+    no_cgroup: bool,
     /// weft-probe buffer per traced thread (e.g. 512K).
     #[arg(long, default_value = "512K", value_parser = units::parse_size)]
     probe_buffer: usize,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weft_format::{end_keys, info_keys, RecordBuf, TraceWriter};
-use weft_kernel::{procfs, EventKind, KernelEvent, KernelSchemas, Session, Tracefs};
+use weft_kernel::{procfs, EventKind, KernelEvent, KernelSchemas, Session, TraceCgroup, Tracefs};
 
 use crate::probes::Probes;
 use crate::units::bytes;
@@ -128,6 +128,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         std::env::set_var("WEFT_PROBE_WAIT_MS", "5000");
     }
 
+    // Kept until the end: removing it moves leftover processes back out.
+    let mut cgroup = None;
     let target = if args.command.is_empty() {
         for &pid in &args.pid {
             session
@@ -142,7 +144,20 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         Target::Pids(args.pid.clone())
     } else {
         let paused = weft_kernel::spawn_paused(&args.command)?;
-        if let Err(e) = session.attach(paused.pid, true) {
+        let attached = match (!args.no_cgroup).then(|| TraceCgroup::create_for(paused.pid)) {
+            Some(Ok(cg)) => {
+                let r = session.attach_cgroup(&cg, paused.pid);
+                cgroup = Some(cg);
+                r
+            }
+            other => {
+                if let (Some(Err(why)), false) = (other, args.quiet) {
+                    eprintln!("weft: not using a cgroup ({why}); following the command with per-task events, which makes forks slower");
+                }
+                session.attach(paused.pid, true)
+            }
+        };
+        if let Err(e) = attached {
             paused.abort();
             return Err(e).context("cannot set up tracing of the command");
         }
@@ -360,6 +375,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // Whatever happened, leave a complete file: drain, flush, write the End chunk.
     session.disable();
     session.drain(&mut events);
+    drop(cgroup);
     let batch = write_batch(
         &mut events,
         &mut comm_filter,

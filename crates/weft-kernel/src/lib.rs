@@ -9,13 +9,15 @@
 //! user can do.
 //!
 //! ```text
-//!  task (inherit=1) ─┬─ raw_syscalls:sys_enter ─┐ (sideband: comm/fork/mmap2)
-//!   per CPU N        ├─ raw_syscalls:sys_exit  ─┤
-//!                    ├─ signal:* , sched:*     ─┴─SET_OUTPUT─▶ ring of CPU N ─▶ epoll
+//!  command: its cgroup ─┬─ raw_syscalls:sys_enter ─┐ (sideband: comm/fork/mmap2)
+//!  -p PID: each task    ├─ raw_syscalls:sys_exit  ─┤
+//!   (inherit=1)         ├─ signal:* , sched:*     ─┴─SET_OUTPUT─▶ ring of CPU N ─▶ epoll
+//!   per CPU N
 //! ```
 //! Every event uses CLOCK_MONOTONIC, so other sources merge on one timeline.
 
 mod access;
+mod cgroup;
 mod error;
 mod event;
 mod launch;
@@ -28,6 +30,7 @@ pub mod syscalls;
 mod tracefs;
 
 pub use access::{check_tracing_allowed, perf_event_paranoid};
+pub use cgroup::TraceCgroup;
 pub use error::{KernelError, Result};
 pub use event::{EventKind, KernelEvent};
 pub use launch::{spawn_paused, Paused};

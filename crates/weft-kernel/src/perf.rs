@@ -56,9 +56,18 @@ impl AsRawFd for PerfFd {
 }
 
 impl PerfFd {
-    /// Opens a tracepoint event on one task (followed into its future
-    /// children) and one CPU.
+    /// Opens an event on one task (followed into its future children) and one CPU.
     pub fn open(spec: &Spec, pid: i32, cpu: i32, what: &str) -> Result<PerfFd> {
+        Self::open_with(spec, pid, cpu, 0, what)
+    }
+
+    /// Opens an event on one CPU for every task of a cgroup (its directory descriptor).
+    pub fn open_cgroup(spec: &Spec, cgroup: RawFd, cpu: i32, what: &str) -> Result<PerfFd> {
+        Self::open_with(spec, cgroup, cpu, b::PERF_FLAG_PID_CGROUP as libc::c_ulong, what)
+    }
+
+    fn open_with(spec: &Spec, pid: i32, cpu: i32, flags: libc::c_ulong, what: &str) -> Result<PerfFd> {
+        let cgroup = flags & b::PERF_FLAG_PID_CGROUP as libc::c_ulong != 0;
         let mut attr = b::perf_event_attr {
             size: std::mem::size_of::<b::perf_event_attr>() as u32,
             sample_type: SAMPLE_TYPE,
@@ -86,11 +95,12 @@ impl PerfFd {
         }
         attr.__bindgen_anon_2.wakeup_watermark = spec.wakeup_bytes;
         attr.set_watermark(1);
-        attr.set_inherit(1);
+        // A cgroup event already covers every task in the cgroup.
+        attr.set_inherit(u64::from(!cgroup));
         attr.set_sample_id_all(1);
         attr.set_use_clockid(1);
         attr.clockid = libc::CLOCK_MONOTONIC;
-        if spec.enable_on_exec {
+        if spec.enable_on_exec && !cgroup {
             attr.set_disabled(1);
             attr.set_enable_on_exec(1);
         }
@@ -103,7 +113,15 @@ impl PerfFd {
             attr.set_build_id(1);
         }
         // SAFETY: attr is a fully initialized perf_event_attr with a correct size.
-        let fd = unsafe { sys::perf_event_open(&mut attr, pid, cpu, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong) };
+        let fd = unsafe {
+            sys::perf_event_open(
+                &mut attr,
+                pid,
+                cpu,
+                -1,
+                b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong | flags,
+            )
+        };
         if fd < 0 {
             return Err(KernelError::sys(
                 "perf_event_open",

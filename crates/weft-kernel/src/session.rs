@@ -1,10 +1,12 @@
 //! A tracing session: tracepoint events on the traced tasks (followed into
-//! every descendant by `inherit`), one ring per CPU, woken through epoll.
+//! every descendant by `inherit`, or by a cgroup for a launched command),
+//! one ring per CPU, woken through epoll.
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use crate::cgroup::TraceCgroup;
 use crate::error::{KernelError, Result};
 use crate::event::{Decoder, Decoding, EventKind, KernelEvent, Layouts, Tp};
 use crate::perf::{PerfFd, Source, Spec};
@@ -16,6 +18,13 @@ use crate::tracefs::Tracefs;
 const MAX_FILTER: usize = 4000;
 /// epoll tokens at or above this belong to descriptors added by `watch`.
 const EXTRA_TOKEN: u64 = 1 << 32;
+
+/// What a set of events is opened on.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Task(u32),
+    Cgroup(RawFd),
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -58,6 +67,9 @@ pub struct Session {
     lost: Vec<u64>,
     corrupt_rings: u64,
     attached: BTreeSet<u32>,
+    /// A launched process whose events are dropped until its exec.
+    gate: Option<u32>,
+    held: Vec<KernelEvent>,
 }
 
 impl Session {
@@ -116,6 +128,8 @@ impl Session {
             opts,
             corrupt_rings: 0,
             attached: BTreeSet::new(),
+            gate: None,
+            held: Vec::new(),
         })
     }
 
@@ -125,6 +139,18 @@ impl Session {
         if !self.attached.insert(tid) {
             return Ok(());
         }
+        self.open_all(Target::Task(tid), on_exec)
+    }
+
+    /// Traces every task of a cgroup, without per-task events. `launched` is
+    /// the process about to exec the command: its events before the exec
+    /// (the launcher's own) are left out, as `enable_on_exec` would.
+    pub fn attach_cgroup(&mut self, cgroup: &TraceCgroup, launched: u32) -> Result<()> {
+        self.gate = Some(launched);
+        self.open_all(Target::Cgroup(cgroup.fd().as_raw_fd()), false)
+    }
+
+    fn open_all(&mut self, target: Target, on_exec: bool) -> Result<()> {
         let wakeup = (self.opts.buffer_bytes / 4).clamp(4096, u32::MAX as usize) as u32;
         let stack = Some(self.opts.stack_bytes);
         for ci in 0..self.cpus.len() {
@@ -138,7 +164,7 @@ impl Session {
                     wakeup_bytes: wakeup,
                 };
                 let (sys, name) = tp.path();
-                let fd = self.open(&spec, tid, cpu, &format!("{sys}:{name}"))?;
+                let fd = self.open(&spec, target, cpu, &format!("{sys}:{name}"))?;
                 if matches!(tp, Tp::SysEnter | Tp::SysExit) {
                     if let Some(f) = &self.filter {
                         // Fall back to filtering here if the kernel refuses the expression.
@@ -157,7 +183,7 @@ impl Session {
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
                 };
-                let fd = self.open(&spec, tid, cpu, &format!("cpu-clock sampling at {hz} Hz"))?;
+                let fd = self.open(&spec, target, cpu, &format!("cpu-clock sampling at {hz} Hz"))?;
                 self.add(fd, cpu, Decoding::CpuClock)?;
             }
             for (id, trigger) in self.stack_tps.clone() {
@@ -168,20 +194,25 @@ impl Session {
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
                 };
-                let fd = self.open(&spec, tid, cpu, &format!("stacks on {trigger}"))?;
+                let fd = self.open(&spec, target, cpu, &format!("stacks on {trigger}"))?;
                 self.add(fd, cpu, Decoding::Stack { trigger })?;
             }
         }
         Ok(())
     }
 
-    fn open(&self, spec: &Spec, tid: u32, cpu: u32, what: &str) -> Result<PerfFd> {
-        let what = format!("{what} on task {tid}, CPU {cpu}");
-        match PerfFd::open(spec, tid as i32, cpu as i32, &what) {
-            Err(KernelError::Sys { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
-                Err(KernelError::NoSuchProcess { pid: tid })
+    fn open(&self, spec: &Spec, target: Target, cpu: u32, what: &str) -> Result<PerfFd> {
+        match target {
+            Target::Task(tid) => {
+                let what = format!("{what} on task {tid}, CPU {cpu}");
+                match PerfFd::open(spec, tid as i32, cpu as i32, &what) {
+                    Err(KernelError::Sys { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
+                        Err(KernelError::NoSuchProcess { pid: tid })
+                    }
+                    r => r,
+                }
             }
-            r => r,
+            Target::Cgroup(fd) => PerfFd::open_cgroup(spec, fd, cpu as i32, &format!("{what} on a cgroup, CPU {cpu}")),
         }
     }
 
@@ -277,6 +308,7 @@ impl Session {
         let decoder = &mut self.decoder;
         let wanted = &self.wanted;
         let lost = &mut self.lost;
+        let first = out.len();
         for ring in &mut self.rings {
             let cpu = ring.cpu;
             let sane = ring.drain(|rec| {
@@ -302,6 +334,34 @@ impl Session {
             if !sane {
                 self.corrupt_rings += 1;
             }
+        }
+        if let Some(g) = self.gate {
+            self.hold_until_exec(g, out, first);
+        }
+    }
+
+    /// Holds back the launched process's events until its exec's comm record
+    /// (the first record of the command) shows up in some ring, then keeps
+    /// only what came at or after it. Holding, not dropping, because another
+    /// CPU's ring can deliver post-exec events before the comm record.
+    fn hold_until_exec(&mut self, g: u32, out: &mut Vec<KernelEvent>, first: usize) {
+        let mut i = first;
+        while i < out.len() {
+            if out[i].pid == g && !matches!(out[i].kind, EventKind::Lost { .. }) {
+                self.held.push(out.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        let exec = self
+            .held
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Comm { exec: true, .. }))
+            .map(|e| e.ts)
+            .min();
+        if let Some(ts) = exec {
+            self.gate = None;
+            out.extend(self.held.drain(..).filter(|e| e.ts >= ts));
         }
     }
 

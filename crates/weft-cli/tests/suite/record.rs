@@ -250,3 +250,72 @@ fn comm_filter_keeps_only_matching_processes() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The command runs in a private cgroup by default (forks are then free to
+/// trace) and with inherited per-task events under `--no-cgroup`. Both follow
+/// every child, leave out a busy unrelated process, and leave no cgroup behind,
+/// even when the command leaves a process running.
+#[test]
+fn process_tree_followed_with_and_without_cgroup() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let mut outsider = std::process::Command::new(program("busy"))
+        .arg("1000000000")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start an unrelated busy process");
+    for (mode, extra) in [("cgroup", None), ("inherit", Some("--no-cgroup"))] {
+        let trace = dir.path().join(format!("{mode}.weft"));
+        let script = "cat /proc/self/cgroup; (cat /proc/self/stat >/dev/null); sleep 1.5 & echo left=$!";
+        let out = run(weft()
+            .args(["record", "-q", "-o"])
+            .arg(&trace)
+            .args(extra)
+            .args(["--", "sh", "-c", script]));
+        assert_eq!(out.status.code(), Some(0), "{mode}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let in_cgroup = stdout.contains("weft-rec-");
+        assert_eq!(in_cgroup, mode == "cgroup", "{mode}: /proc/self/cgroup said:\n{stdout}");
+        let left: u32 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("left="))
+            .and_then(|p| p.trim().parse().ok())
+            .expect("pid of the process left running");
+        let cg = std::fs::read_to_string(format!("/proc/{left}/cgroup")).unwrap_or_default();
+        assert!(
+            !cg.contains("weft-rec-"),
+            "{mode}: leftover process still in weft's cgroup:\n{cg}"
+        );
+        let lines = parse(&dump(&trace, &[]));
+        let pids: std::collections::BTreeSet<u32> = lines.iter().map(|l| l.pid).collect();
+        assert!(pids.len() >= 4, "{mode}: expected sh, two children and sleep: {pids:?}");
+        assert!(
+            lines.iter().any(|l| l.comm == "cat" && l.text.starts_with("openat(")),
+            "{mode}: the forked cat's syscalls are missing"
+        );
+        assert!(
+            !pids.contains(&outsider.id()),
+            "{mode}: unrelated process {} traced",
+            outsider.id()
+        );
+    }
+    outsider.kill().ok();
+    outsider.wait().ok();
+    let leaked: Vec<_> = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup", "/sys/fs/cgroup/perf_event"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("weft-rec-"))
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        })
+        .map(|e| e.path())
+        .collect();
+    assert!(leaked.is_empty(), "cgroups left behind: {leaked:?}");
+}
