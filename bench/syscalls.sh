@@ -5,6 +5,8 @@
 # Workloads (bench/workloads/*.c, compiled here with `cc -O2`):
 #   mmap  mmap_loop N   N mmap/munmap pairs (2*N syscalls)       default N=1000000
 #   fork  fork_loop N   N fork + child _exit(0) + parent waitpid  default N=2000
+#   rate  getppid_loop N  N getppid on each of 2 threads at once: the
+#                       highest syscall rate reachable here      default N=1000000
 # Each workload times only its own loop (CLOCK_MONOTONIC) and reports
 # `elapsed_ns=... utime_us=... stime_us=...` on stderr and into the file named
 # by $WEFT_BENCH_RESULT, so tracer start-up (bpftrace needs ~1 s to start,
@@ -34,12 +36,12 @@
 # (includes the ~30 start-up syscalls); without perf the nominal count is used.
 #
 # Usage: bench/syscalls.sh [--quick] [--runs R] [--out DIR] [--workloads "mmap fork"]
-#                          [--configs "untraced weft ..."] [--n-mmap N] [--n-fork N]
+#                          [--configs "untraced weft ..."] [--n-mmap N] [--n-fork N] [--n-rate N]
 #                          [--timeout SECONDS] [--keep]
 # Environment: WEFT (weft binary; default <repo>/target/release/weft),
 #   WEFT_ARGS (extra `weft record` options, e.g. "--buffer-size 32M"),
 #   BENCH_RUNS or R (runs, default 5), BENCH_OUT or OUT (results dir, default a
-#   new /tmp/weft-bench.XXXXXX), N_MMAP, N_FORK, BENCH_TIMEOUT (per run,
+#   new /tmp/weft-bench.XXXXXX), N_MMAP, N_FORK, N_RATE, BENCH_TIMEOUT (per run,
 #   default 900 s), CC (default cc).
 # Outputs in OUT: results.md (also printed on stdout), runs.csv (every run),
 #   logs/ (stderr of every run, perf report --stats, ...), bin/ (workloads).
@@ -50,12 +52,13 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
 ALL_CONFIGS="untraced weft perf-raw perf-syscalls perf-trace strace bpftrace"
-ALL_WORKLOADS="mmap fork"
+ALL_WORKLOADS="mmap fork rate"
 
 RUNS=${BENCH_RUNS:-${R:-5}}
 OUT=${BENCH_OUT:-${OUT:-}}
 N_MMAP=${N_MMAP:-1000000}
 N_FORK=${N_FORK:-2000}
+N_RATE=${N_RATE:-1000000}
 TIMEOUT=${BENCH_TIMEOUT:-900}
 CONFIGS=$ALL_CONFIGS
 WORKLOADS=$ALL_WORKLOADS
@@ -69,13 +72,14 @@ log() { echo "[bench] $*" >&2; }
 
 while [[ $# -gt 0 ]]; do
 	case $1 in
-	--quick) N_MMAP=100000; N_FORK=500; RUNS=2 ;;
+	--quick) N_MMAP=100000; N_FORK=500; N_RATE=200000; RUNS=2 ;;
 	--runs) RUNS=${2:?}; shift ;;
 	--out) OUT=${2:?}; shift ;;
 	--workloads) WORKLOADS=${2:?}; shift ;;
 	--configs) CONFIGS=${2:?}; shift ;;
 	--n-mmap) N_MMAP=${2:?}; shift ;;
 	--n-fork) N_FORK=${2:?}; shift ;;
+	--n-rate) N_RATE=${2:?}; shift ;;
 	--timeout) TIMEOUT=${2:?}; shift ;;
 	--keep) KEEP=1 ;;
 	-h|--help) usage; exit 0 ;;
@@ -85,7 +89,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "runs must be a positive integer, got '$RUNS'"
-[[ $N_MMAP =~ ^[1-9][0-9]*$ && $N_FORK =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer"
+[[ $N_MMAP =~ ^[1-9][0-9]*$ && $N_FORK =~ ^[1-9][0-9]*$ && $N_RATE =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer"
 for c in $CONFIGS; do [[ " $ALL_CONFIGS " == *" $c "* ]] || die "unknown config '$c' (known: $ALL_CONFIGS)"; done
 for w in $WORKLOADS; do [[ " $ALL_WORKLOADS " == *" $w "* ]] || die "unknown workload '$w' (known: $ALL_WORKLOADS)"; done
 # untraced is the baseline for the slowdown column: always run it.
@@ -107,15 +111,16 @@ log "results dir: $OUT"
 
 # ---------------------------------------------------------------- workloads
 command -v "$CC" >/dev/null || die "C compiler '$CC' not found (apt-get install gcc)"
-for w in mmap fork; do
-	"$CC" -O2 -Wall -o "$BIN/${w}_loop" "$SCRIPT_DIR/workloads/${w}_loop.c" ||
+for w in mmap fork getppid; do
+	"$CC" -O2 -Wall -pthread -o "$BIN/${w}_loop" "$SCRIPT_DIR/workloads/${w}_loop.c" ||
 		die "compiling workloads/${w}_loop.c failed"
 done
+ln -sf getppid_loop "$BIN/rate_loop"
 
-wl_n() { case $1 in mmap) echo "$N_MMAP" ;; fork) echo "$N_FORK" ;; esac; }
+wl_n() { case $1 in mmap) echo "$N_MMAP" ;; fork) echo "$N_FORK" ;; rate) echo "$N_RATE" ;; esac; }
 # Nominal syscalls per run, used only when perf stat cannot count them:
 # mmap: mmap+munmap per iteration; fork: clone, wait4, child exit_group.
-wl_nominal_syscalls() { case $1 in mmap) echo $((2 * N_MMAP)) ;; fork) echo $((3 * N_FORK)) ;; esac; }
+wl_nominal_syscalls() { case $1 in mmap) echo $((2 * N_MMAP)) ;; fork) echo $((3 * N_FORK)) ;; rate) echo $((2 * N_RATE)) ;; esac; }
 
 # ------------------------------------------------------- tool availability
 declare -A SKIP=()   # config -> reason it cannot run
@@ -362,6 +367,7 @@ REPORT=$OUT/results.md
 		case $w in
 		mmap) echo "## mmap_loop $N_MMAP (mmap+munmap pairs)" ;;
 		fork) echo "## fork_loop $N_FORK (fork, child _exit, waitpid)" ;;
+		rate) echo "## getppid_loop $N_RATE on 2 threads ($((2 * N_RATE)) getppid calls)" ;;
 		esac
 		echo
 		echo "syscalls per run: ${SYSCALLS[$w]} (${SYSCALLS_SRC[$w]})"
@@ -387,7 +393,7 @@ REPORT=$OUT/results.md
 				continue
 			fi
 			med=$(col "$w" "$c" 5 | median)
-			loop=$(awk -v ns="$med" 'BEGIN { printf "%.1f ms", ns / 1e6 }')
+			loop=$(awk -v ns="$med" -v n="${SYSCALLS[$w]}" 'BEGIN { printf "%.1f ms (%.0f k syscalls/s)", ns / 1e6, n / ns * 1e6 }')
 			slow="-"
 			[[ -n $base ]] && slow=$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.2fx", a / b }')
 			cpu="-"
