@@ -56,11 +56,15 @@ struct Proc {
     version: u64,
 }
 
-struct Raw {
+/// One distinct raw stack of one thread, before symbolization. Samples are
+/// grouped on this first, so each distinct stack is symbolized once.
+#[derive(PartialEq, Eq, Hash)]
+struct RawKey {
     pid: u32,
     tid: u32,
     comm: Arc<str>,
-    maps: Arc<Vec<Mapping>>,
+    /// Identity of the maps the stack was unwound against.
+    maps_id: usize,
     kernel: Vec<u64>,
     user: Vec<weft_symbols::FrameAddr>,
 }
@@ -78,8 +82,11 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let mut procs: HashMap<u32, Proc> = HashMap::new();
     let mut comms: HashMap<u32, Arc<str>> = HashMap::new();
     let mut jit: HashMap<u32, JitMap> = HashMap::new();
-    let mut raws: Vec<Raw> = Vec::new();
+    // Distinct raw stacks: the maps they were unwound against, and counts.
+    let mut raws: HashMap<RawKey, (Arc<Vec<Mapping>>, u64)> = HashMap::new();
     let mut out = Profile::default();
+    // /proc/kallsyms takes tens of milliseconds to read: on the other core.
+    let kallsyms = (!opts.user_only).then(|| std::thread::spawn(Kallsyms::load));
     let mut next_version = 1u64;
     let t_unwind = Instant::now();
     let mut base: Option<u64> = start;
@@ -186,30 +193,27 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     .get(&r.pid)
                     .map_or_else(|| (Arc::new(Vec::new()), 0), |p| (p.maps.clone(), p.version));
                 let user = unwinders.unwind(&mut sym, r.pid, version, &maps, regs, stack, &arr(f::USER));
-                raws.push(Raw {
+                let key = RawKey {
                     pid: r.pid,
                     tid: r.tid,
                     comm: comms.get(&r.tid).cloned().unwrap_or_else(|| Arc::from("?")),
-                    maps,
+                    maps_id: Arc::as_ptr(&maps) as *const () as usize,
                     kernel: if opts.user_only { Vec::new() } else { arr(f::KERNEL) },
                     user,
-                });
+                };
+                raws.entry(key).or_insert_with(|| (maps, 0)).1 += 1;
             }
             _ => {}
         }
     }
     out.unwind_secs = t_unwind.elapsed().as_secs_f64();
     let t_sym = Instant::now();
-    let kallsyms = if raws.iter().any(|r| !r.kernel.is_empty()) {
-        Kallsyms::load()
-    } else {
-        Kallsyms::default()
-    };
+    let kallsyms = kallsyms.and_then(|h| h.join().ok()).unwrap_or_default();
     let mut interned: HashMap<Frame, usize> = HashMap::new();
     let mut stacks: HashMap<StackKey, (Arc<str>, u64)> = HashMap::new();
     let mut addr_cache: HashMap<(usize, u64, bool), Vec<usize>> = HashMap::new();
-    for raw in &raws {
-        out.samples += 1;
+    for (raw, (maps, count)) in &raws {
+        out.samples += count;
         // Leaf first, then reversed to root first.
         let mut ids: Vec<usize> = Vec::new();
         for &a in &raw.kernel {
@@ -218,14 +222,14 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             ids.push(*interned.entry(f).or_insert(n));
         }
         for fa in &raw.user {
-            let key = (Arc::as_ptr(&raw.maps) as *const () as usize, fa.addr, fa.ret);
+            let key = (raw.maps_id, fa.addr, fa.ret);
             if let Some(v) = addr_cache.get(&key) {
                 ids.extend(v);
                 continue;
             }
             let look = if fa.ret { fa.addr.wrapping_sub(1) } else { fa.addr };
             let jit_name = jit.get(&raw.pid).and_then(|j| j.lookup(look));
-            let frames: Vec<Frame> = match raw.maps.iter().find(|m| look >= m.start && look < m.end) {
+            let frames: Vec<Frame> = match maps.iter().find(|m| look >= m.start && look < m.end) {
                 // JIT code lives in anonymous executable memory; its map names it.
                 _ if jit_name.is_some() => vec![Frame {
                     function: jit_name.map(str::to_owned),
@@ -278,7 +282,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
         let e = stacks
             .entry((raw.pid, raw.tid, ids))
             .or_insert_with(|| (raw.comm.clone(), 0));
-        e.1 += 1;
+        e.1 += count;
     }
     out.symbolize_secs = t_sym.elapsed().as_secs_f64();
     let mut frames = vec![

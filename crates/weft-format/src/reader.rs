@@ -404,44 +404,48 @@ impl Trace {
         Records {
             trace: self,
             pending,
-            heap: BinaryHeap::new(),
+            active: BinaryHeap::new(),
             errors: VecDeque::new(),
-            order: 0,
+            loaded: 0,
         }
     }
 }
 
-struct HeapItem {
-    ts: u64,
+/// The unread records of one loaded chunk, sorted by time.
+struct Run {
+    next_ts: u64,
+    /// Load order: ties between chunks go to the one loaded first.
     order: u64,
-    rec: Record,
+    recs: std::vec::IntoIter<Record>,
 }
 
-impl PartialEq for HeapItem {
+impl PartialEq for Run {
     fn eq(&self, o: &Self) -> bool {
-        (self.ts, self.order) == (o.ts, o.order)
+        (self.next_ts, self.order) == (o.next_ts, o.order)
     }
 }
-impl Eq for HeapItem {}
-impl PartialOrd for HeapItem {
+impl Eq for Run {}
+impl PartialOrd for Run {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for HeapItem {
+impl Ord for Run {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.ts, self.order).cmp(&(o.ts, o.order))
+        (self.next_ts, self.order).cmp(&(o.next_ts, o.order))
     }
 }
 
-/// Merges events chunks by time. Holds in memory only the chunks whose time
-/// ranges overlap the current position.
+/// Merges events chunks by time: each loaded chunk is sorted once (records
+/// within a chunk are nearly in order) and the chunks are merged through a
+/// heap of their heads. Holds in memory only the chunks whose time ranges
+/// overlap the current position.
 pub struct Records<'a> {
     trace: &'a Trace,
     pending: Vec<ChunkInfo>,
-    heap: BinaryHeap<Reverse<HeapItem>>,
+    active: BinaryHeap<Reverse<Run>>,
     errors: VecDeque<FormatError>,
-    order: u64,
+    loaded: u64,
 }
 
 impl Iterator for Records<'_> {
@@ -453,7 +457,7 @@ impl Iterator for Records<'_> {
                 return Some(Err(e));
             }
             let next_min = self.pending.last().map(|c| c.header.min_ts);
-            let top = self.heap.peek().map(|Reverse(i)| i.ts);
+            let top = self.active.peek().map(|Reverse(r)| r.next_ts);
             match (top, next_min) {
                 (Some(t), Some(m)) if t < m => {}
                 (Some(_), None) => {}
@@ -461,21 +465,32 @@ impl Iterator for Records<'_> {
                     let Some(c) = self.pending.pop() else {
                         continue;
                     };
-                    let (recs, errs) = self.trace.decode_events(&c);
+                    let (mut recs, errs) = self.trace.decode_events(&c);
                     self.errors.extend(errs);
-                    for rec in recs {
-                        self.order += 1;
-                        self.heap.push(Reverse(HeapItem {
-                            ts: rec.ts,
-                            order: self.order,
-                            rec,
+                    // Stable: equal times keep their order in the file.
+                    recs.sort_by_key(|r| r.ts);
+                    self.loaded += 1;
+                    let mut it = recs.into_iter();
+                    if let Some(first) = it.as_slice().first() {
+                        self.active.push(Reverse(Run {
+                            next_ts: first.ts,
+                            order: self.loaded,
+                            recs: it,
                         }));
                     }
                     continue;
                 }
                 (None, None) => return None,
             }
-            return self.heap.pop().map(|Reverse(i)| Ok(i.rec));
+            let mut run = self.active.peek_mut()?;
+            let rec = run.0.recs.next();
+            match run.0.recs.as_slice().first() {
+                Some(n) => run.0.next_ts = n.ts,
+                None => {
+                    std::collections::binary_heap::PeekMut::pop(run);
+                }
+            }
+            return rec.map(Ok);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::{Mapping, Symbolizer};
 
 /// One unwound frame address; `ret` = a return address (look up `addr - 1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FrameAddr {
     pub addr: u64,
     pub ret: bool,
