@@ -83,10 +83,12 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let mut comms: HashMap<u32, Arc<str>> = HashMap::new();
     let mut jit: HashMap<u32, JitMap> = HashMap::new();
     // Distinct raw stacks: the maps they were unwound against, and counts.
-    let mut raws: HashMap<RawKey, (Arc<Vec<Mapping>>, u64)> = HashMap::new();
+    let mut raws: ahash::AHashMap<RawKey, (Arc<Vec<Mapping>>, u64)> = ahash::AHashMap::new();
+    let sample_id = trace.schema_by_name(s::SAMPLE).map(|sc| sc.id);
+    let jit_id = trace.schema_by_name(s::JIT_MAP).map(|sc| sc.id);
     let mut out = Profile::default();
-    // /proc/kallsyms takes tens of milliseconds to read: on the other core.
-    let kallsyms = (!opts.user_only).then(|| std::thread::spawn(Kallsyms::load));
+    let ksyms_id = trace.schema_by_name(s::KERNEL_SYMBOLS).map(|sc| sc.id);
+    let mut recorded_ksyms: Option<Kallsyms> = None;
     let mut next_version = 1u64;
     let t_unwind = Instant::now();
     let mut base: Option<u64> = start;
@@ -157,12 +159,20 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                 p.version = next_version;
                 next_version += 1;
             }
-            Kind::Other if trace.schema(r.schema).is_some_and(|sc| sc.name == s::JIT_MAP) => {
+            Kind::Other if Some(r.schema) == ksyms_id && !opts.user_only => {
+                if let (Some(Value::U64s(a)), Some(Value::Bytes(n))) = (
+                    r.fields.get(s::kernel_symbols::ADDRS),
+                    r.fields.get(s::kernel_symbols::NAMES),
+                ) {
+                    recorded_ksyms = Some(Kallsyms::from_record(a, n));
+                }
+            }
+            Kind::Other if Some(r.schema) == jit_id => {
                 if let Some(Value::Bytes(t)) = r.fields.get(s::jit_map::TEXT) {
                     jit.insert(r.pid, JitMap::parse(&String::from_utf8_lossy(t)));
                 }
             }
-            Kind::Other if trace.schema(r.schema).is_some_and(|sc| sc.name == s::SAMPLE) => {
+            Kind::Other if Some(r.schema) == sample_id => {
                 use s::sample as f;
                 if r.str(f::TRIGGER) != trigger {
                     continue;
@@ -208,7 +218,13 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     }
     out.unwind_secs = t_unwind.elapsed().as_secs_f64();
     let t_sym = Instant::now();
-    let kallsyms = kallsyms.and_then(|h| h.join().ok()).unwrap_or_default();
+    // Recorders since the kernel:symbols record name kernel frames in the
+    // file; for older files, the local kallsyms is the best guess.
+    let kallsyms = match recorded_ksyms {
+        Some(k) => k,
+        None if raws.keys().any(|r| !r.kernel.is_empty()) => Kallsyms::load(),
+        None => Kallsyms::default(),
+    };
     let mut interned: HashMap<Frame, usize> = HashMap::new();
     let mut stacks: HashMap<StackKey, (Arc<str>, u64)> = HashMap::new();
     let mut addr_cache: HashMap<(usize, u64, bool), Vec<usize>> = HashMap::new();
@@ -339,6 +355,17 @@ impl Kallsyms {
                 let n = it.next()?;
                 (a != 0 && matches!(t, "t" | "T" | "w" | "W")).then(|| (a, n.to_owned()))
             })
+            .collect();
+        syms.sort_unstable();
+        Kallsyms { syms }
+    }
+
+    /// The table `weft record` stores: sorted start addresses and NUL-separated names.
+    fn from_record(addrs: &[u64], names: &[u8]) -> Kallsyms {
+        let mut syms: Vec<(u64, String)> = addrs
+            .iter()
+            .zip(names.split(|&b| b == 0))
+            .map(|(&a, n)| (a, String::from_utf8_lossy(n).into_owned()))
             .collect();
         syms.sort_unstable();
         Kallsyms { syms }

@@ -603,6 +603,8 @@ struct Extras {
     pids: std::collections::BTreeSet<u32>,
     jit_done: std::collections::HashSet<u32>,
     binaries: std::collections::BTreeMap<Vec<u8>, String>,
+    /// Kernel code addresses of every call chain, named at the end.
+    kernel_addrs: std::collections::BTreeSet<u64>,
 }
 
 impl Extras {
@@ -613,6 +615,7 @@ impl Extras {
                     .entry(build_id.clone())
                     .or_insert_with(|| filename.clone());
             }
+            EventKind::Sample { kernel, .. } => self.kernel_addrs.extend(kernel),
             // JIT maps usually outlive their process, but read them while we know it ended.
             EventKind::Exit { group_dead: true } => self.jit(ev.pid, schemas, buf),
             _ => {}
@@ -642,6 +645,27 @@ impl Extras {
         let pids: Vec<u32> = self.pids.iter().copied().collect();
         for pid in pids {
             self.jit(pid, schemas, buf);
+        }
+        // Name kernel frames now, from this machine's kallsyms, so that the
+        // trace can be read anywhere (and without reading kallsyms again).
+        if self.kernel_addrs.is_empty() {
+            return;
+        }
+        let funcs = weft_kernel::procfs::kernel_functions(&self.kernel_addrs);
+        if let (Some(id), false) = (
+            schemas.id_of(weft_format::std_schemas::KERNEL_SYMBOLS),
+            funcs.is_empty(),
+        ) {
+            let addrs: Vec<u64> = funcs.iter().map(|f| f.0).collect();
+            let mut names = Vec::new();
+            for (_, n) in &funcs {
+                names.extend_from_slice(n.as_bytes());
+                names.push(0);
+            }
+            buf.record(id, weft_kernel::monotonic_ns(), None, 0, 0)
+                .u64s(&addrs)
+                .bytes(&names)
+                .finish();
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::{mpsc, Arc};
 
 use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC};
 use crate::error::{FormatError, Problem};
@@ -59,7 +60,7 @@ impl ChunkInfo {
 /// An opened trace. Opening fails only when the file is not a weft trace at
 /// all; damage further in is collected in `problems` and reading goes on.
 pub struct Trace {
-    source: Source,
+    source: Arc<Source>,
     pub len: u64,
     pub version: (u16, u16),
     /// Every chunk whose header is intact and whose payload is within the file.
@@ -130,7 +131,7 @@ impl Trace {
             });
         }
         let mut t = Trace {
-            source,
+            source: Arc::new(source),
             len,
             version: (major, minor),
             chunks: Vec::new(),
@@ -270,97 +271,14 @@ impl Trace {
 
     /// The checked, decompressed payload of a chunk.
     pub fn payload(&self, c: &ChunkInfo) -> Result<Vec<u8>, FormatError> {
-        let h = &c.header;
-        let mut stored = vec![0u8; h.stored_len as usize];
-        self.source.read_at(c.offset + CHUNK_HEADER_LEN as u64, &mut stored)?;
-        let computed = crc32c::crc32c(&stored);
-        if computed != h.payload_crc {
-            return Err(FormatError::BadPayloadChecksum {
-                offset: c.offset,
-                seq: h.seq,
-                stored: h.payload_crc,
-                computed,
-            });
-        }
-        match h.compression {
-            Compression::None => Ok(stored),
-            Compression::Zstd => {
-                let raw = zstd::bulk::decompress(&stored, h.raw_len as usize).map_err(|e| FormatError::Decompress {
-                    offset: c.offset,
-                    seq: h.seq,
-                    reason: e.to_string(),
-                })?;
-                if raw.len() != h.raw_len as usize {
-                    return Err(FormatError::Decompress {
-                        offset: c.offset,
-                        seq: h.seq,
-                        reason: format!("{} bytes decompressed, header says {}", raw.len(), h.raw_len),
-                    });
-                }
-                Ok(raw)
-            }
-        }
+        payload(&self.source, c, None)
     }
 
     /// Decodes one events chunk. Records before a malformed one are returned
     /// together with the error; records of unknown schemas are skipped and
     /// reported.
     pub fn decode_events(&self, c: &ChunkInfo) -> (Vec<Record>, Vec<FormatError>) {
-        let mut errors = Vec::new();
-        let payload = match self.payload(c) {
-            Ok(p) => p,
-            Err(e) => return (Vec::new(), vec![e]),
-        };
-        let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
-        let mut cur = Cursor::new(&payload);
-        let mut prev_ts = 0u64;
-        let mut unknown = 0u64;
-        let malformed = |at: usize, reason: String| FormatError::Malformed {
-            offset: c.offset,
-            seq: c.header.seq,
-            at,
-            reason,
-        };
-        while !cur.is_empty() {
-            let start = cur.pos();
-            let (head, len) = match decode_head(&mut cur, prev_ts) {
-                Ok(h) => h,
-                Err((at, reason)) => {
-                    errors.push(malformed(at, reason));
-                    break;
-                }
-            };
-            let body = match cur.take(len) {
-                Ok(b) => b,
-                Err((at, reason)) => {
-                    errors.push(malformed(at, reason));
-                    break;
-                }
-            };
-            prev_ts = head.ts;
-            let Some(schema) = self.schemas.get(&head.schema.0) else {
-                unknown += 1;
-                continue;
-            };
-            match decode_fields(schema, body) {
-                Ok(fields) => out.push(Record {
-                    schema: head.schema,
-                    ts: head.ts,
-                    cpu: head.cpu,
-                    pid: head.pid,
-                    tid: head.tid,
-                    fields,
-                }),
-                Err((at, reason)) => errors.push(malformed(start + at, format!("record of {}: {reason}", schema.name))),
-            }
-        }
-        if unknown > 0 {
-            errors.push(malformed(
-                0,
-                format!("{unknown} records refer to schemas missing from the file (skipped)"),
-            ));
-        }
-        (out, errors)
+        decode_events(&self.source, &self.schemas, c, None)
     }
 
     pub fn schema(&self, id: SchemaId) -> Option<&Schema> {
@@ -401,14 +319,124 @@ impl Trace {
     pub fn records(&self) -> Records<'_> {
         let mut pending: Vec<ChunkInfo> = self.event_chunks().copied().collect();
         pending.sort_by_key(|c| Reverse((c.header.min_ts, c.header.seq, c.offset)));
+        // Decoding runs one chunk ahead on another thread, when there is more than one.
+        let worker = (pending.len() > 1).then(|| Worker::spawn(self.source.clone(), self.schemas.clone()));
         Records {
             trace: self,
             pending,
             active: BinaryHeap::new(),
             errors: VecDeque::new(),
             loaded: 0,
+            worker,
+            ahead: None,
         }
     }
+}
+
+/// The checked, decompressed payload of a chunk.
+fn payload(
+    source: &Source,
+    c: &ChunkInfo,
+    dctx: Option<&mut zstd::bulk::Decompressor<'static>>,
+) -> Result<Vec<u8>, FormatError> {
+    let h = &c.header;
+    let mut stored = vec![0u8; h.stored_len as usize];
+    source.read_at(c.offset + CHUNK_HEADER_LEN as u64, &mut stored)?;
+    let computed = crc32c::crc32c(&stored);
+    if computed != h.payload_crc {
+        return Err(FormatError::BadPayloadChecksum {
+            offset: c.offset,
+            seq: h.seq,
+            stored: h.payload_crc,
+            computed,
+        });
+    }
+    match h.compression {
+        Compression::None => Ok(stored),
+        Compression::Zstd => {
+            let raw = match dctx {
+                Some(d) => d.decompress(&stored, h.raw_len as usize),
+                None => zstd::bulk::decompress(&stored, h.raw_len as usize),
+            }
+            .map_err(|e| FormatError::Decompress {
+                offset: c.offset,
+                seq: h.seq,
+                reason: e.to_string(),
+            })?;
+            if raw.len() != h.raw_len as usize {
+                return Err(FormatError::Decompress {
+                    offset: c.offset,
+                    seq: h.seq,
+                    reason: format!("{} bytes decompressed, header says {}", raw.len(), h.raw_len),
+                });
+            }
+            Ok(raw)
+        }
+    }
+}
+
+/// Decodes one events chunk (see [`Trace::decode_events`]).
+fn decode_events(
+    source: &Source,
+    schemas: &HashMap<u32, Schema>,
+    c: &ChunkInfo,
+    dctx: Option<&mut zstd::bulk::Decompressor<'static>>,
+) -> (Vec<Record>, Vec<FormatError>) {
+    let mut errors = Vec::new();
+    let payload = match payload(source, c, dctx) {
+        Ok(p) => p,
+        Err(e) => return (Vec::new(), vec![e]),
+    };
+    let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
+    let mut cur = Cursor::new(&payload);
+    let mut prev_ts = 0u64;
+    let mut unknown = 0u64;
+    let malformed = |at: usize, reason: String| FormatError::Malformed {
+        offset: c.offset,
+        seq: c.header.seq,
+        at,
+        reason,
+    };
+    while !cur.is_empty() {
+        let start = cur.pos();
+        let (head, len) = match decode_head(&mut cur, prev_ts) {
+            Ok(h) => h,
+            Err((at, reason)) => {
+                errors.push(malformed(at, reason));
+                break;
+            }
+        };
+        let body = match cur.take(len) {
+            Ok(b) => b,
+            Err((at, reason)) => {
+                errors.push(malformed(at, reason));
+                break;
+            }
+        };
+        prev_ts = head.ts;
+        let Some(schema) = schemas.get(&head.schema.0) else {
+            unknown += 1;
+            continue;
+        };
+        match decode_fields(schema, body) {
+            Ok(fields) => out.push(Record {
+                schema: head.schema,
+                ts: head.ts,
+                cpu: head.cpu,
+                pid: head.pid,
+                tid: head.tid,
+                fields,
+            }),
+            Err((at, reason)) => errors.push(malformed(start + at, format!("record of {}: {reason}", schema.name))),
+        }
+    }
+    if unknown > 0 {
+        errors.push(malformed(
+            0,
+            format!("{unknown} records refer to schemas missing from the file (skipped)"),
+        ));
+    }
+    (out, errors)
 }
 
 /// The unread records of one loaded chunk, sorted by time.
@@ -446,6 +474,58 @@ pub struct Records<'a> {
     active: BinaryHeap<Reverse<Run>>,
     errors: VecDeque<FormatError>,
     loaded: u64,
+    worker: Option<Worker>,
+    /// The chunk the worker is decoding.
+    ahead: Option<ChunkInfo>,
+}
+
+type Decoded = (Vec<Record>, Vec<FormatError>);
+
+/// A thread that decodes the chunks it is sent, in order, with one
+/// decompression context for all of them.
+struct Worker {
+    send: mpsc::Sender<ChunkInfo>,
+    recv: mpsc::Receiver<Decoded>,
+}
+
+impl Worker {
+    fn spawn(source: Arc<Source>, schemas: HashMap<u32, Schema>) -> Worker {
+        let (send, jobs) = mpsc::channel::<ChunkInfo>();
+        let (done, recv) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut dctx = zstd::bulk::Decompressor::new().ok();
+            // Ends when the iterator (and with it the sender) is dropped.
+            for c in jobs {
+                if done.send(decode_events(&source, &schemas, &c, dctx.as_mut())).is_err() {
+                    break;
+                }
+            }
+        });
+        Worker { send, recv }
+    }
+}
+
+impl Records<'_> {
+    /// Decodes `c`: from the worker if it was sent there, and sends the
+    /// worker the chunk that comes next.
+    fn load(&mut self, c: &ChunkInfo) -> Decoded {
+        let ahead = self.ahead.take();
+        let mut got = None;
+        if let Some(w) = &self.worker {
+            match ahead {
+                Some(a) if a == *c => got = w.recv.recv().ok(),
+                // Not expected (chunks are taken in order), but never mix up results.
+                Some(_) => drop(w.recv.recv()),
+                None => {}
+            }
+            if let Some(next) = self.pending.last() {
+                if w.send.send(*next).is_ok() {
+                    self.ahead = Some(*next);
+                }
+            }
+        }
+        got.unwrap_or_else(|| self.trace.decode_events(c))
+    }
 }
 
 impl Iterator for Records<'_> {
@@ -465,12 +545,12 @@ impl Iterator for Records<'_> {
                     let Some(c) = self.pending.pop() else {
                         continue;
                     };
-                    let (mut recs, errs) = self.trace.decode_events(&c);
+                    let (mut recs, errs) = self.load(&c);
                     self.errors.extend(errs);
                     // Stable: equal times keep their order in the file.
                     recs.sort_by_key(|r| r.ts);
                     self.loaded += 1;
-                    let mut it = recs.into_iter();
+                    let it = recs.into_iter();
                     if let Some(first) = it.as_slice().first() {
                         self.active.push(Reverse(Run {
                             next_ts: first.ts,

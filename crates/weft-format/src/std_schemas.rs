@@ -56,6 +56,15 @@ pub mod sample {
 pub mod jit_map {
     pub const TEXT: usize = 0;
 }
+/// Kernel functions that appear in the recording's kernel call chains, named
+/// from the recording machine's /proc/kallsyms at the end of recording.
+pub const KERNEL_SYMBOLS: &str = "kernel:symbols";
+pub mod kernel_symbols {
+    /// Start address of each function, ascending.
+    pub const ADDRS: usize = 0;
+    /// Their names, each followed by a NUL byte, in the same order.
+    pub const NAMES: usize = 1;
+}
 
 pub mod probe_attach {
     pub const EVENTS: usize = 0;
@@ -226,5 +235,6 @@ pub fn all() -> Vec<Schema> {
             ],
         ),
         Schema::new(JIT_MAP, &[("text", T::Bytes)]),
+        Schema::new(KERNEL_SYMBOLS, &[("addrs", T::U64Array), ("names", T::Bytes)]),
     ]
 }

@@ -70,6 +70,8 @@ pub struct Session {
     /// A launched process whose events are dropped until its exec.
     gate: Option<u32>,
     held: Vec<KernelEvent>,
+    /// Initial stack pointer per process (None: unknown), to trim stack copies.
+    stack_tops: HashMap<u32, Option<u64>>,
 }
 
 impl Session {
@@ -130,6 +132,7 @@ impl Session {
             attached: BTreeSet::new(),
             gate: None,
             held: Vec::new(),
+            stack_tops: HashMap::new(),
         })
     }
 
@@ -308,13 +311,24 @@ impl Session {
         let decoder = &mut self.decoder;
         let wanted = &self.wanted;
         let lost = &mut self.lost;
+        let tops = &mut self.stack_tops;
         let first = out.len();
         for ring in &mut self.rings {
             let cpu = ring.cpu;
             let sane = ring.drain(|rec| {
-                let Some(ev) = decoder.decode(rec, cpu) else {
+                let Some(mut ev) = decoder.decode(rec, cpu) else {
                     return;
                 };
+                match &mut ev.kind {
+                    EventKind::Exec { .. } | EventKind::Comm { exec: true, .. } => {
+                        tops.remove(&ev.pid);
+                    }
+                    EventKind::Sample { regs, stack, .. } if !stack.is_empty() => {
+                        let top = *tops.entry(ev.pid).or_insert_with(|| procfs::start_stack(ev.pid));
+                        trim_stack(stack, regs[1], top);
+                    }
+                    _ => {}
+                }
                 let keep = match (&ev.kind, wanted) {
                     (EventKind::SyscallEnter { nr, .. } | EventKind::SyscallExit { nr, .. }, Some(w)) => {
                         w.get(*nr as usize).copied().unwrap_or(false)
@@ -406,6 +420,26 @@ impl Session {
     }
 }
 
+/// Bytes kept above the initial stack pointer: argc and the argv pointers
+/// just above it, in case an unwinder looks at the outermost frame's CFA.
+const STACK_TOP_MARGIN: u64 = 64;
+
+/// Cuts a main-thread stack copy (taken from `sp` up) at the process's
+/// initial stack pointer: what lies above is argv, the environment and the
+/// auxiliary vector, often most of the copy, and never read by an unwinder.
+/// Copies of other stacks (threads, signal stacks) do not reach `top` and
+/// are left alone.
+fn trim_stack(stack: &mut Vec<u8>, sp: u64, top: Option<u64>) {
+    let Some(top) = top else { return };
+    if sp == 0 || sp > top {
+        return;
+    }
+    let keep = top - sp + STACK_TOP_MARGIN;
+    if keep < stack.len() as u64 {
+        stack.truncate(keep as usize);
+    }
+}
+
 /// Builds `id == 9 || (id >= 11 && id <= 14) || ...`, or None if too long
 /// for the kernel (the session then filters in user space only).
 fn filter_expr(set: &BTreeSet<u32>) -> Option<String> {
@@ -436,6 +470,19 @@ fn filter_expr(set: &BTreeSet<u32>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_copies_end_at_the_initial_stack_pointer() {
+        let mut s = vec![0u8; 4096];
+        trim_stack(&mut s, 0x7000, Some(0x7100));
+        assert_eq!(s.len(), 0x100 + STACK_TOP_MARGIN as usize);
+        // A thread's stack far below the main one, or no known top: untouched.
+        let mut t = vec![0u8; 4096];
+        trim_stack(&mut t, 0x1000, Some(0x7100));
+        assert_eq!(t.len(), 4096);
+        trim_stack(&mut t, 0x7000, None);
+        assert_eq!(t.len(), 4096);
+    }
 
     #[test]
     fn filter_uses_ranges() {

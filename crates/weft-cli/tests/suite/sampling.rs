@@ -416,3 +416,51 @@ fn cpp_names_are_demangled_and_archive_symbolizes_elsewhere() {
     let top = rep.lines().skip_while(|l| !l.contains("SELF%")).nth(1).unwrap_or("");
     assert!(top.contains("engine::Solver<double>::crunch(long)"), "{rep}");
 }
+
+/// Kernel frames are named from the recording machine's kallsyms, stored in
+/// the trace (`kernel:symbols`), and the main thread's stack copies stop at
+/// its initial stack pointer (the environment above it is not kept).
+#[test]
+fn kernel_symbols_recorded_and_stack_copies_trimmed() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let trace = dir.path().join("k.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--sample", "4999", "--syscalls", "exit_group", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("busy"))
+        .arg("300000"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let syms = dump(&trace, &["--event", "kernel:symbols"]);
+    assert_eq!(syms.len(), 1, "one kernel:symbols record: {syms:#?}");
+    let out = run(weft().arg("report").arg(&trace).args(["--no-cache", "-n", "100"]));
+    let rep = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let kernel_rows: Vec<&str> = rep.lines().filter(|l| l.ends_with("([kernel])")).collect();
+    assert!(!kernel_rows.is_empty(), "a syscall loop has kernel frames: {rep}");
+    for row in &kernel_rows {
+        let name = row.split_whitespace().nth(4).unwrap_or("");
+        assert!(
+            !name.starts_with("0x") && !name.contains('+'),
+            "kernel frame without a name: {row}"
+        );
+    }
+    let sizes: Vec<usize> = dump(&trace, &["--event", "kernel:sample"])
+        .iter()
+        .filter_map(|l| l.split("user_stack=<").nth(1)?.split(' ').next()?.parse().ok())
+        .filter(|&n| n > 0)
+        .collect();
+    assert!(!sizes.is_empty(), "no stack copies");
+    // busy's frames take a few hundred bytes; the environment and auxv above
+    // them are usually more than the rest together. Samples taken around the
+    // exec, before weft sees it, may keep their whole copy.
+    let small = sizes.iter().filter(|&&n| n < 2048).count();
+    assert!(
+        small * 10 >= sizes.len() * 9,
+        "stack copies not trimmed at the initial stack pointer: {:?}",
+        &sizes[..sizes.len().min(20)]
+    );
+}
