@@ -161,40 +161,84 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
             }
         }
         // One row per function (a function's lines and addresses together).
+        // Its location is that of its busiest address, so that it does not
+        // depend on hash order.
         let key = |f: usize| (p.frames[f].label(), p.frames[f].module.clone());
+        let weight = |f: usize| {
+            let fr = &p.frames[f];
+            (
+                selfc.get(&f).copied().unwrap_or(0),
+                totalc.get(&f).copied().unwrap_or(0),
+                std::cmp::Reverse((fr.file.clone(), fr.line, fr.offset)),
+            )
+        };
         let mut by_fn: HashMap<(String, String), (usize, u64, u64)> = HashMap::new();
-        for (&f, &t) in &totalc {
+        for &f in totalc.keys().chain(selfc.keys()) {
             let e = by_fn.entry(key(f)).or_insert((f, 0, 0));
-            e.2 += t;
+            if weight(f) > weight(e.0) {
+                e.0 = f;
+            }
+        }
+        for (&f, &t) in &totalc {
+            if let Some(e) = by_fn.get_mut(&key(f)) {
+                e.2 += t;
+            }
         }
         for (&f, &c) in &selfc {
-            by_fn.entry(key(f)).or_insert((f, 0, 0)).1 += c;
+            if let Some(e) = by_fn.get_mut(&key(f)) {
+                e.1 += c;
+            }
         }
         let mut rows: Vec<(usize, u64, u64)> = by_fn.into_values().map(|(f, sc, tc)| (f, sc, tc.min(total))).collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
-        writeln!(out, "\n{title}: {total} samples")?;
-        writeln!(
-            out,
-            "{:>7} {:>7} {:>7} {:>7}  {:<40} LOCATION",
-            "SELF%", "SELF", "TOTAL%", "TOTAL", "FUNCTION"
-        )?;
-        for (f, sc, tc) in rows.into_iter().take(args.top) {
-            let fr = &p.frames[f];
-            let pct = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
-            let loc = fr.location().map(|l| format!("{l} ")).unwrap_or_default();
-            let inl = if fr.inlined { " [inlined]" } else { "" };
-            writeln!(
-                out,
-                "{:>6.1}% {sc:>7} {:>6.1}% {tc:>7}  {:<40} {loc}({}){inl}",
-                pct(sc),
-                pct(tc),
-                fr.label(),
-                fr.module
-            )?;
-        }
+        let name = |f: usize| (p.frames[f].label(), p.frames[f].module.clone());
+        rows.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then(b.2.cmp(&a.2))
+                .then_with(|| name(a.0).cmp(&name(b.0)))
+        });
+        writeln!(out, "\n{title}: {total} samples; functions by self samples")?;
+        print_rows(&mut out, &p, &rows, args.top, total)?;
+        // Callers that never run code of their own have no self samples:
+        // the second table shows who the time is spent under.
+        rows.sort_by(|a, b| {
+            b.2.cmp(&a.2)
+                .then(b.1.cmp(&a.1))
+                .then_with(|| name(a.0).cmp(&name(b.0)))
+        });
+        writeln!(out, "\n{title}: functions by total samples (self and callees)")?;
+        print_rows(&mut out, &p, &rows, args.top, total)?;
     }
     report_missing(&p);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_rows(
+    out: &mut impl Write,
+    p: &weft_analysis::profile::Profile,
+    rows: &[(usize, u64, u64)],
+    top: usize,
+    total: u64,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>7} {:>7} {:>7} {:>7}  {:<40} LOCATION",
+        "SELF%", "SELF", "TOTAL%", "TOTAL", "FUNCTION"
+    )?;
+    for &(f, sc, tc) in rows.iter().take(top) {
+        let fr = &p.frames[f];
+        let pct = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
+        let loc = fr.location().map(|l| format!("{l} ")).unwrap_or_default();
+        let inl = if fr.inlined { " [inlined]" } else { "" };
+        writeln!(
+            out,
+            "{:>6.1}% {sc:>7} {:>6.1}% {tc:>7}  {:<40} {loc}({}){inl}",
+            pct(sc),
+            pct(tc),
+            fr.label(),
+            fr.module
+        )?;
+    }
+    Ok(())
 }
 
 /// `comm;root;...;leaf count` lines (the folded format of flamegraph.pl and inferno).
