@@ -21,7 +21,7 @@ pub struct Probes {
     /// them (pids are reused, and a reused pid is someone else's process).
     pending: HashMap<u32, (Instant, u64)>,
     schemas: HashMap<(String, Vec<(String, u8)>), SchemaId>,
-    ids: HashMap<(u32, u32), SchemaId>,
+    ids: ahash::AHashMap<(u32, u32), SchemaId>,
     pub events: u64,
     pub damage: u64,
     pub attached: u64,
@@ -42,7 +42,7 @@ impl Probes {
             sessions: HashMap::new(),
             pending: HashMap::new(),
             schemas: HashMap::new(),
-            ids: HashMap::new(),
+            ids: ahash::AHashMap::new(),
             events: 0,
             damage: 0,
             attached: 0,
@@ -194,12 +194,14 @@ impl Probes {
     }
 
     /// One round: attach where possible, drain every session into `buf`.
-    pub fn poll<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+    /// Returns how many events it drained.
+    pub fn poll<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) -> u64 {
+        let before = self.events;
         if !self.pending.is_empty() {
             self.try_attach(w, ks, buf);
         }
         if self.sessions.is_empty() {
-            return;
+            return self.events - before;
         }
         self.clock.update();
         let pids: Vec<u32> = self.sessions.keys().copied().collect();
@@ -218,6 +220,7 @@ impl Probes {
                 self.finish_one(pid, w, ks, buf);
             }
         }
+        self.events - before
     }
 
     fn finish_one<W: std::io::Write>(

@@ -284,6 +284,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let mut stop_reason = "interrupted";
     let mut last_status = Instant::now();
     let mut last_events = 0u64;
+    let mut probe_busy = false;
     let rusage0 = cpu_time();
 
     let result: Result<()> = (|| {
@@ -294,7 +295,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         loop {
             // Poll faster while a new process may be about to open its probe
             // socket, or while probe rings (drained only here) are in use.
-            let tick = if probes.as_ref().is_some_and(|p| p.looking() || p.active()) {
+            let tick = if probe_busy {
+                // Writers are filling their rings: drain again at once.
+                Duration::ZERO
+            } else if probes.as_ref().is_some_and(|p| p.looking() || p.active()) {
                 Duration::from_millis(10)
             } else {
                 Duration::from_millis(100)
@@ -316,7 +320,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 &mut extras,
             );
             let probe_err = probes.as_mut().and_then(|p| {
-                p.poll(&mut writer, &schemas, &mut buf);
+                probe_busy = p.poll(&mut writer, &schemas, &mut buf) > 0;
                 p.take_error()
             });
             if let Err(e) = batch.and(probe_err.map_or(Ok(()), Err)) {

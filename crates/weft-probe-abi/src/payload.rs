@@ -89,6 +89,14 @@ pub enum Value {
 /// Decodes a copied payload by its event's field list. Trailing bytes (the
 /// record's 8-byte padding) are ignored.
 pub fn decode(fields: &[FieldType], b: &[u8]) -> Result<Vec<Value>, String> {
+    let mut out = Vec::with_capacity(fields.len());
+    decode_into(fields, b, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode`] into any collection, so a collector can keep small events off
+/// the heap. On error, `out` may hold the fields decoded before it.
+pub fn decode_into(fields: &[FieldType], b: &[u8], out: &mut impl Extend<Value>) -> Result<(), String> {
     let mut pos = 0usize;
     let mut take = |n: usize| -> Result<&[u8], String> {
         let s = b
@@ -97,7 +105,6 @@ pub fn decode(fields: &[FieldType], b: &[u8]) -> Result<Vec<Value>, String> {
         pos += n;
         Ok(s)
     };
-    let mut out = Vec::with_capacity(fields.len());
     for &f in fields {
         let v = match f {
             FieldType::U8 => Value::U(u64::from(take(1)?[0])),
@@ -123,9 +130,9 @@ pub fn decode(fields: &[FieldType], b: &[u8]) -> Result<Vec<Value>, String> {
                 }
             }
         };
-        out.push(v);
+        out.extend(std::iter::once(v));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,20 @@ use std::collections::VecDeque;
 pub struct TscClock {
     first: (u64, u64),
     pairs: VecDeque<(u64, u64)>,
+    /// The last segment used and its slope: consecutive records of a thread
+    /// fall in the same one, so the division is done once per segment.
+    last: std::cell::Cell<Option<Line>>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+struct Line {
+    /// Ticks this line is used for (the last one runs on to u64::MAX).
+    from: u64,
+    to: u64,
+    lo: (u64, u64),
+    hi: (u64, u64),
+    /// 32.32 fixed-point nanoseconds per tick.
+    slope: u128,
 }
 
 fn ticks() -> u64 {
@@ -50,15 +64,27 @@ impl TscClock {
         let mut pairs = VecDeque::new();
         pairs.push_back(first);
         pairs.push_back(sample());
-        TscClock { first, pairs }
+        TscClock {
+            first,
+            pairs,
+            last: std::cell::Cell::new(None),
+        }
     }
 
     /// Adds a fresh pair; call before each drain so new records are bracketed.
+    /// Pairs closer than 1 ms are not kept: their slope would be noise, and a
+    /// collector draining continuously would fill the window in no time.
     pub fn update(&mut self) {
-        self.pairs.push_back(sample());
+        let p = sample();
+        if self.pairs.back().is_some_and(|l| p.1.saturating_sub(l.1) < 1_000_000) {
+            return;
+        }
+        self.pairs.push_back(p);
         while self.pairs.len() > 256 {
             self.pairs.pop_front();
         }
+        // The segments changed: the cached one may no longer be right.
+        self.last.set(None);
     }
 
     /// CLOCK_MONOTONIC nanoseconds for a tick value.
@@ -66,9 +92,14 @@ impl TscClock {
         if !cfg!(target_arch = "x86_64") {
             return t;
         }
+        if let Some(l) = self.last.get().filter(|l| (l.from..l.to).contains(&t)) {
+            return l.at(t);
+        }
         let n = self.pairs.len();
         // Bracketing pairs, or the nearest two for extrapolation.
-        let i = self.pairs.iter().position(|&(pt, _)| pt > t).unwrap_or(n);
+        let i = self.pairs.partition_point(|&(pt, _)| pt <= t);
+        let from = if i == 0 { 0 } else { self.pairs[i - 1].0 };
+        let to = self.pairs.get(i).map_or(u64::MAX, |p| p.0);
         let (a, b) = match i {
             0 => (self.first, self.pairs[n - 1]),
             i if i >= n => (self.pairs[n.saturating_sub(2).min(n - 1)], self.pairs[n - 1]),
@@ -82,9 +113,37 @@ impl TscClock {
         if b.0 == a.0 {
             return a.1;
         }
-        let dt = t as i128 - a.0 as i128;
-        let v = a.1 as i128 + dt * (b.1 as i128 - a.1 as i128) / (b.0 as i128 - a.0 as i128);
-        v.clamp(0, u64::MAX as i128) as u64
+        let (lo, hi) = if a.0 < b.0 { (a, b) } else { (b, a) };
+        let line = match self.last.get() {
+            Some(l) if l.lo == lo && l.hi == hi && l.from == from && l.to == to => l,
+            _ => {
+                let l = Line {
+                    from,
+                    to,
+                    lo,
+                    hi,
+                    slope: (u128::from(hi.1.saturating_sub(lo.1)) << 32) / u128::from(hi.0 - lo.0),
+                };
+                self.last.set(Some(l));
+                l
+            }
+        };
+        line.at(t)
+    }
+}
+
+impl Line {
+    /// The monotonic time at tick `t` on this line. Multiplies by the
+    /// fixed-point slope; the rounding error is below 1 ns per second of
+    /// distance from `lo`.
+    fn at(&self, t: u64) -> u64 {
+        let lo = self.lo;
+        let v = if t >= lo.0 {
+            i128::from(lo.1) + ((u128::from(t - lo.0) * self.slope) >> 32) as i128
+        } else {
+            i128::from(lo.1) - ((u128::from(lo.0 - t) * self.slope) >> 32) as i128
+        };
+        v.clamp(0, i128::from(u64::MAX)) as u64
     }
 }
 
@@ -106,5 +165,11 @@ mod tests {
         c.update();
         let err = c.to_mono(t) as i64 - m as i64;
         assert!(err.abs() < 5_000, "error {err} ns");
+        // Cached segment or not, the same answer; and later ticks map later.
+        assert_eq!(c.to_mono(t), c.to_mono(t));
+        let (t2, m2) = sample();
+        let err2 = c.to_mono(t2) as i64 - m2 as i64;
+        assert!(err2.abs() < 50_000, "extrapolated error {err2} ns");
+        assert!(c.to_mono(t2) > c.to_mono(t));
     }
 }

@@ -19,7 +19,9 @@ pub struct ProbeEvent {
     pub tid: u32,
     pub event: u32,
     pub seq: u64,
-    pub values: Vec<Value>,
+    /// Inline up to four fields: draining millions of small events must not
+    /// allocate for each.
+    pub values: smallvec::SmallVec<[Value; 4]>,
 }
 
 /// Something wrong in the shared memory: where, and what.
@@ -146,6 +148,8 @@ impl Drainer {
             return;
         }
         let mut ctl = vec![0u8; SLOT_CTL_LEN];
+        // One payload buffer for every record of this pass.
+        let mut body = Vec::new();
         for slot in 0..self.geo.slots {
             let ctl_off = self.geo.slot_offset(slot);
             // The generation first: reserve offsets copied after it are at
@@ -159,7 +163,7 @@ impl Drainer {
             if u32at(&ctl, S_CLAIMS) == 0 {
                 continue;
             }
-            self.drain_slot(area, clock, slot, &ctl, final_pass, out, damage);
+            self.drain_slot(area, clock, slot, &ctl, final_pass, &mut body, out, damage);
         }
     }
 
@@ -171,6 +175,7 @@ impl Drainer {
         slot: u32,
         ctl: &[u8],
         final_pass: bool,
+        body: &mut Vec<u8>,
         out: &mut Vec<ProbeEvent>,
         damage: &mut Vec<Damage>,
     ) {
@@ -286,7 +291,8 @@ impl Drainer {
                     && len.is_multiple_of(8)
                     && u64::from(pos) + u64::from(len) <= u64::from(reserve);
                 if state == STATE_COMMITTED && sane_len {
-                    let mut body = vec![0u8; len as usize - RECORD_HEADER_LEN];
+                    body.clear();
+                    body.resize(len as usize - RECORD_HEADER_LEN, 0);
                     let known = matches!(self.fields.get(event as usize), Some(Some(_)));
                     if !known && !final_pass {
                         // An event registered after attach: its announcement
@@ -294,13 +300,14 @@ impl Drainer {
                         waiting = true;
                         break;
                     }
-                    area.copy_bulk(rec_off + RECORD_HEADER_LEN, &mut body);
+                    area.copy_bulk(rec_off + RECORD_HEADER_LEN, body);
+                    let mut values = smallvec::SmallVec::new();
                     let decoded = match self.fields.get(event as usize) {
-                        Some(Some(f)) => payload::decode(f, &body),
+                        Some(Some(f)) => payload::decode_into(f, body, &mut values),
                         _ => Err(format!("unknown event id {event}")),
                     };
                     match decoded {
-                        Ok(values) => {
+                        Ok(()) => {
                             out.push(ProbeEvent {
                                 ts: clock.to_mono(u64at(&hdr, R_TSC)),
                                 pid,
