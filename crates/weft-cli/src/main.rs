@@ -89,6 +89,12 @@ pub struct RecordArgs {
     /// the command sees another path in /proc/self/cgroup).
     #[arg(long)]
     no_cgroup: bool,
+    /// Scheduling niceness of the recorder (-20..19). The default, -10, lets
+    /// it keep draining when the traced program keeps every CPU busy (needs
+    /// root or CAP_SYS_NICE; otherwise it stays as it is). 0 leaves it alone.
+    #[arg(long, default_value_t = -10, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    nice: i32,
     /// weft-probe buffer per traced thread (e.g. 512K).
     #[arg(long, default_value = "512K", value_parser = units::parse_size)]
     probe_buffer: usize,

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use weft_format::{std_schemas as s, FieldType, RecordBuf, Schema, SchemaId, TraceWriter};
+use weft_format::{std_schemas as s, FieldType, RecordBuf, RecordBuilder, Schema, SchemaId, TraceWriter};
 use weft_kernel::{EventKind, KernelEvent, KernelSchemas};
-use weft_probe_collect::{Damage, Geometry, Mode, ProbeEvent, Session, ThreadStats, TscClock, Value};
+use weft_probe_collect::{
+    Collect, Damage, Geometry, Mode, ProbeEvent, ProbeRecord, Session, Sink, ThreadStats, TscClock, Value, ValueRef,
+};
 
 /// How long after a process appears we keep looking for its socket.
 const DISCOVERY: Duration = Duration::from_secs(5);
@@ -142,7 +144,7 @@ impl Probes {
                 Ok(sess) if sess.info.start_time != start => {
                     // The pid was reused in the meantime: not our process.
                     self.pending.remove(&pid);
-                    let _ = sess.finish(&self.clock, &mut Vec::new(), &mut Vec::new());
+                    let _ = sess.finish(&self.clock, &mut Collect::default());
                 }
                 Ok(sess) => {
                     self.pending.remove(&pid);
@@ -209,7 +211,18 @@ impl Probes {
             let Some(mut sess) = self.sessions.remove(&pid) else {
                 continue;
             };
-            sess.drain(&self.clock, &mut self.events_buf, &mut self.damage_buf);
+            sess.drain(
+                &self.clock,
+                &mut ToTrace {
+                    w,
+                    buf,
+                    ids: &self.ids,
+                    events: &mut self.events,
+                    write_error: &mut self.write_error,
+                    unknown: &mut self.events_buf,
+                    damage: &mut self.damage_buf,
+                },
+            );
             let gone = sess.process_gone();
             if sess.take_new_events() {
                 self.learn_events(pid, &sess, w);
@@ -235,7 +248,18 @@ impl Probes {
                 self.learn_events(pid, &sess, w);
             }
             let no_slot = sess.no_slot_drops();
-            let stats = sess.finish(&self.clock, &mut self.events_buf, &mut self.damage_buf);
+            let stats = sess.finish(
+                &self.clock,
+                &mut ToTrace {
+                    w,
+                    buf,
+                    ids: &self.ids,
+                    events: &mut self.events,
+                    write_error: &mut self.write_error,
+                    unknown: &mut self.events_buf,
+                    damage: &mut self.damage_buf,
+                },
+            );
             self.flush(w, ks, buf);
             self.write_stats(pid, &stats, no_slot, ks, buf);
         }
@@ -289,15 +313,11 @@ impl Probes {
         self.write_error.take()
     }
 
-    /// Moves drained events and damage into `buf`, writing chunks as it
-    /// fills (a big drain must not make one oversized chunk).
+    /// Moves records held back (their event was announced during the drain)
+    /// and damage reports into `buf`.
     fn flush<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
         for ev in self.events_buf.drain(..) {
-            if buf.byte_len() >= 1 << 20 {
-                if let Err(e) = w.write_events(buf) {
-                    self.write_error.get_or_insert(e);
-                }
-            }
+            room(w, buf, &mut self.write_error);
             let Some(&id) = self.ids.get(&(ev.pid, ev.event)) else {
                 continue;
             };
@@ -337,5 +357,56 @@ impl Probes {
                 .bytes(d.what.as_bytes())
                 .finish();
         }
+    }
+}
+
+/// Writes a chunk when `buf` is full: a big drain must not make one
+/// oversized chunk.
+fn room<W: std::io::Write>(w: &mut TraceWriter<W>, buf: &mut RecordBuf, err: &mut Option<std::io::Error>) {
+    if buf.byte_len() >= 1 << 20 {
+        if let Err(e) = w.write_events(buf) {
+            err.get_or_insert(e);
+        }
+    }
+}
+
+/// Encodes drained records straight into the trace buffer, without an
+/// intermediate copy.
+struct ToTrace<'a, W: std::io::Write> {
+    w: &'a mut TraceWriter<W>,
+    buf: &'a mut RecordBuf,
+    ids: &'a ahash::AHashMap<(u32, u32), SchemaId>,
+    events: &'a mut u64,
+    write_error: &'a mut Option<std::io::Error>,
+    /// Records of events whose schema is declared only after this drain.
+    unknown: &'a mut Vec<ProbeEvent>,
+    damage: &'a mut Vec<Damage>,
+}
+
+impl<W: std::io::Write> Sink for ToTrace<'_, W> {
+    fn record(&mut self, r: &ProbeRecord<'_>) {
+        let Some(&id) = self.ids.get(&(r.pid, r.event)) else {
+            self.unknown.push(r.to_event());
+            return;
+        };
+        room(self.w, self.buf, self.write_error);
+        let mut b: Option<RecordBuilder<'_>> = Some(self.buf.record(id, r.ts, None, r.pid, r.tid));
+        r.for_each_value(|v| {
+            b = b.take().map(|b| match v {
+                ValueRef::U(x) => b.u64(x),
+                ValueRef::I(x) => b.i64(x),
+                ValueRef::F(x) => b.f64(x),
+                ValueRef::B(x) => b.bool(x),
+                ValueRef::Str(x) | ValueRef::Bytes(x) => b.bytes(x),
+            });
+        });
+        if let Some(b) = b {
+            b.finish();
+        }
+        *self.events += 1;
+    }
+
+    fn damage(&mut self, d: Damage) {
+        self.damage.push(d);
     }
 }

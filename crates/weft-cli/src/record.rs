@@ -167,6 +167,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         Target::Command(paused)
     };
 
+    // After the command was forked, so that it keeps the caller's niceness.
+    raise_priority(args.nice);
+
     let start_mono = weft_kernel::monotonic_ns();
     let command_line = if args.command.is_empty() {
         String::new()
@@ -570,6 +573,16 @@ fn cpu_time() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Sets the recorder's niceness. Best effort: without CAP_SYS_NICE the
+/// kernel refuses a lower value, and the recorder keeps what it had.
+fn raise_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: setpriority on the calling thread (who = 0) has no memory preconditions.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
 }
 
 fn raise_fd_limit() {

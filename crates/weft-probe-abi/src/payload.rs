@@ -94,43 +94,73 @@ pub fn decode(fields: &[FieldType], b: &[u8]) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
-/// [`decode`] into any collection, so a collector can keep small events off
-/// the heap. On error, `out` may hold the fields decoded before it.
+/// A decoded value that borrows strings and byte arrays from the payload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    U(u64),
+    I(i64),
+    F(f64),
+    B(bool),
+    Str(&'a [u8]),
+    Bytes(&'a [u8]),
+}
+
+impl ValueRef<'_> {
+    pub fn to_owned(self) -> Value {
+        match self {
+            ValueRef::U(x) => Value::U(x),
+            ValueRef::I(x) => Value::I(x),
+            ValueRef::F(x) => Value::F(x),
+            ValueRef::B(x) => Value::B(x),
+            ValueRef::Str(s) => Value::Str(s.to_vec()),
+            ValueRef::Bytes(s) => Value::Bytes(s.to_vec()),
+        }
+    }
+}
+
+/// [`decode`] into any collection. On error, `out` may hold the fields
+/// decoded before it.
 pub fn decode_into(fields: &[FieldType], b: &[u8], out: &mut impl Extend<Value>) -> Result<(), String> {
+    for_each(fields, b, |v| out.extend(std::iter::once(v.to_owned())))
+}
+
+/// Walks a payload field by field without allocating: the check a collector
+/// makes before it keeps a record, and the way it then reads it.
+pub fn for_each<'a>(fields: &[FieldType], b: &'a [u8], mut f: impl FnMut(ValueRef<'a>)) -> Result<(), String> {
     let mut pos = 0usize;
-    let mut take = |n: usize| -> Result<&[u8], String> {
+    let mut take = |n: usize| -> Result<&'a [u8], String> {
         let s = b
             .get(pos..pos + n)
             .ok_or_else(|| format!("payload ends at byte {} of {n} needed at {pos}", b.len()))?;
         pos += n;
         Ok(s)
     };
-    for &f in fields {
-        let v = match f {
-            FieldType::U8 => Value::U(u64::from(take(1)?[0])),
-            FieldType::Bool => Value::B(take(1)?[0] != 0),
-            FieldType::I8 => Value::I(i64::from(take(1)?[0] as i8)),
-            FieldType::U16 => Value::U(u64::from(u16::from_le_bytes(take(2)?.try_into().unwrap_or_default()))),
-            FieldType::I16 => Value::I(i64::from(i16::from_le_bytes(take(2)?.try_into().unwrap_or_default()))),
-            FieldType::U32 => Value::U(u64::from(u32::from_le_bytes(take(4)?.try_into().unwrap_or_default()))),
-            FieldType::I32 => Value::I(i64::from(i32::from_le_bytes(take(4)?.try_into().unwrap_or_default()))),
-            FieldType::U64 | FieldType::Ptr => Value::U(u64::from_le_bytes(take(8)?.try_into().unwrap_or_default())),
-            FieldType::I64 => Value::I(i64::from_le_bytes(take(8)?.try_into().unwrap_or_default())),
-            FieldType::F64 => Value::F(f64::from_le_bytes(take(8)?.try_into().unwrap_or_default())),
+    for &t in fields {
+        let v = match t {
+            FieldType::U8 => ValueRef::U(u64::from(take(1)?[0])),
+            FieldType::Bool => ValueRef::B(take(1)?[0] != 0),
+            FieldType::I8 => ValueRef::I(i64::from(take(1)?[0] as i8)),
+            FieldType::U16 => ValueRef::U(u64::from(u16::from_le_bytes(take(2)?.try_into().unwrap_or_default()))),
+            FieldType::I16 => ValueRef::I(i64::from(i16::from_le_bytes(take(2)?.try_into().unwrap_or_default()))),
+            FieldType::U32 => ValueRef::U(u64::from(u32::from_le_bytes(take(4)?.try_into().unwrap_or_default()))),
+            FieldType::I32 => ValueRef::I(i64::from(i32::from_le_bytes(take(4)?.try_into().unwrap_or_default()))),
+            FieldType::U64 | FieldType::Ptr => ValueRef::U(u64::from_le_bytes(take(8)?.try_into().unwrap_or_default())),
+            FieldType::I64 => ValueRef::I(i64::from_le_bytes(take(8)?.try_into().unwrap_or_default())),
+            FieldType::F64 => ValueRef::F(f64::from_le_bytes(take(8)?.try_into().unwrap_or_default())),
             FieldType::Str | FieldType::Bytes => {
                 let n = u16::from_le_bytes(take(2)?.try_into().unwrap_or_default()) as usize;
                 if n > MAX_VAR {
                     return Err(format!("string of {n} bytes exceeds {MAX_VAR}"));
                 }
-                let s = take(n)?.to_vec();
-                if f == FieldType::Str {
-                    Value::Str(s)
+                let s = take(n)?;
+                if t == FieldType::Str {
+                    ValueRef::Str(s)
                 } else {
-                    Value::Bytes(s)
+                    ValueRef::Bytes(s)
                 }
             }
         };
-        out.extend(std::iter::once(v));
+        f(v);
     }
     Ok(())
 }

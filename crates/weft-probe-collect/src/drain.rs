@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use weft_probe_abi::control::ProcessInfo;
 use weft_probe_abi::layout::*;
-use weft_probe_abi::payload::{self, FieldType, Value};
+use weft_probe_abi::payload::{self, FieldType, Value, ValueRef};
 
 use crate::area::Area;
 use crate::clock::TscClock;
@@ -22,6 +22,65 @@ pub struct ProbeEvent {
     /// Inline up to four fields: draining millions of small events must not
     /// allocate for each.
     pub values: smallvec::SmallVec<[Value; 4]>,
+}
+
+/// A committed record, validated, borrowed from the collector's own copy.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeRecord<'a> {
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub event: u32,
+    pub seq: u64,
+    /// The event's field types; `payload` holds one value of each, checked.
+    pub fields: &'a [FieldType],
+    pub payload: &'a [u8],
+}
+
+impl<'a> ProbeRecord<'a> {
+    /// Calls `f` with each field's value, in order.
+    pub fn for_each_value(&self, f: impl FnMut(ValueRef<'a>)) {
+        // Checked when the record was drained: cannot fail here.
+        let _ = payload::for_each(self.fields, self.payload, f);
+    }
+
+    pub fn to_event(&self) -> ProbeEvent {
+        let mut values = smallvec::SmallVec::new();
+        self.for_each_value(|v| values.push(v.to_owned()));
+        ProbeEvent {
+            ts: self.ts,
+            pid: self.pid,
+            tid: self.tid,
+            event: self.event,
+            seq: self.seq,
+            values,
+        }
+    }
+}
+
+/// Where drained records and damage reports go. Records are handed over
+/// one by one without being copied again, so a consumer can encode them
+/// straight into its output.
+pub trait Sink {
+    fn record(&mut self, r: &ProbeRecord<'_>);
+    fn damage(&mut self, d: Damage);
+}
+
+/// A sink that keeps owned copies (tests, small tools).
+#[derive(Debug, Default)]
+pub struct Collect {
+    pub events: Vec<ProbeEvent>,
+    pub damage: Vec<Damage>,
+}
+
+impl Sink for Collect {
+    fn record(&mut self, r: &ProbeRecord<'_>) {
+        self.events.push(r.to_event());
+    }
+    fn damage(&mut self, d: Damage) {
+        self.damage.push(d);
+    }
 }
 
 /// Something wrong in the shared memory: where, and what.
@@ -135,14 +194,7 @@ impl Drainer {
         self.fields = fields;
     }
 
-    pub fn drain(
-        &mut self,
-        area: &Area,
-        clock: &TscClock,
-        final_pass: bool,
-        out: &mut Vec<ProbeEvent>,
-        damage: &mut Vec<Damage>,
-    ) {
+    pub fn drain(&mut self, area: &Area, clock: &TscClock, final_pass: bool, sink: &mut impl Sink) {
         if self.mode == Mode::Overwrite && !final_pass {
             // A flight recorder is read once, at the end.
             return;
@@ -150,6 +202,7 @@ impl Drainer {
         let mut ctl = vec![0u8; SLOT_CTL_LEN];
         // One payload buffer for every record of this pass.
         let mut body = Vec::new();
+        let mut damage = Vec::new();
         for slot in 0..self.geo.slots {
             let ctl_off = self.geo.slot_offset(slot);
             // The generation first: reserve offsets copied after it are at
@@ -163,7 +216,10 @@ impl Drainer {
             if u32at(&ctl, S_CLAIMS) == 0 {
                 continue;
             }
-            self.drain_slot(area, clock, slot, &ctl, final_pass, &mut body, out, damage);
+            self.drain_slot(area, clock, slot, &ctl, final_pass, &mut body, sink, &mut damage);
+            for d in damage.drain(..) {
+                sink.damage(d);
+            }
         }
     }
 
@@ -176,7 +232,7 @@ impl Drainer {
         ctl: &[u8],
         final_pass: bool,
         body: &mut Vec<u8>,
-        out: &mut Vec<ProbeEvent>,
+        sink: &mut impl Sink,
         damage: &mut Vec<Damage>,
     ) {
         let geo = self.geo;
@@ -301,20 +357,20 @@ impl Drainer {
                         break;
                     }
                     area.copy_bulk(rec_off + RECORD_HEADER_LEN, body);
-                    let mut values = smallvec::SmallVec::new();
-                    let decoded = match self.fields.get(event as usize) {
-                        Some(Some(f)) => payload::decode_into(f, body, &mut values),
+                    let fields = match self.fields.get(event as usize) {
+                        Some(Some(f)) => Ok(f.as_slice()),
                         _ => Err(format!("unknown event id {event}")),
                     };
-                    match decoded {
-                        Ok(()) => {
-                            out.push(ProbeEvent {
+                    match fields.and_then(|f| payload::for_each(f, body, |_| {}).map(|()| f)) {
+                        Ok(fields) => {
+                            sink.record(&ProbeRecord {
                                 ts: clock.to_mono(u64at(&hdr, R_TSC)),
                                 pid,
                                 tid: st.tid,
                                 event,
                                 seq,
-                                values,
+                                fields,
+                                payload: body,
                             });
                             st.received += 1;
                             st.last_seq = Some(seq);
@@ -524,9 +580,9 @@ mod tests {
             }
             let clock = TscClock::new();
             let mut d = Drainer::new(&info(), geo, mode, area.salt());
-            let (mut out, mut dmg) = (Vec::new(), Vec::new());
-            d.drain(&area, &clock, false, &mut out, &mut dmg);
-            d.drain(&area, &clock, true, &mut out, &mut dmg);
+            let mut sink = Collect::default();
+            d.drain(&area, &clock, false, &mut sink);
+            d.drain(&area, &clock, true, &mut sink);
             let _ = d.stats(&area);
         }
     }

@@ -17,10 +17,10 @@ mod drain;
 pub use area::Area;
 pub use clock::TscClock;
 pub use connect::{discover, Instrumented};
-pub use drain::{Damage, ProbeEvent, ThreadStats};
+pub use drain::{Collect, Damage, ProbeEvent, ProbeRecord, Sink, ThreadStats};
 pub use weft_probe_abi::control::{EventDesc, ProcessInfo};
 pub use weft_probe_abi::layout::{Geometry, Mode};
-pub use weft_probe_abi::payload::{FieldType, Value};
+pub use weft_probe_abi::payload::{FieldType, Value, ValueRef};
 
 use thiserror::Error;
 
@@ -95,12 +95,12 @@ impl Session {
     }
 
     /// Moves complete records to `out` and damage reports to `damage`.
-    pub fn drain(&mut self, clock: &TscClock, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) {
+    pub fn drain(&mut self, clock: &TscClock, sink: &mut impl Sink) {
         let final_pass = self.detached || self.process_gone();
         // Event lists the process pushed (events registered after attach)
         // arrive before any record of those events.
         self.read_pushed();
-        self.drain.drain(&self.area, clock, final_pass, out, damage);
+        self.drain.drain(&self.area, clock, final_pass, sink);
     }
 
     /// Detaches (the process stops writing), drains what is left, and
@@ -115,11 +115,11 @@ impl Session {
         self.new_events
     }
 
-    pub fn finish(mut self, clock: &TscClock, out: &mut Vec<ProbeEvent>, damage: &mut Vec<Damage>) -> Vec<ThreadStats> {
+    pub fn finish(mut self, clock: &TscClock, sink: &mut impl Sink) -> Vec<ThreadStats> {
         self.read_pushed();
         connect::detach(&self.conn);
         self.detached = true;
-        self.drain.drain(&self.area, clock, true, out, damage);
+        self.drain.drain(&self.area, clock, true, sink);
         self.drain.stats(&self.area)
     }
 

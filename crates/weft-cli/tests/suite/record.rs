@@ -319,3 +319,35 @@ fn process_tree_followed_with_and_without_cgroup() {
         .collect();
     assert!(leaked.is_empty(), "cgroups left behind: {leaked:?}");
 }
+
+/// The recorder raises its own priority (so a program that keeps every CPU
+/// busy cannot starve it); the command keeps the caller's.
+#[test]
+fn recorder_priority_raised_command_unchanged() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let nice_of = |stat: &str| -> i64 {
+        let rest = &stat[stat.rfind(')').expect("stat") + 1..];
+        rest.split_whitespace()
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .expect("nice field")
+    };
+    // SAFETY: getpriority has no memory preconditions.
+    let ours = i64::from(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) });
+    for (args, want) in [(vec![], -10), (vec!["--nice", "0"], ours)] {
+        let out = run(weft()
+            .args(["record", "-q", "--syscalls", "exit_group", "-o"])
+            .arg(dir.path().join("n.weft"))
+            .args(&args)
+            .args(["--", "sh", "-c", "cat /proc/$PPID/stat; echo; cat /proc/$$/stat"]));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 2, "{stdout}");
+        assert_eq!(nice_of(lines[0]), want, "recorder's niceness with {args:?}");
+        assert_eq!(nice_of(lines[1]), ours, "the command's niceness with {args:?}");
+    }
+}
