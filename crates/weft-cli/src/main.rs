@@ -73,7 +73,9 @@ pub struct RecordArgs {
     #[arg(long, default_value = "8M", value_parser = units::parse_size)]
     buffer_size: usize,
     /// zstd compression level of the trace file (1 fastest .. 19 smallest).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    /// Level 3 makes traces only 2-4% smaller and costs the collector a
+    /// third more CPU.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
     compression: i32,
     /// No live status line and no summary.
     #[arg(short, long)]
