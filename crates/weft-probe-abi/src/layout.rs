@@ -155,8 +155,16 @@ impl Geometry {
     }
 
     /// Index of the sub-buffer that holds generation `gen` (1-based).
+    #[inline(always)]
     pub fn index_of(&self, gen: u64) -> u32 {
-        (gen.wrapping_sub(1) % u64::from(self.subbufs)) as u32
+        let n = u64::from(self.subbufs);
+        // A mask when the count is a power of two (weft record's 8): a
+        // 64-bit division costs more than the rest of a write.
+        if n.is_power_of_two() {
+            (gen.wrapping_sub(1) & (n - 1)) as u32
+        } else {
+            (gen.wrapping_sub(1) % n.max(1)) as u32
+        }
     }
 }
 

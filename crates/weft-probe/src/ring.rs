@@ -200,7 +200,7 @@ fn write_one(
     if guarded {
         unprotect(v, slot);
     }
-    if let Some((sb, off)) = reserve(v, ctl, slot, total as u32, mark) {
+    if let Some((sb, idx, off)) = reserve(v, ctl, slot, total as u32, mark) {
         let rec = sb + off as usize;
         unsafe {
             local::store_u64(p64(rec, R_LEN), total as u64 | (u64::from(event_id) << 32));
@@ -210,7 +210,7 @@ fn write_one(
                 std::slice::from_raw_parts_mut((rec + RECORD_HEADER_LEN) as *mut u8, total - RECORD_HEADER_LEN);
             put(payload);
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_COMMITTED));
-            let sbc = ctl + S_SUBBUF_CTL + sb_index(v, ctl, sb) * SB_CTL_LEN;
+            let sbc = ctl + S_SUBBUF_CTL + idx * SB_CTL_LEN;
             local::add_u32(p32(sbc, SB_COMMITTED), total as u32);
             local::add_u64(p64(ctl, S_COMMITTED), 1);
         }
@@ -220,12 +220,9 @@ fn write_one(
     }
 }
 
-fn sb_index(v: &View, ctl: usize, sb: usize) -> usize {
-    (sb - ctl - SLOT_CTL_LEN) / v.geo.subbuf_size as usize
-}
-
-/// Reserves `total` bytes; returns (sub-buffer address, offset).
-fn reserve(v: &View, ctl: usize, slot: u32, total: u32, mark: u64) -> Option<(usize, u32)> {
+/// Reserves `total` bytes; returns (sub-buffer address, its index, offset).
+#[inline(always)]
+fn reserve(v: &View, ctl: usize, slot: u32, total: u32, mark: u64) -> Option<(usize, usize, u32)> {
     let end = v.geo.records_end() as u32;
     for _ in 0..64 {
         // SAFETY: see write_one.
@@ -259,7 +256,7 @@ fn reserve(v: &View, ctl: usize, slot: u32, total: u32, mark: u64) -> Option<(us
         }
         // SAFETY: see write_one.
         if unsafe { local::cas_u32(p32(sbc, SB_RESERVE), off, off + total) } {
-            return Some((sb, off));
+            return Some((sb, idx, off));
         }
     }
     unsafe { local::add_u64(p64(ctl, S_LOST_BUSY), 1) };
