@@ -128,6 +128,8 @@ struct SlotState {
     /// Where a closed sub-buffer's reading is held up by an uncommitted
     /// record, and since when.
     stuck: Option<(u64, u32, Instant)>,
+    /// The impossible generation last reported, so it is reported once.
+    bad_gen: u64,
     received: u64,
     abandoned: u64,
     damaged: u64,
@@ -237,12 +239,14 @@ impl Drainer {
     ) {
         let geo = self.geo;
         let pid = self.pid;
+        let mode = self.mode;
         let ctl_off = geo.slot_offset(slot);
         let st = &mut self.slots[slot as usize];
         st.claims = u32at(ctl, S_CLAIMS);
         st.tid = u32at(ctl, S_OWNER);
         let attempted = u64at(ctl, S_ATTEMPTED);
-        let sg = u64at(ctl, S_SWITCH_GEN) & !SWITCHING;
+        let raw_sg = u64at(ctl, S_SWITCH_GEN);
+        let sg = raw_sg & !SWITCHING;
         let mut report = |st: &SlotState, gen: u64, offset: usize, what: String| {
             damage.push(Damage {
                 pid,
@@ -257,20 +261,31 @@ impl Drainer {
         if sg == 0 {
             return;
         }
-        if sg > attempted.saturating_add(1) && sg > st.read_gen + (1 << 32) {
-            report(
-                st,
-                sg,
-                ctl_off + S_SWITCH_GEN,
-                format!("control page damaged: sub-buffer generation {sg} is impossible"),
-            );
-            st.damaged += 1;
+        let n = u64::from(geo.subbufs);
+        // Every generation takes an attempt, and a discard-mode writer cannot
+        // get a whole ring ahead of us: anything else is damage.
+        let impossible = (sg > attempted.saturating_add(1) && sg > st.read_gen + (1 << 32))
+            || (mode == Mode::Discard && sg >= st.read_gen + n);
+        if impossible {
+            // Reported once, not at every round while it stays so.
+            if st.bad_gen != sg {
+                st.bad_gen = sg;
+                report(
+                    st,
+                    sg,
+                    ctl_off + S_SWITCH_GEN,
+                    format!("control page damaged: sub-buffer generation {sg} is impossible"),
+                );
+                st.damaged += 1;
+            }
             return;
         }
-        let n = u64::from(geo.subbufs);
-        if sg >= st.read_gen + n {
+        // A writer stopped in the middle of a switch (overwrite mode) was
+        // reinitializing the oldest sub-buffer: count it as overwritten too.
+        let busy = u64::from(raw_sg & SWITCHING != 0 && mode == Mode::Overwrite);
+        if sg + busy >= st.read_gen + n {
             // Older generations were reused before we read them (overwrite mode).
-            let first = sg + 1 - n;
+            let first = sg + busy + 1 - n;
             st.overwritten += first - st.read_gen;
             st.read_gen = first;
             st.read_off = GUARD_LEN as u32;
@@ -293,6 +308,8 @@ impl Drainer {
                         format!("sub-buffer {idx} holds generation {held}, expected {g}; skipped"),
                     );
                     st.damaged += 1;
+                    // Give it back, or a discard-mode writer waits for it forever.
+                    release(area, ctl_off + sbc, g, self.mode);
                     st.read_gen += 1;
                     st.read_off = GUARD_LEN as u32;
                     st.guard_ok = false;
@@ -350,9 +367,10 @@ impl Drainer {
                     body.clear();
                     body.resize(len as usize - RECORD_HEADER_LEN, 0);
                     let known = matches!(self.fields.get(event as usize), Some(Some(_)));
-                    if !known && !final_pass {
+                    if !known && !final_pass && !stuck(st, g, pos) {
                         // An event registered after attach: its announcement
-                        // may still be in the socket. Read it next round.
+                        // may still be in the socket. Read it next round, for
+                        // a while; then it is damage, so the ring moves on.
                         waiting = true;
                         break;
                     }

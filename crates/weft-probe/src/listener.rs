@@ -494,16 +494,16 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
         }
     };
     let s = &SESSIONS[bit as usize];
-    s.slots.store(geo.slots, Ordering::Relaxed);
-    s.subbufs.store(geo.subbufs, Ordering::Relaxed);
-    s.subbuf_size.store(geo.subbuf_size, Ordering::Relaxed);
-    s.mode.store(mode, Ordering::Relaxed);
-    s.salt.store(u64at(A_SALT), Ordering::Relaxed);
+    s.slots.store(geo.slots, Ordering::Release);
+    s.subbufs.store(geo.subbufs, Ordering::Release);
+    s.subbuf_size.store(geo.subbuf_size, Ordering::Release);
+    s.mode.store(mode, Ordering::Release);
+    s.salt.store(u64at(A_SALT), Ordering::Release);
     let guard = std::env::var("WEFT_PROBE_GUARD").is_ok_and(|v| v != "0");
     if guard {
         crate::ring::protect_all(base, geo);
     }
-    s.guard.store(u32::from(guard), Ordering::Relaxed);
+    s.guard.store(u32::from(guard), Ordering::Release);
     s.epoch.fetch_add(1, Ordering::AcqRel);
     s.base.store(base, Ordering::Release);
     if let Ok(mut p) = PATTERNS[bit as usize].lock() {
@@ -519,9 +519,6 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
     Ok((bit, enabled, base, len))
 }
 
-/// Stops writing for a session. Writers that loaded the old address a
-/// moment ago finish into anonymous memory mapped over the area, never into
-/// freed memory; the collector's memory is released when it closes its side.
 /// An event registered after sessions attached: enable it where it matches,
 /// and tell each collector its event list changed.
 pub(crate) fn on_register(e: &'static crate::Event) {
@@ -530,10 +527,12 @@ pub(crate) fn on_register(e: &'static crate::Event) {
         if used & (1 << bit) == 0 {
             continue;
         }
-        let matches = PATTERNS[bit as usize]
-            .lock()
-            .map(|p| p.iter().any(|p| pattern_matches(p, e.provider(), e.name())))
-            .unwrap_or(false);
+        // Held until the bit is set: a detach clears the patterns under this
+        // lock before it clears the bits, so it cannot leave this one set.
+        let Ok(patterns) = PATTERNS[bit as usize].lock() else {
+            continue;
+        };
+        let matches = patterns.iter().any(|p| pattern_matches(p, e.provider(), e.name()));
         // Tell the collector before any record of the new event can exist,
         // then enable it.
         if let Ok(mut c) = CONNS[bit as usize].lock() {
@@ -544,22 +543,28 @@ pub(crate) fn on_register(e: &'static crate::Event) {
         if matches {
             e.enable.fetch_or(1 << bit, Ordering::AcqRel);
         }
+        drop(patterns);
     }
 }
 
+/// Stops writing for a session. Writers that loaded the old address a
+/// moment ago finish into anonymous memory mapped over the area, never into
+/// freed memory; the collector's memory is released when it closes its side.
 fn detach(bit: u32, base: usize, len: usize) {
+    // Patterns first (lock order PATTERNS, then CONNS, as in on_register):
+    // an event registered from now on no longer matches this session.
+    if let Ok(mut p) = PATTERNS[bit as usize].lock() {
+        p.clear();
+        if let Ok(mut c) = CONNS[bit as usize].lock() {
+            *c = None;
+        }
+    }
     crate::registry::each(|e| {
         e.enable.fetch_and(!(1 << bit), Ordering::AcqRel);
     });
     let s = &SESSIONS[bit as usize];
     s.base.store(0, Ordering::Release);
     s.epoch.fetch_add(1, Ordering::AcqRel);
-    if let Ok(mut p) = PATTERNS[bit as usize].lock() {
-        p.clear();
-    }
-    if let Ok(mut c) = CONNS[bit as usize].lock() {
-        *c = None;
-    }
     std::thread::sleep(Duration::from_millis(20));
     // SAFETY: replaces our mapping of the area with private anonymous memory
     // at the same address (MAP_FIXED), so late writers never fault.

@@ -15,7 +15,10 @@ static LIST: [AtomicPtr<Event>; CAPACITY] = [const { AtomicPtr::new(std::ptr::nu
 static LEN: AtomicUsize = AtomicUsize::new(0);
 static APPENDING: AtomicBool = AtomicBool::new(false);
 
-fn append(e: &'static Event) {
+/// Adds `e` with the next id. False if it was already registered, or if the
+/// registry is full (it then has no id and must never be enabled).
+fn append(e: &'static Event) -> bool {
+    let mut placed = false;
     while APPENDING
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
@@ -28,15 +31,17 @@ fn append(e: &'static Event) {
             e.id.store(n as u32, Ordering::Release);
             LIST[n].store(e as *const Event as *mut Event, Ordering::Release);
             LEN.store(n + 1, Ordering::Release);
+            placed = true;
         }
     }
     APPENDING.store(false, Ordering::Release);
+    placed
 }
 
 fn register_statics() {
     for &e in STATIC_EVENTS.iter() {
         if e.registered.load(Ordering::Acquire) == 0 {
-            append(e);
+            let _ = append(e);
         }
     }
 }
@@ -67,7 +72,11 @@ pub fn register(e: &'static Event) {
     if e.registered.load(Ordering::Acquire) != 0 {
         return;
     }
-    append(e);
+    // Full registry: the event keeps no id, so it must not be written with
+    // another event's (it stays disabled).
+    if !append(e) {
+        return;
+    }
     crate::user_events::register(e);
     crate::listener::on_register(e);
 }

@@ -168,6 +168,12 @@ pub(crate) fn write(event_id: u32, word: u32, size: usize, put: &dyn Fn(&mut [u8
         // of the epoch it was claimed in (detach and attach bump it).
         let epoch = s.epoch.load(Ordering::Acquire);
         let Some(v) = View::of(s) else { continue };
+        // And again after the parameters: a detach and a new attach in
+        // between would pair this epoch's slot with another mapping's geometry.
+        std::sync::atomic::fence(Ordering::Acquire);
+        if s.epoch.load(Ordering::Relaxed) != epoch {
+            continue;
+        }
         let Some((ctl, slot)) = slot_for(si, epoch, &v) else {
             continue;
         };
@@ -272,8 +278,10 @@ fn open_next(v: &View, ctl: usize, slot: u32, cur: u64, mark: u64) -> bool {
     // SAFETY: see write_one.
     unsafe {
         if v.mode == Mode::Discard as u32 {
-            let held = local::load_u64(p64(sbc, SB_GEN));
-            if held != 0 && local::load_u64(p64(sbc, SB_CONSUMED)) < held {
+            // Free once the collector consumed the generation it last held,
+            // computed here: a damaged SB_GEN must not block the ring.
+            let n = u64::from(v.geo.subbufs);
+            if new > n && local::load_u64(p64(sbc, SB_CONSUMED)) < new - n {
                 local::add_u64(p64(ctl, S_LOST_FULL), 1);
                 return false;
             }
@@ -327,6 +335,12 @@ fn take_over_switch(v: &View, ctl: usize, slot: u32, sg: u64, mark: u64) -> bool
         // Take over only by winning the mark: two late writers cannot both.
         if !local::cas_u64(p64(ctl, S_SWITCH_SP), sp, mark) {
             return false;
+        }
+        // A handler with a frame at exactly the recorded mark may have
+        // finished or restarted the switch between our load and the CAS
+        // (ABA on the mark): then the generation moved, and we look again.
+        if local::load_u64(p64(ctl, S_SWITCH_GEN)) != sg {
+            return true;
         }
         close_subbuf(v, ctl, cur);
         init_subbuf(v, ctl, slot, cur + 1);
