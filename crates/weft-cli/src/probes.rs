@@ -28,6 +28,8 @@ pub struct Probes {
     pub damage: u64,
     pub attached: u64,
     pub lost: u64,
+    /// Records received but not written (no schema): reported, never silent.
+    pub unwritten: u64,
     quiet: bool,
     write_error: Option<std::io::Error>,
     events_buf: Vec<ProbeEvent>,
@@ -49,6 +51,7 @@ impl Probes {
             damage: 0,
             attached: 0,
             lost: 0,
+            unwritten: 0,
             quiet,
             write_error: None,
             events_buf: Vec::new(),
@@ -141,7 +144,7 @@ impl Probes {
                 self.finish_one(pid, w, ks, buf);
             }
             match Session::attach(pid, &self.patterns, self.mode, self.geo) {
-                Ok(sess) if sess.info.start_time != start => {
+                Ok(mut sess) if sess.info.start_time != start => {
                     // The pid was reused in the meantime: not our process.
                     self.pending.remove(&pid);
                     let _ = sess.finish(&self.clock, &mut Collect::default());
@@ -260,6 +263,10 @@ impl Probes {
                     damage: &mut self.damage_buf,
                 },
             );
+            // Events announced while detaching: their records wait in events_buf.
+            if sess.take_new_events() {
+                self.learn_events(pid, &sess, w);
+            }
             self.flush(w, ks, buf);
             self.write_stats(pid, &stats, no_slot, ks, buf);
         }
@@ -319,6 +326,16 @@ impl Probes {
         for ev in self.events_buf.drain(..) {
             room(w, buf, &mut self.write_error);
             let Some(&id) = self.ids.get(&(ev.pid, ev.event)) else {
+                // Decoded with an announced field list, but no schema: should
+                // not happen; say so rather than lose it silently.
+                self.unwritten += 1;
+                self.lost = self.lost.saturating_add(1);
+                if !self.quiet && self.unwritten == 1 {
+                    eprintln!(
+                        "weft: warning: weft-probe event id {} of PID {} has no schema in the trace; its records are left out",
+                        ev.event, ev.pid
+                    );
+                }
                 continue;
             };
             let mut r = buf.record(id, ev.ts, None, ev.pid, ev.tid);

@@ -215,15 +215,21 @@ pub(crate) fn pushed(conn: &UnixStream, pid: u32) -> Vec<ProcessInfo> {
     out
 }
 
-pub(crate) fn detach(conn: &UnixStream) {
+/// Asks the process to stop writing and waits for its answer. Event lists
+/// it pushed meanwhile (for `pid`) are returned: their records may be in the
+/// area still.
+pub(crate) fn detach(conn: &UnixStream, pid: u32) -> Vec<ProcessInfo> {
+    let mut pushed = Vec::new();
     if send(conn, &Msg::Detach).is_ok() {
-        // Skip event-list pushes until the answer.
         while let Ok(m) = recv(conn) {
-            if !matches!(m, Msg::Info(_)) {
-                break;
+            match m {
+                Msg::Info(info) if info.pid == pid => pushed.push(info),
+                Msg::Info(_) => {}
+                _ => break,
             }
         }
     }
+    pushed
 }
 
 /// Whether the process closed the connection (it exited or exec'd).

@@ -115,9 +115,16 @@ impl Session {
         self.new_events
     }
 
-    pub fn finish(mut self, clock: &TscClock, sink: &mut impl Sink) -> Vec<ThreadStats> {
+    /// The session stays usable for `info` and `take_new_events`: events
+    /// announced while detaching may have records in the final pass, and the
+    /// caller needs their descriptions to write them.
+    pub fn finish(&mut self, clock: &TscClock, sink: &mut impl Sink) -> Vec<ThreadStats> {
         self.read_pushed();
-        connect::detach(&self.conn);
+        for info in connect::detach(&self.conn, self.info.pid) {
+            self.drain.set_events(&info);
+            self.info = info;
+            self.new_events = true;
+        }
         self.detached = true;
         self.drain.drain(&self.area, clock, true, sink);
         self.drain.stats(&self.area)
