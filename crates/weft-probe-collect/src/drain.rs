@@ -354,7 +354,7 @@ impl Drainer {
                 let ss_first = area.u64(rec_off + R_SEQ_STATE);
                 std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
                 let mut hdr = [0u8; RECORD_HEADER_LEN];
-                area.copy(rec_off, &mut hdr);
+                area.copy_bulk(rec_off, &mut hdr);
                 hdr[R_SEQ_STATE..R_SEQ_STATE + 8].copy_from_slice(&ss_first.to_le_bytes());
                 let len = u32at(&hdr, R_LEN);
                 let event = u32at(&hdr, R_EVENT);

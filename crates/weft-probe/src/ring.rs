@@ -61,7 +61,9 @@ thread_local! {
     static TLS: [Cell<TlsSlot>; MAX_SESSIONS as usize] =
         const { [const { Cell::new(TlsSlot { ctl: 0, epoch: 0, slot: 0 }) }; MAX_SESSIONS as usize] };
     static TID: Cell<u32> = const { Cell::new(0) };
-    static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Guard mode, per session: the stack mark of the outermost write that
+    /// made the buffers writable (0: none).
+    static GUARD_SP: [Cell<u64>; MAX_SESSIONS as usize] = const { [const { Cell::new(0) }; MAX_SESSIONS as usize] };
 }
 
 fn gettid() -> u32 {
@@ -177,12 +179,13 @@ pub(crate) fn write(event_id: u32, word: u32, size: usize, put: &dyn Fn(&mut [u8
         let Some((ctl, slot)) = slot_for(si, epoch, &v) else {
             continue;
         };
-        write_one(&v, s, ctl, slot, event_id, size, put, mark);
+        write_one(si, &v, s, ctl, slot, event_id, size, put, mark);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn write_one(
+    si: usize,
     v: &View,
     s: &Session,
     ctl: usize,
@@ -203,9 +206,7 @@ fn write_one(
         return;
     }
     let guarded = s.guard.load(Ordering::Relaxed) != 0;
-    if guarded {
-        unprotect(v, slot);
-    }
+    let outer = guarded && unprotect(si, v, slot, mark);
     if let Some((sb, idx, off)) = reserve(v, ctl, slot, total as u32, mark) {
         let rec = sb + off as usize;
         unsafe {
@@ -221,8 +222,8 @@ fn write_one(
             local::add_u64(p64(ctl, S_COMMITTED), 1);
         }
     }
-    if guarded {
-        protect(v, slot);
+    if outer {
+        protect(si, v, slot);
     }
 }
 
@@ -380,26 +381,27 @@ unsafe fn init_subbuf(v: &View, ctl: usize, slot: u32, gen: u64) {
 
 /// Guard mode: the thread's sub-buffers are read-only except while it
 /// writes, so stray stores elsewhere in the program fault at the culprit.
-fn unprotect(v: &View, slot: u32) {
-    let depth = GUARD_DEPTH.with(|d| {
-        let x = d.get();
-        d.set(x + 1);
-        x
+/// Returns whether this is the outermost write, which protects again at its
+/// end. A write whose frame a handler jumped out of counts as gone: the next
+/// write at or above its mark is outermost again (as for switches).
+fn unprotect(si: usize, v: &View, slot: u32, mark: u64) -> bool {
+    let outer = GUARD_SP.with(|g| {
+        let o = g[si].get();
+        let outer = o == 0 || mark >= o;
+        if outer {
+            g[si].set(mark);
+        }
+        outer
     });
-    if depth == 0 {
-        mprotect(v, slot, libc::PROT_READ | libc::PROT_WRITE);
-    }
+    // Even when nested: the outer write may have been interrupted before
+    // its own mprotect.
+    mprotect(v, slot, libc::PROT_READ | libc::PROT_WRITE);
+    outer
 }
 
-fn protect(v: &View, slot: u32) {
-    let depth = GUARD_DEPTH.with(|d| {
-        let x = d.get().saturating_sub(1);
-        d.set(x);
-        x
-    });
-    if depth == 0 {
-        mprotect(v, slot, libc::PROT_READ);
-    }
+fn protect(si: usize, v: &View, slot: u32) {
+    GUARD_SP.with(|g| g[si].set(0));
+    mprotect(v, slot, libc::PROT_READ);
 }
 
 fn mprotect(v: &View, slot: u32, prot: i32) {
