@@ -496,6 +496,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             eprintln!("weft: {command_line}: {}", describe_status(st));
         }
     }
+    // The trace is complete: the kernel's slow part of closing the events
+    // need not hold up the exit.
+    session.close_in_background();
     if let Some(e) = exec_error.take() {
         eprintln!("weft: error: {e}");
         return Ok(ExitCode::from(127));

@@ -411,6 +411,25 @@ impl Session {
         }
     }
 
+    /// Ends the session without waiting for the kernel. Closing the last
+    /// event of a tracepoint waits for a grace period (30–50 ms each on the
+    /// reference machine, one after another: most of weft record's exit
+    /// time). A forked child inherits the descriptors and closes them; this
+    /// process's own closes are then cheap.
+    pub fn close_in_background(self) {
+        // SAFETY: the child, a copy of a possibly multi-threaded process,
+        // only calls close_range and _exit (async-signal-safe).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+                libc::_exit(0);
+            }
+        }
+        // pid < 0: no child, so the closes below are the slow ones; fine.
+        drop(self);
+    }
+
     pub fn cpus(&self) -> &[u32] {
         &self.cpus
     }

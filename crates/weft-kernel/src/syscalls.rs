@@ -13,35 +13,46 @@ use crate::tracefs::Tracefs;
 /// Builds the syscall table of this machine. Syscalls without a tracepoint
 /// get six anonymous arguments so that nothing recorded is hidden.
 pub fn syscall_table(tfs: &Tracefs) -> SyscallTable {
-    let mut entries: Vec<SyscallEntry> = Sysno::iter()
-        .map(|s| {
-            let name = s.name().to_owned();
-            let args = match tfs.event_format("syscalls", &format!("sys_enter_{name}")) {
-                Ok(f) => f
-                    .fields
-                    .iter()
-                    .filter(|f| f.name != "__syscall_nr")
-                    .map(|f| SyscallArg {
-                        ctype: f.ctype.clone(),
-                        name: f.name.clone(),
-                    })
-                    .collect(),
-                Err(_) => (0..6)
-                    .map(|i| SyscallArg {
-                        ctype: "unsigned long".into(),
-                        name: format!("arg{i}"),
-                    })
-                    .collect(),
-            };
-            SyscallEntry {
-                nr: s.id() as u32,
-                name,
-                args,
-            }
-        })
-        .collect();
+    let all: Vec<Sysno> = Sysno::iter().collect();
+    // Reading ~400 tracefs format files is most of weft record's start-up;
+    // the kernel renders each one, so spread them over the CPUs.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let per = all.len().div_ceil(threads).max(1);
+    let mut entries: Vec<SyscallEntry> = std::thread::scope(|sc| {
+        let parts: Vec<_> = all
+            .chunks(per)
+            .map(|part| sc.spawn(move || part.iter().map(|&s| syscall_entry(tfs, s)).collect::<Vec<_>>()))
+            .collect();
+        parts.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
     entries.sort_by_key(|e| e.nr);
     SyscallTable { entries }
+}
+
+fn syscall_entry(tfs: &Tracefs, s: Sysno) -> SyscallEntry {
+    let name = s.name().to_owned();
+    let args = match tfs.event_format("syscalls", &format!("sys_enter_{name}")) {
+        Ok(f) => f
+            .fields
+            .iter()
+            .filter(|f| f.name != "__syscall_nr")
+            .map(|f| SyscallArg {
+                ctype: f.ctype.clone(),
+                name: f.name.clone(),
+            })
+            .collect(),
+        Err(_) => (0..6)
+            .map(|i| SyscallArg {
+                ctype: "unsigned long".into(),
+                name: format!("arg{i}"),
+            })
+            .collect(),
+    };
+    SyscallEntry {
+        nr: s.id() as u32,
+        name,
+        args,
+    }
 }
 
 /// Named groups of syscalls, as strace's `%class` sets.
