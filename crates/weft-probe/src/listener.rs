@@ -20,6 +20,9 @@ use crate::ring::SESSIONS;
 static STARTED: AtomicBool = AtomicBool::new(false);
 static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
 static USED: AtomicU32 = AtomicU32::new(0);
+/// Session bits whose locks a fork left held (see `reset_after_fork`): never
+/// used again in this process.
+static DEAD: AtomicU32 = AtomicU32::new(0);
 static ATTACHES: AtomicU64 = AtomicU64::new(0);
 static CONN_FDS: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
 static PATH: Mutex<Option<PathBuf>> = Mutex::new(None);
@@ -176,6 +179,27 @@ pub(crate) fn reset_after_fork() {
             unsafe { libc::close(fd) };
         }
     }
+    // The parent's push channels: close the child's copies, or the collector
+    // would not see the connection close when the parent execs or exits. A
+    // lock that another parent thread held at the fork stays held here for
+    // good: its session bit is never used in this process.
+    let mut dead = 0u32;
+    for (bit, c) in CONNS.iter().enumerate() {
+        match c.try_lock() {
+            Ok(mut g) => drop(g.take()),
+            Err(std::sync::TryLockError::Poisoned(p)) => drop(p.into_inner().take()),
+            Err(std::sync::TryLockError::WouldBlock) => dead |= 1 << bit,
+        }
+    }
+    for (bit, p) in PATTERNS.iter().enumerate() {
+        // Leaked, not freed: another thread may have held the allocator's lock.
+        match p.try_lock() {
+            Ok(mut g) => std::mem::forget(std::mem::take(&mut *g)),
+            Err(std::sync::TryLockError::Poisoned(p)) => std::mem::forget(std::mem::take(&mut *p.into_inner())),
+            Err(std::sync::TryLockError::WouldBlock) => dead |= 1 << bit,
+        }
+    }
+    DEAD.fetch_or(dead, Ordering::AcqRel);
     USED.store(0, Ordering::Release);
     ATTACHES.store(0, Ordering::Release);
 }
@@ -275,6 +299,8 @@ fn serve(mut conn: UnixStream) {
         if let (true, Some((bit, _, _)), Ok(clone)) = (attached, session, conn.try_clone()) {
             // From now on registrations push updates here. Events registered
             // while attaching were enabled but not announced: announce them.
+            // Registering threads push on it: never block one for long.
+            let _ = clone.set_write_timeout(Some(Duration::from_secs(1)));
             if let Ok(mut c) = CONNS[bit as usize].lock() {
                 *c = Some(clone);
                 if crate::registry::events().len() != announced {
@@ -481,7 +507,7 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
     }
     let bit = loop {
         let used = USED.load(Ordering::Acquire);
-        let free = (!used) & weft_probe_abi::SESSION_MASK;
+        let free = !(used | DEAD.load(Ordering::Acquire)) & weft_probe_abi::SESSION_MASK;
         if free == 0 {
             return fail(format!("all {MAX_SESSIONS} sessions are in use"));
         }
@@ -535,12 +561,23 @@ pub(crate) fn on_register(e: &'static crate::Event) {
         let matches = patterns.iter().any(|p| pattern_matches(p, e.provider(), e.name()));
         // Tell the collector before any record of the new event can exist,
         // then enable it.
+        // No channel yet (attach in progress): the catch-up Info announces it.
+        let mut announced = true;
         if let Ok(mut c) = CONNS[bit as usize].lock() {
             if let Some(conn) = c.as_mut() {
-                let _ = conn.write_all(&Msg::Info(info()).encode());
+                // A collector that stopped reading: the write gives up after
+                // the socket's timeout, and the half-written frame would
+                // corrupt the stream, so the session ends (its control
+                // thread sees the shutdown and detaches).
+                announced = conn.write_all(&Msg::Info(info()).encode()).is_ok();
+                if !announced {
+                    if let Some(conn) = c.take() {
+                        let _ = conn.shutdown(std::net::Shutdown::Both);
+                    }
+                }
             }
         }
-        if matches {
+        if matches && announced {
             e.enable.fetch_or(1 << bit, Ordering::AcqRel);
         }
         drop(patterns);

@@ -20,6 +20,7 @@ fn usage() -> ! {
          \x20 longjmp N          N ticks while a timer's handler writes events and siglongjmps out of the interrupted write\n\
          \x20 flight N           N ticks (for overwrite mode)\n\
          \x20 span               one span around a sleep\n\
+         \x20 forkexec           fork a child that outlives the parent, then exec `markers 2`\n\
          \x20 bench N [T]        cost of demo:tick (two u64 fields): N events in each of T threads (default 1);\n\
          \x20                    prints the median ns per event over 15 batches, and events/s"
     );
@@ -90,6 +91,22 @@ fn main() {
             // SAFETY: waiting for our child.
             unsafe { libc::waitpid(child, &mut st, 0) };
             let _ = writeln!(out, "fork child {child}");
+        }
+        "forkexec" => {
+            // The parent forks a child that outlives it, then execs: the new
+            // image must get a session although the child still runs.
+            for i in 0..3 {
+                weft_probe::emit!(TICK(i, 0));
+            }
+            // SAFETY: fork; the child only sleeps and exits.
+            if unsafe { libc::fork() } == 0 {
+                std::thread::sleep(Duration::from_millis(1500));
+                // SAFETY: leaving the child without the parent's atexit handlers.
+                unsafe { libc::_exit(0) };
+            }
+            let me = std::env::current_exe().unwrap_or_default();
+            let err = std::os::unix::process::CommandExt::exec(std::process::Command::new(me).args(["markers", "2"]));
+            let _ = writeln!(out, "exec failed: {err}");
         }
         "spin" => {
             let _ = writeln!(out, "ready");

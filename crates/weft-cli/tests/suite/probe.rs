@@ -184,6 +184,37 @@ fn forked_child_and_exec_get_their_own_sessions() {
     );
 }
 
+/// When the parent execs while a forked child lives on, the new image gets
+/// its own session (the child must not keep the parent's connection open).
+#[test]
+fn exec_while_a_forked_child_lives_gets_a_new_session() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let (trace, out) = record(dir.path(), "fe.weft", &["-q"], &["forkexec"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:marker,weft:probe_attach"]));
+    let first = lines
+        .iter()
+        .find(|l| l.text.starts_with("weft-probe attached"))
+        .expect("first attach")
+        .pid;
+    let attaches = lines
+        .iter()
+        .filter(|l| l.pid == first && l.text.starts_with("weft-probe attached"))
+        .count();
+    assert_eq!(attaches, 2, "the exec'd image was not attached: {lines:#?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.pid == first && l.text.starts_with("marker"))
+            .count(),
+        2,
+        "{lines:#?}"
+    );
+}
+
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
