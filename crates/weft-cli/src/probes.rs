@@ -214,18 +214,7 @@ impl Probes {
             let Some(mut sess) = self.sessions.remove(&pid) else {
                 continue;
             };
-            sess.drain(
-                &self.clock,
-                &mut ToTrace {
-                    w,
-                    buf,
-                    ids: &self.ids,
-                    events: &mut self.events,
-                    write_error: &mut self.write_error,
-                    unknown: &mut self.events_buf,
-                    damage: &mut self.damage_buf,
-                },
-            );
+            self.drain_session(&mut sess, false, w, buf);
             let gone = sess.process_gone();
             if sess.take_new_events() {
                 self.learn_events(pid, &sess, w);
@@ -237,6 +226,32 @@ impl Probes {
             }
         }
         self.events - before
+    }
+
+    /// Drains a session straight into `buf` (`last`: detach first, and
+    /// return its per-thread accounting).
+    fn drain_session<W: std::io::Write>(
+        &mut self,
+        sess: &mut Session,
+        last: bool,
+        w: &mut TraceWriter<W>,
+        buf: &mut RecordBuf,
+    ) -> Vec<ThreadStats> {
+        let mut sink = ToTrace {
+            w,
+            buf,
+            ids: &self.ids,
+            events: &mut self.events,
+            write_error: &mut self.write_error,
+            unknown: &mut self.events_buf,
+            damage: &mut self.damage_buf,
+        };
+        if last {
+            sess.finish(&self.clock, &mut sink)
+        } else {
+            sess.drain(&self.clock, &mut sink);
+            Vec::new()
+        }
     }
 
     fn finish_one<W: std::io::Write>(
@@ -251,18 +266,7 @@ impl Probes {
                 self.learn_events(pid, &sess, w);
             }
             let no_slot = sess.no_slot_drops();
-            let stats = sess.finish(
-                &self.clock,
-                &mut ToTrace {
-                    w,
-                    buf,
-                    ids: &self.ids,
-                    events: &mut self.events,
-                    write_error: &mut self.write_error,
-                    unknown: &mut self.events_buf,
-                    damage: &mut self.damage_buf,
-                },
-            );
+            let stats = self.drain_session(&mut sess, true, w, buf);
             // Events announced while detaching: their records wait in events_buf.
             if sess.take_new_events() {
                 self.learn_events(pid, &sess, w);
