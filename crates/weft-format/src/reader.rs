@@ -484,15 +484,16 @@ type Decoded = (Vec<Record>, Vec<FormatError>);
 /// A thread that decodes the chunks it is sent, in order, with one
 /// decompression context for all of them.
 struct Worker {
-    send: mpsc::Sender<ChunkInfo>,
+    send: Option<mpsc::Sender<ChunkInfo>>,
     recv: mpsc::Receiver<Decoded>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Worker {
     fn spawn(source: Arc<Source>, schemas: HashMap<u32, Schema>) -> Worker {
         let (send, jobs) = mpsc::channel::<ChunkInfo>();
         let (done, recv) = mpsc::channel();
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             let mut dctx = zstd::bulk::Decompressor::new().ok();
             // Ends when the iterator (and with it the sender) is dropped.
             for c in jobs {
@@ -501,7 +502,22 @@ impl Worker {
                 }
             }
         });
-        Worker { send, recv }
+        Worker {
+            send: Some(send),
+            recv,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Worker {
+    /// Waits for the thread (at most the chunk it is decoding), so that an
+    /// iterator leaves nothing running behind it.
+    fn drop(&mut self) {
+        drop(self.send.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -518,8 +534,8 @@ impl Records<'_> {
                 Some(_) => drop(w.recv.recv()),
                 None => {}
             }
-            if let Some(next) = self.pending.last() {
-                if w.send.send(*next).is_ok() {
+            if let (Some(next), Some(send)) = (self.pending.last(), w.send.as_ref()) {
+                if send.send(*next).is_ok() {
                     self.ahead = Some(*next);
                 }
             }
