@@ -136,6 +136,15 @@ struct SlotState {
     overwritten: u64,
 }
 
+impl SlotState {
+    /// On to the next generation, from the start of its records.
+    fn next_gen(&mut self) {
+        self.read_gen += 1;
+        self.read_off = GUARD_LEN as u32;
+        self.guard_ok = false;
+    }
+}
+
 /// How long a reserved-but-uncommitted record in a closed sub-buffer may
 /// stay so before it counts as abandoned.
 const STUCK: Duration = Duration::from_secs(1);
@@ -310,9 +319,7 @@ impl Drainer {
                     st.damaged += 1;
                     // Give it back, or a discard-mode writer waits for it forever.
                     release(area, ctl_off + sbc, g, self.mode);
-                    st.read_gen += 1;
-                    st.read_off = GUARD_LEN as u32;
-                    st.guard_ok = false;
+                    st.next_gen();
                     continue;
                 }
                 break;
@@ -339,8 +346,7 @@ impl Drainer {
                     report(st, g, sb_off + at, format!("{what}; sub-buffer skipped"));
                     st.damaged += 1;
                     release(area, ctl_off + sbc, g, self.mode);
-                    st.read_gen += 1;
-                    st.read_off = GUARD_LEN as u32;
+                    st.next_gen();
                     continue;
                 }
                 st.guard_ok = true;
@@ -451,9 +457,7 @@ impl Drainer {
             }
             if closed && pos + RECORD_HEADER_LEN as u32 > reserve {
                 release(area, ctl_off + sbc, g, self.mode);
-                st.read_gen += 1;
-                st.read_off = GUARD_LEN as u32;
-                st.guard_ok = false;
+                st.next_gen();
                 continue;
             }
             break;
