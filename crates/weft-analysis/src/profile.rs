@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use weft_format::{std_schemas as s, FormatError, Trace, Value};
-use weft_symbols::{Frame, JitMap, Mapping, Note, SearchOptions, SymCache, Symbolizer, Unwinders};
+use weft_symbols::{Frame, JitMap, KernelSymbols, Mapping, Note, SearchOptions, SymCache, Symbolizer, Unwinders};
 
 use crate::kinds::{Kind, Kinds};
 
@@ -88,7 +88,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let jit_id = trace.schema_by_name(s::JIT_MAP).map(|sc| sc.id);
     let mut out = Profile::default();
     let ksyms_id = trace.schema_by_name(s::KERNEL_SYMBOLS).map(|sc| sc.id);
-    let mut recorded_ksyms: Option<Kallsyms> = None;
+    let mut recorded_ksyms: Option<KernelSymbols> = None;
     let mut next_version = 1u64;
     let t_unwind = Instant::now();
     let mut base: Option<u64> = start;
@@ -164,7 +164,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     r.fields.get(s::kernel_symbols::ADDRS),
                     r.fields.get(s::kernel_symbols::NAMES),
                 ) {
-                    recorded_ksyms = Some(Kallsyms::from_record(a, n));
+                    recorded_ksyms = Some(KernelSymbols::from_table(a, n));
                 }
             }
             Kind::Other if Some(r.schema) == jit_id => {
@@ -222,8 +222,8 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     // file; for older files, the local kallsyms is the best guess.
     let kallsyms = match recorded_ksyms {
         Some(k) => k,
-        None if raws.keys().any(|r| !r.kernel.is_empty()) => Kallsyms::load(),
-        None => Kallsyms::default(),
+        None if raws.keys().any(|r| !r.kernel.is_empty()) => KernelSymbols::load(),
+        None => KernelSymbols::default(),
     };
     let mut interned: HashMap<Frame, usize> = HashMap::new();
     let mut stacks: HashMap<StackKey, (Arc<str>, u64)> = HashMap::new();
@@ -233,7 +233,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
         // Leaf first, then reversed to root first.
         let mut ids: Vec<usize> = Vec::new();
         for &a in &raw.kernel {
-            let f = kallsyms.frame(a);
+            let f = kernel_frame(&kallsyms, a);
             let n = interned.len();
             ids.push(*interned.entry(f).or_insert(n));
         }
@@ -337,50 +337,13 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     out
 }
 
-/// Kernel symbols from /proc/kallsyms, when readable.
-#[derive(Default)]
-struct Kallsyms {
-    syms: Vec<(u64, String)>,
-}
-
-impl Kallsyms {
-    fn load() -> Kallsyms {
-        let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        let mut syms: Vec<(u64, String)> = text
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.split_whitespace();
-                let a = u64::from_str_radix(it.next()?, 16).ok()?;
-                let t = it.next()?;
-                let n = it.next()?;
-                (a != 0 && matches!(t, "t" | "T" | "w" | "W")).then(|| (a, n.to_owned()))
-            })
-            .collect();
-        syms.sort_unstable();
-        Kallsyms { syms }
-    }
-
-    /// The table `weft record` stores: sorted start addresses and NUL-separated names.
-    fn from_record(addrs: &[u64], names: &[u8]) -> Kallsyms {
-        let mut syms: Vec<(u64, String)> = addrs
-            .iter()
-            .zip(names.split(|&b| b == 0))
-            .map(|(&a, n)| (a, String::from_utf8_lossy(n).into_owned()))
-            .collect();
-        syms.sort_unstable();
-        Kallsyms { syms }
-    }
-
-    fn frame(&self, a: u64) -> Frame {
-        let i = self.syms.partition_point(|s| s.0 <= a);
-        let name = i.checked_sub(1).map(|i| self.syms[i].1.clone());
-        Frame {
-            function: name,
-            module: "[kernel]".into(),
-            offset: a,
-            file: None,
-            line: None,
-            inlined: false,
-        }
+fn kernel_frame(k: &KernelSymbols, a: u64) -> Frame {
+    Frame {
+        function: k.function(a).map(str::to_owned),
+        module: "[kernel]".into(),
+        offset: a,
+        file: None,
+        line: None,
+        inlined: false,
     }
 }

@@ -686,17 +686,12 @@ impl Extras {
         if self.kernel_addrs.is_empty() {
             return;
         }
-        let funcs = weft_kernel::procfs::kernel_functions(&self.kernel_addrs);
+        let funcs = weft_symbols::KernelSymbols::load().subset(self.kernel_addrs.iter().copied());
         if let (Some(id), false) = (
             schemas.id_of(weft_format::std_schemas::KERNEL_SYMBOLS),
             funcs.is_empty(),
         ) {
-            let addrs: Vec<u64> = funcs.iter().map(|f| f.0).collect();
-            let mut names = Vec::new();
-            for (_, n) in &funcs {
-                names.extend_from_slice(n.as_bytes());
-                names.push(0);
-            }
+            let (addrs, names) = funcs.to_table();
             buf.record(id, weft_kernel::monotonic_ns(), None, 0, 0)
                 .u64s(&addrs)
                 .bytes(&names)

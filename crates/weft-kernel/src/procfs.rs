@@ -29,36 +29,6 @@ pub fn comm(pid: u32, tid: u32) -> Option<String> {
         .map(|s| s.trim_end_matches('\n').to_owned())
 }
 
-/// Names kernel code addresses from /proc/kallsyms: for each address, the
-/// function containing it, as (start, name), sorted and without duplicates.
-/// Empty when kallsyms is unreadable or shows zero addresses (kptr_restrict).
-pub fn kernel_functions(addrs: &std::collections::BTreeSet<u64>) -> Vec<(u64, String)> {
-    let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
-        return Vec::new();
-    };
-    let mut syms: Vec<(u64, &str)> = text
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split_ascii_whitespace();
-            let a = u64::from_str_radix(it.next()?, 16).ok()?;
-            let t = it.next()?;
-            let n = it.next()?;
-            (a != 0 && matches!(t, "t" | "T" | "w" | "W")).then_some((a, n))
-        })
-        .collect();
-    syms.sort_unstable();
-    let mut out: Vec<(u64, String)> = Vec::new();
-    for &a in addrs {
-        let i = syms.partition_point(|s| s.0 <= a);
-        if let Some(&(start, name)) = i.checked_sub(1).and_then(|i| syms.get(i)) {
-            if out.last().is_none_or(|l| l.0 != start) {
-                out.push((start, name.to_owned()));
-            }
-        }
-    }
-    out
-}
-
 /// The main thread's initial stack pointer (`startstack` of
 /// /proc/PID/stat): argc sits there, and above it only argv, the environment
 /// and the auxiliary vector, which no unwinder reads.

@@ -6,13 +6,14 @@
 //! (blazesym) in the binary, in split debug files found the way gdb and perf
 //! find them (build-id directories, `.gnu_debuglink`, `--symbols` dirs, the
 //! debuginfod client cache and servers from `DEBUGINFOD_URLS`), and JIT maps
-//! (`/tmp/perf-PID.map`). It knows nothing of the trace format, and it must
+//! (`/tmp/perf-PID.map`), and kernel function names (kallsyms). It knows nothing of the trace format, and it must
 //! never fail a whole report because one module is missing or corrupt: such
 //! frames come back as `module+0xoffset`, and `notes()` says where it looked.
 
 mod cache;
 mod find;
 mod jit;
+mod kernel;
 mod unwind;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 pub use cache::SymCache;
 pub use find::{Located, SearchOptions};
 pub use jit::JitMap;
+pub use kernel::KernelSymbols;
 pub use unwind::{FrameAddr, Unwinders};
 
 /// One executable mapping of a process, as recorded.
