@@ -29,10 +29,6 @@ enum Target {
     Pids(Vec<u32>),
 }
 
-/// Upper bound on the time between a record's timestamp and its arrival in
-/// its ring (the kernel takes the time, then writes the record).
-const RING_LAG_NS: u64 = 2_000_000;
-
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) } as i32;
@@ -232,8 +228,6 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
 
     // What existed before we attached: names and maps of running processes.
     let mut events: Vec<KernelEvent> = Vec::new();
-    // Records read too early to be ordered against the other rings (see the loop).
-    let mut later: Vec<KernelEvent> = Vec::new();
     let mut pidfds = Vec::new();
     match &target {
         Target::Pids(pids) => {
@@ -317,15 +311,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 None => tick,
             };
             let ready = session.wait(timeout);
-            // Rings are read one after another: a process that moved from the
-            // CPU read first to one read later can have its newest records in
-            // this batch and older ones (an exec's new name) only in the next.
-            // So only records older than the start of this drain, minus the
-            // time a record takes to reach its ring, are handled now.
-            let watermark = weft_kernel::monotonic_ns().saturating_sub(RING_LAG_NS);
             session.drain(&mut events);
-            events.append(&mut later);
-            later.extend(events.extract_if(.., |e| e.ts >= watermark));
             let batch = write_batch(
                 &mut events,
                 &mut comm_filter,
@@ -395,8 +381,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
 
     // Whatever happened, leave a complete file: drain, flush, write the End chunk.
     session.disable();
-    session.drain(&mut events);
-    events.append(&mut later);
+    session.drain_rest(&mut events);
     drop(cgroup);
     let batch = write_batch(
         &mut events,

@@ -16,6 +16,9 @@ use crate::tracefs::Tracefs;
 
 /// Longest filter string the kernel accepts (one page, with margin).
 const MAX_FILTER: usize = 4000;
+/// Upper bound on the time between a record's timestamp and its arrival in
+/// its ring (the kernel takes the time, then writes the record).
+const RING_LAG_NS: u64 = 2_000_000;
 /// epoll tokens at or above this belong to descriptors added by `watch`.
 const EXTRA_TOKEN: u64 = 1 << 32;
 
@@ -70,6 +73,8 @@ pub struct Session {
     /// A launched process whose events are dropped until its exec.
     gate: Option<u32>,
     held: Vec<KernelEvent>,
+    /// Records read before older ones could be (see `drain`).
+    later: Vec<KernelEvent>,
     /// Initial stack pointer per process (None: unknown), to trim stack copies.
     stack_tops: HashMap<u32, Option<u64>>,
 }
@@ -132,6 +137,7 @@ impl Session {
             attached: BTreeSet::new(),
             gate: None,
             held: Vec::new(),
+            later: Vec::new(),
             stack_tops: HashMap::new(),
         })
     }
@@ -306,8 +312,23 @@ impl Session {
             .collect()
     }
 
-    /// Moves every record now in the rings to `out` (unsorted across CPUs).
+    /// Moves to `out` the records now in the rings that are older than this
+    /// call (unsorted across CPUs). Rings are read one after another: a
+    /// process that moved from the CPU read first to one read later can have
+    /// its newest records in this read and older ones (an exec's new name)
+    /// only in the next. So newer records wait for the next call, and every
+    /// record handed out comes after all older ones.
     pub fn drain(&mut self, out: &mut Vec<KernelEvent>) {
+        let watermark = crate::monotonic_ns().saturating_sub(RING_LAG_NS);
+        self.drain_until(out, Some(watermark));
+    }
+
+    /// Everything left, held-back records included (after `disable`).
+    pub fn drain_rest(&mut self, out: &mut Vec<KernelEvent>) {
+        self.drain_until(out, None);
+    }
+
+    fn drain_until(&mut self, out: &mut Vec<KernelEvent>, watermark: Option<u64>) {
         let decoder = &mut self.decoder;
         let wanted = &self.wanted;
         let lost = &mut self.lost;
@@ -348,6 +369,10 @@ impl Session {
             if !sane {
                 self.corrupt_rings += 1;
             }
+        }
+        out.append(&mut self.later);
+        if let Some(w) = watermark {
+            self.later.extend(out.extract_if(first.., |e| e.ts >= w));
         }
         if let Some(g) = self.gate {
             self.hold_until_exec(g, out, first);
