@@ -72,7 +72,6 @@ pub struct Session {
     attached: BTreeSet<u32>,
     /// A launched process whose events are dropped until its exec.
     gate: Option<u32>,
-    held: Vec<KernelEvent>,
     /// Records read before older ones could be (see `drain`).
     later: Vec<KernelEvent>,
     /// Initial stack pointer per process (None: unknown), to trim stack copies.
@@ -136,7 +135,6 @@ impl Session {
             corrupt_rings: 0,
             attached: BTreeSet::new(),
             gate: None,
-            held: Vec::new(),
             later: Vec::new(),
             stack_tops: HashMap::new(),
         })
@@ -375,32 +373,26 @@ impl Session {
             self.later.extend(out.extract_if(first.., |e| e.ts >= w));
         }
         if let Some(g) = self.gate {
-            self.hold_until_exec(g, out, first);
+            self.drop_before_exec(g, out, first);
         }
     }
 
-    /// Holds back the launched process's events until its exec's comm record
-    /// (the first record of the command) shows up in some ring, then keeps
-    /// only what came at or after it. Holding, not dropping, because another
-    /// CPU's ring can deliver post-exec events before the comm record.
-    fn hold_until_exec(&mut self, g: u32, out: &mut Vec<KernelEvent>, first: usize) {
-        let mut i = first;
-        while i < out.len() {
-            if out[i].pid == g && !matches!(out[i].kind, EventKind::Lost { .. }) {
-                self.held.push(out.swap_remove(i));
-            } else {
-                i += 1;
-            }
-        }
-        let exec = self
-            .held
+    /// Drops the launched process's records from before its exec (the
+    /// launcher's own), as `enable_on_exec` would have. Records come out in
+    /// time order across calls (see `drain`), so until the exec's comm record
+    /// (the first record of the command) shows up, all of them are older.
+    fn drop_before_exec(&mut self, g: u32, out: &mut Vec<KernelEvent>, first: usize) {
+        let exec = out[first..]
             .iter()
-            .filter(|e| matches!(e.kind, EventKind::Comm { exec: true, .. }))
+            .filter(|e| e.pid == g && matches!(e.kind, EventKind::Comm { exec: true, .. }))
             .map(|e| e.ts)
             .min();
-        if let Some(ts) = exec {
+        out.extract_if(first.., |e| {
+            e.pid == g && !matches!(e.kind, EventKind::Lost { .. }) && exec.is_none_or(|t| e.ts < t)
+        })
+        .for_each(drop);
+        if exec.is_some() {
             self.gate = None;
-            out.extend(self.held.drain(..).filter(|e| e.ts >= ts));
         }
     }
 

@@ -261,11 +261,21 @@ fn process_tree_followed_with_and_without_cgroup() {
         return;
     }
     let dir = tmp();
-    let mut outsider = std::process::Command::new(program("busy"))
-        .arg("1000000000")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start an unrelated busy process");
+    // Killed on drop, so a failing assertion does not leave it running.
+    struct Outsider(std::process::Child);
+    impl Drop for Outsider {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let outsider = Outsider(
+        std::process::Command::new(program("busy"))
+            .arg("1000000000")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start an unrelated busy process"),
+    );
     for (mode, extra) in [("cgroup", None), ("inherit", Some("--no-cgroup"))] {
         let trace = dir.path().join(format!("{mode}.weft"));
         let script = "cat /proc/self/cgroup; (cat /proc/self/stat >/dev/null); sleep 1.5 & echo left=$!";
@@ -289,6 +299,21 @@ fn process_tree_followed_with_and_without_cgroup() {
             "{mode}: leftover process still in weft's cgroup:\n{cg}"
         );
         let lines = parse(&dump(&trace, &[]));
+        // Nothing of weft's launcher (its wait on the start pipe, its PATH
+        // search) before the command's exec: only the new image's maps.
+        let exec_at = lines
+            .iter()
+            .position(|l| l.text.starts_with("exec "))
+            .expect("the command's exec");
+        let root = lines[exec_at].pid;
+        assert!(
+            lines[..exec_at]
+                .iter()
+                .filter(|l| l.pid == root)
+                .all(|l| l.text.starts_with("map ") || l.text.starts_with("thread name")),
+            "{mode}: the launcher's own events leaked in: {:#?}",
+            &lines[..exec_at]
+        );
         let pids: std::collections::BTreeSet<u32> = lines.iter().map(|l| l.pid).collect();
         assert!(pids.len() >= 4, "{mode}: expected sh, two children and sleep: {pids:?}");
         assert!(
@@ -296,13 +321,12 @@ fn process_tree_followed_with_and_without_cgroup() {
             "{mode}: the forked cat's syscalls are missing"
         );
         assert!(
-            !pids.contains(&outsider.id()),
+            !pids.contains(&outsider.0.id()),
             "{mode}: unrelated process {} traced",
-            outsider.id()
+            outsider.0.id()
         );
     }
-    outsider.kill().ok();
-    outsider.wait().ok();
+    drop(outsider);
     let leaked: Vec<_> = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup", "/sys/fs/cgroup/perf_event"]
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
