@@ -49,7 +49,7 @@ pub const SB_GEN: usize = 0;
 /// switch fails instead of landing in a closed sub-buffer.
 pub const SB_RESERVE: usize = 8;
 pub const CLOSED: u32 = 1 << 31;
-/// Bytes of committed records.
+/// Reserved (0): earlier writers added committed bytes here; nobody read it.
 pub const SB_COMMITTED: usize = 12;
 /// Written by the collector: the generation it has finished reading.
 pub const SB_CONSUMED: usize = 16;

@@ -44,11 +44,27 @@ pub mod __private {
         }
     }
 
-    /// The slow half of `emit!`: encodes the arguments into every
-    /// listening session (and the kernel, if it enabled the event).
+    /// The body of each event's writer (the out-of-line half of `emit!`):
+    /// `put` encodes the `size` payload bytes into every listening session,
+    /// compiled for the event's argument types; `kernel` runs only when a
+    /// kernel tracer enabled the event through user_events.
+    #[inline(always)]
+    pub fn emit<P: Fn(&mut [u8]), K: FnOnce()>(ev: &'static crate::Event, size: usize, put: P, kernel: K) {
+        let word = ev.enable.load(std::sync::atomic::Ordering::Acquire);
+        if word & weft_probe_abi::SESSION_MASK != 0 {
+            crate::ring::write(ev.id.load(std::sync::atomic::Ordering::Relaxed), word, size, put);
+        }
+        if word & (1 << weft_probe_abi::KERNEL_BIT) != 0 {
+            kernel();
+        }
+    }
+
+    /// The user_events half, kept out of the writers.
+    #[cold]
     #[inline(never)]
-    pub fn emit(ev: &'static crate::Event, args: &[&dyn crate::Arg]) {
-        crate::emit_args(ev, args)
+    pub fn emit_kernel(ev: &'static crate::Event, args: &[&dyn crate::Arg]) {
+        let size = args.iter().map(|a| a.size()).sum();
+        crate::user_events::write(ev, args, size);
     }
 }
 
@@ -71,7 +87,15 @@ macro_rules! define_event {
             #[inline(never)]
             #[allow(clippy::too_many_arguments, dead_code)]
             $vis fn write($($field: $ty),*) {
-                $crate::__private::emit(&$NAME, &[$(&$field as &dyn $crate::Arg),*]);
+                $crate::__private::emit(
+                    &$NAME,
+                    0 $(+ $crate::Arg::size(&$field))*,
+                    |buf: &mut [u8]| {
+                        let mut _at = 0usize;
+                        $(_at += $crate::Arg::put(&$field, &mut buf[_at..]);)*
+                    },
+                    || $crate::__private::emit_kernel(&$NAME, &[$(&$field as &dyn $crate::Arg),*]),
+                );
             }
         }
         const _: () = {
@@ -91,24 +115,6 @@ macro_rules! emit {
             <$NAME>::write($($arg),*)
         }
     };
-}
-
-pub(crate) fn emit_args(ev: &'static Event, args: &[&dyn Arg]) {
-    let word = ev.enable.load(Ordering::Acquire);
-    let size: usize = args.iter().map(|a| a.size()).sum();
-    let id = ev.id.load(Ordering::Relaxed);
-    if word & weft_probe_abi::SESSION_MASK != 0 {
-        let put = |buf: &mut [u8]| {
-            let mut at = 0;
-            for a in args {
-                at += a.put(&mut buf[at..]);
-            }
-        };
-        ring::write(id, word, size, &put);
-    }
-    if word & (1 << weft_probe_abi::KERNEL_BIT) != 0 {
-        user_events::write(ev, args, size);
-    }
 }
 
 define_event!(pub MARKER = "weft":"marker" { name: &str, value: i64 });

@@ -48,18 +48,58 @@ const SESSION_INIT: Session = Session {
 
 pub(crate) static SESSIONS: [Session; MAX_SESSIONS as usize] = [SESSION_INIT; MAX_SESSIONS as usize];
 
+/// What a thread needs to write into one session, cached in its TLS when it
+/// claims a slot: valid while the session's epoch is unchanged. Geometry is
+/// cached with the slot address so the two always belong to one mapping; a
+/// writer that races a detach finishes into the anonymous memory mapped over
+/// the old area, within that area's bounds.
+/// All plain integers, so that copying it out of TLS is a few moves.
 #[derive(Clone, Copy)]
-struct TlsSlot {
+struct Ctx {
+    /// The slot's control page; 0: none.
     ctl: usize,
     epoch: u32,
     slot: u32,
+    subbufs: u32,
+    subbuf_size: u32,
+    /// `subbufs - 1` when that is a power of two (the common case, taken
+    /// inline), else 0.
+    mask: u32,
+    /// Guard mode (1) or not (0).
+    guard: u32,
+}
+
+const NO_CTX: Ctx = Ctx {
+    ctl: 0,
+    epoch: 0,
+    slot: 0,
+    subbufs: 0,
+    subbuf_size: 0,
+    mask: 0,
+    guard: 0,
+};
+
+impl Ctx {
+    #[inline(always)]
+    fn geo(&self) -> Geometry {
+        Geometry {
+            slots: 0,
+            subbufs: self.subbufs,
+            subbuf_size: self.subbuf_size,
+        }
+    }
+
+    #[inline(always)]
+    fn records_end(&self) -> usize {
+        self.subbuf_size as usize - GUARD_LEN
+    }
 }
 
 thread_local! {
     // Const-initialized and without destructors: plain static TLS, no lazy
     // initialization on first access.
-    static TLS: [Cell<TlsSlot>; MAX_SESSIONS as usize] =
-        const { [const { Cell::new(TlsSlot { ctl: 0, epoch: 0, slot: 0 }) }; MAX_SESSIONS as usize] };
+    static TLS: [Cell<Ctx>; MAX_SESSIONS as usize] =
+        const { [const { Cell::new(NO_CTX) }; MAX_SESSIONS as usize] };
     static TID: Cell<u32> = const { Cell::new(0) };
     /// Guard mode, per session: the stack mark of the outermost write that
     /// made the buffers writable (0: none).
@@ -94,48 +134,44 @@ fn p32(base: usize, off: usize) -> *mut u32 {
     (base + off) as *mut u32
 }
 
-struct View {
-    base: usize,
-    geo: Geometry,
-    mode: u32,
-    salt: u64,
-}
-
-impl View {
-    fn of(s: &Session) -> Option<View> {
-        let base = s.base.load(Ordering::Acquire);
-        if base == 0 {
-            return None;
-        }
-        Some(View {
-            base,
-            geo: Geometry {
-                slots: s.slots.load(Ordering::Relaxed),
-                subbufs: s.subbufs.load(Ordering::Relaxed),
-                subbuf_size: s.subbuf_size.load(Ordering::Relaxed),
-            },
-            mode: s.mode.load(Ordering::Relaxed),
-            salt: s.salt.load(Ordering::Relaxed),
-        })
-    }
-}
-
-/// The calling thread's slot control page in session `si`, claiming one on
-/// first use. None if the session is gone or every slot is taken.
+/// The calling thread's context in session `si` (`ctl` 0: none): one load
+/// of the epoch and one of TLS when it already holds a slot.
 #[inline(always)]
-fn slot_for(si: usize, epoch: u32, v: &View) -> Option<(usize, u32)> {
-    let cur = TLS.with(|t| t[si].get());
-    if cur.epoch == epoch && cur.ctl != 0 {
-        return Some((cur.ctl, cur.slot));
+fn context(si: usize) -> Ctx {
+    let epoch = SESSIONS[si].epoch.load(Ordering::Acquire);
+    let cx = TLS.with(|t| t[si].get());
+    if cx.epoch == epoch && cx.ctl != 0 {
+        return cx;
     }
-    claim_slot(si, v, epoch)
+    claim(si).unwrap_or(NO_CTX)
 }
 
+/// First write of this thread in this session's epoch: claim a slot. None if
+/// the session is gone or every slot is taken.
 #[cold]
-fn claim_slot(si: usize, v: &View, epoch: u32) -> Option<(usize, u32)> {
+#[inline(never)]
+fn claim(si: usize) -> Option<Ctx> {
+    let s = &SESSIONS[si];
+    // Epoch before address, and again after the parameters: a detach and a
+    // new attach in between would pair this epoch with another mapping.
+    let epoch = s.epoch.load(Ordering::Acquire);
+    let base = s.base.load(Ordering::Acquire);
+    if base == 0 {
+        return None;
+    }
+    let geo = Geometry {
+        slots: s.slots.load(Ordering::Relaxed),
+        subbufs: s.subbufs.load(Ordering::Relaxed),
+        subbuf_size: s.subbuf_size.load(Ordering::Relaxed),
+    };
+    let guard = u32::from(s.guard.load(Ordering::Relaxed) != 0);
+    std::sync::atomic::fence(Ordering::Acquire);
+    if s.epoch.load(Ordering::Relaxed) != epoch {
+        return None;
+    }
     let tid = gettid();
-    for slot in 0..v.geo.slots {
-        let ctl = v.base + v.geo.slot_offset(slot);
+    for slot in 0..geo.slots {
+        let ctl = base + geo.slot_offset(slot);
         // SAFETY: ctl is inside the mapping (slot < slots, validated geometry);
         // other threads race for the owner word, so a real atomic CAS.
         let owner = unsafe { AtomicU32::from_ptr(p32(ctl, S_OWNER)) };
@@ -145,70 +181,65 @@ fn claim_slot(si: usize, v: &View, epoch: u32) -> Option<(usize, u32)> {
         {
             // SAFETY: the slot is ours now.
             unsafe { AtomicU32::from_ptr(p32(ctl, S_CLAIMS)) }.fetch_add(1, Ordering::Release);
-            TLS.with(|t| t[si].set(TlsSlot { ctl, epoch, slot }));
-            return Some((ctl, slot));
+            let cx = Ctx {
+                ctl,
+                epoch,
+                slot,
+                subbufs: geo.subbufs,
+                subbuf_size: geo.subbuf_size,
+                mask: if geo.subbufs.is_power_of_two() {
+                    geo.subbufs - 1
+                } else {
+                    0
+                },
+                guard,
+            };
+            TLS.with(|t| t[si].set(cx));
+            return Some(cx);
         }
     }
     // SAFETY: A_NO_SLOT is in the area header; shared by all threads.
-    unsafe { AtomicU64::from_ptr(p64(v.base, A_NO_SLOT)) }.fetch_add(1, Ordering::Relaxed);
+    unsafe { AtomicU64::from_ptr(p64(base, A_NO_SLOT)) }.fetch_add(1, Ordering::Relaxed);
     None
 }
 
 /// Writes one record of `size` payload bytes, filled by `put`, into every
-/// session whose bit is set in `word`.
-#[inline(never)]
-pub(crate) fn write(event_id: u32, word: u32, size: usize, put: &dyn Fn(&mut [u8])) {
-    // This frame's address: a write nested in a signal handler has a lower
-    // one than the write it interrupted (see take_over_switch).
+/// session whose bit is set in `word`. Inlined into each event's writer so
+/// that `put` is compiled for its argument types (a shared entry point with
+/// a dynamic `put` cost 5-8 ns more per event); the rare paths are not.
+#[inline(always)]
+pub(crate) fn write<F: Fn(&mut [u8])>(event_id: u32, word: u32, size: usize, put: F) {
+    // An address in the event writer's frame: a write nested in a signal
+    // handler has one lower by more than MARK_SLACK (see take_over_switch).
     let mark = local::stack_mark();
     let mut bits = word & weft_probe_abi::SESSION_MASK;
     while bits != 0 {
         let si = bits.trailing_zeros() as usize;
         bits &= bits - 1;
-        let s = &SESSIONS[si];
-        // Epoch before address: a cached slot is only used with the mapping
-        // of the epoch it was claimed in (detach and attach bump it).
-        let epoch = s.epoch.load(Ordering::Acquire);
-        let Some(v) = View::of(s) else { continue };
-        // And again after the parameters: a detach and a new attach in
-        // between would pair this epoch's slot with another mapping's geometry.
-        std::sync::atomic::fence(Ordering::Acquire);
-        if s.epoch.load(Ordering::Relaxed) != epoch {
+        let cx = context(si);
+        if cx.ctl == 0 {
             continue;
         }
-        let Some((ctl, slot)) = slot_for(si, epoch, &v) else {
-            continue;
-        };
-        write_one(si, &v, s, ctl, slot, event_id, size, put, mark);
+        write_one(si, &cx, event_id, size, &put, mark);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_one(
-    si: usize,
-    v: &View,
-    s: &Session,
-    ctl: usize,
-    slot: u32,
-    event_id: u32,
-    size: usize,
-    put: &dyn Fn(&mut [u8]),
-    mark: u64,
-) {
+#[inline(always)]
+fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, put: &F, mark: u64) {
+    let ctl = cx.ctl;
     // SAFETY (for every pointer below): ctl is the start of our slot's control
-    // page inside the live mapping; offsets are layout constants; sub-buffer
-    // indices come from Geometry::index_of and reserve offsets are checked
-    // against records_end before use, so nothing is written outside the slot.
+    // page inside the mapping cx.geo describes; offsets are layout constants;
+    // sub-buffer indices come from Geometry::index_of and reserve offsets are
+    // checked against records_end before use, so nothing is written outside
+    // the slot.
     let seq = unsafe { local::add_u64(p64(ctl, S_ATTEMPTED), 1) };
     let total = record_len(size);
-    if total > v.geo.records_end() - GUARD_LEN {
+    if total > cx.records_end() - GUARD_LEN {
         unsafe { local::add_u64(p64(ctl, S_LOST_FULL), 1) };
         return;
     }
-    let guarded = s.guard.load(Ordering::Relaxed) != 0;
-    let outer = guarded && unprotect(si, v, slot, mark);
-    if let Some((sb, idx, off)) = reserve(v, ctl, slot, total as u32, mark) {
-        let rec = sb + off as usize;
+    let outer = cx.guard != 0 && unprotect(si, cx, mark);
+    if let Some(rec) = reserve(si, cx, total as u32, mark) {
         unsafe {
             local::store_u64(p64(rec, R_LEN), total as u64 | (u64::from(event_id) << 32));
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_WRITING));
@@ -217,53 +248,82 @@ fn write_one(
                 std::slice::from_raw_parts_mut((rec + RECORD_HEADER_LEN) as *mut u8, total - RECORD_HEADER_LEN);
             put(payload);
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_COMMITTED));
-            let sbc = ctl + S_SUBBUF_CTL + idx * SB_CTL_LEN;
-            local::add_u32(p32(sbc, SB_COMMITTED), total as u32);
             local::add_u64(p64(ctl, S_COMMITTED), 1);
         }
     }
     if outer {
-        protect(si, v, slot);
+        protect(si, cx);
     }
 }
 
-/// Reserves `total` bytes; returns (sub-buffer address, its index, offset).
+/// Reserves `total` bytes in the current sub-buffer; returns the record's
+/// address. The common case inline, switching sub-buffers out of line.
 #[inline(always)]
-fn reserve(v: &View, ctl: usize, slot: u32, total: u32, mark: u64) -> Option<(usize, usize, u32)> {
-    let end = v.geo.records_end() as u32;
+fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<usize> {
+    let ctl = cx.ctl;
+    let end = cx.records_end() as u32;
+    // SAFETY: see write_one.
+    let sg = unsafe { local::load_u64(p64(ctl, S_SWITCH_GEN)) };
+    if sg & SWITCHING == 0 && sg != 0 && cx.mask != 0 {
+        let idx = (sg.wrapping_sub(1) & u64::from(cx.mask)) as usize;
+        let sbc = ctl + S_SUBBUF_CTL + idx * SB_CTL_LEN;
+        // SAFETY: see write_one.
+        let off = unsafe { local::load_u32(p32(sbc, SB_RESERVE)) };
+        // `off <= end` also rules out the CLOSED bit; no overflow: both < 2^24.
+        if off >= GUARD_LEN as u32
+            && off <= end
+            && off + total <= end
+            // SAFETY: see write_one.
+            && unsafe { local::load_u64(p64(sbc, SB_GEN)) } == sg
+            // SAFETY: see write_one.
+            && unsafe { local::cas_u32(p32(sbc, SB_RESERVE), off, off + total) }
+        {
+            return Some(ctl + SLOT_CTL_LEN + idx * cx.subbuf_size as usize + off as usize);
+        }
+    }
+    reserve_slow(si, cx, total, mark)
+}
+
+/// The full reservation: opens the first sub-buffer, moves to the next one
+/// when the current is full, and finishes or respects a switch in progress.
+#[cold]
+#[inline(never)]
+fn reserve_slow(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<usize> {
+    let ctl = cx.ctl;
+    let end = cx.records_end() as u32;
     for _ in 0..64 {
         // SAFETY: see write_one.
         let sg = unsafe { local::load_u64(p64(ctl, S_SWITCH_GEN)) };
         if sg & SWITCHING != 0 {
-            if !take_over_switch(v, ctl, slot, sg, mark) {
+            if !take_over_switch(si, cx, sg, mark) {
                 unsafe { local::add_u64(p64(ctl, S_LOST_BUSY), 1) };
                 return None;
             }
             continue;
         }
         if sg == 0 {
-            if !open_next(v, ctl, slot, 0, mark) {
+            if !open_next(si, cx, 0, mark) {
                 return None;
             }
             continue;
         }
-        let idx = v.geo.index_of(sg) as usize;
+        let idx = cx.geo().index_of(sg) as usize;
         let sbc = ctl + S_SUBBUF_CTL + idx * SB_CTL_LEN;
-        let sb = ctl + SLOT_CTL_LEN + idx * v.geo.subbuf_size as usize;
+        let sb = ctl + SLOT_CTL_LEN + idx * cx.subbuf_size as usize;
         // SAFETY: see write_one.
         let off = unsafe { local::load_u32(p32(sbc, SB_RESERVE)) };
         let fits = (GUARD_LEN as u32..=end).contains(&off) && off + total <= end;
         // SAFETY: see write_one.
         let current = unsafe { local::load_u64(p64(sbc, SB_GEN)) } == sg;
         if !current || !fits {
-            if !open_next(v, ctl, slot, sg, mark) {
+            if !open_next(si, cx, sg, mark) {
                 return None;
             }
             continue;
         }
         // SAFETY: see write_one.
         if unsafe { local::cas_u32(p32(sbc, SB_RESERVE), off, off + total) } {
-            return Some((sb, idx, off));
+            return Some(sb + off as usize);
         }
     }
     unsafe { local::add_u64(p64(ctl, S_LOST_BUSY), 1) };
@@ -272,16 +332,19 @@ fn reserve(v: &View, ctl: usize, slot: u32, total: u32, mark: u64) -> Option<(us
 
 /// Moves the slot from generation `cur` to `cur + 1`. False if the event
 /// must be dropped (ring full in discard mode: counted here).
-fn open_next(v: &View, ctl: usize, slot: u32, cur: u64, mark: u64) -> bool {
+fn open_next(si: usize, cx: &Ctx, cur: u64, mark: u64) -> bool {
+    let ctl = cx.ctl;
     let new = cur + 1;
-    let idx = v.geo.index_of(new) as usize;
+    let idx = cx.geo().index_of(new) as usize;
     let sbc = ctl + S_SUBBUF_CTL + idx * SB_CTL_LEN;
     // SAFETY: see write_one.
     unsafe {
-        if v.mode == Mode::Discard as u32 {
+        // Mode and salt may be read here, not cached: if the session changed
+        // since our epoch, this is the old area's anonymous replacement.
+        if SESSIONS[si].mode.load(Ordering::Relaxed) == Mode::Discard as u32 {
             // Free once the collector consumed the generation it last held,
             // computed here: a damaged SB_GEN must not block the ring.
-            let n = u64::from(v.geo.subbufs);
+            let n = u64::from(cx.subbufs);
             if new > n && local::load_u64(p64(sbc, SB_CONSUMED)) < new - n {
                 local::add_u64(p64(ctl, S_LOST_FULL), 1);
                 return false;
@@ -293,8 +356,8 @@ fn open_next(v: &View, ctl: usize, slot: u32, cur: u64, mark: u64) -> bool {
             // A nested write moved it; look again.
             return true;
         }
-        close_subbuf(v, ctl, cur);
-        init_subbuf(v, ctl, slot, new);
+        close_subbuf(cx, cur);
+        init_subbuf(si, cx, new);
         local::store_u64(p64(ctl, S_SWITCH_GEN), new);
     }
     true
@@ -305,11 +368,11 @@ fn open_next(v: &View, ctl: usize, slot: u32, cur: u64, mark: u64) -> bool {
 ///
 /// # Safety
 /// The caller holds the switch mark for this slot.
-unsafe fn close_subbuf(v: &View, ctl: usize, gen: u64) {
+unsafe fn close_subbuf(cx: &Ctx, gen: u64) {
     if gen == 0 {
         return;
     }
-    let sbc = ctl + S_SUBBUF_CTL + v.geo.index_of(gen) as usize * SB_CTL_LEN;
+    let sbc = cx.ctl + S_SUBBUF_CTL + cx.geo().index_of(gen) as usize * SB_CTL_LEN;
     // SAFETY: sbc is a sub-buffer control entry of our slot.
     unsafe {
         loop {
@@ -321,14 +384,31 @@ unsafe fn close_subbuf(v: &View, ctl: usize, gen: u64) {
     }
 }
 
+/// How far below another write's mark a write must be to count as nested
+/// in it. Marks are taken in each event's own writer function, so two writes
+/// from the same caller frame differ by the difference of their writers'
+/// frames (a few hundred bytes at most), while a signal handler's write lies
+/// below the interrupted frame by at least a whole signal frame (over 1 KiB
+/// on x86-64, over 4 KiB on aarch64).
+const MARK_SLACK: u64 = 512;
+
+/// Whether a write with stack mark `mark` runs inside (on top of) the write
+/// that recorded `outer`.
+#[inline(always)]
+fn nested(mark: u64, outer: u64) -> bool {
+    mark.saturating_add(MARK_SLACK) < outer
+}
+
 /// A switch is marked in progress. If its frame is still live below us we
 /// are a nested write and must not touch it; if a handler jumped out of it,
 /// our frame is above the recorded one and we finish the switch.
-fn take_over_switch(v: &View, ctl: usize, slot: u32, sg: u64, mark: u64) -> bool {
+fn take_over_switch(si: usize, cx: &Ctx, sg: u64, mark: u64) -> bool {
+    let ctl = cx.ctl;
     // SAFETY: see write_one.
     let sp = unsafe { local::load_u64(p64(ctl, S_SWITCH_SP)) };
-    // Strictly deeper than the switching write: we interrupted it.
-    if mark < sp {
+    // Deeper than the switching write by more than writer frames differ:
+    // we interrupted it.
+    if nested(mark, sp) {
         return false;
     }
     let cur = sg & !SWITCHING;
@@ -343,8 +423,8 @@ fn take_over_switch(v: &View, ctl: usize, slot: u32, sg: u64, mark: u64) -> bool
         if local::load_u64(p64(ctl, S_SWITCH_GEN)) != sg {
             return true;
         }
-        close_subbuf(v, ctl, cur);
-        init_subbuf(v, ctl, slot, cur + 1);
+        close_subbuf(cx, cur);
+        init_subbuf(si, cx, cur + 1);
         local::store_u64(p64(ctl, S_SWITCH_GEN), cur + 1);
     }
     true
@@ -352,27 +432,29 @@ fn take_over_switch(v: &View, ctl: usize, slot: u32, sg: u64, mark: u64) -> bool
 
 /// # Safety
 /// The caller holds the switch mark for this slot.
-unsafe fn init_subbuf(v: &View, ctl: usize, slot: u32, gen: u64) {
-    let idx = v.geo.index_of(gen) as usize;
+unsafe fn init_subbuf(si: usize, cx: &Ctx, gen: u64) {
+    let ctl = cx.ctl;
+    let idx = cx.geo().index_of(gen) as usize;
     let sbc = ctl + S_SUBBUF_CTL + idx * SB_CTL_LEN;
-    let sb = ctl + SLOT_CTL_LEN + idx * v.geo.subbuf_size as usize;
+    let sb = ctl + SLOT_CTL_LEN + idx * cx.subbuf_size as usize;
+    let salt = SESSIONS[si].salt.load(Ordering::Relaxed);
     // SAFETY: all addresses are inside this slot's sub-buffer `idx`.
     unsafe {
         let guard = Guard {
             tid: gettid(),
-            slot,
+            slot: cx.slot,
             gen,
             tsc: local::ticks(),
             mono_ns: local::monotonic_ns(),
             first_seq: local::load_u64(p64(ctl, S_ATTEMPTED)),
         };
-        let head = guard.encode(v.salt, GUARD_HEAD_MAGIC);
-        let foot = guard.encode(v.salt, GUARD_FOOT_MAGIC);
+        let head = guard.encode(salt, GUARD_HEAD_MAGIC);
+        let foot = guard.encode(salt, GUARD_FOOT_MAGIC);
         std::ptr::copy_nonoverlapping(head.as_ptr(), sb as *mut u8, GUARD_LEN);
-        std::ptr::copy_nonoverlapping(foot.as_ptr(), (sb + v.geo.records_end()) as *mut u8, GUARD_LEN);
+        std::ptr::copy_nonoverlapping(foot.as_ptr(), (sb + cx.records_end()) as *mut u8, GUARD_LEN);
         // Zeroed record space: a header never written reads as zero, never as
         // a stale record of an earlier generation.
-        std::ptr::write_bytes((sb + GUARD_LEN) as *mut u8, 0, v.geo.records_end() - GUARD_LEN);
+        std::ptr::write_bytes((sb + GUARD_LEN) as *mut u8, 0, cx.records_end() - GUARD_LEN);
         local::store_u32(p32(sbc, SB_COMMITTED), 0);
         local::store_u32(p32(sbc, SB_RESERVE), GUARD_LEN as u32);
         local::store_u64(p64(sbc, SB_GEN), gen);
@@ -383,11 +465,13 @@ unsafe fn init_subbuf(v: &View, ctl: usize, slot: u32, gen: u64) {
 /// writes, so stray stores elsewhere in the program fault at the culprit.
 /// Returns whether this is the outermost write, which protects again at its
 /// end. A write whose frame a handler jumped out of counts as gone: the next
-/// write at or above its mark is outermost again (as for switches).
-fn unprotect(si: usize, v: &View, slot: u32, mark: u64) -> bool {
+/// write not nested below its mark is outermost again (as for switches).
+#[cold]
+#[inline(never)]
+fn unprotect(si: usize, cx: &Ctx, mark: u64) -> bool {
     let outer = GUARD_SP.with(|g| {
         let o = g[si].get();
-        let outer = o == 0 || mark >= o;
+        let outer = o == 0 || !nested(mark, o);
         if outer {
             g[si].set(mark);
         }
@@ -395,45 +479,39 @@ fn unprotect(si: usize, v: &View, slot: u32, mark: u64) -> bool {
     });
     // Even when nested: the outer write may have been interrupted before
     // its own mprotect.
-    mprotect(v, slot, libc::PROT_READ | libc::PROT_WRITE);
+    mprotect(cx.ctl, cx.geo(), libc::PROT_READ | libc::PROT_WRITE);
     outer
 }
 
-fn protect(si: usize, v: &View, slot: u32) {
+#[cold]
+#[inline(never)]
+fn protect(si: usize, cx: &Ctx) {
     GUARD_SP.with(|g| g[si].set(0));
-    mprotect(v, slot, libc::PROT_READ);
+    mprotect(cx.ctl, cx.geo(), libc::PROT_READ);
 }
 
-fn mprotect(v: &View, slot: u32, prot: i32) {
-    let start = v.base + v.geo.slot_offset(slot) + SLOT_CTL_LEN;
-    let len = v.geo.subbufs as usize * v.geo.subbuf_size as usize;
+/// Changes the protection of the sub-buffers of the slot whose control page
+/// is at `ctl`.
+fn mprotect(ctl: usize, geo: Geometry, prot: i32) {
+    let start = ctl + SLOT_CTL_LEN;
+    let len = geo.subbufs as usize * geo.subbuf_size as usize;
     // SAFETY: changes protection of our own slot's sub-buffers only.
     unsafe { libc::mprotect(start as *mut libc::c_void, len, prot) };
 }
 
 /// Applies guard mode to every slot of a session as it attaches.
-pub(crate) fn protect_all(v_base: usize, geo: Geometry) {
-    let v = View {
-        base: v_base,
-        geo,
-        mode: 0,
-        salt: 0,
-    };
+pub(crate) fn protect_all(base: usize, geo: Geometry) {
     for slot in 0..geo.slots {
-        mprotect(&v, slot, libc::PROT_READ);
+        mprotect(base + geo.slot_offset(slot), geo, libc::PROT_READ);
     }
 }
 
 pub(crate) fn thread_buffers() -> Vec<(usize, usize)> {
     let mut v = Vec::new();
     for (si, s) in SESSIONS.iter().enumerate() {
-        let Some(view) = View::of(s) else { continue };
-        let cur = TLS.with(|t| t[si].get());
-        if cur.ctl != 0 && cur.epoch == s.epoch.load(Ordering::Acquire) {
-            v.push((
-                cur.ctl + SLOT_CTL_LEN,
-                view.geo.subbufs as usize * view.geo.subbuf_size as usize,
-            ));
+        let cx = TLS.with(|t| t[si].get());
+        if cx.ctl != 0 && cx.epoch == s.epoch.load(Ordering::Acquire) && s.base.load(Ordering::Acquire) != 0 {
+            v.push((cx.ctl + SLOT_CTL_LEN, cx.subbufs as usize * cx.subbuf_size as usize));
         }
     }
     v
