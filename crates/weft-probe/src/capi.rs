@@ -2,6 +2,7 @@
 //! layout is `Event`'s; arguments come as an array of `weft_arg`.
 
 use std::ffi::{c_char, CStr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::event::{Arg, Event, FieldType};
 
@@ -56,11 +57,13 @@ impl Arg for CArg {
         let u = unsafe { self.v.u };
         match self.ty {
             Some(FieldType::Str | FieldType::Bytes) => self.bytes().put(out),
-            Some(t) => {
-                let n = t.fixed_size().unwrap_or(8);
-                out[..n].copy_from_slice(&u.to_le_bytes()[..n]);
-                n
-            }
+            // Fixed-size stores, not a copy of variable length (a memcpy call).
+            Some(t) => match t.fixed_size() {
+                Some(1) => (u as u8).put(out),
+                Some(2) => (u as u16).put(out),
+                Some(4) => (u as u32).put(out),
+                _ => u.put(out),
+            },
             None => u.put(out),
         }
     }
@@ -94,8 +97,22 @@ pub unsafe extern "C" fn weft_register(ev: *mut Event) -> i32 {
     }
     crate::listener::init();
     crate::registry::register(e);
+    let wide = e
+        .field_types()
+        .all(|(_, t)| t.and_then(FieldType::fixed_size) == Some(8));
+    let id = e.id.load(Ordering::Acquire) as usize;
+    if wide && id < crate::registry::CAPACITY {
+        WIDE[id / 64].fetch_or(1 << (id % 64), Ordering::Release);
+    }
     0
 }
+
+/// C events whose fields are all 8 bytes wide (u64, i64, f64, pointer), by
+/// id: their arguments are stored as they come, without a switch on each
+/// field's type. Set once registered; until then the general path writes
+/// the same bytes.
+static WIDE: [AtomicU64; crate::registry::CAPACITY / 64] =
+    [const { AtomicU64::new(0) }; crate::registry::CAPACITY / 64];
 
 /// Writes a C event (call through WEFT_EMIT, which tests the enable word first).
 ///
@@ -125,8 +142,20 @@ pub unsafe extern "C" fn weft_emit(ev: *const Event, args: *const WeftArg, n: u3
             WeftArg { u: 0 }
         },
     };
-    let word = e.enable.load(std::sync::atomic::Ordering::Acquire);
-    if word & weft_probe_abi::SESSION_MASK != 0 {
+    let word = e.enable.load(Ordering::Acquire);
+    let id = e.id.load(Ordering::Relaxed);
+    let wide = WIDE
+        .get(id as usize / 64)
+        .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (id % 64)) != 0);
+    if word & weft_probe_abi::SESSION_MASK != 0 && wide && given == nf {
+        let put = |buf: &mut [u8]| {
+            for (i, out) in buf.chunks_exact_mut(8).take(nf).enumerate() {
+                // SAFETY: i < given; every member of the union is 8 bytes here.
+                out.copy_from_slice(&unsafe { (*args.add(i)).u }.to_le_bytes());
+            }
+        };
+        crate::ring::write(id, word, nf * 8, put);
+    } else if word & weft_probe_abi::SESSION_MASK != 0 {
         // Straight from the argument array into the ring: nothing copied twice.
         let size: usize = (0..nf).map(|i| arg(i).size()).sum();
         let put = |buf: &mut [u8]| {
@@ -135,23 +164,32 @@ pub unsafe extern "C" fn weft_emit(ev: *const Event, args: *const WeftArg, n: u3
                 at += arg(i).put(&mut buf[at..]);
             }
         };
-        crate::ring::write(e.id.load(std::sync::atomic::Ordering::Relaxed), word, size, &put);
+        crate::ring::write(id, word, size, put);
     }
     if word & (1 << weft_probe_abi::KERNEL_BIT) != 0 {
-        let cargs: [CArg; MAX] = std::array::from_fn(|i| {
-            if i < nf {
-                arg(i)
-            } else {
-                CArg {
-                    ty: None,
-                    v: WeftArg { u: 0 },
-                }
-            }
-        });
-        let refs: [&dyn Arg; MAX] = std::array::from_fn(|i| &cargs[i] as &dyn Arg);
-        let size = refs[..nf].iter().map(|a| a.size()).sum();
-        crate::user_events::write(e, &refs[..nf], size);
+        emit_kernel(e, nf, &arg);
     }
+}
+
+/// The user_events half, out of line: its arrays would otherwise give every
+/// C write a 4 KiB stack frame.
+#[cold]
+#[inline(never)]
+fn emit_kernel(e: &'static Event, nf: usize, arg: &dyn Fn(usize) -> CArg) {
+    const MAX: usize = 64;
+    let cargs: [CArg; MAX] = std::array::from_fn(|i| {
+        if i < nf {
+            arg(i)
+        } else {
+            CArg {
+                ty: None,
+                v: WeftArg { u: 0 },
+            }
+        }
+    });
+    let refs: [&dyn Arg; MAX] = std::array::from_fn(|i| &cargs[i] as &dyn Arg);
+    let size = refs[..nf].iter().map(|a| a.size()).sum();
+    crate::user_events::write(e, &refs[..nf], size);
 }
 
 fn cstr<'a>(p: *const c_char) -> &'a str {

@@ -10,7 +10,7 @@ use crate::event::Event;
 #[linkme::distributed_slice]
 pub static STATIC_EVENTS: [&'static Event];
 
-const CAPACITY: usize = 16384;
+pub(crate) const CAPACITY: usize = 16384;
 static LIST: [AtomicPtr<Event>; CAPACITY] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CAPACITY];
 static LEN: AtomicUsize = AtomicUsize::new(0);
 static APPENDING: AtomicBool = AtomicBool::new(false);
