@@ -1,12 +1,23 @@
 //! Primitive encodings shared by every payload: LEB128 varints, zigzag,
 //! length-prefixed strings, and a bounds-checked cursor.
 
+#[inline]
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
+    // Most values written (ids, small deltas, pids) take one to three bytes:
+    // those are fixed-size appends; only longer ones loop.
+    if v < 1 << 7 {
+        out.push(v as u8);
+    } else if v < 1 << 14 {
+        out.extend_from_slice(&[v as u8 | 0x80, (v >> 7) as u8]);
+    } else if v < 1 << 21 {
+        out.extend_from_slice(&[v as u8 | 0x80, (v >> 7) as u8 | 0x80, (v >> 14) as u8]);
+    } else {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
     }
-    out.push(v as u8);
 }
 
 pub(crate) fn zigzag(v: i64) -> u64 {

@@ -15,7 +15,9 @@ use crate::{FILE_HEADER_LEN, FILE_MAGIC, VERSION_MAJOR, VERSION_MINOR};
 #[derive(Default)]
 pub struct RecordBuf {
     bytes: Vec<u8>,
-    scratch: Vec<u8>,
+    /// Where the open record's body starts in `bytes` (its length byte is
+    /// just before).
+    body: usize,
     count: u32,
     min_ts: u64,
     max_ts: u64,
@@ -47,7 +49,6 @@ impl RecordBuf {
 
     /// Starts a record; add its fields in schema order, then call `finish`.
     pub fn record(&mut self, schema: SchemaId, ts: u64, cpu: Option<u32>, pid: u32, tid: u32) -> RecordBuilder<'_> {
-        self.scratch.clear();
         if self.count == 0 {
             self.min_ts = ts;
             self.max_ts = ts;
@@ -63,6 +64,10 @@ impl RecordBuf {
         self.last_ts = ts;
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
+        // The body goes straight after a one-byte length, widened in
+        // `finish` for the rare body of 128 bytes or more.
+        self.bytes.push(0);
+        self.body = self.bytes.len();
         RecordBuilder { buf: self }
     }
 }
@@ -76,44 +81,50 @@ pub struct RecordBuilder<'a> {
 impl RecordBuilder<'_> {
     /// Any unsigned integer or pointer field.
     pub fn u64(self, v: u64) -> Self {
-        put_uvarint(&mut self.buf.scratch, v);
+        put_uvarint(&mut self.buf.bytes, v);
         self
     }
 
     /// Any signed integer field.
     pub fn i64(self, v: i64) -> Self {
-        put_ivarint(&mut self.buf.scratch, v);
+        put_ivarint(&mut self.buf.bytes, v);
         self
     }
 
     pub fn f64(self, v: f64) -> Self {
-        self.buf.scratch.extend_from_slice(&v.to_le_bytes());
+        self.buf.bytes.extend_from_slice(&v.to_le_bytes());
         self
     }
 
     pub fn bool(self, v: bool) -> Self {
-        self.buf.scratch.push(u8::from(v));
+        self.buf.bytes.push(u8::from(v));
         self
     }
 
     /// A `Str` or `Bytes` field.
     pub fn bytes(self, v: &[u8]) -> Self {
-        put_bytes(&mut self.buf.scratch, v);
+        put_bytes(&mut self.buf.bytes, v);
         self
     }
 
     pub fn u64s(self, v: &[u64]) -> Self {
-        put_uvarint(&mut self.buf.scratch, v.len() as u64);
+        put_uvarint(&mut self.buf.bytes, v.len() as u64);
         for &x in v {
-            put_uvarint(&mut self.buf.scratch, x);
+            put_uvarint(&mut self.buf.bytes, x);
         }
         self
     }
 
     pub fn finish(self) {
         let b = self.buf;
-        put_uvarint(&mut b.bytes, b.scratch.len() as u64);
-        b.bytes.extend_from_slice(&b.scratch);
+        let len = (b.bytes.len() - b.body) as u64;
+        if len < 0x80 {
+            b.bytes[b.body - 1] = len as u8;
+        } else {
+            let mut prefix = Vec::with_capacity(10);
+            put_uvarint(&mut prefix, len);
+            b.bytes.splice(b.body - 1..b.body, prefix);
+        }
         b.count += 1;
     }
 }

@@ -73,6 +73,31 @@ fn round_trip() {
 }
 
 #[test]
+fn bodies_of_every_length_class_round_trip() {
+    // Body lengths whose length prefix takes one, two and three bytes.
+    let lens = [0usize, 1, 120, 126, 127, 128, 129, 300, 16_380, 16_384, 20_000];
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    let s = w.add_schema(Schema::new("t:b", &[("v", FieldType::U64), ("b", FieldType::Bytes)]));
+    let mut buf = RecordBuf::new();
+    for (i, &n) in lens.iter().enumerate() {
+        let body = vec![i as u8; n];
+        buf.record(s, 10 + i as u64, None, 1, 1)
+            .u64(i as u64)
+            .bytes(&body)
+            .finish();
+    }
+    w.write_events(&mut buf).unwrap();
+    let t = Trace::from_bytes(w.finish(&[]).unwrap()).unwrap();
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    let recs: Vec<Record> = t.records().map(|r| r.unwrap()).collect();
+    assert_eq!(recs.len(), lens.len());
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.u64(0), i as u64);
+        assert_eq!(r.fields[1], Value::Bytes(vec![i as u8; lens[i]]));
+    }
+}
+
+#[test]
 fn merge_orders_overlapping_chunks() {
     let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
     let s = w.add_schema(Schema::new("t:x", &[("v", FieldType::U64)]));
