@@ -241,6 +241,7 @@ impl Probes {
             w,
             buf,
             ids: &self.ids,
+            last_id: None,
             events: &mut self.events,
             write_error: &mut self.write_error,
             unknown: &mut self.events_buf,
@@ -397,6 +398,9 @@ struct ToTrace<'a, W: std::io::Write> {
     w: &'a mut TraceWriter<W>,
     buf: &'a mut RecordBuf,
     ids: &'a ahash::AHashMap<(u32, u32), SchemaId>,
+    /// The previous record's (pid, event) and schema: runs of one event
+    /// skip the map.
+    last_id: Option<((u32, u32), SchemaId)>,
     events: &'a mut u64,
     write_error: &'a mut Option<std::io::Error>,
     /// Records of events whose schema is declared only after this drain.
@@ -406,9 +410,17 @@ struct ToTrace<'a, W: std::io::Write> {
 
 impl<W: std::io::Write> Sink for ToTrace<'_, W> {
     fn record(&mut self, r: &ProbeRecord<'_>) {
-        let Some(&id) = self.ids.get(&(r.pid, r.event)) else {
-            self.unknown.push(r.to_event());
-            return;
+        let key = (r.pid, r.event);
+        let id = match self.last_id {
+            Some((k, id)) if k == key => id,
+            _ => {
+                let Some(&id) = self.ids.get(&key) else {
+                    self.unknown.push(r.to_event());
+                    return;
+                };
+                self.last_id = Some((key, id));
+                id
+            }
         };
         room(self.w, self.buf, self.write_error);
         let mut b: Option<RecordBuilder<'_>> = Some(self.buf.record(id, r.ts, None, r.pid, r.tid));

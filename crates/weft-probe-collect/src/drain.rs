@@ -152,6 +152,9 @@ const STUCK: Duration = Duration::from_secs(1);
 pub(crate) struct Drainer {
     pid: u32,
     fields: Vec<Option<Vec<FieldType>>>,
+    /// Payload size of events whose fields are all fixed-size: checking
+    /// such a record is one comparison instead of a walk.
+    fixed: Vec<Option<usize>>,
     geo: Geometry,
     mode: Mode,
     salt: u64,
@@ -181,6 +184,7 @@ impl Drainer {
         let mut d = Drainer {
             pid: info.pid,
             fields: Vec::new(),
+            fixed: Vec::new(),
             geo,
             mode,
             salt,
@@ -202,6 +206,10 @@ impl Drainer {
                 fields[id] = e.fields.iter().map(|&(_, t)| FieldType::from_u8(t)).collect();
             }
         }
+        self.fixed = fields
+            .iter()
+            .map(|f| f.as_ref()?.iter().map(|t| t.fixed_size()).sum())
+            .collect();
         self.fields = fields;
     }
 
@@ -210,12 +218,19 @@ impl Drainer {
             // A flight recorder is read once, at the end.
             return;
         }
-        let mut ctl = vec![0u8; SLOT_CTL_LEN];
+        // The part of a control page in use: counters and this geometry's
+        // sub-buffer entries.
+        let mut ctl = vec![0u8; (S_SUBBUF_CTL + self.geo.subbufs as usize * SB_CTL_LEN).min(SLOT_CTL_LEN)];
         // One payload buffer for every record of this pass.
         let mut body = Vec::new();
         let mut damage = Vec::new();
         for slot in 0..self.geo.slots {
             let ctl_off = self.geo.slot_offset(slot);
+            // Most slots were never claimed: one load to skip them (a slot
+            // claimed just after it is read next round).
+            if area.u32(ctl_off + S_CLAIMS) == 0 {
+                continue;
+            }
             // The generation first: reserve offsets copied after it are at
             // least as new, so a closed sub-buffer's end is final.
             let sg_first = area.u64(ctl_off + S_SWITCH_GEN);
@@ -385,7 +400,12 @@ impl Drainer {
                         Some(Some(f)) => Ok(f.as_slice()),
                         _ => Err(format!("unknown event id {event}")),
                     };
-                    match fields.and_then(|f| payload::for_each(f, body, |_| {}).map(|()| f)) {
+                    let fixed = self.fixed.get(event as usize).copied().flatten();
+                    let checked = fields.and_then(|f| match fixed {
+                        Some(n) if body.len() >= n => Ok(f),
+                        _ => payload::for_each(f, body, |_| {}).map(|()| f),
+                    });
+                    match checked {
                         Ok(fields) => {
                             sink.record(&ProbeRecord {
                                 ts: clock.to_mono(u64at(&hdr, R_TSC)),
