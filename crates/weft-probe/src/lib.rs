@@ -17,6 +17,7 @@
 //! let _span = weft_probe::span("load_config"); // ends when dropped
 //! ```
 
+mod announce;
 pub mod capi;
 pub mod event;
 mod fork;

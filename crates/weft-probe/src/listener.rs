@@ -15,6 +15,7 @@ use weft_probe_abi::control::{EventDesc, Msg, ProcessInfo, MAX_FRAME, PROTOCOL_V
 use weft_probe_abi::layout::*;
 use weft_probe_abi::{process_start_time, runtime_dirs, socket_name, MAX_SESSIONS};
 
+use crate::announce::Push;
 use crate::ring::SESSIONS;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
@@ -29,9 +30,10 @@ static PATH: Mutex<Option<PathBuf>> = Mutex::new(None);
 static WAITER: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
 /// Each attached session's connection (for pushing event-list updates; replies
 /// and pushes share the lock so frames never interleave).
-static CONNS: [Mutex<Option<UnixStream>>; MAX_SESSIONS as usize] = [const { Mutex::new(None) }; MAX_SESSIONS as usize];
+pub(crate) static CONNS: [Mutex<Option<Push>>; MAX_SESSIONS as usize] =
+    [const { Mutex::new(None) }; MAX_SESSIONS as usize];
 /// Each attached session's `provider:event` patterns, for events registered later.
-static PATTERNS: [Mutex<Vec<String>>; MAX_SESSIONS as usize] =
+pub(crate) static PATTERNS: [Mutex<Vec<String>>; MAX_SESSIONS as usize] =
     [const { Mutex::new(Vec::new()) }; MAX_SESSIONS as usize];
 
 #[used]
@@ -117,6 +119,7 @@ pub(crate) fn start_listener() {
     }
     // SAFETY: registering a plain extern "C" function.
     unsafe { libc::atexit(remove_socket) };
+    crate::announce::start();
     let spawned = spawn_quiet("weft-probe", move || {
         for conn in listener.incoming() {
             match conn {
@@ -144,7 +147,10 @@ pub(crate) fn start_listener() {
 
 /// Spawns a thread with every signal blocked: the program's process-directed
 /// signals (timers, SIGCHLD, ...) must keep going to its own threads.
-fn spawn_quiet(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub(crate) fn spawn_quiet(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     // SAFETY: sigset manipulation on local values; the old mask is restored
     // right after the spawn, and the new thread inherits the blocked one.
     unsafe {
@@ -200,6 +206,7 @@ pub(crate) fn reset_after_fork() {
         }
     }
     DEAD.fetch_or(dead, Ordering::AcqRel);
+    crate::announce::reset_after_fork();
     USED.store(0, Ordering::Release);
     ATTACHES.store(0, Ordering::Release);
 }
@@ -293,19 +300,20 @@ fn serve(mut conn: UnixStream) {
         let attached = matches!(reply, Msg::Attached { .. });
         // Replies and pushes share the session's lock: frames never interleave.
         let sent = match session.map(|(bit, _, _)| CONNS[bit as usize].lock()) {
-            Some(Ok(_guard)) => conn.write_all(&reply.encode()),
+            Some(Ok(mut push)) => match push.as_mut().map_or(Ok(()), Push::flush) {
+                Ok(()) => conn.write_all(&reply.encode()),
+                Err(e) => Err(e),
+            },
             _ => conn.write_all(&reply.encode()),
         };
         if let (true, Some((bit, _, _)), Ok(clone)) = (attached, session, conn.try_clone()) {
             // From now on registrations push updates here. Events registered
             // while attaching were enabled but not announced: announce them.
-            // Registering threads push on it: never block one for long.
-            let _ = clone.set_write_timeout(Some(Duration::from_secs(1)));
             if let Ok(mut c) = CONNS[bit as usize].lock() {
-                *c = Some(clone);
+                *c = Some(Push::new(clone));
                 if crate::registry::events().len() != announced {
-                    if let Some(conn) = c.as_mut() {
-                        let _ = conn.write_all(&Msg::Info(info()).encode());
+                    if let Some(p) = c.as_mut() {
+                        let _ = p.send(&Msg::Info(info()).encode());
                     }
                 }
             }
@@ -332,7 +340,7 @@ fn serve(mut conn: UnixStream) {
     }
 }
 
-fn info() -> ProcessInfo {
+pub(crate) fn info() -> ProcessInfo {
     let pid = std::process::id();
     let events = crate::registry::events()
         .iter()
@@ -546,49 +554,16 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
 }
 
 /// An event registered after sessions attached: enable it where it matches,
-/// and tell each collector its event list changed.
+/// once each collector was told its event list changed (crate::announce).
 pub(crate) fn on_register(e: &'static crate::Event) {
-    let used = USED.load(Ordering::Acquire);
-    for bit in 0..MAX_SESSIONS {
-        if used & (1 << bit) == 0 {
-            continue;
-        }
-        // Held until the bit is set: a detach clears the patterns under this
-        // lock before it clears the bits, so it cannot leave this one set.
-        let Ok(patterns) = PATTERNS[bit as usize].lock() else {
-            continue;
-        };
-        let matches = patterns.iter().any(|p| pattern_matches(p, e.provider(), e.name()));
-        // Tell the collector before any record of the new event can exist,
-        // then enable it.
-        // No channel yet (attach in progress): the catch-up Info announces it.
-        let mut announced = true;
-        if let Ok(mut c) = CONNS[bit as usize].lock() {
-            if let Some(conn) = c.as_mut() {
-                // A collector that stopped reading: the write gives up after
-                // the socket's timeout, and the half-written frame would
-                // corrupt the stream, so the session ends (its control
-                // thread sees the shutdown and detaches).
-                announced = conn.write_all(&Msg::Info(info()).encode()).is_ok();
-                if !announced {
-                    if let Some(conn) = c.take() {
-                        let _ = conn.shutdown(std::net::Shutdown::Both);
-                    }
-                }
-            }
-        }
-        if matches && announced {
-            e.enable.fetch_or(1 << bit, Ordering::AcqRel);
-        }
-        drop(patterns);
-    }
+    crate::announce::on_register(e, USED.load(Ordering::Acquire));
 }
 
 /// Stops writing for a session. Writers that loaded the old address a
 /// moment ago finish into anonymous memory mapped over the area, never into
 /// freed memory; the collector's memory is released when it closes its side.
 fn detach(bit: u32, base: usize, len: usize) {
-    // Patterns first (lock order PATTERNS, then CONNS, as in on_register):
+    // Patterns first (lock order PATTERNS, then CONNS, as in crate::announce):
     // an event registered from now on no longer matches this session.
     if let Ok(mut p) = PATTERNS[bit as usize].lock() {
         p.clear();

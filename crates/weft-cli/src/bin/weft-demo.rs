@@ -21,6 +21,8 @@ fn usage() -> ! {
          \x20 flight N           N ticks (for overwrite mode)\n\
          \x20 span               one span around a sleep\n\
          \x20 forkexec           fork a child that outlives the parent, then exec `markers 2`\n\
+         \x20 late N             once attached, wait for a line on stdin, register N new events late:evK,\n\
+         \x20                    then wait until they are enabled and emit each once\n\
          \x20 bench N [T]        cost of demo:tick (two u64 fields): N events in each of T threads (default 1);\n\
          \x20                    prints the median ns per event over 15 batches, and events/s"
     );
@@ -119,6 +121,7 @@ fn main() {
             }
         }
         "scribble" => scribble(arg(2, 1000)),
+        "late" => late(arg(2, 300)),
         "longjmp" => longjmp(arg(2, 200_000)),
         "flight" => {
             for i in 0..arg(2, 100_000) {
@@ -257,4 +260,59 @@ fn bench(n: u64, threads: u64) {
         medians.iter().sum::<f64>() / medians.len() as f64,
         total as f64 / secs
     );
+}
+
+/// Events registered while a session is attached (as a library loaded late
+/// would): registering never waits for the collector; each event is enabled
+/// once the collector was told about it.
+fn late(n: u64) {
+    let mut out = std::io::stdout();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !TICK.enabled() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    static FIELDS: [weft_probe::FieldDesc; 1] = [weft_probe::FieldDesc {
+        name: c"k".as_ptr(),
+        ty: weft_probe::FieldType::U64 as u32,
+    }];
+    let t0 = std::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    let events: Vec<&'static weft_probe::Event> = (0..n)
+        .map(|k| {
+            let name = std::ffi::CString::new(format!("ev{k}")).unwrap_or_default();
+            let e: &'static weft_probe::Event = Box::leak(Box::new(weft_probe::Event::new(
+                c"late",
+                Box::leak(name.into_boxed_c_str()),
+                &FIELDS,
+            )));
+            let t = std::time::Instant::now();
+            weft_probe::register(e);
+            slowest = slowest.max(t.elapsed());
+            e
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "registered {n} in {} ms, slowest {} ms",
+        t0.elapsed().as_millis(),
+        slowest.as_millis()
+    );
+    let _ = out.flush();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !events.iter().all(|e| e.enabled()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let enabled = events.iter().filter(|e| e.enabled()).count();
+    for (k, e) in events.iter().enumerate() {
+        if e.enabled() {
+            let args = [weft_probe::capi::WeftArg { u: k as u64 }];
+            // SAFETY: a registered event with one u64 field, one argument.
+            unsafe { weft_probe::capi::weft_emit(*e, args.as_ptr(), 1) };
+        }
+    }
+    let _ = writeln!(out, "enabled {enabled} of {n}");
 }

@@ -280,6 +280,57 @@ fn attach_to_a_running_process_detach_and_attach_again() {
 }
 
 #[test]
+fn events_registered_while_the_recorder_is_stopped_are_enabled_once_it_reads() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let trace = dir.path().join("late.weft");
+    let n = 300;
+    let mut rec = weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .args(["-e", "demo:*,late:*", "--"])
+        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .args(["late", &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("weft");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = rec.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no '{what}' line from weft-demo late"))
+    };
+    assert_eq!(next("ready"), "ready");
+    // A collector that stops reading: each registration pushes the growing
+    // event list to it until its socket is full.
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGSTOP) };
+    let mut stdin = rec.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, b"go\n").expect("stdin");
+    // Registering finished while the recorder was still stopped.
+    let registered = next("registered");
+    assert!(registered.starts_with(&format!("registered {n} ")), "{registered}");
+    // SAFETY: as above.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGCONT) };
+    let enabled = next("enabled");
+    let status = rec.wait().expect("wait");
+    assert!(status.success());
+    assert_eq!(enabled, format!("enabled {n} of {n}"), "after {registered}");
+    let lines = parse(&dump(&trace, &["--event", "late:*,weft:probe*"]));
+    let late = lines.iter().filter(|l| l.text.starts_with("late:ev")).count();
+    assert_eq!(late, n, "every late event, once enabled, is recorded");
+    assert_accounting(&lines);
+}
+
+#[test]
 fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
     if !can_trace() {
         return;

@@ -1,0 +1,245 @@
+//! Telling attached collectors about events registered after they attached,
+//! without ever making the registering thread wait for a collector.
+//!
+//! An event registered while sessions are attached must be announced to
+//! each collector (an `Info` frame on the session's connection) before it
+//! is enabled for that session, or the collector would see records of an
+//! event it does not know. The registering thread (often a C constructor or
+//! a library being loaded) tries that itself without blocking: it only
+//! try-locks, and sends with `MSG_DONTWAIT`. When that cannot complete (a
+//! lock is busy, or the collector is not reading and the socket is full),
+//! it leaves the session to the announcer thread, which does the blocking
+//! send and then enables the event. Until then the event is simply not
+//! enabled for that session.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{MutexGuard, TryLockError};
+use std::time::Duration;
+
+use weft_probe_abi::control::Msg;
+use weft_probe_abi::MAX_SESSIONS;
+
+use crate::listener::{info, pattern_matches, CONNS, PATTERNS};
+
+/// How long the announcer waits for a collector that stopped reading before
+/// it ends that session.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sessions the announcer must bring up to date.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+/// Wakes the announcer (an eventfd); -1: no announcer, announce inline.
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// A session's connection as used for pushes, with the unsent end of a frame
+/// that a non-blocking send left behind. Whoever writes next on the
+/// connection sends that tail first, so frames never interleave.
+pub(crate) struct Push {
+    conn: UnixStream,
+    tail: Vec<u8>,
+}
+
+enum Sent {
+    All,
+    /// Not (completely) sent: the announcer must finish.
+    Later,
+    /// The connection is broken.
+    Failed,
+}
+
+impl Push {
+    pub(crate) fn new(conn: UnixStream) -> Push {
+        let _ = conn.set_write_timeout(Some(PUSH_TIMEOUT));
+        Push { conn, tail: Vec::new() }
+    }
+
+    /// Sends what a non-blocking push left unsent (blocking).
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
+        if !self.tail.is_empty() {
+            self.conn.write_all(&self.tail)?;
+            self.tail.clear();
+        }
+        Ok(())
+    }
+
+    /// Blocking send of a whole frame, after any tail.
+    pub(crate) fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        self.flush()?;
+        self.conn.write_all(frame)
+    }
+
+    /// Sends a frame without blocking, keeping what did not fit as the tail.
+    fn try_send(&mut self, frame: &[u8]) -> Sent {
+        if !self.tail.is_empty() {
+            return Sent::Later;
+        }
+        // SAFETY: send from a valid buffer on our socket; never blocks.
+        let n = unsafe {
+            libc::send(
+                self.conn.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Sent::Later,
+                _ => Sent::Failed,
+            };
+        }
+        let n = n as usize;
+        if n == frame.len() {
+            return Sent::All;
+        }
+        self.tail.extend_from_slice(&frame[n..]);
+        Sent::Later
+    }
+
+    fn close(self) {
+        let _ = self.conn.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Starts the announcer thread (at start-up, and again in a fork child).
+pub(crate) fn start() {
+    // SAFETY: eventfd has no memory preconditions.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return;
+    }
+    if crate::listener::spawn_quiet("weft-probe-announce", move || run(fd)).is_ok() {
+        WAKE_FD.store(fd, Ordering::Release);
+    } else {
+        // SAFETY: closing the eventfd we just created and nobody uses.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// In a fork child: the parent's announcer is not running here.
+pub(crate) fn reset_after_fork() {
+    PENDING.store(0, Ordering::Release);
+    let fd = WAKE_FD.swap(-1, Ordering::AcqRel);
+    if fd >= 0 {
+        // SAFETY: closing the child's copy of the parent's eventfd.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn run(fd: i32) {
+    loop {
+        let mut n = 0u64;
+        // SAFETY: reading the 8-byte counter of our eventfd.
+        let r = unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) };
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+        let pending = PENDING.swap(0, Ordering::AcqRel);
+        for bit in 0..MAX_SESSIONS {
+            if pending & (1 << bit) != 0 {
+                announce_blocking(bit);
+            }
+        }
+    }
+}
+
+/// An event was registered: announce it to every attached session and
+/// enable it where it matches.
+pub(crate) fn on_register(e: &'static crate::Event, used: u32) {
+    for bit in 0..MAX_SESSIONS {
+        if used & (1 << bit) == 0 || announce_now(bit, e) {
+            continue;
+        }
+        PENDING.fetch_or(1 << bit, Ordering::AcqRel);
+        let fd = WAKE_FD.load(Ordering::Acquire);
+        if fd < 0 {
+            // No announcer thread could be started: wait here after all.
+            announce_blocking(bit);
+            continue;
+        }
+        let one = 1u64;
+        // SAFETY: an 8-byte write to our eventfd; it does not block.
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    }
+}
+
+fn try_lock<T>(m: &'static std::sync::Mutex<T>) -> Option<MutexGuard<'static, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Announces `e` to session `bit` and enables it there, if that can be done
+/// without waiting. False: the announcer must do it.
+fn announce_now(bit: u32, e: &'static crate::Event) -> bool {
+    // Lock order as everywhere: patterns, then the connection. The patterns
+    // stay locked until the bit is set, so a detach (which clears them first)
+    // cannot leave it set.
+    let Some(patterns) = try_lock(&PATTERNS[bit as usize]) else {
+        return false;
+    };
+    let Some(mut conn) = try_lock(&CONNS[bit as usize]) else {
+        return false;
+    };
+    let announced = match conn.as_mut() {
+        // Attach in progress: its catch-up Info announces the event.
+        None => true,
+        Some(p) => match p.try_send(&Msg::Info(info()).encode()) {
+            Sent::All => true,
+            Sent::Later => return false,
+            Sent::Failed => {
+                if let Some(p) = conn.take() {
+                    p.close();
+                }
+                // The session is ending; nothing to enable.
+                return true;
+            }
+        },
+    };
+    if announced && patterns.iter().any(|p| pattern_matches(p, e.provider(), e.name())) {
+        e.enable.fetch_or(1 << bit, Ordering::AcqRel);
+    }
+    true
+}
+
+/// The announcer's part: sends session `bit` the current event list (after
+/// any unsent tail), then enables the events that match and are not enabled
+/// yet for it.
+fn announce_blocking(bit: u32) {
+    let Ok(patterns) = PATTERNS[bit as usize].lock() else {
+        return;
+    };
+    if patterns.is_empty() {
+        // Detached meanwhile.
+        return;
+    }
+    let todo: Vec<&'static crate::Event> = crate::registry::events()
+        .into_iter()
+        .filter(|e| e.enable.load(Ordering::Acquire) & (1 << bit) == 0)
+        .filter(|e| patterns.iter().any(|p| pattern_matches(p, e.provider(), e.name())))
+        .collect();
+    let Ok(mut conn) = CONNS[bit as usize].lock() else {
+        return;
+    };
+    let announced = match conn.as_mut() {
+        None => true,
+        Some(p) => p.send(&Msg::Info(info()).encode()).is_ok(),
+    };
+    if !announced {
+        // A collector that stopped reading for PUSH_TIMEOUT, or is gone: a
+        // half-written frame would corrupt the stream, so the session ends
+        // (its control thread sees the shutdown and detaches).
+        if let Some(p) = conn.take() {
+            p.close();
+        }
+        return;
+    }
+    for e in todo {
+        e.enable.fetch_or(1 << bit, Ordering::AcqRel);
+    }
+}
