@@ -91,7 +91,7 @@ pub unsafe extern "C" fn weft_register(ev: *mut Event) -> i32 {
         || e.name.is_null()
         || (e.nfields > 0 && e.fields.is_null())
         || e.nfields > 64
-        || std::env::var_os("WEFT_PROBE_DISABLE").is_some()
+        || crate::listener::settings().disabled
     {
         return -1;
     }

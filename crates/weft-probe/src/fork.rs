@@ -22,5 +22,5 @@ extern "C" fn child() {
     crate::ring::reset_thread_after_fork();
     crate::listener::reset_after_fork();
     crate::listener::start_listener();
-    crate::listener::wait_for_attach("WEFT_PROBE_WAIT_MS", 3000);
+    crate::listener::wait_for_attach(3000);
 }

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use weft_probe_abi::control::{EventDesc, Msg, ProcessInfo, MAX_FRAME, PROTOCOL_VERSION};
@@ -27,7 +27,8 @@ static DEAD: AtomicU32 = AtomicU32::new(0);
 static ATTACHES: AtomicU64 = AtomicU64::new(0);
 static CONN_FDS: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
 static PATH: Mutex<Option<PathBuf>> = Mutex::new(None);
-static WAITER: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+/// The environment as read once at start-up (see `settings`).
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
 /// Each attached session's connection (for pushing event-list updates; replies
 /// and pushes share the lock so frames never interleave).
 pub(crate) static CONNS: [Mutex<Option<Push>>; MAX_SESSIONS as usize] =
@@ -41,16 +42,44 @@ pub(crate) static PATTERNS: [Mutex<Vec<String>>; MAX_SESSIONS as usize] =
 static CTOR: extern "C" fn() = ctor;
 
 extern "C" fn ctor() {
-    if std::env::var_os("WEFT_PROBE_DISABLE").is_some() {
+    if settings().disabled {
         return;
     }
     init();
 }
 
+/// What the process reads from its environment, once, at start-up: a fork
+/// child must not read the environment again (its lock may have been held by
+/// another thread of the parent at the fork).
+pub(crate) struct Settings {
+    /// `WEFT_PROBE_WAIT_MS`: set by `weft record` for a program it starts.
+    wait_ms: Option<u64>,
+    /// `WEFT_PROBE_DEBUG`.
+    debug: bool,
+    /// `WEFT_PROBE_GUARD` (§7.8 of docs/probe-buffers.md).
+    guard: bool,
+    /// `WEFT_PROBE_DISABLE`: no socket, no registration.
+    pub(crate) disabled: bool,
+    /// Where the control socket may go (`WEFT_RUNTIME_DIR` first).
+    dirs: Vec<PathBuf>,
+}
+
+pub(crate) fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(|| Settings {
+        wait_ms: std::env::var("WEFT_PROBE_WAIT_MS").ok().and_then(|v| v.parse().ok()),
+        debug: std::env::var_os("WEFT_PROBE_DEBUG").is_some(),
+        guard: std::env::var("WEFT_PROBE_GUARD").is_ok_and(|v| v != "0"),
+        disabled: std::env::var_os("WEFT_PROBE_DISABLE").is_some(),
+        // SAFETY: geteuid has no preconditions.
+        dirs: runtime_dirs(unsafe { libc::geteuid() }),
+    })
+}
+
 /// Starts the control socket (idempotent). Called automatically before
 /// `main`; C programs may call `weft_probe_init()` explicitly.
 pub fn init() {
-    if std::env::var_os("WEFT_PROBE_DISABLE").is_some() || STARTED.swap(true, Ordering::AcqRel) {
+    // Read before the fork handler is installed: children only use the copy.
+    if settings().disabled || STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
     crate::registry::init();
@@ -58,7 +87,7 @@ pub fn init() {
     crate::fork::install();
     start_listener();
     // Started by weft record: let it attach before the program's first event.
-    wait_for_attach("WEFT_PROBE_WAIT_MS", u64::MAX);
+    wait_for_attach(u64::MAX);
 }
 
 /// Where this process listens, once `init` ran.
@@ -66,34 +95,24 @@ pub fn socket_path() -> Option<PathBuf> {
     PATH.lock().ok()?.clone()
 }
 
-/// When weft record started us and asked (env var), wait until it attached,
-/// so that nothing is missed from the first event on.
-pub(crate) fn wait_for_attach(var: &str, cap_ms: u64) {
-    let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) else {
+/// When weft record started us and asked (`WEFT_PROBE_WAIT_MS`), wait until
+/// it attached, so that nothing is missed from the first event on. Polls, so
+/// that a fork child never waits on a lock another parent thread held.
+pub(crate) fn wait_for_attach(cap_ms: u64) {
+    let Some(ms) = settings().wait_ms else {
         return;
     };
     let deadline = std::time::Instant::now() + Duration::from_millis(ms.min(cap_ms));
-    let (m, cv) = &WAITER;
-    let Ok(mut g) = m.lock() else { return };
-    while ATTACHES.load(Ordering::Acquire) == 0 {
-        let now = std::time::Instant::now();
-        if now >= deadline {
-            break;
-        }
-        match cv.wait_timeout(g, deadline - now) {
-            Ok((ng, _)) => g = ng,
-            Err(_) => return,
-        }
+    while ATTACHES.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(500));
     }
 }
 
 fn bind() -> Option<(UnixListener, PathBuf)> {
     let pid = std::process::id();
     let start = process_start_time(pid)?;
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    for dir in runtime_dirs(uid) {
-        if std::fs::create_dir_all(&dir).is_err() {
+    for dir in &settings().dirs {
+        if std::fs::create_dir_all(dir).is_err() {
             continue;
         }
         let path = dir.join(socket_name(pid, start));
@@ -276,7 +295,7 @@ fn serve(mut conn: UnixStream) {
                 (None, None) => Msg::Error("attach without a memory descriptor".into()),
                 (None, Some(fd)) => match attach(fd, mode, &patterns) {
                     Ok((bit, enabled, base, len)) => {
-                        if std::env::var_os("WEFT_PROBE_DEBUG").is_some() {
+                        if settings().debug {
                             eprintln!(
                                 "weft-probe[{}]: session {bit} attached by pid {}",
                                 std::process::id(),
@@ -322,7 +341,6 @@ fn serve(mut conn: UnixStream) {
             // Only now may a program waiting in its constructor go on: the
             // collector has its answer even if the program exits at once.
             ATTACHES.fetch_add(1, Ordering::AcqRel);
-            WAITER.1.notify_all();
         }
         if sent.is_err() {
             break;
@@ -330,7 +348,7 @@ fn serve(mut conn: UnixStream) {
     }
     // The collector went away: stop writing for it.
     if let Some((bit, base, len)) = session {
-        if std::env::var_os("WEFT_PROBE_DEBUG").is_some() {
+        if settings().debug {
             eprintln!("weft-probe[{}]: session {bit} connection closed", std::process::id());
         }
         detach(bit, base, len);
@@ -533,7 +551,7 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
     s.subbuf_size.store(geo.subbuf_size, Ordering::Release);
     s.mode.store(mode, Ordering::Release);
     s.salt.store(u64at(A_SALT), Ordering::Release);
-    let guard = std::env::var("WEFT_PROBE_GUARD").is_ok_and(|v| v != "0");
+    let guard = settings().guard;
     if guard {
         crate::ring::protect_all(base, geo);
     }

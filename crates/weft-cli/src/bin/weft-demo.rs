@@ -21,6 +21,8 @@ fn usage() -> ! {
          \x20 flight N           N ticks (for overwrite mode)\n\
          \x20 span               one span around a sleep\n\
          \x20 forkexec           fork a child that outlives the parent, then exec `markers 2`\n\
+         \x20 forkenv N          fork N children (each exits at once) while another thread keeps changing\n\
+         \x20                    the environment; prints how many children hung\n\
          \x20 late N             once attached, wait for a line on stdin, register N new events late:evK,\n\
          \x20                    then wait until they are enabled and emit each once\n\
          \x20 bench N [T]        cost of demo:tick (two u64 fields): N events in each of T threads (default 1);\n\
@@ -122,6 +124,7 @@ fn main() {
         }
         "scribble" => scribble(arg(2, 1000)),
         "late" => late(arg(2, 300)),
+        "forkenv" => forkenv(arg(2, 100)),
         "longjmp" => longjmp(arg(2, 200_000)),
         "flight" => {
             for i in 0..arg(2, 100_000) {
@@ -315,4 +318,61 @@ fn late(n: u64) {
         }
     }
     let _ = writeln!(out, "enabled {enabled} of {n}");
+}
+
+/// Forks while another thread holds the environment's lock much of the time:
+/// weft-probe's fork handler runs in each child, and must not wait on a lock
+/// the child inherited held.
+fn forkenv(n: u64) {
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let hammer = std::thread::spawn(|| {
+        // Two values only: glibc keeps every value string it was given.
+        for v in ["a", "b"].iter().cycle() {
+            if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            // SAFETY: no other thread of this program reads the environment
+            // while this runs (weft-probe read it once, at start-up).
+            unsafe { std::env::set_var("WEFT_DEMO_NOISE", v) };
+        }
+    });
+    let mut hung = 0;
+    let mut failed = false;
+    // One hung child is enough to know.
+    for _ in 0..n {
+        if failed {
+            break;
+        }
+        // SAFETY: the child only returns from the fork handlers and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: leaving the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(0) };
+        }
+        if pid < 0 {
+            break;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } != 0 {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                hung += 1;
+                failed = true;
+                // SAFETY: killing and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = hammer.join();
+    println!("forks {n} hung {hung}");
 }

@@ -331,6 +331,16 @@ fn events_registered_while_the_recorder_is_stopped_are_enabled_once_it_reads() {
 }
 
 #[test]
+fn a_fork_child_never_hangs_on_a_lock_held_at_the_fork() {
+    // No tracing: the fork handler runs in every child of an instrumented
+    // program. Its sockets go to a private directory.
+    let dir = tmp();
+    let out = run(demo().args(["forkenv", "100"]).env("WEFT_RUNTIME_DIR", dir.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "forks 100 hung 0");
+}
+
+#[test]
 fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
     if !can_trace() {
         return;
