@@ -1,7 +1,7 @@
 //! Primitive encodings shared by every payload: LEB128 varints, zigzag,
 //! length-prefixed strings, and a bounds-checked cursor.
 
-#[inline]
+#[inline(always)]
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     // Most values written (ids, small deltas, pids) take one to three bytes:
     // those are fixed-size appends; only longer ones loop.
@@ -28,6 +28,7 @@ pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+#[inline(always)]
 pub(crate) fn put_ivarint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, zigzag(v));
 }

@@ -48,6 +48,7 @@ impl RecordBuf {
     }
 
     /// Starts a record; add its fields in schema order, then call `finish`.
+    #[inline]
     pub fn record(&mut self, schema: SchemaId, ts: u64, cpu: Option<u32>, pid: u32, tid: u32) -> RecordBuilder<'_> {
         if self.count == 0 {
             self.min_ts = ts;
@@ -80,28 +81,33 @@ pub struct RecordBuilder<'a> {
 
 impl RecordBuilder<'_> {
     /// Any unsigned integer or pointer field.
+    #[inline]
     pub fn u64(self, v: u64) -> Self {
         put_uvarint(&mut self.buf.bytes, v);
         self
     }
 
     /// Any signed integer field.
+    #[inline]
     pub fn i64(self, v: i64) -> Self {
         put_ivarint(&mut self.buf.bytes, v);
         self
     }
 
+    #[inline]
     pub fn f64(self, v: f64) -> Self {
         self.buf.bytes.extend_from_slice(&v.to_le_bytes());
         self
     }
 
+    #[inline]
     pub fn bool(self, v: bool) -> Self {
         self.buf.bytes.push(u8::from(v));
         self
     }
 
     /// A `Str` or `Bytes` field.
+    #[inline]
     pub fn bytes(self, v: &[u8]) -> Self {
         put_bytes(&mut self.buf.bytes, v);
         self
@@ -115,6 +121,7 @@ impl RecordBuilder<'_> {
         self
     }
 
+    #[inline]
     pub fn finish(self) {
         let b = self.buf;
         let len = (b.bytes.len() - b.body) as u64;
