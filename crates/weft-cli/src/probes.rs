@@ -214,6 +214,12 @@ impl Probes {
             let Some(mut sess) = self.sessions.remove(&pid) else {
                 continue;
             };
+            // Schemas for events announced since the last round first: their
+            // records are then encoded as they are drained, not held back
+            // as decoded copies (a whole ring's worth with big buffers).
+            if sess.read_pushed() && sess.take_new_events() {
+                self.learn_events(pid, &sess, w);
+            }
             self.drain_session(&mut sess, false, w, buf);
             let gone = sess.process_gone();
             if sess.take_new_events() {
