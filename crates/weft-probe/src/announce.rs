@@ -39,6 +39,23 @@ static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 pub(crate) struct Push {
     conn: UnixStream,
     tail: Vec<u8>,
+    bit: u32,
+}
+
+/// Each session's push descriptor, so that a fork child can close its copy
+/// without the session's lock (another thread may have held it at the fork).
+static PUSH_FDS: [AtomicI32; MAX_SESSIONS as usize] = [const { AtomicI32::new(-1) }; MAX_SESSIONS as usize];
+
+impl Drop for Push {
+    fn drop(&mut self) {
+        // Forgotten before the descriptor closes (fields drop after this).
+        let _ = PUSH_FDS[self.bit as usize].compare_exchange(
+            self.conn.as_raw_fd(),
+            -1,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
 }
 
 enum Sent {
@@ -50,9 +67,14 @@ enum Sent {
 }
 
 impl Push {
-    pub(crate) fn new(conn: UnixStream) -> Push {
+    pub(crate) fn new(conn: UnixStream, bit: u32) -> Push {
         let _ = conn.set_write_timeout(Some(PUSH_TIMEOUT));
-        Push { conn, tail: Vec::new() }
+        PUSH_FDS[bit as usize].store(conn.as_raw_fd(), Ordering::Release);
+        Push {
+            conn,
+            tail: Vec::new(),
+            bit,
+        }
     }
 
     /// Sends what a non-blocking push left unsent (blocking).
@@ -99,7 +121,7 @@ impl Push {
         Sent::Later
     }
 
-    fn close(self) {
+    pub(crate) fn close(self) {
         let _ = self.conn.shutdown(std::net::Shutdown::Both);
     }
 }
@@ -119,8 +141,26 @@ pub(crate) fn start() {
     }
 }
 
-/// In a fork child: the parent's announcer is not running here.
+/// In a fork child: the parent's announcer is not running here, and the
+/// parent's push channels are not ours. Their descriptors are closed from
+/// `PUSH_FDS`, without the locks; the `Push` values themselves are forgotten
+/// (freeing could need the allocator's lock, and closing again would hit
+/// a reused descriptor).
 pub(crate) fn reset_after_fork() {
+    for fd in &PUSH_FDS {
+        let fd = fd.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: closing the child's copy of a parent's push socket.
+            unsafe { libc::close(fd) };
+        }
+    }
+    for c in &CONNS {
+        match c.try_lock() {
+            Ok(mut g) => std::mem::forget(g.take()),
+            Err(TryLockError::Poisoned(p)) => std::mem::forget(p.into_inner().take()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
     PENDING.store(0, Ordering::Release);
     let fd = WAKE_FD.swap(-1, Ordering::AcqRel);
     if fd >= 0 {
@@ -180,7 +220,7 @@ fn announce_now(bit: u32, e: &'static crate::Event) -> bool {
     // Lock order as everywhere: patterns, then the connection. The patterns
     // stay locked until the bit is set, so a detach (which clears them first)
     // cannot leave it set.
-    let Some(patterns) = try_lock(&PATTERNS[bit as usize]) else {
+    let Some(mut patterns) = try_lock(&PATTERNS[bit as usize]) else {
         return false;
     };
     let Some(mut conn) = try_lock(&CONNS[bit as usize]) else {
@@ -196,7 +236,9 @@ fn announce_now(bit: u32, e: &'static crate::Event) -> bool {
                 if let Some(p) = conn.take() {
                     p.close();
                 }
-                // The session is ending; nothing to enable.
+                // The session is ending: nothing is enabled for it any more
+                // (no channel would otherwise read as an attach in progress).
+                patterns.clear();
                 return true;
             }
         },
@@ -211,7 +253,7 @@ fn announce_now(bit: u32, e: &'static crate::Event) -> bool {
 /// any unsent tail), then enables the events that match and are not enabled
 /// yet for it.
 fn announce_blocking(bit: u32) {
-    let Ok(patterns) = PATTERNS[bit as usize].lock() else {
+    let Ok(mut patterns) = PATTERNS[bit as usize].lock() else {
         return;
     };
     if patterns.is_empty() {
@@ -237,6 +279,7 @@ fn announce_blocking(bit: u32) {
         if let Some(p) = conn.take() {
             p.close();
         }
+        patterns.clear();
         return;
     }
     for e in todo {

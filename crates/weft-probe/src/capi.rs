@@ -101,7 +101,8 @@ pub unsafe extern "C" fn weft_register(ev: *mut Event) -> i32 {
         .field_types()
         .all(|(_, t)| t.and_then(FieldType::fixed_size) == Some(8));
     let id = e.id.load(Ordering::Acquire) as usize;
-    if wide && id < crate::registry::CAPACITY {
+    // Only for an event that got an id: a full registry leaves none.
+    if wide && id < crate::registry::CAPACITY && crate::registry::placed(e) {
         WIDE[id / 64].fetch_or(1 << (id % 64), Ordering::Release);
     }
     0

@@ -12,6 +12,11 @@ pub(crate) fn install() {
 }
 
 extern "C" fn child() {
+    // Wait for an attach only if the parent was being recorded: otherwise no
+    // collector is looking for this child, and a program that outlived its
+    // recording would wait at every fork.
+    let recorded = crate::listener::attached_sessions() != 0;
+    crate::registry::reset_after_fork();
     crate::registry::each(|e| {
         e.enable.fetch_and(!weft_probe_abi::SESSION_MASK, Ordering::AcqRel);
     });
@@ -22,5 +27,7 @@ extern "C" fn child() {
     crate::ring::reset_thread_after_fork();
     crate::listener::reset_after_fork();
     crate::listener::start_listener();
-    crate::listener::wait_for_attach(3000);
+    if recorded {
+        crate::listener::wait_for_attach(3000);
+    }
 }

@@ -90,6 +90,11 @@ pub fn init() {
     wait_for_attach(u64::MAX);
 }
 
+/// The session bits in use (attached collectors).
+pub(crate) fn attached_sessions() -> u32 {
+    USED.load(Ordering::Acquire)
+}
+
 /// Where this process listens, once `init` ran.
 pub fn socket_path() -> Option<PathBuf> {
     PATH.lock().ok()?.clone()
@@ -205,15 +210,14 @@ pub(crate) fn reset_after_fork() {
         }
     }
     // The parent's push channels: close the child's copies, or the collector
-    // would not see the connection close when the parent execs or exits. A
-    // lock that another parent thread held at the fork stays held here for
+    // would not see the connection close when the parent execs or exits.
+    crate::announce::reset_after_fork();
+    // A lock that another parent thread held at the fork stays held here for
     // good: its session bit is never used in this process.
     let mut dead = 0u32;
     for (bit, c) in CONNS.iter().enumerate() {
-        match c.try_lock() {
-            Ok(mut g) => drop(g.take()),
-            Err(std::sync::TryLockError::Poisoned(p)) => drop(p.into_inner().take()),
-            Err(std::sync::TryLockError::WouldBlock) => dead |= 1 << bit,
+        if let Err(std::sync::TryLockError::WouldBlock) = c.try_lock() {
+            dead |= 1 << bit;
         }
     }
     for (bit, p) in PATTERNS.iter().enumerate() {
@@ -225,7 +229,6 @@ pub(crate) fn reset_after_fork() {
         }
     }
     DEAD.fetch_or(dead, Ordering::AcqRel);
-    crate::announce::reset_after_fork();
     USED.store(0, Ordering::Release);
     ATTACHES.store(0, Ordering::Release);
 }
@@ -329,11 +332,13 @@ fn serve(mut conn: UnixStream) {
             // From now on registrations push updates here. Events registered
             // while attaching were enabled but not announced: announce them.
             if let Ok(mut c) = CONNS[bit as usize].lock() {
-                *c = Some(Push::new(clone));
-                if crate::registry::events().len() != announced {
-                    if let Some(p) = c.as_mut() {
-                        let _ = p.send(&Msg::Info(info()).encode());
-                    }
+                let mut push = Push::new(clone, bit);
+                // A frame cut short would corrupt the stream: then the
+                // session ends (its control thread sees the shutdown).
+                if crate::registry::events().len() == announced || push.send(&Msg::Info(info()).encode()).is_ok() {
+                    *c = Some(push);
+                } else {
+                    push.close();
                 }
             }
         }
@@ -586,7 +591,11 @@ fn detach(bit: u32, base: usize, len: usize) {
     if let Ok(mut p) = PATTERNS[bit as usize].lock() {
         p.clear();
         if let Ok(mut c) = CONNS[bit as usize].lock() {
-            *c = None;
+            // The end of a frame a non-blocking push left unsent goes out
+            // before the control thread answers `Detached` on the same socket.
+            if let Some(mut push) = c.take() {
+                let _ = push.flush();
+            }
         }
     }
     crate::registry::each(|e| {

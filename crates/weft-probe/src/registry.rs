@@ -46,6 +46,18 @@ fn register_statics() {
     }
 }
 
+/// Whether `e` holds a place (and so a valid id) in the registry.
+pub(crate) fn placed(e: &'static Event) -> bool {
+    let id = e.id.load(Ordering::Acquire) as usize;
+    id < LEN.load(Ordering::Acquire) && std::ptr::eq(LIST[id].load(Ordering::Acquire), e)
+}
+
+/// In a fork child: an append another thread was making at the fork never
+/// finishes here.
+pub(crate) fn reset_after_fork() {
+    APPENDING.store(false, Ordering::Release);
+}
+
 /// All registered events, in id order.
 pub fn events() -> Vec<&'static Event> {
     register_statics();

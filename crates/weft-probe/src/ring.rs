@@ -465,13 +465,19 @@ unsafe fn init_subbuf(si: usize, cx: &Ctx, gen: u64) {
 /// writes, so stray stores elsewhere in the program fault at the culprit.
 /// Returns whether this is the outermost write, which protects again at its
 /// end. A write whose frame a handler jumped out of counts as gone: the next
-/// write not nested below its mark is outermost again (as for switches).
+/// write at or above its mark is outermost again.
 #[cold]
 #[inline(never)]
 fn unprotect(si: usize, cx: &Ctx, mark: u64) -> bool {
     let outer = GUARD_SP.with(|g| {
         let o = g[si].get();
-        let outer = o == 0 || !nested(mark, o);
+        // Strictly, without MARK_SLACK: a write made from inside another
+        // write's argument encoding (an `Arg::put` that emits) lies less
+        // than the slack below it and must not protect the buffers under
+        // the outer write. The cost: after a handler jumped out of a
+        // guarded write, writes from deeper frames leave the buffers
+        // writable until one from at or above that frame comes.
+        let outer = o == 0 || mark >= o;
         if outer {
             g[si].set(mark);
         }
