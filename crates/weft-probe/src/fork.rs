@@ -15,7 +15,7 @@ extern "C" fn child() {
     // Wait for an attach only if the parent was being recorded: otherwise no
     // collector is looking for this child, and a program that outlived its
     // recording would wait at every fork.
-    let recorded = crate::listener::attached_sessions() != 0;
+    let recorded = SESSIONS.iter().any(|s| s.base.load(Ordering::Acquire) != 0);
     crate::registry::reset_after_fork();
     crate::registry::each(|e| {
         e.enable.fetch_and(!weft_probe_abi::SESSION_MASK, Ordering::AcqRel);

@@ -90,11 +90,6 @@ pub fn init() {
     wait_for_attach(u64::MAX);
 }
 
-/// The session bits in use (attached collectors).
-pub(crate) fn attached_sessions() -> u32 {
-    USED.load(Ordering::Acquire)
-}
-
 /// Where this process listens, once `init` ran.
 pub fn socket_path() -> Option<PathBuf> {
     PATH.lock().ok()?.clone()

@@ -23,6 +23,8 @@ fn usage() -> ! {
          \x20 forkexec           fork a child that outlives the parent, then exec `markers 2`\n\
          \x20 forkenv N          fork N children (each exits at once) while another thread keeps changing\n\
          \x20                    the environment; prints how many children hung\n\
+         \x20 forklater N        once attached and then detached again, fork N children that exit at once;\n\
+         \x20                    prints the slowest fork-to-exit in ms\n\
          \x20 late N             once attached, wait for a line on stdin, register N new events late:evK,\n\
          \x20                    then wait until they are enabled and emit each once\n\
          \x20 bench N [T]        cost of demo:tick (two u64 fields): N events in each of T threads (default 1);\n\
@@ -125,6 +127,7 @@ fn main() {
         "scribble" => scribble(arg(2, 1000)),
         "late" => late(arg(2, 300)),
         "forkenv" => forkenv(arg(2, 100)),
+        "forklater" => forklater(arg(2, 5)),
         "longjmp" => longjmp(arg(2, 200_000)),
         "flight" => {
             for i in 0..arg(2, 100_000) {
@@ -375,4 +378,32 @@ fn forkenv(n: u64) {
     STOP.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = hammer.join();
     println!("forks {n} hung {hung}");
+}
+
+/// A program that outlives its recording and then forks: its children must
+/// not wait for a collector that is gone.
+fn forklater(n: u64) {
+    let wait_for = |enabled: bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TICK.enabled() != enabled && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait_for(true);
+    wait_for(false);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        // SAFETY: the child only returns from the fork handlers and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: leaving the child without the parent's atexit handlers.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        slowest = slowest.max(t.elapsed());
+    }
+    println!("forks {n} slowest {} ms", slowest.as_millis());
 }

@@ -341,6 +341,31 @@ fn a_fork_child_never_hangs_on_a_lock_held_at_the_fork() {
 }
 
 #[test]
+fn a_program_that_outlives_its_recording_forks_without_waiting() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    // The recording ends first; the program then forks. Its children must not
+    // wait for an attach (the 3 s a recorded child may wait) that nobody will
+    // make. The output pipe stays open until the program itself is done.
+    let (_, out) = record(
+        dir.path(),
+        "later.weft",
+        &["-q", "--duration", "300ms"],
+        &["forklater", "3"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    let ms: u64 = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no 'forks N slowest X ms' line: {line}"));
+    assert!(ms < 2000, "a fork child waited for a collector: {line}");
+}
+
+#[test]
 fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
     if !can_trace() {
         return;
