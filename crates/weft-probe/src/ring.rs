@@ -53,6 +53,7 @@ pub(crate) static SESSIONS: [Session; MAX_SESSIONS as usize] = [SESSION_INIT; MA
 /// cached with the slot address so the two always belong to one mapping; a
 /// writer that races a detach finishes into the anonymous memory mapped over
 /// the old area, within that area's bounds.
+///
 /// All plain integers, so that copying it out of TLS is a few moves.
 #[derive(Clone, Copy)]
 struct Ctx {
