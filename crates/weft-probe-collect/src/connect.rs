@@ -56,12 +56,27 @@ pub fn discover() -> Vec<Instrumented> {
                     start_time: start,
                     socket: e.path(),
                 });
+            } else if stale_and_ours(&e) {
+                // Left by a process that was killed (no atexit ran): its
+                // name can never match a live process again.
+                let _ = std::fs::remove_file(e.path());
             }
         }
     }
     out.sort_by_key(|i| i.pid);
     out.dedup_by_key(|i| i.pid);
     out
+}
+
+/// A socket file (not anything else with such a name) that we may remove:
+/// root's view of /proc is complete; another user only judges sockets of its
+/// own, whose processes it can always see.
+fn stale_and_ours(e: &std::fs::DirEntry) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(meta) = e.metadata() else { return false };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    meta.file_type().is_socket() && (me == 0 || meta.uid() == me)
 }
 
 fn find(pid: u32) -> Option<Instrumented> {

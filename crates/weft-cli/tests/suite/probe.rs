@@ -366,6 +366,37 @@ fn a_program_that_outlives_its_recording_forks_without_waiting() {
 }
 
 #[test]
+fn weft_ps_removes_the_sockets_of_killed_processes() {
+    let dir = tmp();
+    let sock = |pid: u32, start: u64| dir.path().join(format!("{pid}-{start}.sock"));
+    // A process that is gone, and this process under a start time it never
+    // had (a reused pid): both names can never answer again.
+    let mut gone = Command::new("true").spawn().expect("true");
+    let gone_pid = gone.id();
+    gone.wait().expect("wait");
+    let me = std::process::id();
+    let start = std::fs::read_to_string(format!("/proc/{me}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next()?.split_whitespace().nth(19)?.parse::<u64>().ok())
+        .expect("start time");
+    let stale = [sock(gone_pid, 12345), sock(me, start + 1)];
+    let live = sock(me, start);
+    for p in stale.iter().chain([&live]) {
+        drop(std::os::unix::net::UnixListener::bind(p).expect("bind"));
+    }
+    // Not a socket: left alone whatever its name.
+    let plain = sock(gone_pid, 999);
+    std::fs::write(&plain, b"").expect("write");
+    let out = run(weft().arg("ps").env("WEFT_RUNTIME_DIR", dir.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for p in &stale {
+        assert!(!p.exists(), "{} should be removed", p.display());
+    }
+    assert!(live.exists(), "the socket of a live process must stay");
+    assert!(plain.exists(), "only sockets are removed");
+}
+
+#[test]
 fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
     if !can_trace() {
         return;
