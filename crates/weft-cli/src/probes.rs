@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use weft_format::{std_schemas as s, FieldType, RecordBuf, RecordBuilder, Schema, SchemaId, TraceWriter};
 use weft_kernel::{EventKind, KernelEvent, KernelSchemas};
 use weft_probe_collect::{
-    Collect, Damage, Geometry, Mode, ProbeEvent, ProbeRecord, Session, Sink, ThreadStats, TscClock, Value, ValueRef,
+    Collect, Damage, Geometry, Mode, ProbeEvent, ProbeRecord, ProcessInfo, Session, Sink, ThreadStats, TscClock, Value,
+    ValueRef,
 };
 
 /// How long after a process appears we keep looking for its socket.
@@ -22,8 +23,7 @@ pub struct Probes {
     /// Processes to look for: deadline, and the start time that identifies
     /// them (pids are reused, and a reused pid is someone else's process).
     pending: HashMap<u32, (Instant, u64)>,
-    schemas: HashMap<(String, Vec<(String, u8)>), SchemaId>,
-    ids: ahash::AHashMap<(u32, u32), SchemaId>,
+    schemas: Schemas,
     pub events: u64,
     pub damage: u64,
     pub attached: u64,
@@ -45,8 +45,7 @@ impl Probes {
             clock: TscClock::new(),
             sessions: HashMap::new(),
             pending: HashMap::new(),
-            schemas: HashMap::new(),
-            ids: ahash::AHashMap::new(),
+            schemas: Schemas::default(),
             events: 0,
             damage: 0,
             attached: 0,
@@ -160,7 +159,7 @@ impl Probes {
                             .bool(sess.info.user_events)
                             .finish();
                     }
-                    self.learn_events(pid, &sess, w);
+                    self.schemas.declare(w, &sess.info);
                     self.sessions.insert(pid, sess);
                 }
                 // Not (yet) listening: a new image may still be starting, and an
@@ -181,23 +180,6 @@ impl Probes {
         }
     }
 
-    /// Trace schemas for a process's events (shared across processes by name and fields).
-    fn learn_events<W: std::io::Write>(&mut self, pid: u32, sess: &Session, w: &mut TraceWriter<W>) {
-        for e in &sess.info.events {
-            let name = format!("{}:{}", e.provider, e.name);
-            let key = (name.clone(), e.fields.clone());
-            let id = *self.schemas.entry(key).or_insert_with(|| {
-                let fields: Vec<(&str, FieldType)> = e
-                    .fields
-                    .iter()
-                    .map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes)))
-                    .collect();
-                w.add_schema(Schema::new(&name, &fields))
-            });
-            self.ids.insert((pid, e.id), id);
-        }
-    }
-
     /// One round: attach where possible, drain every session into `buf`.
     /// Returns how many events it drained.
     pub fn poll<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) -> u64 {
@@ -214,17 +196,8 @@ impl Probes {
             let Some(mut sess) = self.sessions.remove(&pid) else {
                 continue;
             };
-            // Schemas for events announced since the last round first: their
-            // records are then encoded as they are drained, not held back
-            // as decoded copies (a whole ring's worth with big buffers).
-            if sess.read_pushed() && sess.take_new_events() {
-                self.learn_events(pid, &sess, w);
-            }
             self.drain_session(&mut sess, false, w, buf);
             let gone = sess.process_gone();
-            if sess.take_new_events() {
-                self.learn_events(pid, &sess, w);
-            }
             self.sessions.insert(pid, sess);
             self.flush(w, ks, buf);
             if gone {
@@ -246,7 +219,7 @@ impl Probes {
         let mut sink = ToTrace {
             w,
             buf,
-            ids: &self.ids,
+            schemas: &mut self.schemas,
             last_id: None,
             events: &mut self.events,
             write_error: &mut self.write_error,
@@ -269,15 +242,8 @@ impl Probes {
         buf: &mut RecordBuf,
     ) {
         if let Some(mut sess) = self.sessions.remove(&pid) {
-            if sess.read_pushed() && sess.take_new_events() {
-                self.learn_events(pid, &sess, w);
-            }
             let no_slot = sess.no_slot_drops();
             let stats = self.drain_session(&mut sess, true, w, buf);
-            // Events announced while detaching: their records wait in events_buf.
-            if sess.take_new_events() {
-                self.learn_events(pid, &sess, w);
-            }
             self.flush(w, ks, buf);
             self.write_stats(pid, &stats, no_slot, ks, buf);
         }
@@ -331,12 +297,12 @@ impl Probes {
         self.write_error.take()
     }
 
-    /// Moves records held back (their event was announced during the drain)
-    /// and damage reports into `buf`.
+    /// Moves records held back (no schema when they were drained) and
+    /// damage reports into `buf`.
     fn flush<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
         for ev in self.events_buf.drain(..) {
             room(w, buf, &mut self.write_error);
-            let Some(&id) = self.ids.get(&(ev.pid, ev.event)) else {
+            let Some(id) = self.schemas.get(ev.pid, ev.event) else {
                 // Decoded with an announced field list, but no schema: should
                 // not happen; say so rather than lose it silently.
                 self.unwritten += 1;
@@ -398,18 +364,50 @@ fn room<W: std::io::Write>(w: &mut TraceWriter<W>, buf: &mut RecordBuf, err: &mu
     }
 }
 
+/// Trace schemas of probe events, shared across processes by name and
+/// fields, and which one each process's event id uses.
+#[derive(Default)]
+struct Schemas {
+    by_shape: HashMap<(String, Vec<(String, u8)>), SchemaId>,
+    ids: ahash::AHashMap<(u32, u32), SchemaId>,
+}
+
+impl Schemas {
+    /// Declares (once) a schema for each event of `info`.
+    fn declare<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, info: &ProcessInfo) {
+        for e in &info.events {
+            let name = format!("{}:{}", e.provider, e.name);
+            let key = (name.clone(), e.fields.clone());
+            let id = *self.by_shape.entry(key).or_insert_with(|| {
+                let fields: Vec<(&str, FieldType)> = e
+                    .fields
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes)))
+                    .collect();
+                w.add_schema(Schema::new(&name, &fields))
+            });
+            self.ids.insert((info.pid, e.id), id);
+        }
+    }
+
+    fn get(&self, pid: u32, event: u32) -> Option<SchemaId> {
+        self.ids.get(&(pid, event)).copied()
+    }
+}
+
 /// Encodes drained records straight into the trace buffer, without an
 /// intermediate copy.
 struct ToTrace<'a, W: std::io::Write> {
     w: &'a mut TraceWriter<W>,
     buf: &'a mut RecordBuf,
-    ids: &'a ahash::AHashMap<(u32, u32), SchemaId>,
+    schemas: &'a mut Schemas,
     /// The previous record's (pid, event) and schema: runs of one event
     /// skip the map.
     last_id: Option<((u32, u32), SchemaId)>,
     events: &'a mut u64,
     write_error: &'a mut Option<std::io::Error>,
-    /// Records of events whose schema is declared only after this drain.
+    /// Records of events with no schema (not expected: schemas are
+    /// declared as event lists arrive), written or reported by `flush`.
     unknown: &'a mut Vec<ProbeEvent>,
     damage: &'a mut Vec<Damage>,
 }
@@ -420,7 +418,7 @@ impl<W: std::io::Write> Sink for ToTrace<'_, W> {
         let id = match self.last_id {
             Some((k, id)) if k == key => id,
             _ => {
-                let Some(&id) = self.ids.get(&key) else {
+                let Some(id) = self.schemas.get(key.0, key.1) else {
                     self.unknown.push(r.to_event());
                     return;
                 };
@@ -447,5 +445,10 @@ impl<W: std::io::Write> Sink for ToTrace<'_, W> {
 
     fn damage(&mut self, d: Damage) {
         self.damage.push(d);
+    }
+
+    /// Events announced since the attach: declared before their records come.
+    fn events(&mut self, info: &ProcessInfo) {
+        self.schemas.declare(self.w, info);
     }
 }

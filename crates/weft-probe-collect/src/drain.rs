@@ -65,6 +65,9 @@ impl<'a> ProbeRecord<'a> {
 pub trait Sink {
     fn record(&mut self, r: &ProbeRecord<'_>);
     fn damage(&mut self, d: Damage);
+    /// The process announced a new event list (events registered after the
+    /// attach). Called before any record of those events is handed over.
+    fn events(&mut self, _info: &ProcessInfo) {}
 }
 
 /// A sink that keeps owned copies (tests, small tools).

@@ -61,8 +61,6 @@ pub struct Session {
     area: Area,
     drain: drain::Drainer,
     detached: bool,
-    /// Set when the process announced new events; cleared by `take_new_events`.
-    new_events: bool,
 }
 
 impl Session {
@@ -81,7 +79,6 @@ impl Session {
             area,
             drain,
             detached: false,
-            new_events: false,
         })
     }
 
@@ -99,40 +96,32 @@ impl Session {
         let final_pass = self.detached || self.process_gone();
         // Event lists the process pushed (events registered after attach)
         // arrive before any record of those events.
-        self.read_pushed();
+        for info in connect::pushed(&self.conn, self.info.pid) {
+            self.learn(info, sink);
+        }
         self.drain.drain(&self.area, clock, final_pass, sink);
     }
 
-    /// Detaches (the process stops writing), drains what is left, and
-    /// returns per-thread accounting.
-    /// Applies event lists the process pushed; true if there were any.
-    pub fn read_pushed(&mut self) -> bool {
-        for info in connect::pushed(&self.conn, self.info.pid) {
-            self.drain.set_events(&info);
-            self.info = info;
-            self.new_events = true;
-        }
-        self.new_events
+    /// Applies an event list the process sent, and tells the sink.
+    fn learn(&mut self, info: ProcessInfo, sink: &mut impl Sink) {
+        self.drain.set_events(&info);
+        sink.events(&info);
+        self.info = info;
     }
 
-    /// The session stays usable for `info` and `take_new_events`: events
-    /// announced while detaching may have records in the final pass, and the
-    /// caller needs their descriptions to write them.
+    /// Detaches (the process stops writing), drains what is left, and
+    /// returns per-thread accounting. Event lists announced until the
+    /// detach is answered reach the sink before the final pass.
     pub fn finish(&mut self, clock: &TscClock, sink: &mut impl Sink) -> Vec<ThreadStats> {
-        self.read_pushed();
+        for info in connect::pushed(&self.conn, self.info.pid) {
+            self.learn(info, sink);
+        }
         for info in connect::detach(&self.conn, self.info.pid) {
-            self.drain.set_events(&info);
-            self.info = info;
-            self.new_events = true;
+            self.learn(info, sink);
         }
         self.detached = true;
         self.drain.drain(&self.area, clock, true, sink);
         self.drain.stats(&self.area)
-    }
-
-    /// True once after the process announced events registered since attaching.
-    pub fn take_new_events(&mut self) -> bool {
-        std::mem::take(&mut self.new_events)
     }
 
     /// Per-thread accounting so far.
