@@ -258,7 +258,9 @@ fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, 
 }
 
 /// Reserves `total` bytes in the current sub-buffer; returns the record's
-/// address. The common case inline, switching sub-buffers out of line.
+/// address. The common case inline, switching sub-buffers out of line. This
+/// is `reserve_slow`'s happy path written out again on purpose: sharing it
+/// through a helper returning the outcome made writes 2.5 ns slower.
 #[inline(always)]
 fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<usize> {
     let ctl = cx.ctl;
