@@ -273,10 +273,7 @@ fn bench(n: u64, threads: u64) {
 /// once the collector was told about it.
 fn late(n: u64) {
     let mut out = std::io::stdout();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !TICK.enabled() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until(|| TICK.enabled(), Duration::from_secs(10));
     let _ = writeln!(out, "ready");
     let _ = out.flush();
     let mut line = String::new();
@@ -308,10 +305,7 @@ fn late(n: u64) {
         slowest.as_millis()
     );
     let _ = out.flush();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !events.iter().all(|e| e.enabled()) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(|| events.iter().all(|e| e.enabled()), Duration::from_secs(20));
     let enabled = events.iter().filter(|e| e.enabled()).count();
     for (k, e) in events.iter().enumerate() {
         if e.enabled() {
@@ -383,14 +377,8 @@ fn forkenv(n: u64) {
 /// A program that outlives its recording and then forks: its children must
 /// not wait for a collector that is gone.
 fn forklater(n: u64) {
-    let wait_for = |enabled: bool| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while TICK.enabled() != enabled && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    };
-    wait_for(true);
-    wait_for(false);
+    wait_until(|| TICK.enabled(), Duration::from_secs(10));
+    wait_until(|| !TICK.enabled(), Duration::from_secs(10));
     let mut slowest = Duration::ZERO;
     for _ in 0..n {
         let t = std::time::Instant::now();
@@ -406,4 +394,12 @@ fn forklater(n: u64) {
         slowest = slowest.max(t.elapsed());
     }
     println!("forks {n} slowest {} ms", slowest.as_millis());
+}
+
+/// Polls `cond` every millisecond until it holds or `limit` has passed.
+fn wait_until(cond: impl Fn() -> bool, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

@@ -375,10 +375,7 @@ fn weft_ps_removes_the_sockets_of_killed_processes() {
     let gone_pid = gone.id();
     gone.wait().expect("wait");
     let me = std::process::id();
-    let start = std::fs::read_to_string(format!("/proc/{me}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit(')').next()?.split_whitespace().nth(19)?.parse::<u64>().ok())
-        .expect("start time");
+    let start = weft_probe_abi::process_start_time(me).expect("start time");
     let stale = [sock(gone_pid, 12345), sock(me, start + 1)];
     let live = sock(me, start);
     for p in stale.iter().chain([&live]) {
