@@ -8,6 +8,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod dump;
 mod info;
+mod outfile;
 mod probes;
 mod profiles;
 mod ps;
@@ -54,9 +55,13 @@ enum Command {
     after_help = "Examples:\n  weft record -- ./app arg1                       trace every syscall of ./app and its children\n  weft record --syscalls memory,prctl -- ./app    only memory syscalls and prctl\n  weft record -p 1234 --duration 10s              attach to PID 1234 (all threads) for 10 s\n\nSyscall classes for --syscalls: memory, file, desc, process, signal, network, ipc (also as %memory).\nProcess lifecycle, signals and memory maps are always recorded. Ctrl-C stops recording cleanly."
 )]
 pub struct RecordArgs {
-    /// Trace file to write.
+    /// Trace file to write. An existing file is kept as FILE.old; a symbolic
+    /// link there is refused.
     #[arg(short, long, default_value = "trace.weft")]
     output: PathBuf,
+    /// Overwrite an existing trace file instead of keeping it as FILE.old.
+    #[arg(long)]
+    force: bool,
     /// Attach to running processes (all their threads and future children); comma-separated.
     #[arg(short, long, value_delimiter = ',', conflicts_with = "command")]
     pid: Vec<u32>,

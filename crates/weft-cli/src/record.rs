@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::IsTerminal;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,9 +85,23 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         }
     }
     raise_fd_limit();
+    if let Some(program) = args.command.first() {
+        // Said before a trace file exists: no file claims a recording.
+        if let Err(e) = find_program(program) {
+            eprintln!("weft: error: {e}");
+            return Ok(ExitCode::from(127));
+        }
+    }
 
-    let file =
-        File::create(&args.output).with_context(|| format!("cannot create trace file {}", args.output.display()))?;
+    let (file, replaced) = crate::outfile::create(&args.output, args.force)
+        .with_context(|| format!("cannot create trace file {}", args.output.display()))?;
+    if let (crate::outfile::Replaced::MovedTo(old), false) = (&replaced, args.quiet) {
+        eprintln!(
+            "weft: kept the previous {} as {} (--force overwrites)",
+            args.output.display(),
+            old.display()
+        );
+    }
     let mut session = Session::new(
         &tfs,
         weft_kernel::Options {
@@ -100,6 +114,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     )?;
 
     let mut extras = Extras::default();
+    for &pid in &args.pid {
+        if let Some(uid) = procfs::effective_uid(pid) {
+            extras.uids.insert(pid, uid);
+        }
+    }
     let mut probes = (!args.no_probes).then(|| {
         let geo = Geometry {
             slots: args.probe_threads,
@@ -163,6 +182,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         }
         if let Some(p) = probes.as_mut() {
             p.watch(paused.pid);
+        }
+        // The command runs with our uid (it is forked from us).
+        if let Some(uid) = procfs::effective_uid(std::process::id()) {
+            extras.uids.insert(paused.pid, uid);
         }
         Target::Command(paused)
     };
@@ -247,14 +270,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         }
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install the signal handler")?;
-    }
+    let stop = StopSignals::install()?;
 
     let (child_pid, mut exec_error) = match target {
         Target::Command(p) => {
@@ -288,6 +304,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let mut last_status = Instant::now();
     let mut last_events = 0u64;
     let mut probe_busy = false;
+    // When the command was told to stop (a forwarded signal, --duration).
+    let mut forwarded: Option<Instant> = None;
     let rusage0 = cpu_time();
 
     let result: Result<()> = (|| {
@@ -347,19 +365,49 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                     child_status = reap(pid, false);
                 }
                 if child_status.is_some() {
-                    stop_reason = "command exited";
+                    if forwarded.is_none() {
+                        stop_reason = "command exited";
+                    }
                     break;
                 }
             } else if !alive.is_empty() && alive.iter().all(|a| !a) {
                 stop_reason = "all traced processes exited";
                 break;
             }
-            if args.duration.is_some_and(|d| started.elapsed() >= d) {
+            if args.duration.is_some_and(|d| started.elapsed() >= d) && forwarded.is_none() {
                 stop_reason = "duration reached";
-                break;
+                match child_pid {
+                    // A command outliving --duration is ended as perf does.
+                    Some(pid) if child_status.is_none() => {
+                        send_signal(pid, libc::SIGTERM);
+                        forwarded = Some(Instant::now());
+                    }
+                    _ => break,
+                }
             }
-            if stop.load(Ordering::Relaxed) {
-                break;
+            if let Some(sig) = stop.signal() {
+                match child_pid {
+                    // The command goes down with us, as under strace and perf:
+                    // it gets the signal (unless the terminal sent it to both),
+                    // recording goes on until it exits, and a second signal or
+                    // a grace period ends it for good.
+                    Some(pid) if child_status.is_none() => {
+                        stop_reason = "interrupted";
+                        match forwarded {
+                            None => {
+                                if !stop.sent_by_terminal() {
+                                    send_signal(pid, sig);
+                                }
+                                forwarded = Some(Instant::now());
+                            }
+                            Some(at) if stop.count() > 1 || at.elapsed() >= STOP_GRACE => {
+                                send_signal(pid, libc::SIGKILL)
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    _ => break,
+                }
             }
             if last_status.elapsed() >= Duration::from_millis(250) {
                 let dt = last_status.elapsed().as_secs_f64();
@@ -382,6 +430,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // Whatever happened, leave a complete file: drain, flush, write the End chunk.
     session.disable();
     session.drain_rest(&mut events);
+    session.settle_lost(&mut events);
     drop(cgroup);
     let batch = write_batch(
         &mut events,
@@ -399,6 +448,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     let batch = batch.and(probes.as_mut().and_then(|p| p.take_error()).map_or(Ok(()), Err));
     extras.finish(&schemas, &mut buf);
+    if !args.quiet {
+        for w in extras.warnings.drain(..) {
+            eprintln!("weft: warning: {w}");
+        }
+    }
     if args.archive {
         match extras.archive(&args.output) {
             Ok((dir, n)) if !args.quiet => eprintln!("weft: archived {n} binaries in {}", dir.display()),
@@ -409,10 +463,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let write_result = batch.and_then(|()| writer.write_events(&mut buf));
     if let (Some(pid), None) = (child_pid, child_status) {
-        if stop_reason == "interrupted" || stop_reason == "duration reached" {
-            // The command keeps running only if it ignored the terminal's Ctrl-C.
-            child_status = reap(pid, !stop.load(Ordering::Relaxed));
-        }
+        // Stopped by an error: the command must not run on untraced.
+        send_signal(pid, libc::SIGKILL);
+        child_status = reap(pid, true);
     }
     let end_mono = weft_kernel::monotonic_ns();
     let mut end: Vec<(&str, String)> = vec![
@@ -439,7 +492,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     file.sync_all().ok();
 
     let lost: u64 = session.lost_per_cpu().iter().map(|(_, n)| n).sum();
-    if !args.quiet {
+    if !args.quiet && exec_error.is_none() {
         let secs = started.elapsed().as_secs_f64();
         let cpu = cpu_time() - rusage0;
         eprintln!(
@@ -485,6 +538,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // need not hold up the exit.
     session.close_in_background();
     if let Some(e) = exec_error.take() {
+        // Nothing ran: leave no file that claims a recording.
+        let _ = std::fs::remove_file(&args.output);
         eprintln!("weft: error: {e}");
         return Ok(ExitCode::from(127));
     }
@@ -537,6 +592,91 @@ fn write_batch(
         schemas.encode(&ev, buf);
     }
     Ok(())
+}
+
+/// Largest binary `--archive` copies.
+const ARCHIVE_CAP: u64 = 1 << 30;
+
+/// How long a command told to stop may take before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// SIGINT, SIGTERM and SIGHUP sent to the recorder: which came first, how
+/// many, and whether the last came from the terminal (which sent it to the
+/// command too).
+struct StopSignals {
+    first: Arc<AtomicI32>,
+    count: Arc<AtomicU32>,
+    terminal: Arc<AtomicBool>,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::iterator::exfiltrator::WithOrigin;
+        use signal_hook::low_level::siginfo::Cause;
+        let s = StopSignals {
+            first: Arc::new(AtomicI32::new(0)),
+            count: Arc::new(AtomicU32::new(0)),
+            terminal: Arc::new(AtomicBool::new(false)),
+        };
+        let mut signals = signal_hook::iterator::SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])
+            .context("cannot install the signal handlers")?;
+        let (first, count, terminal) = (s.first.clone(), s.count.clone(), s.terminal.clone());
+        std::thread::Builder::new()
+            .name("weft-signals".into())
+            .spawn(move || {
+                for o in signals.forever() {
+                    // A terminal's Ctrl-C comes from the kernel, to the whole foreground group.
+                    terminal.store(o.cause == Cause::Kernel, Ordering::Release);
+                    let _ = first.compare_exchange(0, o.signal, Ordering::AcqRel, Ordering::Acquire);
+                    count.fetch_add(1, Ordering::AcqRel);
+                }
+            })
+            .context("cannot start the signal thread")?;
+        Ok(s)
+    }
+
+    fn signal(&self) -> Option<i32> {
+        Some(self.first.load(Ordering::Acquire)).filter(|&s| s != 0)
+    }
+
+    fn count(&self) -> u32 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    fn sent_by_terminal(&self) -> bool {
+        self.terminal.load(Ordering::Acquire)
+    }
+}
+
+fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory preconditions; the pid is our own unreaped child.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Finds the command as execvp will, to say why it cannot run before any
+/// trace file is made.
+fn find_program(program: &std::ffi::OsStr) -> std::result::Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = std::path::Path::new(program);
+    let check = |p: &std::path::Path| match std::fs::metadata(p) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(m) if m.is_dir() => Err("Is a directory".to_string()),
+        Ok(_) => Err("Permission denied (not executable)".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("No such file or directory".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err("Permission denied".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let result = if program.as_encoded_bytes().contains(&b'/') {
+        check(p)
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| check(&d.join(p)))
+            .find(|r| r.is_ok())
+            .unwrap_or_else(|| Err("not found in PATH".to_string()))
+    };
+    result.map_err(|why| format!("cannot start `{}`: {why}", p.display()))
 }
 
 fn reap(pid: u32, block: bool) -> Option<i32> {
@@ -625,6 +765,10 @@ struct Extras {
     binaries: std::collections::BTreeMap<Vec<u8>, String>,
     /// Kernel code addresses of every call chain, named at the end.
     kernel_addrs: std::collections::BTreeSet<u64>,
+    /// Effective uid of each traced process, read when it is first seen.
+    uids: HashMap<u32, u32>,
+    /// Side data that could not be recorded, and why.
+    warnings: Vec<String>,
 }
 
 impl Extras {
@@ -640,8 +784,16 @@ impl Extras {
             EventKind::Exit { group_dead: true } => self.jit(ev.pid, schemas, buf),
             _ => {}
         }
-        if ev.pid != 0 {
-            self.pids.insert(ev.pid);
+        if let EventKind::Fork { parent_pid, .. } = ev.kind {
+            // A child that is gone before we look keeps its parent's uid.
+            if let Some(&uid) = self.uids.get(&parent_pid) {
+                self.uids.entry(ev.pid).or_insert(uid);
+            }
+        }
+        if ev.pid != 0 && self.pids.insert(ev.pid) {
+            if let Some(uid) = procfs::effective_uid(ev.pid) {
+                self.uids.insert(ev.pid, uid);
+            }
         }
     }
 
@@ -649,11 +801,19 @@ impl Extras {
         if !self.jit_done.insert(pid) {
             return;
         }
-        let Ok(mut text) = std::fs::read(format!("/tmp/perf-{pid}.map")) else {
-            return;
-        };
+        // The program names this file and may have planted a link or a FIFO
+        // there: read it only as a regular file of the process's own uid.
+        let Some(&uid) = self.uids.get(&pid) else { return };
         // A record must fit in one chunk: keep the first 8 MiB of a huge map.
-        text.truncate(8 << 20);
+        let path = format!("/tmp/perf-{pid}.map");
+        let text = match crate::outfile::read_untrusted(std::path::Path::new(&path), uid, 8 << 20) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.warnings.push(format!("{path} not read: {e}"));
+                return;
+            }
+        };
         if let Some(id) = schemas.id_of(weft_format::std_schemas::JIT_MAP) {
             buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
                 .bytes(&text)
@@ -685,16 +845,24 @@ impl Extras {
     }
 
     /// Copies every mapped binary with a build ID to `OUTPUT.d/<build-id>`.
+    /// Only a file whose content has the build ID the kernel saw mapped is
+    /// copied: a path swapped since (to a link, a FIFO, a root-only file)
+    /// is left out.
     fn archive(&self, output: &std::path::Path) -> std::io::Result<(std::path::PathBuf, usize)> {
-        let mut dir = output.as_os_str().to_owned();
-        dir.push(".d");
-        let dir = std::path::PathBuf::from(dir);
-        std::fs::create_dir_all(&dir)?;
+        use std::io::Write;
+        let dir = crate::outfile::archive_dir(output)?;
         let mut n = 0;
         for (bid, path) in &self.binaries {
             let hex: String = bid.iter().map(|b| format!("{b:02x}")).collect();
-            let dest = dir.join(&hex);
-            if !dest.exists() && std::fs::copy(path, &dest).is_ok() {
+            let Ok(data) = crate::outfile::read_regular(std::path::Path::new(path), ARCHIVE_CAP) else {
+                continue;
+            };
+            if procfs::build_id(&data) != *bid {
+                continue;
+            }
+            // An existing copy (same build ID) is kept.
+            if let Ok(mut f) = crate::outfile::create_new_in(&dir, &hex) {
+                f.write_all(&data)?;
                 n += 1;
             }
         }

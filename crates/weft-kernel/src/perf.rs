@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use perf_event_open_sys as sys;
 use sys::bindings as b;
@@ -44,9 +45,13 @@ pub(crate) struct Spec {
     pub wakeup_bytes: u32,
 }
 
+/// Whether this kernel accepts PERF_FORMAT_LOST (cleared at the first refusal).
+static LOST_FORMAT: AtomicBool = AtomicBool::new(true);
+
 #[derive(Debug)]
 pub(crate) struct PerfFd {
     fd: OwnedFd,
+    lost_format: bool,
 }
 
 impl AsRawFd for PerfFd {
@@ -112,16 +117,25 @@ impl PerfFd {
             attr.set_mmap2(1);
             attr.set_build_id(1);
         }
+        // The kernel's own count of records this event could not write
+        // (ring full), readable at the end even when no PERF_RECORD_LOST
+        // made it into the ring (Linux 6.0+; older kernels refuse the bit).
+        let lost_format = LOST_FORMAT.load(Ordering::Relaxed);
+        if lost_format {
+            attr.read_format = b::PERF_FORMAT_LOST as u64;
+        }
         // SAFETY: attr is a fully initialized perf_event_attr with a correct size.
-        let fd = unsafe {
-            sys::perf_event_open(
-                &mut attr,
-                pid,
-                cpu,
-                -1,
-                b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong | flags,
-            )
+        let open = |attr: &mut b::perf_event_attr| unsafe {
+            sys::perf_event_open(attr, pid, cpu, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong | flags)
         };
+        let mut fd = open(&mut attr);
+        if fd < 0 && lost_format && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            attr.read_format = 0;
+            fd = open(&mut attr);
+            if fd >= 0 {
+                LOST_FORMAT.store(false, Ordering::Relaxed);
+            }
+        }
         if fd < 0 {
             return Err(KernelError::sys(
                 "perf_event_open",
@@ -132,6 +146,7 @@ impl PerfFd {
         // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
         Ok(PerfFd {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            lost_format: attr.read_format != 0,
         })
     }
 
@@ -180,6 +195,19 @@ impl PerfFd {
             ));
         }
         Ok(())
+    }
+
+    /// Records the kernel could not write for this event (and its
+    /// inherited copies, which write through it), or None where the kernel
+    /// does not count them.
+    pub fn lost(&self) -> Option<u64> {
+        if self.lost_format {
+            let mut v = [0u64; 2];
+            // SAFETY: read_format is PERF_FORMAT_LOST alone: the kernel writes value, lost.
+            let n = unsafe { libc::read(self.as_raw_fd(), v.as_mut_ptr().cast(), 16) };
+            return (n == 16).then_some(v[1]);
+        }
+        None
     }
 
     pub fn disable(&self) {

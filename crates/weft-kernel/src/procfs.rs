@@ -23,6 +23,14 @@ pub fn tgid(tid: u32) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The effective uid of a process (second field of `Uid:` in its status).
+pub fn effective_uid(pid: u32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1)?.parse().ok())
+}
+
 pub fn comm(pid: u32, tid: u32) -> Option<String> {
     fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
         .ok()
@@ -82,9 +90,14 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
 
 /// The GNU build ID of an ELF file, or empty.
 pub fn file_build_id(path: &str) -> Vec<u8> {
-    use object::Object;
     let Ok(data) = fs::read(path) else { return Vec::new() };
-    object::File::parse(&*data)
+    build_id(&data)
+}
+
+/// The GNU build ID of an ELF image in memory, or empty.
+pub fn build_id(data: &[u8]) -> Vec<u8> {
+    use object::Object;
+    object::File::parse(data)
         .ok()
         .and_then(|o| o.build_id().ok().flatten().map(<[u8]>::to_vec))
         .unwrap_or_default()

@@ -99,7 +99,10 @@ impl Ring {
             let mut hdr = [0u8; 8];
             self.copy_out(data, off, &mut hdr);
             let size = u16::from_le_bytes([hdr[6], hdr[7]]) as usize;
-            if size < 8 || size as u64 > head - tail {
+            // The kernel writes 8-aligned records of at least a header: any
+            // other size means the ring is garbage from here on (there is
+            // no way to find the next record), so the rest is dropped.
+            if size < 8 || !size.is_multiple_of(8) || size as u64 > head - tail {
                 sane = false;
                 tail = head;
                 break;

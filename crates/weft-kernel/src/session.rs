@@ -64,7 +64,8 @@ pub struct Session {
     wanted: Option<Vec<bool>>,
     cpus: Vec<u32>,
     rings: Vec<Ring>,
-    followers: Vec<PerfFd>,
+    /// Events writing into another event's ring, with that ring's CPU.
+    followers: Vec<(PerfFd, u32)>,
     decoder: Decoder,
     epoll: OwnedFd,
     lost: Vec<u64>,
@@ -228,7 +229,7 @@ impl Session {
         self.decoder.by_id.insert(fd.id()?, decoding);
         if let Some(r) = self.rings.iter().find(|r| r.cpu == cpu) {
             fd.set_output(&r.leader)?;
-            self.followers.push(fd);
+            self.followers.push((fd, cpu));
             return Ok(());
         }
         let ring = Ring::map(fd, cpu, self.opts.buffer_bytes)?;
@@ -423,8 +424,39 @@ impl Session {
         for r in &self.rings {
             r.leader.disable();
         }
-        for f in &self.followers {
+        for (f, _) in &self.followers {
             f.disable();
+        }
+    }
+
+    /// After `disable` and `drain_rest`: losses the kernel counted but
+    /// never reported in a ring (a full ring reports them only when it
+    /// next has room, which may be never) become a `Lost` event per CPU in
+    /// `out`, and part of `lost_per_cpu`.
+    pub fn settle_lost(&mut self, out: &mut Vec<KernelEvent>) {
+        let mut counted: HashMap<u32, u64> = HashMap::new();
+        let all = self.rings.iter().map(|r| (&r.leader, r.cpu));
+        for (fd, cpu) in all.chain(self.followers.iter().map(|(f, c)| (f, *c))) {
+            if let Some(n) = fd.lost() {
+                let c = counted.entry(cpu).or_default();
+                *c = c.saturating_add(n);
+            }
+        }
+        let ts = crate::monotonic_ns();
+        for (cpu, n) in counted {
+            let Some(seen) = self.lost.get_mut(cpu as usize) else {
+                continue;
+            };
+            if n > *seen {
+                out.push(KernelEvent {
+                    ts,
+                    cpu,
+                    pid: 0,
+                    tid: 0,
+                    kind: EventKind::Lost { count: n - *seen },
+                });
+                *seen = n;
+            }
         }
     }
 

@@ -2,6 +2,7 @@ mod attach;
 mod common;
 mod damage;
 mod errors;
+mod hostile;
 mod probe;
 mod record;
 mod sampling;

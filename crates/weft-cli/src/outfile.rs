@@ -1,0 +1,192 @@
+//! Creating the trace file (and `--archive`'s copies) as root without being
+//! steered: a symbolic link planted at the output path is never followed,
+//! and an existing trace is kept as `FILE.old` unless `--force` says not to.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// What happened to a file that was at the output path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replaced {
+    Nothing,
+    /// Renamed to this path, as perf keeps `perf.data.old`.
+    MovedTo(PathBuf),
+    /// Removed (`--force`).
+    Removed,
+}
+
+/// Creates `path` for writing, readable by its owner only: a trace holds
+/// other programs' data. An existing regular file is renamed to `path.old`
+/// (or removed with `force`); a symbolic link, a directory or a device there
+/// is an error. The final open uses O_EXCL|O_NOFOLLOW, so a link planted
+/// between the check and the open makes it fail instead of being followed.
+pub fn create(path: &Path, force: bool) -> io::Result<(File, Replaced)> {
+    let mut replaced = Replaced::Nothing;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "it is a symbolic link, and weft does not write through links: remove it or choose another path",
+            ))
+        }
+        Ok(m) if !m.file_type().is_file() => {
+            let what = if m.is_dir() {
+                "a directory"
+            } else if m.file_type().is_fifo() {
+                "a FIFO"
+            } else {
+                "not a regular file"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("it is {what}: choose another path"),
+            ));
+        }
+        Ok(_) if force => {
+            std::fs::remove_file(path)?;
+            replaced = Replaced::Removed;
+        }
+        Ok(_) => {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".old");
+            let old = PathBuf::from(old);
+            // rename replaces whatever is at `old` itself, never a link's target.
+            std::fs::rename(path, &old)?;
+            replaced = Replaced::MovedTo(old);
+        }
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    Ok((f, replaced))
+}
+
+/// A directory for `--archive` next to the trace: created if missing, and
+/// refused if something other than a directory of ours is there.
+pub fn archive_dir(output: &Path) -> io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let mut dir = output.as_os_str().to_owned();
+    dir.push(".d");
+    let dir = PathBuf::from(dir);
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let m = std::fs::symlink_metadata(&dir)?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_dir() || m.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a directory owned by uid {me} (a link or someone else's): remove it",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// Creates a new file in a directory made by `archive_dir`, never through a link.
+pub fn create_new_in(dir: &Path, name: &str) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join(name))
+}
+
+/// Opens a file that a traced program controls the name of, for reading as
+/// root: no link at the last component, no blocking on a FIFO, a regular
+/// file owned by `owner` (the traced process's uid), at most `cap` bytes.
+pub fn read_untrusted(path: &Path, owner: u32, cap: u64) -> io::Result<Vec<u8>> {
+    read_checked(path, libc::O_NOFOLLOW, Some(owner), cap)
+}
+
+/// A regular file (links along the path allowed, as for /lib), without
+/// blocking on a FIFO, at most `cap` bytes.
+pub fn read_regular(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    read_checked(path, 0, None, cap)
+}
+
+fn read_checked(path: &Path, flags: i32, owner: Option<u32>, cap: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)?;
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if let Some(owner) = owner.filter(|&o| o != m.uid()) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("owned by uid {}, not by the process's uid {owner}", m.uid()),
+        ));
+    }
+    let mut out = Vec::with_capacity(m.len().min(cap) as usize);
+    f.take(cap).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_trace_is_kept_as_old_and_force_removes_it() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.weft");
+        std::fs::write(&p, b"first").unwrap();
+        let (_, r) = create(&p, false).unwrap();
+        assert_eq!(r, Replaced::MovedTo(d.path().join("t.weft.old")));
+        assert_eq!(std::fs::read(d.path().join("t.weft.old")).unwrap(), b"first");
+        let (_, r) = create(&p, true).unwrap();
+        assert_eq!(r, Replaced::Removed);
+    }
+
+    #[test]
+    fn a_link_at_the_output_path_is_refused_and_its_target_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("precious");
+        std::fs::write(&target, b"keep").unwrap();
+        let p = d.path().join("t.weft");
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        for force in [false, true] {
+            let e = create(&p, force).unwrap_err();
+            assert!(e.to_string().contains("symbolic link"), "{e}");
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn untrusted_reads_refuse_links_fifos_and_other_owners() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let me = std::fs::metadata(d.path()).unwrap().uid();
+        let secret = d.path().join("secret");
+        std::fs::write(&secret, b"s3cret").unwrap();
+        let link = d.path().join("perf-1.map");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        assert!(read_untrusted(&link, me, 1 << 20).is_err());
+        assert!(read_untrusted(&secret, me + 1, 1 << 20).is_err());
+        assert_eq!(read_untrusted(&secret, me, 3).unwrap(), b"s3c");
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Returns at once (no writer would ever come), with an error.
+        assert!(read_untrusted(&fifo, me, 1 << 20).is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! What a hostile run found, each as a test that failed before the fix: the
+//! recorder runs as root, so files and signals a traced program controls
+//! must not steer it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use super::common::*;
+
+/// Waits for `child` at most `limit`; kills it and fails the test after.
+fn wait_for(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every byte string a trace holds, decoded (the file itself is compressed).
+fn all_bytes(trace: &Path) -> Vec<u8> {
+    let t = weft_format::Trace::open(trace).expect("open trace");
+    let mut out = Vec::new();
+    for r in t.records().flatten() {
+        for v in &r.fields {
+            match v {
+                weft_format::Value::Bytes(b) => out.extend_from_slice(b),
+                weft_format::Value::Str(s) => out.extend_from_slice(s.as_bytes()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn setpriv_nobody() -> Vec<&'static str> {
+    vec!["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+}
+
+#[test]
+fn a_jit_map_linked_to_a_root_file_or_a_fifo_is_not_read() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let secret = dir.path().join("secret");
+    let marker = format!("ROOT-ONLY-{}", std::process::id());
+    std::fs::write(&secret, &marker).unwrap();
+    // The program, as nobody, links its JIT map to a file only root can read.
+    let trace = dir.path().join("link.weft");
+    let script = format!("ln -s {} /tmp/perf-$$.map", secret.display());
+    let mut child = weft()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .args(setpriv_nobody())
+        .args(["sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_for(&mut child, Duration::from_secs(30), "weft record");
+    let stderr = text(&child.wait_with_output().unwrap().stderr);
+    assert!(st.success(), "{stderr}");
+    let _ = cleanup_maps();
+    assert!(
+        !all_bytes(&trace).windows(marker.len()).any(|w| w == marker.as_bytes()),
+        "the root-only file was copied into the trace"
+    );
+    assert!(stderr.contains(".map not read"), "{stderr}");
+
+    // A FIFO there would block an open or a read for good.
+    let trace = dir.path().join("fifo.weft");
+    let mut child = weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .args(setpriv_nobody())
+        .args(["sh", "-c", "mkfifo /tmp/perf-$$.map"])
+        .spawn()
+        .unwrap();
+    let st = wait_for(
+        &mut child,
+        Duration::from_secs(30),
+        "weft record with a FIFO as JIT map",
+    );
+    let _ = cleanup_maps();
+    assert!(st.success());
+}
+
+/// Removes the /tmp/perf-PID.map entries the test programs left (links and FIFOs).
+fn cleanup_maps() -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for e in std::fs::read_dir("/tmp")?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("perf-") && n.ends_with(".map") && e.metadata().is_ok_and(|m| m.uid() == 65534) {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_output_path_is_never_followed_and_a_previous_trace_is_kept() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, b"keep me").unwrap();
+    let link = dir.path().join("t.weft");
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    let out = run(weft().args(["record", "-q", "-o"]).arg(&link).args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("symbolic link"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+
+    let t = dir.path().join("u.weft");
+    for _ in 0..2 {
+        let out = run(weft().args(["record", "-o"]).arg(&t).args(["--", "true"]));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let old = dir.path().join("u.weft.old");
+    assert!(old.exists(), "the first trace was not kept as u.weft.old");
+    let out = run(weft().args(["record", "-o"]).arg(&t).args(["--", "true"]));
+    assert!(text(&out.stderr).contains("kept the previous"), "{}", text(&out.stderr));
+    let out = run(weft().args(["record", "--force", "-o"]).arg(&t).args(["--", "true"]));
+    assert!(out.status.success());
+    assert!(!text(&out.stderr).contains("kept the previous"));
+}
+
+#[test]
+fn a_command_that_cannot_start_leaves_no_trace_file() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let t = dir.path().join("none.weft");
+    for cmd in ["/nonexistent/program", "no-such-command-anywhere"] {
+        let out = run(weft().args(["record", "-o"]).arg(&t).args(["--", cmd]));
+        assert_eq!(out.status.code(), Some(127));
+        assert!(text(&out.stderr).contains("cannot start"), "{}", text(&out.stderr));
+        assert!(!text(&out.stderr).contains("recorded"), "{}", text(&out.stderr));
+        assert!(!t.exists(), "a trace file was left for `{cmd}`, which never ran");
+    }
+}
+
+/// The pids of `pid`'s children.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+#[test]
+fn an_interrupted_recorder_takes_its_command_down_and_exits_with_its_status() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    let t = dir.path().join("int.weft");
+    let mut child = weft()
+        .args(["record", "-q", "-o"])
+        .arg(&t)
+        .args(["--", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sleeper = loop {
+        if let Some(&p) = children(child.id()).first() {
+            if std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep") {
+                break p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: signalling the weft process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let st = wait_for(&mut child, Duration::from_secs(10), "weft record after SIGINT");
+    assert_eq!(
+        st.code(),
+        Some(128 + libc::SIGINT),
+        "weft must exit with the command's status"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{sleeper}")).exists(),
+        "the command kept running after weft was interrupted"
+    );
+    let info = text(&run(weft().arg("info").arg(&t)).stdout);
+    assert!(info.contains("killed by SIGINT"), "{info}");
+}
+
+fn state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 2..].chars().next()
+}
+
+#[test]
+fn kernel_losses_still_pending_when_recording_ends_are_counted() {
+    if !can_trace() {
+        return;
+    }
+    let n: u64 = 200_000;
+    let dir = tmp();
+    let t = dir.path().join("burst.weft");
+    let mut child = weft()
+        .args(["record", "-q", "--buffer-size", "64K", "--syscalls", "getppid", "-o"])
+        .arg(&t)
+        .arg("--")
+        .arg(program("burst"))
+        .arg(n.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: u32 = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .expect("ready PID");
+    // The recorder sleeps through the whole burst: the ring fills, and
+    // nothing is written to it after the program exits.
+    let weft_pid = child.id() as i32;
+    // SAFETY: signalling the weft process this test started.
+    unsafe { libc::kill(weft_pid, libc::SIGSTOP) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state(pid) != Some('Z') {
+        if Instant::now() > deadline {
+            // SAFETY: as above.
+            unsafe { libc::kill(weft_pid, libc::SIGCONT) };
+            panic!("the burst did not end");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(weft_pid, libc::SIGCONT) };
+    let st = wait_for(&mut child, Duration::from_secs(30), "weft record");
+    assert!(st.success());
+
+    let info = text(&run(weft().arg("info").arg(&t)).stdout);
+    let lost: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("lost:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("a lost: line");
+    let seen = dump(&t, &["--event", "getppid"]).len() as u64;
+    assert!(
+        seen < n,
+        "the ring held the whole burst ({seen} of {n}): no loss to test"
+    );
+    assert!(lost > 0, "{seen} of {n} getppid calls recorded, yet `lost: 0`:\n{info}");
+    // Each call is an entry and an exit record; a lost one may be either.
+    assert!(seen + lost >= n, "{seen} recorded + {lost} lost < {n} made:\n{info}");
+}
