@@ -162,6 +162,15 @@ impl Probes {
                     self.schemas.declare(w, &sess.info);
                     self.sessions.insert(pid, sess);
                 }
+                // Someone else's socket, or a link, at the process's socket
+                // path: nothing was sent; say so at once.
+                Err(
+                    e @ (weft_probe_collect::ProbeError::WrongPeer { .. }
+                    | weft_probe_collect::ProbeError::Unsafe { .. }),
+                ) => {
+                    self.pending.remove(&pid);
+                    eprintln!("weft: warning: not attaching to the weft-probe events of PID {pid}: {e}");
+                }
                 // Not (yet) listening: a new image may still be starting, and an
                 // exec leaves the old image's socket file behind for a moment.
                 Err(weft_probe_collect::ProbeError::NotInstrumented { .. }) => {}

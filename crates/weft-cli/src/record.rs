@@ -376,14 +376,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             }
             if args.duration.is_some_and(|d| started.elapsed() >= d) && forwarded.is_none() {
                 stop_reason = "duration reached";
-                match child_pid {
-                    // A command outliving --duration is ended as perf does.
-                    Some(pid) if child_status.is_none() => {
-                        send_signal(pid, libc::SIGTERM);
-                        forwarded = Some(Instant::now());
-                    }
-                    _ => break,
-                }
+                break;
             }
             if let Some(sig) = stop.signal() {
                 match child_pid {
@@ -463,8 +456,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let write_result = batch.and_then(|()| writer.write_events(&mut buf));
     if let (Some(pid), None) = (child_pid, child_status) {
-        // Stopped by an error: the command must not run on untraced.
-        send_signal(pid, libc::SIGKILL);
+        // After --duration the command runs on, untraced, and weft waits
+        // for its status; stopped by an error, it must not run on.
+        if stop_reason != "duration reached" {
+            send_signal(pid, libc::SIGKILL);
+        }
         child_status = reap(pid, true);
     }
     let end_mono = weft_kernel::monotonic_ns();

@@ -40,15 +40,60 @@ pub fn mix(salt: u64, words: &[u64]) -> u64 {
 }
 
 /// Directories where instrumented processes put their control sockets, in
-/// the order a process tries them; the collector looks in all of them.
+/// the order a process tries them (docs/probe-buffers.md §9.1). Each is
+/// private to `uid`: mode 0700 and owned by it (see `check_private_dir`).
 pub fn runtime_dirs(uid: u32) -> Vec<std::path::PathBuf> {
     let mut v = Vec::new();
     if let Some(d) = std::env::var_os("WEFT_RUNTIME_DIR") {
         v.push(std::path::PathBuf::from(d));
     }
-    v.push(std::path::PathBuf::from("/run/weft"));
+    if uid == 0 {
+        v.push(std::path::PathBuf::from("/run/weft"));
+    } else {
+        // Made by the login manager, private to the user: nobody else can
+        // create `weft` in it first.
+        v.push(std::path::PathBuf::from(format!("/run/user/{uid}/weft")));
+    }
     v.push(std::path::PathBuf::from(format!("/tmp/weft-{uid}")));
     v
+}
+
+/// The uid a runtime directory must belong to, from its path: `/run/weft`
+/// is root's, `/run/user/N/weft` and `/tmp/weft-N` are uid N's. None for
+/// other paths (`WEFT_RUNTIME_DIR`).
+pub fn runtime_dir_owner(dir: &std::path::Path) -> Option<u32> {
+    if dir == std::path::Path::new("/run/weft") {
+        return Some(0);
+    }
+    let s = dir.to_str()?;
+    if let Some(rest) = s.strip_prefix("/run/user/") {
+        return rest.strip_suffix("/weft")?.parse().ok();
+    }
+    // `/tmp/weft-N`, or `/tmp/weft-N.SUFFIX` that a process made for itself
+    // when `/tmp/weft-N` was taken.
+    let rest = s.strip_prefix("/tmp/weft-")?;
+    rest.split_once('.').map_or(rest, |(n, _)| n).parse().ok()
+}
+
+/// Why `dir` is not a private runtime directory of `uid` (a real directory,
+/// not a link, owned by `uid`, with no access for group or others), or Ok.
+pub fn check_private_dir(dir: &std::path::Path, uid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !m.file_type().is_dir() {
+        return Err(format!("{} is not a directory (a link or a file)", dir.display()));
+    }
+    if m.uid() != uid {
+        return Err(format!("{} belongs to uid {}, not {uid}", dir.display(), m.uid()));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} has mode {:o}: others may enter it (0700 expected)",
+            dir.display(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// Socket file name: pid and process start time, so a reused pid never
@@ -80,6 +125,37 @@ mod tests {
     fn socket_names_round_trip() {
         assert_eq!(parse_socket_name(&socket_name(42, 123456)), Some((42, 123456)));
         assert_eq!(parse_socket_name("junk"), None);
+    }
+
+    #[test]
+    fn runtime_directories_name_their_owner() {
+        use std::path::Path;
+        assert_eq!(runtime_dir_owner(Path::new("/run/weft")), Some(0));
+        assert_eq!(runtime_dir_owner(Path::new("/run/user/1000/weft")), Some(1000));
+        assert_eq!(runtime_dir_owner(Path::new("/tmp/weft-65534")), Some(65534));
+        assert_eq!(runtime_dir_owner(Path::new("/tmp/weft-65534.77-1f0")), Some(65534));
+        assert_eq!(runtime_dir_owner(Path::new("/tmp/weft-x")), None);
+        assert_eq!(runtime_dir_owner(Path::new("/elsewhere")), None);
+    }
+
+    #[test]
+    fn only_a_0700_directory_of_the_uid_is_private() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let d = std::env::temp_dir().join(format!("weft-abi-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        let uid = std::fs::metadata(&d).unwrap().uid();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(check_private_dir(&d, uid).unwrap_err().contains("mode 755"));
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(check_private_dir(&d, uid), Ok(()));
+        assert!(check_private_dir(&d, uid + 1).unwrap_err().contains("belongs to uid"));
+        let link = d.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        assert!(check_private_dir(&link, uid).unwrap_err().contains("not a directory"));
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_dir(&d).unwrap();
     }
 
     #[test]

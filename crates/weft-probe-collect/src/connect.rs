@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use weft_probe_abi::control::{Msg, ProcessInfo, MAX_FRAME, PROTOCOL_VERSION};
 use weft_probe_abi::layout::Mode;
-use weft_probe_abi::{parse_socket_name, process_start_time, runtime_dirs};
+use weft_probe_abi::{check_private_dir, parse_socket_name, process_start_time, runtime_dir_owner, runtime_dirs};
 
 use crate::area::Area;
 use crate::ProbeError;
@@ -19,31 +19,49 @@ pub struct Instrumented {
     pub pid: u32,
     pub start_time: u64,
     pub socket: PathBuf,
+    /// The uid its runtime directory (and so the process) belongs to.
+    pub owner: u32,
 }
 
-fn candidate_dirs() -> Vec<PathBuf> {
+/// Runtime directories to look in, each with the uid that must own it and
+/// every socket in it. A directory that is not private to its uid (a link,
+/// someone else's, open to others) is skipped: a socket there could have
+/// been put or replaced by anyone.
+fn candidate_dirs() -> Vec<(PathBuf, u32)> {
     // SAFETY: geteuid has no preconditions.
-    let mut dirs = runtime_dirs(unsafe { libc::geteuid() });
-    // Root also looks where other users' processes put theirs (others would
-    // only be refused, and make those processes log it).
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if let Some(rd) = std::fs::read_dir("/tmp").ok().filter(|_| root) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with("weft-") {
-                dirs.push(e.path());
+    let me = unsafe { libc::geteuid() };
+    let mut dirs = runtime_dirs(me);
+    // Root also looks where other users' processes put theirs.
+    if me == 0 {
+        dirs.push(PathBuf::from("/run/weft"));
+        for (parent, prefix, sub) in [("/tmp", "weft-", None), ("/run/user", "", Some("weft"))] {
+            let Ok(rd) = std::fs::read_dir(parent) else { continue };
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(prefix) {
+                    dirs.push(sub.map_or_else(|| e.path(), |s| e.path().join(s)));
+                }
             }
         }
     }
     dirs.sort();
     dirs.dedup();
-    dirs
+    dirs.into_iter()
+        .filter_map(|d| {
+            use std::os::unix::fs::MetadataExt;
+            // WEFT_RUNTIME_DIR: whoever owns it, as long as it is private.
+            let owner = match runtime_dir_owner(&d) {
+                Some(o) => o,
+                None => std::fs::symlink_metadata(&d).ok()?.uid(),
+            };
+            check_private_dir(&d, owner).ok().map(|()| (d, owner))
+        })
+        .collect()
 }
 
 /// Instrumented processes whose socket names match a running process.
 pub fn discover() -> Vec<Instrumented> {
     let mut out = Vec::new();
-    for dir in candidate_dirs() {
+    for (dir, owner) in candidate_dirs() {
         let Ok(rd) = std::fs::read_dir(&dir) else { continue };
         for e in rd.flatten() {
             let name = e.file_name();
@@ -51,11 +69,14 @@ pub fn discover() -> Vec<Instrumented> {
                 continue;
             };
             if process_start_time(pid) == Some(start) {
-                out.push(Instrumented {
-                    pid,
-                    start_time: start,
-                    socket: e.path(),
-                });
+                if socket_of(&e.path(), owner).is_ok() {
+                    out.push(Instrumented {
+                        pid,
+                        start_time: start,
+                        socket: e.path(),
+                        owner,
+                    });
+                }
             } else if stale_and_ours(&e) {
                 // Left by a process that was killed (no atexit ran): its
                 // name can never match a live process again.
@@ -79,16 +100,45 @@ fn stale_and_ours(e: &std::fs::DirEntry) -> bool {
     meta.file_type().is_socket() && (me == 0 || meta.uid() == me)
 }
 
-fn find(pid: u32) -> Option<Instrumented> {
-    let start = process_start_time(pid)?;
-    candidate_dirs().into_iter().find_map(|d| {
+/// Why the file at `path` is not a socket of `owner` (a link planted
+/// there, a file, someone else's socket), or Ok.
+fn socket_of(path: &std::path::Path, owner: u32) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if m.file_type().is_symlink() {
+        return Err("it is a symbolic link, not a socket".into());
+    }
+    if !m.file_type().is_socket() {
+        return Err("it is not a socket".into());
+    }
+    if m.uid() != owner {
+        return Err(format!(
+            "it belongs to uid {}, not to the directory's uid {owner}",
+            m.uid()
+        ));
+    }
+    Ok(())
+}
+
+fn find(pid: u32) -> Result<Instrumented, ProbeError> {
+    let start = process_start_time(pid).ok_or(ProbeError::NotInstrumented { pid })?;
+    for (d, owner) in candidate_dirs() {
         let p = d.join(weft_probe_abi::socket_name(pid, start));
-        p.exists().then_some(Instrumented {
+        if std::fs::symlink_metadata(&p).is_err() {
+            continue;
+        }
+        socket_of(&p, owner).map_err(|why| ProbeError::Unsafe {
+            path: p.display().to_string(),
+            why,
+        })?;
+        return Ok(Instrumented {
             pid,
             start_time: start,
             socket: p,
-        })
-    })
+            owner,
+        });
+    }
+    Err(ProbeError::NotInstrumented { pid })
 }
 
 fn send(conn: &UnixStream, m: &Msg) -> std::io::Result<()> {
@@ -110,8 +160,12 @@ fn recv(conn: &UnixStream) -> std::io::Result<Msg> {
     Msg::decode(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-fn peer_pid(conn: &UnixStream) -> i32 {
-    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+fn peer_cred(conn: &UnixStream) -> libc::ucred {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: 0,
+    };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: SO_PEERCRED writes one ucred.
     unsafe {
@@ -123,23 +177,26 @@ fn peer_pid(conn: &UnixStream) -> i32 {
             &mut len,
         )
     };
-    cred.pid
+    cred
 }
 
 /// Connects, verifies the peer is really `pid`, and exchanges Hello/Info.
 pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo), ProbeError> {
-    let inst = find(pid).ok_or(ProbeError::NotInstrumented { pid })?;
+    let inst = find(pid)?;
     let conn = UnixStream::connect(&inst.socket).map_err(|source| ProbeError::Io {
         what: format!("connecting to {}", inst.socket.display()),
         source,
     })?;
-    // Before sending anything: is the server the process the name claims?
-    let actual = peer_pid(&conn);
-    if actual != pid as i32 {
+    // Before sending anything: is the server the process the name claims,
+    // running as the uid whose directory holds the socket? The kernel says,
+    // not the peer.
+    let cred = peer_cred(&conn);
+    if cred.pid != pid as i32 || cred.uid != inst.owner {
         return Err(ProbeError::WrongPeer {
             path: inst.socket.display().to_string(),
             expected: pid,
-            actual,
+            actual: cred.pid,
+            uid: cred.uid,
         });
     }
     let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));

@@ -30,8 +30,15 @@ pub enum ProbeError {
     Io { what: String, source: std::io::Error },
     #[error("process {pid} has no weft-probe control socket")]
     NotInstrumented { pid: u32 },
-    #[error("control socket {path} is served by pid {actual}, not {expected}: refusing to hand it memory")]
-    WrongPeer { path: String, expected: u32, actual: i32 },
+    #[error("control socket {path} is served by pid {actual} uid {uid}, not by pid {expected} as the directory's uid: refusing to send it anything")]
+    WrongPeer {
+        path: String,
+        expected: u32,
+        actual: i32,
+        uid: u32,
+    },
+    #[error("control socket {path} refused: {why}")]
+    Unsafe { path: String, why: String },
     #[error("process {pid} answered badly: {why}")]
     Protocol { pid: u32, why: String },
 }

@@ -111,22 +111,89 @@ pub(crate) fn wait_for_attach(cap_ms: u64) {
 fn bind() -> Option<(UnixListener, PathBuf)> {
     let pid = std::process::id();
     let start = process_start_time(pid)?;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
     for dir in &settings().dirs {
-        if std::fs::create_dir_all(dir).is_err() {
+        if let Err(why) = private_dir(dir, uid) {
+            if let Some(why) = why {
+                eprintln!("weft-probe[{pid}]: not using {}: {why}", dir.display());
+            }
             continue;
         }
-        let path = dir.join(socket_name(pid, start));
-        let _ = std::fs::remove_file(&path);
-        if let Ok(l) = UnixListener::bind(&path) {
-            // Anyone may connect; the peer's credentials decide (SO_PEERCRED).
-            if let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) {
-                // SAFETY: chmod on the path we just created.
-                unsafe { libc::chmod(c.as_ptr(), 0o666) };
+        if let Some(b) = bind_in(dir, pid, start) {
+            return Some(b);
+        }
+    }
+    // Every usual directory is unusable (another user made ours first, to
+    // lock us out): a fresh one of our own, which a collector running as
+    // root finds among /tmp/weft-* and removed again at exit.
+    for attempt in 0..8u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = PathBuf::from(format!("/tmp/weft-{uid}.{pid}-{nanos:x}{attempt}"));
+        use std::os::unix::fs::DirBuilderExt;
+        if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_err()
+            || weft_probe_abi::check_private_dir(&dir, uid).is_err()
+        {
+            continue;
+        }
+        if let Some(b) = bind_in(&dir, pid, start) {
+            if let Ok(mut d) = OWN_DIR.try_lock() {
+                *d = Some(dir);
             }
-            return Some((l, path));
+            return Some(b);
         }
     }
     None
+}
+
+/// Binds the control socket in a private directory, readable and writable
+/// by our uid only (root passes anyway); the peer's credentials are checked
+/// again on accept (SO_PEERCRED).
+fn bind_in(dir: &std::path::Path, pid: u32, start: u64) -> Option<(UnixListener, PathBuf)> {
+    let path = dir.join(socket_name(pid, start));
+    let _ = std::fs::remove_file(&path);
+    let l = UnixListener::bind(&path).ok()?;
+    if let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) {
+        // SAFETY: chmod on the path we just created, in a directory only we can write.
+        unsafe { libc::chmod(c.as_ptr(), 0o600) };
+    }
+    Some((l, path))
+}
+
+/// A directory this process made for itself (see `bind`), removed at exit.
+static OWN_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Makes `dir` a private runtime directory of `uid` (0700, ours), or says
+/// why it cannot be used: Err(None) when it simply cannot exist here (no
+/// /run/user/UID, no write access to /run), Err(Some(why)) when someone
+/// else's or too open, which is worth a line on stderr.
+fn private_dir(dir: &std::path::Path, uid: u32) -> Result<(), Option<String>> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let mut b = std::fs::DirBuilder::new();
+    b.mode(0o700);
+    let made = match b.create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && weft_probe_abi::runtime_dir_owner(dir).is_none() => {
+            // WEFT_RUNTIME_DIR: its parents are the user's to choose.
+            dir.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| b.create(dir))
+        }
+        r => r,
+    };
+    match made {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return Err(None),
+    }
+    // Made by an older weft (0755, 0777): ours to tighten.
+    if let Ok(m) = std::fs::symlink_metadata(dir) {
+        if m.is_dir() && m.uid() == uid && m.mode() & 0o077 != 0 {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    weft_probe_abi::check_private_dir(dir, uid).map_err(Some)
 }
 
 pub(crate) fn start_listener() {
@@ -142,9 +209,13 @@ pub(crate) fn start_listener() {
     let spawned = spawn_quiet("weft-probe", move || {
         for conn in listener.incoming() {
             match conn {
-                Ok(conn) => {
-                    let _ = spawn_quiet("weft-probe-conn", move || serve(conn));
-                }
+                // Refused before a thread is spent on it.
+                Ok(conn) => match peer_allowed(&conn) {
+                    Ok(()) => {
+                        let _ = spawn_quiet("weft-probe-conn", move || serve(conn));
+                    }
+                    Err(why) => log_refusal(&why),
+                },
                 // The listening socket itself is gone (closed after a fork).
                 Err(e)
                     if matches!(
@@ -186,6 +257,9 @@ pub(crate) fn spawn_quiet(
 extern "C" fn remove_socket() {
     if let Some(p) = PATH.try_lock().ok().and_then(|p| p.clone()) {
         let _ = std::fs::remove_file(p);
+    }
+    if let Some(d) = OWN_DIR.try_lock().ok().and_then(|d| d.clone()) {
+        let _ = std::fs::remove_dir(d);
     }
 }
 
@@ -262,11 +336,36 @@ fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
     }
 }
 
-fn serve(mut conn: UnixStream) {
-    if let Err(why) = peer_allowed(&conn) {
-        eprintln!("weft-probe[{}]: {why}", std::process::id());
+/// Refusals logged so far, and when the last burst of them began.
+static REFUSALS: AtomicU64 = AtomicU64::new(0);
+static REFUSALS_SHOWN_AT: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+/// Refusals logged one by one; after that, one line per `REFUSAL_EVERY`.
+const REFUSALS_LOGGED: u64 = 3;
+const REFUSAL_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs a refused connection without letting a flood of them flood stderr.
+fn log_refusal(why: &str) {
+    let n = REFUSALS.fetch_add(1, Ordering::AcqRel) + 1;
+    let pid = std::process::id();
+    if n <= REFUSALS_LOGGED {
+        eprintln!("weft-probe[{pid}]: {why}");
         return;
     }
+    let Ok(mut at) = REFUSALS_SHOWN_AT.try_lock() else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    if at.is_none_or(|t| now.duration_since(t) >= REFUSAL_EVERY) {
+        *at = Some(now);
+        eprintln!(
+            "weft-probe[{pid}]: {why} ({n} refused so far; logging at most one line per {} s)",
+            REFUSAL_EVERY.as_secs()
+        );
+    }
+}
+
+/// Serves one collector whose credentials were checked.
+fn serve(mut conn: UnixStream) {
     let slot = CONN_FDS.iter().find(|c| {
         c.compare_exchange(-1, conn.as_raw_fd(), Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()

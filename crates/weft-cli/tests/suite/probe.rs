@@ -367,7 +367,10 @@ fn a_program_that_outlives_its_recording_forks_without_waiting() {
 
 #[test]
 fn weft_ps_removes_the_sockets_of_killed_processes() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tmp();
+    // A runtime directory is private to its uid, or not looked in.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
     let sock = |pid: u32, start: u64| dir.path().join(format!("{pid}-{start}.sock"));
     // A process that is gone, and this process under a start time it never
     // had (a reused pid): both names can never answer again.
@@ -559,17 +562,47 @@ fn overwrite_mode_keeps_the_newest_events() {
     );
 }
 
+/// The control socket of a process started by `demo spin`.
+fn socket_of(pid: u32) -> std::path::PathBuf {
+    let start = weft_probe_abi::process_start_time(pid).expect("start time");
+    let name = weft_probe_abi::socket_name(pid, start);
+    weft_probe_abi::runtime_dirs(0)
+        .into_iter()
+        .map(|d| d.join(&name))
+        .find(|p| p.exists())
+        .expect("the control socket")
+}
+
+fn as_nobody(caps: bool) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    if caps {
+        // Past the 0700 directory and the 0600 socket, to reach the process's own check.
+        c.args(["--inh-caps=+dac_override", "--ambient-caps=+dac_override"]);
+    } else {
+        c.arg("--inh-caps=-all");
+    }
+    c
+}
+
 #[test]
 fn a_peer_with_another_uid_is_refused_and_logged() {
     if !can_trace() {
         return;
     }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut target = spin();
     let pid = target.0.id();
-    let out = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
-        .arg(env!("CARGO_BIN_EXE_weft"))
-        .arg("ps"));
+    let sock = socket_of(pid);
+    let dir_mode = std::fs::metadata(sock.parent().expect("dir"))
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "{}", sock.display());
+    assert_eq!(std::fs::symlink_metadata(&sock).expect("socket").mode() & 0o777, 0o600);
+
+    // Another uid cannot even reach the socket.
+    let out = run(as_nobody(false).arg(env!("CARGO_BIN_EXE_weft")).arg("ps"));
     let listing = text(&out.stdout);
     assert!(
         !listing
@@ -577,7 +610,19 @@ fn a_peer_with_another_uid_is_refused_and_logged() {
             .any(|l| l.contains(&pid.to_string()) && l.contains("weft-demo")),
         "another uid got answers: {listing}"
     );
-    std::thread::sleep(Duration::from_millis(100));
+    let out = run(as_nobody(false).arg(program("connect_flood")).arg(&sock).arg("1"));
+    assert_eq!(text(&out.stdout).trim(), "connected 0 of 1", "{}", text(&out.stderr));
+
+    // One that gets past the file modes is refused by the process, which
+    // logs it without letting a flood of them flood its stderr.
+    let out = run(as_nobody(true).arg(program("connect_flood")).arg(&sock).arg("3000"));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "connected 3000 of 3000",
+        "{}",
+        text(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(200));
     let _ = target.0.kill();
     let _ = target.0.wait();
     let mut err = String::new();
@@ -588,9 +633,91 @@ fn a_peer_with_another_uid_is_refused_and_logged() {
         .expect("stderr")
         .read_to_string(&mut err)
         .expect("read");
+    let refusals = err.lines().filter(|l| l.contains("refused control connection")).count();
     assert!(
         err.contains(&format!("weft-probe[{pid}]: refused control connection from pid")) && err.contains("uid 65534"),
         "not logged: {err:?}"
+    );
+    assert!(refusals <= 5, "{refusals} lines for 3000 refusals: {err}");
+}
+
+#[test]
+fn an_impostor_socket_or_a_planted_link_gets_nothing_and_is_reported() {
+    if !can_trace() {
+        return;
+    }
+    use std::os::unix::net::UnixListener;
+    let target = spin();
+    let pid = target.0.id();
+    let sock = socket_of(pid);
+    let dir = tmp();
+    let record = || {
+        run(weft()
+            .args(["record", "-q", "--duration", "300ms", "-o"])
+            .arg(dir.path().join("x.weft"))
+            .args(["-p", &pid.to_string()]))
+    };
+    // The impostor (same uid, another process) took the socket name.
+    std::fs::remove_file(&sock).expect("remove the socket");
+    let impostor = UnixListener::bind(&sock).expect("bind");
+    impostor.set_nonblocking(true).expect("nonblocking");
+    let out = record();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("is served by pid {}", std::process::id())),
+        "{err}"
+    );
+    let mut conn = impostor.accept().expect("the recorder connected").0;
+    conn.set_nonblocking(false).expect("blocking");
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).expect("read");
+    assert!(got.is_empty(), "the recorder sent {} bytes to an impostor", got.len());
+
+    // A link planted at the socket path is not even connected to.
+    std::fs::remove_file(&sock).expect("remove");
+    let elsewhere = dir.path().join("elsewhere.sock");
+    let decoy = UnixListener::bind(&elsewhere).expect("bind");
+    decoy.set_nonblocking(true).expect("nonblocking");
+    std::os::unix::fs::symlink(&elsewhere, &sock).expect("symlink");
+    let out = record();
+    let err = text(&out.stderr);
+    std::fs::remove_file(&sock).expect("remove the link");
+    assert!(err.contains("is a symbolic link, not a socket"), "{err}");
+    assert!(decoy.accept().is_err(), "the recorder connected through the link");
+}
+
+#[test]
+fn a_runtime_directory_taken_by_another_user_does_not_lock_a_program_out() {
+    if !can_trace() {
+        return;
+    }
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    // nobody's usual directory, made first by someone else (root here).
+    let taken = std::path::Path::new("/tmp/weft-65534");
+    let _ = std::fs::remove_dir_all(taken);
+    std::fs::DirBuilder::new().mode(0o777).create(taken).expect("mkdir");
+    std::fs::set_permissions(taken, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let dir = tmp();
+    let trace = dir.path().join("taken.weft");
+    let out = run(weft()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .args(["markers", "3"]));
+    let _ = std::fs::remove_dir_all(taken);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("not using /tmp/weft-65534: /tmp/weft-65534 belongs to uid 0"),
+        "{err}"
+    );
+    let lines = dump(&trace, &["--event", "weft:marker"]);
+    assert_eq!(
+        lines.len(),
+        3,
+        "the program's markers were not recorded: {lines:#?}\n{err}"
     );
 }
 
