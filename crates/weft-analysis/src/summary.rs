@@ -34,6 +34,8 @@ pub struct Summary {
     pub probes: BTreeMap<u32, (u64, u64, u64)>,
     /// weft-probe damage reports per process.
     pub probe_damage: BTreeMap<u32, u64>,
+    /// Instrumented processes whose weft-probe events were not recorded, and why.
+    pub probe_missed: BTreeMap<u32, String>,
     pub problems: Vec<FormatError>,
 }
 
@@ -108,6 +110,8 @@ pub fn summarize(trace: &Trace) -> Summary {
                     );
                 } else if name == s::PROBE_DAMAGE {
                     *sum.probe_damage.entry(r.pid).or_default() += 1;
+                } else if name == s::PROBE_MISSED {
+                    sum.probe_missed.insert(r.pid, r.str(s::probe_missed::WHY).to_owned());
                 }
                 name
             }

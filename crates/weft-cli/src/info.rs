@@ -96,6 +96,9 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
         };
         println!("weft-probe: PID {pid}: {att} events attempted, {rec} recorded, {lost} lost{dmg}");
     }
+    for (pid, why) in &s.probe_missed {
+        println!("weft-probe: PID {pid}: not recorded: {why}");
+    }
     println!();
     println!("processes:");
     println!(

@@ -2,6 +2,7 @@
 //! the traced tree, attach, drain their buffers into the same trace.
 
 use std::collections::HashMap;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use weft_format::{std_schemas as s, FieldType, RecordBuf, RecordBuilder, Schema, SchemaId, TraceWriter};
@@ -13,6 +14,33 @@ use weft_probe_collect::{
 
 /// How long after a process appears we keep looking for its socket.
 const DISCOVERY: Duration = Duration::from_secs(5);
+/// Attaches under way at once (each on its own thread).
+const ATTACHING_AT_ONCE: usize = 8;
+
+/// A process being looked for.
+struct Pending {
+    deadline: Instant,
+    /// Its start time: pids are reused, and a reused pid is someone else's process.
+    start: u64,
+    /// Its control socket was seen: it is instrumented.
+    listening: bool,
+    /// Why the last attach failed.
+    error: Option<String>,
+}
+
+impl Pending {
+    fn new(start: u64) -> Pending {
+        Pending {
+            deadline: Instant::now() + DISCOVERY,
+            start,
+            listening: false,
+            error: None,
+        }
+    }
+}
+
+/// An attach's outcome: pid, start time it was looked for with, session.
+type Attached = (u32, u64, Result<Session, weft_probe_collect::ProbeError>);
 
 pub struct Probes {
     patterns: Vec<String>,
@@ -22,7 +50,7 @@ pub struct Probes {
     sessions: HashMap<u32, Session>,
     /// Processes to look for: deadline, and the start time that identifies
     /// them (pids are reused, and a reused pid is someone else's process).
-    pending: HashMap<u32, (Instant, u64)>,
+    pending: HashMap<u32, Pending>,
     schemas: Schemas,
     pub events: u64,
     pub damage: u64,
@@ -30,6 +58,15 @@ pub struct Probes {
     pub lost: u64,
     /// Records received but not written (no schema): reported, never silent.
     pub unwritten: u64,
+    /// Instrumented processes that could not be recorded (see `missed`).
+    pub missed: u64,
+    /// Buffer memory of live sessions and attaches under way, and its cap.
+    pub memory: usize,
+    memory_cap: usize,
+    /// Attaches under way: pid and the start time it was looked for with.
+    in_flight: HashMap<u32, u64>,
+    attach_tx: mpsc::Sender<Attached>,
+    attach_rx: mpsc::Receiver<Attached>,
     quiet: bool,
     write_error: Option<std::io::Error>,
     events_buf: Vec<ProbeEvent>,
@@ -37,8 +74,15 @@ pub struct Probes {
 }
 
 impl Probes {
-    pub fn new(patterns: Vec<String>, mode: Mode, geo: Geometry, quiet: bool) -> Probes {
+    pub fn new(patterns: Vec<String>, mode: Mode, geo: Geometry, memory_cap: usize, quiet: bool) -> Probes {
+        let (attach_tx, attach_rx) = mpsc::channel();
         Probes {
+            missed: 0,
+            memory: 0,
+            memory_cap,
+            in_flight: HashMap::new(),
+            attach_tx,
+            attach_rx,
             patterns,
             mode,
             geo,
@@ -68,7 +112,7 @@ impl Probes {
     pub fn watch(&mut self, pid: u32) {
         // Gone already: nothing to attach to.
         if let Some(start) = weft_probe_abi::process_start_time(pid) {
-            self.pending.insert(pid, (Instant::now() + DISCOVERY, start));
+            self.pending.insert(pid, Pending::new(start));
         }
     }
 
@@ -100,7 +144,7 @@ impl Probes {
         if reused {
             return;
         }
-        self.pending.insert(pid, (Instant::now() + DISCOVERY, start));
+        self.pending.insert(pid, Pending::new(start));
     }
 
     pub fn looking(&self) -> bool {
@@ -123,15 +167,35 @@ impl Probes {
         }
     }
 
+    /// Starts attaches (on their own threads: a peer that answers slowly or
+    /// never must not hold up draining) and takes in those that finished.
     fn try_attach<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
         let now = Instant::now();
+        while let Ok((pid, start, result)) = self.attach_rx.try_recv() {
+            self.in_flight.remove(&pid);
+            self.memory = self.memory.saturating_sub(self.geo.total_len());
+            self.attached_one(pid, start, result, now, w, ks, buf);
+        }
         let pids: Vec<u32> = self.pending.keys().copied().collect();
         for pid in pids {
-            let Some(&(deadline, start)) = self.pending.get(&pid) else {
+            let Some(&Pending { deadline, start, .. }) = self.pending.get(&pid) else {
                 continue;
             };
-            if now > deadline || weft_probe_abi::process_start_time(pid) != Some(start) {
-                self.pending.remove(&pid);
+            if self.in_flight.contains_key(&pid) {
+                continue;
+            }
+            let gone = weft_probe_abi::process_start_time(pid) != Some(start);
+            if now > deadline || gone {
+                self.give_up(
+                    pid,
+                    if gone {
+                        "it exited before an attach succeeded"
+                    } else {
+                        "no attach succeeded within 5 s"
+                    },
+                    ks,
+                    buf,
+                );
                 continue;
             }
             if let Some(old) = self.sessions.get(&pid) {
@@ -142,50 +206,128 @@ impl Probes {
                 }
                 self.finish_one(pid, w, ks, buf);
             }
-            match Session::attach(pid, &self.patterns, self.mode, self.geo) {
-                Ok(mut sess) if sess.info.start_time != start => {
-                    // The pid was reused in the meantime: not our process.
-                    self.pending.remove(&pid);
-                    let _ = sess.finish(&self.clock, &mut Collect::default());
+            // Not (yet) listening: a new image may still be starting.
+            if !weft_probe_collect::listening(pid) {
+                continue;
+            }
+            if let Some(p) = self.pending.get_mut(&pid) {
+                p.listening = true;
+            }
+            if self.in_flight.len() >= ATTACHING_AT_ONCE {
+                break;
+            }
+            let need = self.geo.total_len();
+            if self.memory.saturating_add(need) > self.memory_cap {
+                self.pending.remove(&pid);
+                let why = format!(
+                    "weft-probe memory cap reached ({} in use by {} processes, --probe-memory {}); raise it, or lower --probe-buffer or --probe-threads",
+                    crate::units::bytes(self.memory as u64),
+                    self.sessions.len() + self.in_flight.len(),
+                    crate::units::bytes(self.memory_cap as u64)
+                );
+                self.missed(pid, why, ks, buf);
+                continue;
+            }
+            self.memory += need;
+            self.in_flight.insert(pid, start);
+            let (tx, patterns, mode, geo) = (self.attach_tx.clone(), self.patterns.clone(), self.mode, self.geo);
+            let spawned = std::thread::Builder::new()
+                .name(format!("weft-attach-{pid}"))
+                .spawn(move || {
+                    let _ = tx.send((pid, start, Session::attach(pid, &patterns, mode, geo)));
+                });
+            if spawned.is_err() {
+                self.in_flight.remove(&pid);
+                self.memory -= need;
+            }
+        }
+    }
+
+    /// Takes in the outcome of one attach.
+    #[allow(clippy::too_many_arguments)] // one attach's outcome and where it goes
+    fn attached_one<W: std::io::Write>(
+        &mut self,
+        pid: u32,
+        start: u64,
+        result: Result<Session, weft_probe_collect::ProbeError>,
+        now: Instant,
+        w: &mut TraceWriter<W>,
+        ks: &KernelSchemas,
+        buf: &mut RecordBuf,
+    ) {
+        match result {
+            Ok(mut sess) if sess.info.start_time != start => {
+                // The pid was reused in the meantime: not our process.
+                self.pending.remove(&pid);
+                let _ = sess.finish(&self.clock, &mut Collect::default());
+            }
+            Ok(sess) => {
+                self.pending.remove(&pid);
+                self.attached += 1;
+                self.memory += sess.memory();
+                if let Some(id) = ks.id_of(s::PROBE_ATTACH) {
+                    buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
+                        .u64(sess.info.events.len() as u64)
+                        .u64(u64::from(sess.enabled))
+                        .u64(u64::from(sess.session_bit))
+                        .bool(sess.info.user_events)
+                        .finish();
                 }
-                Ok(sess) => {
-                    self.pending.remove(&pid);
-                    self.attached += 1;
-                    if let Some(id) = ks.id_of(s::PROBE_ATTACH) {
-                        buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
-                            .u64(sess.info.events.len() as u64)
-                            .u64(u64::from(sess.enabled))
-                            .u64(u64::from(sess.session_bit))
-                            .bool(sess.info.user_events)
-                            .finish();
-                    }
-                    self.schemas.declare(w, &sess.info);
-                    self.sessions.insert(pid, sess);
+                self.schemas.declare(w, &sess.info);
+                self.sessions.insert(pid, sess);
+            }
+            // Someone else's socket, or a link, at the process's socket
+            // path: nothing was sent; say so at once.
+            Err(
+                e @ (weft_probe_collect::ProbeError::WrongPeer { .. } | weft_probe_collect::ProbeError::Unsafe { .. }),
+            ) => {
+                self.pending.remove(&pid);
+                eprintln!("weft: warning: not attaching to the weft-probe events of PID {pid}: {e}");
+                self.missed(pid, e.to_string(), ks, buf);
+            }
+            // Gone before it listened, or an exec left the old image's socket
+            // file behind for a moment: look again next round.
+            Err(weft_probe_collect::ProbeError::NotInstrumented { .. }) => {}
+            Err(weft_probe_collect::ProbeError::Io { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {}
+            // Try again next round until the deadline; say why only then.
+            Err(e) => {
+                if let Some(p) = self.pending.get_mut(&pid) {
+                    p.error = Some(e.to_string());
                 }
-                // Someone else's socket, or a link, at the process's socket
-                // path: nothing was sent; say so at once.
-                Err(
-                    e @ (weft_probe_collect::ProbeError::WrongPeer { .. }
-                    | weft_probe_collect::ProbeError::Unsafe { .. }),
-                ) => {
-                    self.pending.remove(&pid);
-                    eprintln!("weft: warning: not attaching to the weft-probe events of PID {pid}: {e}");
-                }
-                // Not (yet) listening: a new image may still be starting, and an
-                // exec leaves the old image's socket file behind for a moment.
-                Err(weft_probe_collect::ProbeError::NotInstrumented { .. }) => {}
-                Err(weft_probe_collect::ProbeError::Io { source, .. })
-                    if matches!(source.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {}
-                // Try again next round until the deadline; say why only then.
-                Err(e) => {
-                    if now + Duration::from_millis(20) > deadline {
-                        self.pending.remove(&pid);
-                        if !self.quiet {
-                            eprintln!("weft: warning: cannot attach to the weft-probe events of PID {pid}: {e}");
-                        }
-                    }
+                let deadline = self.pending.get(&pid).map_or(now, |p| p.deadline);
+                if now + Duration::from_millis(20) > deadline {
+                    self.give_up(pid, "no attach succeeded within 5 s", ks, buf);
                 }
             }
+        }
+    }
+
+    /// Stops looking for `pid`; if it was seen listening, it is an
+    /// instrumented process that goes unrecorded, which is said.
+    fn give_up(&mut self, pid: u32, why: &str, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        if let Some(p) = self.pending.remove(&pid) {
+            if p.listening {
+                let why = match p.error {
+                    Some(e) => format!("{why} (last error: {e})"),
+                    None => why.to_string(),
+                };
+                self.missed(pid, why, ks, buf);
+            }
+        }
+    }
+
+    /// An instrumented process whose events are not recorded, and why: in
+    /// the trace and in the summary, never silent.
+    fn missed(&mut self, pid: u32, why: String, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        self.missed += 1;
+        if !self.quiet && self.missed <= 5 {
+            eprintln!("weft: warning: PID {pid}: weft-probe events not recorded: {why}");
+        }
+        if let Some(id) = ks.id_of(s::PROBE_MISSED) {
+            buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
+                .bytes(why.as_bytes())
+                .finish();
         }
     }
 
@@ -251,6 +393,7 @@ impl Probes {
         buf: &mut RecordBuf,
     ) {
         if let Some(mut sess) = self.sessions.remove(&pid) {
+            self.memory = self.memory.saturating_sub(sess.memory());
             let no_slot = sess.no_slot_drops();
             let stats = self.drain_session(&mut sess, true, w, buf);
             self.flush(w, ks, buf);
@@ -258,8 +401,21 @@ impl Probes {
         }
     }
 
-    /// Detaches from everything (end of recording).
+    /// Detaches from everything (end of recording). Attaches still under
+    /// way are waited for (each gives up within a second or two).
     pub fn finish<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+        while !self.in_flight.is_empty() {
+            let Ok((pid, start, result)) = self.attach_rx.recv_timeout(Duration::from_secs(5)) else {
+                break;
+            };
+            self.in_flight.remove(&pid);
+            self.memory = self.memory.saturating_sub(self.geo.total_len());
+            self.attached_one(pid, start, result, Instant::now(), w, ks, buf);
+        }
+        let pids: Vec<u32> = self.pending.keys().copied().collect();
+        for pid in pids {
+            self.give_up(pid, "the recording ended before an attach succeeded", ks, buf);
+        }
         self.clock.update();
         let pids: Vec<u32> = self.sessions.keys().copied().collect();
         for pid in pids {

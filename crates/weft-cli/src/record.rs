@@ -139,7 +139,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 .map(str::to_owned)
                 .collect()
         };
-        Probes::new(patterns, mode, geo, args.quiet)
+        Probes::new(patterns, mode, geo, args.probe_memory, args.quiet)
     });
     if let Some(p) = probes.as_ref() {
         p.check_geometry()?;
@@ -514,11 +514,17 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 .collect();
             eprintln!("weft: warning: {lost} events were lost because a ring buffer was full ({}); try a larger --buffer-size", per.join(", "));
         }
-        if let Some(p) = probes.as_ref().filter(|p| p.attached > 0) {
+        if let Some(p) = probes.as_ref().filter(|p| p.attached > 0 || p.missed > 0) {
             eprintln!(
                 "weft: weft-probe: {} events from {} attached processes, {} lost, {} damage reports",
                 p.events, p.attached, p.lost, p.damage
             );
+            if p.missed > 0 {
+                eprintln!(
+                    "weft: warning: weft-probe: {} instrumented processes were not recorded (`weft info` lists them and why)",
+                    p.missed
+                );
+            }
         }
         if session.malformed() > 0 {
             eprintln!(

@@ -32,6 +32,9 @@ pub const LOST: &str = "kernel:lost";
 pub const PROBE_ATTACH: &str = "weft:probe_attach";
 /// weft-probe: damage found in a process's buffers (what, where).
 pub const PROBE_DAMAGE: &str = "weft:probe_damage";
+/// weft-probe: an instrumented process whose events were not recorded,
+/// and why (memory cap, an impostor at its socket, no answer in time).
+pub const PROBE_MISSED: &str = "weft:probe_missed";
 /// weft-probe: a thread's accounting when its session ended.
 pub const PROBE_STATS: &str = "weft:probe_stats";
 /// weft-probe's built-in events (written by programs, not by weft).
@@ -78,6 +81,9 @@ pub mod probe_damage {
     pub const AFTER_SEQ: usize = 2;
     pub const OFFSET: usize = 3;
     pub const WHAT: usize = 4;
+}
+pub mod probe_missed {
+    pub const WHY: usize = 0;
 }
 pub mod probe_stats {
     pub const SLOT: usize = 0;
@@ -236,5 +242,6 @@ pub fn all() -> Vec<Schema> {
         ),
         Schema::new(JIT_MAP, &[("text", T::Bytes)]),
         Schema::new(KERNEL_SYMBOLS, &[("addrs", T::U64Array), ("names", T::Bytes)]),
+        Schema::new(PROBE_MISSED, &[("why", T::Str)]),
     ]
 }

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use weft_probe_abi::control::{Msg, ProcessInfo, MAX_FRAME, PROTOCOL_VERSION};
 use weft_probe_abi::layout::Mode;
@@ -120,7 +120,7 @@ fn socket_of(path: &std::path::Path, owner: u32) -> Result<(), String> {
     Ok(())
 }
 
-fn find(pid: u32) -> Result<Instrumented, ProbeError> {
+pub(crate) fn find(pid: u32) -> Result<Instrumented, ProbeError> {
     let start = process_start_time(pid).ok_or(ProbeError::NotInstrumented { pid })?;
     for (d, owner) in candidate_dirs() {
         let p = d.join(weft_probe_abi::socket_name(pid, start));
@@ -141,23 +141,130 @@ fn find(pid: u32) -> Result<Instrumented, ProbeError> {
     Err(ProbeError::NotInstrumented { pid })
 }
 
-fn send(conn: &UnixStream, m: &Msg) -> std::io::Result<()> {
-    (&*conn).write_all(&m.encode())
+/// How long a whole handshake (Hello to Info, Attach to Attached) and a
+/// detach may take: a peer that trickles its answer a byte at a time is
+/// given up on, not waited for.
+pub(crate) const EXCHANGE: Duration = Duration::from_secs(1);
+
+/// Waits until `conn` is ready for `events` or `deadline` passes.
+fn wait_ready(conn: &UnixStream, events: i16, deadline: Instant) -> std::io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no complete answer within {} ms", EXCHANGE.as_millis()),
+            ));
+        }
+        let mut p = libc::pollfd {
+            fd: conn.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: polling one descriptor we own.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        if n > 0 {
+            return Ok(());
+        }
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
 }
 
-fn recv(conn: &UnixStream) -> std::io::Result<Msg> {
-    let mut len = [0u8; 4];
-    (&*conn).read_exact(&mut len)?;
-    let n = u32::from_le_bytes(len) as usize;
-    if n == 0 || n > MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("frame of {n} bytes"),
-        ));
+/// Writes a whole frame on a non-blocking socket before `deadline`.
+fn send_until(conn: &UnixStream, bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match (&*conn).write(&bytes[done..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_ready(conn, libc::POLLOUT, deadline)?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    let mut body = vec![0u8; n];
-    (&*conn).read_exact(&mut body)?;
-    Msg::decode(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    Ok(())
+}
+
+/// Frames read from a non-blocking connection: bytes are collected as they
+/// come, so a frame the peer sends in pieces never makes a reader wait.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    buf: Vec<u8>,
+    /// The peer closed its end (or broke the stream).
+    pub closed: bool,
+}
+
+impl Inbox {
+    /// Reads what is there now, without waiting.
+    fn fill(&mut self, conn: &UnixStream) -> std::io::Result<()> {
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            match (&*conn).read(&mut chunk) {
+                Ok(0) => {
+                    self.closed = true;
+                    return Ok(());
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.closed = true;
+                    return Err(e);
+                }
+            }
+            // A frame is at most MAX_FRAME: more buffered than one frame
+            // and its length is garbage, which `next` reports.
+            if self.buf.len() > MAX_FRAME + 4 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next complete frame, if one is buffered.
+    fn next(&mut self) -> std::io::Result<Option<Msg>> {
+        let Some(len) = self.buf.get(..4) else { return Ok(None) };
+        let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if n == 0 || n > MAX_FRAME {
+            self.closed = true;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("frame of {n} bytes"),
+            ));
+        }
+        if self.buf.len() < 4 + n {
+            return Ok(None);
+        }
+        let m = Msg::decode(&self.buf[4..4 + n]);
+        self.buf.drain(..4 + n);
+        m.map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    /// Frames that are complete now (no waiting).
+    pub(crate) fn ready(&mut self, conn: &UnixStream) -> Vec<Msg> {
+        let mut out = Vec::new();
+        let _ = self.fill(conn);
+        while let Ok(Some(m)) = self.next() {
+            out.push(m);
+        }
+        out
+    }
+
+    /// The next frame, waiting for it until `deadline`.
+    fn recv_until(&mut self, conn: &UnixStream, deadline: Instant) -> std::io::Result<Msg> {
+        loop {
+            if let Some(m) = self.next()? {
+                return Ok(m);
+            }
+            if self.closed {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            wait_ready(conn, libc::POLLIN, deadline)?;
+            self.fill(conn)?;
+        }
+    }
 }
 
 fn peer_cred(conn: &UnixStream) -> libc::ucred {
@@ -181,7 +288,7 @@ fn peer_cred(conn: &UnixStream) -> libc::ucred {
 }
 
 /// Connects, verifies the peer is really `pid`, and exchanges Hello/Info.
-pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo), ProbeError> {
+pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo, Inbox), ProbeError> {
     let inst = find(pid)?;
     let conn = UnixStream::connect(&inst.socket).map_err(|source| ProbeError::Io {
         what: format!("connecting to {}", inst.socket.display()),
@@ -199,17 +306,16 @@ pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo), ProbeError> {
             uid: cred.uid,
         });
     }
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
     let proto = |why: String| ProbeError::Protocol { pid, why };
-    send(
-        &conn,
-        &Msg::Hello {
-            version: PROTOCOL_VERSION,
-        },
-    )
-    .map_err(|e| proto(e.to_string()))?;
-    match recv(&conn).map_err(|e| proto(e.to_string()))? {
-        Msg::Info(info) if info.pid == pid => Ok((conn, info)),
+    conn.set_nonblocking(true).map_err(|e| proto(e.to_string()))?;
+    let deadline = Instant::now() + EXCHANGE;
+    let hello = Msg::Hello {
+        version: PROTOCOL_VERSION,
+    };
+    send_until(&conn, &hello.encode(), deadline).map_err(|e| proto(e.to_string()))?;
+    let mut inbox = Inbox::default();
+    match inbox.recv_until(&conn, deadline).map_err(|e| proto(e.to_string()))? {
+        Msg::Info(info) if info.pid == pid => Ok((conn, info, inbox)),
         Msg::Info(info) => Err(proto(format!("claims to be pid {}", info.pid))),
         Msg::Error(e) => Err(proto(e)),
         m => Err(proto(format!("unexpected answer {m:?}"))),
@@ -219,6 +325,7 @@ pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo), ProbeError> {
 /// Sends Attach with the area's memfd; returns (session bit, events enabled).
 pub(crate) fn send_attach(
     conn: &UnixStream,
+    inbox: &mut Inbox,
     pid: u32,
     area: &Area,
     mode: Mode,
@@ -249,51 +356,54 @@ pub(crate) fn send_attach(
         (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
         std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut i32, area.fd());
     }
-    // SAFETY: msg refers to live buffers.
-    let n = unsafe { libc::sendmsg(conn.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
     let proto = |why: String| ProbeError::Protocol { pid, why };
-    if n < 0 || n as usize != frame.len() {
-        return Err(proto(format!(
-            "sending the buffer memory: {}",
-            std::io::Error::last_os_error()
-        )));
+    let deadline = Instant::now() + EXCHANGE;
+    // A fresh connection's send buffer takes a small frame whole; if it is
+    // full, the peer is not reading, which the deadline settles.
+    let n = loop {
+        // SAFETY: msg refers to live buffers.
+        let n = unsafe { libc::sendmsg(conn.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        let e = std::io::Error::last_os_error();
+        match e.kind() {
+            _ if n >= 0 => break n,
+            std::io::ErrorKind::WouldBlock => {
+                wait_ready(conn, libc::POLLOUT, deadline).map_err(|e| proto(e.to_string()))?
+            }
+            std::io::ErrorKind::Interrupted => {}
+            _ => return Err(proto(format!("sending the buffer memory: {e}"))),
+        }
+    };
+    if n as usize != frame.len() {
+        return Err(proto("sending the buffer memory: cut short".into()));
     }
-    match recv(conn).map_err(|e| proto(e.to_string()))? {
+    match inbox.recv_until(conn, deadline).map_err(|e| proto(e.to_string()))? {
         Msg::Attached { session, enabled } => Ok((session, enabled)),
         Msg::Error(e) => Err(proto(e)),
         m => Err(proto(format!("unexpected answer {m:?}"))),
     }
 }
 
-/// Event lists the process pushed since we last looked (no waiting).
-pub(crate) fn pushed(conn: &UnixStream, pid: u32) -> Vec<ProcessInfo> {
-    let mut out = Vec::new();
-    loop {
-        let mut p = libc::pollfd {
-            fd: conn.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: polling one descriptor we own, without waiting.
-        if unsafe { libc::poll(&mut p, 1, 0) } <= 0 || p.revents & libc::POLLIN == 0 {
-            break;
-        }
-        match recv(conn) {
-            Ok(Msg::Info(info)) if info.pid == pid => out.push(info),
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    out
+/// Event lists the process pushed since we last looked (no waiting: a
+/// frame not complete yet stays in `inbox` for the next look).
+pub(crate) fn pushed(conn: &UnixStream, inbox: &mut Inbox, pid: u32) -> Vec<ProcessInfo> {
+    inbox
+        .ready(conn)
+        .into_iter()
+        .filter_map(|m| match m {
+            Msg::Info(info) if info.pid == pid => Some(info),
+            _ => None,
+        })
+        .collect()
 }
 
-/// Asks the process to stop writing and waits for its answer. Event lists
-/// it pushed meanwhile (for `pid`) are returned: their records may be in the
-/// area still.
-pub(crate) fn detach(conn: &UnixStream, pid: u32) -> Vec<ProcessInfo> {
+/// Asks the process to stop writing and waits (at most `EXCHANGE`) for its
+/// answer. Event lists it pushed meanwhile (for `pid`) are returned: their
+/// records may be in the area still.
+pub(crate) fn detach(conn: &UnixStream, inbox: &mut Inbox, pid: u32) -> Vec<ProcessInfo> {
     let mut pushed = Vec::new();
-    if send(conn, &Msg::Detach).is_ok() {
-        while let Ok(m) = recv(conn) {
+    let deadline = Instant::now() + EXCHANGE;
+    if send_until(conn, &Msg::Detach.encode(), deadline).is_ok() {
+        while let Ok(m) = inbox.recv_until(conn, deadline) {
             match m {
                 Msg::Info(info) if info.pid == pid => pushed.push(info),
                 Msg::Info(_) => {}

@@ -43,9 +43,14 @@ pub enum ProbeError {
     Protocol { pid: u32, why: String },
 }
 
+/// Whether `pid` has a control socket (it may still refuse or not answer).
+pub fn listening(pid: u32) -> bool {
+    connect::find(pid).is_ok()
+}
+
 /// Asks an instrumented process what it declares, without attaching.
 pub fn query(pid: u32) -> Result<ProcessInfo, ProbeError> {
-    connect::hello(pid).map(|(_, info)| info)
+    connect::hello(pid).map(|(_, info, _)| info)
 }
 
 /// Whether this kernel has user_events (`/sys/kernel/tracing/user_events_data`), or why not.
@@ -65,6 +70,8 @@ pub struct Session {
     pub session_bit: u32,
     pub enabled: u32,
     conn: std::os::unix::net::UnixStream,
+    /// Frames read from `conn` but not complete yet.
+    inbox: connect::Inbox,
     area: Area,
     drain: drain::Drainer,
     detached: bool,
@@ -74,15 +81,16 @@ impl Session {
     /// Connects to `pid`'s control socket, checks who serves it, and
     /// attaches with a new area enabling `patterns` (`provider:event` globs).
     pub fn attach(pid: u32, patterns: &[String], mode: Mode, geo: Geometry) -> Result<Session, ProbeError> {
-        let (conn, info) = connect::hello(pid)?;
+        let (conn, info, mut inbox) = connect::hello(pid)?;
         let area = Area::create(geo, mode)?;
-        let (bit, enabled) = connect::send_attach(&conn, pid, &area, mode, patterns)?;
+        let (bit, enabled) = connect::send_attach(&conn, &mut inbox, pid, &area, mode, patterns)?;
         let drain = drain::Drainer::new(&info, geo, mode, area.salt());
         Ok(Session {
             info,
             session_bit: bit,
             enabled,
             conn,
+            inbox,
             area,
             drain,
             detached: false,
@@ -95,7 +103,7 @@ impl Session {
 
     /// True once the process closed its end (exited, or exec'd).
     pub fn process_gone(&self) -> bool {
-        connect::peer_closed(&self.conn)
+        self.inbox.closed || connect::peer_closed(&self.conn)
     }
 
     /// Moves complete records to `out` and damage reports to `damage`.
@@ -103,7 +111,7 @@ impl Session {
         let final_pass = self.detached || self.process_gone();
         // Event lists the process pushed (events registered after attach)
         // arrive before any record of those events.
-        for info in connect::pushed(&self.conn, self.info.pid) {
+        for info in connect::pushed(&self.conn, &mut self.inbox, self.info.pid) {
             self.learn(info, sink);
         }
         self.drain.drain(&self.area, clock, final_pass, sink);
@@ -120,10 +128,10 @@ impl Session {
     /// returns per-thread accounting. Event lists announced until the
     /// detach is answered reach the sink before the final pass.
     pub fn finish(&mut self, clock: &TscClock, sink: &mut impl Sink) -> Vec<ThreadStats> {
-        for info in connect::pushed(&self.conn, self.info.pid) {
+        for info in connect::pushed(&self.conn, &mut self.inbox, self.info.pid) {
             self.learn(info, sink);
         }
-        for info in connect::detach(&self.conn, self.info.pid) {
+        for info in connect::detach(&self.conn, &mut self.inbox, self.info.pid) {
             self.learn(info, sink);
         }
         self.detached = true;
@@ -134,6 +142,11 @@ impl Session {
     /// Per-thread accounting so far.
     pub fn stats(&self) -> Vec<ThreadStats> {
         self.drain.stats(&self.area)
+    }
+
+    /// Bytes of buffer memory this session holds.
+    pub fn memory(&self) -> usize {
+        self.area.len()
     }
 
     /// Events dropped because every thread slot was taken.

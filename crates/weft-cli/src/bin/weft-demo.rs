@@ -27,6 +27,8 @@ fn usage() -> ! {
          \x20                    prints the slowest fork-to-exit in ms\n\
          \x20 late N             once attached, wait for a line on stdin, register N new events late:evK,\n\
          \x20                    then wait until they are enabled and emit each once\n\
+         \x20 storm N K          fork N children that are all alive at once; each writes K demo:tick (thread = its\n\
+         \x20                    index) and exits once all have written\n\
          \x20 bench N [T]        cost of demo:tick (two u64 fields): N events in each of T threads (default 1);\n\
          \x20                    prints the median ns per event over 15 batches, and events/s"
     );
@@ -135,6 +137,7 @@ fn main() {
             }
         }
         "bench" => bench(arg(2, 1_000_000), arg(3, 1)),
+        "storm" => storm(arg(2, 100), arg(3, 10)),
         "span" => {
             let s = weft_probe::span("sleepy");
             std::thread::sleep(Duration::from_millis(20));
@@ -402,4 +405,50 @@ fn wait_until(cond: impl Fn() -> bool, limit: Duration) {
     while !cond() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Many children alive at once, each with events of its own.
+fn storm(n: u64, k: u64) {
+    let mut written = [0i32; 2];
+    let mut release = [0i32; 2];
+    // SAFETY: pipe writes two descriptors into each array.
+    unsafe {
+        libc::pipe(written.as_mut_ptr());
+        libc::pipe(release.as_mut_ptr());
+    }
+    let mut kids = Vec::new();
+    for c in 0..n {
+        // SAFETY: fork; the child writes events, then only reads, writes and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            for i in 0..k {
+                weft_probe::emit!(TICK(i, c as u32));
+            }
+            let mut b = 0u8;
+            // SAFETY: one byte through pipes created above; then leave without
+            // the parent's atexit handlers.
+            unsafe {
+                libc::write(written[1], (&b as *const u8).cast(), 1);
+                libc::close(release[1]);
+                libc::read(release[0], (&mut b as *mut u8).cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        if pid > 0 {
+            kids.push(pid);
+        }
+    }
+    let mut b = 0u8;
+    for _ in &kids {
+        // SAFETY: reading one byte from our pipe.
+        unsafe { libc::read(written[0], (&mut b as *mut u8).cast(), 1) };
+    }
+    // SAFETY: closing our write end releases every child (they read EOF).
+    unsafe { libc::close(release[1]) };
+    for &pid in &kids {
+        let mut st = 0;
+        // SAFETY: waiting for our own children.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+    }
+    println!("storm {} children {k} ticks", kids.len());
 }

@@ -265,3 +265,41 @@ fn kernel_losses_still_pending_when_recording_ends_are_counted() {
     // Each call is an entry and an exit record; a lost one may be either.
     assert!(seen + lost >= n, "{seen} recorded + {lost} lost < {n} made:\n{info}");
 }
+
+#[test]
+fn a_peer_that_trickles_its_answer_does_not_stop_the_recording() {
+    if !can_trace() {
+        return;
+    }
+    let n: u64 = 50_000;
+    let dir = tmp();
+    let t = dir.path().join("slow.weft");
+    let started = Instant::now();
+    let mut child = weft()
+        .args(["record", "--buffer-size", "2M", "--syscalls", "getppid", "-o"])
+        .arg(&t)
+        .arg("--")
+        .arg(program("slowpeer"))
+        .arg(n.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_for(&mut child, Duration::from_secs(60), "weft record of a slow peer");
+    let out = child.wait_with_output().unwrap();
+    assert!(st.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), format!("done {n}"));
+    // The attach gives up after a second; the program ran about one.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the recorder waited on the peer for {:?}",
+        started.elapsed()
+    );
+    let info = text(&run(weft().arg("info").arg(&t)).stdout);
+    assert!(
+        info.contains("lost:       0"),
+        "events were lost while attaching:\n{info}"
+    );
+    let seen = dump(&t, &["--event", "getppid"]).len() as u64;
+    assert_eq!(seen, n, "{seen} of {n} getppid calls recorded:\n{info}");
+}

@@ -838,3 +838,74 @@ fn guard_mode_faults_a_stray_write_at_the_culprit() {
         "{lines:#?}"
     );
 }
+
+/// (pid -> ticks) from a storm's trace, and the children's pids.
+fn storm_result(trace: &std::path::Path) -> (BTreeMap<u32, Vec<u64>>, Vec<u32>) {
+    let lines = parse(&dump(trace, &[]));
+    let mut ticks: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for l in lines.iter().filter(|l| l.text.starts_with("demo:tick")) {
+        let thread: u64 = l
+            .text
+            .split("thread=")
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("thread field");
+        ticks.entry(l.pid).or_default().push(thread);
+    }
+    let kids = lines
+        .iter()
+        .filter(|l| l.text.starts_with("new process (forked by"))
+        .map(|l| l.pid)
+        .collect();
+    (ticks, kids)
+}
+
+#[test]
+fn a_fork_storm_is_recorded_child_by_child_or_each_child_is_listed_as_missed() {
+    if !can_trace() {
+        return;
+    }
+    let dir = tmp();
+    // Small buffers: every one of 100 children alive at once is attached.
+    let small = ["-q", "--probe-threads", "2", "--probe-buffer", "64K"];
+    let (trace, out) = record(dir.path(), "storm.weft", &small, &["storm", "100", "10"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "storm 100 children 10 ticks");
+    let (ticks, kids) = storm_result(&trace);
+    assert_eq!(kids.len(), 100);
+    for k in &kids {
+        let t = ticks.get(k).unwrap_or_else(|| panic!("child {k} has no events"));
+        // Each child's events are its own (one thread index), all ten of them.
+        assert_eq!(t.len(), 10, "child {k}: {t:?}");
+        assert!(t.iter().all(|&x| x == t[0]), "child {k} holds another's events: {t:?}");
+    }
+    assert_eq!(ticks.len(), 100, "events in a process that is not a child");
+
+    // A memory cap that fits a few: the others are each listed, with why.
+    let capped = [
+        "-q",
+        "--probe-memory",
+        "4M",
+        "--probe-threads",
+        "2",
+        "--probe-buffer",
+        "64K",
+    ];
+    let (trace, out) = record(dir.path(), "capped.weft", &capped, &["storm", "100", "10"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (ticks, kids) = storm_result(&trace);
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let missed: Vec<u32> = info
+        .lines()
+        .filter(|l| l.contains("not recorded: weft-probe memory cap reached"))
+        .filter_map(|l| l.split_whitespace().nth(2)?.trim_end_matches(':').parse().ok())
+        .collect();
+    assert!(!missed.is_empty() && ticks.len() >= 4, "{info}");
+    for k in &kids {
+        let recorded = ticks.get(k).is_some_and(|t| t.len() == 10);
+        assert!(
+            recorded != missed.contains(k),
+            "child {k} is neither recorded in full nor listed as missed (or both):\n{info}"
+        );
+    }
+}
