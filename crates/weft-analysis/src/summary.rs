@@ -32,6 +32,9 @@ pub struct Summary {
     pub lost_by_cpu: BTreeMap<u32, u64>,
     /// weft-probe accounting per process: (attempted, received, lost).
     pub probes: BTreeMap<u32, (u64, u64, u64)>,
+    /// weft-probe threads whose counters were damaged, per process:
+    /// (threads, events received from them).
+    pub probes_damaged: BTreeMap<u32, (u64, u64)>,
     /// weft-probe damage reports per process.
     pub probe_damage: BTreeMap<u32, u64>,
     /// Instrumented processes whose weft-probe events were not recorded, and why.
@@ -98,7 +101,12 @@ pub fn summarize(trace: &Trace) -> Summary {
             }
             Kind::Other => {
                 let name = trace.schema(r.schema).map_or_else(String::new, |s| s.name.clone());
-                if name == s::PROBE_STATS {
+                if name == s::PROBE_STATS && !r.str(s::probe_stats::SUSPECT).is_empty() {
+                    use s::probe_stats as p;
+                    let e = sum.probes_damaged.entry(r.pid).or_default();
+                    e.0 += 1;
+                    e.1 = e.1.saturating_add(r.u64(p::RECEIVED));
+                } else if name == s::PROBE_STATS {
                     use s::probe_stats as p;
                     let e = sum.probes.entry(r.pid).or_default();
                     e.0 = e.0.saturating_add(r.u64(p::ATTEMPTED));

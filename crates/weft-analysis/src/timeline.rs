@@ -426,6 +426,18 @@ impl<'t> Timeline<'t> {
                             r.str(d::WHAT)
                         )
                     }
+                    s::PROBE_MISSED => format!(
+                        "*** weft-probe events of this process not recorded: {} ***",
+                        r.str(s::probe_missed::WHY)
+                    ),
+                    s::PROBE_STATS if !r.str(s::probe_stats::SUSPECT).is_empty() => {
+                        use s::probe_stats as p;
+                        format!(
+                            "weft-probe thread totals: received {}; attempted and lost not known: counters damaged ({})",
+                            r.u64(p::RECEIVED),
+                            r.str(p::SUSPECT)
+                        )
+                    }
                     s::PROBE_STATS => {
                         use s::probe_stats as p;
                         format!(

@@ -96,6 +96,11 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
         };
         println!("weft-probe: PID {pid}: {att} events attempted, {rec} recorded, {lost} lost{dmg}");
     }
+    for (pid, (threads, received)) in &s.probes_damaged {
+        println!(
+            "weft-probe: PID {pid}: {threads} threads with damaged counters: {received} events recorded from them, how many were attempted or lost is not known"
+        );
+    }
     for (pid, why) in &s.probe_missed {
         println!("weft-probe: PID {pid}: not recorded: {why}");
     }

@@ -109,8 +109,9 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = 64)]
     probe_threads: u32,
     /// Cap on weft-probe buffer memory over all attached processes (each
-    /// takes --probe-buffer x --probe-threads); processes beyond it are not
-    /// attached, and are listed as not recorded.
+    /// takes --probe-buffer x --probe-threads, and the first one is always
+    /// attached); processes beyond it are not attached, and are listed as
+    /// not recorded.
     #[arg(long, default_value = "1G", value_parser = units::parse_size)]
     probe_memory: usize,
     /// Flight-recorder mode for weft-probe buffers: keep the newest events, read them at the end.

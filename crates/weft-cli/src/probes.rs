@@ -19,6 +19,9 @@ const ATTACHING_AT_ONCE: usize = 8;
 
 /// A process being looked for.
 struct Pending {
+    /// An exec seen while an attach to the old image is under way makes a
+    /// new entry: the old attach's outcome must not settle it.
+    id: u64,
     deadline: Instant,
     /// Its start time: pids are reused, and a reused pid is someone else's process.
     start: u64,
@@ -29,8 +32,9 @@ struct Pending {
 }
 
 impl Pending {
-    fn new(start: u64) -> Pending {
+    fn new(start: u64, id: u64) -> Pending {
         Pending {
+            id,
             deadline: Instant::now() + DISCOVERY,
             start,
             listening: false,
@@ -60,11 +64,15 @@ pub struct Probes {
     pub unwritten: u64,
     /// Instrumented processes that could not be recorded (see `missed`).
     pub missed: u64,
+    /// Threads whose counters in shared memory were damaged.
+    pub damaged_accounts: u64,
     /// Buffer memory of live sessions and attaches under way, and its cap.
     pub memory: usize,
     memory_cap: usize,
-    /// Attaches under way: pid and the start time it was looked for with.
+    /// Attaches under way: pid, and the `Pending::id` they were started for.
     in_flight: HashMap<u32, u64>,
+    /// Numbers the `Pending` entries.
+    next_watch: u64,
     attach_tx: mpsc::Sender<Attached>,
     attach_rx: mpsc::Receiver<Attached>,
     quiet: bool,
@@ -78,9 +86,11 @@ impl Probes {
         let (attach_tx, attach_rx) = mpsc::channel();
         Probes {
             missed: 0,
+            damaged_accounts: 0,
             memory: 0,
             memory_cap,
             in_flight: HashMap::new(),
+            next_watch: 0,
             attach_tx,
             attach_rx,
             patterns,
@@ -112,7 +122,8 @@ impl Probes {
     pub fn watch(&mut self, pid: u32) {
         // Gone already: nothing to attach to.
         if let Some(start) = weft_probe_abi::process_start_time(pid) {
-            self.pending.insert(pid, Pending::new(start));
+            self.next_watch += 1;
+            self.pending.insert(pid, Pending::new(start, self.next_watch));
         }
     }
 
@@ -144,7 +155,8 @@ impl Probes {
         if reused {
             return;
         }
-        self.pending.insert(pid, Pending::new(start));
+        self.next_watch += 1;
+        self.pending.insert(pid, Pending::new(start, self.next_watch));
     }
 
     pub fn looking(&self) -> bool {
@@ -172,13 +184,16 @@ impl Probes {
     fn try_attach<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
         let now = Instant::now();
         while let Ok((pid, start, result)) = self.attach_rx.try_recv() {
-            self.in_flight.remove(&pid);
+            let id = self.in_flight.remove(&pid).unwrap_or(0);
             self.memory = self.memory.saturating_sub(self.geo.total_len());
-            self.attached_one(pid, start, result, now, w, ks, buf);
+            self.attached_one(pid, id, start, result, now, w, ks, buf);
         }
         let pids: Vec<u32> = self.pending.keys().copied().collect();
         for pid in pids {
-            let Some(&Pending { deadline, start, .. }) = self.pending.get(&pid) else {
+            let Some(&Pending {
+                deadline, start, id, ..
+            }) = self.pending.get(&pid)
+            else {
                 continue;
             };
             if self.in_flight.contains_key(&pid) {
@@ -199,9 +214,9 @@ impl Probes {
                 continue;
             }
             if let Some(old) = self.sessions.get(&pid) {
-                // Same image still attached: nothing to do until it goes away (exec).
+                // The image we are attached to is still there: an exec seen
+                // before its connection's close is; look again next round.
                 if !old.process_gone() {
-                    self.pending.remove(&pid);
                     continue;
                 }
                 self.finish_one(pid, w, ks, buf);
@@ -216,8 +231,9 @@ impl Probes {
             if self.in_flight.len() >= ATTACHING_AT_ONCE {
                 break;
             }
+            // One process is always let in, however large its buffers.
             let need = self.geo.total_len();
-            if self.memory.saturating_add(need) > self.memory_cap {
+            if self.memory > 0 && self.memory.saturating_add(need) > self.memory_cap {
                 self.pending.remove(&pid);
                 let why = format!(
                     "weft-probe memory cap reached ({} in use by {} processes, --probe-memory {}); raise it, or lower --probe-buffer or --probe-threads",
@@ -229,7 +245,7 @@ impl Probes {
                 continue;
             }
             self.memory += need;
-            self.in_flight.insert(pid, start);
+            self.in_flight.insert(pid, id);
             let (tx, patterns, mode, geo) = (self.attach_tx.clone(), self.patterns.clone(), self.mode, self.geo);
             let spawned = std::thread::Builder::new()
                 .name(format!("weft-attach-{pid}"))
@@ -248,6 +264,7 @@ impl Probes {
     fn attached_one<W: std::io::Write>(
         &mut self,
         pid: u32,
+        id: u64,
         start: u64,
         result: Result<Session, weft_probe_collect::ProbeError>,
         now: Instant,
@@ -258,11 +275,11 @@ impl Probes {
         match result {
             Ok(mut sess) if sess.info.start_time != start => {
                 // The pid was reused in the meantime: not our process.
-                self.pending.remove(&pid);
+                self.settle(pid, id);
                 let _ = sess.finish(&self.clock, &mut Collect::default());
             }
             Ok(sess) => {
-                self.pending.remove(&pid);
+                self.settle(pid, id);
                 self.attached += 1;
                 self.memory += sess.memory();
                 if let Some(id) = ks.id_of(s::PROBE_ATTACH) {
@@ -281,7 +298,7 @@ impl Probes {
             Err(
                 e @ (weft_probe_collect::ProbeError::WrongPeer { .. } | weft_probe_collect::ProbeError::Unsafe { .. }),
             ) => {
-                self.pending.remove(&pid);
+                self.settle(pid, id);
                 eprintln!("weft: warning: not attaching to the weft-probe events of PID {pid}: {e}");
                 self.missed(pid, e.to_string(), ks, buf);
             }
@@ -292,14 +309,21 @@ impl Probes {
                 if matches!(source.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {}
             // Try again next round until the deadline; say why only then.
             Err(e) => {
-                if let Some(p) = self.pending.get_mut(&pid) {
+                if let Some(p) = self.pending.get_mut(&pid).filter(|p| p.id == id) {
                     p.error = Some(e.to_string());
-                }
-                let deadline = self.pending.get(&pid).map_or(now, |p| p.deadline);
-                if now + Duration::from_millis(20) > deadline {
-                    self.give_up(pid, "no attach succeeded within 5 s", ks, buf);
+                    if now + Duration::from_millis(20) > p.deadline {
+                        self.give_up(pid, "no attach succeeded within 5 s", ks, buf);
+                    }
                 }
             }
+        }
+    }
+
+    /// Stops looking for `pid` if it is still the entry attach `id` was
+    /// started for.
+    fn settle(&mut self, pid: u32, id: u64) {
+        if self.pending.get(&pid).is_some_and(|p| p.id == id) {
+            self.pending.remove(&pid);
         }
     }
 
@@ -408,9 +432,9 @@ impl Probes {
             let Ok((pid, start, result)) = self.attach_rx.recv_timeout(Duration::from_secs(5)) else {
                 break;
             };
-            self.in_flight.remove(&pid);
+            let id = self.in_flight.remove(&pid).unwrap_or(0);
             self.memory = self.memory.saturating_sub(self.geo.total_len());
-            self.attached_one(pid, start, result, Instant::now(), w, ks, buf);
+            self.attached_one(pid, id, start, result, Instant::now(), w, ks, buf);
         }
         let pids: Vec<u32> = self.pending.keys().copied().collect();
         for pid in pids {
@@ -427,11 +451,23 @@ impl Probes {
         let Some(id) = ks.id_of(s::PROBE_STATS) else { return };
         let now = weft_kernel::monotonic_ns();
         for (i, t) in stats.iter().enumerate() {
+            if let Some(why) = &t.suspect {
+                // Damaged counters are not facts: only what we received is.
+                self.damaged_accounts += 1;
+                if !self.quiet {
+                    eprintln!(
+                        "weft: warning: PID {pid} thread {}: {} probe events received; attempted and lost not known: {why}",
+                        t.tid, t.received
+                    );
+                }
+            }
             // Counters come from the program's memory: saturate, never overflow.
             let lost = [t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten]
                 .iter()
                 .fold(0u64, |a, &b| a.saturating_add(b));
-            self.lost = self.lost.saturating_add(lost);
+            if t.suspect.is_none() {
+                self.lost = self.lost.saturating_add(lost);
+            }
             buf.record(id, now, None, pid, t.tid)
                 .u64(u64::from(t.slot))
                 .u64(t.attempted)
@@ -443,8 +479,9 @@ impl Probes {
                 .u64(t.damaged)
                 .u64(t.overwritten)
                 .u64(if i == 0 { no_slot } else { 0 })
+                .bytes(t.suspect.as_deref().unwrap_or_default().as_bytes())
                 .finish();
-            if lost > 0 && !self.quiet {
+            if lost > 0 && t.suspect.is_none() && !self.quiet {
                 eprintln!(
                     "weft: warning: PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {})",
                     t.tid, t.attempted, t.received, lost, t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten

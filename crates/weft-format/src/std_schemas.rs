@@ -96,6 +96,8 @@ pub mod probe_stats {
     pub const DAMAGED: usize = 7;
     pub const OVERWRITTEN: usize = 8;
     pub const NO_SLOT: usize = 9;
+    /// Empty, or why the counters copied from the process cannot be believed.
+    pub const SUSPECT: usize = 10;
 }
 
 pub mod syscall_enter {
@@ -228,6 +230,7 @@ pub fn all() -> Vec<Schema> {
                 ("damaged", T::U64),
                 ("overwritten", T::U64),
                 ("no_slot", T::U64),
+                ("suspect", T::Str),
             ],
         ),
         Schema::new(

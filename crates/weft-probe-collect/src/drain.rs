@@ -118,12 +118,57 @@ pub struct ThreadStats {
     pub damaged: u64,
     /// Overwritten before they were read (overwrite mode).
     pub overwritten: u64,
+    /// Why the counters copied from the process's memory cannot be
+    /// believed (a control page zeroed, counters that went down or do not
+    /// add up): then only `received` is a fact.
+    pub suspect: Option<String>,
+}
+
+/// The writer's counters as last read, and checked: they only grow.
+#[derive(Default, Clone, Copy)]
+struct Counters {
+    attempted: u64,
+    committed: u64,
+    lost_full: u64,
+    lost_busy: u64,
+}
+
+impl Counters {
+    fn read(ctl: &[u8]) -> Counters {
+        Counters {
+            attempted: u64at(ctl, S_ATTEMPTED),
+            committed: u64at(ctl, S_COMMITTED),
+            lost_full: u64at(ctl, S_LOST_FULL),
+            lost_busy: u64at(ctl, S_LOST_BUSY),
+        }
+    }
+
+    /// Why `self` (newer) cannot follow `old`, if it cannot.
+    fn regressed(&self, old: &Counters) -> Option<String> {
+        let pairs = [
+            ("attempted", old.attempted, self.attempted),
+            ("committed", old.committed, self.committed),
+            ("ring-full", old.lost_full, self.lost_full),
+            ("busy", old.lost_busy, self.lost_busy),
+        ];
+        pairs
+            .iter()
+            .find(|(_, a, b)| b < a)
+            .map(|(what, a, b)| format!("{what} count went down from {a} to {b}"))
+    }
 }
 
 #[derive(Default, Clone)]
 struct SlotState {
     claims: u32,
     tid: u32,
+    /// A thread claimed this slot at some point: it stays in the accounting
+    /// whatever happens to its control page later.
+    seen: bool,
+    /// The counters as last read while they were believable.
+    counters: Counters,
+    /// The first reason its counters stopped being believable.
+    suspect: Option<String>,
     read_gen: u64,
     read_off: u32,
     guard_ok: bool,
@@ -131,8 +176,15 @@ struct SlotState {
     /// Where a closed sub-buffer's reading is held up by an uncommitted
     /// record, and since when.
     stuck: Option<(u64, u32, Instant)>,
-    /// The impossible generation last reported, so it is reported once.
-    bad_gen: u64,
+    /// The impossible thread id last reported, so it is reported once.
+    bad_tid: u32,
+    /// A guard's thread id was read: later disagreements are damage.
+    seen_guard_tid: bool,
+    /// The slot's claim count when a guard was last read.
+    guard_claims: u32,
+    /// Records skipped for timestamps outside the recording, not yet
+    /// reported: (generation, offset and seq of the first, how many).
+    bad_time: Option<(u64, usize, u64, u64)>,
     received: u64,
     abandoned: u64,
     damaged: u64,
@@ -162,6 +214,25 @@ pub(crate) struct Drainer {
     mode: Mode,
     salt: u64,
     slots: Vec<SlotState>,
+    /// CLOCK_MONOTONIC ns at attach: no record of this session is older
+    /// (less a margin for clock conversion).
+    start_ns: u64,
+}
+
+/// Margin around the recording's span within which a record's timestamp
+/// is believed (TSC conversion error, a write that began just before).
+const TIME_SLACK_NS: u64 = 50_000_000;
+/// How far a record's sequence number may fall behind the previous one's
+/// (writes nested in signal handlers take theirs out of order).
+const SEQ_SLACK: u64 = 64;
+/// Highest thread id Linux hands out (`kernel.pid_max` at most 2^22).
+const MAX_TID: u32 = 1 << 22;
+
+fn mono_now() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into t.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 fn u32at(b: &[u8], o: usize) -> u32 {
@@ -192,6 +263,7 @@ impl Drainer {
             mode,
             salt,
             slots,
+            start_ns: mono_now(),
         };
         d.set_events(info);
         d
@@ -227,11 +299,31 @@ impl Drainer {
         // One payload buffer for every record of this pass.
         let mut body = Vec::new();
         let mut damage = Vec::new();
+        let now_ns = mono_now();
         for slot in 0..self.geo.slots {
             let ctl_off = self.geo.slot_offset(slot);
             // Most slots were never claimed: one load to skip them (a slot
             // claimed just after it is read next round).
             if area.u32(ctl_off + S_CLAIMS) == 0 {
+                let st = &mut self.slots[slot as usize];
+                if st.seen && st.suspect.is_none() {
+                    // Zeroed or hole-punched: the thread stays in the
+                    // accounting with what was last read.
+                    let why = "control page zeroed (claims 0 after a thread claimed the slot)".to_string();
+                    damage.push(Damage {
+                        pid: self.pid,
+                        tid: st.tid,
+                        slot,
+                        gen: st.read_gen,
+                        after_seq: st.last_seq,
+                        offset: ctl_off as u64,
+                        what: why.clone(),
+                    });
+                    st.suspect = Some(why);
+                    for d in damage.drain(..) {
+                        sink.damage(d);
+                    }
+                }
                 continue;
             }
             // The generation first: reserve offsets copied after it are at
@@ -245,7 +337,29 @@ impl Drainer {
             if u32at(&ctl, S_CLAIMS) == 0 {
                 continue;
             }
-            self.drain_slot(area, clock, slot, &ctl, final_pass, &mut body, sink, &mut damage);
+            self.drain_slot(
+                area,
+                clock,
+                slot,
+                &ctl,
+                final_pass,
+                now_ns,
+                &mut body,
+                sink,
+                &mut damage,
+            );
+            let st = &mut self.slots[slot as usize];
+            if let Some((gen, at, first, n)) = st.bad_time.take() {
+                damage.push(Damage {
+                    pid: self.pid,
+                    tid: st.tid,
+                    slot,
+                    gen,
+                    after_seq: st.last_seq,
+                    offset: at as u64,
+                    what: format!("{n} records from seq {first} have timestamps outside the recording; skipped"),
+                });
+            }
             for d in damage.drain(..) {
                 sink.damage(d);
             }
@@ -260,6 +374,7 @@ impl Drainer {
         slot: u32,
         ctl: &[u8],
         final_pass: bool,
+        now_ns: u64,
         body: &mut Vec<u8>,
         sink: &mut impl Sink,
         damage: &mut Vec<Damage>,
@@ -268,10 +383,44 @@ impl Drainer {
         let pid = self.pid;
         let mode = self.mode;
         let ctl_off = geo.slot_offset(slot);
+        let (t_min, t_max) = (
+            self.start_ns.saturating_sub(TIME_SLACK_NS),
+            now_ns.saturating_add(TIME_SLACK_NS),
+        );
         let st = &mut self.slots[slot as usize];
-        st.claims = u32at(ctl, S_CLAIMS);
-        st.tid = u32at(ctl, S_OWNER);
-        let attempted = u64at(ctl, S_ATTEMPTED);
+        let claims = u32at(ctl, S_CLAIMS);
+        let tid = u32at(ctl, S_OWNER);
+        // A thread id changes only with a new claim (a new thread took the
+        // slot); otherwise it was scribbled, and the one we know stays.
+        let tid_ok = tid != 0 && tid < MAX_TID;
+        let mut tid_damage = None;
+        if !st.seen || claims != st.claims {
+            if tid_ok {
+                st.tid = tid;
+            } else {
+                tid_damage = Some(format!(
+                    "control page names thread {tid}, which cannot exist; kept {}",
+                    st.tid
+                ));
+            }
+        } else if tid != st.tid {
+            tid_damage = Some(format!(
+                "control page names thread {tid} without a new claim; kept thread {}",
+                st.tid
+            ));
+        }
+        st.claims = claims;
+        st.seen = true;
+        let now = Counters::read(ctl);
+        match now.regressed(&st.counters) {
+            Some(why) if st.suspect.is_none() => {
+                tid_damage = tid_damage.or(Some(format!("control page damaged: {why}")));
+                st.suspect = Some(why);
+            }
+            Some(_) => {}
+            None => st.counters = now,
+        }
+        let attempted = st.counters.attempted;
         let raw_sg = u64at(ctl, S_SWITCH_GEN);
         let sg = raw_sg & !SWITCHING;
         let mut report = |st: &SlotState, gen: u64, offset: usize, what: String| {
@@ -285,26 +434,55 @@ impl Drainer {
                 what,
             });
         };
+        if let Some(what) = tid_damage {
+            if st.bad_tid != tid {
+                st.bad_tid = tid;
+                report(st, st.read_gen, ctl_off + S_OWNER, what);
+            }
+        }
         if sg == 0 {
             return;
         }
         let n = u64::from(geo.subbufs);
-        // Every generation takes an attempt, and a discard-mode writer cannot
-        // get a whole ring ahead of us: anything else is damage.
+        // Every generation takes an attempt, a discard-mode writer cannot
+        // get a whole ring ahead of us, and generations never go back:
+        // anything else is damage.
         let impossible = (sg > attempted.saturating_add(1) && sg > st.read_gen + (1 << 32))
-            || (mode == Mode::Discard && sg >= st.read_gen + n);
+            || (mode == Mode::Discard && sg >= st.read_gen + n)
+            || sg + 1 < st.read_gen;
         if impossible {
-            // Reported once, not at every round while it stays so.
-            if st.bad_gen != sg {
-                st.bad_gen = sg;
-                report(
-                    st,
-                    sg,
-                    ctl_off + S_SWITCH_GEN,
-                    format!("control page damaged: sub-buffer generation {sg} is impossible"),
+            // What the sub-buffers still hold of the generations we were
+            // reading is read as closed; then reading moves on to the
+            // writer's next generation, every sub-buffer given back, so
+            // that neither side waits for the other for good.
+            report(
+                st,
+                sg,
+                ctl_off + S_SWITCH_GEN,
+                format!(
+                    "control page damaged: sub-buffer generation jumped from {} to {sg}; unread records of the old generations are lost, reading resumes at {}",
+                    st.read_gen,
+                    sg + 1
+                ),
+            );
+            // Records still unread in the old generations are lost with
+            // them (counted as damaged).
+            st.damaged += 1;
+            for i in 0..geo.subbufs {
+                // Generation g's slot is free for the writer once it sees
+                // g - n consumed: make every next generation free.
+                let g = sg + 1 + u64::from(i);
+                let idx = geo.index_of(g) as usize;
+                release(
+                    area,
+                    ctl_off + S_SUBBUF_CTL + idx * SB_CTL_LEN,
+                    g.saturating_sub(n),
+                    mode,
                 );
-                st.damaged += 1;
             }
+            st.read_gen = sg + 1;
+            st.read_off = GUARD_LEN as u32;
+            st.guard_ok = false;
             return;
         }
         // A writer stopped in the middle of a switch (overwrite mode) was
@@ -349,6 +527,7 @@ impl Drainer {
                 area.copy(sb_off + geo.records_end(), &mut foot);
                 let h = Guard::decode(&head, self.salt, GUARD_HEAD_MAGIC);
                 let f = Guard::decode(&foot, self.salt, GUARD_FOOT_MAGIC);
+                let guard_tid = h.as_ref().ok().map(|h| h.tid);
                 let bad = match (h, f) {
                     (Ok(h), _) if h.gen != g || h.slot != slot => {
                         Some((0, format!("guard header names generation {} slot {}", h.gen, h.slot)))
@@ -368,6 +547,31 @@ impl Drainer {
                     continue;
                 }
                 st.guard_ok = true;
+                // The guard names the thread that opened the sub-buffer
+                // (weft-probe's own write, checked with the salt): it wins
+                // over a thread id a stray write can change in the control page.
+                if let Some(gt) = guard_tid.filter(|&t| t != st.tid && t != 0 && t < MAX_TID) {
+                    if st.seen_guard_tid {
+                        let what = format!(
+                            "control page names thread {}, the sub-buffer's guard thread {gt}; using {gt}",
+                            st.tid
+                        );
+                        if claims == st.guard_claims {
+                            // Two threads in one slot: its claim was lost
+                            // (a zeroed control page), and so are its counts.
+                            st.suspect.get_or_insert_with(|| {
+                                format!(
+                                    "threads {} and {gt} wrote into one slot after its control page was damaged",
+                                    st.tid
+                                )
+                            });
+                        }
+                        report(st, g, ctl_off + S_OWNER, what);
+                    }
+                    st.tid = gt;
+                }
+                st.guard_claims = claims;
+                st.seen_guard_tid = true;
             }
             let reserve = (u32at(ctl, sbc + SB_RESERVE) & !CLOSED).clamp(GUARD_LEN as u32, end);
             let mut pos = st.read_off.max(GUARD_LEN as u32);
@@ -408,10 +612,29 @@ impl Drainer {
                         Some(n) if body.len() >= n => Ok(f),
                         _ => payload::for_each(f, body, |_| {}).map(|()| f),
                     });
+                    let ts = clock.to_mono(u64at(&hdr, R_TSC));
+                    if checked.is_ok() && !(t_min..=t_max).contains(&ts) {
+                        // Reported once per run of such records, not each.
+                        match &mut st.bad_time {
+                            Some((_, _, _, n)) => *n += 1,
+                            None => st.bad_time = Some((g, rec_off, seq, 1)),
+                        }
+                        st.damaged += 1;
+                        pos += len;
+                        continue;
+                    }
+                    if let Some((bg, at, first, n)) = st.bad_time.take() {
+                        report(
+                            st,
+                            bg,
+                            at,
+                            format!("{n} records from seq {first} have timestamps outside the recording; skipped"),
+                        );
+                    }
                     match checked {
                         Ok(fields) => {
                             sink.record(&ProbeRecord {
-                                ts: clock.to_mono(u64at(&hdr, R_TSC)),
+                                ts,
                                 pid,
                                 tid: st.tid,
                                 event,
@@ -420,6 +643,16 @@ impl Drainer {
                                 payload: body,
                             });
                             st.received += 1;
+                            // Sequence numbers grow, but for the few a nested
+                            // write (signal handler) takes out of order: a big
+                            // step back means the counters restarted (a
+                            // zeroed page) or another thread writes here.
+                            if st.last_seq.is_some_and(|l| seq.saturating_add(SEQ_SLACK) < l) && st.suspect.is_none() {
+                                st.suspect = Some(format!(
+                                    "record sequence went back from {} to {seq}",
+                                    st.last_seq.unwrap_or(0)
+                                ));
+                            }
                             st.last_seq = Some(seq);
                         }
                         Err(e) => {
@@ -512,35 +745,84 @@ fn resync(area: &Area, sb_off: usize, from: u32, reserve: u32, last_seq: Option<
 }
 
 impl Drainer {
+    /// Per-thread accounting: every slot a thread ever claimed (even if
+    /// its control page was zeroed since), with counters that are checked
+    /// before they are believed.
     pub fn stats(&self, area: &Area) -> Vec<ThreadStats> {
         let mut v = Vec::new();
         let mut ctl = [0u8; 64];
+        let elapsed = mono_now().saturating_sub(self.start_ns);
         for (slot, st) in self.slots.iter().enumerate() {
             area.copy(self.geo.slot_offset(slot as u32), &mut ctl);
-            if u32at(&ctl, S_CLAIMS) == 0 {
+            let claimed = u32at(&ctl, S_CLAIMS) != 0;
+            if !claimed && !st.seen {
                 continue;
             }
+            let mut suspect = st.suspect.clone();
+            let mut c = st.counters;
+            if claimed {
+                let now = Counters::read(&ctl);
+                match now.regressed(&st.counters) {
+                    Some(why) => {
+                        suspect.get_or_insert(why);
+                    }
+                    None => c = now,
+                }
+            } else {
+                suspect.get_or_insert_with(|| "control page zeroed".into());
+            }
             let mut t = ThreadStats {
-                tid: u32at(&ctl, S_OWNER),
+                tid: if st.seen { st.tid } else { u32at(&ctl, S_OWNER) },
                 slot: slot as u32,
-                attempted: u64at(&ctl, S_ATTEMPTED),
-                committed: u64at(&ctl, S_COMMITTED),
-                lost_full: u64at(&ctl, S_LOST_FULL),
-                lost_busy: u64at(&ctl, S_LOST_BUSY),
+                attempted: c.attempted,
+                committed: c.committed,
+                lost_full: c.lost_full,
+                lost_busy: c.lost_busy,
                 received: st.received,
                 abandoned: st.abandoned,
                 damaged: 0,
                 overwritten: st.overwritten,
+                suspect: None,
             };
+            // Counters come from the program's memory: no overflow on garbage.
+            let explained = [t.received, t.lost_full, t.lost_busy, t.abandoned, t.overwritten]
+                .iter()
+                .fold(0u64, |a, &b| a.saturating_add(b));
+            if suspect.is_none() {
+                suspect = if t.attempted < explained {
+                    Some(format!(
+                        "attempted {} is less than the {explained} events received or dropped",
+                        t.attempted
+                    ))
+                } else if t.committed > t.attempted {
+                    Some(format!("committed {} exceeds attempted {}", t.committed, t.attempted))
+                } else if t.attempted - explained > elapsed.saturating_add(1) {
+                    // Not even one event per nanosecond since the attach.
+                    Some(format!(
+                        "attempted {} is more than a thread can write in {} ms",
+                        t.attempted,
+                        elapsed / 1_000_000
+                    ))
+                } else if st.last_seq.is_some_and(|l| l >= t.attempted) {
+                    Some(format!(
+                        "a record with sequence {} was received, yet attempted is {}",
+                        st.last_seq.unwrap_or(0),
+                        t.attempted
+                    ))
+                } else {
+                    None
+                };
+            }
+            if suspect.is_some() {
+                // Only what the collector counted itself is a fact.
+                t.suspect = suspect;
+                v.push(t);
+                continue;
+            }
             // Attempts that left no readable record: overwritten (overwrite
             // mode), destroyed by damage the collector reported, or cut short
             // by a handler that never returned before they reserved space.
-            let gone = t.attempted.saturating_sub(
-                // Counters come from the program's memory: no overflow on garbage.
-                [t.received, t.lost_full, t.lost_busy, t.abandoned, t.overwritten]
-                    .iter()
-                    .fold(0u64, |a, &b| a.saturating_add(b)),
-            );
+            let gone = t.attempted - explained;
             if self.mode == Mode::Overwrite {
                 t.overwritten = t.overwritten.saturating_add(gone);
             } else if st.damaged > 0 {

@@ -43,9 +43,10 @@ pub enum ProbeError {
     Protocol { pid: u32, why: String },
 }
 
-/// Whether `pid` has a control socket (it may still refuse or not answer).
+/// Whether something is at `pid`'s control socket path (it may still
+/// refuse, not answer, or be a planted link, which an attach reports).
 pub fn listening(pid: u32) -> bool {
-    connect::find(pid).is_ok()
+    matches!(connect::find(pid), Ok(_) | Err(ProbeError::Unsafe { .. }))
 }
 
 /// Asks an instrumented process what it declares, without attaching.

@@ -166,4 +166,13 @@ pub mod debug {
     pub fn thread_buffers() -> Vec<(usize, usize)> {
         crate::ring::thread_buffers()
     }
+
+    /// Address of the calling thread's slot control page (4 KiB, layout in
+    /// `weft_probe_abi::layout`) in every session it has written to.
+    pub fn thread_control_pages() -> Vec<usize> {
+        crate::ring::thread_buffers()
+            .into_iter()
+            .map(|(addr, _)| addr - weft_probe_abi::layout::SLOT_CTL_LEN)
+            .collect()
+    }
 }

@@ -29,6 +29,8 @@ fn usage() -> ! {
          \x20                    then wait until they are enabled and emit each once\n\
          \x20 storm N K          fork N children that are all alive at once; each writes K demo:tick (thread = its\n\
          \x20                    index) and exits once all have written\n\
+         \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
+         \x20                    counters, tid, gen or time), then ticks N times more, slowly; prints the tids\n\
          \x20 bench N [T]        cost of demo:tick (two u64 fields): N events in each of T threads (default 1);\n\
          \x20                    prints the median ns per event over 15 batches, and events/s"
     );
@@ -138,6 +140,7 @@ fn main() {
         }
         "bench" => bench(arg(2, 1_000_000), arg(3, 1)),
         "storm" => storm(arg(2, 100), arg(3, 10)),
+        "chaos" => chaos(&std::env::args().nth(2).unwrap_or_default(), arg(3, 2000)),
         "span" => {
             let s = weft_probe::span("sleepy");
             std::thread::sleep(Duration::from_millis(20));
@@ -451,4 +454,85 @@ fn storm(n: u64, k: u64) {
         unsafe { libc::waitpid(pid, &mut st, 0) };
     }
     println!("storm {} children {k} ticks", kids.len());
+}
+
+fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// One thread damages its own control page the way a stray pointer would.
+fn chaos(kind: &str, n: u64) {
+    use weft_probe_abi::layout::*;
+    let kind = kind.to_owned();
+    let bad = std::thread::spawn(move || {
+        for i in 0..n {
+            weft_probe::emit!(TICK(i, 9));
+        }
+        if kind != "time" {
+            // Damage comes after the collector has read the first records
+            // (a timestamp can only be scribbled on records not read yet).
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for ctl in weft_probe::debug::thread_control_pages() {
+            let at = |off: usize| (ctl + off) as *mut u64;
+            // SAFETY: inside our own thread's control page (the point of the test).
+            unsafe {
+                match kind.as_str() {
+                    "zero" => std::ptr::write_bytes(ctl as *mut u8, 0, SLOT_CTL_LEN),
+                    "counters" => at(S_ATTEMPTED).write_volatile(u64::MAX),
+                    "tid" => (at(S_OWNER) as *mut u32).write_volatile(4_000_000),
+                    "gen" => {
+                        let g = at(S_SWITCH_GEN).read_volatile();
+                        at(S_SWITCH_GEN).write_volatile(g + 1000);
+                    }
+                    "time" => {
+                        // Every committed record still in the sub-buffers (weft
+                        // record makes 8 per thread) gets a timestamp two
+                        // centuries away.
+                        for (addr, len) in weft_probe::debug::thread_buffers() {
+                            let size = len / 8;
+                            for sb in (0..len).step_by(size) {
+                                let mut pos = GUARD_LEN;
+                                while pos + RECORD_HEADER_LEN <= size - GUARD_LEN {
+                                    let rec = addr + sb + pos;
+                                    let rlen = (rec as *const u32).read_volatile() as usize;
+                                    let state = ((rec + R_SEQ_STATE) as *const u64).read_volatile() as u8;
+                                    if rlen < RECORD_HEADER_LEN || state != STATE_COMMITTED {
+                                        break;
+                                    }
+                                    ((rec + R_TSC) as *mut u64).write_volatile(u64::MAX / 3);
+                                    pos += rlen;
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for i in 0..n {
+            weft_probe::emit!(TICK(1_000_000 + i, 9));
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        gettid()
+    });
+    let good: Vec<_> = (0..3)
+        .map(|k| {
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    weft_probe::emit!(TICK(i, k));
+                    if i % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                gettid()
+            })
+        })
+        .collect();
+    let bad = bad.join().unwrap_or(0);
+    let good: Vec<String> = good.into_iter().map(|h| h.join().unwrap_or(0).to_string()).collect();
+    println!("chaos bad {bad} good {} main {}", good.join(" "), gettid());
 }

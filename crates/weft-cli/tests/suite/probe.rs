@@ -909,3 +909,104 @@ fn a_fork_storm_is_recorded_child_by_child_or_each_child_is_listed_as_missed() {
         );
     }
 }
+
+/// Ticks (n, thread) per tid, from `demo:tick` lines.
+fn ticks_by_tid(lines: &[L]) -> BTreeMap<u32, Vec<(u64, u64)>> {
+    let mut m: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    for l in lines.iter().filter(|l| l.text.starts_with("demo:tick")) {
+        let thread = l
+            .text
+            .split("thread=")
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("thread field");
+        m.entry(l.tid).or_default().push((tick_n(l), thread));
+    }
+    m
+}
+
+#[test]
+fn a_damaged_control_page_is_flagged_never_believed_and_reading_goes_on() {
+    if !can_trace() {
+        return;
+    }
+    let n = 2000u64;
+    let dir = tmp();
+    for kind in ["zero", "counters", "tid", "gen", "time"] {
+        let (trace, out) = record(
+            dir.path(),
+            &format!("{kind}.weft"),
+            &["-q"],
+            &["chaos", kind, &n.to_string()],
+        );
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        // chaos bad B good G1 G2 G3 main M
+        let words: Vec<u32> = text(&out.stdout)
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let (bad, good, main) = (words[0], &words[1..4], words[4]);
+        let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+        let lines = parse(&dump(&trace, &[]));
+        let ticks = ticks_by_tid(&lines);
+
+        // No invented thread, no impossible number, no impossible time.
+        for tid in ticks.keys() {
+            assert!(
+                tid == &bad || good.contains(tid) || tid == &main,
+                "{kind}: events of a thread {tid} that never existed"
+            );
+        }
+        assert!(
+            !info.contains("18446744073709551615"),
+            "{kind}: a scribbled counter shown as a fact:\n{info}"
+        );
+        let span: f64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("duration:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("duration");
+        assert!(span < 60.0, "{kind}: a recording of {span} s:\n{info}");
+
+        // Other threads' events intact: each good thread's ticks, all of them,
+        // under its own tid (with a zeroed page, one good thread may take over
+        // the lost slot and share it with the bad one).
+        let intact = good
+            .iter()
+            .filter(|t| {
+                ticks
+                    .get(t)
+                    .is_some_and(|v| v.len() as u64 == n && v.iter().all(|&(_, k)| k < 3))
+            })
+            .count();
+        let want = if kind == "zero" { 2 } else { 3 };
+        assert!(intact >= want, "{kind}: only {intact} good threads intact:\n{info}");
+
+        // The bad thread: counts that add up to what it attempted (2n, by its
+        // own count), or counts flagged as not known; damage said.
+        let flagged = info.contains("with damaged counters");
+        match kind {
+            "zero" | "counters" => assert!(flagged, "{kind}: damaged counters believed:\n{info}"),
+            _ => {
+                assert!(!flagged, "{kind}: {info}");
+                let t = totals(&lines);
+                let v = t
+                    .get(&bad)
+                    .unwrap_or_else(|| panic!("{kind}: no totals for the bad thread:\n{info}"));
+                assert_eq!(v[0], 2 * n, "{kind}: attempted by the program's own count");
+                assert_eq!(v[0], v[1..7].iter().sum::<u64>(), "{kind}: {v:?}");
+                assert!(info.contains("damage reports"), "{kind}: damage not reported:\n{info}");
+            }
+        }
+        if kind == "gen" {
+            // Reading resumed at the writer's next generation.
+            let after = ticks
+                .get(&bad)
+                .map_or(0, |v| v.iter().filter(|&&(i, _)| i >= 1_000_000).count() as u64);
+            assert!(
+                after >= n / 2,
+                "gen: {after} of {n} ticks after the damage recorded:\n{info}"
+            );
+        }
+    }
+}
