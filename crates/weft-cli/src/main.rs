@@ -8,8 +8,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod dump;
 mod info;
-mod outfile;
-mod probes;
 mod profiles;
 mod ps;
 mod record;
@@ -172,8 +170,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Record(_)) {
         // `weft dump | head` ends quietly, as other Unix tools do.
-        // SAFETY: restoring the default disposition of SIGPIPE before any output.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        weft_kernel::os::default_sigpipe();
     }
     let result = match cli.command {
         Command::Record(a) => record::run(a),

@@ -30,7 +30,7 @@ pub use error::{FormatError, Problem};
 pub use reader::{ChunkInfo, Records, Trace};
 pub use record::{Record, Value};
 pub use schema::{Field, FieldType, Schema, SchemaId, SyscallArg, SyscallEntry, SyscallTable};
-pub use writer::{RecordBuf, RecordBuilder, TraceWriter};
+pub use writer::{RecordBuf, RecordBuilder, TraceWriter, EVENTS_CHUNK_BYTES};
 
 /// First bytes of every weft trace file. The high byte and CR/LF/^Z catch
 /// files mangled by text-mode transfers, as PNG's signature does.

@@ -1,250 +1,241 @@
-//! The standard record types weft's own collectors write. Readers find them
-//! by name (never by id, which is per file); field order is fixed by the
-//! constants here and documented in docs/format.md. A collector may append
-//! fields at the end in a later minor version.
+//! The standard record types weft's own collectors write, each defined once
+//! here: its name, its fields in order and their types. From that one
+//! definition come the name constant, a module per schema with the index of
+//! each field (`syscall_exit::RET`) for readers, the field list (`FIELDS`),
+//! and `put`, which appends a record's fields in order for writers, so that
+//! no caller writes or reads a standard field by a bare position. Readers
+//! find schemas by name (never by id, which is per file). docs/format.md §12
+//! documents them, and a test checks its tables against these definitions.
+//! A collector may append fields at the end in a later minor version.
 
-use crate::schema::{FieldType as T, Schema};
+use crate::schema::{FieldType as T, Schema, SchemaId};
+use crate::writer::{RecordBuilder, TraceWriter};
 
-/// A system call entry: `nr`, then the call's arguments (as many as the
-/// syscall table declares for `nr`, all six when unknown).
-pub const SYSCALL_ENTER: &str = "kernel:syscall_enter";
-/// A system call return: `nr`, `ret` (negative errno on failure).
-pub const SYSCALL_EXIT: &str = "kernel:syscall_exit";
-/// A signal generated (in the context of the sender).
-pub const SIGNAL_GENERATE: &str = "kernel:signal_generate";
-/// A signal delivered to the record's thread (`handler` 0 = default action, 1 = ignored).
-pub const SIGNAL_DELIVER: &str = "kernel:signal_deliver";
-/// A task created; the record's pid/tid are the new task's.
-pub const FORK: &str = "kernel:fork";
-/// A successful exec by the record's thread.
-pub const EXEC: &str = "kernel:exec";
-/// A task exited; `group_dead` when it was the last thread of its process.
-pub const EXIT: &str = "kernel:exit";
-/// A thread's name: set at exec, by prctl(PR_SET_NAME), or read from /proc at attach.
-pub const COMM: &str = "kernel:comm";
-/// A memory mapping of the record's process: executable mappings as the
-/// kernel reports them, and every mapping read from /proc when attaching.
-pub const MMAP: &str = "kernel:mmap";
-/// Events the kernel dropped on the record's CPU because the ring was full.
-pub const LOST: &str = "kernel:lost";
+/// The Rust type a writer passes for a field type.
+macro_rules! arg_ty {
+    (U32) => {
+        u64
+    };
+    (U64) => {
+        u64
+    };
+    (Ptr) => {
+        u64
+    };
+    (I32) => {
+        i64
+    };
+    (I64) => {
+        i64
+    };
+    (Bool) => {
+        bool
+    };
+    (Str) => {
+        &[u8]
+    };
+    (Bytes) => {
+        &[u8]
+    };
+    (U64Array) => {
+        &[u64]
+    };
+}
 
-/// weft-probe: a collector attached to an instrumented process.
-pub const PROBE_ATTACH: &str = "weft:probe_attach";
-/// weft-probe: damage found in a process's buffers (what, where).
-pub const PROBE_DAMAGE: &str = "weft:probe_damage";
-/// weft-probe: an instrumented process whose events were not recorded,
-/// and why (memory cap, an impostor at its socket, no answer in time).
-pub const PROBE_MISSED: &str = "weft:probe_missed";
-/// weft-probe: a thread's accounting when its session ended.
-pub const PROBE_STATS: &str = "weft:probe_stats";
-/// weft-probe's built-in events (written by programs, not by weft).
+/// How a writer appends a field of a type.
+macro_rules! put_field {
+    ($b:expr, U32, $v:expr) => {
+        $b.u64($v)
+    };
+    ($b:expr, U64, $v:expr) => {
+        $b.u64($v)
+    };
+    ($b:expr, Ptr, $v:expr) => {
+        $b.u64($v)
+    };
+    ($b:expr, I32, $v:expr) => {
+        $b.i64($v)
+    };
+    ($b:expr, I64, $v:expr) => {
+        $b.i64($v)
+    };
+    ($b:expr, Bool, $v:expr) => {
+        $b.bool($v)
+    };
+    ($b:expr, Str, $v:expr) => {
+        $b.bytes($v)
+    };
+    ($b:expr, Bytes, $v:expr) => {
+        $b.bytes($v)
+    };
+    ($b:expr, U64Array, $v:expr) => {
+        $b.u64s($v)
+    };
+}
+
+/// Field index constants, counting up from 0.
+macro_rules! indices {
+    ($n:expr;) => {};
+    ($n:expr; $(#[$d:meta])* $k:ident $($rest:tt)*) => {
+        $(#[$d])*
+        pub const $k: usize = $n;
+        indices!($n + 1; $($rest)*);
+    };
+}
+
+macro_rules! schemas {
+    ($(
+        $(#[$doc:meta])*
+        $konst:ident = $name:literal in $m:ident {
+            $( $(#[$fdoc:meta])* $fk:ident $field:ident : $ft:ident ),* $(,)?
+        }
+    )*) => {
+        $(
+            $(#[$doc])*
+            pub const $konst: &str = $name;
+            #[doc = concat!("Fields of `", $name, "`, in order.")]
+            pub mod $m {
+                use super::*;
+                indices!(0usize; $($(#[$fdoc])* $fk)*);
+                /// Field names and types, in order.
+                pub const FIELDS: &[(&str, T)] = &[$((stringify!($field), T::$ft)),*];
+                /// Appends the record's fields, in schema order; then call `finish`.
+                #[inline]
+                #[allow(clippy::too_many_arguments)]
+                pub fn put<'a>(b: RecordBuilder<'a>, $($field: arg_ty!($ft)),*) -> RecordBuilder<'a> {
+                    $( let b = put_field!(b, $ft, $field); )*
+                    b
+                }
+            }
+        )*
+
+        /// All standard schemas, in a fixed order (the order `weft record`
+        /// declares them in).
+        pub fn all() -> Vec<Schema> {
+            vec![$(Schema::new($konst, $m::FIELDS)),*]
+        }
+
+        /// The id of each standard schema in one file being written, by name.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Ids {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                pub $m: SchemaId,
+            )*
+        }
+
+        impl Ids {
+            /// Declares every standard schema, in the order of `all`.
+            pub fn declare<W: std::io::Write>(w: &mut TraceWriter<W>) -> Ids {
+                Ids { $($m: w.add_schema(Schema::new($konst, $m::FIELDS))),* }
+            }
+        }
+    };
+}
+
+schemas! {
+    /// A system call entry: `nr`, then the call's arguments (as many as the
+    /// syscall table declares for `nr`, all six when unknown).
+    SYSCALL_ENTER = "kernel:syscall_enter" in syscall_enter { NR nr: U32, ARGS args: U64Array }
+    /// A system call return: `nr`, `ret` (negative errno on failure).
+    SYSCALL_EXIT = "kernel:syscall_exit" in syscall_exit { NR nr: U32, RET ret: I64 }
+    /// A signal generated (in the context of the sender).
+    SIGNAL_GENERATE = "kernel:signal_generate" in signal_generate {
+        SIG sig: I32,
+        CODE code: I32,
+        ERRNO errno: I32,
+        TARGET_PID target_pid: I32,
+        TARGET_COMM target_comm: Str,
+        GROUP group: Bool,
+        RESULT result: I32,
+    }
+    /// A signal delivered to the record's thread (`handler` 0 = default action, 1 = ignored).
+    SIGNAL_DELIVER = "kernel:signal_deliver" in signal_deliver {
+        SIG sig: I32,
+        CODE code: I32,
+        ERRNO errno: I32,
+        HANDLER handler: Ptr,
+        FLAGS flags: U64,
+    }
+    /// A task created; the record's pid/tid are the new task's.
+    FORK = "kernel:fork" in fork { PARENT_PID parent_pid: U32, PARENT_TID parent_tid: U32 }
+    /// A successful exec by the record's thread.
+    EXEC = "kernel:exec" in exec { FILENAME filename: Str, OLD_TID old_tid: U32 }
+    /// A task exited; `group_dead` when it was the last thread of its process.
+    EXIT = "kernel:exit" in exit { GROUP_DEAD group_dead: Bool }
+    /// A thread's name: set at exec, by prctl(PR_SET_NAME), or read from /proc at attach.
+    COMM = "kernel:comm" in comm { COMM comm: Str, EXEC exec: Bool }
+    /// A memory mapping of the record's process: executable mappings as the
+    /// kernel reports them, and every mapping read from /proc when attaching.
+    MMAP = "kernel:mmap" in mmap {
+        ADDR addr: Ptr,
+        LEN len: U64,
+        PGOFF pgoff: U64,
+        PROT prot: U32,
+        FLAGS flags: U32,
+        FILENAME filename: Str,
+        BUILD_ID build_id: Bytes,
+        INODE inode: U64,
+    }
+    /// Events the kernel dropped on the record's CPU because the ring was full.
+    LOST = "kernel:lost" in lost { COUNT count: U64 }
+    /// weft-probe: a collector attached to an instrumented process.
+    PROBE_ATTACH = "weft:probe_attach" in probe_attach {
+        EVENTS events: U32,
+        ENABLED enabled: U32,
+        SESSION session: U32,
+        USER_EVENTS user_events: Bool,
+    }
+    /// weft-probe: damage found in a process's buffers (what, where).
+    PROBE_DAMAGE = "weft:probe_damage" in probe_damage {
+        SLOT slot: U32,
+        GEN gen: U64,
+        AFTER_SEQ after_seq: I64,
+        OFFSET offset: U64,
+        WHAT what: Str,
+    }
+    /// weft-probe: a thread's accounting when its session ended.
+    PROBE_STATS = "weft:probe_stats" in probe_stats {
+        SLOT slot: U32,
+        ATTEMPTED attempted: U64,
+        COMMITTED committed: U64,
+        LOST_FULL lost_full: U64,
+        LOST_BUSY lost_busy: U64,
+        RECEIVED received: U64,
+        ABANDONED abandoned: U64,
+        DAMAGED damaged: U64,
+        OVERWRITTEN overwritten: U64,
+        NO_SLOT no_slot: U64,
+        /// Empty, or why the counters copied from the process cannot be believed.
+        SUSPECT suspect: Str,
+    }
+    /// A stack sample: CPU sampling (`trigger` = "cpu-clock") or a stack taken
+    /// with a traced event (`trigger` = the syscall or tracepoint name).
+    /// `user_regs` are ip, sp, bp; `user_stack` is a copy of the stack from sp up.
+    SAMPLE = "kernel:sample" in sample {
+        TRIGGER trigger: Str,
+        KERNEL kernel: U64Array,
+        USER user: U64Array,
+        USER_REGS user_regs: U64Array,
+        USER_STACK user_stack: Bytes,
+    }
+    /// A JIT symbol map (`/tmp/perf-PID.map` text) of the record's process.
+    JIT_MAP = "kernel:jit_map" in jit_map { TEXT text: Bytes }
+    /// Kernel functions that appear in the recording's kernel call chains, named
+    /// from the recording machine's /proc/kallsyms at the end of recording.
+    KERNEL_SYMBOLS = "kernel:symbols" in kernel_symbols {
+        /// Start address of each function, ascending.
+        ADDRS addrs: U64Array,
+        /// Their names, each followed by a NUL byte, in the same order.
+        NAMES names: Bytes,
+    }
+    /// weft-probe: an instrumented process whose events were not recorded,
+    /// and why (memory cap, an impostor at its socket, no answer in time).
+    PROBE_MISSED = "weft:probe_missed" in probe_missed { WHY why: Str }
+}
+
+/// weft-probe's built-in events (written by programs, not by weft): their
+/// schemas come from the programs, like any probe event's.
 pub const MARKER: &str = "weft:marker";
 pub const SPAN_BEGIN: &str = "weft:span_begin";
 pub const SPAN_END: &str = "weft:span_end";
-
-/// A stack sample: CPU sampling (`trigger` = "cpu-clock") or a stack taken
-/// with a traced event (`trigger` = the syscall or tracepoint name).
-/// `user_regs` are ip, sp, bp; `user_stack` is a copy of the stack from sp up.
-pub const SAMPLE: &str = "kernel:sample";
-/// A JIT symbol map (`/tmp/perf-PID.map` text) of the record's process.
-pub const JIT_MAP: &str = "kernel:jit_map";
-
-pub mod sample {
-    pub const TRIGGER: usize = 0;
-    pub const KERNEL: usize = 1;
-    pub const USER: usize = 2;
-    pub const USER_REGS: usize = 3;
-    pub const USER_STACK: usize = 4;
-}
-pub mod jit_map {
-    pub const TEXT: usize = 0;
-}
-/// Kernel functions that appear in the recording's kernel call chains, named
-/// from the recording machine's /proc/kallsyms at the end of recording.
-pub const KERNEL_SYMBOLS: &str = "kernel:symbols";
-pub mod kernel_symbols {
-    /// Start address of each function, ascending.
-    pub const ADDRS: usize = 0;
-    /// Their names, each followed by a NUL byte, in the same order.
-    pub const NAMES: usize = 1;
-}
-
-pub mod probe_attach {
-    pub const EVENTS: usize = 0;
-    pub const ENABLED: usize = 1;
-    pub const SESSION: usize = 2;
-    pub const USER_EVENTS: usize = 3;
-}
-pub mod probe_damage {
-    pub const SLOT: usize = 0;
-    pub const GEN: usize = 1;
-    pub const AFTER_SEQ: usize = 2;
-    pub const OFFSET: usize = 3;
-    pub const WHAT: usize = 4;
-}
-pub mod probe_missed {
-    pub const WHY: usize = 0;
-}
-pub mod probe_stats {
-    pub const SLOT: usize = 0;
-    pub const ATTEMPTED: usize = 1;
-    pub const COMMITTED: usize = 2;
-    pub const LOST_FULL: usize = 3;
-    pub const LOST_BUSY: usize = 4;
-    pub const RECEIVED: usize = 5;
-    pub const ABANDONED: usize = 6;
-    pub const DAMAGED: usize = 7;
-    pub const OVERWRITTEN: usize = 8;
-    pub const NO_SLOT: usize = 9;
-    /// Empty, or why the counters copied from the process cannot be believed.
-    pub const SUSPECT: usize = 10;
-}
-
-pub mod syscall_enter {
-    pub const NR: usize = 0;
-    pub const ARGS: usize = 1;
-}
-pub mod syscall_exit {
-    pub const NR: usize = 0;
-    pub const RET: usize = 1;
-}
-pub mod signal_generate {
-    pub const SIG: usize = 0;
-    pub const CODE: usize = 1;
-    pub const ERRNO: usize = 2;
-    pub const TARGET_PID: usize = 3;
-    pub const TARGET_COMM: usize = 4;
-    pub const GROUP: usize = 5;
-    pub const RESULT: usize = 6;
-}
-pub mod signal_deliver {
-    pub const SIG: usize = 0;
-    pub const CODE: usize = 1;
-    pub const ERRNO: usize = 2;
-    pub const HANDLER: usize = 3;
-    pub const FLAGS: usize = 4;
-}
-pub mod fork {
-    pub const PARENT_PID: usize = 0;
-    pub const PARENT_TID: usize = 1;
-}
-pub mod exec {
-    pub const FILENAME: usize = 0;
-    pub const OLD_TID: usize = 1;
-}
-pub mod exit {
-    pub const GROUP_DEAD: usize = 0;
-}
-pub mod comm {
-    pub const COMM: usize = 0;
-    pub const EXEC: usize = 1;
-}
-pub mod mmap {
-    pub const ADDR: usize = 0;
-    pub const LEN: usize = 1;
-    pub const PGOFF: usize = 2;
-    pub const PROT: usize = 3;
-    pub const FLAGS: usize = 4;
-    pub const FILENAME: usize = 5;
-    pub const BUILD_ID: usize = 6;
-    pub const INODE: usize = 7;
-}
-pub mod lost {
-    pub const COUNT: usize = 0;
-}
-
-/// All standard schemas, in a fixed order.
-pub fn all() -> Vec<Schema> {
-    vec![
-        Schema::new(SYSCALL_ENTER, &[("nr", T::U32), ("args", T::U64Array)]),
-        Schema::new(SYSCALL_EXIT, &[("nr", T::U32), ("ret", T::I64)]),
-        Schema::new(
-            SIGNAL_GENERATE,
-            &[
-                ("sig", T::I32),
-                ("code", T::I32),
-                ("errno", T::I32),
-                ("target_pid", T::I32),
-                ("target_comm", T::Str),
-                ("group", T::Bool),
-                ("result", T::I32),
-            ],
-        ),
-        Schema::new(
-            SIGNAL_DELIVER,
-            &[
-                ("sig", T::I32),
-                ("code", T::I32),
-                ("errno", T::I32),
-                ("handler", T::Ptr),
-                ("flags", T::U64),
-            ],
-        ),
-        Schema::new(FORK, &[("parent_pid", T::U32), ("parent_tid", T::U32)]),
-        Schema::new(EXEC, &[("filename", T::Str), ("old_tid", T::U32)]),
-        Schema::new(EXIT, &[("group_dead", T::Bool)]),
-        Schema::new(COMM, &[("comm", T::Str), ("exec", T::Bool)]),
-        Schema::new(
-            MMAP,
-            &[
-                ("addr", T::Ptr),
-                ("len", T::U64),
-                ("pgoff", T::U64),
-                ("prot", T::U32),
-                ("flags", T::U32),
-                ("filename", T::Str),
-                ("build_id", T::Bytes),
-                ("inode", T::U64),
-            ],
-        ),
-        Schema::new(LOST, &[("count", T::U64)]),
-        Schema::new(
-            PROBE_ATTACH,
-            &[
-                ("events", T::U32),
-                ("enabled", T::U32),
-                ("session", T::U32),
-                ("user_events", T::Bool),
-            ],
-        ),
-        Schema::new(
-            PROBE_DAMAGE,
-            &[
-                ("slot", T::U32),
-                ("gen", T::U64),
-                ("after_seq", T::I64),
-                ("offset", T::U64),
-                ("what", T::Str),
-            ],
-        ),
-        Schema::new(
-            PROBE_STATS,
-            &[
-                ("slot", T::U32),
-                ("attempted", T::U64),
-                ("committed", T::U64),
-                ("lost_full", T::U64),
-                ("lost_busy", T::U64),
-                ("received", T::U64),
-                ("abandoned", T::U64),
-                ("damaged", T::U64),
-                ("overwritten", T::U64),
-                ("no_slot", T::U64),
-                ("suspect", T::Str),
-            ],
-        ),
-        Schema::new(
-            SAMPLE,
-            &[
-                ("trigger", T::Str),
-                ("kernel", T::U64Array),
-                ("user", T::U64Array),
-                ("user_regs", T::U64Array),
-                ("user_stack", T::Bytes),
-            ],
-        ),
-        Schema::new(JIT_MAP, &[("text", T::Bytes)]),
-        Schema::new(KERNEL_SYMBOLS, &[("addrs", T::U64Array), ("names", T::Bytes)]),
-        Schema::new(PROBE_MISSED, &[("why", T::Str)]),
-    ]
-}

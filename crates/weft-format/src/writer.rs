@@ -136,7 +136,14 @@ impl RecordBuilder<'_> {
     }
 }
 
-/// Writes a trace file chunk by chunk.
+/// Events chunks are cut once about this much is encoded: big enough for
+/// zstd to do well, small enough that a reader and a crash lose little (the
+/// format allows up to `MAX_CHUNK_RAW_LEN`).
+pub const EVENTS_CHUNK_BYTES: usize = 1 << 20;
+
+/// Writes a trace file chunk by chunk. Records go in through `record`, and
+/// the writer cuts them into events chunks itself; `write_events` writes a
+/// caller's own batch as one chunk, for callers that choose the boundaries.
 pub struct TraceWriter<W: Write> {
     out: W,
     seq: u32,
@@ -145,6 +152,11 @@ pub struct TraceWriter<W: Write> {
     compressor: zstd::bulk::Compressor<'static>,
     bytes_written: u64,
     scratch: Vec<u8>,
+    /// Records not written yet.
+    events: RecordBuf,
+    /// A write error met while cutting a chunk inside `record`, returned by
+    /// the next `flush` or `finish`.
+    error: Option<io::Error>,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -166,6 +178,8 @@ impl<W: Write> TraceWriter<W> {
             compressor: zstd::bulk::Compressor::new(zstd_level)?,
             bytes_written: FILE_HEADER_LEN as u64,
             scratch: Vec::new(),
+            events: RecordBuf::new(),
+            error: None,
         };
         let mut p = Vec::new();
         encode_kv(info, &mut p);
@@ -211,8 +225,47 @@ impl<W: Write> TraceWriter<W> {
         r
     }
 
-    /// Writes the End chunk, which marks a cleanly finished recording.
+    /// Starts a record (add its fields in schema order, then `finish` it).
+    /// When enough records are buffered they are written as an events
+    /// chunk first; a write error there is returned by the next `flush`.
+    #[inline]
+    pub fn record(&mut self, schema: SchemaId, ts: u64, cpu: Option<u32>, pid: u32, tid: u32) -> RecordBuilder<'_> {
+        if self.events.byte_len() >= EVENTS_CHUNK_BYTES {
+            self.cut();
+        }
+        self.events.record(schema, ts, cpu, pid, tid)
+    }
+
+    #[cold]
+    fn cut(&mut self) {
+        let mut events = std::mem::take(&mut self.events);
+        if let Err(e) = self.write_events(&mut events) {
+            self.error.get_or_insert(e);
+        }
+        self.events = events;
+    }
+
+    /// Writes the buffered records as an events chunk, or returns the
+    /// error an earlier automatic write met.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut events = std::mem::take(&mut self.events);
+        let r = self.write_events(&mut events);
+        self.events = events;
+        r
+    }
+
+    /// Bytes of records buffered and not written yet.
+    pub fn buffered(&self) -> usize {
+        self.events.byte_len()
+    }
+
+    /// Writes what is buffered, then the End chunk, which marks a cleanly
+    /// finished recording.
     pub fn finish(mut self, end: &[(&str, String)]) -> io::Result<W> {
+        self.flush()?;
         self.flush_schemas()?;
         let mut p = Vec::new();
         encode_kv(end, &mut p);

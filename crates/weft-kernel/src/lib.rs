@@ -21,11 +21,11 @@ mod cgroup;
 mod error;
 mod event;
 mod launch;
+pub mod os;
 mod perf;
 pub mod procfs;
 mod ring;
 mod session;
-mod store;
 pub mod syscalls;
 mod tracefs;
 
@@ -34,8 +34,7 @@ pub use cgroup::TraceCgroup;
 pub use error::{KernelError, Result};
 pub use event::{EventKind, KernelEvent};
 pub use launch::{spawn_paused, Paused};
-pub use session::{Options, Session};
-pub use store::KernelSchemas;
+pub use session::{KernelTracer, Options};
 pub use tracefs::{EventFormat, FormatField, Tracefs};
 
 /// Current CLOCK_MONOTONIC time in nanoseconds, the trace's clock.

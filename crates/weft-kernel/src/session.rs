@@ -1,4 +1,4 @@
-//! A tracing session: tracepoint events on the traced tasks (followed into
+//! The kernel tracer: tracepoint events on the traced tasks (followed into
 //! every descendant by `inherit`, or by a cgroup for a launched command),
 //! one ring per CPU, woken through epoll.
 
@@ -55,7 +55,9 @@ impl Default for Options {
     }
 }
 
-pub struct Session {
+/// The kernel side of one recording: the perf events on the traced tasks
+/// (or cgroup), one ring per CPU, and the epoll set that wakes the reader.
+pub struct KernelTracer {
     tp_ids: HashMap<Tp, u64>,
     /// Tracepoints opened to take stacks: (tracepoint id, trigger name).
     stack_tps: Vec<(u64, String)>,
@@ -79,8 +81,8 @@ pub struct Session {
     stack_tops: HashMap<u32, Option<u64>>,
 }
 
-impl Session {
-    pub fn new(tfs: &Tracefs, opts: Options) -> Result<Session> {
+impl KernelTracer {
+    pub fn new(tfs: &Tracefs, opts: Options) -> Result<KernelTracer> {
         let layouts = Layouts::load(tfs)?;
         let tp_ids = layouts.ids.clone();
         let mut stack_tps = Vec::new();
@@ -116,7 +118,7 @@ impl Session {
             }
             v
         });
-        Ok(Session {
+        Ok(KernelTracer {
             tp_ids,
             stack_tps,
             filter,

@@ -65,8 +65,9 @@ pub fn kernel_user_events() -> Result<(), String> {
     }
 }
 
-/// An attached process: its connection, its buffer area and drain state.
-pub struct Session {
+/// An attachment: the collector's link to one instrumented process (its
+/// control connection, the buffer area it handed over, and drain state).
+pub struct Attachment {
     pub info: ProcessInfo,
     pub session_bit: u32,
     pub enabled: u32,
@@ -78,15 +79,15 @@ pub struct Session {
     detached: bool,
 }
 
-impl Session {
+impl Attachment {
     /// Connects to `pid`'s control socket, checks who serves it, and
     /// attaches with a new area enabling `patterns` (`provider:event` globs).
-    pub fn attach(pid: u32, patterns: &[String], mode: Mode, geo: Geometry) -> Result<Session, ProbeError> {
+    pub fn attach(pid: u32, patterns: &[String], mode: Mode, geo: Geometry) -> Result<Attachment, ProbeError> {
         let (conn, info, mut inbox) = connect::hello(pid)?;
         let area = Area::create(geo, mode)?;
         let (bit, enabled) = connect::send_attach(&conn, &mut inbox, pid, &area, mode, patterns)?;
         let drain = drain::Drainer::new(&info, geo, mode, area.salt());
-        Ok(Session {
+        Ok(Attachment {
             info,
             session_bit: bit,
             enabled,

@@ -81,8 +81,7 @@ pub fn archive_dir(output: &Path) -> io::Result<PathBuf> {
         Err(e) => return Err(e),
     }
     let m = std::fs::symlink_metadata(&dir)?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = weft_kernel::os::euid();
     if !m.is_dir() || m.uid() != me {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -183,9 +182,7 @@ mod tests {
         assert!(read_untrusted(&secret, me + 1, 1 << 20).is_err());
         assert_eq!(read_untrusted(&secret, me, 3).unwrap(), b"s3c");
         let fifo = d.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo on a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        weft_kernel::os::mkfifo(&fifo).unwrap();
         // Returns at once (no writer would ever come), with an error.
         assert!(read_untrusted(&fifo, me, 1 << 20).is_err());
     }

@@ -1,21 +1,29 @@
-//! weft-probe sessions inside `weft record`: find instrumented processes in
-//! the traced tree, attach, drain their buffers into the same trace.
+//! weft-probe attachments inside a recording: find instrumented processes
+//! in the traced tree, attach to them (off the drain loop), drain their
+//! buffers through the `Encoder` into the same trace, and account for every
+//! one that cannot be recorded.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use weft_format::{std_schemas as s, FieldType, RecordBuf, RecordBuilder, Schema, SchemaId, TraceWriter};
-use weft_kernel::{EventKind, KernelEvent, KernelSchemas};
+use weft_kernel::{EventKind, KernelEvent};
 use weft_probe_collect::{
-    Collect, Damage, Geometry, Mode, ProbeEvent, ProbeRecord, ProcessInfo, Session, Sink, ThreadStats, TscClock, Value,
-    ValueRef,
+    Attachment, Collect, Damage, Geometry, Mode, ProbeError, ProbeEvent, ProbeRecord, ProcessInfo, Sink, ThreadStats,
+    TscClock,
 };
+
+use crate::encode::Encoder;
+use crate::{Level, Notice};
 
 /// How long after a process appears we keep looking for its socket.
 const DISCOVERY: Duration = Duration::from_secs(5);
 /// Attaches under way at once (each on its own thread).
 const ATTACHING_AT_ONCE: usize = 8;
+/// Damage reports said one by one (all are in the trace).
+const DAMAGE_SAID: u64 = 20;
+/// Processes not recorded said one by one (all are in the trace).
+const MISSED_SAID: u64 = 5;
 
 /// A process being looked for.
 struct Pending {
@@ -43,31 +51,39 @@ impl Pending {
     }
 }
 
-/// An attach's outcome: pid, start time it was looked for with, session.
-type Attached = (u32, u64, Result<Session, weft_probe_collect::ProbeError>);
+/// An attach's outcome: pid, start time it was looked for with, attachment.
+type Attached = (u32, u64, Result<Attachment, ProbeError>);
 
-pub struct Probes {
+/// What the weft-probe side of a recording did, for its summary.
+#[derive(Debug, Default, Clone)]
+pub struct ProbeTotals {
+    /// Event records written to the trace.
+    pub events: u64,
+    /// Processes attached.
+    pub attached: u64,
+    /// Events lost, by the writers' and the collector's counts (threads
+    /// whose counters were damaged are not in it: see `damaged_accounts`).
+    pub lost: u64,
+    /// Damage reports.
+    pub damage: u64,
+    /// Instrumented processes not recorded (each has a `weft:probe_missed` record).
+    pub missed: u64,
+    /// Threads whose counters in shared memory were damaged.
+    pub damaged_accounts: u64,
+    /// Records received but not written for lack of a schema.
+    pub unwritten: u64,
+}
+
+pub(crate) struct Probes {
     patterns: Vec<String>,
     mode: Mode,
     geo: Geometry,
     clock: TscClock,
-    sessions: HashMap<u32, Session>,
-    /// Processes to look for: deadline, and the start time that identifies
-    /// them (pids are reused, and a reused pid is someone else's process).
+    attachments: HashMap<u32, Attachment>,
     pending: HashMap<u32, Pending>,
-    schemas: Schemas,
-    pub events: u64,
-    pub damage: u64,
-    pub attached: u64,
-    pub lost: u64,
-    /// Records received but not written (no schema): reported, never silent.
-    pub unwritten: u64,
-    /// Instrumented processes that could not be recorded (see `missed`).
-    pub missed: u64,
-    /// Threads whose counters in shared memory were damaged.
-    pub damaged_accounts: u64,
-    /// Buffer memory of live sessions and attaches under way, and its cap.
-    pub memory: usize,
+    pub totals: ProbeTotals,
+    /// Buffer memory of live attachments and attaches under way, and its cap.
+    memory: usize,
     memory_cap: usize,
     /// Attaches under way: pid, and the `Pending::id` they were started for.
     in_flight: HashMap<u32, u64>,
@@ -75,47 +91,38 @@ pub struct Probes {
     next_watch: u64,
     attach_tx: mpsc::Sender<Attached>,
     attach_rx: mpsc::Receiver<Attached>,
-    quiet: bool,
-    write_error: Option<std::io::Error>,
-    events_buf: Vec<ProbeEvent>,
+    /// Records of events with no schema when drained (not expected: schemas
+    /// are declared as event lists arrive), written or counted by `flush`.
+    held: Vec<ProbeEvent>,
     damage_buf: Vec<Damage>,
+    pub notices: Vec<Notice>,
 }
 
 impl Probes {
-    pub fn new(patterns: Vec<String>, mode: Mode, geo: Geometry, memory_cap: usize, quiet: bool) -> Probes {
+    pub fn new(patterns: Vec<String>, mode: Mode, geo: Geometry, memory_cap: usize) -> Probes {
         let (attach_tx, attach_rx) = mpsc::channel();
         Probes {
-            missed: 0,
-            damaged_accounts: 0,
+            patterns,
+            mode,
+            geo,
+            clock: TscClock::new(),
+            attachments: HashMap::new(),
+            pending: HashMap::new(),
+            totals: ProbeTotals::default(),
             memory: 0,
             memory_cap,
             in_flight: HashMap::new(),
             next_watch: 0,
             attach_tx,
             attach_rx,
-            patterns,
-            mode,
-            geo,
-            clock: TscClock::new(),
-            sessions: HashMap::new(),
-            pending: HashMap::new(),
-            schemas: Schemas::default(),
-            events: 0,
-            damage: 0,
-            attached: 0,
-            lost: 0,
-            unwritten: 0,
-            quiet,
-            write_error: None,
-            events_buf: Vec::new(),
+            held: Vec::new(),
             damage_buf: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
-    pub fn check_geometry(&self) -> anyhow::Result<()> {
-        self.geo
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid weft-probe buffer settings: {e}"))
+    fn say(&mut self, level: Level, text: String) {
+        self.notices.push(Notice { level, text });
     }
 
     /// Starts looking for `pid`'s control socket.
@@ -134,18 +141,10 @@ impl Probes {
         let Some(start) = weft_probe_abi::process_start_time(pid) else {
             return;
         };
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        let start_ns = start.saturating_mul(1_000_000_000 / hz);
+        let start_ns = start.saturating_mul(1_000_000_000 / weft_kernel::os::clock_ticks_per_second());
         // Start times count from boot including suspend (CLOCK_BOOTTIME);
         // kernel events are CLOCK_MONOTONIC.
-        let clock = |c| {
-            let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: clock_gettime writes into t.
-            unsafe { libc::clock_gettime(c, &mut t) };
-            t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-        };
-        let boot_ts = ts.saturating_add(clock(libc::CLOCK_BOOTTIME).saturating_sub(clock(libc::CLOCK_MONOTONIC)));
+        let boot_ts = ts.saturating_add(weft_kernel::os::suspended_ns());
         let slack = 100_000_000;
         let reused = if born {
             start_ns.abs_diff(boot_ts) > slack
@@ -165,7 +164,7 @@ impl Probes {
 
     /// Attached processes are being drained (the recorder then polls faster).
     pub fn active(&self) -> bool {
-        !self.sessions.is_empty()
+        !self.attachments.is_empty()
     }
 
     /// New processes (fork) and new images (exec) may be instrumented.
@@ -181,12 +180,12 @@ impl Probes {
 
     /// Starts attaches (on their own threads: a peer that answers slowly or
     /// never must not hold up draining) and takes in those that finished.
-    fn try_attach<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+    fn try_attach(&mut self, enc: &mut Encoder) {
         let now = Instant::now();
         while let Ok((pid, start, result)) = self.attach_rx.try_recv() {
             let id = self.in_flight.remove(&pid).unwrap_or(0);
             self.memory = self.memory.saturating_sub(self.geo.total_len());
-            self.attached_one(pid, id, start, result, now, w, ks, buf);
+            self.attached_one(pid, id, start, result, now, enc);
         }
         let pids: Vec<u32> = self.pending.keys().copied().collect();
         for pid in pids {
@@ -201,25 +200,21 @@ impl Probes {
             }
             let gone = weft_probe_abi::process_start_time(pid) != Some(start);
             if now > deadline || gone {
-                self.give_up(
-                    pid,
-                    if gone {
-                        "it exited before an attach succeeded"
-                    } else {
-                        "no attach succeeded within 5 s"
-                    },
-                    ks,
-                    buf,
-                );
+                let why = if gone {
+                    "it exited before an attach succeeded"
+                } else {
+                    "no attach succeeded within 5 s"
+                };
+                self.give_up(pid, why, enc);
                 continue;
             }
-            if let Some(old) = self.sessions.get(&pid) {
+            if let Some(old) = self.attachments.get(&pid) {
                 // The image we are attached to is still there: an exec seen
                 // before its connection's close is; look again next round.
                 if !old.process_gone() {
                     continue;
                 }
-                self.finish_one(pid, w, ks, buf);
+                self.finish_one(pid, enc);
             }
             // Not (yet) listening: a new image may still be starting.
             if !weft_probe_collect::listening(pid) {
@@ -236,12 +231,12 @@ impl Probes {
             if self.memory > 0 && self.memory.saturating_add(need) > self.memory_cap {
                 self.pending.remove(&pid);
                 let why = format!(
-                    "weft-probe memory cap reached ({} in use by {} processes, --probe-memory {}); raise it, or lower --probe-buffer or --probe-threads",
-                    crate::units::bytes(self.memory as u64),
-                    self.sessions.len() + self.in_flight.len(),
-                    crate::units::bytes(self.memory_cap as u64)
+                    "weft-probe memory cap reached ({} MiB in use by {} processes, --probe-memory {} MiB); raise it, or lower --probe-buffer or --probe-threads",
+                    self.memory >> 20,
+                    self.attachments.len() + self.in_flight.len(),
+                    self.memory_cap >> 20
                 );
-                self.missed(pid, why, ks, buf);
+                self.missed(pid, why, enc);
                 continue;
             }
             self.memory += need;
@@ -250,7 +245,7 @@ impl Probes {
             let spawned = std::thread::Builder::new()
                 .name(format!("weft-attach-{pid}"))
                 .spawn(move || {
-                    let _ = tx.send((pid, start, Session::attach(pid, &patterns, mode, geo)));
+                    let _ = tx.send((pid, start, Attachment::attach(pid, &patterns, mode, geo)));
                 });
             if spawned.is_err() {
                 self.in_flight.remove(&pid);
@@ -260,59 +255,57 @@ impl Probes {
     }
 
     /// Takes in the outcome of one attach.
-    #[allow(clippy::too_many_arguments)] // one attach's outcome and where it goes
-    fn attached_one<W: std::io::Write>(
+    fn attached_one(
         &mut self,
         pid: u32,
         id: u64,
         start: u64,
-        result: Result<Session, weft_probe_collect::ProbeError>,
+        result: Result<Attachment, ProbeError>,
         now: Instant,
-        w: &mut TraceWriter<W>,
-        ks: &KernelSchemas,
-        buf: &mut RecordBuf,
+        enc: &mut Encoder,
     ) {
         match result {
-            Ok(mut sess) if sess.info.start_time != start => {
+            Ok(mut att) if att.info.start_time != start => {
                 // The pid was reused in the meantime: not our process.
                 self.settle(pid, id);
-                let _ = sess.finish(&self.clock, &mut Collect::default());
+                let _ = att.finish(&self.clock, &mut Collect::default());
             }
-            Ok(sess) => {
+            Ok(att) => {
                 self.settle(pid, id);
-                self.attached += 1;
-                self.memory += sess.memory();
-                if let Some(id) = ks.id_of(s::PROBE_ATTACH) {
-                    buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
-                        .u64(sess.info.events.len() as u64)
-                        .u64(u64::from(sess.enabled))
-                        .u64(u64::from(sess.session_bit))
-                        .bool(sess.info.user_events)
-                        .finish();
-                }
-                self.schemas.declare(w, &sess.info);
-                self.sessions.insert(pid, sess);
+                self.totals.attached += 1;
+                self.memory += att.memory();
+                enc.probe_attach(
+                    weft_kernel::monotonic_ns(),
+                    pid,
+                    att.info.events.len() as u64,
+                    att.enabled,
+                    att.session_bit,
+                    att.info.user_events,
+                );
+                enc.probe_events(&att.info);
+                self.attachments.insert(pid, att);
             }
             // Someone else's socket, or a link, at the process's socket
-            // path: nothing was sent; say so at once.
-            Err(
-                e @ (weft_probe_collect::ProbeError::WrongPeer { .. } | weft_probe_collect::ProbeError::Unsafe { .. }),
-            ) => {
+            // path: nothing was sent; said at once, even when quiet.
+            Err(e @ (ProbeError::WrongPeer { .. } | ProbeError::Unsafe { .. })) => {
                 self.settle(pid, id);
-                eprintln!("weft: warning: not attaching to the weft-probe events of PID {pid}: {e}");
-                self.missed(pid, e.to_string(), ks, buf);
+                self.say(
+                    Level::Alert,
+                    format!("not attaching to the weft-probe events of PID {pid}: {e}"),
+                );
+                self.missed(pid, e.to_string(), enc);
             }
             // Gone before it listened, or an exec left the old image's socket
             // file behind for a moment: look again next round.
-            Err(weft_probe_collect::ProbeError::NotInstrumented { .. }) => {}
-            Err(weft_probe_collect::ProbeError::Io { source, .. })
+            Err(ProbeError::NotInstrumented { .. }) => {}
+            Err(ProbeError::Io { source, .. })
                 if matches!(source.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {}
             // Try again next round until the deadline; say why only then.
             Err(e) => {
                 if let Some(p) = self.pending.get_mut(&pid).filter(|p| p.id == id) {
                     p.error = Some(e.to_string());
                     if now + Duration::from_millis(20) > p.deadline {
-                        self.give_up(pid, "no attach succeeded within 5 s", ks, buf);
+                        self.give_up(pid, "no attach succeeded within 5 s", enc);
                     }
                 }
             }
@@ -329,213 +322,168 @@ impl Probes {
 
     /// Stops looking for `pid`; if it was seen listening, it is an
     /// instrumented process that goes unrecorded, which is said.
-    fn give_up(&mut self, pid: u32, why: &str, ks: &KernelSchemas, buf: &mut RecordBuf) {
+    fn give_up(&mut self, pid: u32, why: &str, enc: &mut Encoder) {
         if let Some(p) = self.pending.remove(&pid) {
             if p.listening {
                 let why = match p.error {
                     Some(e) => format!("{why} (last error: {e})"),
                     None => why.to_string(),
                 };
-                self.missed(pid, why, ks, buf);
+                self.missed(pid, why, enc);
             }
         }
     }
 
     /// An instrumented process whose events are not recorded, and why: in
     /// the trace and in the summary, never silent.
-    fn missed(&mut self, pid: u32, why: String, ks: &KernelSchemas, buf: &mut RecordBuf) {
-        self.missed += 1;
-        if !self.quiet && self.missed <= 5 {
-            eprintln!("weft: warning: PID {pid}: weft-probe events not recorded: {why}");
+    fn missed(&mut self, pid: u32, why: String, enc: &mut Encoder) {
+        self.totals.missed += 1;
+        if self.totals.missed <= MISSED_SAID {
+            self.say(
+                Level::Warning,
+                format!("PID {pid}: weft-probe events not recorded: {why}"),
+            );
         }
-        if let Some(id) = ks.id_of(s::PROBE_MISSED) {
-            buf.record(id, weft_kernel::monotonic_ns(), None, pid, pid)
-                .bytes(why.as_bytes())
-                .finish();
-        }
+        enc.probe_missed(weft_kernel::monotonic_ns(), pid, &why);
     }
 
-    /// One round: attach where possible, drain every session into `buf`.
-    /// Returns how many events it drained.
-    pub fn poll<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) -> u64 {
-        let before = self.events;
-        if !self.pending.is_empty() {
-            self.try_attach(w, ks, buf);
+    /// One round: attach where possible, drain every attachment. Returns
+    /// how many events it drained.
+    pub fn poll(&mut self, enc: &mut Encoder) -> u64 {
+        let before = self.totals.events;
+        if !self.pending.is_empty() || !self.in_flight.is_empty() {
+            self.try_attach(enc);
         }
-        if self.sessions.is_empty() {
-            return self.events - before;
+        if self.attachments.is_empty() {
+            return self.totals.events - before;
         }
         self.clock.update();
-        let pids: Vec<u32> = self.sessions.keys().copied().collect();
+        let pids: Vec<u32> = self.attachments.keys().copied().collect();
         for pid in pids {
-            let Some(mut sess) = self.sessions.remove(&pid) else {
+            let Some(mut att) = self.attachments.remove(&pid) else {
                 continue;
             };
-            self.drain_session(&mut sess, false, w, buf);
-            let gone = sess.process_gone();
-            self.sessions.insert(pid, sess);
-            self.flush(w, ks, buf);
+            self.drain(&mut att, false, enc);
+            let gone = att.process_gone();
+            self.attachments.insert(pid, att);
+            self.flush(enc);
             if gone {
-                self.finish_one(pid, w, ks, buf);
+                self.finish_one(pid, enc);
             }
         }
-        self.events - before
+        self.totals.events - before
     }
 
-    /// Drains a session straight into `buf` (`last`: detach first, and
-    /// return its per-thread accounting).
-    fn drain_session<W: std::io::Write>(
-        &mut self,
-        sess: &mut Session,
-        last: bool,
-        w: &mut TraceWriter<W>,
-        buf: &mut RecordBuf,
-    ) -> Vec<ThreadStats> {
+    /// Drains an attachment straight into the trace (`last`: detach first,
+    /// and return its per-thread accounting).
+    fn drain(&mut self, att: &mut Attachment, last: bool, enc: &mut Encoder) -> Vec<ThreadStats> {
         let mut sink = ToTrace {
-            w,
-            buf,
-            schemas: &mut self.schemas,
-            last_id: None,
-            events: &mut self.events,
-            write_error: &mut self.write_error,
-            unknown: &mut self.events_buf,
+            enc,
+            events: &mut self.totals.events,
+            held: &mut self.held,
             damage: &mut self.damage_buf,
         };
         if last {
-            sess.finish(&self.clock, &mut sink)
+            att.finish(&self.clock, &mut sink)
         } else {
-            sess.drain(&self.clock, &mut sink);
+            att.drain(&self.clock, &mut sink);
             Vec::new()
         }
     }
 
-    fn finish_one<W: std::io::Write>(
-        &mut self,
-        pid: u32,
-        w: &mut TraceWriter<W>,
-        ks: &KernelSchemas,
-        buf: &mut RecordBuf,
-    ) {
-        if let Some(mut sess) = self.sessions.remove(&pid) {
-            self.memory = self.memory.saturating_sub(sess.memory());
-            let no_slot = sess.no_slot_drops();
-            let stats = self.drain_session(&mut sess, true, w, buf);
-            self.flush(w, ks, buf);
-            self.write_stats(pid, &stats, no_slot, ks, buf);
+    fn finish_one(&mut self, pid: u32, enc: &mut Encoder) {
+        if let Some(mut att) = self.attachments.remove(&pid) {
+            self.memory = self.memory.saturating_sub(att.memory());
+            let no_slot = att.no_slot_drops();
+            let stats = self.drain(&mut att, true, enc);
+            self.flush(enc);
+            self.write_stats(pid, &stats, no_slot, enc);
         }
     }
 
     /// Detaches from everything (end of recording). Attaches still under
     /// way are waited for (each gives up within a second or two).
-    pub fn finish<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
+    pub fn finish(&mut self, enc: &mut Encoder) {
         while !self.in_flight.is_empty() {
             let Ok((pid, start, result)) = self.attach_rx.recv_timeout(Duration::from_secs(5)) else {
                 break;
             };
             let id = self.in_flight.remove(&pid).unwrap_or(0);
             self.memory = self.memory.saturating_sub(self.geo.total_len());
-            self.attached_one(pid, id, start, result, Instant::now(), w, ks, buf);
+            self.attached_one(pid, id, start, result, Instant::now(), enc);
         }
         let pids: Vec<u32> = self.pending.keys().copied().collect();
         for pid in pids {
-            self.give_up(pid, "the recording ended before an attach succeeded", ks, buf);
+            self.give_up(pid, "the recording ended before an attach succeeded", enc);
         }
         self.clock.update();
-        let pids: Vec<u32> = self.sessions.keys().copied().collect();
+        let pids: Vec<u32> = self.attachments.keys().copied().collect();
         for pid in pids {
-            self.finish_one(pid, w, ks, buf);
+            self.finish_one(pid, enc);
         }
     }
 
-    fn write_stats(&mut self, pid: u32, stats: &[ThreadStats], no_slot: u64, ks: &KernelSchemas, buf: &mut RecordBuf) {
-        let Some(id) = ks.id_of(s::PROBE_STATS) else { return };
+    fn write_stats(&mut self, pid: u32, stats: &[ThreadStats], no_slot: u64, enc: &mut Encoder) {
         let now = weft_kernel::monotonic_ns();
         for (i, t) in stats.iter().enumerate() {
-            if let Some(why) = &t.suspect {
-                // Damaged counters are not facts: only what we received is.
-                self.damaged_accounts += 1;
-                if !self.quiet {
-                    eprintln!(
-                        "weft: warning: PID {pid} thread {}: {} probe events received; attempted and lost not known: {why}",
-                        t.tid, t.received
-                    );
-                }
-            }
             // Counters come from the program's memory: saturate, never overflow.
             let lost = [t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten]
                 .iter()
                 .fold(0u64, |a, &b| a.saturating_add(b));
-            if t.suspect.is_none() {
-                self.lost = self.lost.saturating_add(lost);
-            }
-            buf.record(id, now, None, pid, t.tid)
-                .u64(u64::from(t.slot))
-                .u64(t.attempted)
-                .u64(t.committed)
-                .u64(t.lost_full)
-                .u64(t.lost_busy)
-                .u64(t.received)
-                .u64(t.abandoned)
-                .u64(t.damaged)
-                .u64(t.overwritten)
-                .u64(if i == 0 { no_slot } else { 0 })
-                .bytes(t.suspect.as_deref().unwrap_or_default().as_bytes())
-                .finish();
-            if lost > 0 && t.suspect.is_none() && !self.quiet {
-                eprintln!(
-                    "weft: warning: PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {})",
-                    t.tid, t.attempted, t.received, lost, t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten
+            if let Some(why) = &t.suspect {
+                // Damaged counters are not facts: only what we received is.
+                self.totals.damaged_accounts += 1;
+                let text = format!(
+                    "PID {pid} thread {}: {} probe events received; attempted and lost not known: {why}",
+                    t.tid, t.received
                 );
-            }
-        }
-        self.lost = self.lost.saturating_add(no_slot);
-        if no_slot > 0 && !self.quiet {
-            eprintln!("weft: warning: PID {pid}: {no_slot} probe events dropped because all thread slots were taken; try a larger --probe-threads");
-        }
-    }
-
-    /// A write error met while flushing probe records (the recorder stops on it).
-    pub fn take_error(&mut self) -> Option<std::io::Error> {
-        self.write_error.take()
-    }
-
-    /// Moves records held back (no schema when they were drained) and
-    /// damage reports into `buf`.
-    fn flush<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, ks: &KernelSchemas, buf: &mut RecordBuf) {
-        for ev in self.events_buf.drain(..) {
-            room(w, buf, &mut self.write_error);
-            let Some(id) = self.schemas.get(ev.pid, ev.event) else {
-                // Decoded with an announced field list, but no schema: should
-                // not happen; say so rather than lose it silently.
-                self.unwritten += 1;
-                self.lost = self.lost.saturating_add(1);
-                if !self.quiet && self.unwritten == 1 {
-                    eprintln!(
-                        "weft: warning: weft-probe event id {} of PID {} has no schema in the trace; its records are left out",
-                        ev.event, ev.pid
+                self.say(Level::Warning, text);
+            } else {
+                self.totals.lost = self.totals.lost.saturating_add(lost);
+                if lost > 0 {
+                    let text = format!(
+                        "PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {})",
+                        t.tid, t.attempted, t.received, lost, t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten
                     );
+                    self.say(Level::Warning, text);
                 }
-                continue;
-            };
-            let mut r = buf.record(id, ev.ts, None, ev.pid, ev.tid);
-            for v in &ev.values {
-                r = match v {
-                    Value::U(x) => r.u64(*x),
-                    Value::I(x) => r.i64(*x),
-                    Value::F(x) => r.f64(*x),
-                    Value::B(x) => r.bool(*x),
-                    Value::Str(b) | Value::Bytes(b) => r.bytes(b),
-                };
             }
-            r.finish();
-            self.events += 1;
+            enc.probe_stats(now, pid, t, if i == 0 { no_slot } else { 0 });
         }
-        let Some(did) = ks.id_of(s::PROBE_DAMAGE) else { return };
-        for d in self.damage_buf.drain(..) {
-            self.damage += 1;
-            if !self.quiet && self.damage <= 20 {
-                eprintln!(
-                    "weft: warning: damaged weft-probe buffer in PID {} thread {} (slot {}, sub-buffer generation {}, after seq {}, offset {:#x}): {}",
+        self.totals.lost = self.totals.lost.saturating_add(no_slot);
+        if no_slot > 0 {
+            self.say(
+                Level::Warning,
+                format!("PID {pid}: {no_slot} probe events dropped because all thread slots were taken; try a larger --probe-threads"),
+            );
+        }
+    }
+
+    /// Writes records held back (no schema when they were drained) and
+    /// damage reports.
+    fn flush(&mut self, enc: &mut Encoder) {
+        for ev in std::mem::take(&mut self.held) {
+            if enc.probe_event(&ev) {
+                self.totals.events += 1;
+                continue;
+            }
+            // Decoded with an announced field list, but no schema: should
+            // not happen; say so rather than lose it silently.
+            self.totals.unwritten += 1;
+            self.totals.lost = self.totals.lost.saturating_add(1);
+            if self.totals.unwritten == 1 {
+                let text = format!(
+                    "weft-probe event id {} of PID {} has no schema in the trace; its records are left out",
+                    ev.event, ev.pid
+                );
+                self.say(Level::Warning, text);
+            }
+        }
+        for d in std::mem::take(&mut self.damage_buf) {
+            self.totals.damage += 1;
+            if self.totals.damage <= DAMAGE_SAID {
+                let text = format!(
+                    "damaged weft-probe buffer in PID {} thread {} (slot {}, sub-buffer generation {}, after seq {}, offset {:#x}): {}",
                     d.pid,
                     d.tid,
                     d.slot,
@@ -544,105 +492,30 @@ impl Probes {
                     d.offset,
                     d.what
                 );
+                self.say(Level::Warning, text);
             }
-            buf.record(did, weft_kernel::monotonic_ns(), None, d.pid, d.tid)
-                .u64(u64::from(d.slot))
-                .u64(d.gen)
-                .i64(d.after_seq.map_or(-1, |s| s as i64))
-                .u64(d.offset)
-                .bytes(d.what.as_bytes())
-                .finish();
+            enc.probe_damage(weft_kernel::monotonic_ns(), &d);
         }
     }
 }
 
-/// Writes a chunk when `buf` is full: a big drain must not make one
-/// oversized chunk.
-fn room<W: std::io::Write>(w: &mut TraceWriter<W>, buf: &mut RecordBuf, err: &mut Option<std::io::Error>) {
-    if buf.byte_len() >= 1 << 20 {
-        if let Err(e) = w.write_events(buf) {
-            err.get_or_insert(e);
-        }
-    }
-}
-
-/// Trace schemas of probe events, shared across processes by name and
-/// fields, and which one each process's event id uses.
-#[derive(Default)]
-struct Schemas {
-    by_shape: HashMap<(String, Vec<(String, u8)>), SchemaId>,
-    ids: ahash::AHashMap<(u32, u32), SchemaId>,
-}
-
-impl Schemas {
-    /// Declares (once) a schema for each event of `info`.
-    fn declare<W: std::io::Write>(&mut self, w: &mut TraceWriter<W>, info: &ProcessInfo) {
-        for e in &info.events {
-            let name = format!("{}:{}", e.provider, e.name);
-            let key = (name.clone(), e.fields.clone());
-            let id = *self.by_shape.entry(key).or_insert_with(|| {
-                let fields: Vec<(&str, FieldType)> = e
-                    .fields
-                    .iter()
-                    .map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes)))
-                    .collect();
-                w.add_schema(Schema::new(&name, &fields))
-            });
-            self.ids.insert((info.pid, e.id), id);
-        }
-    }
-
-    fn get(&self, pid: u32, event: u32) -> Option<SchemaId> {
-        self.ids.get(&(pid, event)).copied()
-    }
-}
-
-/// Encodes drained records straight into the trace buffer, without an
+/// Encodes drained records straight into the trace, without an
 /// intermediate copy.
-struct ToTrace<'a, W: std::io::Write> {
-    w: &'a mut TraceWriter<W>,
-    buf: &'a mut RecordBuf,
-    schemas: &'a mut Schemas,
-    /// The previous record's (pid, event) and schema: runs of one event
-    /// skip the map.
-    last_id: Option<((u32, u32), SchemaId)>,
+struct ToTrace<'a> {
+    enc: &'a mut Encoder,
     events: &'a mut u64,
-    write_error: &'a mut Option<std::io::Error>,
-    /// Records of events with no schema (not expected: schemas are
-    /// declared as event lists arrive), written or reported by `flush`.
-    unknown: &'a mut Vec<ProbeEvent>,
+    held: &'a mut Vec<ProbeEvent>,
     damage: &'a mut Vec<Damage>,
 }
 
-impl<W: std::io::Write> Sink for ToTrace<'_, W> {
+impl Sink for ToTrace<'_> {
+    #[inline]
     fn record(&mut self, r: &ProbeRecord<'_>) {
-        let key = (r.pid, r.event);
-        let id = match self.last_id {
-            Some((k, id)) if k == key => id,
-            _ => {
-                let Some(id) = self.schemas.get(key.0, key.1) else {
-                    self.unknown.push(r.to_event());
-                    return;
-                };
-                self.last_id = Some((key, id));
-                id
-            }
-        };
-        room(self.w, self.buf, self.write_error);
-        let mut b: Option<RecordBuilder<'_>> = Some(self.buf.record(id, r.ts, None, r.pid, r.tid));
-        r.for_each_value(|v| {
-            b = b.take().map(|b| match v {
-                ValueRef::U(x) => b.u64(x),
-                ValueRef::I(x) => b.i64(x),
-                ValueRef::F(x) => b.f64(x),
-                ValueRef::B(x) => b.bool(x),
-                ValueRef::Str(x) | ValueRef::Bytes(x) => b.bytes(x),
-            });
-        });
-        if let Some(b) = b {
-            b.finish();
+        if self.enc.probe_record(r) {
+            *self.events += 1;
+        } else {
+            self.held.push(r.to_event());
         }
-        *self.events += 1;
     }
 
     fn damage(&mut self, d: Damage) {
@@ -651,6 +524,6 @@ impl<W: std::io::Write> Sink for ToTrace<'_, W> {
 
     /// Events announced since the attach: declared before their records come.
     fn events(&mut self, info: &ProcessInfo) {
-        self.schemas.declare(self.w, info);
+        self.enc.probe_events(info);
     }
 }

@@ -1,0 +1,120 @@
+//! Small pieces of the operating system a recorder needs besides tracing:
+//! process handles, exit statuses, signals, limits, the machine's name.
+//! Wrapped here so that front ends hold no `unsafe`.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// A pidfd for `pid` (readable once it exits), or None if it is gone.
+pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) } as i32;
+    // SAFETY: a non-negative return is a fresh descriptor we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits for our child `pid` (at once if `block` is false): its wait status,
+/// or None if it has not exited (or is not ours).
+pub fn reap(pid: u32, block: bool) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for a child, writing its status into a local.
+        let r = unsafe { libc::waitpid(pid as i32, &mut status, if block { 0 } else { libc::WNOHANG }) };
+        if r == pid as i32 {
+            return Some(status);
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// Sends `sig` to `pid` (best effort: it may be gone).
+pub fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// CPU time (user + system) this process used so far, in seconds.
+pub fn cpu_time() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Sets this process's niceness. Best effort: without CAP_SYS_NICE the
+/// kernel refuses a lower value, and the process keeps what it had.
+pub fn set_niceness(nice: i32) {
+    // SAFETY: setpriority on the calling process (who = 0) has no memory preconditions.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+}
+
+/// Raises the soft limit on open descriptors to the hard one (a recorder
+/// opens several events per CPU and per traced task).
+pub fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on our own process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// This machine's host name, kernel release and architecture (uname).
+pub fn uname() -> (String, String, String) {
+    // SAFETY: uname fills the zeroed struct.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Default::default();
+    }
+    let s = |f: &[libc::c_char]| {
+        let b: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    (s(&u.nodename), s(&u.release), s(&u.machine))
+}
+
+/// This process's effective uid.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Restores the default action of SIGPIPE, so that a reader writing into a
+/// closed pipe (`weft dump | head`) ends quietly, as Unix tools do.
+pub fn default_sigpipe() {
+    // SAFETY: setting the disposition of SIGPIPE before any output.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// Makes a FIFO at `path` (mode 0600).
+pub fn mkfifo(path: &std::path::Path) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: mkfifo on a NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`), the unit of /proc start times.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
+}
+
+/// Time the machine spent suspended since boot: CLOCK_BOOTTIME minus
+/// CLOCK_MONOTONIC, in nanoseconds.
+pub fn suspended_ns() -> u64 {
+    crate::clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(crate::monotonic_ns())
+}

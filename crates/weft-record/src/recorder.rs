@@ -1,0 +1,679 @@
+//! The recorder: set up the kernel tracer and the probe collector for a
+//! command or running processes, stream their events into the trace file
+//! round by round, and leave a complete file however it stops.
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use weft_format::{end_keys, info_keys, TraceWriter};
+use weft_kernel::{os, procfs, EventKind, KernelEvent, KernelTracer, TraceCgroup, Tracefs};
+use weft_probe_collect::{Geometry, Mode};
+
+use crate::encode::Encoder;
+use crate::filter::CommFilter;
+use crate::output::{self, Replaced};
+use crate::probes::{ProbeTotals, Probes};
+use crate::side::SideData;
+use crate::{Level, Notice, RecordError};
+
+/// Write what is buffered at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// How long a command told to stop may take before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What to record.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start this command (looked up in PATH) and follow it and its descendants.
+    Command(Vec<OsString>),
+    /// Attach to these running processes, all their threads and future children.
+    Pids(Vec<u32>),
+}
+
+/// weft-probe settings.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// `provider:event` globs to enable.
+    pub patterns: Vec<String>,
+    /// Flight-recorder mode: keep the newest events, read them at the end.
+    pub overwrite: bool,
+    /// Buffer bytes per thread slot.
+    pub buffer: usize,
+    /// Thread slots per process.
+    pub threads: u32,
+    /// Cap on buffer memory over all processes.
+    pub memory: usize,
+}
+
+/// Everything a recording is made from: plain values, as a front end
+/// (a command line, a daemon, a test) would fill them in.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub output: PathBuf,
+    /// Overwrite an existing file instead of keeping it as `FILE.old`.
+    pub force: bool,
+    pub target: Target,
+    /// `--syscalls` list (names, globs, classes); None records all.
+    pub syscalls: Option<String>,
+    /// Only processes whose name matches these globs.
+    pub comm: Vec<String>,
+    pub duration: Option<Duration>,
+    /// Kernel ring bytes per CPU.
+    pub buffer_size: usize,
+    /// zstd level of the trace file.
+    pub compression: i32,
+    /// Follow a command through a private cgroup (else per-task events).
+    pub cgroup: bool,
+    /// The recorder's niceness (0 leaves it alone).
+    pub nice: i32,
+    pub sample_hz: Option<u32>,
+    pub stack_on: Vec<String>,
+    pub stack_size: usize,
+    /// Copy mapped binaries next to the trace at the end.
+    pub archive: bool,
+    /// None: do not attach to weft-probe instrumented processes.
+    pub probes: Option<ProbeOptions>,
+}
+
+/// How far a recording got, for a live status line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub records: u64,
+    pub lost: u64,
+    pub bytes_written: u64,
+}
+
+/// What a finished recording did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub output: PathBuf,
+    /// Kernel records written (probe events are in `probes`).
+    pub records: u64,
+    pub syscalls: u64,
+    pub secs: f64,
+    /// The recorder's own CPU time.
+    pub cpu_secs: f64,
+    /// Kernel events lost, per CPU.
+    pub lost_per_cpu: Vec<(u32, u64)>,
+    pub bytes: u64,
+    pub stop_reason: &'static str,
+    /// The command as started (empty with `Target::Pids`).
+    pub command_line: String,
+    /// The command's wait status, when it was reaped.
+    pub exit_status: Option<i32>,
+    /// Kernel records that could not be decoded.
+    pub malformed: u64,
+    pub probes: Option<ProbeTotals>,
+    /// Where `archive` copied binaries, and how many.
+    pub archived: Option<(PathBuf, usize)>,
+}
+
+impl Summary {
+    pub fn lost(&self) -> u64 {
+        self.lost_per_cpu.iter().fold(0u64, |a, (_, n)| a.saturating_add(*n))
+    }
+}
+
+/// Counts of what went into the file.
+#[derive(Default)]
+struct Counts {
+    records: u64,
+    syscalls: u64,
+    lost: u64,
+}
+
+/// A recording in progress. `start` sets it up, `step` runs one round,
+/// `finish` completes the file; notices (warnings, information) go to the
+/// callback given to `start`, never to a terminal.
+pub struct Recorder {
+    opts: Options,
+    tracer: KernelTracer,
+    enc: Encoder,
+    side: SideData,
+    probes: Option<Probes>,
+    filter: Option<CommFilter>,
+    /// Kept until the end: removing it moves leftover processes back out.
+    cgroup: Option<TraceCgroup>,
+    child: Option<u32>,
+    child_status: Option<i32>,
+    pidfds: Vec<OwnedFd>,
+    alive: Vec<bool>,
+    events: Vec<KernelEvent>,
+    counts: Counts,
+    started: Instant,
+    last_flush: Instant,
+    probe_busy: bool,
+    /// When the command was told to stop, and how many stop requests came.
+    forwarded: Option<Instant>,
+    interrupts: u32,
+    stop_reason: Option<&'static str>,
+    write_error: Option<std::io::Error>,
+    cpu0: f64,
+    command_line: String,
+    notify: Box<dyn FnMut(Notice)>,
+}
+
+impl Recorder {
+    /// Checks the options, creates the trace file, opens the kernel events,
+    /// and starts the command (or attaches to the processes). A command
+    /// that cannot start leaves no file.
+    pub fn start(opts: Options, notify: impl FnMut(Notice) + 'static) -> Result<Recorder, RecordError> {
+        let mut notify: Box<dyn FnMut(Notice)> = Box::new(notify);
+        match &opts.target {
+            Target::Command(c) if c.is_empty() => return Err(RecordError::NothingToRecord),
+            Target::Pids(p) if p.is_empty() => return Err(RecordError::NothingToRecord),
+            _ => {}
+        }
+        weft_kernel::check_tracing_allowed()?;
+        let tfs = Tracefs::locate_or_mount()?;
+        let table = weft_kernel::syscalls::syscall_table(&tfs);
+        let selection = match &opts.syscalls {
+            Some(spec) => {
+                let mut set = weft_kernel::syscalls::select(spec, &table)?;
+                // The process lifecycle needs its exit status.
+                for name in ["exit", "exit_group"] {
+                    set.extend(table.entries.iter().filter(|e| e.name == name).map(|e| e.nr));
+                }
+                Some(set)
+            }
+            None => None,
+        };
+        if let Target::Pids(pids) = &opts.target {
+            for &pid in pids {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    return Err(RecordError::NoSuchProcess { pid });
+                }
+            }
+        }
+        if let Target::Command(argv) = &opts.target {
+            // Said before a trace file exists: no file claims a recording.
+            find_program(&argv[0])?;
+        }
+        let filter =
+            CommFilter::new(&opts.comm).map_err(|e| RecordError::BadOption(format!("invalid --comm pattern: {e}")))?;
+        let probe_setup = match &opts.probes {
+            Some(p) => {
+                let geo = Geometry {
+                    slots: p.threads,
+                    subbufs: 8,
+                    subbuf_size: (p.buffer / 8).next_multiple_of(4096) as u32,
+                };
+                geo.validate()
+                    .map_err(|e| RecordError::BadOption(format!("invalid weft-probe buffer settings: {e}")))?;
+                let mode = if p.overwrite { Mode::Overwrite } else { Mode::Discard };
+                Some(Probes::new(p.patterns.clone(), mode, geo, p.memory))
+            }
+            None => None,
+        };
+        os::raise_fd_limit();
+
+        let (file, replaced) = output::create(&opts.output, opts.force).map_err(|source| RecordError::Output {
+            path: opts.output.clone(),
+            source,
+        })?;
+        if let Replaced::MovedTo(old) = &replaced {
+            notify(Notice {
+                level: Level::Info,
+                text: format!(
+                    "kept the previous {} as {} (--force overwrites)",
+                    opts.output.display(),
+                    old.display()
+                ),
+            });
+        }
+        // From here on, a failure removes the file it made.
+        let fail = |e: RecordError| {
+            let _ = std::fs::remove_file(&opts.output);
+            e
+        };
+        let mut tracer = KernelTracer::new(
+            &tfs,
+            weft_kernel::Options {
+                buffer_bytes: opts.buffer_size,
+                syscalls: selection,
+                sample_hz: opts.sample_hz,
+                stack_bytes: (opts.stack_size.min(65528) / 8 * 8) as u32,
+                stack_on: opts.stack_on.clone(),
+            },
+        )
+        .map_err(|e| fail(e.into()))?;
+
+        let mut side = SideData::default();
+        let mut probes = probe_setup;
+        if probes.is_some() {
+            // An instrumented command waits (bounded) for us to attach before main.
+            std::env::set_var("WEFT_PROBE_WAIT_MS", "5000");
+        }
+        let mut cgroup = None;
+        let mut paused = None;
+        match &opts.target {
+            Target::Pids(pids) => {
+                for &pid in pids {
+                    tracer
+                        .attach_process(pid)
+                        .map_err(|source| fail(RecordError::Attach { pid, source }))?;
+                    side.process(pid, None);
+                    if let Some(p) = probes.as_mut() {
+                        p.watch(pid);
+                    }
+                }
+            }
+            Target::Command(argv) => {
+                let p = weft_kernel::spawn_paused(argv).map_err(|e| fail(e.into()))?;
+                let attached = match opts.cgroup.then(|| TraceCgroup::create_for(p.pid)) {
+                    Some(Ok(cg)) => {
+                        let r = tracer.attach_cgroup(&cg, p.pid);
+                        cgroup = Some(cg);
+                        r
+                    }
+                    other => {
+                        if let Some(Err(why)) = other {
+                            notify(Notice {
+                                level: Level::Info,
+                                text: format!("not using a cgroup ({why}); following the command with per-task events, which makes forks slower"),
+                            });
+                        }
+                        tracer.attach(p.pid, true)
+                    }
+                };
+                if let Err(e) = attached {
+                    p.abort();
+                    return Err(fail(RecordError::Setup(e)));
+                }
+                if let Some(pr) = probes.as_mut() {
+                    pr.watch(p.pid);
+                }
+                // The command runs with our uid (it is forked from us).
+                side.process(p.pid, Some(os::euid()));
+                paused = Some(p);
+            }
+        }
+        // After the command was forked, so that it keeps the caller's niceness.
+        if opts.nice != 0 {
+            os::set_niceness(opts.nice);
+        }
+
+        let start_mono = weft_kernel::monotonic_ns();
+        let command_line = match &opts.target {
+            Target::Command(argv) => argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            Target::Pids(_) => String::new(),
+        };
+        let (host, release, machine) = os::uname();
+        let info = vec![
+            (info_keys::CLOCK, "CLOCK_MONOTONIC".to_string()),
+            (info_keys::HOSTNAME, host),
+            (info_keys::KERNEL_RELEASE, release),
+            (info_keys::MACHINE, machine),
+            (info_keys::COMMAND, command_line.clone()),
+            (
+                info_keys::TARGET,
+                match &opts.target {
+                    Target::Command(_) => "command".into(),
+                    Target::Pids(pids) => {
+                        format!("pid {}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+                    }
+                },
+            ),
+            (info_keys::RECORDER, format!("weft {}", env!("CARGO_PKG_VERSION"))),
+            (info_keys::START_MONOTONIC_NS, start_mono.to_string()),
+            (info_keys::START_REALTIME_NS, weft_kernel::realtime_ns().to_string()),
+            (
+                info_keys::SYSCALLS,
+                opts.syscalls.clone().unwrap_or_else(|| "all".into()),
+            ),
+            (info_keys::NCPUS, tracer.cpus().len().to_string()),
+        ];
+        let header = TraceWriter::new(file, &info, opts.compression).and_then(|mut w| {
+            w.write_syscall_table(&table)?;
+            Ok(w)
+        });
+        let w = match header {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some(p) = paused {
+                    p.abort();
+                }
+                return Err(fail(RecordError::Write(e)));
+            }
+        };
+        let enc = Encoder::new(w, &table);
+
+        // What existed before we attached: names and maps of running processes.
+        let mut events: Vec<KernelEvent> = Vec::new();
+        let mut pidfds = Vec::new();
+        let watched: Vec<u32> = match (&opts.target, &paused) {
+            (Target::Pids(pids), _) => {
+                for &pid in pids {
+                    events.extend(procfs::snapshot(pid, start_mono));
+                }
+                pids.clone()
+            }
+            (_, Some(p)) => vec![p.pid],
+            _ => Vec::new(),
+        };
+        for (i, &pid) in watched.iter().enumerate() {
+            if let Some(fd) = os::pidfd_open(pid) {
+                tracer.watch(fd.as_raw_fd(), i as u32).map_err(|e| fail(e.into()))?;
+                pidfds.push(fd);
+            }
+        }
+
+        let child = match paused {
+            Some(p) => {
+                let pid = p.pid;
+                if let Err(e) = p.release() {
+                    // Nothing ran: leave no file that claims a recording.
+                    drop(enc);
+                    return Err(fail(e.into()));
+                }
+                Some(pid)
+            }
+            None => None,
+        };
+        let alive = pidfds.iter().map(|_| true).collect();
+        Ok(Recorder {
+            opts,
+            tracer,
+            enc,
+            side,
+            probes,
+            filter,
+            cgroup,
+            child,
+            child_status: None,
+            pidfds,
+            alive,
+            events,
+            counts: Counts::default(),
+            started: Instant::now(),
+            last_flush: Instant::now(),
+            probe_busy: false,
+            forwarded: None,
+            interrupts: 0,
+            stop_reason: None,
+            write_error: None,
+            cpu0: os::cpu_time(),
+            command_line,
+            notify,
+        })
+    }
+
+    /// A stop request (SIGINT, SIGTERM, SIGHUP reached the front end).
+    /// With a command, the command goes down too, as under strace and perf:
+    /// it gets the signal (unless the terminal already sent it to both),
+    /// recording goes on until it exits, and a second request or a grace
+    /// period ends it with SIGKILL. Otherwise recording stops.
+    pub fn interrupt(&mut self, sig: i32, sent_by_terminal: bool) {
+        self.interrupts += 1;
+        match self.child {
+            Some(pid) if self.child_status.is_none() => {
+                if self.forwarded.is_none() {
+                    if !sent_by_terminal {
+                        os::send_signal(pid, sig);
+                    }
+                    self.forwarded = Some(Instant::now());
+                }
+            }
+            _ => {
+                self.stop_reason.get_or_insert("interrupted");
+            }
+        }
+    }
+
+    /// One round: wait for data (at most a tick), drain the kernel rings
+    /// and the probe buffers into the file. False once recording is over.
+    pub fn step(&mut self) -> bool {
+        if self.stop_reason.is_some() {
+            return false;
+        }
+        // Poll faster while a new process may be about to open its probe
+        // socket, or while probe rings (drained only here) are in use.
+        let tick = if self.probe_busy {
+            Duration::ZERO
+        } else if self.probes.as_ref().is_some_and(|p| p.looking() || p.active()) {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(100)
+        };
+        let timeout = match self.opts.duration {
+            Some(d) => d.saturating_sub(self.started.elapsed()).min(tick),
+            None => tick,
+        };
+        let ready = self.tracer.wait(timeout);
+        self.tracer.drain(&mut self.events);
+        self.write_batch();
+        if let Some(p) = self.probes.as_mut() {
+            self.probe_busy = p.poll(&mut self.enc) > 0;
+        }
+        self.pass_notices();
+        if self.last_flush.elapsed() >= FLUSH_EVERY && self.enc.w.buffered() > 0 {
+            if let Err(e) = self.enc.w.flush() {
+                self.write_error.get_or_insert(e);
+            }
+            self.last_flush = Instant::now();
+        }
+        if self.write_error.is_some() {
+            self.stop_reason = Some("write error");
+            return false;
+        }
+        for t in ready {
+            if let Some(a) = self.alive.get_mut(t as usize) {
+                *a = false;
+            }
+        }
+        if let Some(pid) = self.child {
+            if self.child_status.is_none() && !self.alive.first().copied().unwrap_or(true) {
+                self.child_status = os::reap(pid, false);
+            }
+            if self.child_status.is_some() {
+                self.stop_reason = Some(if self.forwarded.is_some() {
+                    "interrupted"
+                } else {
+                    "command exited"
+                });
+                return false;
+            }
+            if let Some(at) = self.forwarded {
+                if self.interrupts > 1 || at.elapsed() >= STOP_GRACE {
+                    os::send_signal(pid, libc::SIGKILL);
+                }
+            }
+        } else if !self.alive.is_empty() && self.alive.iter().all(|a| !a) {
+            self.stop_reason = Some("all traced processes exited");
+            return false;
+        }
+        if self.forwarded.is_none() && self.opts.duration.is_some_and(|d| self.started.elapsed() >= d) {
+            self.stop_reason = Some("duration reached");
+            return false;
+        }
+        true
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            elapsed: self.started.elapsed(),
+            records: self.counts.records,
+            lost: self.counts.lost,
+            bytes_written: self.enc.w.bytes_written(),
+        }
+    }
+
+    /// Kernel events of this round, sorted (chunks with tight time ranges
+    /// read faster), through the side data and the filter into the file.
+    fn write_batch(&mut self) {
+        self.events.sort_by_key(|e| e.ts);
+        for ev in self.events.drain(..) {
+            if let Some(p) = self.probes.as_mut() {
+                p.observe(&ev);
+            }
+            self.side.observe(&ev, &mut self.enc);
+            if let Some(f) = self.filter.as_mut() {
+                if !f.keep(&ev) {
+                    continue;
+                }
+            }
+            match ev.kind {
+                EventKind::SyscallEnter { .. } => self.counts.syscalls += 1,
+                EventKind::Lost { count } => self.counts.lost = self.counts.lost.saturating_add(count),
+                _ => {}
+            }
+            self.counts.records += 1;
+            self.enc.kernel(&ev);
+        }
+    }
+
+    fn pass_notices(&mut self) {
+        if let Some(p) = self.probes.as_mut() {
+            for n in p.notices.drain(..) {
+                (self.notify)(n);
+            }
+        }
+        for text in self.side.warnings.drain(..) {
+            (self.notify)(Notice {
+                level: Level::Warning,
+                text,
+            });
+        }
+    }
+
+    /// Whatever happened, leaves a complete file: drains what is left,
+    /// detaches, writes the side data and the End chunk. Returns what the
+    /// recording did, or the write error that stopped it (after finishing
+    /// the file as far as it can).
+    pub fn finish(mut self) -> Result<Summary, RecordError> {
+        let stop_reason = self.stop_reason.unwrap_or("interrupted");
+        self.tracer.disable();
+        self.tracer.drain_rest(&mut self.events);
+        self.tracer.settle_lost(&mut self.events);
+        drop(self.cgroup.take());
+        self.write_batch();
+        if let Some(p) = self.probes.as_mut() {
+            p.poll(&mut self.enc);
+            p.finish(&mut self.enc);
+        }
+        self.side.finish(&mut self.enc);
+        self.pass_notices();
+        let archived = if self.opts.archive {
+            match self.side.archive(&self.opts.output) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    (self.notify)(Notice {
+                        level: Level::Warning,
+                        text: format!("cannot archive binaries: {e}"),
+                    });
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let (Some(pid), None) = (self.child, self.child_status) {
+            // After --duration the command runs on, untraced, and we wait
+            // for its status; stopped by an error, it must not run on.
+            if stop_reason != "duration reached" {
+                os::send_signal(pid, libc::SIGKILL);
+            }
+            self.child_status = os::reap(pid, true);
+        }
+        let lost_per_cpu = self.tracer.lost_per_cpu();
+        let mut end: Vec<(&str, String)> = vec![
+            (end_keys::END_MONOTONIC_NS, weft_kernel::monotonic_ns().to_string()),
+            (end_keys::RECORDS, self.counts.records.to_string()),
+            (end_keys::STOP_REASON, stop_reason.to_string()),
+        ];
+        let lost_keys: Vec<(String, u64)> = lost_per_cpu
+            .iter()
+            .map(|(c, n)| (format!("{}{c}", end_keys::LOST_PREFIX), *n))
+            .collect();
+        for (k, n) in &lost_keys {
+            end.push((k.as_str(), n.to_string()));
+        }
+        if let Some(st) = self.child_status {
+            end.push((end_keys::EXIT_STATUS, describe_status(st)));
+        }
+        let Recorder {
+            enc,
+            tracer,
+            write_error,
+            ..
+        } = self;
+        let bytes_before_end = enc.w.bytes_written();
+        let finished = enc.w.finish(&end);
+        let summary = Summary {
+            output: self.opts.output.clone(),
+            records: self.counts.records,
+            syscalls: self.counts.syscalls,
+            secs: self.started.elapsed().as_secs_f64(),
+            cpu_secs: os::cpu_time() - self.cpu0,
+            lost_per_cpu,
+            bytes: bytes_before_end,
+            stop_reason,
+            command_line: self.command_line.clone(),
+            exit_status: self.child_status,
+            malformed: tracer.malformed(),
+            probes: self.probes.as_ref().map(|p| p.totals.clone()),
+            archived,
+        };
+        // The trace is complete: the kernel's slow part of closing the
+        // events need not hold up the caller.
+        tracer.close_in_background();
+        drop(self.pidfds);
+        if let Some(e) = write_error {
+            return Err(RecordError::Write(e));
+        }
+        let file = finished.map_err(RecordError::Write)?;
+        file.sync_all().ok();
+        Ok(summary)
+    }
+}
+
+/// `exited with 3`, `killed by SIGSEGV (core dumped)`.
+pub fn describe_status(st: i32) -> String {
+    if libc::WIFEXITED(st) {
+        format!("exited with {}", libc::WEXITSTATUS(st))
+    } else if libc::WIFSIGNALED(st) {
+        let sig = libc::WTERMSIG(st);
+        format!(
+            "killed by {}{}",
+            weft_analysis::names::signal_name(sig as i64),
+            if libc::WCOREDUMP(st) { " (core dumped)" } else { "" }
+        )
+    } else {
+        format!("status {st:#x}")
+    }
+}
+
+/// Finds the command as execvp will, to say why it cannot run before any
+/// trace file is made.
+fn find_program(program: &std::ffi::OsStr) -> Result<(), RecordError> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = std::path::Path::new(program);
+    let check = |p: &std::path::Path| match std::fs::metadata(p) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(m) if m.is_dir() => Err("Is a directory".to_string()),
+        Ok(_) => Err("Permission denied (not executable)".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("No such file or directory".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err("Permission denied".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let result = if program.as_encoded_bytes().contains(&b'/') {
+        check(p)
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| check(&d.join(p)))
+            .find(|r| r.is_ok())
+            .unwrap_or_else(|| Err("not found in PATH".to_string()))
+    };
+    result.map_err(|why| RecordError::CannotStart {
+        program: p.display().to_string(),
+        why,
+    })
+}
