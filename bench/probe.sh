@@ -5,7 +5,7 @@
 # Programs (each call emits one event with two integers; timed as
 # `weft-demo bench` does: 15 batches per thread, median ns/event per thread,
 # mean over threads; aggregate events/s = all events / wall time of the loop):
-#   weft-rust   target/release/weft-demo bench N [T]: demo:tick {n: u64,
+#   weft-rust   target/release/examples/weft-demo bench N [T]: demo:tick {n: u64,
 #               thread: u32} (12 payload bytes)
 #   weft-rust2  bench/probe-rust (cargo, its own workspace): bench:tick
 #               {a: u64, b: u64} through weft_probe::emit!
@@ -43,7 +43,7 @@
 #   --n N           events per run for 1 thread            (default 20000000)
 #   --n-disabled N  events per run for the disabled cost   (default 300000000)
 #   --n-threads N   events per thread with 4 threads       (default 5000000)
-#   --build         run cargo build --release (and -p weft-probe) first
+#   --build         run cargo build --release (and --example weft-demo, -p weft-probe) first
 #   --no-lttng-count  do not count lttng events with babeltrace2
 # Environment: WEFT, WEFT_DEMO, WEFT_PROBE_LIB, CC, BENCH_RUNS, BENCH_OUT,
 #   BURST (8000), BURSTS (25), GAP (120 ms), RUST_TARGET (cargo target dir of
@@ -65,7 +65,7 @@ BUILD=0
 KEEP=0
 LTTNG_COUNT=1
 WEFT=${WEFT:-$REPO_ROOT/target/release/weft}
-WEFT_DEMO=${WEFT_DEMO:-$REPO_ROOT/target/release/weft-demo}
+WEFT_DEMO=${WEFT_DEMO:-$REPO_ROOT/target/release/examples/weft-demo}
 WEFT_PROBE_LIB=${WEFT_PROBE_LIB:-$REPO_ROOT/target/release/libweft_probe.a}
 CC=${CC:-cc}
 BURST=${BURST:-8000}
@@ -104,10 +104,10 @@ log "results dir: $OUT"
 
 # ----------------------------------------------------------------- build
 if [[ $BUILD == 1 ]]; then
-	(cd "$REPO_ROOT" && cargo build --release && cargo build --release -p weft-probe) >&2
+	(cd "$REPO_ROOT" && cargo build --release && cargo build --release --example weft-demo && cargo build --release -p weft-probe) >&2
 fi
 for f in "$WEFT" "$WEFT_DEMO" "$WEFT_PROBE_LIB"; do
-	[[ -e $f ]] || die "$f missing: run 'cargo build --release && cargo build --release -p weft-probe' (or --build)"
+	[[ -e $f ]] || die "$f missing: run 'cargo build --release && cargo build --release --example weft-demo && cargo build --release -p weft-probe' (or --build)"
 done
 W=$SCRIPT_DIR/workloads
 "$CC" -O2 -Wall -I "$REPO_ROOT/crates/weft-probe/include" -o "$BIN/probe_weft" "$W/probe_weft.c" \

@@ -31,10 +31,9 @@ fn start_spinner(late_ms: u32) -> Killed {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn attach_follows_all_threads_and_new_ones_only_of_the_target() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let target = start_spinner(400);
     let bystander = start_spinner(400);
     let pid = target.0.id();
@@ -83,10 +82,9 @@ fn attach_follows_all_threads_and_new_ones_only_of_the_target() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn sigint_leaves_a_complete_file() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let target = start_spinner(100_000);
     let dir = tmp();
     let trace = dir.path().join("i.weft");

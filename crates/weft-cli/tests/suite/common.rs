@@ -9,6 +9,24 @@ pub fn weft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weft"))
 }
 
+/// `weft-demo`, the instrumented test program (an example of this crate,
+/// which `cargo test` builds next to the test binaries' directory).
+pub fn demo_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/integration-HASH -> target/<profile>/examples/weft-demo
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .join("examples/weft-demo");
+    assert!(
+        p.exists(),
+        "{} is missing: `cargo test` builds it (cargo build --example weft-demo)",
+        p.display()
+    );
+    p
+}
+
 /// Compiles tests/programs/NAME.c once per test run and returns its path.
 pub fn program(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -34,20 +52,36 @@ pub fn program(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// True when tracing tests can run. Without root they fail in CI (CI=true)
-/// and are reported as skipped, loudly, elsewhere.
-pub fn can_trace() -> bool {
+/// Tracing tests are `#[ignore]`d, so that a run without root reports them
+/// as ignored, not passed; run as root with `-- --include-ignored` (CI
+/// does). Run without root, they fail here, saying why.
+pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return true;
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("this test needs root (perf_event_open on tracepoints, tracefs); run `sudo -E cargo test --workspace -- --include-ignored`");
     }
-    let msg = "this test needs root (perf_event_open on tracepoints, tracefs)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}; CI must run the tests as root");
-    }
-    eprintln!("SKIPPED: {msg}; run `sudo -E cargo test` to include it");
-    false
+}
+
+/// The pids of `pid`'s children (every thread's), from /proc.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// SIGKILLs a process this test started (or a child of one), by pid.
+pub fn kill_pid(pid: u32) {
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }
 
 pub fn tmp() -> tempfile::TempDir {

@@ -46,10 +46,9 @@ fn setpriv_nobody() -> Vec<&'static str> {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn a_jit_map_linked_to_a_root_file_or_a_fifo_is_not_read() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let secret = dir.path().join("secret");
     let marker = format!("ROOT-ONLY-{}", std::process::id());
@@ -108,10 +107,9 @@ fn cleanup_maps() -> std::io::Result<()> {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn the_output_path_is_never_followed_and_a_previous_trace_is_kept() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let precious = dir.path().join("precious");
     std::fs::write(&precious, b"keep me").unwrap();
@@ -137,10 +135,9 @@ fn the_output_path_is_never_followed_and_a_previous_trace_is_kept() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn a_command_that_cannot_start_leaves_no_trace_file() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let t = dir.path().join("none.weft");
     for cmd in ["/nonexistent/program", "no-such-command-anywhere"] {
@@ -152,20 +149,10 @@ fn a_command_that_cannot_start_leaves_no_trace_file() {
     }
 }
 
-/// The pids of `pid`'s children.
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
-
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn an_interrupted_recorder_takes_its_command_down_and_exits_with_its_status() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let t = dir.path().join("int.weft");
     let mut child = weft()
@@ -206,10 +193,9 @@ fn state(pid: u32) -> Option<char> {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn kernel_losses_still_pending_when_recording_ends_are_counted() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let n: u64 = 200_000;
     let dir = tmp();
     let t = dir.path().join("burst.weft");
@@ -267,10 +253,9 @@ fn kernel_losses_still_pending_when_recording_ends_are_counted() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn a_peer_that_trickles_its_answer_does_not_stop_the_recording() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let n: u64 = 50_000;
     let dir = tmp();
     let t = dir.path().join("slow.weft");

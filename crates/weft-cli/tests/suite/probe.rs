@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::common::*;
 
 fn demo() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weft-demo"))
+    Command::new(demo_path())
 }
 
 fn record(
@@ -24,7 +24,7 @@ fn record(
         .arg(&trace)
         .args(extra)
         .arg("--")
-        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .arg(demo_path())
         .args(demo_args));
     (trace, out)
 }
@@ -67,10 +67,9 @@ fn assert_accounting(lines: &[L]) -> BTreeMap<u32, Vec<u64>> {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn marker_lands_just_before_the_munmap_it_precedes() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let (trace, out) = record(dir.path(), "m.weft", &["--syscalls", "munmap"], &["markers", "200"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -95,10 +94,9 @@ fn marker_lands_just_before_the_munmap_it_precedes() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn many_threads_exact_counts_and_accounting() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     // Buffers large enough to hold everything: nothing may be lost.
     let (trace, out) = record(
@@ -146,10 +144,9 @@ fn many_threads_exact_counts_and_accounting() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn forked_child_and_exec_get_their_own_sessions() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let (trace, out) = record(dir.path(), "f.weft", &["-q"], &["fork", "5"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -187,10 +184,9 @@ fn forked_child_and_exec_get_their_own_sessions() {
 /// When the parent execs while a forked child lives on, the new image gets
 /// its own session (the child must not keep the parent's connection open).
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn exec_while_a_forked_child_lives_gets_a_new_session() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let (trace, out) = record(dir.path(), "fe.weft", &["-q"], &["forkexec"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -247,10 +243,9 @@ fn sessions_of(pid: u32) -> Option<u32> {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn attach_to_a_running_process_detach_and_attach_again() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let target = spin();
     let pid = target.0.id();
     let dir = tmp();
@@ -280,10 +275,9 @@ fn attach_to_a_running_process_detach_and_attach_again() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn events_registered_while_the_recorder_is_stopped_are_enabled_once_it_reads() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let trace = dir.path().join("late.weft");
     let n = 300;
@@ -291,7 +285,7 @@ fn events_registered_while_the_recorder_is_stopped_are_enabled_once_it_reads() {
         .args(["record", "-q", "-o"])
         .arg(&trace)
         .args(["-e", "demo:*,late:*", "--"])
-        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .arg(demo_path())
         .args(["late", &n.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -341,10 +335,9 @@ fn a_fork_child_never_hangs_on_a_lock_held_at_the_fork() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn a_program_that_outlives_its_recording_forks_without_waiting() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     // The recording ends first; the program then forks. Its children must not
     // wait for an attach (the 3 s a recorded child may wait) that nobody will
@@ -397,10 +390,9 @@ fn weft_ps_removes_the_sockets_of_killed_processes() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let mut target = spin();
     let pid = target.0.id();
     let dir = tmp();
@@ -431,25 +423,24 @@ fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn sigkill_of_the_program_keeps_every_committed_event() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let trace = dir.path().join("p.weft");
     let mut rec = weft()
         .args(["record", "-q", "-o"])
         .arg(&trace)
         .args(["--probe-buffer", "4M", "--"])
-        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .arg(demo_path())
         .args(["threads", "4", "100000000"])
         .spawn()
         .expect("weft");
     std::thread::sleep(Duration::from_millis(1500));
     // The demo is weft's child.
-    let _ = Command::new("pkill")
-        .args(["-KILL", "-P", &rec.id().to_string()])
-        .status();
+    for pid in children(rec.id()) {
+        kill_pid(pid);
+    }
     let st = rec.wait().expect("wait");
     assert_eq!(st.code(), Some(128 + 9));
     let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
@@ -463,10 +454,9 @@ fn sigkill_of_the_program_keeps_every_committed_event() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn scribbled_buffer_is_reported_and_other_threads_are_intact() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     // 64 KiB sub-buffers: the damaged thread's later events fill new ones.
     let (trace, out) = record(
@@ -497,10 +487,9 @@ fn scribbled_buffer_is_reported_and_other_threads_are_intact() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn handler_that_longjmps_out_of_a_write_leaves_a_decodable_buffer() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let (trace, out) = record(
         dir.path(),
@@ -535,10 +524,9 @@ fn handler_that_longjmps_out_of_a_write_leaves_a_decodable_buffer() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn overwrite_mode_keeps_the_newest_events() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let (trace, out) = record(
         dir.path(),
@@ -586,10 +574,9 @@ fn as_nobody(caps: bool) -> Command {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn a_peer_with_another_uid_is_refused_and_logged() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut target = spin();
     let pid = target.0.id();
@@ -642,10 +629,9 @@ fn a_peer_with_another_uid_is_refused_and_logged() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn an_impostor_socket_or_a_planted_link_gets_nothing_and_is_reported() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     use std::os::unix::net::UnixListener;
     let target = spin();
     let pid = target.0.id();
@@ -687,10 +673,9 @@ fn an_impostor_socket_or_a_planted_link_gets_nothing_and_is_reported() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn a_runtime_directory_taken_by_another_user_does_not_lock_a_program_out() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     // nobody's usual directory, made first by someone else (root here).
     let taken = std::path::Path::new("/tmp/weft-65534");
@@ -704,7 +689,7 @@ fn a_runtime_directory_taken_by_another_user_does_not_lock_a_program_out() {
         .arg(&trace)
         .arg("--")
         .args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .arg(demo_path())
         .args(["markers", "3"]));
     let _ = std::fs::remove_dir_all(taken);
     let err = text(&out.stderr);
@@ -751,10 +736,9 @@ fn build_capi(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn c_api_events_markers_and_spans() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let exe = build_capi(dir.path());
     // Untraced: the event is disabled, so its arguments are never evaluated.
@@ -783,10 +767,9 @@ fn c_api_events_markers_and_spans() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn guard_mode_faults_a_stray_write_at_the_culprit() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     // Writes through weft-probe still work with the buffers read-only between writes.
     let trace = dir.path().join("g.weft");
@@ -794,7 +777,7 @@ fn guard_mode_faults_a_stray_write_at_the_culprit() {
         .args(["record", "-q", "-o"])
         .arg(&trace)
         .arg("--")
-        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .arg(demo_path())
         .args(["threads", "2", "2000"])
         .env("WEFT_PROBE_GUARD", "1"));
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -808,7 +791,7 @@ fn guard_mode_faults_a_stray_write_at_the_culprit() {
         .args(["record", "-q", "-o"])
         .arg(&trace)
         .arg("--")
-        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .arg(demo_path())
         // Few events: each costs two mprotect calls here, and the demo's
         // timer fires every 50 µs.
         .args(["longjmp", "2000"])
@@ -828,7 +811,7 @@ fn guard_mode_faults_a_stray_write_at_the_culprit() {
         .args(["record", "-q", "-o"])
         .arg(&trace)
         .arg("--")
-        .arg(env!("CARGO_BIN_EXE_weft-demo"))
+        .arg(demo_path())
         .args(["scribble", "100"])
         .env("WEFT_PROBE_GUARD", "1"));
     assert_eq!(out.status.code(), Some(128 + 11), "{}", text(&out.stderr));
@@ -861,10 +844,9 @@ fn storm_result(trace: &std::path::Path) -> (BTreeMap<u32, Vec<u64>>, Vec<u32>) 
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn a_fork_storm_is_recorded_child_by_child_or_each_child_is_listed_as_missed() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     // Small buffers: every one of 100 children alive at once is attached.
     let small = ["-q", "--probe-threads", "2", "--probe-buffer", "64K"];
@@ -926,10 +908,9 @@ fn ticks_by_tid(lines: &[L]) -> BTreeMap<u32, Vec<(u64, u64)>> {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn a_damaged_control_page_is_flagged_never_believed_and_reading_goes_on() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let n = 2000u64;
     let dir = tmp();
     for kind in ["zero", "counters", "tid", "gen", "time"] {

@@ -12,10 +12,9 @@ fn find(lines: &[L], from: usize, pred: impl Fn(&L) -> bool) -> usize {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn memops_sequence_across_thread_and_fork() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let trace = dir.path().join("memops.weft");
     let out = run(weft()
@@ -140,10 +139,9 @@ fn memops_sequence_across_thread_and_fork() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn all_syscalls_by_default_and_classes() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let all = dir.path().join("all.weft");
     let out = run(weft()
@@ -194,10 +192,9 @@ fn all_syscalls_by_default_and_classes() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn ptrace_using_program_behaves_as_untraced() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let prog = program("ptrace_parent");
     let plain = run(&mut std::process::Command::new(&prog));
     assert_eq!(plain.status.code(), Some(11), "untraced run: {}", text(&plain.stdout));
@@ -220,10 +217,9 @@ fn ptrace_using_program_behaves_as_untraced() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn comm_filter_keeps_only_matching_processes() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let trace = dir.path().join("c.weft");
     let script = format!("{} >/dev/null; echo done", program("memops").display());
@@ -256,10 +252,9 @@ fn comm_filter_keeps_only_matching_processes() {
 /// every child, leave out a busy unrelated process, and leave no cgroup behind,
 /// even when the command leaves a process running.
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn process_tree_followed_with_and_without_cgroup() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     // Killed on drop, so a failing assertion does not leave it running.
     struct Outsider(std::process::Child);
@@ -347,10 +342,9 @@ fn process_tree_followed_with_and_without_cgroup() {
 /// The recorder raises its own priority (so a program that keeps every CPU
 /// busy cannot starve it); the command keeps the caller's.
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn recorder_priority_raised_command_unchanged() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let nice_of = |stat: &str| -> i64 {
         let rest = &stat[stat.rfind(')').expect("stat") + 1..];

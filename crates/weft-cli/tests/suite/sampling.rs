@@ -85,10 +85,9 @@ fn assert_named(report: &str, exe: &str) {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn with_and_without_frame_pointers() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     for (name, flags) in [
         ("hot-fp", ["-O2", "-g", "-fno-omit-frame-pointer"]),
@@ -142,10 +141,9 @@ fn split(dir: &Path) -> (PathBuf, PathBuf, String) {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn split_debug_info_by_debuglink_build_id_dir_and_missing() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let (exe, dbg, bid) = split(dir.path());
     let trace = sample(dir.path(), &exe, "s.weft");
@@ -197,10 +195,9 @@ fn split_debug_info_by_debuglink_build_id_dir_and_missing() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn debuginfod_server_supplies_the_debug_file() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let Ok(server) = which("debuginfod") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -270,10 +267,9 @@ fn which(name: &str) -> Result<PathBuf, ()> {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn jit_map_names_generated_code() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let exe = dir.path().join("jit");
     cc(&exe, &["-O1", "-g"], "jit.c");
@@ -284,10 +280,9 @@ fn jit_map_names_generated_code() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn stacks_on_syscalls_and_symbol_cache() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let trace = dir.path().join("m.weft");
     let out = run(weft()
@@ -335,10 +330,9 @@ fn stacks_on_syscalls_and_symbol_cache() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn speedscope_export_validates_against_speedscope_schema() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let schema_path = std::env::var_os("SPEEDSCOPE_SCHEMA")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -382,10 +376,9 @@ fn speedscope_export_validates_against_speedscope_schema() {
 }
 
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn cpp_names_are_demangled_and_archive_symbolizes_elsewhere() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let exe = dir.path().join("hotpp");
     let st = Command::new("g++")
@@ -421,10 +414,9 @@ fn cpp_names_are_demangled_and_archive_symbolizes_elsewhere() {
 /// the trace (`kernel:symbols`), and the main thread's stack copies stop at
 /// its initial stack pointer (the environment above it is not kept).
 #[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn kernel_symbols_recorded_and_stack_copies_trimmed() {
-    if !can_trace() {
-        return;
-    }
+    require_root();
     let dir = tmp();
     let trace = dir.path().join("k.weft");
     let out = run(weft()
