@@ -10,6 +10,7 @@ mod args;
 mod kinds;
 pub mod names;
 pub mod profile;
+pub mod report;
 mod summary;
 mod timeline;
 

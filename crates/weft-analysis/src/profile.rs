@@ -22,6 +22,12 @@ pub struct ProfileOptions {
     pub trigger: Option<String>,
     /// Leave kernel frames out.
     pub user_only: bool,
+    /// Names kernel frames of files recorded before they carried a
+    /// `kernel:symbols` record (from this machine's kallsyms, say). None:
+    /// such frames stay unnamed. This crate never reads the live system
+    /// itself: lookups that do (this, and the files `SearchOptions` names)
+    /// come from the caller.
+    pub kernel_fallback: Option<fn() -> KernelSymbols>,
 }
 
 /// One aggregated stack: frames root first.
@@ -219,11 +225,11 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     out.unwind_secs = t_unwind.elapsed().as_secs_f64();
     let t_sym = Instant::now();
     // Recorders since the kernel:symbols record name kernel frames in the
-    // file; for older files, the local kallsyms is the best guess.
-    let kallsyms = match recorded_ksyms {
-        Some(k) => k,
-        None if raws.keys().any(|r| !r.kernel.is_empty()) => KernelSymbols::load(),
-        None => KernelSymbols::default(),
+    // file; for older files, the caller's fallback is the best guess.
+    let kallsyms = match (recorded_ksyms, opts.kernel_fallback) {
+        (Some(k), _) => k,
+        (None, Some(load)) if raws.keys().any(|r| !r.kernel.is_empty()) => load(),
+        _ => KernelSymbols::default(),
     };
     let mut interned: HashMap<Frame, usize> = HashMap::new();
     let mut stacks: HashMap<StackKey, (Arc<str>, u64)> = HashMap::new();

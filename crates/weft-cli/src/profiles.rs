@@ -1,7 +1,6 @@
 //! `weft report`, `weft flame`, `weft export`: CPU profiles (and stacks
 //! taken with events) from a trace.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use weft_analysis::profile::{profile, Profile, ProfileOptions};
+use weft_analysis::report::Row;
 use weft_symbols::SearchOptions;
 
 use crate::dump::{open, warn_damage};
@@ -63,6 +63,8 @@ fn build(args: &ProfileArgs) -> Result<Profile> {
         to_ns: args.to.map(|d| d.as_nanos() as u64),
         trigger: args.trigger.clone(),
         user_only: args.user_only,
+        // Files from recorders before kernel:symbols: this machine's names.
+        kernel_fallback: Some(weft_symbols::KernelSymbols::load),
     };
     let p = profile(&trace, &opts, search, cache);
     for e in &p.problems {
@@ -129,135 +131,39 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         p.unwind_secs,
         p.symbolize_secs
     )?;
-    let groups: Vec<(String, Vec<&weft_analysis::profile::Stack>)> = if args.per_thread {
-        let mut g: std::collections::BTreeMap<(u32, u32), (String, Vec<&weft_analysis::profile::Stack>)> =
-            Default::default();
-        for s in &p.stacks {
-            g.entry((s.pid, s.tid))
-                .or_insert_with(|| (s.comm.clone(), Vec::new()))
-                .1
-                .push(s);
-        }
-        g.into_iter()
-            .map(|((pid, tid), (comm, v))| (format!("{pid}/{tid} {comm}"), v))
-            .collect()
-    } else {
-        vec![("all threads".into(), p.stacks.iter().collect())]
-    };
-    for (title, stacks) in groups {
-        let total: u64 = stacks.iter().map(|s| s.count).sum();
-        let mut selfc: HashMap<usize, u64> = HashMap::new();
-        let mut totalc: HashMap<usize, u64> = HashMap::new();
-        for s in &stacks {
-            if let Some(&leaf) = s.frames.last() {
-                *selfc.entry(leaf).or_default() += s.count;
-            }
-            // A function counts once per stack, however often it recurses.
-            let mut seen = std::collections::HashSet::new();
-            for &f in &s.frames {
-                if seen.insert((p.frames[f].label(), &p.frames[f].module)) {
-                    *totalc.entry(f).or_default() += s.count;
-                }
-            }
-        }
-        // One row per function (a function's lines and addresses together).
-        // Its location is that of its busiest address, so that it does not
-        // depend on hash order.
-        let key = |f: usize| (p.frames[f].label(), p.frames[f].module.clone());
-        let weight = |f: usize| {
-            let fr = &p.frames[f];
-            (
-                selfc.get(&f).copied().unwrap_or(0),
-                totalc.get(&f).copied().unwrap_or(0),
-                std::cmp::Reverse((fr.file.clone(), fr.line, fr.offset)),
-            )
-        };
-        let mut by_fn: HashMap<(String, String), (usize, u64, u64)> = HashMap::new();
-        for &f in totalc.keys().chain(selfc.keys()) {
-            let e = by_fn.entry(key(f)).or_insert((f, 0, 0));
-            if weight(f) > weight(e.0) {
-                e.0 = f;
-            }
-        }
-        for (&f, &t) in &totalc {
-            if let Some(e) = by_fn.get_mut(&key(f)) {
-                e.2 += t;
-            }
-        }
-        for (&f, &c) in &selfc {
-            if let Some(e) = by_fn.get_mut(&key(f)) {
-                e.1 += c;
-            }
-        }
-        let mut rows: Vec<(usize, u64, u64)> = by_fn.into_values().map(|(f, sc, tc)| (f, sc, tc.min(total))).collect();
-        let name = |f: usize| (p.frames[f].label(), p.frames[f].module.clone());
-        rows.sort_by(|a, b| {
-            b.1.cmp(&a.1)
-                .then(b.2.cmp(&a.2))
-                .then_with(|| name(a.0).cmp(&name(b.0)))
-        });
-        writeln!(out, "\n{title}: {total} samples; functions by self samples")?;
-        print_rows(&mut out, &p, &rows, args.top, total)?;
-        // Callers that never run code of their own have no self samples:
-        // the second table shows who the time is spent under.
-        rows.sort_by(|a, b| {
-            b.2.cmp(&a.2)
-                .then(b.1.cmp(&a.1))
-                .then_with(|| name(a.0).cmp(&name(b.0)))
-        });
-        writeln!(out, "\n{title}: functions by total samples (self and callees)")?;
-        print_rows(&mut out, &p, &rows, args.top, total)?;
+    for t in weft_analysis::report::function_tables(&p, args.per_thread) {
+        writeln!(out, "\n{}: {} samples; functions by self samples", t.title, t.samples)?;
+        print_rows(&mut out, &p, &t.by_self, args.top, t.samples)?;
+        writeln!(out, "\n{}: functions by total samples (self and callees)", t.title)?;
+        print_rows(&mut out, &p, &t.by_total, args.top, t.samples)?;
     }
     report_missing(&p);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_rows(
-    out: &mut impl Write,
-    p: &weft_analysis::profile::Profile,
-    rows: &[(usize, u64, u64)],
-    top: usize,
-    total: u64,
-) -> std::io::Result<()> {
+fn print_rows(out: &mut impl Write, p: &Profile, rows: &[Row], top: usize, total: u64) -> std::io::Result<()> {
     writeln!(
         out,
         "{:>7} {:>7} {:>7} {:>7}  {:<40} LOCATION",
         "SELF%", "SELF", "TOTAL%", "TOTAL", "FUNCTION"
     )?;
-    for &(f, sc, tc) in rows.iter().take(top) {
-        let fr = &p.frames[f];
+    for r in rows.iter().take(top) {
+        let fr = &p.frames[r.frame];
         let pct = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
         let loc = fr.location().map(|l| format!("{l} ")).unwrap_or_default();
         let inl = if fr.inlined { " [inlined]" } else { "" };
         writeln!(
             out,
-            "{:>6.1}% {sc:>7} {:>6.1}% {tc:>7}  {:<40} {loc}({}){inl}",
-            pct(sc),
-            pct(tc),
+            "{:>6.1}% {:>7} {:>6.1}% {:>7}  {:<40} {loc}({}){inl}",
+            pct(r.self_samples),
+            r.self_samples,
+            pct(r.total_samples),
+            r.total_samples,
             fr.label(),
             fr.module
         )?;
     }
     Ok(())
-}
-
-/// `comm;root;...;leaf count` lines (the folded format of flamegraph.pl and inferno).
-fn folded(p: &Profile, reverse: bool) -> Vec<String> {
-    let mut merged: std::collections::BTreeMap<String, u64> = Default::default();
-    for s in &p.stacks {
-        let mut l = s.comm.replace(';', ":");
-        let order: Vec<usize> = if reverse {
-            s.frames.iter().rev().copied().collect()
-        } else {
-            s.frames.clone()
-        };
-        for &f in &order {
-            l.push(';');
-            l.push_str(&p.frames[f].label().replace(';', ":"));
-        }
-        *merged.entry(l).or_default() += s.count;
-    }
-    merged.into_iter().map(|(l, n)| format!("{l} {n}")).collect()
 }
 
 #[derive(Args, Debug)]
@@ -277,26 +183,18 @@ pub struct FlameArgs {
 
 pub fn flame(args: FlameArgs) -> Result<ExitCode> {
     let p = build(&args.common)?;
-    // The SVG inverts itself (icicle); folded text is written leaf first.
-    let lines = folded(&p, args.reverse && args.folded);
     if args.folded {
-        let text = lines.join("\n") + "\n";
+        // Folded text is written leaf first for --reverse.
+        let text = weft_export::folded(&p, args.reverse).join("\n") + "\n";
         match &args.output {
             Some(o) => std::fs::write(o, text).with_context(|| format!("cannot write {}", o.display()))?,
             None => std::io::stdout().write_all(text.as_bytes())?,
         }
     } else {
         let path = args.output.clone().unwrap_or_else(|| PathBuf::from("flame.svg"));
-        let mut opts = inferno::flamegraph::Options::default();
-        opts.title = format!("weft: {}", args.common.file.display());
-        opts.count_name = "samples".into();
-        opts.reverse_stack_order = args.reverse;
-        if args.reverse {
-            opts.direction = inferno::flamegraph::Direction::Inverted;
-        }
         let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), std::io::BufWriter::new(f))
-            .map_err(|e| anyhow::anyhow!("cannot draw the flame graph: {e}"))?;
+        let title = format!("weft: {}", args.common.file.display());
+        weft_export::flame_svg(&p, &title, args.reverse, std::io::BufWriter::new(f))?;
         eprintln!("weft: wrote {} ({} samples)", path.display(), p.samples);
     }
     report_missing(&p);
@@ -328,53 +226,11 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         s.push(".speedscope.json");
         PathBuf::from(s)
     });
-    let frames: Vec<serde_json::Value> = p
-        .frames
-        .iter()
-        .map(|f| {
-            let mut o = serde_json::json!({ "name": f.label() });
-            if let Some(file) = &f.file {
-                o["file"] = serde_json::Value::from(file.clone());
-            }
-            if let Some(line) = f.line {
-                o["line"] = serde_json::Value::from(line);
-            }
-            o
-        })
-        .collect();
-    let mut by_thread: std::collections::BTreeMap<(u32, u32), (String, Vec<&weft_analysis::profile::Stack>)> =
-        Default::default();
-    for s in &p.stacks {
-        by_thread
-            .entry((s.pid, s.tid))
-            .or_insert_with(|| (s.comm.clone(), Vec::new()))
-            .1
-            .push(s);
-    }
-    let profiles: Vec<serde_json::Value> = by_thread
-        .into_iter()
-        .map(|((pid, tid), (comm, stacks))| {
-            let total: u64 = stacks.iter().map(|s| s.count).sum();
-            serde_json::json!({
-                "type": "sampled",
-                "name": format!("{comm} (pid {pid}, tid {tid})"),
-                "unit": "none",
-                "startValue": 0,
-                "endValue": total,
-                "samples": stacks.iter().map(|s| s.frames.clone()).collect::<Vec<_>>(),
-                "weights": stacks.iter().map(|s| s.count).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let doc = serde_json::json!({
-        "$schema": "https://www.speedscope.app/file-format-schema.json",
-        "shared": { "frames": frames },
-        "profiles": profiles,
-        "name": args.common.file.display().to_string(),
-        "activeProfileIndex": 0,
-        "exporter": format!("weft {}", env!("CARGO_PKG_VERSION")),
-    });
-    std::fs::write(&path, serde_json::to_vec(&doc)?).with_context(|| format!("cannot write {}", path.display()))?;
+    let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let exporter = format!("weft {}", env!("CARGO_PKG_VERSION"));
+    let name = args.common.file.display().to_string();
+    weft_export::speedscope(&p, &name, &exporter, std::io::BufWriter::new(f))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
         "weft: wrote {} ({} samples); open it at https://www.speedscope.app or with `npx speedscope`",
         path.display(),

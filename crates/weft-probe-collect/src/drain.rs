@@ -134,12 +134,14 @@ struct Counters {
 }
 
 impl Counters {
-    fn read(ctl: &[u8]) -> Counters {
+    /// Each counter with one whole-word load: a byte copy taken while the
+    /// writer counts can tear a word and make it look as if it went down.
+    fn read(area: &Area, ctl_off: usize) -> Counters {
         Counters {
-            attempted: u64at(ctl, S_ATTEMPTED),
-            committed: u64at(ctl, S_COMMITTED),
-            lost_full: u64at(ctl, S_LOST_FULL),
-            lost_busy: u64at(ctl, S_LOST_BUSY),
+            attempted: area.u64(ctl_off + S_ATTEMPTED),
+            committed: area.u64(ctl_off + S_COMMITTED),
+            lost_full: area.u64(ctl_off + S_LOST_FULL),
+            lost_busy: area.u64(ctl_off + S_LOST_BUSY),
         }
     }
 
@@ -411,7 +413,7 @@ impl Drainer {
         }
         st.claims = claims;
         st.seen = true;
-        let now = Counters::read(ctl);
+        let now = Counters::read(area, ctl_off);
         match now.regressed(&st.counters) {
             Some(why) if st.suspect.is_none() => {
                 tid_damage = tid_damage.or(Some(format!("control page damaged: {why}")));
@@ -761,7 +763,7 @@ impl Drainer {
             let mut suspect = st.suspect.clone();
             let mut c = st.counters;
             if claimed {
-                let now = Counters::read(&ctl);
+                let now = Counters::read(area, self.geo.slot_offset(slot as u32));
                 match now.regressed(&st.counters) {
                     Some(why) => {
                         suspect.get_or_insert(why);
