@@ -227,3 +227,53 @@ proptest! {
         }
     }
 }
+
+/// docs/format.md §12 documents each standard schema in a table of its
+/// fields; the table and the definition in `std_schemas` must agree, field
+/// by field, name and type.
+#[test]
+fn format_md_tables_match_the_standard_schemas() {
+    use weft_format::FieldType as T;
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/format.md")).expect("docs/format.md");
+    let word = |t: T| match t {
+        T::U32 => "u32",
+        T::U64 => "u64",
+        T::I32 => "i32",
+        T::I64 => "i64",
+        T::Bool => "bool",
+        T::Ptr => "ptr",
+        T::Str => "string",
+        T::Bytes => "bytes",
+        T::U64Array => "u64[]",
+        other => panic!("no doc word for {other:?}"),
+    };
+    for schema in weft_format::std_schemas::all() {
+        let heading = format!("`{}`\n", schema.name);
+        let at = doc
+            .match_indices("\n### 12.")
+            .map(|(i, _)| i)
+            .find(|&i| doc[i..].lines().nth(1).is_some_and(|l| l.ends_with(heading.trim_end())))
+            .unwrap_or_else(|| panic!("no §12 section for {}", schema.name));
+        let section = &doc[at + 1..];
+        let section = &section[..section[4..].find("\n### ").map_or(section.len(), |e| e + 4)];
+        let rows: Vec<(String, String)> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && l[2..].starts_with(|c: char| c.is_ascii_digit()))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[2].trim_matches('`').to_owned(), cells[3].to_owned())
+            })
+            .collect();
+        let want: Vec<(String, String)> = schema
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), word(f.ty).to_owned()))
+            .collect();
+        assert_eq!(
+            rows, want,
+            "docs/format.md's table for {} differs from std_schemas",
+            schema.name
+        );
+    }
+}

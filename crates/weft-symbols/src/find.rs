@@ -7,7 +7,9 @@ use object::{Object, ObjectSection, ObjectSegment};
 use crate::Mapping;
 
 /// Where to look for binaries and debug information.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
+/// Where symbols are looked for beyond the mapped files themselves.
+/// `Default` looks nowhere else: no debug directories, no debuginfod.
 pub struct SearchOptions {
     /// User-given directories (`--symbols DIR`), searched first.
     pub symbol_dirs: Vec<PathBuf>,

@@ -1,0 +1,226 @@
+//! The timeline, the summary and profile aggregation on traces these tests
+//! write with `TraceWriter`: no root, no kernel, every case exact.
+
+use std::path::{Path, PathBuf};
+
+use weft_analysis::profile::{profile, ProfileOptions};
+use weft_analysis::{summarize, Filter, Timeline};
+use weft_format::std_schemas::{self as s, Ids};
+use weft_format::{info_keys, SyscallArg, SyscallEntry, SyscallTable, Trace, TraceWriter};
+
+const T0: u64 = 1_000_000_000;
+const READ: u32 = 0;
+const WRITE: u32 = 1;
+const EXIT_GROUP: u32 = 231;
+
+fn table() -> SyscallTable {
+    let args = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| SyscallArg {
+                ctype: "unsigned long".into(),
+                name: (*n).into(),
+            })
+            .collect()
+    };
+    SyscallTable {
+        entries: vec![
+            SyscallEntry {
+                nr: READ,
+                name: "read".into(),
+                args: args(&["fd", "buf", "count"]),
+            },
+            SyscallEntry {
+                nr: WRITE,
+                name: "write".into(),
+                args: args(&["fd", "buf", "count"]),
+            },
+            SyscallEntry {
+                nr: EXIT_GROUP,
+                name: "exit_group".into(),
+                args: args(&["error_code"]),
+            },
+        ],
+    }
+}
+
+/// A trace written by `f`, in a temporary directory that lives as long as the path is used.
+fn write_trace(f: impl FnOnce(&mut TraceWriter<std::fs::File>, &Ids)) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.weft");
+    let file = std::fs::File::create(&path).unwrap();
+    let info = [(info_keys::START_MONOTONIC_NS, T0.to_string())];
+    let mut w = TraceWriter::new(file, &info, 1).unwrap();
+    w.write_syscall_table(&table()).unwrap();
+    let ids = Ids::declare(&mut w);
+    f(&mut w, &ids);
+    w.finish(&[]).unwrap();
+    (dir, path)
+}
+
+fn enter(w: &mut TraceWriter<std::fs::File>, ids: &Ids, ts: u64, tid: u32, nr: u32, args: &[u64]) {
+    s::syscall_enter::put(
+        w.record(ids.syscall_enter, T0 + ts, Some(0), 100, tid),
+        u64::from(nr),
+        args,
+    )
+    .finish();
+}
+
+fn exit(w: &mut TraceWriter<std::fs::File>, ids: &Ids, ts: u64, tid: u32, nr: u32, ret: i64) {
+    s::syscall_exit::put(
+        w.record(ids.syscall_exit, T0 + ts, Some(0), 100, tid),
+        u64::from(nr),
+        ret,
+    )
+    .finish();
+}
+
+fn lines(path: &Path) -> Vec<(u32, String)> {
+    let t = Trace::open(path).unwrap();
+    let tl = Timeline::new(&t, Filter::new(vec![], vec![], &[], &[]).unwrap());
+    tl.map(|l| (l.tid, l.text)).collect()
+}
+
+#[test]
+fn a_call_with_nothing_in_between_is_one_line() {
+    let (_d, p) = write_trace(|w, ids| {
+        enter(w, ids, 10, 100, WRITE, &[1, 0x1000, 5]);
+        exit(w, ids, 20, 100, WRITE, 5);
+    });
+    let l = lines(&p);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(l[0].1.starts_with("write(fd=1, "), "{l:?}");
+    assert!(l[0].1.contains(") = 5 <0.000000010>"), "{l:?}");
+}
+
+#[test]
+fn a_short_call_of_another_thread_in_between_waits_behind_the_merged_line() {
+    let (_d, p) = write_trace(|w, ids| {
+        enter(w, ids, 10, 100, READ, &[0, 0x2000, 64]);
+        enter(w, ids, 20, 101, WRITE, &[1, 0x3000, 3]);
+        exit(w, ids, 30, 101, WRITE, 3);
+        exit(w, ids, 40, 100, READ, -11);
+    });
+    let l = lines(&p);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert_eq!(l[0].0, 100);
+    assert!(
+        l[0].1.starts_with("read(fd=0, ") && l[0].1.contains(") = -1 EAGAIN"),
+        "{l:?}"
+    );
+    assert_eq!(l[1].0, 101);
+    assert!(
+        l[1].1.starts_with("write(fd=1, ") && l[1].1.contains(") = 3 <"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_call_that_many_lines_pile_up_behind_is_unfinished_then_resumed() {
+    let (_d, p) = write_trace(|w, ids| {
+        enter(w, ids, 10, 100, READ, &[0, 0x2000, 64]);
+        for i in 0..300 {
+            enter(w, ids, 20 + 2 * i, 101, WRITE, &[1, 0x3000, 3]);
+            exit(w, ids, 21 + 2 * i, 101, WRITE, 3);
+        }
+        exit(w, ids, 1000, 100, READ, 7);
+    });
+    let l = lines(&p);
+    assert_eq!(l.len(), 302, "{:?}", &l[..3]);
+    assert_eq!(l[0].0, 100);
+    assert!(
+        l[0].1.starts_with("read(fd=0, ") && l[0].1.ends_with("<unfinished ...>"),
+        "{:?}",
+        l[0]
+    );
+    assert!(l[1..301].iter().all(|(t, x)| *t == 101 && x.starts_with("write(")));
+    assert_eq!(l[301].0, 100);
+    assert!(
+        l[301].1.starts_with("<... read resumed> = 7 <0.000000990>"),
+        "{:?}",
+        l[301]
+    );
+}
+
+#[test]
+fn a_call_that_never_returns_stays_unfinished() {
+    let (_d, p) = write_trace(|w, ids| {
+        enter(w, ids, 10, 100, READ, &[0, 0x2000, 64]);
+    });
+    let l = lines(&p);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(l[0].1.ends_with("<unfinished ...>"), "{l:?}");
+}
+
+#[test]
+fn exits_fatal_signals_and_losses_are_said() {
+    let (_d, p) = write_trace(|w, ids| {
+        enter(w, ids, 10, 100, EXIT_GROUP, &[7]);
+        s::exit::put(w.record(ids.exit, T0 + 20, Some(0), 100, 100), true).finish();
+        // Another process dies by SIGSEGV (default action).
+        s::signal_deliver::put(w.record(ids.signal_deliver, T0 + 30, Some(1), 200, 200), 11, 1, 0, 0, 0).finish();
+        s::exit::put(w.record(ids.exit, T0 + 40, Some(1), 200, 200), true).finish();
+        s::lost::put(w.record(ids.lost, T0 + 50, Some(1), 0, 0), 5).finish();
+    });
+    let texts: Vec<String> = lines(&p).into_iter().map(|(_, t)| t).collect();
+    assert!(texts.iter().any(|t| t == "+++ exited with 7 +++"), "{texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with("SIGSEGV")), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "+++ killed by SIGSEGV +++"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "*** LOST 5 events on CPU 1 ***"), "{texts:?}");
+
+    let t = Trace::open(&p).unwrap();
+    let sum = summarize(&t);
+    assert_eq!(sum.lost(), 5);
+    assert_eq!(sum.processes[&100].exit.as_deref(), Some("exited with 7"));
+    assert_eq!(sum.processes[&200].exit.as_deref(), Some("killed by SIGSEGV"));
+    assert_eq!(sum.counts["exit_group"], 1);
+}
+
+#[test]
+fn identical_stacks_aggregate_and_the_function_table_counts_self_and_total() {
+    let (_d, p) = write_trace(|w, ids| {
+        // Kernel functions named in the file: 0x1000 outer, 0x2000 inner.
+        s::kernel_symbols::put(
+            w.record(ids.kernel_symbols, T0, None, 0, 0),
+            &[0x1000, 0x2000],
+            b"outer\0inner\0",
+        )
+        .finish();
+        let sample = |w: &mut TraceWriter<std::fs::File>, ts: u64, chain: &[u64]| {
+            s::sample::put(
+                w.record(ids.sample, T0 + ts, Some(0), 100, 100),
+                b"cpu-clock",
+                chain,
+                &[],
+                &[0, 0, 0],
+                &[],
+            )
+            .finish();
+        };
+        // Leaf first: inner called from outer, twice; outer alone once.
+        sample(w, 10, &[0x2010, 0x1010]);
+        sample(w, 20, &[0x2010, 0x1010]);
+        sample(w, 30, &[0x1020]);
+    });
+    let t = Trace::open(&p).unwrap();
+    let prof = profile(
+        &t,
+        &ProfileOptions::default(),
+        weft_symbols::SearchOptions::default(),
+        None,
+    );
+    assert_eq!(prof.samples, 3);
+    assert_eq!(
+        prof.stacks.iter().map(|s| s.count).max(),
+        Some(2),
+        "identical stacks not merged"
+    );
+    let tables = weft_analysis::report::function_tables(&prof, false);
+    let rows = &tables[0].by_self;
+    let name = |r: &weft_analysis::report::Row| prof.frames[r.frame].label();
+    assert_eq!(name(&rows[0]), "inner");
+    assert_eq!((rows[0].self_samples, rows[0].total_samples), (2, 2));
+    assert_eq!(name(&rows[1]), "outer");
+    assert_eq!((rows[1].self_samples, rows[1].total_samples), (1, 3));
+}
