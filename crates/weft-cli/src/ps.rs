@@ -37,7 +37,7 @@ pub fn run(args: PsArgs) -> Result<ExitCode> {
                             .map(|(n, t)| {
                                 format!(
                                     "{n}: {}",
-                                    FieldType::from_u8(*t).map_or("?".into(), |t| format!("{t:?}").to_lowercase())
+                                    FieldType::from_u8(*t).map_or("?".into(), |t| t.name().to_owned())
                                 )
                             })
                             .collect();

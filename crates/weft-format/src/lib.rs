@@ -1,7 +1,8 @@
 //! The weft trace file format: everything needed to write and read a `.weft` file.
 //!
 //! This crate owns the bytes on disk and nothing else: it knows no kernel, no
-//! perf ABI and no CLI. It must never panic on input, never allocate more than a
+//! perf ABI and no CLI. Its one dependency inside weft is the field-type
+//! enum it shares with the probe ABI (`weft_probe_abi::payload::FieldType`). It must never panic on input, never allocate more than a
 //! chunk's declared (and bounded) size, and must keep reading past damage where
 //! the framing allows it. The normative description is `docs/format.md`.
 //!

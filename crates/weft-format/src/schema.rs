@@ -7,91 +7,9 @@ use crate::wire::{put_bytes, put_uvarint, Cursor, WireResult};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SchemaId(pub u32);
 
-/// Type of one record field; fixes how the field is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FieldType {
-    U8,
-    U16,
-    U32,
-    U64,
-    I8,
-    I16,
-    I32,
-    I64,
-    F64,
-    Bool,
-    /// An address in the traced program; shown in hex.
-    Ptr,
-    /// Text; bytes are stored as given and decoded lossily as UTF-8.
-    Str,
-    Bytes,
-    /// A list of u64 (e.g. call-chain addresses).
-    U64Array,
-}
-
-impl FieldType {
-    pub fn code(self) -> u8 {
-        use FieldType::*;
-        match self {
-            U8 => 1,
-            U16 => 2,
-            U32 => 3,
-            U64 => 4,
-            I8 => 5,
-            I16 => 6,
-            I32 => 7,
-            I64 => 8,
-            F64 => 9,
-            Bool => 10,
-            Ptr => 11,
-            Str => 12,
-            Bytes => 13,
-            U64Array => 14,
-        }
-    }
-
-    pub fn from_code(c: u8) -> Option<Self> {
-        use FieldType::*;
-        Some(match c {
-            1 => U8,
-            2 => U16,
-            3 => U32,
-            4 => U64,
-            5 => I8,
-            6 => I16,
-            7 => I32,
-            8 => I64,
-            9 => F64,
-            10 => Bool,
-            11 => Ptr,
-            12 => Str,
-            13 => Bytes,
-            14 => U64Array,
-            _ => return None,
-        })
-    }
-
-    /// Name used in docs and by `weft info`.
-    pub fn name(self) -> &'static str {
-        use FieldType::*;
-        match self {
-            U8 => "u8",
-            U16 => "u16",
-            U32 => "u32",
-            U64 => "u64",
-            I8 => "i8",
-            I16 => "i16",
-            I32 => "i32",
-            I64 => "i64",
-            F64 => "f64",
-            Bool => "bool",
-            Ptr => "ptr",
-            Str => "string",
-            Bytes => "bytes",
-            U64Array => "u64[]",
-        }
-    }
-}
+/// Type of one record field; fixes how the field is encoded. One enum with
+/// the probe ABI's, which owns it (it must stay dependency-free).
+pub use weft_probe_abi::payload::FieldType;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {

@@ -4,8 +4,10 @@
 /// Longest string or byte array stored; longer ones are cut.
 pub const MAX_VAR: usize = 4095;
 
-/// Field type codes (the same numbers as the trace format's field types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The type of a field, and its code: one enum for the records a program
+/// writes into shared memory and for the trace file's schemas (weft-format
+/// re-exports it), so the two sets of numbers cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum FieldType {
     U8 = 1,
@@ -19,11 +21,50 @@ pub enum FieldType {
     F64 = 9,
     Bool = 10,
     Ptr = 11,
+    /// Text; bytes are stored as given and decoded lossily as UTF-8.
     Str = 12,
     Bytes = 13,
+    /// A list of u64 (call-chain addresses): trace files only, not a type a
+    /// program may declare for a probe field (`from_u8` refuses it).
+    U64Array = 14,
 }
 
 impl FieldType {
+    /// The code written in a trace file's schema.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Any trace-file field type, by code.
+    pub fn from_code(c: u8) -> Option<FieldType> {
+        if c == FieldType::U64Array as u8 {
+            return Some(FieldType::U64Array);
+        }
+        FieldType::from_u8(c)
+    }
+
+    /// Name used in docs and by `weft info`.
+    pub fn name(self) -> &'static str {
+        use FieldType::*;
+        match self {
+            U8 => "u8",
+            U16 => "u16",
+            U32 => "u32",
+            U64 => "u64",
+            I8 => "i8",
+            I16 => "i16",
+            I32 => "i32",
+            I64 => "i64",
+            F64 => "f64",
+            Bool => "bool",
+            Ptr => "ptr",
+            Str => "string",
+            Bytes => "bytes",
+            U64Array => "u64[]",
+        }
+    }
+
+    /// A probe field type, by code (what a program may declare).
     pub fn from_u8(v: u8) -> Option<FieldType> {
         use FieldType::*;
         Some(match v {
@@ -52,7 +93,7 @@ impl FieldType {
             U16 | I16 => Some(2),
             U32 | I32 => Some(4),
             U64 | I64 | F64 | Ptr => Some(8),
-            Str | Bytes => None,
+            Str | Bytes | U64Array => None,
         }
     }
 
@@ -70,7 +111,8 @@ impl FieldType {
             I64 => "s64",
             F64 => "u64",
             Str => "__rel_loc char[]",
-            Bytes => "__rel_loc u8[]",
+            // Never a probe field (from_u8 refuses it); bytes if it were.
+            Bytes | U64Array => "__rel_loc u8[]",
         }
     }
 }
@@ -159,6 +201,7 @@ pub fn for_each<'a>(fields: &[FieldType], b: &'a [u8], mut f: impl FnMut(ValueRe
                     ValueRef::Bytes(s)
                 }
             }
+            FieldType::U64Array => return Err("u64[] is not a probe field type".into()),
         };
         f(v);
     }
