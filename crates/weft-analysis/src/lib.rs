@@ -2,9 +2,12 @@
 //!
 //! This crate owns the merged timeline (syscall entry and return joined,
 //! unfinished calls kept), symbolic rendering of arguments, errno and signal
-//! names, and trace summaries. It reads traces only through `weft_format` and
-//! must not touch the kernel or the live system: a trace analyzes the same on
-//! any machine.
+//! names, trace summaries, CPU profiles (`profile`) and the report's function
+//! tables (`report`). It reads traces only through `weft_format` and must not
+//! touch the kernel or the live system: what would read the machine (debug
+//! files, debuginfod, kallsyms for old files) comes in from the caller
+//! through `SearchOptions` and `ProfileOptions::kernel_fallback`, so a trace
+//! analyzes the same on any machine.
 
 mod args;
 mod kinds;

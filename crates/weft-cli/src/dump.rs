@@ -5,33 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use weft_analysis::{secs, Filter, Timeline};
-use weft_format::{info_keys, Trace};
+use weft_format::info_keys;
 
+use crate::input::{open, warn_damage};
 use crate::DumpArgs;
-
-pub fn open(path: &std::path::Path) -> Result<Trace> {
-    let t = Trace::open(path).with_context(|| format!("cannot read trace {}", path.display()))?;
-    Ok(t)
-}
-
-/// Warnings about damage, printed before the output so they are not missed.
-pub fn warn_damage(t: &Trace) {
-    if t.truncated {
-        eprintln!(
-            "weft: warning: the trace was cut short (was the recorder killed?); reading the {} complete chunks ({} of {} bytes)",
-            t.chunks.len(),
-            t.recovered_bytes(),
-            t.len
-        );
-    }
-    for p in t
-        .problems
-        .iter()
-        .filter(|p| !matches!(p.error, weft_format::FormatError::Truncated { .. }))
-    {
-        eprintln!("weft: warning: {} ({} bytes skipped)", p.error, p.skipped_bytes);
-    }
-}
 
 pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let trace = open(&args.file)?;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use weft_analysis::{secs, summarize};
 use weft_format::{end_keys, info_keys, FormatError};
 
-use crate::dump::open;
+use crate::input::open;
 use crate::units::bytes;
 use crate::InfoArgs;
 

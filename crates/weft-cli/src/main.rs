@@ -8,6 +8,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod dump;
 mod info;
+mod input;
 mod profiles;
 mod ps;
 mod record;

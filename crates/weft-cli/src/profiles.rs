@@ -11,7 +11,7 @@ use weft_analysis::profile::{profile, Profile, ProfileOptions};
 use weft_analysis::report::Row;
 use weft_symbols::SearchOptions;
 
-use crate::dump::{open, warn_damage};
+use crate::input::{open, warn_damage};
 
 /// What every profile command shares: which samples, and where symbols are.
 #[derive(Args, Debug)]

@@ -3,10 +3,17 @@
 //!
 //! This crate owns tracepoint discovery and layouts (tracefs `format` files),
 //! the per-CPU perf rings, attaching to a command or to running processes,
-//! and the mapping of kernel events onto the standard trace schemas. It must
-//! not use ptrace, must not keep whole traces in memory (callers drain and
-//! write as they go), and must not print: it returns errors that say what the
-//! user can do.
+//! decoding perf records into `KernelEvent`s, and the small OS helpers a
+//! recorder needs (`os`: process handles, signals, limits). It must not use
+//! ptrace, must not keep whole traces in memory (callers drain and write as
+//! they go), must not encode the trace file (weft-record does), and must not
+//! print: it returns errors that say what the user can do.
+//!
+//! Glossary: the `KernelTracer` is one recording's perf events and rings; a
+//! *ring* is one CPU's perf buffer, which several events write into
+//! (`SET_OUTPUT`); *sideband* records (comm, fork, exit, mmap) ride with the
+//! first event of each ring; a *lost* count is what the kernel dropped when
+//! a ring was full.
 //!
 //! ```text
 //!  command: its cgroup ─┬─ raw_syscalls:sys_enter ─┐ (sideband: comm/fork/mmap2)

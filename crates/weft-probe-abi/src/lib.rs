@@ -12,6 +12,20 @@
 //! sub-buffer: [guard header 64][record][record]...[free]...[guard footer 64]
 //! record: len u32 | event u32 | seq<<8|state u64 | tsc u64 | payload (8-aligned)
 //! ```
+//!
+//! Glossary:
+//! - *area*: the memfd a collector hands to one process, all of it.
+//! - *slot*: one thread's part of an area (a control page and its
+//!   sub-buffers); a thread *claims* a free slot at its first write.
+//! - *sub-buffer*: one of a slot's equal pieces of ring; the writer fills one
+//!   at a time and *switches* to the next.
+//! - *generation*: the count of switches of a slot (1, 2, ...); generation g
+//!   lives in sub-buffer `(g - 1) mod subbufs`.
+//! - *session*: inside the process, one attached collector; it owns one
+//!   *session bit* of every event's enable word (bits 0..7; bit 31 is the
+//!   kernel's user_events).
+//! - *epoch*: a session's counter, bumped at attach and detach, so a thread
+//!   knows its cached slot address is stale.
 
 pub mod control;
 pub mod layout;

@@ -8,6 +8,12 @@
 //! program can write there makes it panic, hang or read out of bounds. It
 //! reports damage (process, thread, sequence, offset) and keeps going. It
 //! knows nothing of the trace file: callers turn `ProbeEvent`s into records.
+//!
+//! Glossary: an `Attachment` is the collector's side of one instrumented
+//! process (control connection, area, drain state); inside the process it
+//! is one *session* (see `weft-probe-abi` for slot, sub-buffer, generation
+//! and epoch). *Damage* is anything in the area that the protocol cannot
+//! produce; it is reported, counted and skipped, never trusted.
 
 mod area;
 mod clock;
