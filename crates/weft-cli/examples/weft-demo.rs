@@ -29,6 +29,8 @@ fn usage() -> ! {
          \x20                    then wait until they are enabled and emit each once\n\
          \x20 storm N K          fork N children that are all alive at once; each writes K demo:tick (thread = its\n\
          \x20                    index) and exits once all have written\n\
+         \x20 punch N            3 threads tick N times; a 4th ticks N times, tries to shrink the buffer memfd, punches\n\
+         \x20                    a hole in its sub-buffers and MADV_REMOVEs a page, then ticks N times more\n\
          \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
          \x20                    counters, tid, gen or time), then ticks N times more, slowly; prints the tids\n\
          \x20 bench N [T]        cost of demo:tick (two u64 fields): N events in each of T threads (default 1);\n\
@@ -140,6 +142,7 @@ fn main() {
         }
         "bench" => bench(arg(2, 1_000_000), arg(3, 1)),
         "storm" => storm(arg(2, 100), arg(3, 10)),
+        "punch" => punch(arg(2, 2000)),
         "chaos" => chaos(&std::env::args().nth(2).unwrap_or_default(), arg(3, 2000)),
         "span" => {
             let s = weft_probe::span("sleepy");
@@ -535,4 +538,84 @@ fn chaos(kind: &str, n: u64) {
     let bad = bad.join().unwrap_or(0);
     let good: Vec<String> = good.into_iter().map(|h| h.join().unwrap_or(0).to_string()).collect();
     println!("chaos bad {bad} good {} main {}", good.join(" "), gettid());
+}
+
+/// The memfd behind `addr` (opened through /proc/self/map_files) and the
+/// file offset of `addr` in it.
+fn memfd_of(addr: usize) -> Option<(std::fs::File, u64)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    for l in maps.lines() {
+        let mut f = l.split_whitespace();
+        let range = f.next()?;
+        let (a, b) = range.split_once('-')?;
+        let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+        if (a..b).contains(&addr) {
+            let off = u64::from_str_radix(f.nth(1)?, 16).ok()?;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/self/map_files/{range}"))
+                .ok()?;
+            return Some((file, off + (addr - a) as u64));
+        }
+    }
+    None
+}
+
+/// A thread attacks its own buffer memory the ways the seals allow and the
+/// ones they do not, while other threads write on.
+fn punch(n: u64) {
+    use std::os::fd::AsRawFd;
+    let bad = std::thread::spawn(move || {
+        for i in 0..n {
+            weft_probe::emit!(TICK(i, 9));
+        }
+        // Let the collector read the first part.
+        std::thread::sleep(Duration::from_millis(100));
+        let mut said = Vec::new();
+        for (addr, len) in weft_probe::debug::thread_buffers() {
+            let Some((file, off)) = memfd_of(addr) else {
+                said.push("no memfd".to_string());
+                continue;
+            };
+            // SAFETY: plain syscalls on our own descriptor and mapping.
+            unsafe {
+                let shrink = libc::ftruncate(file.as_raw_fd(), 4096);
+                said.push(format!("ftruncate {}", if shrink == 0 { "done" } else { "refused" }));
+                let hole = libc::fallocate(
+                    file.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    off as libc::off_t,
+                    (len / 2) as libc::off_t,
+                );
+                said.push(format!("punch {}", if hole == 0 { "done" } else { "refused" }));
+                let page = (addr + len / 2 + 4095) & !4095;
+                let rm = libc::madvise(page as *mut libc::c_void, 4096, libc::MADV_REMOVE);
+                said.push(format!("madv_remove {}", if rm == 0 { "done" } else { "refused" }));
+            }
+        }
+        for i in 0..n {
+            weft_probe::emit!(TICK(1_000_000 + i, 9));
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        (gettid(), said.join(", "))
+    });
+    let good: Vec<_> = (0..3)
+        .map(|k| {
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    weft_probe::emit!(TICK(i, k));
+                    if i % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                gettid()
+            })
+        })
+        .collect();
+    let (bad, said) = bad.join().unwrap_or((0, String::new()));
+    let good: Vec<String> = good.into_iter().map(|h| h.join().unwrap_or(0).to_string()).collect();
+    println!("punch bad {bad} good {} ({said})", good.join(" "));
 }

@@ -27,4 +27,3 @@ pub fn warn_damage(t: &Trace) {
         eprintln!("weft: warning: {} ({} bytes skipped)", p.error, p.skipped_bytes);
     }
 }
-

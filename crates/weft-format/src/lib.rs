@@ -40,8 +40,10 @@ pub const FILE_MAGIC: [u8; 8] = [0x89, b'W', b'E', b'F', b'T', b'\r', b'\n', 0x1
 pub const FILE_HEADER_LEN: usize = 32;
 /// Major version: a reader refuses files of another major version.
 pub const VERSION_MAJOR: u16 = 1;
-/// Minor version: additions a 1.0 reader can skip (new chunk kinds, new keys).
-pub const VERSION_MINOR: u16 = 0;
+/// Minor version: additions a 1.0 reader can skip (new chunk kinds, new keys,
+/// new schemas, fields appended to standard schemas). docs/history.md lists
+/// what each added.
+pub const VERSION_MINOR: u16 = 1;
 
 /// Well-known keys of the Info chunk.
 pub mod info_keys {

@@ -137,10 +137,18 @@ fn every_truncation_keeps_complete_chunks() {
     let (bytes, _) = sample_file(4, 20);
     let full = Trace::from_bytes(bytes.clone()).unwrap();
     let ends: Vec<u64> = full.chunks.iter().map(|c| c.end()).collect();
+    // A longer prefix never yields fewer events.
+    let mut read_before = 0usize;
     for cut in 0..bytes.len() {
         match Trace::from_bytes(bytes[..cut].to_vec()) {
             Err(e) => assert!(cut < FILE_HEADER_LEN, "cut {cut}: {e}"),
             Ok(t) => {
+                let read = t.records().filter(Result::is_ok).count();
+                assert!(
+                    read >= read_before,
+                    "cut at {cut}: {read} events, {read_before} with less"
+                );
+                read_before = read;
                 let complete = ends.iter().filter(|&&e| e <= cut as u64).count();
                 assert_eq!(t.chunks.len(), complete, "cut at {cut}");
                 assert_eq!(

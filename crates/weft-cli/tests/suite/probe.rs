@@ -991,3 +991,39 @@ fn a_damaged_control_page_is_flagged_never_believed_and_reading_goes_on() {
         }
     }
 }
+
+/// The seals keep the buffer memfd's size; a hole punched in it (or a page
+/// MADV_REMOVEd) reads as zeros: the collector stays up, says what it found,
+/// and the other threads' events are whole.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_program_that_shrinks_or_punches_its_buffers_does_not_bring_the_collector_down() {
+    require_root();
+    let n = 2000u64;
+    let dir = tmp();
+    let (trace, out) = record(dir.path(), "punch.weft", &["-q"], &["punch", &n.to_string()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("ftruncate refused"),
+        "the memfd was not sealed against shrinking: {stdout}"
+    );
+    assert!(stdout.contains("punch done"), "{stdout}");
+    let words: Vec<u32> = stdout.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let (bad, good) = (words[0], &words[1..4]);
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    assert!(info.contains("status:     complete"), "{info}");
+    let lines = parse(&dump(&trace, &[]));
+    let ticks = ticks_by_tid(&lines);
+    for t in good {
+        assert_eq!(ticks.get(t).map_or(0, Vec::len) as u64, n, "thread {t}:\n{info}");
+    }
+    // The punched thread: damage said, or its counters flagged; never a
+    // silent shortfall.
+    let t = totals(&lines);
+    let said = info.contains("damage reports") || info.contains("with damaged counters");
+    let exact = t
+        .get(&bad)
+        .is_some_and(|v| v[0] == 2 * n && v[0] == v[1..7].iter().sum::<u64>() && v[1] == 2 * n);
+    assert!(said || exact, "the punched thread lost events silently:\n{info}");
+}
