@@ -29,6 +29,8 @@ fn usage() -> ! {
          \x20                    then wait until they are enabled and emit each once\n\
          \x20 storm N K          fork N children that are all alive at once; each writes K demo:tick (thread = its\n\
          \x20                    index) and exits once all have written\n\
+         \x20 gate T N           once attached, print `ready`, wait for a line on stdin, then T threads write N\n\
+         \x20                    demo:tick each as fast as they can; prints `wrote T x N`\n\
          \x20 punch N            3 threads tick N times; a 4th ticks N times, tries to shrink the buffer memfd, punches\n\
          \x20                    a hole in its sub-buffers and MADV_REMOVEs a page, then ticks N times more\n\
          \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
@@ -143,6 +145,26 @@ fn main() {
         "bench" => bench(arg(2, 1_000_000), arg(3, 1)),
         "storm" => storm(arg(2, 100), arg(3, 10)),
         "punch" => punch(arg(2, 2000)),
+        "gate" => {
+            let (t, n) = (arg(2, 8), arg(3, 100_000));
+            let _ = writeln!(out, "ready");
+            let _ = out.flush();
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            let hs: Vec<_> = (0..t)
+                .map(|k| {
+                    std::thread::spawn(move || {
+                        for i in 0..n {
+                            weft_probe::emit!(TICK(i, k as u32));
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                let _ = h.join();
+            }
+            let _ = writeln!(out, "wrote {t} x {n}");
+        }
         "chaos" => chaos(&std::env::args().nth(2).unwrap_or_default(), arg(3, 2000)),
         "span" => {
             let s = weft_probe::span("sleepy");

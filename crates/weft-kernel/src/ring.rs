@@ -98,15 +98,13 @@ impl Ring {
             let off = (tail & mask) as usize;
             let mut hdr = [0u8; 8];
             self.copy_out(data, off, &mut hdr);
-            let size = u16::from_le_bytes([hdr[6], hdr[7]]) as usize;
-            // The kernel writes 8-aligned records of at least a header: any
-            // other size means the ring is garbage from here on (there is
-            // no way to find the next record), so the rest is dropped.
-            if size < 8 || !size.is_multiple_of(8) || size as u64 > head - tail {
+            // A bad size means the ring is garbage from here on (there is no
+            // way to find the next record), so the rest is dropped.
+            let Some(size) = record_size(hdr, head - tail) else {
                 sane = false;
                 tail = head;
                 break;
-            }
+            };
             if off + size <= self.data_size {
                 // SAFETY: [off, off+size) is inside the data area, and the kernel
                 // does not write there until we advance data_tail past it.
@@ -138,9 +136,39 @@ impl Ring {
     }
 }
 
+/// The size of the record whose header is `hdr`, if it can be one: the
+/// kernel writes 8-aligned records of at least a header, and never more
+/// than it published (`available` bytes from this record on).
+fn record_size(hdr: [u8; 8], available: u64) -> Option<usize> {
+    let size = u16::from_le_bytes([hdr[6], hdr[7]]) as usize;
+    (size >= 8 && size.is_multiple_of(8) && size as u64 <= available).then_some(size)
+}
+
 impl Drop for Ring {
     fn drop(&mut self) {
         // SAFETY: we mapped exactly this range in `map` and nothing borrows it now.
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.map_len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_size;
+
+    fn hdr(size: u16) -> [u8; 8] {
+        let mut h = [0u8; 8];
+        h[6..8].copy_from_slice(&size.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn only_aligned_sizes_of_a_header_or_more_within_what_was_published_pass() {
+        assert_eq!(record_size(hdr(48), 4096), Some(48));
+        assert_eq!(record_size(hdr(8), 8), Some(8));
+        for bad in [0, 4, 7, 12, 50] {
+            assert_eq!(record_size(hdr(bad), 4096), None, "size {bad}");
+        }
+        assert_eq!(record_size(hdr(64), 56), None, "beyond the published head");
+        assert_eq!(record_size(hdr(u16::MAX), u64::MAX), None);
     }
 }

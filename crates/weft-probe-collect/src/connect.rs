@@ -441,3 +441,45 @@ pub(crate) fn peer_closed(conn: &UnixStream) -> bool {
     };
     r == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixListener;
+
+    /// Identity comes from the kernel (SO_PEERCRED), never from what the
+    /// peer says: a process answering with another pid's Info is refused.
+    #[test]
+    fn an_answer_naming_another_pid_is_refused() {
+        let me = std::process::id();
+        let dir = std::env::temp_dir().join(format!("weft-connect-test-{me}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::env::set_var("WEFT_RUNTIME_DIR", &dir);
+        let start = process_start_time(me).unwrap();
+        let l = UnixListener::bind(dir.join(weft_probe_abi::socket_name(me, start))).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut hello = [0u8; 64];
+            let _ = c.read(&mut hello);
+            let forged = Msg::Info(ProcessInfo {
+                pid: me + 1,
+                start_time: start,
+                comm: "impostor".into(),
+                sessions: 1,
+                user_events: false,
+                events: Vec::new(),
+            });
+            let _ = c.write_all(&forged.encode());
+        });
+        let r = hello(me);
+        server.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        match r {
+            Err(ProbeError::Protocol { why, .. }) => assert!(why.contains("claims to be pid"), "{why}"),
+            other => panic!("a forged Info was accepted: {:?}", other.map(|(_, i, _)| i)),
+        }
+    }
+}

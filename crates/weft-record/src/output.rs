@@ -17,12 +17,65 @@ pub enum Replaced {
     Removed,
 }
 
-/// Creates `path` for writing, readable by its owner only: a trace holds
-/// other programs' data. An existing regular file is renamed to `path.old`
-/// (or removed with `force`); a symbolic link, a directory or a device there
-/// is an error. The final open uses O_EXCL|O_NOFOLLOW, so a link planted
-/// between the check and the open makes it fail instead of being followed.
-pub fn create(path: &Path, force: bool) -> io::Result<(File, Replaced)> {
+/// A trace file being made: written under a hidden name next to `path`
+/// until `publish` renames it into place, so that a recorder killed before
+/// the file has its header leaves nothing at `path` that fails to read.
+#[derive(Debug)]
+pub struct NewTrace {
+    pub file: File,
+    pub replaced: Replaced,
+    hidden: PathBuf,
+    path: PathBuf,
+    published: bool,
+}
+
+impl NewTrace {
+    /// Moves the file to its name (replacing whatever was put there since,
+    /// a link included, without following it).
+    pub fn publish(&mut self) -> io::Result<()> {
+        std::fs::rename(&self.hidden, &self.path)?;
+        self.published = true;
+        Ok(())
+    }
+
+    /// Removes the file, under whichever name it has.
+    pub fn discard(&self) {
+        let _ = std::fs::remove_file(if self.published { &self.path } else { &self.hidden });
+    }
+}
+
+/// Creates the trace file for `path`, readable by its owner only: a trace
+/// holds other programs' data. An existing regular file is renamed to
+/// `path.old` (or removed with `force`); a symbolic link, a directory or a
+/// device there is an error. The file is made with O_EXCL|O_NOFOLLOW under
+/// a hidden name in the same directory (see `NewTrace`).
+pub fn create(path: &Path, force: bool) -> io::Result<NewTrace> {
+    let (file, replaced) = create_at(path, force)?;
+    drop(file);
+    std::fs::remove_file(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let hidden = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&hidden)?;
+    Ok(NewTrace {
+        file,
+        replaced,
+        hidden,
+        path: path.to_owned(),
+        published: false,
+    })
+}
+
+/// Checks `path` and moves what is there aside as `create` says, then
+/// creates it (proving it can be), never through a link.
+fn create_at(path: &Path, force: bool) -> io::Result<(File, Replaced)> {
     let mut replaced = Replaced::Nothing;
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -148,11 +201,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("t.weft");
         std::fs::write(&p, b"first").unwrap();
-        let (_, r) = create(&p, false).unwrap();
-        assert_eq!(r, Replaced::MovedTo(d.path().join("t.weft.old")));
+        let mut t = create(&p, false).unwrap();
+        assert_eq!(t.replaced, Replaced::MovedTo(d.path().join("t.weft.old")));
         assert_eq!(std::fs::read(d.path().join("t.weft.old")).unwrap(), b"first");
-        let (_, r) = create(&p, true).unwrap();
-        assert_eq!(r, Replaced::Removed);
+        // Nothing at the name until the file is published.
+        assert!(!p.exists());
+        t.publish().unwrap();
+        assert!(p.exists());
+        let t = create(&p, true).unwrap();
+        assert_eq!(t.replaced, Replaced::Removed);
+        t.discard();
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "only t.weft.old is left"
+        );
     }
 
     #[test]

@@ -210,11 +210,11 @@ impl Recorder {
         };
         os::raise_fd_limit();
 
-        let (file, replaced) = output::create(&opts.output, opts.force).map_err(|source| RecordError::Output {
+        let mut out = output::create(&opts.output, opts.force).map_err(|source| RecordError::Output {
             path: opts.output.clone(),
             source,
         })?;
-        if let Replaced::MovedTo(old) = &replaced {
+        if let Replaced::MovedTo(old) = &out.replaced {
             notify(Notice {
                 level: Level::Info,
                 text: format!(
@@ -224,9 +224,13 @@ impl Recorder {
                 ),
             });
         }
+        let file = out.file.try_clone().map_err(|source| RecordError::Output {
+            path: opts.output.clone(),
+            source,
+        })?;
         // From here on, a failure removes the file it made.
-        let fail = |e: RecordError| {
-            let _ = std::fs::remove_file(&opts.output);
+        let fail = |out: &output::NewTrace, e: RecordError| {
+            out.discard();
             e
         };
         let mut tracer = KernelTracer::new(
@@ -239,7 +243,7 @@ impl Recorder {
                 stack_on: opts.stack_on.clone(),
             },
         )
-        .map_err(|e| fail(e.into()))?;
+        .map_err(|e| fail(&out, e.into()))?;
 
         let mut side = SideData::default();
         let mut probes = probe_setup;
@@ -254,7 +258,7 @@ impl Recorder {
                 for &pid in pids {
                     tracer
                         .attach_process(pid)
-                        .map_err(|source| fail(RecordError::Attach { pid, source }))?;
+                        .map_err(|source| fail(&out, RecordError::Attach { pid, source }))?;
                     side.process(pid, None);
                     if let Some(p) = probes.as_mut() {
                         p.watch(pid);
@@ -262,7 +266,7 @@ impl Recorder {
                 }
             }
             Target::Command(argv) => {
-                let p = weft_kernel::spawn_paused(argv).map_err(|e| fail(e.into()))?;
+                let p = weft_kernel::spawn_paused(argv).map_err(|e| fail(&out, e.into()))?;
                 let attached = match opts.cgroup.then(|| TraceCgroup::create_for(p.pid)) {
                     Some(Ok(cg)) => {
                         let r = tracer.attach_cgroup(&cg, p.pid);
@@ -281,7 +285,7 @@ impl Recorder {
                 };
                 if let Err(e) = attached {
                     p.abort();
-                    return Err(fail(RecordError::Setup(e)));
+                    return Err(fail(&out, RecordError::Setup(e)));
                 }
                 if let Some(pr) = probes.as_mut() {
                     pr.watch(p.pid);
@@ -330,8 +334,11 @@ impl Recorder {
             ),
             (info_keys::NCPUS, tracer.cpus().len().to_string()),
         ];
+        // Published once it has its header: a kill before leaves no file
+        // at the output path, a kill after a file that reads.
         let header = TraceWriter::new(file, &info, opts.compression).and_then(|mut w| {
             w.write_syscall_table(&table)?;
+            out.publish()?;
             Ok(w)
         });
         let w = match header {
@@ -340,7 +347,7 @@ impl Recorder {
                 if let Some(p) = paused {
                     p.abort();
                 }
-                return Err(fail(RecordError::Write(e)));
+                return Err(fail(&out, RecordError::Write(e)));
             }
         };
         let enc = Encoder::new(w, &table);
@@ -360,7 +367,9 @@ impl Recorder {
         };
         for (i, &pid) in watched.iter().enumerate() {
             if let Some(fd) = os::pidfd_open(pid) {
-                tracer.watch(fd.as_raw_fd(), i as u32).map_err(|e| fail(e.into()))?;
+                tracer
+                    .watch(fd.as_raw_fd(), i as u32)
+                    .map_err(|e| fail(&out, e.into()))?;
                 pidfds.push(fd);
             }
         }
@@ -371,7 +380,7 @@ impl Recorder {
                 if let Err(e) = p.release() {
                     // Nothing ran: leave no file that claims a recording.
                     drop(enc);
-                    return Err(fail(e.into()));
+                    return Err(fail(&out, e.into()));
                 }
                 Some(pid)
             }

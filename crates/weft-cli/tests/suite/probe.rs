@@ -1027,3 +1027,60 @@ fn a_program_that_shrinks_or_punches_its_buffers_does_not_bring_the_collector_do
         .is_some_and(|v| v[0] == 2 * n && v[0] == v[1..7].iter().sum::<u64>() && v[1] == 2 * n);
     assert!(said || exact, "the punched thread lost events silently:\n{info}");
 }
+
+/// The recorder stopped for 10 s while 8 threads write flat out into small
+/// buffers: per thread, what the program wrote (its own count) is exactly
+/// what was received plus what was counted lost, and every received event
+/// is in the trace, in order.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_stopped_recorder_loses_only_what_it_counts_by_the_programs_own_tally() {
+    require_root();
+    let (threads, n) = (8u64, 200_000u64);
+    let dir = tmp();
+    let trace = dir.path().join("stopped.weft");
+    let mut rec = weft()
+        .args(["record", "-q", "--probe-buffer", "64K", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(demo_path())
+        .args(["gate", &threads.to_string(), &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("weft");
+    let mut out = BufReader::new(rec.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready");
+    assert_eq!(line, "ready\n");
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGSTOP) };
+    let started = std::time::Instant::now();
+    std::io::Write::write_all(&mut rec.stdin.take().expect("stdin"), b"go\n").expect("stdin");
+    line.clear();
+    out.read_line(&mut line).expect("wrote");
+    assert_eq!(
+        line.trim(),
+        format!("wrote {threads} x {n}"),
+        "the program blocked on the stopped recorder"
+    );
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()));
+    // SAFETY: as above.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGCONT) };
+    assert!(rec.wait().expect("wait").success());
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = totals(&lines);
+    assert_eq!(t.len() as u64, threads, "{t:?}");
+    let ticks = ticks_by_tid(&lines);
+    for (tid, v) in &t {
+        // attempted = received + ring full + busy + abandoned + damaged + overwritten
+        assert_eq!(v[0], n, "thread {tid}: attempted is not what the program wrote: {v:?}");
+        assert_eq!(v[1..7].iter().sum::<u64>(), n, "thread {tid}: {v:?}");
+        let got = ticks.get(tid).cloned().unwrap_or_default();
+        assert_eq!(got.len() as u64, v[1], "thread {tid}: received but not in the trace");
+        assert!(
+            got.windows(2).all(|w| w[0].0 < w[1].0),
+            "thread {tid}: out of order or twice"
+        );
+    }
+}
