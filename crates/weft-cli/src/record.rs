@@ -107,11 +107,40 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     if !quiet {
         print_summary(&summary);
     }
-    Ok(match summary.exit_status {
+    let status = match summary.still_running {
+        Some(pid) => wait_untraced(pid, &signals, &mut seen_signals),
+        None => summary.exit_status,
+    };
+    Ok(match status {
         Some(st) if libc::WIFEXITED(st) => ExitCode::from(libc::WEXITSTATUS(st) as u8),
         Some(st) if libc::WIFSIGNALED(st) => ExitCode::from(128u8.wrapping_add(libc::WTERMSIG(st) as u8)),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// After `--duration` the command runs on untraced, as it would without
+/// weft; weft waits for it to give its exit status. A signal to weft goes
+/// to the command (unless the terminal sent it to both); a second one ends
+/// it with SIGKILL.
+fn wait_untraced(pid: u32, signals: &StopSignals, seen: &mut u32) -> Option<i32> {
+    use weft_kernel::os;
+    let mut asked = 0;
+    loop {
+        if let Some(st) = os::reap(pid, false) {
+            return Some(st);
+        }
+        let (n, sig, terminal) = signals.latest();
+        if n > *seen {
+            *seen = n;
+            asked += 1;
+            match asked {
+                1 if !terminal => os::send_signal(pid, sig),
+                1 => {}
+                _ => os::send_signal(pid, libc::SIGKILL),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn print_summary(s: &Summary) {

@@ -289,8 +289,10 @@ impl Trace {
         self.schemas.values()
     }
 
+    /// The schema of that name declared first: a traced program that
+    /// declares one of the same name later cannot take its place.
     pub fn schema_by_name(&self, name: &str) -> Option<&Schema> {
-        self.schemas.values().find(|s| s.name == name)
+        self.schemas.values().filter(|s| s.name == name).min_by_key(|s| s.id.0)
     }
 
     pub fn info(&self, key: &str) -> Option<&str> {

@@ -40,16 +40,14 @@ impl Schema {
     }
 }
 
-pub(crate) fn encode_schemas(schemas: &[Schema], out: &mut Vec<u8>) {
-    put_uvarint(out, schemas.len() as u64);
-    for s in schemas {
-        put_uvarint(out, u64::from(s.id.0));
-        put_bytes(out, s.name.as_bytes());
-        put_uvarint(out, s.fields.len() as u64);
-        for f in &s.fields {
-            put_bytes(out, f.name.as_bytes());
-            out.push(f.ty.code());
-        }
+/// One schema's entry of a Schemas chunk (after the chunk's count).
+pub(crate) fn encode_schema(s: &Schema, out: &mut Vec<u8>) {
+    put_uvarint(out, u64::from(s.id.0));
+    put_bytes(out, s.name.as_bytes());
+    put_uvarint(out, s.fields.len() as u64);
+    for f in &s.fields {
+        put_bytes(out, f.name.as_bytes());
+        out.push(f.ty.code());
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, MAX_CHUNK_RAW_LEN};
-use crate::schema::{encode_schemas, Schema, SchemaId, SyscallTable};
+use crate::schema::{encode_schema, Schema, SchemaId, SyscallTable};
 use crate::wire::{put_bytes, put_ivarint, put_uvarint};
 use crate::{FILE_HEADER_LEN, FILE_MAGIC, VERSION_MAJOR, VERSION_MINOR};
 
@@ -196,14 +196,28 @@ impl<W: Write> TraceWriter<W> {
         id
     }
 
+    /// Writes the pending schemas, in as many chunks as their size needs;
+    /// each leaves the list only once its chunk is written.
     fn flush_schemas(&mut self) -> io::Result<()> {
-        if self.pending_schemas.is_empty() {
-            return Ok(());
+        while !self.pending_schemas.is_empty() {
+            let (mut body, mut n) = (Vec::new(), 0);
+            for s in &self.pending_schemas {
+                let before = body.len();
+                encode_schema(s, &mut body);
+                // Half a chunk at most (the count's varint and slack aside).
+                if n > 0 && body.len() > MAX_CHUNK_RAW_LEN as usize / 2 {
+                    body.truncate(before);
+                    break;
+                }
+                n += 1;
+            }
+            let mut p = Vec::with_capacity(body.len() + 10);
+            put_uvarint(&mut p, n as u64);
+            p.extend_from_slice(&body);
+            self.write_chunk(ChunkKind::Schemas, &p, 0, 0, 0)?;
+            self.pending_schemas.drain(..n);
         }
-        let mut p = Vec::new();
-        encode_schemas(&self.pending_schemas, &mut p);
-        self.pending_schemas.clear();
-        self.write_chunk(ChunkKind::Schemas, &p, 0, 0, 0)
+        Ok(())
     }
 
     pub fn write_syscall_table(&mut self, table: &SyscallTable) -> io::Result<()> {
@@ -262,16 +276,27 @@ impl<W: Write> TraceWriter<W> {
         self.events.byte_len()
     }
 
+    /// A write error met while cutting a chunk inside `record`, if any
+    /// (it is also returned by the next `flush`).
+    pub fn error(&self) -> Option<&io::Error> {
+        self.error.as_ref()
+    }
+
     /// Writes what is buffered, then the End chunk, which marks a cleanly
-    /// finished recording.
+    /// finished recording. After a write error it still tries to write the
+    /// End chunk, and returns the first error.
     pub fn finish(mut self, end: &[(&str, String)]) -> io::Result<W> {
-        self.flush()?;
-        self.flush_schemas()?;
+        let earlier = self.error.take();
+        let rest = self.flush().and_then(|()| self.flush_schemas());
         let mut p = Vec::new();
         encode_kv(end, &mut p);
-        self.write_chunk(ChunkKind::End, &p, 0, 0, 0)?;
-        self.out.flush()?;
-        Ok(self.out)
+        let closed = self
+            .write_chunk(ChunkKind::End, &p, 0, 0, 0)
+            .and_then(|()| self.out.flush());
+        match earlier {
+            Some(e) => Err(e),
+            None => rest.and(closed).map(|()| self.out),
+        }
     }
 
     pub fn bytes_written(&self) -> u64 {

@@ -285,3 +285,21 @@ fn format_md_tables_match_the_standard_schemas() {
         );
     }
 }
+
+/// Schemas too many for one chunk are written in several; none is lost.
+#[test]
+fn a_flood_of_schemas_is_split_across_chunks() {
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    let name = "x".repeat(1000);
+    let ids: Vec<SchemaId> = (0..20_000)
+        .map(|i| w.add_schema(Schema::new(&format!("p:{i}{name}"), &[("v", FieldType::U64)])))
+        .collect();
+    w.record(ids[19_999], 5, None, 1, 1).u64(42).finish();
+    let bytes = w.finish(&[]).unwrap();
+    let t = Trace::from_bytes(bytes).unwrap();
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    assert_eq!(t.schemas().count(), 20_000);
+    let r: Vec<Record> = t.records().map(Result::unwrap).collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].u64(0), 42);
+}

@@ -3,7 +3,7 @@
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::error::{KernelError, Result};
 
@@ -25,8 +25,10 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Forks a child that will exec `argv` (looked up in PATH) once released.
-pub fn spawn_paused(argv: &[OsString]) -> Result<Paused> {
+/// Forks a child that will exec `argv` (looked up in PATH) once released,
+/// with this process's environment plus `env` (which wins): only the child
+/// sees those, and nothing is allocated between the fork and the exec.
+pub fn spawn_paused(argv: &[OsString], env: &[(&str, &str)]) -> Result<Paused> {
     let program = argv
         .first()
         .map(|p| p.to_string_lossy().into_owned())
@@ -44,6 +46,18 @@ pub fn spawn_paused(argv: &[OsString]) -> Result<Paused> {
     }
     let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
     ptrs.push(std::ptr::null());
+    let mut vars: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| !env.iter().any(|(e, _)| k.as_bytes() == e.as_bytes()))
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.into_vec());
+            CString::new(kv).ok()
+        })
+        .collect();
+    vars.extend(env.iter().filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok()));
+    let mut envp: Vec<*const libc::c_char> = vars.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
     let (go_r, go_w) = pipe().map_err(spawn_err)?;
     let (st_r, st_w) = pipe().map_err(spawn_err)?;
     // SAFETY: the child only calls async-signal-safe functions (read, write,
@@ -65,7 +79,7 @@ pub fn spawn_paused(argv: &[OsString]) -> Result<Paused> {
             if b != 1 {
                 libc::_exit(126);
             }
-            libc::execvp(ptrs[0], ptrs.as_ptr());
+            libc::execvpe(ptrs[0], ptrs.as_ptr(), envp.as_ptr());
             let e = *libc::__errno_location();
             libc::write(st_w.as_raw_fd(), (&e as *const i32).cast(), 4);
             libc::_exit(127);

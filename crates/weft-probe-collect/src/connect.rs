@@ -172,6 +172,69 @@ fn wait_ready(conn: &UnixStream, events: i16, deadline: Instant) -> std::io::Res
     }
 }
 
+/// A non-blocking connection to the socket at `path`, made before
+/// `deadline` (a full backlog is retried, never waited on without bound).
+fn connect_until(path: &std::path::Path, deadline: Instant) -> std::io::Result<UnixStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let bytes = path.as_os_str().as_encoded_bytes();
+    // SAFETY: sockaddr_un is plain data; all zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: socket has no memory preconditions.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    loop {
+        // SAFETY: addr is a valid sockaddr_un of the size given.
+        let r = unsafe {
+            libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            return Ok(UnixStream::from(sock));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => {}
+            // The listener's backlog is full: it is not accepting.
+            Some(libc::EAGAIN) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Some(libc::EAGAIN) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the process does not accept connections",
+                ))
+            }
+            Some(libc::EINPROGRESS) => {
+                let conn = UnixStream::from(sock);
+                wait_ready(&conn, libc::POLLOUT, deadline)?;
+                return match conn.take_error()? {
+                    Some(e) => Err(e),
+                    None => Ok(conn),
+                };
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
 /// Writes a whole frame on a non-blocking socket before `deadline`.
 fn send_until(conn: &UnixStream, bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
     let mut done = 0;
@@ -290,7 +353,10 @@ fn peer_cred(conn: &UnixStream) -> libc::ucred {
 /// Connects, verifies the peer is really `pid`, and exchanges Hello/Info.
 pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo, Inbox), ProbeError> {
     let inst = find(pid)?;
-    let conn = UnixStream::connect(&inst.socket).map_err(|source| ProbeError::Io {
+    // The connect is part of the exchange: a listener that never accepts
+    // (its backlog full) is given up on at the same deadline.
+    let deadline = Instant::now() + EXCHANGE;
+    let conn = connect_until(&inst.socket, deadline).map_err(|source| ProbeError::Io {
         what: format!("connecting to {}", inst.socket.display()),
         source,
     })?;
@@ -307,8 +373,6 @@ pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo, Inbox), ProbeE
         });
     }
     let proto = |why: String| ProbeError::Protocol { pid, why };
-    conn.set_nonblocking(true).map_err(|e| proto(e.to_string()))?;
-    let deadline = Instant::now() + EXCHANGE;
     let hello = Msg::Hello {
         version: PROTOCOL_VERSION,
     };

@@ -137,8 +137,10 @@ impl Encoder {
     }
 
     /// Declares (once) a trace schema for each event a process announced.
-    pub fn probe_events(&mut self, info: &ProcessInfo) {
-        self.probe.declare(&mut self.w, info);
+    /// Returns what it refused, and why (its records are then counted as
+    /// not written).
+    pub fn probe_events(&mut self, info: &ProcessInfo) -> Vec<String> {
+        self.probe.declare(&mut self.w, info)
     }
 
     /// A drained weft-probe record, encoded from the collector's copy.
@@ -237,32 +239,61 @@ impl Encoder {
     }
 }
 
+/// Distinct probe event schemas one recording declares at most: a program
+/// announcing ever new events must not grow the file's metadata (or the
+/// recorder's memory) without bound.
+const MAX_PROBE_SCHEMAS: usize = 16384;
+
 /// Trace schemas of probe events, shared across processes by name and
 /// fields, and which one each process's event id uses.
 #[derive(Default)]
 struct ProbeSchemas {
     by_shape: HashMap<(String, Vec<(String, u8)>), SchemaId>,
-    ids: ahash::AHashMap<(u32, u32), SchemaId>,
+    ids: HashMap<(u32, u32), SchemaId>,
     /// The last lookup: runs of one event skip the map.
     last: Option<((u32, u32), SchemaId)>,
 }
 
 impl ProbeSchemas {
-    fn declare(&mut self, w: &mut TraceWriter<File>, info: &ProcessInfo) {
+    fn declare(&mut self, w: &mut TraceWriter<File>, info: &ProcessInfo) -> Vec<String> {
+        let mut refused = Vec::new();
         for e in &info.events {
             let name = format!("{}:{}", e.provider, e.name);
+            // A program must not pass its records off as the recorder's own.
+            if e.provider == "kernel" || s::all().iter().any(|sc| sc.name == name) {
+                refused.push(format!(
+                    "PID {}: event `{name}` has a name weft reserves; its records are left out",
+                    info.pid
+                ));
+                continue;
+            }
             let key = (name.clone(), e.fields.clone());
-            let id = *self.by_shape.entry(key).or_insert_with(|| {
-                let fields: Vec<(&str, FieldType)> = e
-                    .fields
-                    .iter()
-                    .map(|(n, t)| (n.as_str(), FieldType::from_code(*t).unwrap_or(FieldType::Bytes)))
-                    .collect();
-                w.add_schema(Schema::new(&name, &fields))
-            });
+            let id = match self.by_shape.get(&key) {
+                Some(&id) => id,
+                None if self.by_shape.len() >= MAX_PROBE_SCHEMAS => {
+                    refused.push(format!(
+                        "PID {}: event `{name}` is past the {MAX_PROBE_SCHEMAS} event schemas one recording declares; its records are left out",
+                        info.pid
+                    ));
+                    continue;
+                }
+                None => {
+                    // Probe field types only; an unknown code is kept as bytes
+                    // (the collector rejects such records as damage).
+                    let fields: Vec<(&str, FieldType)> = e
+                        .fields
+                        .iter()
+                        .map(|(n, t)| (n.as_str(), FieldType::from_u8(*t).unwrap_or(FieldType::Bytes)))
+                        .collect();
+                    let id = w.add_schema(Schema::new(&name, &fields));
+                    self.by_shape.insert(key, id);
+                    id
+                }
+            };
             self.ids.insert((info.pid, e.id), id);
         }
         self.last = None;
+        refused
     }
 
     #[inline]
@@ -276,5 +307,49 @@ impl ProbeSchemas {
                 Some(id)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_probe_collect::EventDesc;
+
+    /// A program cannot pass its records off as the recorder's own: events
+    /// named like a standard schema are refused, and readers take the first
+    /// schema of a name anyway.
+    #[test]
+    fn reserved_event_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.weft");
+        let w = TraceWriter::new(File::create(&path).unwrap(), &[], 1).unwrap();
+        let mut enc = Encoder::new(w, &SyscallTable::default());
+        let ev = |id, provider: &str, name: &str| EventDesc {
+            id,
+            provider: provider.into(),
+            name: name.into(),
+            fields: vec![("x".into(), 4)],
+        };
+        let info = ProcessInfo {
+            pid: 7,
+            start_time: 0,
+            comm: "p".into(),
+            sessions: 1,
+            user_events: false,
+            events: vec![
+                ev(0, "kernel", "exit"),
+                ev(1, "weft", "probe_missed"),
+                ev(2, "kernel", "anything"),
+                ev(3, "app", "ok"),
+            ],
+        };
+        let refused = enc.probe_events(&info);
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert!(enc.probe.get(7, 3).is_some());
+        assert!(enc.probe.get(7, 0).is_none());
+        enc.w.finish(&[]).unwrap();
+        let t = weft_format::Trace::open(&path).unwrap();
+        let exit = t.schema_by_name(s::EXIT).unwrap();
+        assert_eq!(exit.fields[0].name, "group_dead");
     }
 }

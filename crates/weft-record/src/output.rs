@@ -18,24 +18,39 @@ pub enum Replaced {
 }
 
 /// A trace file being made: written under a hidden name next to `path`
-/// until `publish` renames it into place, so that a recorder killed before
-/// the file has its header leaves nothing at `path` that fails to read.
+/// until `publish` moves it into place, so that a recorder killed before the
+/// file has its header, or a recording that never starts, leaves whatever
+/// was at `path` as it was.
 #[derive(Debug)]
 pub struct NewTrace {
     pub file: File,
-    pub replaced: Replaced,
     hidden: PathBuf,
     path: PathBuf,
+    force: bool,
     published: bool,
 }
 
 impl NewTrace {
-    /// Moves the file to its name (replacing whatever was put there since,
-    /// a link included, without following it).
-    pub fn publish(&mut self) -> io::Result<()> {
+    /// Moves the file to its name: what was there is kept as `path.old`
+    /// (or replaced, with `force`). Renames never follow a link: one
+    /// planted at `path` since `create` is moved aside or replaced itself.
+    pub fn publish(&mut self) -> io::Result<Replaced> {
+        let mut replaced = Replaced::Nothing;
+        match std::fs::symlink_metadata(&self.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+            Ok(_) if self.force => replaced = Replaced::Removed,
+            Ok(_) => {
+                let mut old = self.path.as_os_str().to_owned();
+                old.push(".old");
+                let old = PathBuf::from(old);
+                std::fs::rename(&self.path, &old)?;
+                replaced = Replaced::MovedTo(old);
+            }
+        }
         std::fs::rename(&self.hidden, &self.path)?;
         self.published = true;
-        Ok(())
+        Ok(replaced)
     }
 
     /// Removes the file, under whichever name it has.
@@ -44,39 +59,12 @@ impl NewTrace {
     }
 }
 
-/// Creates the trace file for `path`, readable by its owner only: a trace
-/// holds other programs' data. An existing regular file is renamed to
-/// `path.old` (or removed with `force`); a symbolic link, a directory or a
-/// device there is an error. The file is made with O_EXCL|O_NOFOLLOW under
-/// a hidden name in the same directory (see `NewTrace`).
+/// Starts the trace file for `path`, readable by its owner only: a trace
+/// holds other programs' data. A symbolic link, a directory or a device at
+/// `path` is an error (an existing regular file is dealt with by `publish`).
+/// The file is made with O_EXCL|O_NOFOLLOW under a hidden name in the same
+/// directory (see `NewTrace`).
 pub fn create(path: &Path, force: bool) -> io::Result<NewTrace> {
-    let (file, replaced) = create_at(path, force)?;
-    drop(file);
-    std::fs::remove_file(path)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let hidden = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&hidden)?;
-    Ok(NewTrace {
-        file,
-        replaced,
-        hidden,
-        path: path.to_owned(),
-        published: false,
-    })
-}
-
-/// Checks `path` and moves what is there aside as `create` says, then
-/// creates it (proving it can be), never through a link.
-fn create_at(path: &Path, force: bool) -> io::Result<(File, Replaced)> {
-    let mut replaced = Replaced::Nothing;
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
@@ -99,26 +87,26 @@ fn create_at(path: &Path, force: bool) -> io::Result<(File, Replaced)> {
                 format!("it is {what}: choose another path"),
             ));
         }
-        Ok(_) if force => {
-            std::fs::remove_file(path)?;
-            replaced = Replaced::Removed;
-        }
-        Ok(_) => {
-            let mut old = path.as_os_str().to_owned();
-            old.push(".old");
-            let old = PathBuf::from(old);
-            // rename replaces whatever is at `old` itself, never a link's target.
-            std::fs::rename(path, &old)?;
-            replaced = Replaced::MovedTo(old);
-        }
+        Ok(_) => {}
     }
-    let f = std::fs::OpenOptions::new()
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let hidden = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    Ok((f, replaced))
+        .open(&hidden)?;
+    Ok(NewTrace {
+        file,
+        hidden,
+        path: path.to_owned(),
+        force,
+        published: false,
+    })
 }
 
 /// A directory for `--archive` next to the trace: created if missing, and
@@ -202,20 +190,28 @@ mod tests {
         let p = d.path().join("t.weft");
         std::fs::write(&p, b"first").unwrap();
         let mut t = create(&p, false).unwrap();
-        assert_eq!(t.replaced, Replaced::MovedTo(d.path().join("t.weft.old")));
+        // Nothing moves until the file is published.
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        assert_eq!(t.publish().unwrap(), Replaced::MovedTo(d.path().join("t.weft.old")));
         assert_eq!(std::fs::read(d.path().join("t.weft.old")).unwrap(), b"first");
-        // Nothing at the name until the file is published.
-        assert!(!p.exists());
-        t.publish().unwrap();
-        assert!(p.exists());
-        let t = create(&p, true).unwrap();
-        assert_eq!(t.replaced, Replaced::Removed);
+        let mut t = create(&p, true).unwrap();
+        assert_eq!(t.publish().unwrap(), Replaced::Removed);
         t.discard();
         assert_eq!(
             std::fs::read_dir(d.path()).unwrap().count(),
             1,
             "only t.weft.old is left"
         );
+    }
+
+    #[test]
+    fn a_recording_that_never_publishes_leaves_the_previous_trace_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.weft");
+        std::fs::write(&p, b"first").unwrap();
+        create(&p, true).unwrap().discard();
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]

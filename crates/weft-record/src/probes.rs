@@ -282,7 +282,9 @@ impl Probes {
                     att.session_bit,
                     att.info.user_events,
                 );
-                enc.probe_events(&att.info);
+                for why in enc.probe_events(&att.info) {
+                    self.say(Level::Warning, why);
+                }
                 self.attachments.insert(pid, att);
             }
             // Someone else's socket, or a link, at the process's socket
@@ -382,6 +384,7 @@ impl Probes {
             events: &mut self.totals.events,
             held: &mut self.held,
             damage: &mut self.damage_buf,
+            notices: &mut self.notices,
         };
         if last {
             att.finish(&self.clock, &mut sink)
@@ -506,6 +509,7 @@ struct ToTrace<'a> {
     events: &'a mut u64,
     held: &'a mut Vec<ProbeEvent>,
     damage: &'a mut Vec<Damage>,
+    notices: &'a mut Vec<Notice>,
 }
 
 impl Sink for ToTrace<'_> {
@@ -524,6 +528,11 @@ impl Sink for ToTrace<'_> {
 
     /// Events announced since the attach: declared before their records come.
     fn events(&mut self, info: &ProcessInfo) {
-        self.enc.probe_events(info);
+        for text in self.enc.probe_events(info) {
+            self.notices.push(Notice {
+                level: Level::Warning,
+                text,
+            });
+        }
     }
 }

@@ -109,6 +109,9 @@ pub struct Summary {
     pub probes: Option<ProbeTotals>,
     /// Where `archive` copied binaries, and how many.
     pub archived: Option<(PathBuf, usize)>,
+    /// The command, still running after `--duration`: the caller's child to
+    /// wait for (`weft_kernel::os::reap`) or to leave.
+    pub still_running: Option<u32>,
 }
 
 impl Summary {
@@ -214,16 +217,6 @@ impl Recorder {
             path: opts.output.clone(),
             source,
         })?;
-        if let Replaced::MovedTo(old) = &out.replaced {
-            notify(Notice {
-                level: Level::Info,
-                text: format!(
-                    "kept the previous {} as {} (--force overwrites)",
-                    opts.output.display(),
-                    old.display()
-                ),
-            });
-        }
         let file = out.file.try_clone().map_err(|source| RecordError::Output {
             path: opts.output.clone(),
             source,
@@ -247,10 +240,6 @@ impl Recorder {
 
         let mut side = SideData::default();
         let mut probes = probe_setup;
-        if probes.is_some() {
-            // An instrumented command waits (bounded) for us to attach before main.
-            std::env::set_var("WEFT_PROBE_WAIT_MS", "5000");
-        }
         let mut cgroup = None;
         let mut paused = None;
         match &opts.target {
@@ -266,7 +255,14 @@ impl Recorder {
                 }
             }
             Target::Command(argv) => {
-                let p = weft_kernel::spawn_paused(argv).map_err(|e| fail(&out, e.into()))?;
+                // An instrumented command waits (bounded) for us to attach
+                // before main; only the command is told so.
+                let env: &[(&str, &str)] = if probes.is_some() {
+                    &[("WEFT_PROBE_WAIT_MS", "5000")]
+                } else {
+                    &[]
+                };
+                let p = weft_kernel::spawn_paused(argv, env).map_err(|e| fail(&out, e.into()))?;
                 let attached = match opts.cgroup.then(|| TraceCgroup::create_for(p.pid)) {
                     Some(Ok(cg)) => {
                         let r = tracer.attach_cgroup(&cg, p.pid);
@@ -338,11 +334,23 @@ impl Recorder {
         // at the output path, a kill after a file that reads.
         let header = TraceWriter::new(file, &info, opts.compression).and_then(|mut w| {
             w.write_syscall_table(&table)?;
-            out.publish()?;
-            Ok(w)
+            let replaced = out.publish()?;
+            Ok((w, replaced))
         });
         let w = match header {
-            Ok(w) => w,
+            Ok((w, replaced)) => {
+                if let Replaced::MovedTo(old) = replaced {
+                    notify(Notice {
+                        level: Level::Info,
+                        text: format!(
+                            "kept the previous {} as {} (--force overwrites)",
+                            opts.output.display(),
+                            old.display()
+                        ),
+                    });
+                }
+                w
+            }
             Err(e) => {
                 if let Some(p) = paused {
                     p.abort();
@@ -365,10 +373,11 @@ impl Recorder {
             (_, Some(p)) => vec![p.pid],
             _ => Vec::new(),
         };
-        for (i, &pid) in watched.iter().enumerate() {
+        for &pid in &watched {
             if let Some(fd) = os::pidfd_open(pid) {
+                // The token is the pidfd's index: `alive` has one entry per pidfd.
                 tracer
-                    .watch(fd.as_raw_fd(), i as u32)
+                    .watch(fd.as_raw_fd(), pidfds.len() as u32)
                     .map_err(|e| fail(&out, e.into()))?;
                 pidfds.push(fd);
             }
@@ -468,7 +477,7 @@ impl Recorder {
             }
             self.last_flush = Instant::now();
         }
-        if self.write_error.is_some() {
+        if self.write_error.is_some() || self.enc.w.error().is_some() {
             self.stop_reason = Some("write error");
             return false;
         }
@@ -478,7 +487,8 @@ impl Recorder {
             }
         }
         if let Some(pid) = self.child {
-            if self.child_status.is_none() && !self.alive.first().copied().unwrap_or(true) {
+            // Its pidfd says when it exits; without one, ask every round.
+            if self.child_status.is_none() && !self.alive.first().copied().unwrap_or(false) {
                 self.child_status = os::reap(pid, false);
             }
             if self.child_status.is_some() {
@@ -583,13 +593,16 @@ impl Recorder {
         } else {
             None
         };
+        let mut still_running = None;
         if let (Some(pid), None) = (self.child, self.child_status) {
-            // After --duration the command runs on, untraced, and we wait
-            // for its status; stopped by an error, it must not run on.
-            if stop_reason != "duration reached" {
+            // After --duration the command runs on, untraced (the caller may
+            // wait for it); stopped by an error, it must not run on.
+            if stop_reason == "duration reached" {
+                still_running = Some(pid);
+            } else {
                 os::send_signal(pid, libc::SIGKILL);
+                self.child_status = os::reap(pid, true);
             }
-            self.child_status = os::reap(pid, true);
         }
         let lost_per_cpu = self.tracer.lost_per_cpu();
         let mut end: Vec<(&str, String)> = vec![
@@ -629,6 +642,7 @@ impl Recorder {
             malformed: tracer.malformed(),
             probes: self.probes.as_ref().map(|p| p.totals.clone()),
             archived,
+            still_running,
         };
         // The trace is complete: the kernel's slow part of closing the
         // events need not hold up the caller.

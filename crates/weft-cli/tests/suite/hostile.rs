@@ -288,3 +288,27 @@ fn a_peer_that_trickles_its_answer_does_not_stop_the_recording() {
     let seen = dump(&t, &["--event", "getppid"]).len() as u64;
     assert_eq!(seen, n, "{seen} of {n} getppid calls recorded:\n{info}");
 }
+
+/// After --duration the command runs on untraced and weft waits for it, but
+/// a signal still reaches the command and weft exits with its status.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_signal_after_the_duration_still_reaches_the_command() {
+    require_root();
+    let dir = tmp();
+    let t = dir.path().join("d.weft");
+    let mut child = weft()
+        .args(["record", "-q", "--duration", "300ms", "-o"])
+        .arg(&t)
+        .args(["--", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The recording is over (the file is complete); weft waits for sleep.
+    let info = text(&run(weft().arg("info").arg(&t)).stdout);
+    assert!(info.contains("complete (duration reached)"), "{info}");
+    // SAFETY: signalling the weft process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = wait_for(&mut child, Duration::from_secs(10), "weft after SIGTERM");
+    assert_eq!(st.code(), Some(128 + libc::SIGTERM));
+}
