@@ -17,8 +17,8 @@ use libfuzzer_sys::fuzz_target;
 
 mod common;
 use weft_format::{
-    ChunkHeader, ChunkInfo, Compression, FieldType, RecordBuf, Schema, SyscallArg, SyscallEntry,
-    SyscallTable, Trace, TraceWriter, CHUNK_HEADER_LEN, CHUNK_MAGIC, FILE_HEADER_LEN,
+    ChunkHeader, ChunkInfo, Compression, FieldType, RecordBuf, Schema, SyscallArg, SyscallEntry, SyscallTable, Trace,
+    TraceWriter, CHUNK_HEADER_LEN, CHUNK_MAGIC, FILE_HEADER_LEN,
 };
 
 struct Bases {
@@ -39,10 +39,7 @@ fn bases() -> &'static Bases {
 fn build_trace() -> Vec<u8> {
     let mut w = TraceWriter::new(
         Vec::new(),
-        &[
-            ("clock", "CLOCK_MONOTONIC".into()),
-            ("hostname", "fuzz".into()),
-        ],
+        &[("clock", "CLOCK_MONOTONIC".into()), ("hostname", "fuzz".into())],
         1,
     )
     .expect("writer");
@@ -165,11 +162,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, mut rest)) = data.split_first() else {
         return;
     };
-    let base = if flags & 1 != 0 {
-        &bases().flat
-    } else {
-        &bases().zstd
-    };
+    let base = if flags & 1 != 0 { &bases().flat } else { &bases().zstd };
     let mut bytes = base.clone();
     let mut cut = None;
     if flags & 4 != 0 && rest.len() >= 2 {

@@ -205,10 +205,14 @@ pub(crate) struct Layouts {
 
 impl Layouts {
     pub fn load(tfs: &Tracefs) -> Result<Layouts> {
-        let fmt = |tp: Tp| -> Result<EventFormat> {
+        Layouts::from_formats(|tp: Tp| -> Result<EventFormat> {
             let (s, n) = tp.path();
             tfs.event_format(s, n)
-        };
+        })
+    }
+
+    /// From each tracepoint's format, however it was read.
+    pub fn from_formats(fmt: impl Fn(Tp) -> Result<EventFormat>) -> Result<Layouts> {
         let mut l = Layouts::default();
         let enter = fmt(Tp::SysEnter)?;
         l.sys_id = enter.field("id")?.into();

@@ -27,6 +27,8 @@ mod access;
 mod cgroup;
 mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod launch;
 pub mod os;
 mod perf;

@@ -19,6 +19,8 @@ mod area;
 mod clock;
 mod connect;
 mod drain;
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use area::Area;
 pub use clock::TscClock;

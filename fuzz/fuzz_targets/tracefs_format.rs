@@ -1,0 +1,10 @@
+//! Arbitrary text as a tracefs `format` file.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = weft_kernel::fuzzing::parse_format(text);
+    }
+});
