@@ -20,6 +20,7 @@
 mod announce;
 pub mod capi;
 pub mod event;
+mod fault;
 mod fork;
 mod listener;
 mod local;

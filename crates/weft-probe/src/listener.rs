@@ -65,14 +65,21 @@ pub(crate) struct Settings {
 }
 
 pub(crate) fn settings() -> &'static Settings {
-    SETTINGS.get_or_init(|| Settings {
+    SETTINGS.get_or_init(|| {
+        crate::fault::init();
+        read_settings()
+    })
+}
+
+fn read_settings() -> Settings {
+    Settings {
         wait_ms: std::env::var("WEFT_PROBE_WAIT_MS").ok().and_then(|v| v.parse().ok()),
         debug: std::env::var_os("WEFT_PROBE_DEBUG").is_some(),
         guard: std::env::var("WEFT_PROBE_GUARD").is_ok_and(|v| v != "0"),
         disabled: std::env::var_os("WEFT_PROBE_DISABLE").is_some(),
         // SAFETY: geteuid has no preconditions.
         dirs: runtime_dirs(unsafe { libc::geteuid() }),
-    })
+    }
 }
 
 /// Starts the control socket (idempotent). Called automatically before

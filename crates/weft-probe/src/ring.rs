@@ -241,14 +241,19 @@ fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, 
     }
     let outer = cx.guard != 0 && unprotect(si, cx, mark);
     if let Some(rec) = reserve(si, cx, total as u32, mark) {
+        use crate::fault::{hit, Point};
+        hit(Point::AfterReserve);
         unsafe {
             local::store_u64(p64(rec, R_LEN), total as u64 | (u64::from(event_id) << 32));
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_WRITING));
             local::store_u64(p64(rec, R_TSC), local::ticks());
+            hit(Point::MidWrite);
             let payload =
                 std::slice::from_raw_parts_mut((rec + RECORD_HEADER_LEN) as *mut u8, total - RECORD_HEADER_LEN);
             put(payload);
+            hit(Point::BeforeCommit);
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_COMMITTED));
+            hit(Point::AfterCommit);
             local::add_u64(p64(ctl, S_COMMITTED), 1);
         }
     }

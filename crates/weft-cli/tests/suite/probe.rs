@@ -1084,3 +1084,64 @@ fn a_stopped_recorder_loses_only_what_it_counts_by_the_programs_own_tally() {
         );
     }
 }
+
+/// A program SIGKILLed inside a write (fault points of weft-probe's
+/// `fault-points` feature, which the tests' weft-demo is built with) loses
+/// at most that event: every earlier one is in the trace, in order, the
+/// accounting adds up to the program's 5000 attempts, and the recording
+/// stops within 2 s of the death.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_program_killed_mid_event_loses_at_most_that_event() {
+    require_root();
+    let k = 5000u64;
+    let dir = tmp();
+    for point in ["after_reserve", "mid_write", "before_commit", "after_commit"] {
+        let trace = dir.path().join(format!("{point}.weft"));
+        let out = run(weft()
+            .args(["record", "-q", "-o"])
+            .arg(&trace)
+            .arg("--")
+            .arg(demo_path())
+            .args(["threads", "1", "20000"])
+            .env("WEFT_PROBE_FAULT", format!("{point}:{k}")));
+        assert_eq!(out.status.code(), Some(128 + 9), "{point}: {}", text(&out.stderr));
+        let lines = parse(&dump(&trace, &[]));
+        let ticks: Vec<u64> = lines
+            .iter()
+            .filter(|l| l.text.starts_with("demo:tick"))
+            .map(tick_n)
+            .collect();
+        // Ticks 0 .. k-2 were complete before the k-th write began.
+        assert!(
+            ticks.len() as u64 >= k - 1 && ticks.len() as u64 <= k,
+            "{point}: {} ticks kept of {k} attempted",
+            ticks.len()
+        );
+        assert!(
+            ticks.iter().enumerate().all(|(i, &n)| n == i as u64),
+            "{point}: a gap or a reordering"
+        );
+        let t = totals(&lines);
+        let v = t.values().next().unwrap_or_else(|| panic!("{point}: no totals"));
+        assert_eq!(v[0], k, "{point}: attempted {v:?}");
+        assert_eq!(v[0], v[1..7].iter().sum::<u64>(), "{point}: {v:?}");
+        // From the death (the killed line) to the end of the recording.
+        let killed = lines
+            .iter()
+            .find(|l| l.text.contains("killed by SIGKILL"))
+            .map(|l| l.t)
+            .unwrap_or_else(|| panic!("{point}: no death in the trace"));
+        let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+        let span: f64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("duration:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("duration");
+        assert!(
+            span - killed < 2.0,
+            "{point}: recording went on {} s after the death",
+            span - killed
+        );
+    }
+}
