@@ -31,6 +31,10 @@ fn usage() -> ! {
          \x20                    index) and exits once all have written\n\
          \x20 gate T N           once attached, print `ready`, wait for a line on stdin, then T threads write N\n\
          \x20                    demo:tick each as fast as they can; prints `wrote T x N`\n\
+         \x20 forkmany T F K    T threads each fork F children in turn; parent and children write K demo:tick,\n\
+         \x20                    the parent with thread = its index, each child with thread = 1000 + its number\n\
+         \x20 chaosloop MS       3 threads tick while a 4th, for MS ms, writes and flips random bytes of its own\n\
+         \x20                    buffers (control page and sub-buffers) between its writes\n\
          \x20 punch N            3 threads tick N times; a 4th ticks N times, tries to shrink the buffer memfd, punches\n\
          \x20                    a hole in its sub-buffers and MADV_REMOVEs a page, then ticks N times more\n\
          \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
@@ -145,6 +149,8 @@ fn main() {
         "bench" => bench(arg(2, 1_000_000), arg(3, 1)),
         "storm" => storm(arg(2, 100), arg(3, 10)),
         "punch" => punch(arg(2, 2000)),
+        "forkmany" => forkmany(arg(2, 4), arg(3, 25), arg(4, 10)),
+        "chaosloop" => chaosloop(arg(2, 1000)),
         "gate" => {
             let (t, n) = (arg(2, 8), arg(3, 100_000));
             let _ = writeln!(out, "ready");
@@ -640,4 +646,106 @@ fn punch(n: u64) {
     let (bad, said) = bad.join().unwrap_or((0, String::new()));
     let good: Vec<String> = good.into_iter().map(|h| h.join().unwrap_or(0).to_string()).collect();
     println!("punch bad {bad} good {} ({said})", good.join(" "));
+}
+
+/// Forks from several writer threads at once: each child's events must be
+/// its own, and none may land in the parent's streams.
+fn forkmany(t: u64, f: u64, k: u64) {
+    let hs: Vec<_> = (0..t)
+        .map(|th| {
+            std::thread::spawn(move || {
+                for i in 0..f {
+                    for n in 0..k {
+                        weft_probe::emit!(TICK(n, th as u32));
+                    }
+                    let tag = 1000 + (th * f + i) as u32;
+                    // SAFETY: fork; the child writes events and leaves with _exit.
+                    let pid = unsafe { libc::fork() };
+                    if pid == 0 {
+                        for n in 0..k {
+                            weft_probe::emit!(TICK(n, tag));
+                        }
+                        // SAFETY: leaving without the parent's atexit handlers.
+                        unsafe { libc::_exit(0) };
+                    }
+                    if pid > 0 {
+                        let mut st = 0;
+                        // SAFETY: waiting for our own child.
+                        unsafe { libc::waitpid(pid, &mut st, 0) };
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        let _ = h.join();
+    }
+    println!("forkmany {t} {f} {k}");
+}
+
+/// A thread that keeps writing while it flips random bytes of its own
+/// buffers, for `ms` milliseconds; three others write undisturbed.
+fn chaosloop(ms: u64) {
+    let bad = std::thread::spawn(move || {
+        let end = std::time::Instant::now() + Duration::from_millis(ms);
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut i, mut flips) = (0u64, 0u64);
+        while std::time::Instant::now() < end {
+            for _ in 0..64 {
+                weft_probe::emit!(TICK(i, 9));
+                i += 1;
+            }
+            let mut regions: Vec<(usize, usize)> = weft_probe::debug::thread_buffers();
+            regions.extend(
+                weft_probe::debug::thread_control_pages()
+                    .into_iter()
+                    .map(|c| (c, weft_probe_abi::layout::SLOT_CTL_LEN)),
+            );
+            for (addr, len) in regions {
+                let off = (next() as usize % len) & !7;
+                // SAFETY: inside our own thread's buffer mapping (that is the point of the test).
+                unsafe {
+                    let p = (addr + off) as *mut u64;
+                    p.write_volatile(p.read_volatile() ^ (1 << (next() % 64)));
+                }
+                flips += 1;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        (gettid(), i, flips)
+    });
+    let good: Vec<_> = (0..3)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let mut n = 0;
+                let end = std::time::Instant::now() + Duration::from_millis(ms);
+                while std::time::Instant::now() < end {
+                    weft_probe::emit!(TICK(n, k));
+                    n += 1;
+                    if n % 64 == 0 {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                }
+                (gettid(), n)
+            })
+        })
+        .collect();
+    let (bad, written, flips) = bad.join().unwrap_or((0, 0, 0));
+    let good: Vec<String> = good
+        .into_iter()
+        .map(|h| {
+            let (t, n) = h.join().unwrap_or((0, 0));
+            format!("{t}:{n}")
+        })
+        .collect();
+    println!(
+        "chaosloop bad {bad} wrote {written} flips {flips} good {}",
+        good.join(" ")
+    );
 }

@@ -222,8 +222,10 @@ pub(crate) struct Drainer {
 }
 
 /// Margin around the recording's span within which a record's timestamp
-/// is believed (TSC conversion error, a write that began just before).
-const TIME_SLACK_NS: u64 = 50_000_000;
+/// is believed (TSC conversion error, a recorder descheduled between taking
+/// the time and reading): generous, since what it must catch is a time far
+/// off, not a slightly early one.
+const TIME_SLACK_NS: u64 = 1_000_000_000;
 /// How far a record's sequence number may fall behind the previous one's
 /// (writes nested in signal handlers take theirs out of order).
 const SEQ_SLACK: u64 = 64;
@@ -385,7 +387,7 @@ impl Drainer {
         let pid = self.pid;
         let mode = self.mode;
         let ctl_off = geo.slot_offset(slot);
-        let (t_min, t_max) = (
+        let (t_min, mut t_max) = (
             self.start_ns.saturating_sub(TIME_SLACK_NS),
             now_ns.saturating_add(TIME_SLACK_NS),
         );
@@ -615,6 +617,10 @@ impl Drainer {
                         _ => payload::for_each(f, body, |_| {}).map(|()| f),
                     });
                     let ts = clock.to_mono(u64at(&hdr, R_TSC));
+                    if ts > t_max {
+                        // Written after this pass began (a long pass): ask the clock again.
+                        t_max = mono_now().saturating_add(TIME_SLACK_NS);
+                    }
                     if checked.is_ok() && !(t_min..=t_max).contains(&ts) {
                         // Reported once per run of such records, not each.
                         match &mut st.bad_time {

@@ -1145,3 +1145,105 @@ fn a_program_killed_mid_event_loses_at_most_that_event() {
         );
     }
 }
+
+/// Four writer threads fork 25 children each, one after another: every
+/// child's events are under its own pid and only its own, and none lands in
+/// the parent's streams.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn forks_from_several_writer_threads_keep_every_child_event_with_its_child() {
+    require_root();
+    let dir = tmp();
+    let small = ["-q", "--probe-threads", "2", "--probe-buffer", "64K"];
+    let (trace, out) = record(dir.path(), "fm.weft", &small, &["forkmany", "4", "25", "10"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &[]));
+    let parent = lines
+        .iter()
+        .find(|l| l.text.starts_with("demo:tick"))
+        .map(|l| l.pid)
+        .expect("ticks");
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let mut children = 0;
+    for (pid, ticks) in ticks_by_tid(&lines)
+        .into_iter()
+        .map(|(tid, v)| (lines.iter().find(|l| l.tid == tid).map_or(0, |l| l.pid), v))
+    {
+        if pid == parent {
+            assert!(
+                ticks.iter().all(|&(_, th)| th < 4),
+                "a child's event in the parent: {ticks:?}"
+            );
+            continue;
+        }
+        children += 1;
+        let tag = ticks[0].1;
+        assert!(tag >= 1000, "child {pid} holds the parent's events: {ticks:?}");
+        assert_eq!(ticks.len(), 10, "child {pid}: {ticks:?}");
+        assert!(
+            ticks.iter().all(|&(_, th)| th == tag),
+            "child {pid} holds another child's events: {ticks:?}"
+        );
+    }
+    let missed = info.lines().filter(|l| l.contains("not recorded")).count();
+    assert_eq!(
+        children + missed,
+        100,
+        "children recorded {children}, listed as missed {missed}:\n{info}"
+    );
+}
+
+/// A thread that keeps flipping bits of its own buffers while it writes,
+/// for a second, while the collector drains: the recording goes on and
+/// ends, damage is said, and the other threads' events and counts are
+/// exactly theirs.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_thread_scribbling_while_the_collector_drains_harms_only_itself() {
+    require_root();
+    let dir = tmp();
+    let started = std::time::Instant::now();
+    let (trace, out) = record(dir.path(), "cl.weft", &["-q"], &["chaosloop", "1000"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the collector hung on the damage"
+    );
+    // chaosloop bad TID wrote N flips F good TID:N TID:N TID:N
+    let stdout = text(&out.stdout);
+    let good: Vec<(u32, u64)> = stdout
+        .split_whitespace()
+        .filter_map(|w| {
+            let (t, n) = w.split_once(':')?;
+            Some((t.parse().ok()?, n.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(good.len(), 3, "{stdout}");
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    assert!(info.contains("status:     complete"), "{info}");
+    assert!(
+        info.contains("damage reports") || info.contains("with damaged counters"),
+        "{info}"
+    );
+    let lines = parse(&dump(&trace, &[]));
+    let t = totals(&lines);
+    let ticks = ticks_by_tid(&lines);
+    for (tid, n) in &good {
+        let v = t
+            .get(tid)
+            .unwrap_or_else(|| panic!("no totals for good thread {tid}:\n{info}"));
+        assert_eq!(v[0], *n, "thread {tid}: attempted is not what it wrote: {v:?}");
+        assert_eq!(v[0], v[1..7].iter().sum::<u64>(), "thread {tid}: {v:?}");
+        assert_eq!(v[5], 0, "thread {tid} counted damage: {v:?}");
+        let got = ticks.get(tid).cloned().unwrap_or_default();
+        assert_eq!(got.len() as u64, v[1], "thread {tid}");
+        assert!(
+            got.iter().all(|&(_, th)| th < 3),
+            "thread {tid} holds the scribbler's events"
+        );
+        assert!(
+            got.windows(2).all(|w| w[0].0 < w[1].0),
+            "thread {tid}: out of order or twice"
+        );
+    }
+}
