@@ -35,6 +35,8 @@ fn usage() -> ! {
          \x20                    the parent with thread = its index, each child with thread = 1000 + its number\n\
          \x20 chaosloop MS       3 threads tick while a 4th, for MS ms, writes and flips random bytes of its own\n\
          \x20                    buffers (control page and sub-buffers) between its writes\n\
+         \x20 latency S         one thread writes a demo:tick every 20 us for S seconds, timing each write;\n\
+         \x20                    prints the count and the p50, p99, p99.99 and max write time in ns\n\
          \x20 punch N            3 threads tick N times; a 4th ticks N times, tries to shrink the buffer memfd, punches\n\
          \x20                    a hole in its sub-buffers and MADV_REMOVEs a page, then ticks N times more\n\
          \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
@@ -149,6 +151,7 @@ fn main() {
         "bench" => bench(arg(2, 1_000_000), arg(3, 1)),
         "storm" => storm(arg(2, 100), arg(3, 10)),
         "punch" => punch(arg(2, 2000)),
+        "latency" => latency(arg(2, 10)),
         "forkmany" => forkmany(arg(2, 4), arg(3, 25), arg(4, 10)),
         "chaosloop" => chaosloop(arg(2, 1000)),
         "gate" => {
@@ -747,5 +750,38 @@ fn chaosloop(ms: u64) {
     println!(
         "chaosloop bad {bad} wrote {written} flips {flips} good {}",
         good.join(" ")
+    );
+}
+
+/// How long each write takes while whatever happens to the recorder
+/// happens (it may be stopped, killed, slow): the program must never wait.
+fn latency(secs: u64) {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut times: Vec<u64> = Vec::with_capacity((secs * 50_000) as usize);
+    let mut i = 0u64;
+    while std::time::Instant::now() < end {
+        let t0 = std::time::Instant::now();
+        weft_probe::emit!(TICK(i, 0));
+        times.push(t0.elapsed().as_nanos() as u64);
+        i += 1;
+        let pause = std::time::Instant::now() + Duration::from_micros(20);
+        while std::time::Instant::now() < pause {
+            std::hint::spin_loop();
+        }
+    }
+    times.sort_unstable();
+    let q = |f: f64| {
+        times
+            .get(((times.len() as f64 - 1.0) * f) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "latency writes {} p50 {} p99 {} p99.99 {} max {} ns",
+        times.len(),
+        q(0.5),
+        q(0.99),
+        q(0.9999),
+        times.last().copied().unwrap_or(0)
     );
 }

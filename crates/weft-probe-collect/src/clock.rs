@@ -43,7 +43,7 @@ fn mono() -> u64 {
 }
 
 /// One pair, the tightest of a few tries: the tick read brackets the clock read.
-fn sample() -> (u64, u64) {
+pub(crate) fn sample() -> (u64, u64) {
     let mut best = (u64::MAX, 0, 0);
     for _ in 0..5 {
         let t1 = ticks();
