@@ -76,18 +76,7 @@ fn main() {
         }
         "threads" => {
             let (t, n) = (arg(2, 4), arg(3, 1000));
-            let hs: Vec<_> = (0..t)
-                .map(|k| {
-                    std::thread::spawn(move || {
-                        for i in 0..n {
-                            weft_probe::emit!(TICK(i, k as u32));
-                        }
-                    })
-                })
-                .collect();
-            for h in hs {
-                let _ = h.join();
-            }
+            tick_threads(t, n);
             let _ = writeln!(out, "threads {t} x {n}");
         }
         "fork" => {
@@ -160,18 +149,7 @@ fn main() {
             let _ = out.flush();
             let mut line = String::new();
             let _ = std::io::stdin().read_line(&mut line);
-            let hs: Vec<_> = (0..t)
-                .map(|k| {
-                    std::thread::spawn(move || {
-                        for i in 0..n {
-                            weft_probe::emit!(TICK(i, k as u32));
-                        }
-                    })
-                })
-                .collect();
-            for h in hs {
-                let _ = h.join();
-            }
+            tick_threads(t, n);
             let _ = writeln!(out, "wrote {t} x {n}");
         }
         "chaos" => chaos(&std::env::args().nth(2).unwrap_or_default(), arg(3, 2000)),
@@ -784,4 +762,20 @@ fn latency(secs: u64) {
         q(0.9999),
         times.last().copied().unwrap_or(0)
     );
+}
+
+/// `t` threads writing `n` demo:tick each, as fast as they can.
+fn tick_threads(t: u64, n: u64) {
+    let hs: Vec<_> = (0..t)
+        .map(|k| {
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    weft_probe::emit!(TICK(i, k as u32));
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        let _ = h.join();
+    }
 }

@@ -5,28 +5,34 @@ use std::time::Duration;
 
 use super::common::*;
 
-#[test]
-#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
-fn kill_9_of_the_recorder_leaves_a_readable_file() {
-    require_root();
-    let dir = tmp();
-    let trace = dir.path().join("k.weft");
+/// Records a busy program into `trace` and SIGKILLs the recorder after
+/// `after`; the traced program would go on untraced, so it is killed too,
+/// by pid.
+fn kill_recording_after(trace: &std::path::Path, after: Duration) {
     let mut rec = weft()
         .args(["record", "-q", "-o"])
-        .arg(&trace)
+        .arg(trace)
         .arg("--")
         .arg(program("busy"))
         .arg("100000000")
         .spawn()
         .expect("weft");
-    std::thread::sleep(Duration::from_millis(2500));
-    // The traced program would go on untraced: it is stopped too, by pid.
+    std::thread::sleep(after);
     let program = children(rec.id());
     kill_pid(rec.id());
     rec.wait().expect("wait");
     for pid in program {
         kill_pid(pid);
     }
+}
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn kill_9_of_the_recorder_leaves_a_readable_file() {
+    require_root();
+    let dir = tmp();
+    let trace = dir.path().join("k.weft");
+    kill_recording_after(&trace, Duration::from_millis(2500));
     let info = run(weft().arg("info").arg(&trace));
     let info_s = text(&info.stdout);
     assert!(info.status.success(), "{}", text(&info.stderr));
@@ -134,21 +140,7 @@ fn sigkill_of_the_recorder_at_random_moments_always_leaves_a_readable_file() {
         x ^= x >> 7;
         x ^= x << 17;
         let trace = dir.path().join(format!("k{i}.weft"));
-        let mut rec = weft()
-            .args(["record", "-q", "-o"])
-            .arg(&trace)
-            .arg("--")
-            .arg(program("busy"))
-            .arg("100000000")
-            .spawn()
-            .expect("weft");
-        std::thread::sleep(Duration::from_millis(20 + x % 600));
-        let program = children(rec.id());
-        kill_pid(rec.id());
-        rec.wait().expect("wait");
-        for pid in program {
-            kill_pid(pid);
-        }
+        kill_recording_after(&trace, Duration::from_millis(20 + x % 600));
         if !trace.exists() {
             continue; // killed before it created the file
         }
