@@ -37,6 +37,9 @@ fn usage() -> ! {
          \x20                    buffers (control page and sub-buffers) between its writes\n\
          \x20 latency S         one thread writes a demo:tick every 20 us for S seconds, timing each write;\n\
          \x20                    prints the count and the p50, p99, p99.99 and max write time in ns\n\
+         \x20 torture KIND N    a thread writes N demo:tick; mid-stream a SIGUSR1 handler writes and then\n\
+         \x20                    ends the thread (KIND threadexit), the process (exit, status 3), or nests\n\
+         \x20                    200 deep (nest, every 1000 writes); prints the writes attempted\n\
          \x20 punch N            3 threads tick N times; a 4th ticks N times, tries to shrink the buffer memfd, punches\n\
          \x20                    a hole in its sub-buffers and MADV_REMOVEs a page, then ticks N times more\n\
          \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
@@ -140,6 +143,7 @@ fn main() {
         "bench" => bench(arg(2, 1_000_000), arg(3, 1)),
         "storm" => storm(arg(2, 100), arg(3, 10)),
         "punch" => punch(arg(2, 2000)),
+        "torture" => torture(&std::env::args().nth(2).unwrap_or_default(), arg(3, 100_000)),
         "latency" => latency(arg(2, 10)),
         "forkmany" => forkmany(arg(2, 4), arg(3, 25), arg(4, 10)),
         "chaosloop" => chaosloop(arg(2, 1000)),
@@ -778,4 +782,116 @@ fn tick_threads(t: u64, n: u64) {
     for h in hs {
         let _ = h.join();
     }
+}
+
+use std::sync::atomic::AtomicU64 as TortureCounter;
+/// Attempts made by the torture scenarios' writers (the program's own tally).
+static TORTURE_ATTEMPTS: TortureCounter = TortureCounter::new(0);
+static TORTURE_DEPTH: TortureCounter = TortureCounter::new(0);
+
+/// Writes a number and a newline to stdout with write(2) alone (from a handler).
+fn write_number(prefix: &[u8], n: u64) {
+    let mut buf = [0u8; 64];
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 20];
+    let (mut k, mut v) = (0, n);
+    loop {
+        digits[k] = b'0' + (v % 10) as u8;
+        k += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut at = prefix.len();
+    for d in digits[..k].iter().rev() {
+        buf[at] = *d;
+        at += 1;
+    }
+    buf[at] = b'\n';
+    // SAFETY: write(2) of a local buffer (async-signal-safe).
+    unsafe { libc::write(1, buf.as_ptr().cast(), at + 1) };
+}
+
+extern "C" fn on_usr1_thread_exit(_: i32) {
+    TORTURE_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    weft_probe::emit!(NOTE("in handler", 1, 0.5, false));
+    // SAFETY: ends only this thread, in the kernel, without unwinding.
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+}
+
+extern "C" fn on_usr1_process_exit(_: i32) {
+    let n = TORTURE_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    weft_probe::emit!(NOTE("in handler", 1, 0.5, false));
+    write_number(b"torture exit attempts ", n);
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(3) };
+}
+
+extern "C" fn on_usr1_nest(_: i32) {
+    TORTURE_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    weft_probe::emit!(NOTE("nested", 1, 0.5, false));
+    if TORTURE_DEPTH.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 200 {
+        // SAFETY: raise is async-signal-safe; SA_NODEFER lets it nest.
+        unsafe { libc::raise(libc::SIGUSR1) };
+    }
+}
+
+/// Handlers that never return to the write they interrupted: one ends its
+/// thread, one ends the process, one nests 200 deep, each mid-stream.
+fn torture(kind: &str, n: u64) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let handler = match kind {
+        "threadexit" => on_usr1_thread_exit as *const () as usize,
+        "exit" => on_usr1_process_exit as *const () as usize,
+        "nest" => on_usr1_nest as *const () as usize,
+        _ => usage(),
+    };
+    // SAFETY: installing a handler for SIGUSR1.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler;
+        sa.sa_flags = libc::SA_NODEFER;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let nest = kind == "nest";
+    static WORKER: TortureCounter = TortureCounter::new(0);
+    let worker = std::thread::spawn(move || {
+        WORKER.store(u64::from(gettid()), SeqCst);
+        for i in 0..n {
+            TORTURE_ATTEMPTS.fetch_add(1, SeqCst);
+            weft_probe::emit!(TICK(i, 1));
+            if i == n / 2 && !nest {
+                // Let the main thread signal us mid-stream, then keep going.
+                while TORTURE_DEPTH.load(SeqCst) == 0 {
+                    std::hint::spin_loop();
+                }
+            }
+            if nest && i % 1000 == 999 {
+                TORTURE_DEPTH.store(0, SeqCst);
+                // SAFETY: raise is async-signal-safe.
+                unsafe { libc::raise(libc::SIGUSR1) };
+            }
+        }
+    });
+    if kind != "nest" {
+        while TORTURE_ATTEMPTS.load(SeqCst) < n / 2 {
+            std::hint::spin_loop();
+        }
+        use std::os::unix::thread::JoinHandleExt;
+        // SAFETY: signalling a live thread of ours.
+        unsafe { libc::pthread_kill(worker.as_pthread_t(), libc::SIGUSR1) };
+        TORTURE_DEPTH.store(1, SeqCst);
+    }
+    if kind == "threadexit" {
+        // The thread left through the kernel: nothing for join to collect.
+        let task = format!("/proc/self/task/{}", WORKER.load(SeqCst));
+        while std::path::Path::new(&task).exists() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::mem::forget(worker);
+    } else {
+        let _ = worker.join();
+    }
+    println!("torture {kind} attempts {}", TORTURE_ATTEMPTS.load(SeqCst));
 }

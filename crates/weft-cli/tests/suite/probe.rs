@@ -1247,3 +1247,39 @@ fn a_thread_scribbling_while_the_collector_drains_harms_only_itself() {
         );
     }
 }
+
+/// Signal handlers that never return to the write they interrupted: one
+/// ends its thread in the kernel, one ends the process, one nests 200 deep.
+/// Each time the trace decodes without damage, and the writer's counts are
+/// exactly the attempts the program counted itself.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn handlers_that_never_return_or_nest_deep_keep_the_accounting_exact() {
+    require_root();
+    let dir = tmp();
+    for (kind, status) in [("threadexit", 0), ("exit", 3), ("nest", 0)] {
+        let (trace, out) = record(
+            dir.path(),
+            &format!("{kind}.weft"),
+            &["-q"],
+            &["torture", kind, "100000"],
+        );
+        assert_eq!(out.status.code(), Some(status), "{kind}: {}", text(&out.stderr));
+        let said = text(&out.stdout);
+        let attempts: u64 = said
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("torture {kind} attempts ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{kind}: no count in {said:?}"));
+        let lines = parse(&dump(&trace, &[]));
+        assert!(
+            !lines.iter().any(|l| l.text.contains("DAMAGED")),
+            "{kind}: damage reported"
+        );
+        let t = totals(&lines);
+        assert_eq!(t.len(), 1, "{kind}: {t:?}");
+        let v = t.values().next().expect("totals");
+        assert_eq!(v[0], attempts, "{kind}: attempted is not the program's count: {v:?}");
+        assert_eq!(v[0], v[1..7].iter().sum::<u64>(), "{kind}: {v:?}");
+    }
+}
