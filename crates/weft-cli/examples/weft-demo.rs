@@ -39,7 +39,8 @@ fn usage() -> ! {
          \x20                    prints the count and the p50, p99, p99.99 and max write time in ns\n\
          \x20 torture KIND N    a thread writes N demo:tick; mid-stream a SIGUSR1 handler writes and then\n\
          \x20                    ends the thread (KIND threadexit), the process (exit, status 3), or nests\n\
-         \x20                    200 deep (nest, every 1000 writes); prints the writes attempted\n\
+         \x20                    200 deep (nest, every 1000 writes), or writes from an alternate signal\n\
+         \x20                    stack every 50 us (altstack); prints the writes attempted\n\
          \x20 punch N            3 threads tick N times; a 4th ticks N times, tries to shrink the buffer memfd, punches\n\
          \x20                    a hole in its sub-buffers and MADV_REMOVEs a page, then ticks N times more\n\
          \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
@@ -842,6 +843,7 @@ extern "C" fn on_usr1_nest(_: i32) {
 fn torture(kind: &str, n: u64) {
     use std::sync::atomic::Ordering::SeqCst;
     let handler = match kind {
+        "altstack" => return torture_altstack(n),
         "threadexit" => on_usr1_thread_exit as *const () as usize,
         "exit" => on_usr1_process_exit as *const () as usize,
         "nest" => on_usr1_nest as *const () as usize,
@@ -894,4 +896,54 @@ fn torture(kind: &str, n: u64) {
         let _ = worker.join();
     }
     println!("torture {kind} attempts {}", TORTURE_ATTEMPTS.load(SeqCst));
+}
+
+extern "C" fn on_usr2_write(_: i32) {
+    TORTURE_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    weft_probe::emit!(NOTE("on another stack", 2, 0.25, true));
+}
+
+/// A thread whose writes are interrupted, every 50 us, by a handler that
+/// writes from an alternate signal stack (sigaltstack, SA_ONSTACK).
+fn torture_altstack(n: u64) {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    // SAFETY: installing a handler for SIGUSR2 that runs on the alternate stack.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr2_write as *const () as usize;
+        sa.sa_flags = libc::SA_ONSTACK | libc::SA_NODEFER;
+        libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
+    }
+    let worker = std::thread::spawn(move || {
+        // A heap allocation as the alternate stack, leaked: the thread may
+        // be interrupted on it until it ends.
+        let stack = Box::leak(vec![0u8; 256 << 10].into_boxed_slice());
+        let ss = libc::stack_t {
+            ss_sp: stack.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: stack.len(),
+        };
+        // SAFETY: registering a live, leaked buffer as this thread's alternate stack.
+        unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
+        for i in 0..n {
+            TORTURE_ATTEMPTS.fetch_add(1, SeqCst);
+            weft_probe::emit!(TICK(i, 1));
+        }
+        DONE.store(true, SeqCst);
+    });
+    use std::os::unix::thread::JoinHandleExt;
+    let t = worker.as_pthread_t();
+    let mut sent = 0u64;
+    while !DONE.load(SeqCst) {
+        // SAFETY: signalling our own live thread (it sets DONE before it ends).
+        unsafe { libc::pthread_kill(t, libc::SIGUSR2) };
+        sent += 1;
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let _ = worker.join();
+    println!(
+        "torture altstack attempts {} signals {sent}",
+        TORTURE_ATTEMPTS.load(SeqCst)
+    );
 }
