@@ -1270,7 +1270,7 @@ fn handlers_that_never_return_or_nest_deep_keep_the_accounting_exact() {
         let attempts: u64 = said
             .lines()
             .find_map(|l| l.strip_prefix(&format!("torture {kind} attempts ")))
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("{kind}: no count in {said:?}"));
         let lines = parse(&dump(&trace, &[]));
         assert!(
