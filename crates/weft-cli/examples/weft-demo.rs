@@ -40,7 +40,8 @@ fn usage() -> ! {
          \x20 torture KIND N    a thread writes N demo:tick; mid-stream a SIGUSR1 handler writes and then\n\
          \x20                    ends the thread (KIND threadexit), the process (exit, status 3), or nests\n\
          \x20                    200 deep (nest, every 1000 writes), or writes from an alternate signal\n\
-         \x20                    stack every 50 us (altstack); prints the writes attempted\n\
+         \x20                    stack every 50 us (altstack) or from another context it switches to and back\n\
+         \x20                    (swapcontext); prints the writes attempted\n\
          \x20 punch N            3 threads tick N times; a 4th ticks N times, tries to shrink the buffer memfd, punches\n\
          \x20                    a hole in its sub-buffers and MADV_REMOVEs a page, then ticks N times more\n\
          \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
@@ -844,6 +845,7 @@ fn torture(kind: &str, n: u64) {
     use std::sync::atomic::Ordering::SeqCst;
     let handler = match kind {
         "altstack" => return torture_altstack(n),
+        "swapcontext" => return torture_swapcontext(n),
         "threadexit" => on_usr1_thread_exit as *const () as usize,
         "exit" => on_usr1_process_exit as *const () as usize,
         "nest" => on_usr1_nest as *const () as usize,
@@ -944,6 +946,75 @@ fn torture_altstack(n: u64) {
     let _ = worker.join();
     println!(
         "torture altstack attempts {} signals {sent}",
+        TORTURE_ATTEMPTS.load(SeqCst)
+    );
+}
+
+// The handler's context and the other one it switches to (statics: the
+// handler cannot allocate).
+static mut HANDLER_CTX: std::mem::MaybeUninit<libc::ucontext_t> = std::mem::MaybeUninit::uninit();
+static mut OTHER_CTX: std::mem::MaybeUninit<libc::ucontext_t> = std::mem::MaybeUninit::uninit();
+static mut OTHER_STACK: [u8; 128 << 10] = [0; 128 << 10];
+
+extern "C" fn other_context() {
+    for _ in 0..4 {
+        TORTURE_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        weft_probe::emit!(NOTE("in another context", 3, 0.75, true));
+    }
+    // SAFETY: both contexts are statics filled by the handler below.
+    unsafe {
+        libc::swapcontext(
+            std::ptr::addr_of_mut!(OTHER_CTX).cast(),
+            std::ptr::addr_of!(HANDLER_CTX).cast(),
+        )
+    };
+}
+
+extern "C" fn on_usr2_swap(_: i32) {
+    // SAFETY: one handler at a time uses the statics (SIGUSR2 is blocked
+    // while it runs); the other context runs on its own static stack.
+    unsafe {
+        let other = std::ptr::addr_of_mut!(OTHER_CTX).cast::<libc::ucontext_t>();
+        libc::getcontext(other);
+        (*other).uc_stack.ss_sp = std::ptr::addr_of_mut!(OTHER_STACK).cast();
+        (*other).uc_stack.ss_size = 128 << 10;
+        (*other).uc_link = std::ptr::null_mut();
+        libc::makecontext(other, other_context, 0);
+        libc::swapcontext(std::ptr::addr_of_mut!(HANDLER_CTX).cast(), other);
+    }
+}
+
+/// A thread whose writes are interrupted, every 50 us, by a handler that
+/// switches to another context (swapcontext) on another stack, writes
+/// there, and comes back.
+fn torture_swapcontext(n: u64) {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    // SAFETY: installing a handler for SIGUSR2 (blocked while it runs).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr2_swap as *const () as usize;
+        libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
+    }
+    let worker = std::thread::spawn(move || {
+        for i in 0..n {
+            TORTURE_ATTEMPTS.fetch_add(1, SeqCst);
+            weft_probe::emit!(TICK(i, 1));
+        }
+        DONE.store(true, SeqCst);
+    });
+    use std::os::unix::thread::JoinHandleExt;
+    let t = worker.as_pthread_t();
+    let mut sent = 0u64;
+    while !DONE.load(SeqCst) {
+        // SAFETY: signalling our own live thread (it sets DONE before it ends).
+        unsafe { libc::pthread_kill(t, libc::SIGUSR2) };
+        sent += 1;
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let _ = worker.join();
+    println!(
+        "torture swapcontext attempts {} signals {sent}",
         TORTURE_ATTEMPTS.load(SeqCst)
     );
 }

@@ -1250,7 +1250,8 @@ fn a_thread_scribbling_while_the_collector_drains_harms_only_itself() {
 
 /// Signal handlers that never return to the write they interrupted: one
 /// ends its thread in the kernel, one ends the process, one nests 200 deep;
-/// and one that writes from an alternate signal stack every 50 us.
+/// and, every 50 us, one that writes from an alternate signal stack and one
+/// that switches to another context (swapcontext), writes, and comes back.
 /// Each time the trace decodes without damage, and the writer's counts are
 /// exactly the attempts the program counted itself.
 #[test]
@@ -1258,7 +1259,13 @@ fn a_thread_scribbling_while_the_collector_drains_harms_only_itself() {
 fn handlers_that_never_return_or_nest_deep_keep_the_accounting_exact() {
     require_root();
     let dir = tmp();
-    for (kind, status) in [("threadexit", 0), ("exit", 3), ("nest", 0), ("altstack", 0)] {
+    for (kind, status) in [
+        ("threadexit", 0),
+        ("exit", 3),
+        ("nest", 0),
+        ("altstack", 0),
+        ("swapcontext", 0),
+    ] {
         let (trace, out) = record(
             dir.path(),
             &format!("{kind}.weft"),
