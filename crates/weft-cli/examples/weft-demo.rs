@@ -908,16 +908,7 @@ extern "C" fn on_usr2_write(_: i32) {
 /// A thread whose writes are interrupted, every 50 us, by a handler that
 /// writes from an alternate signal stack (sigaltstack, SA_ONSTACK).
 fn torture_altstack(n: u64) {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    static DONE: AtomicBool = AtomicBool::new(false);
-    // SAFETY: installing a handler for SIGUSR2 that runs on the alternate stack.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr2_write as *const () as usize;
-        sa.sa_flags = libc::SA_ONSTACK | libc::SA_NODEFER;
-        libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
-    }
-    let worker = std::thread::spawn(move || {
+    fn alternate_stack() {
         // A heap allocation as the alternate stack, leaked: the thread may
         // be interrupted on it until it ends.
         let stack = Box::leak(vec![0u8; 256 << 10].into_boxed_slice());
@@ -928,6 +919,28 @@ fn torture_altstack(n: u64) {
         };
         // SAFETY: registering a live, leaked buffer as this thread's alternate stack.
         unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
+    }
+    let sent = under_signals(n, on_usr2_write, libc::SA_ONSTACK | libc::SA_NODEFER, alternate_stack);
+    println!(
+        "torture altstack attempts {} signals {sent}",
+        TORTURE_ATTEMPTS.load(std::sync::atomic::Ordering::SeqCst)
+    );
+}
+
+/// A thread writes `n` ticks (after `setup`) while the main thread sends it
+/// SIGUSR2, handled by `handler`, every 50 us. Returns the signals sent.
+fn under_signals(n: u64, handler: extern "C" fn(i32), flags: i32, setup: fn()) -> u64 {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    // SAFETY: installing a handler for SIGUSR2.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as usize;
+        sa.sa_flags = flags;
+        libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
+    }
+    let worker = std::thread::spawn(move || {
+        setup();
         for i in 0..n {
             TORTURE_ATTEMPTS.fetch_add(1, SeqCst);
             weft_probe::emit!(TICK(i, 1));
@@ -944,10 +957,7 @@ fn torture_altstack(n: u64) {
         std::thread::sleep(Duration::from_micros(50));
     }
     let _ = worker.join();
-    println!(
-        "torture altstack attempts {} signals {sent}",
-        TORTURE_ATTEMPTS.load(SeqCst)
-    );
+    sent
 }
 
 // The handler's context and the other one it switches to (statics: the
@@ -988,33 +998,10 @@ extern "C" fn on_usr2_swap(_: i32) {
 /// switches to another context (swapcontext) on another stack, writes
 /// there, and comes back.
 fn torture_swapcontext(n: u64) {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    static DONE: AtomicBool = AtomicBool::new(false);
-    // SAFETY: installing a handler for SIGUSR2 (blocked while it runs).
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr2_swap as *const () as usize;
-        libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
-    }
-    let worker = std::thread::spawn(move || {
-        for i in 0..n {
-            TORTURE_ATTEMPTS.fetch_add(1, SeqCst);
-            weft_probe::emit!(TICK(i, 1));
-        }
-        DONE.store(true, SeqCst);
-    });
-    use std::os::unix::thread::JoinHandleExt;
-    let t = worker.as_pthread_t();
-    let mut sent = 0u64;
-    while !DONE.load(SeqCst) {
-        // SAFETY: signalling our own live thread (it sets DONE before it ends).
-        unsafe { libc::pthread_kill(t, libc::SIGUSR2) };
-        sent += 1;
-        std::thread::sleep(Duration::from_micros(50));
-    }
-    let _ = worker.join();
+    // SIGUSR2 stays blocked while the handler runs: one uses the statics at a time.
+    let sent = under_signals(n, on_usr2_swap, 0, || {});
     println!(
         "torture swapcontext attempts {} signals {sent}",
-        TORTURE_ATTEMPTS.load(SeqCst)
+        TORTURE_ATTEMPTS.load(std::sync::atomic::Ordering::SeqCst)
     );
 }
