@@ -257,6 +257,8 @@ pub(crate) struct Inbox {
     buf: Vec<u8>,
     /// The peer closed its end (or broke the stream).
     pub closed: bool,
+    /// Why the stream broke, if the peer did not just close it.
+    pub broken: Option<String>,
 }
 
 impl Inbox {
@@ -291,18 +293,20 @@ impl Inbox {
         let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
         if n == 0 || n > MAX_FRAME {
             self.closed = true;
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("frame of {n} bytes"),
-            ));
+            let why = format!("a control frame of {n} bytes (the limit is {MAX_FRAME})");
+            self.broken.get_or_insert(why.clone());
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
         }
         if self.buf.len() < 4 + n {
             return Ok(None);
         }
         let m = Msg::decode(&self.buf[4..4 + n]);
         self.buf.drain(..4 + n);
-        m.map(Some)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        m.map(Some).map_err(|e| {
+            self.closed = true;
+            self.broken.get_or_insert(format!("an undecodable control frame: {e}"));
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+        })
     }
 
     /// Frames that are complete now (no waiting).
@@ -545,5 +549,29 @@ mod tests {
             Err(ProbeError::Protocol { why, .. }) => assert!(why.contains("claims to be pid"), "{why}"),
             other => panic!("a forged Info was accepted: {:?}", other.map(|(_, i, _)| i)),
         }
+    }
+
+    /// A frame over the limit, or one that does not decode, breaks the
+    /// connection and says why (the recorder reports it).
+    #[test]
+    fn a_frame_over_the_limit_or_undecodable_breaks_the_inbox_and_says_why() {
+        let mut inbox = Inbox::default();
+        inbox.buf.extend_from_slice(&((MAX_FRAME + 1) as u32).to_le_bytes());
+        assert!(inbox.next().is_err());
+        assert!(inbox.closed);
+        assert!(
+            inbox.broken.as_deref().unwrap_or("").contains("the limit is"),
+            "{:?}",
+            inbox.broken
+        );
+        let mut inbox = Inbox::default();
+        inbox.buf.extend_from_slice(&1u32.to_le_bytes());
+        inbox.buf.push(0xee); // no such message type
+        assert!(inbox.next().is_err());
+        assert!(
+            inbox.broken.as_deref().unwrap_or("").contains("undecodable"),
+            "{:?}",
+            inbox.broken
+        );
     }
 }

@@ -154,6 +154,13 @@ impl Attachment {
         self.drain.stats(&self.area)
     }
 
+    /// Why the control connection broke (a frame over the limit, or one
+    /// that does not decode), if it did: what the process announced after
+    /// that never arrived.
+    pub fn broken(&self) -> Option<&str> {
+        self.inbox.broken.as_deref()
+    }
+
     /// Bytes of buffer memory this session holds.
     pub fn memory(&self) -> usize {
         self.area.len()

@@ -396,6 +396,22 @@ impl Probes {
 
     fn finish_one(&mut self, pid: u32, enc: &mut Encoder) {
         if let Some(mut att) = self.attachments.remove(&pid) {
+            if let Some(why) = att.broken().map(str::to_owned) {
+                // Events announced after the break were never enabled: said,
+                // and marked in the trace where it happened.
+                let what =
+                    format!("control connection broken by {why}; events it announced after that are not recorded");
+                self.say(Level::Warning, format!("PID {pid}: {what}"));
+                self.damage_buf.push(Damage {
+                    pid,
+                    tid: pid,
+                    slot: 0,
+                    gen: 0,
+                    after_seq: None,
+                    offset: 0,
+                    what,
+                });
+            }
             self.memory = self.memory.saturating_sub(att.memory());
             let no_slot = att.no_slot_drops();
             let stats = self.drain(&mut att, true, enc);
