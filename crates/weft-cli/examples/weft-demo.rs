@@ -297,7 +297,14 @@ fn bench(n: u64, threads: u64) {
 /// once the collector was told about it.
 fn late(n: u64) {
     let mut out = std::io::stdout();
-    wait_until(|| TICK.enabled(), Duration::from_secs(10));
+    // Started by weft record (it sets this): wait for it; otherwise nobody
+    // will enable anything.
+    let wait = if std::env::var_os("WEFT_PROBE_WAIT_MS").is_some() {
+        1
+    } else {
+        0
+    };
+    wait_until(|| TICK.enabled(), Duration::from_secs(10 * wait));
     let _ = writeln!(out, "ready");
     let _ = out.flush();
     let mut line = String::new();
@@ -329,7 +336,7 @@ fn late(n: u64) {
         slowest.as_millis()
     );
     let _ = out.flush();
-    wait_until(|| events.iter().all(|e| e.enabled()), Duration::from_secs(20));
+    wait_until(|| events.iter().all(|e| e.enabled()), Duration::from_secs(20 * wait));
     let enabled = events.iter().filter(|e| e.enabled()).count();
     for (k, e) in events.iter().enumerate() {
         if e.enabled() {

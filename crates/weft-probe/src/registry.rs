@@ -11,6 +11,8 @@ use crate::event::Event;
 pub static STATIC_EVENTS: [&'static Event];
 
 pub(crate) const CAPACITY: usize = 16384;
+/// The registry was found full (said once).
+static FULL_SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static LIST: [AtomicPtr<Event>; CAPACITY] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CAPACITY];
 static LEN: AtomicUsize = AtomicUsize::new(0);
 static APPENDING: AtomicBool = AtomicBool::new(false);
@@ -85,8 +87,17 @@ pub fn register(e: &'static Event) {
         return;
     }
     // Full registry: the event keeps no id, so it must not be written with
-    // another event's (it stays disabled).
+    // another event's (it stays disabled). Said once, so that it is not
+    // mistaken for an event nobody enabled.
     if !append(e) {
+        if !FULL_SAID.swap(true, Ordering::AcqRel) {
+            eprintln!(
+                "weft-probe[{}]: more than {CAPACITY} events registered: `{}:{}` and any registered after it stay disabled",
+                std::process::id(),
+                e.provider(),
+                e.name()
+            );
+        }
         return;
     }
     crate::user_events::register(e);

@@ -1291,3 +1291,22 @@ fn handlers_that_never_return_or_nest_deep_keep_the_accounting_exact() {
         assert_eq!(v[0], v[1..7].iter().sum::<u64>(), "{kind}: {v:?}");
     }
 }
+
+/// A process's registry holds 16384 events; one registered beyond that
+/// stays disabled, and the program says so once on stderr.
+#[test]
+fn registering_past_the_registry_is_said_not_silent() {
+    let dir = tmp();
+    let mut c = demo()
+        .args(["late", "16400"])
+        .env("WEFT_RUNTIME_DIR", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo");
+    std::io::Write::write_all(&mut c.stdin.take().expect("stdin"), b"go\n").expect("stdin");
+    let out = c.wait_with_output().expect("wait");
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("more than 16384 events registered").count(), 1, "{err}");
+}
