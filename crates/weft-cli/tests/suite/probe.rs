@@ -709,6 +709,11 @@ fn a_runtime_directory_taken_by_another_user_does_not_lock_a_program_out() {
 /// Builds libweft_probe.a in its own target directory (the outer cargo holds
 /// the lock on the main one) and links a C program against it.
 fn build_capi(dir: &std::path::Path) -> std::path::PathBuf {
+    build_c(dir, "capi")
+}
+
+/// Builds tests/capi/NAME.c against libweft_probe.a (see `build_capi`).
+fn build_c(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target = root.join("target/capi");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -719,14 +724,14 @@ fn build_capi(dir: &std::path::Path) -> std::path::PathBuf {
         .status()
         .expect("cargo");
     assert!(st.success(), "building libweft_probe.a failed");
-    let exe = dir.join("capi");
+    let exe = dir.join(name);
     let st = Command::new("cc")
         .arg("-O1")
         .arg("-I")
         .arg(root.join("crates/weft-probe/include"))
         .arg("-o")
         .arg(&exe)
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/capi/capi.c"))
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/capi/{name}.c")))
         .arg(target.join("debug/libweft_probe.a"))
         .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s"])
         .status()
@@ -1309,4 +1314,48 @@ fn registering_past_the_registry_is_said_not_silent() {
     let out = c.wait_with_output().expect("wait");
     let err = text(&out.stderr);
     assert_eq!(err.matches("more than 16384 events registered").count(), 1, "{err}");
+}
+
+/// From C, a handler that lands in a write and leaves it for good: one
+/// rewrites the interrupted context's instruction pointer (the thread goes
+/// on elsewhere, writes, and ends there), one calls pthread_exit (a forced
+/// unwind through the write path). The trace decodes without damage, the
+/// cut write counts as abandoned, and the counts are the program's.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn handlers_that_rewrite_the_context_or_pthread_exit_from_c_keep_the_accounting_exact() {
+    require_root();
+    let dir = tmp();
+    let exe = build_c(dir.path(), "torture");
+    for mode in ["ucontext", "pthread_exit"] {
+        let trace = dir.path().join(format!("{mode}.weft"));
+        let out = run(weft()
+            .args(["record", "-q", "-o"])
+            .arg(&trace)
+            .arg("--")
+            .arg(&exe)
+            .args([mode, "1000000"]));
+        assert!(out.status.success(), "{mode}: {}", text(&out.stderr));
+        let said = text(&out.stdout);
+        let attempts: u64 = said
+            .split_whitespace()
+            .last()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{mode}: {said:?}"));
+        let lines = parse(&dump(&trace, &[]));
+        assert!(
+            !lines.iter().any(|l| l.text.contains("DAMAGED")),
+            "{mode}: damage reported"
+        );
+        let t = totals(&lines);
+        let v = t.values().next().unwrap_or_else(|| panic!("{mode}: no totals"));
+        // The program counts an attempt just before it writes: a signal
+        // landing in between leaves it one ahead.
+        assert!(
+            v[0] == attempts || v[0] + 1 == attempts,
+            "{mode}: {v:?} for {attempts} counted"
+        );
+        assert_eq!(v[0], v[1..7].iter().sum::<u64>(), "{mode}: {v:?}");
+        assert!(v[4] <= 1, "{mode}: more than the cut write abandoned: {v:?}");
+    }
 }
