@@ -31,19 +31,23 @@ fn record(
 
 /// Per-thread probe totals from `weft-probe thread totals` lines: tid -> numbers.
 fn totals(lines: &[L]) -> BTreeMap<u32, Vec<u64>> {
-    lines
-        .iter()
-        .filter(|l| l.text.starts_with("weft-probe thread totals:"))
-        .map(|l| {
-            (
-                l.tid,
-                l.text
-                    .split(|c: char| !c.is_ascii_digit())
-                    .filter_map(|n| n.parse().ok())
-                    .collect(),
-            )
-        })
-        .collect()
+    // A thread interrupted by a handler while it claimed its slot can own
+    // two slots (docs/probe-buffers.md §7.2): their totals add up.
+    let mut m: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for l in lines.iter().filter(|l| l.text.starts_with("weft-probe thread totals:")) {
+        let v: Vec<u64> = l
+            .text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        match m.get_mut(&l.tid) {
+            Some(sum) if sum.len() == v.len() => sum.iter_mut().zip(&v).for_each(|(a, b)| *a += b),
+            _ => {
+                m.insert(l.tid, v);
+            }
+        }
+    }
+    m
 }
 
 /// The `n` field of a `demo:tick` line.
