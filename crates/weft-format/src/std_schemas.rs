@@ -109,6 +109,9 @@ macro_rules! schemas {
             }
         )*
 
+        /// The names of all standard schemas, in the order of `all`.
+        pub const NAMES: &[&str] = &[$($name),*];
+
         /// All standard schemas, in a fixed order (the order `weft record`
         /// declares them in).
         pub fn all() -> Vec<Schema> {

@@ -260,7 +260,7 @@ impl ProbeSchemas {
         for e in &info.events {
             let name = format!("{}:{}", e.provider, e.name);
             // A program must not pass its records off as the recorder's own.
-            if e.provider == "kernel" || s::all().iter().any(|sc| sc.name == name) {
+            if e.provider == "kernel" || s::NAMES.contains(&name.as_str()) {
                 refused.push(format!(
                     "PID {}: event `{name}` has a name weft reserves; its records are left out",
                     info.pid
