@@ -536,27 +536,10 @@ fn chaos(kind: &str, n: u64) {
                 }
             }
         }
-        for i in 0..n {
-            weft_probe::emit!(TICK(1_000_000 + i, 9));
-            if i % 64 == 63 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
+        ticks_after_damage(n);
         gettid()
     });
-    let good: Vec<_> = (0..3)
-        .map(|k| {
-            std::thread::spawn(move || {
-                for i in 0..n {
-                    weft_probe::emit!(TICK(i, k));
-                    if i % 64 == 0 {
-                        std::thread::yield_now();
-                    }
-                }
-                gettid()
-            })
-        })
-        .collect();
+    let good = undisturbed_threads(n);
     let bad = bad.join().unwrap_or(0);
     let good: Vec<String> = good.into_iter().map(|h| h.join().unwrap_or(0).to_string()).collect();
     println!("chaos bad {bad} good {} main {}", good.join(" "), gettid());
@@ -616,27 +599,10 @@ fn punch(n: u64) {
                 said.push(format!("madv_remove {}", if rm == 0 { "done" } else { "refused" }));
             }
         }
-        for i in 0..n {
-            weft_probe::emit!(TICK(1_000_000 + i, 9));
-            if i % 64 == 63 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
+        ticks_after_damage(n);
         (gettid(), said.join(", "))
     });
-    let good: Vec<_> = (0..3)
-        .map(|k| {
-            std::thread::spawn(move || {
-                for i in 0..n {
-                    weft_probe::emit!(TICK(i, k));
-                    if i % 64 == 0 {
-                        std::thread::yield_now();
-                    }
-                }
-                gettid()
-            })
-        })
-        .collect();
+    let good = undisturbed_threads(n);
     let (bad, said) = bad.join().unwrap_or((0, String::new()));
     let good: Vec<String> = good.into_iter().map(|h| h.join().unwrap_or(0).to_string()).collect();
     println!("punch bad {bad} good {} ({said})", good.join(" "));
@@ -1011,4 +977,33 @@ fn torture_swapcontext(n: u64) {
         "torture swapcontext attempts {} signals {sent}",
         TORTURE_ATTEMPTS.load(std::sync::atomic::Ordering::SeqCst)
     );
+}
+
+/// Three threads writing `n` demo:tick each (thread = 0, 1, 2), beside one
+/// that damages its buffers; each returns its tid.
+fn undisturbed_threads(n: u64) -> Vec<std::thread::JoinHandle<u32>> {
+    (0..3)
+        .map(|k| {
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    weft_probe::emit!(TICK(i, k));
+                    if i % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                gettid()
+            })
+        })
+        .collect()
+}
+
+/// The damaging thread's writes after the damage (n = 1 000 000 + i,
+/// thread 9), slowly enough for the collector to read along.
+fn ticks_after_damage(n: u64) {
+    for i in 0..n {
+        weft_probe::emit!(TICK(1_000_000 + i, 9));
+        if i % 64 == 63 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }

@@ -865,22 +865,9 @@ fn release(area: &Area, sbc_off: usize, gen: u64, mode: Mode) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_probe_abi::control::EventDesc;
 
     fn info() -> ProcessInfo {
-        ProcessInfo {
-            pid: 1,
-            start_time: 0,
-            comm: "t".into(),
-            sessions: 1,
-            user_events: false,
-            events: vec![EventDesc {
-                id: 0,
-                provider: "p".into(),
-                name: "e".into(),
-                fields: vec![("a".into(), 4), ("s".into(), 12)],
-            }],
-        }
+        crate::fuzzing::sample_info()
     }
 
     /// Whatever a hostile or buggy program writes into the area, draining

@@ -26,19 +26,7 @@ pub fn drain_image(bytes: &[u8]) {
         w[..chunk.len()].copy_from_slice(chunk);
         area.put_u64(AREA_HEADER_LEN + i * 8, u64::from_le_bytes(w));
     }
-    let info = ProcessInfo {
-        pid: 1,
-        start_time: 0,
-        comm: "fuzz".into(),
-        sessions: 1,
-        user_events: false,
-        events: vec![EventDesc {
-            id: 0,
-            provider: "p".into(),
-            name: "e".into(),
-            fields: vec![("a".into(), 4), ("s".into(), 12)],
-        }],
-    };
+    let info = sample_info();
     // Calibrating a clock takes 10 ms: once per fuzzing thread.
     thread_local! {
         static CLOCK: TscClock = TscClock::new();
@@ -50,6 +38,24 @@ pub fn drain_image(bytes: &[u8]) {
         d.drain(&area, clock, true, &mut sink);
         let _ = d.stats(&area);
     });
+}
+
+/// Process 1 declaring one event, `p:e { a: u64, s: str }`: what the fuzz
+/// target and the drain's tests read areas against.
+pub(crate) fn sample_info() -> ProcessInfo {
+    ProcessInfo {
+        pid: 1,
+        start_time: 0,
+        comm: "t".into(),
+        sessions: 1,
+        user_events: false,
+        events: vec![EventDesc {
+            id: 0,
+            provider: "p".into(),
+            name: "e".into(),
+            fields: vec![("a".into(), 4), ("s".into(), 12)],
+        }],
+    }
 }
 
 /// Decodes a control-socket frame body.
