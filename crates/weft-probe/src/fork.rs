@@ -1,6 +1,12 @@
 //! fork: the child must never write into the parent's buffers (they are
-//! MADV_DONTFORK, so it could not anyway), and gets its own socket so the
-//! collector can give it buffers of its own.
+//! MADV_DONTFORK, so not mapped in the child), and gets its own socket so
+//! the collector can give it buffers of its own.
+//!
+//! Safety of the child's writes does not depend on this handler: the
+//! session epochs live in a MADV_WIPEONFORK page (crate::epoch), so until
+//! the handler has run (a signal handler or an earlier atfork handler
+//! writing, or a raw fork syscall that runs no handler) the child's writes
+//! find no session and are dropped.
 
 use std::sync::atomic::Ordering;
 
@@ -16,18 +22,27 @@ extern "C" fn child() {
     // collector is looking for this child, and a program that outlived its
     // recording would wait at every fork.
     let recorded = SESSIONS.iter().any(|s| s.base.load(Ordering::Acquire) != 0);
-    crate::registry::reset_after_fork();
-    crate::registry::each(|e| {
-        e.enable.fetch_and(!weft_probe_abi::SESSION_MASK, Ordering::AcqRel);
-    });
-    for s in &SESSIONS {
-        s.base.store(0, Ordering::Release);
-        s.epoch.fetch_add(1, Ordering::AcqRel);
-    }
-    crate::ring::reset_thread_after_fork();
-    crate::listener::reset_after_fork();
+    reset();
+    // Not async-signal-safe (it allocates and starts the child's control
+    // threads, as lttng-ust does); glibc makes malloc and pthread_create
+    // usable in a fork child. Nothing above depends on it.
     crate::listener::start_listener();
     if recorded {
         crate::listener::wait_for_attach(3000);
     }
+}
+
+/// Forgets the parent's sessions, connections and half-done registrations:
+/// atomic stores, `close` and lock attempts only (async-signal-safe).
+fn reset() {
+    crate::registry::reset_after_fork();
+    crate::registry::each(|e| {
+        e.enable.fetch_and(!weft_probe_abi::SESSION_MASK, Ordering::AcqRel);
+    });
+    for (si, s) in SESSIONS.iter().enumerate() {
+        s.base.store(0, Ordering::Release);
+        crate::epoch::advance(si);
+    }
+    crate::ring::reset_thread_after_fork();
+    crate::listener::reset_after_fork();
 }

@@ -19,6 +19,7 @@
 
 mod announce;
 pub mod capi;
+mod epoch;
 pub mod event;
 mod fault;
 mod fork;

@@ -89,6 +89,7 @@ pub fn init() {
     if settings().disabled || STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
+    crate::epoch::init();
     crate::registry::init();
     crate::user_events::register_all();
     crate::fork::install();
@@ -662,7 +663,7 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
         crate::ring::protect_all(base, geo);
     }
     s.guard.store(u32::from(guard), Ordering::Release);
-    s.epoch.fetch_add(1, Ordering::AcqRel);
+    crate::epoch::advance(bit as usize);
     s.base.store(base, Ordering::Release);
     if let Ok(mut p) = PATTERNS[bit as usize].lock() {
         *p = patterns.to_vec();
@@ -704,7 +705,7 @@ fn detach(bit: u32, base: usize, len: usize) {
     });
     let s = &SESSIONS[bit as usize];
     s.base.store(0, Ordering::Release);
-    s.epoch.fetch_add(1, Ordering::AcqRel);
+    crate::epoch::advance(bit as usize);
     std::thread::sleep(Duration::from_millis(20));
     // SAFETY: replaces our mapping of the area with private anonymous memory
     // at the same address (MAP_FIXED), so late writers never fault.

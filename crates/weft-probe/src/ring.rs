@@ -25,7 +25,6 @@ use crate::local;
 /// trusts geometry read back from the shared area.
 pub(crate) struct Session {
     pub base: AtomicUsize,
-    pub epoch: AtomicU32,
     pub slots: AtomicU32,
     pub subbufs: AtomicU32,
     pub subbuf_size: AtomicU32,
@@ -37,7 +36,6 @@ pub(crate) struct Session {
 #[allow(clippy::declare_interior_mutable_const)]
 const SESSION_INIT: Session = Session {
     base: AtomicUsize::new(0),
-    epoch: AtomicU32::new(1),
     slots: AtomicU32::new(0),
     subbufs: AtomicU32::new(0),
     subbuf_size: AtomicU32::new(0),
@@ -139,7 +137,7 @@ fn p32(base: usize, off: usize) -> *mut u32 {
 /// of the epoch and one of TLS when it already holds a slot.
 #[inline(always)]
 fn context(si: usize) -> Ctx {
-    let epoch = SESSIONS[si].epoch.load(Ordering::Acquire);
+    let epoch = crate::epoch::current(si);
     let cx = TLS.with(|t| t[si].get());
     if cx.epoch == epoch && cx.ctl != 0 {
         return cx;
@@ -155,9 +153,9 @@ fn claim(si: usize) -> Option<Ctx> {
     let s = &SESSIONS[si];
     // Epoch before address, and again after the parameters: a detach and a
     // new attach in between would pair this epoch with another mapping.
-    let epoch = s.epoch.load(Ordering::Acquire);
+    let epoch = crate::epoch::current(si);
     let base = s.base.load(Ordering::Acquire);
-    if base == 0 {
+    if epoch == 0 || base == 0 {
         return None;
     }
     let geo = Geometry {
@@ -167,7 +165,7 @@ fn claim(si: usize) -> Option<Ctx> {
     };
     let guard = u32::from(s.guard.load(Ordering::Relaxed) != 0);
     std::sync::atomic::fence(Ordering::Acquire);
-    if s.epoch.load(Ordering::Relaxed) != epoch {
+    if crate::epoch::current(si) != epoch {
         return None;
     }
     let tid = gettid();
@@ -524,7 +522,7 @@ pub(crate) fn thread_buffers() -> Vec<(usize, usize)> {
     let mut v = Vec::new();
     for (si, s) in SESSIONS.iter().enumerate() {
         let cx = TLS.with(|t| t[si].get());
-        if cx.ctl != 0 && cx.epoch == s.epoch.load(Ordering::Acquire) && s.base.load(Ordering::Acquire) != 0 {
+        if cx.ctl != 0 && cx.epoch == crate::epoch::current(si) && s.base.load(Ordering::Acquire) != 0 {
             v.push((cx.ctl + SLOT_CTL_LEN, cx.subbufs as usize * cx.subbuf_size as usize));
         }
     }

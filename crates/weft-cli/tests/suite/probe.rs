@@ -1363,3 +1363,70 @@ fn handlers_that_rewrite_the_context_or_pthread_exit_from_c_keep_the_accounting_
         assert!(v[4] <= 1, "{mode}: more than the cut write abandoned: {v:?}");
     }
 }
+
+/// A fork child writes before weft-probe's fork handler has run: from an
+/// atfork handler registered before it, from a signal handler landing in
+/// that window, and after a raw fork syscall that runs no handler at all.
+/// The parent's buffers are not mapped in the child (MADV_DONTFORK): those
+/// writes must find no session, not fault. Children that went through the
+/// handler are recorded as their own processes.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_fork_child_writing_before_its_setup_does_not_fault() {
+    require_root();
+    let dir = tmp();
+    let exe = build_c(dir.path(), "forkwin");
+    let trace = dir.path().join("fw.weft");
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&exe)
+        .arg("6"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("crashed 0"), "a child faulted: {said}");
+    let value = |key: &str| -> Vec<(u32, u64)> {
+        said.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key)).then_some(())?;
+                let (a, b) = (w.next()?, w.next());
+                Some(match b {
+                    Some(b) => (a.parse().ok()?, b.parse().ok()?),
+                    None => (0, a.parse().ok()?),
+                })
+            })
+            .collect()
+    };
+    let parent_writes = value("parent")[0].1;
+    let children = value("child");
+    assert_eq!(children.len(), 4, "{said}");
+    let lines = parse(&dump(&trace, &["--event", "fw:*"]));
+    let ticks = |pid: u32| {
+        lines
+            .iter()
+            .filter(|l| l.pid == pid && l.text.starts_with("fw:tick"))
+            .count() as u64
+    };
+    // Nothing written before a child's setup lands anywhere.
+    assert!(!lines.iter().any(|l| l.text.starts_with("fw:early")), "{lines:#?}");
+    for (pid, n) in children {
+        assert_eq!(ticks(pid), n, "child {pid}");
+    }
+    let all = parse(&dump(&trace, &[]));
+    assert!(!all.iter().any(|l| l.text.contains("DAMAGED")), "damage reported");
+    // The parent's two threads attempted what they counted, in its stream only.
+    let first = lines.first().expect("events").pid;
+    let attempted: u64 = all
+        .iter()
+        .filter(|l| l.pid == first && l.text.starts_with("weft-probe thread totals:"))
+        .filter_map(|l| {
+            l.text
+                .split(|c: char| !c.is_ascii_digit())
+                .find_map(|n| n.parse::<u64>().ok())
+        })
+        .sum();
+    assert_eq!(attempted, parent_writes, "the parent's stream");
+    assert!(ticks(first) > 0 && ticks(first) <= parent_writes);
+}
