@@ -521,12 +521,18 @@ fn chaos(kind: &str, n: u64) {
                                 let mut pos = GUARD_LEN;
                                 while pos + RECORD_HEADER_LEN <= size - GUARD_LEN {
                                     let rec = addr + sb + pos;
-                                    let rlen = (rec as *const u32).read_volatile() as usize;
-                                    let state = ((rec + R_SEQ_STATE) as *const u64).read_volatile() as u8;
-                                    if rlen < RECORD_HEADER_LEN || state != STATE_COMMITTED {
+                                    let w0 = (rec as *const u64).read_volatile();
+                                    let rlen = (w0 as u32 & RECORD_LEN_MASK) as usize;
+                                    let ss = ((rec + R_SEQ_STATE) as *const u64).read_volatile();
+                                    if rlen < RECORD_HEADER_LEN || ss as u8 != STATE_COMMITTED {
                                         break;
                                     }
-                                    ((rec + R_TSC) as *mut u64).write_volatile(u64::MAX / 3);
+                                    // With a matching check byte, as a program that
+                                    // means it would write: only the time is wrong.
+                                    let tsc = u64::MAX / 3;
+                                    let w0 = record_word0(rlen as u32, (w0 >> 32) as u32, ss >> 8, tsc);
+                                    (rec as *mut u64).write_volatile(w0);
+                                    ((rec + R_TSC) as *mut u64).write_volatile(tsc);
                                     pos += rlen;
                                 }
                             }

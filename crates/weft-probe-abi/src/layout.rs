@@ -3,7 +3,8 @@
 
 /// "WEFTPRB1"
 pub const AREA_MAGIC: u64 = u64::from_le_bytes(*b"WEFTPRB1");
-pub const AREA_VERSION: u32 = 1;
+/// 2: record headers carry a check byte (`R_CHECK`).
+pub const AREA_VERSION: u32 = 2;
 pub const PAGE: usize = 4096;
 /// The area header occupies the first page.
 pub const AREA_HEADER_LEN: usize = PAGE;
@@ -71,10 +72,34 @@ pub const G_CHECK: usize = 56;
 
 /// Record header.
 pub const RECORD_HEADER_LEN: usize = 24;
+/// The low 24 bits of the u32 at `R_LEN` are the length (a sub-buffer is
+/// at most 16 MiB); its top byte, `R_CHECK`, is `record_check`.
 pub const R_LEN: usize = 0;
+pub const R_CHECK: usize = 3;
+pub const RECORD_LEN_MASK: u32 = 0x00ff_ffff;
 pub const R_EVENT: usize = 4;
 pub const R_SEQ_STATE: usize = 8;
 pub const R_TSC: usize = 16;
+/// A record header's check byte: the XOR of every byte of its length,
+/// event id, sequence number and timestamp (and a constant, so that zeros
+/// do not pass). Any one byte of those altered changes it, so a single
+/// flipped byte anywhere in a header is caught. It detects accidents, not
+/// forgery.
+#[inline(always)]
+pub fn record_check(len: u32, event: u32, seq: u64, tsc: u64) -> u8 {
+    let mut v = (u64::from(len & RECORD_LEN_MASK) | u64::from(event) << 32) ^ seq ^ tsc;
+    v ^= v >> 32;
+    v ^= v >> 16;
+    v ^= v >> 8;
+    v as u8 ^ 0xa5
+}
+
+/// Header word 0 (`R_LEN` with its check, and `R_EVENT`) as the writer stores it.
+#[inline(always)]
+pub fn record_word0(len: u32, event: u32, seq: u64, tsc: u64) -> u64 {
+    u64::from(len & RECORD_LEN_MASK) | u64::from(record_check(len, event, seq, tsc)) << 24 | u64::from(event) << 32
+}
+
 /// Reserved, payload being written (or abandoned by a handler that never returned).
 pub const STATE_WRITING: u8 = 0x57;
 /// Complete and immutable until the sub-buffer is reused.

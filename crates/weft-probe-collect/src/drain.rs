@@ -588,14 +588,15 @@ impl Drainer {
                 let mut hdr = [0u8; RECORD_HEADER_LEN];
                 area.copy_bulk(rec_off, &mut hdr);
                 hdr[R_SEQ_STATE..R_SEQ_STATE + 8].copy_from_slice(&ss_first.to_le_bytes());
-                let len = u32at(&hdr, R_LEN);
+                let len = u32at(&hdr, R_LEN) & RECORD_LEN_MASK;
                 let event = u32at(&hdr, R_EVENT);
                 let ss = u64at(&hdr, R_SEQ_STATE);
                 let (seq, state) = (ss >> 8, ss as u8);
                 let sane_len = len as usize >= RECORD_HEADER_LEN
                     && len.is_multiple_of(8)
                     && u64::from(pos) + u64::from(len) <= u64::from(reserve);
-                if state == STATE_COMMITTED && sane_len {
+                let intact = intact(&hdr);
+                if state == STATE_COMMITTED && sane_len && intact {
                     body.clear();
                     body.resize(len as usize - RECORD_HEADER_LEN, 0);
                     let known = matches!(self.fields.get(event as usize), Some(Some(_)));
@@ -696,6 +697,8 @@ impl Drainer {
                 let next = resync(area, sb_off, pos + 8, reserve, st.last_seq, attempted);
                 let what = if ss == 0 && len == 0 {
                     "record space reserved but never written (abandoned write)"
+                } else if state == STATE_COMMITTED && sane_len {
+                    "record header fails its check (length, event, seq or timestamp altered)"
                 } else {
                     "invalid record header"
                 };
@@ -729,16 +732,24 @@ impl Drainer {
     }
 }
 
+/// Whether a copied record header's check byte matches the rest of it.
+fn intact(hdr: &[u8; RECORD_HEADER_LEN]) -> bool {
+    let ss = u64at(hdr, R_SEQ_STATE);
+    hdr[R_CHECK] == record_check(u32at(hdr, R_LEN), u32at(hdr, R_EVENT), ss >> 8, u64at(hdr, R_TSC))
+}
+
 /// Next 8-aligned offset in (from, reserve) holding a plausible header.
 fn resync(area: &Area, sb_off: usize, from: u32, reserve: u32, last_seq: Option<u64>, attempted: u64) -> Option<u32> {
     let mut pos = from;
     while pos + RECORD_HEADER_LEN as u32 <= reserve {
         let mut hdr = [0u8; RECORD_HEADER_LEN];
         area.copy(sb_off + pos as usize, &mut hdr);
-        let len = u32at(&hdr, R_LEN);
+        let len = u32at(&hdr, R_LEN) & RECORD_LEN_MASK;
         let ss = u64at(&hdr, R_SEQ_STATE);
         let (seq, state) = (ss >> 8, ss as u8);
-        let plausible = (state == STATE_COMMITTED || state == STATE_WRITING)
+        // A committed header must pass its check; a WRITING one may not
+        // have its timestamp stored yet.
+        let plausible = (state == STATE_COMMITTED && intact(&hdr) || state == STATE_WRITING)
             && len as usize >= RECORD_HEADER_LEN
             && len.is_multiple_of(8)
             && u64::from(pos) + u64::from(len) <= u64::from(reserve)
@@ -921,7 +932,7 @@ mod tests {
         for i in 0..3u64 {
             let at = sb + GUARD_LEN + i as usize * rec_len;
             headers.push(at);
-            area.put_u64(at + R_LEN, rec_len as u64); // len, event 0
+            area.put_u64(at + R_LEN, record_word0(rec_len as u32, 0, i, tsc)); // len, event 0
             area.put_u64(at + R_SEQ_STATE, i << 8 | u64::from(STATE_COMMITTED));
             area.put_u64(at + R_TSC, tsc);
             // a = 7 (u64), then "ab" (u16 length + bytes), then padding.
@@ -969,12 +980,12 @@ mod tests {
         area.put_u64(word, area.u64(word) ^ (0x5a << shift));
     }
 
-    /// Every byte of a sub-buffer's guards, and every byte of a record
-    /// header that frames the records (length, event id, state), flipped
-    /// alone, is caught: reported as damage, never delivered as a record.
-    /// (A record's seq and timestamp bytes have no check of their own.)
+    /// Every byte of a sub-buffer's guards, and every byte of every record
+    /// header (length and its check, event id, state, seq, timestamp),
+    /// flipped alone, is caught: reported as damage, never delivered as a
+    /// record.
     #[test]
-    fn a_flipped_byte_of_a_guard_or_of_a_record_frame_is_always_caught() {
+    fn a_flipped_byte_of_a_guard_or_of_a_record_header_is_always_caught() {
         let geo = Geometry {
             slots: 1,
             subbufs: 2,
@@ -988,9 +999,9 @@ mod tests {
         places.extend((0..GUARD_LEN).map(|i| sb + geo.records_end() + i));
         let (_, headers) = valid_area(geo);
         for h in &headers {
-            places.extend((0..8).map(|i| h + R_LEN + i)); // len and event id
-            places.push(h + R_SEQ_STATE); // the state byte
+            places.extend((0..RECORD_HEADER_LEN).map(|i| h + i));
         }
+        assert_eq!(places.len(), 2 * GUARD_LEN + 3 * RECORD_HEADER_LEN);
         for off in places {
             let (area, _) = valid_area(geo);
             flip(&area, off);
@@ -1000,6 +1011,10 @@ mod tests {
                 "a flipped byte at offset {off:#x} went unnoticed: {} records delivered",
                 got.events.len()
             );
+            // A damaged header costs its record, and no other.
+            if headers.iter().any(|h| (*h..h + RECORD_HEADER_LEN).contains(&off)) {
+                assert_eq!(got.events.len(), 2, "flip at {off:#x}: {:?}", got.damage);
+            }
         }
     }
 }

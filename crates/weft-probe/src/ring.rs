@@ -242,9 +242,11 @@ fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, 
         use crate::fault::{hit, Point};
         hit(Point::AfterReserve);
         unsafe {
-            local::store_u64(p64(rec, R_LEN), total as u64 | (u64::from(event_id) << 32));
+            // total < 16 MiB: it fits a sub-buffer (Geometry::validate).
+            let tsc = local::ticks();
+            local::store_u64(p64(rec, R_LEN), record_word0(total as u32, event_id, seq, tsc));
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_WRITING));
-            local::store_u64(p64(rec, R_TSC), local::ticks());
+            local::store_u64(p64(rec, R_TSC), tsc);
             hit(Point::MidWrite);
             let payload =
                 std::slice::from_raw_parts_mut((rec + RECORD_HEADER_LEN) as *mut u8, total - RECORD_HEADER_LEN);
