@@ -1,7 +1,7 @@
 //! Finding and talking to instrumented processes over their control sockets.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -354,6 +354,39 @@ fn peer_cred(conn: &UnixStream) -> libc::ucred {
     cred
 }
 
+/// Which process the peer's listening socket belongs to now, by a pidfd the
+/// kernel makes for whoever called `listen` (SO_PEERPIDFD, Linux 6.5): its
+/// pid, or None when that process has exited. `Err` when the kernel cannot
+/// say (older kernels), so the start time in the socket's name, checked by
+/// `find`, is all there is.
+fn peer_process(conn: &UnixStream) -> Result<Option<u32>, ()> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: SO_PEERPIDFD writes one int, a new descriptor we then own.
+    let rc = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || fd < 0 {
+        return Err(());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // "Pid: -1" once the process has exited (reaped or not yet).
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).map_err(|_| ())?;
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .ok_or(())?;
+    Ok(u32::try_from(pid).ok().filter(|&p| p > 0))
+}
+
 /// Connects, verifies the peer is really `pid`, and exchanges Hello/Info.
 pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo, Inbox), ProbeError> {
     let inst = find(pid)?;
@@ -375,6 +408,16 @@ pub(crate) fn hello(pid: u32) -> Result<(UnixStream, ProcessInfo, Inbox), ProbeE
             actual: cred.pid,
             uid: cred.uid,
         });
+    }
+    // SO_PEERCRED keeps the pid of whoever listened even after it exited:
+    // a pid reused since would pass the check above.
+    if let Ok(now) = peer_process(&conn) {
+        if now != Some(pid) {
+            return Err(ProbeError::ReusedPid {
+                path: inst.socket.display().to_string(),
+                pid,
+            });
+        }
     }
     let proto = |why: String| ProbeError::Protocol { pid, why };
     let hello = Msg::Hello {

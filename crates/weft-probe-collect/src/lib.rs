@@ -45,6 +45,8 @@ pub enum ProbeError {
         actual: i32,
         uid: u32,
     },
+    #[error("control socket {path} was opened by an earlier process {pid} that has exited (its pid was reused, or another process holds the socket): refusing to send it anything")]
+    ReusedPid { path: String, pid: u32 },
     #[error("control socket {path} refused: {why}")]
     Unsafe { path: String, why: String },
     #[error("process {pid} answered badly: {why}")]

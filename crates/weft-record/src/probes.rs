@@ -289,7 +289,7 @@ impl Probes {
             }
             // Someone else's socket, or a link, at the process's socket
             // path: nothing was sent; said at once, even when quiet.
-            Err(e @ (ProbeError::WrongPeer { .. } | ProbeError::Unsafe { .. })) => {
+            Err(e @ (ProbeError::WrongPeer { .. } | ProbeError::ReusedPid { .. } | ProbeError::Unsafe { .. })) => {
                 self.settle(pid, id);
                 self.say(
                     Level::Alert,

@@ -312,3 +312,122 @@ fn a_signal_after_the_duration_still_reaches_the_command() {
     let st = wait_for(&mut child, Duration::from_secs(10), "weft after SIGTERM");
     assert_eq!(st.code(), Some(128 + libc::SIGTERM));
 }
+
+/// Gets pid `want` for a new `sleep` (as root, through ns_last_pid), so
+/// that a pid whose process has exited is reused. Other tests fork too, so
+/// it tries again until it lands.
+fn reuse_pid(want: u32) -> Child {
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).expect("ns_last_pid");
+        let mut c = std::process::Command::new("sleep").arg("60").spawn().expect("sleep");
+        if c.id() == want {
+            return c;
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    panic!("could not get pid {want} reused");
+}
+
+/// A process listens on a control socket, hands it to a child and exits;
+/// its pid is reused by an uninstrumented process, and the child renames
+/// the socket to the name the new process would use. SO_PEERCRED still
+/// names the exited listener's pid, which is now the new process's: only
+/// the pidfd the kernel gives for the listener (SO_PEERPIDFD) tells that
+/// it is gone. The recorder sends nothing and says why.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_control_socket_left_behind_by_an_exited_process_whose_pid_was_reused_gets_nothing() {
+    require_root();
+    let dir = tmp();
+    let rt = dir.path().join("rt");
+    std::fs::create_dir(&rt).expect("mkdir");
+    std::fs::set_permissions(&rt, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+    let got = dir.path().join("got");
+    let helper = dir.path().join("holder.py");
+    std::fs::write(
+        &helper,
+        r#"
+import os, socket, sys
+rt, got = sys.argv[1], sys.argv[2]
+r, w = os.pipe()
+a = os.fork()
+if a == 0:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(os.path.join(rt, "tmp.sock"))
+    s.listen(8)
+    if os.fork() == 0:
+        os.close(w)
+        name = os.read(r, 256).decode()
+        os.rename(os.path.join(rt, "tmp.sock"), os.path.join(rt, name))
+        open(got + ".ready", "w").close()
+        s.settimeout(15)
+        n = 0
+        try:
+            c, _ = s.accept()
+            c.settimeout(3)
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                n += len(b)
+        except OSError:
+            pass
+        open(got, "w").write(str(n))
+        os._exit(0)
+    os._exit(0)
+os.waitpid(a, 0)
+print(a, flush=True)
+os.write(w, sys.stdin.readline().strip().encode())
+"#,
+    )
+    .expect("helper");
+    let mut py = std::process::Command::new("python3")
+        .arg(&helper)
+        .arg(&rt)
+        .arg(&got)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(py.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("pid");
+    let old: u32 = line.trim().parse().expect("listener pid");
+    let mut new = reuse_pid(old);
+    let start = weft_probe_abi::process_start_time(old).expect("start time");
+    std::io::Write::write_all(
+        &mut py.stdin.take().expect("stdin"),
+        format!("{}\n", weft_probe_abi::socket_name(old, start)).as_bytes(),
+    )
+    .expect("name");
+    assert!(py.wait().expect("wait").success());
+    let ready = got.with_extension("ready");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the holder never renamed the socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = run(weft()
+        .env("WEFT_RUNTIME_DIR", &rt)
+        .args(["record", "-q", "--duration", "300ms", "-o"])
+        .arg(dir.path().join("r.weft"))
+        .args(["-p", &old.to_string()]));
+    let _ = new.kill();
+    let _ = new.wait();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("opened by an earlier process {old} that has exited")),
+        "{err}"
+    );
+    // The holder gives up accepting after 15 s; the recorder connected and
+    // closed at once, so it reports by then.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !got.exists() {
+        assert!(Instant::now() < deadline, "the holder never reported");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let n = std::fs::read_to_string(&got).expect("got");
+    assert_eq!(n.trim(), "0", "bytes sent to the socket's holder");
+}
