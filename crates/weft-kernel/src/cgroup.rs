@@ -66,6 +66,13 @@ impl TraceCgroup {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The processes in it now.
+    pub fn processes(&self) -> Vec<u32> {
+        fs::read_to_string(self.path.join("cgroup.procs"))
+            .map(|l| l.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for TraceCgroup {

@@ -15,6 +15,27 @@ pub fn threads(pid: u32) -> Result<Vec<u32>> {
     Ok(v)
 }
 
+/// `roots` and every process descending from them, as /proc lists them now.
+pub fn descendants(roots: &[u32]) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    let mut todo: Vec<u32> = roots.to_vec();
+    while let Some(pid) = todo.pop() {
+        if out.contains(&pid) {
+            continue;
+        }
+        out.push(pid);
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Ok(list) = fs::read_to_string(t.path().join("children")) {
+                todo.extend(list.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
 /// The process (thread-group) id of a thread, or None if it is gone.
 pub fn tgid(tid: u32) -> Option<u32> {
     let s = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;

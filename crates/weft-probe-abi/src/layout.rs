@@ -20,6 +20,9 @@ pub const A_SALT: usize = 32;
 pub const A_TOTAL: usize = 40;
 /// Events dropped because every thread slot was taken (atomic add by any thread).
 pub const A_NO_SLOT: usize = 48;
+/// Events the process could not register because its registry was full
+/// (they stay disabled, so they are never written); stored by the process.
+pub const A_UNREGISTERED: usize = 56;
 
 /// Per-thread control page at the start of each slot.
 pub const SLOT_CTL_LEN: usize = PAGE;

@@ -176,6 +176,10 @@ impl Area {
     pub fn no_slot_drops(&self) -> u64 {
         self.u64(A_NO_SLOT)
     }
+
+    pub fn unregistered(&self) -> u64 {
+        self.u64(A_UNREGISTERED)
+    }
 }
 
 impl Drop for Area {

@@ -27,7 +27,7 @@ pub struct Instrumented {
 /// every socket in it. A directory that is not private to its uid (a link,
 /// someone else's, open to others) is skipped: a socket there could have
 /// been put or replaced by anyone.
-fn candidate_dirs() -> Vec<(PathBuf, u32)> {
+pub(crate) fn candidate_dirs() -> Vec<(PathBuf, u32)> {
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     let mut dirs = runtime_dirs(me);
@@ -121,8 +121,13 @@ fn socket_of(path: &std::path::Path, owner: u32) -> Result<(), String> {
 }
 
 pub(crate) fn find(pid: u32) -> Result<Instrumented, ProbeError> {
+    find_in(&candidate_dirs(), pid)
+}
+
+/// `find` in directories listed beforehand (`candidate_dirs`).
+pub(crate) fn find_in(dirs: &[(PathBuf, u32)], pid: u32) -> Result<Instrumented, ProbeError> {
     let start = process_start_time(pid).ok_or(ProbeError::NotInstrumented { pid })?;
-    for (d, owner) in candidate_dirs() {
+    for (d, owner) in dirs.iter().cloned() {
         let p = d.join(weft_probe_abi::socket_name(pid, start));
         if std::fs::symlink_metadata(&p).is_err() {
             continue;

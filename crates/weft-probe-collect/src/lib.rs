@@ -56,7 +56,22 @@ pub enum ProbeError {
 /// Whether something is at `pid`'s control socket path (it may still
 /// refuse, not answer, or be a planted link, which an attach reports).
 pub fn listening(pid: u32) -> bool {
-    matches!(connect::find(pid), Ok(_) | Err(ProbeError::Unsafe { .. }))
+    SocketDirs::scan().listening(pid)
+}
+
+/// The directories where control sockets may be, listed once: a collector
+/// looking for many processes in one round reads them once, not per process.
+pub struct SocketDirs(Vec<(std::path::PathBuf, u32)>);
+
+impl SocketDirs {
+    pub fn scan() -> SocketDirs {
+        SocketDirs(connect::candidate_dirs())
+    }
+
+    /// As `listening`.
+    pub fn listening(&self, pid: u32) -> bool {
+        matches!(connect::find_in(&self.0, pid), Ok(_) | Err(ProbeError::Unsafe { .. }))
+    }
 }
 
 /// Asks an instrumented process what it declares, without attaching.
@@ -171,5 +186,11 @@ impl Attachment {
     /// Events dropped because every thread slot was taken.
     pub fn no_slot_drops(&self) -> u64 {
         self.area.no_slot_drops()
+    }
+
+    /// Events the process says it could not register (its registry was
+    /// full): never enabled, never written. The process's word, unchecked.
+    pub fn unregistered(&self) -> u64 {
+        self.area.unregistered()
     }
 }

@@ -665,6 +665,7 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
     s.guard.store(u32::from(guard), Ordering::Release);
     crate::epoch::advance(bit as usize);
     s.base.store(base, Ordering::Release);
+    crate::ring::publish_unregistered(crate::registry::unregistered());
     if let Ok(mut p) = PATTERNS[bit as usize].lock() {
         *p = patterns.to_vec();
     }

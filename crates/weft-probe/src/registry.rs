@@ -13,6 +13,13 @@ pub static STATIC_EVENTS: [&'static Event];
 pub(crate) const CAPACITY: usize = 16384;
 /// The registry was found full (said once).
 static FULL_SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Events refused because the registry was full; attached collectors see
+/// it in their area's header (`A_UNREGISTERED`).
+static UNREGISTERED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn unregistered() -> u64 {
+    UNREGISTERED.load(Ordering::Acquire)
+}
 static LIST: [AtomicPtr<Event>; CAPACITY] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CAPACITY];
 static LEN: AtomicUsize = AtomicUsize::new(0);
 static APPENDING: AtomicBool = AtomicBool::new(false);
@@ -90,6 +97,8 @@ pub fn register(e: &'static Event) {
     // another event's (it stays disabled). Said once, so that it is not
     // mistaken for an event nobody enabled.
     if !append(e) {
+        let n = UNREGISTERED.fetch_add(1, Ordering::AcqRel) + 1;
+        crate::ring::publish_unregistered(n);
         if !FULL_SAID.swap(true, Ordering::AcqRel) {
             eprintln!(
                 "weft-probe[{}]: more than {CAPACITY} events registered: `{}:{}` and any registered after it stay disabled",

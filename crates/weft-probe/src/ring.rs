@@ -520,6 +520,20 @@ pub(crate) fn protect_all(base: usize, geo: Geometry) {
     }
 }
 
+/// Tells every attached collector how many events could not be registered.
+/// A detach racing this store lands it in the anonymous memory mapped over
+/// the area.
+pub(crate) fn publish_unregistered(n: u64) {
+    for s in &SESSIONS {
+        let base = s.base.load(Ordering::Acquire);
+        if base != 0 {
+            // SAFETY: the area header is in every mapping `base` points to
+            // (or in the anonymous memory that replaced it).
+            unsafe { AtomicU64::from_ptr(p64(base, A_UNREGISTERED)) }.store(n, Ordering::Release);
+        }
+    }
+}
+
 pub(crate) fn thread_buffers() -> Vec<(usize, usize)> {
     let mut v = Vec::new();
     for (si, s) in SESSIONS.iter().enumerate() {

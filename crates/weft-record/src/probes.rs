@@ -3,7 +3,7 @@
 //! buffers through the `Encoder` into the same trace, and account for every
 //! one that cannot be recorded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,8 @@ pub(crate) struct Probes {
     clock: TscClock,
     attachments: HashMap<u32, Attachment>,
     pending: HashMap<u32, Pending>,
+    /// Processes (pid, start time) already looked for (see `rediscover`).
+    seen: HashSet<(u32, u64)>,
     pub totals: ProbeTotals,
     /// Buffer memory of live attachments and attaches under way, and its cap.
     memory: usize,
@@ -108,6 +110,7 @@ impl Probes {
             clock: TscClock::new(),
             attachments: HashMap::new(),
             pending: HashMap::new(),
+            seen: HashSet::new(),
             totals: ProbeTotals::default(),
             memory: 0,
             memory_cap,
@@ -125,11 +128,33 @@ impl Probes {
         self.notices.push(Notice { level, text });
     }
 
+    /// Looks again at the traced processes as /proc lists them: one whose
+    /// fork or exec record the kernel dropped (its ring was full) would
+    /// otherwise never be looked for. A process (pid and start time) is
+    /// looked for once.
+    pub fn rediscover(&mut self, pids: &[u32]) {
+        for &pid in pids {
+            if self.pending.contains_key(&pid) || self.in_flight.contains_key(&pid) {
+                continue;
+            }
+            let Some(start) = weft_probe_abi::process_start_time(pid) else {
+                continue;
+            };
+            if self.seen.contains(&(pid, start)) || self.attachments.get(&pid).is_some_and(|a| !a.process_gone()) {
+                continue;
+            }
+            self.watch(pid);
+        }
+        // Only the living can be met again.
+        self.seen.retain(|(p, _)| pids.contains(p));
+    }
+
     /// Starts looking for `pid`'s control socket.
     pub fn watch(&mut self, pid: u32) {
         // Gone already: nothing to attach to.
         if let Some(start) = weft_probe_abi::process_start_time(pid) {
             self.next_watch += 1;
+            self.seen.insert((pid, start));
             self.pending.insert(pid, Pending::new(start, self.next_watch));
         }
     }
@@ -155,6 +180,7 @@ impl Probes {
             return;
         }
         self.next_watch += 1;
+        self.seen.insert((pid, start));
         self.pending.insert(pid, Pending::new(start, self.next_watch));
     }
 
@@ -187,10 +213,18 @@ impl Probes {
             self.memory = self.memory.saturating_sub(self.geo.total_len());
             self.attached_one(pid, id, start, result, now, enc);
         }
-        let pids: Vec<u32> = self.pending.keys().copied().collect();
-        for pid in pids {
+        // Oldest first: with more processes waiting than attaches run at
+        // once, each gets its turn.
+        let mut pids: Vec<(u64, u32)> = self.pending.iter().map(|(&pid, p)| (p.id, pid)).collect();
+        pids.sort_unstable();
+        let mut dirs = None;
+        for (_, pid) in pids {
             let Some(&Pending {
-                deadline, start, id, ..
+                deadline,
+                start,
+                id,
+                listening,
+                ref error,
             }) = self.pending.get(&pid)
             else {
                 continue;
@@ -199,7 +233,9 @@ impl Probes {
                 continue;
             }
             let gone = weft_probe_abi::process_start_time(pid) != Some(start);
-            if now > deadline || gone {
+            // The deadline is for opening a control socket, and for attach
+            // errors; an instrumented process waiting its turn keeps it.
+            if gone || (now > deadline && (!listening || error.is_some())) {
                 let why = if gone {
                     "it exited before an attach succeeded"
                 } else {
@@ -217,14 +253,17 @@ impl Probes {
                 self.finish_one(pid, enc);
             }
             // Not (yet) listening: a new image may still be starting.
-            if !weft_probe_collect::listening(pid) {
+            let dirs = dirs.get_or_insert_with(weft_probe_collect::SocketDirs::scan);
+            if !dirs.listening(pid) {
                 continue;
             }
             if let Some(p) = self.pending.get_mut(&pid) {
                 p.listening = true;
             }
+            // Full: the rest are still looked at (so that each one seen
+            // listening is accounted for if it never gets its turn).
             if self.in_flight.len() >= ATTACHING_AT_ONCE {
-                break;
+                continue;
             }
             // One process is always let in, however large its buffers.
             let need = self.geo.total_len();
@@ -417,6 +456,14 @@ impl Probes {
             let stats = self.drain(&mut att, true, enc);
             self.flush(enc);
             self.write_stats(pid, &stats, no_slot, enc);
+            let unregistered = att.unregistered();
+            if unregistered > 0 {
+                let why = format!(
+                    "{unregistered} of its events were registered after its registry was full; they stay disabled and are not in the file"
+                );
+                self.say(Level::Warning, format!("PID {pid}: {why}"));
+                enc.probe_missed(weft_kernel::monotonic_ns(), pid, &why);
+            }
         }
     }
 

@@ -22,6 +22,8 @@ use crate::{Level, Notice, RecordError};
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// How long a command told to stop may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often the traced processes are re-listed while the kernel drops records.
+const RESCAN_EVERY: Duration = Duration::from_millis(200);
 
 /// What to record.
 #[derive(Debug, Clone)]
@@ -149,6 +151,11 @@ pub struct Recorder {
     started: Instant,
     last_flush: Instant,
     probe_busy: bool,
+    /// The processes recording started with (the command, or `-p`'s).
+    roots: Vec<u32>,
+    /// The kernel dropped records this round; when the tree was last re-read.
+    lost_lately: bool,
+    last_rescan: Instant,
     /// When the command was told to stop, and how many stop requests came.
     forwarded: Option<Instant>,
     interrupts: u32,
@@ -413,6 +420,9 @@ impl Recorder {
             started: Instant::now(),
             last_flush: Instant::now(),
             probe_busy: false,
+            roots: watched,
+            lost_lately: false,
+            last_rescan: Instant::now(),
             forwarded: None,
             interrupts: 0,
             stop_reason: None,
@@ -467,6 +477,9 @@ impl Recorder {
         let ready = self.tracer.wait(timeout);
         self.tracer.drain(&mut self.events);
         self.write_batch();
+        if self.lost_lately && self.last_rescan.elapsed() >= RESCAN_EVERY {
+            self.rescan();
+        }
         if let Some(p) = self.probes.as_mut() {
             self.probe_busy = p.poll(&mut self.enc) > 0;
         }
@@ -515,6 +528,20 @@ impl Recorder {
         true
     }
 
+    /// After kernel losses: fork and exec records may be among them, so the
+    /// traced processes are listed from the cgroup (or /proc) and any the
+    /// probe collector never looked for is looked for now.
+    fn rescan(&mut self) {
+        self.lost_lately = false;
+        self.last_rescan = Instant::now();
+        let Some(p) = self.probes.as_mut() else { return };
+        let pids = match &self.cgroup {
+            Some(cg) => cg.processes(),
+            None => procfs::descendants(&self.roots),
+        };
+        p.rediscover(&pids);
+    }
+
     pub fn progress(&self) -> Progress {
         Progress {
             elapsed: self.started.elapsed(),
@@ -531,6 +558,7 @@ impl Recorder {
         for ev in self.events.drain(..) {
             if let Some(p) = self.probes.as_mut() {
                 p.observe(&ev);
+                self.lost_lately |= matches!(ev.kind, EventKind::Lost { .. });
             }
             self.side.observe(&ev, &mut self.enc);
             if let Some(f) = self.filter.as_mut() {

@@ -1320,6 +1320,32 @@ fn registering_past_the_registry_is_said_not_silent() {
     assert_eq!(err.matches("more than 16384 events registered").count(), 1, "{err}");
 }
 
+/// The recorder, too, learns that a process registered events past its
+/// registry (from the area's header) and says so in the file.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn the_recorder_reports_events_a_process_could_not_register() {
+    require_root();
+    let dir = tmp();
+    let (trace, out) = record(dir.path(), "late.weft", &[], &["late", "16400"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    // weft-demo's own events take places first: what it could enable of
+    // its 16 400 tells how many found none.
+    let stdout = text(&out.stdout);
+    let enabled: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("enabled ")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let said = format!(
+        "{} of its events were registered after its registry was full",
+        16_400 - enabled
+    );
+    assert!(err.contains(&said), "{err}");
+    let lines = dump(&trace, &["--event", "weft:probe_missed"]);
+    assert!(lines.iter().any(|l| l.contains(&said)), "{lines:#?}");
+}
+
 /// From C, a handler that lands in a write and leaves it for good: one
 /// rewrites the interrupted context's instruction pointer (the thread goes
 /// on elsewhere, writes, and ends there), one calls pthread_exit (a forced
@@ -1429,4 +1455,50 @@ fn a_fork_child_writing_before_its_setup_does_not_fault() {
         .sum();
     assert_eq!(attempted, parent_writes, "the parent's stream");
     assert!(ticks(first) > 0 && ticks(first) <= parent_writes);
+}
+
+/// Many instrumented programs start at once, more than are attached at a
+/// time, with default (slow to attach) buffers and a busy program beside
+/// them: each one is either recorded or listed as not recorded, none is
+/// dropped without a word (before, those still waiting for their turn when
+/// 5 s had passed were forgotten silently).
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_flood_of_instrumented_programs_is_each_recorded_or_listed() {
+    require_root();
+    let dir = tmp();
+    let n = 100;
+    let script = dir.path().join("flood.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "{busy} 300000 &\nfor i in $(seq 1 {n}); do sh -c 'echo $$ > {d}/pid.'$i'; exec {demo} late 100 </dev/null >/dev/null' & done\nwait\n",
+            busy = program("busy").display(),
+            d = dir.path().display(),
+            demo = demo_path().display(),
+        ),
+    )
+    .expect("script");
+    let trace = dir.path().join("flood.weft");
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg("bash")
+        .arg(&script));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let mut recorded = 0;
+    for i in 1..=n {
+        let pid = std::fs::read_to_string(dir.path().join(format!("pid.{i}"))).expect("pid");
+        let pid = pid.trim();
+        let attached = info.contains(&format!("weft-probe: PID {pid}: 100 events attempted, 100 recorded"));
+        let listed = info.contains(&format!("weft-probe: PID {pid}: not recorded: "));
+        assert!(
+            attached != listed,
+            "program {pid} is neither recorded nor listed as not recorded (or both):\n{info}"
+        );
+        recorded += u32::from(attached);
+    }
+    assert!(recorded > 0, "{info}");
 }
