@@ -151,6 +151,10 @@ fn main() {
         "chaosloop" => chaosloop(arg(2, 1000)),
         "gate" => {
             let (t, n) = (arg(2, 8), arg(3, 100_000));
+            // Attached before saying so, however long a loaded machine takes.
+            if std::env::var_os("WEFT_PROBE_WAIT_MS").is_some() {
+                wait_until(|| TICK.enabled(), Duration::from_secs(30));
+            }
             let _ = writeln!(out, "ready");
             let _ = out.flush();
             let mut line = String::new();

@@ -57,7 +57,22 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     if let Some(st) = t.end_value(end_keys::EXIT_STATUS) {
         println!("exit:       {st}");
     }
-    println!("syscalls:   {}", v(info_keys::SYSCALLS));
+    // Files before weft recorded its sources always had all of them.
+    if let Some(src) = t.info(info_keys::SOURCES) {
+        println!("sources:    {src}");
+    }
+    match t.info(info_keys::NOT_RECORDED).filter(|n| !n.is_empty()) {
+        Some(n) => {
+            println!("not recorded:");
+            for item in n.split("; ") {
+                println!("  {item}");
+            }
+            if !n.starts_with("syscalls") {
+                println!("syscalls:   {}", v(info_keys::SYSCALLS));
+            }
+        }
+        None => println!("syscalls:   {}", v(info_keys::SYSCALLS)),
+    }
     println!("clock:      {}", v(info_keys::CLOCK));
     let start = t
         .info(info_keys::START_MONOTONIC_NS)

@@ -91,11 +91,12 @@ fn report_missing(p: &Profile) {
         if n.frames == 0 && n.problem.is_empty() {
             continue;
         }
-        eprintln!(
-            "weft: {module}: {} ({} frames shown as module+offset)",
-            if n.problem.is_empty() { "no symbols" } else { &n.problem },
-            n.frames
-        );
+        let what = if n.problem.is_empty() { "no symbols" } else { &n.problem };
+        match n.frames {
+            0 => eprintln!("weft: {module}: {what}"),
+            1 => eprintln!("weft: {module}: {what} (1 frame shown as module+offset)"),
+            k => eprintln!("weft: {module}: {what} ({k} frames shown as module+offset)"),
+        }
         if !n.looked.is_empty() {
             eprintln!("weft:   looked in: {}", n.looked.join(", "));
         }

@@ -14,7 +14,11 @@ pub fn run(args: PsArgs) -> Result<ExitCode> {
     }
     let found = discover();
     if found.is_empty() {
-        println!("no process instrumented with weft-probe is running (or none you may see: try as root)");
+        if weft_kernel::os::euid() == 0 {
+            println!("no process instrumented with weft-probe is running");
+        } else {
+            println!("no process instrumented with weft-probe is running (or none you may see: other users' are visible to root)");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     println!("{:>8}  {:<16} {:>6} {:>8}  SOCKET", "PID", "NAME", "EVENTS", "SESSIONS");

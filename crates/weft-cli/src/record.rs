@@ -190,6 +190,9 @@ fn print_summary(s: &Summary) {
             );
         }
     }
+    for (what, why) in &s.not_recorded {
+        eprintln!("weft: not recorded: {what}: {why}");
+    }
     if let Some((dir, n)) = &s.archived {
         eprintln!("weft: archived {n} binaries in {}", dir.display());
     }

@@ -58,6 +58,11 @@ pub mod info_keys {
     pub const START_REALTIME_NS: &str = "start_realtime_ns";
     pub const SYSCALLS: &str = "syscalls";
     pub const NCPUS: &str = "ncpus";
+    /// What the recording includes, comma-separated (`syscalls`, `signals`,
+    /// `process lifecycle`, ...).
+    pub const SOURCES: &str = "sources";
+    /// What it could not include: `name (why)` items separated by `; `.
+    pub const NOT_RECORDED: &str = "not_recorded";
 }
 
 /// Well-known keys of the End chunk.

@@ -5,12 +5,8 @@ use thiserror::Error;
 /// What went wrong talking to the kernel, with what the user can do about it.
 #[derive(Debug, Error)]
 pub enum KernelError {
-    #[error("{what}: {source}\n  hint: {hint}")]
-    Privilege {
-        what: String,
-        source: std::io::Error,
-        hint: String,
-    },
+    #[error("{what}\n  hint: {hint}")]
+    Privilege { what: String, hint: String },
     #[error("tracefs is not available: {reason}\n  hint: mount it with `mount -t tracefs nodev /sys/kernel/tracing` (needs root), or enable CONFIG_TRACING in the kernel")]
     NoTracefs { reason: String },
     #[error("cannot read tracepoint format {path}: {source}")]

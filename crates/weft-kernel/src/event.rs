@@ -305,6 +305,9 @@ pub(crate) struct Decoder {
     pub by_id: HashMap<u64, Decoding>,
     /// Records that could not be decoded (short or unknown id).
     pub malformed: u64,
+    /// No tracepoints (an unprivileged recording): process exits come from
+    /// the side-band exit records instead.
+    pub sideband_lifecycle: bool,
 }
 
 const PERF_CONTEXT_MAX: u64 = -4095i64 as u64;
@@ -480,6 +483,17 @@ impl Decoder {
                     filename: cstr(body.get(64..end).unwrap_or(&[])),
                     build_id,
                     inode,
+                };
+            }
+            b::PERF_RECORD_EXIT if self.sideband_lifecycle => {
+                trailer(&mut ev);
+                // pid, ppid, tid, ptid, time. The leader's exit stands for
+                // the process's (the record does not say whether others live on).
+                ev.pid = u32_at(body, 0);
+                ev.tid = u32_at(body, 8);
+                ev.ts = u64_at(body, 16);
+                ev.kind = EventKind::Exit {
+                    group_dead: ev.pid == ev.tid,
                 };
             }
             b::PERF_RECORD_LOST => {

@@ -38,6 +38,7 @@ pub fn decoder() -> Option<impl FnMut(&[u8]) -> Option<KernelEvent>> {
         layouts,
         by_id,
         malformed: 0,
+        sideband_lifecycle: true,
     };
     Some(move |rec: &[u8]| d.decode(rec, 0))
 }

@@ -38,7 +38,7 @@ mod session;
 pub mod syscalls;
 mod tracefs;
 
-pub use access::{check_tracing_allowed, perf_event_paranoid};
+pub use access::{check_tracing_allowed, perf_event_paranoid, tracing_access, user_ring_limit, Access};
 pub use cgroup::TraceCgroup;
 pub use error::{KernelError, Result};
 pub use event::{EventKind, KernelEvent};

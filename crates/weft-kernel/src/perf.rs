@@ -30,6 +30,9 @@ pub(crate) enum Source {
     Tracepoint(u64),
     /// cpu-clock sampling at this frequency (Hz).
     CpuClock(u32),
+    /// Counts nothing: carries side-band records where no tracepoint may
+    /// be opened (an unprivileged recording).
+    Dummy,
 }
 
 /// How one event is opened.
@@ -43,6 +46,9 @@ pub(crate) struct Spec {
     /// Start disabled and turn on at the target's next exec.
     pub enable_on_exec: bool,
     pub wakeup_bytes: u32,
+    /// User space only (what an unprivileged task may open at
+    /// `perf_event_paranoid` 2): no kernel samples or call chains.
+    pub user_only: bool,
 }
 
 /// Whether this kernel accepts PERF_FORMAT_LOST (cleared at the first refusal).
@@ -92,6 +98,16 @@ impl PerfFd {
                 // No raw data for a software event.
                 attr.sample_type &= !(b::PERF_SAMPLE_RAW as u64);
             }
+            Source::Dummy => {
+                attr.type_ = b::PERF_TYPE_SOFTWARE;
+                attr.config = b::PERF_COUNT_SW_DUMMY as u64;
+                attr.sample_type &= !(b::PERF_SAMPLE_RAW as u64);
+            }
+        }
+        if spec.user_only {
+            attr.set_exclude_kernel(1);
+            attr.set_exclude_hv(1);
+            attr.set_exclude_callchain_kernel(1);
         }
         if let Some(bytes) = spec.stack {
             attr.sample_type |= STACK_TYPE;

@@ -41,6 +41,9 @@ pub struct Options {
     pub stack_bytes: u32,
     /// Events that also take a stack: syscall names, `signal_deliver`, `signal_generate`.
     pub stack_on: Vec<String>,
+    /// User space only: no kernel samples or call chains (what an
+    /// unprivileged task may open).
+    pub exclude_kernel: bool,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             sample_hz: None,
             stack_bytes: 16384,
             stack_on: Vec::new(),
+            exclude_kernel: false,
         }
     }
 }
@@ -79,14 +83,28 @@ pub struct KernelTracer {
     later: Vec<KernelEvent>,
     /// Initial stack pointer per process (None: unknown), to trim stack copies.
     stack_tops: HashMap<u32, Option<u64>>,
+    /// No tracepoints: side-band records and samples only (see `new`).
+    user_only: bool,
 }
 
 impl KernelTracer {
-    pub fn new(tfs: &Tracefs, opts: Options) -> Result<KernelTracer> {
-        let layouts = Layouts::load(tfs)?;
+    /// With tracefs, every event weft knows; without (`None`: an
+    /// unprivileged recording), user-space events only: side-band records
+    /// (process lifecycle, memory maps) and CPU samples of user space.
+    pub fn new(tfs: Option<&Tracefs>, opts: Options) -> Result<KernelTracer> {
+        let user_only = tfs.is_none();
+        let layouts = match tfs {
+            Some(tfs) => Layouts::load(tfs)?,
+            None => Layouts::default(),
+        };
         let tp_ids = layouts.ids.clone();
         let mut stack_tps = Vec::new();
         for name in &opts.stack_on {
+            let Some(tfs) = tfs else {
+                return Err(KernelError::NoTracefs {
+                    reason: format!("--stack-on {name} needs tracepoints, which this recording cannot open"),
+                });
+            };
             let (sys, tp) = match name.as_str() {
                 "signal_deliver" | "signal_generate" => ("signal", name.clone()),
                 n => ("syscalls", format!("sys_enter_{n}")),
@@ -131,7 +149,9 @@ impl KernelTracer {
                 layouts,
                 by_id: HashMap::new(),
                 malformed: 0,
+                sideband_lifecycle: user_only,
             },
+            user_only,
             // SAFETY: epoll_create1 returned a fresh descriptor we now own.
             epoll: unsafe { OwnedFd::from_raw_fd(ep) },
             opts,
@@ -163,15 +183,29 @@ impl KernelTracer {
     fn open_all(&mut self, target: Target, on_exec: bool) -> Result<()> {
         let wakeup = (self.opts.buffer_bytes / 4).clamp(4096, u32::MAX as usize) as u32;
         let stack = Some(self.opts.stack_bytes);
+        let (sideband_only, user_only) = (self.user_only, self.opts.exclude_kernel);
         for ci in 0..self.cpus.len() {
             let cpu = self.cpus[ci];
-            for (i, tp) in Tp::ALL.iter().enumerate() {
+            if sideband_only {
+                let spec = Spec {
+                    source: Source::Dummy,
+                    stack: None,
+                    sideband: true,
+                    enable_on_exec: on_exec,
+                    wakeup_bytes: wakeup,
+                    user_only,
+                };
+                let fd = self.open(&spec, target, cpu, "process lifecycle and memory maps")?;
+                self.add(fd, cpu, Decoding::CpuClock)?;
+            }
+            for (i, tp) in Tp::ALL.iter().enumerate().filter(|_| !sideband_only) {
                 let spec = Spec {
                     source: Source::Tracepoint(self.tp_ids[tp]),
                     stack: None,
                     sideband: i == 0,
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
+                    user_only,
                 };
                 let (sys, name) = tp.path();
                 let fd = self.open(&spec, target, cpu, &format!("{sys}:{name}"))?;
@@ -192,8 +226,28 @@ impl KernelTracer {
                     sideband: false,
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
+                    user_only,
                 };
-                let fd = self.open(&spec, target, cpu, &format!("cpu-clock sampling at {hz} Hz"))?;
+                let fd = match self.open(&spec, target, cpu, &format!("cpu-clock sampling at {hz} Hz")) {
+                    Err(KernelError::Sys {
+                        syscall,
+                        what,
+                        source,
+                        hint: None,
+                    }) if source.raw_os_error() == Some(libc::EINVAL) => {
+                        let max = std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
+                            .map_or_else(|_| "?".into(), |m| m.trim().to_string());
+                        return Err(KernelError::Sys {
+                            syscall,
+                            what,
+                            source,
+                            hint: Some(format!(
+                                "the kernel samples at most kernel.perf_event_max_sample_rate = {max} Hz: give --sample a lower rate"
+                            )),
+                        });
+                    }
+                    r => r?,
+                };
                 self.add(fd, cpu, Decoding::CpuClock)?;
             }
             for (id, trigger) in self.stack_tps.clone() {
@@ -203,6 +257,7 @@ impl KernelTracer {
                     sideband: false,
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
+                    user_only,
                 };
                 let fd = self.open(&spec, target, cpu, &format!("stacks on {trigger}"))?;
                 self.add(fd, cpu, Decoding::Stack { trigger })?;
@@ -334,6 +389,7 @@ impl KernelTracer {
         let wanted = &self.wanted;
         let lost = &mut self.lost;
         let tops = &mut self.stack_tops;
+        let user_only = self.user_only;
         let first = out.len();
         for ring in &mut self.rings {
             let cpu = ring.cpu;
@@ -350,6 +406,19 @@ impl KernelTracer {
                         trim_stack(stack, regs[1], top);
                     }
                     _ => {}
+                }
+                if let (true, EventKind::Comm { comm, exec: true }) = (user_only, &ev.kind) {
+                    // No exec tracepoint: the comm record an exec makes
+                    // stands for it, with the program as /proc names it now.
+                    let filename = std::fs::read_link(format!("/proc/{}/exe", ev.pid))
+                        .map_or_else(|_| comm.clone(), |p| p.to_string_lossy().into_owned());
+                    out.push(KernelEvent {
+                        kind: EventKind::Exec {
+                            filename,
+                            old_tid: ev.tid,
+                        },
+                        ..ev.clone()
+                    });
                 }
                 let keep = match (&ev.kind, wanted) {
                     (EventKind::SyscallEnter { nr, .. } | EventKind::SyscallExit { nr, .. }, Some(w)) => {
@@ -479,6 +548,11 @@ impl KernelTracer {
         }
         // pid < 0: no child, so the closes below are the slow ones; fine.
         drop(self);
+    }
+
+    /// Whether this tracer opened no tracepoints (see `new`).
+    pub fn user_only(&self) -> bool {
+        self.user_only
     }
 
     pub fn cpus(&self) -> &[u32] {

@@ -23,6 +23,12 @@ impl Tracefs {
         if let Some(t) = Self::locate() {
             return Ok(t);
         }
+        // Mounted, but we cannot look inside: mounting again would not help.
+        if let Some(mnt) = mounted_at() {
+            return Err(KernelError::NoTracefs {
+                reason: unreadable(&mnt),
+            });
+        }
         let target = CANDIDATES[0];
         let (src, dst, fstype) = (c"nodev", CString::new(target).unwrap_or_default(), c"tracefs");
         // SAFETY: all pointers are valid NUL-terminated strings; data is null.
@@ -38,7 +44,8 @@ impl Tracefs {
         })
     }
 
-    /// Finds a mounted tracefs without changing anything.
+    /// Finds a mounted tracefs (one whose events this process can read)
+    /// without changing anything.
     pub fn locate() -> Option<Tracefs> {
         CANDIDATES
             .iter()
@@ -162,6 +169,35 @@ fn parse_field(rest: &str) -> Option<FormatField> {
         signed,
         data_loc,
     })
+}
+
+/// Where tracefs is mounted, by /proc/self/mountinfo, whether or not we may
+/// read it.
+fn mounted_at() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mnt = pre.split(' ').nth(4)?;
+            (post.split(' ').next()? == "tracefs").then(|| PathBuf::from(mnt))
+        })
+        .find(|m| CANDIDATES.iter().any(|c| m == Path::new(c)))
+}
+
+/// Why a mounted tracefs cannot be used by this process, and how to change it.
+fn unreadable(mnt: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let how = match fs::metadata(mnt) {
+        Ok(m) => format!("mode {:o}, owner uid {}, group {}", m.mode() & 0o7777, m.uid(), m.gid()),
+        Err(e) => e.to_string(),
+    };
+    format!(
+        "mounted at {}, but not readable by uid {euid} ({how}); to let a group read it: `sudo mount -o remount,mode=750,gid=tracing {}` with uid {euid} in group tracing",
+        mnt.display(),
+        mnt.display()
+    )
 }
 
 #[cfg(test)]

@@ -84,9 +84,20 @@ pub fn kernel_user_events() -> Result<(), String> {
     let p = "/sys/kernel/tracing/user_events_data";
     match std::fs::metadata(p) {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "{p}: {e} (kernel built without CONFIG_USER_EVENTS, or tracefs not mounted)"
+        // tracefs is there, the file is not: the kernel lacks the feature.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::path::Path::new("/sys/kernel/tracing/events").is_dir() =>
+        {
+            Err("this kernel is built without CONFIG_USER_EVENTS".into())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(format!("{p}: not readable by this user (tracefs is root's)"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "{p}: not found (tracefs is not mounted, or the kernel has no user_events)"
         )),
+        Err(e) => Err(format!("{p}: {e}")),
     }
 }
 

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use weft_probe_abi::control::{EventDesc, Msg, ProcessInfo, MAX_FRAME, PROTOCOL_VERSION};
@@ -399,16 +399,44 @@ fn serve(mut conn: UnixStream) {
                 (Some(_), _) => Msg::Error("already attached on this connection".into()),
                 (None, None) => Msg::Error("attach without a memory descriptor".into()),
                 (None, Some(fd)) => match attach(fd, mode, &patterns) {
-                    Ok((bit, enabled, base, len)) => {
+                    Ok(mut a) => {
                         if settings().debug {
                             eprintln!(
-                                "weft-probe[{}]: session {bit} attached by pid {}",
+                                "weft-probe[{}]: session {} attached by pid {}",
                                 std::process::id(),
+                                a.bit,
                                 peer_cred(&conn).map_or(0, |c| c.pid)
                             );
                         }
-                        session = Some((bit, base, len));
-                        Msg::Attached { session: bit, enabled }
+                        session = Some((a.bit, a.base, a.len));
+                        let reply = Msg::Attached {
+                            session: a.bit,
+                            enabled: a.enabled,
+                        };
+                        let sent = conn.write_all(&reply.encode());
+                        // From now on registrations push updates here. Events
+                        // registered since the Hello are announced first.
+                        if let (Ok(()), Ok(clone)) = (&sent, conn.try_clone()) {
+                            let mut push = Push::new(clone, a.bit);
+                            // A frame cut short would corrupt the stream: then
+                            // the session ends (its control thread sees the shutdown).
+                            if crate::registry::events().len() == announced
+                                || push.send(&Msg::Info(info()).encode()).is_ok()
+                            {
+                                *a.conn = Some(push);
+                            } else {
+                                push.close();
+                            }
+                        }
+                        drop(a);
+                        if sent.is_err() {
+                            break;
+                        }
+                        // Only now may a program waiting in its constructor go
+                        // on: the collector has its answer even if the program
+                        // exits at once.
+                        ATTACHES.fetch_add(1, Ordering::AcqRel);
+                        continue;
                     }
                     Err(e) => Msg::Error(e),
                 },
@@ -421,7 +449,6 @@ fn serve(mut conn: UnixStream) {
             }
             _ => Msg::Error("unexpected message".into()),
         };
-        let attached = matches!(reply, Msg::Attached { .. });
         // Replies and pushes share the session's lock: frames never interleave.
         let sent = match session.map(|(bit, _, _)| CONNS[bit as usize].lock()) {
             Some(Ok(mut push)) => match push.as_mut().map_or(Ok(()), Push::flush) {
@@ -430,25 +457,6 @@ fn serve(mut conn: UnixStream) {
             },
             _ => conn.write_all(&reply.encode()),
         };
-        if let (true, Some((bit, _, _)), Ok(clone)) = (attached, session, conn.try_clone()) {
-            // From now on registrations push updates here. Events registered
-            // while attaching were enabled but not announced: announce them.
-            if let Ok(mut c) = CONNS[bit as usize].lock() {
-                let mut push = Push::new(clone, bit);
-                // A frame cut short would corrupt the stream: then the
-                // session ends (its control thread sees the shutdown).
-                if crate::registry::events().len() == announced || push.send(&Msg::Info(info()).encode()).is_ok() {
-                    *c = Some(push);
-                } else {
-                    push.close();
-                }
-            }
-        }
-        if attached && sent.is_ok() {
-            // Only now may a program waiting in its constructor go on: the
-            // collector has its answer even if the program exits at once.
-            ATTACHES.fetch_add(1, Ordering::AcqRel);
-        }
         if sent.is_err() {
             break;
         }
@@ -575,9 +583,26 @@ pub fn pattern_matches(pattern: &str, provider: &str, name: &str) -> bool {
     glob(pat.as_bytes(), full.as_bytes())
 }
 
+/// A session being attached: its pattern list and push channel stay locked
+/// until the collector has its `Attached` and any catch-up `Info`, so that
+/// an event registered meanwhile is enabled (by the announcer) only after
+/// it was announced, even if the program exits right after writing it.
+struct Attaching {
+    bit: u32,
+    enabled: u32,
+    base: usize,
+    len: usize,
+    _patterns: MutexGuard<'static, Vec<String>>,
+    conn: MutexGuard<'static, Option<Push>>,
+}
+
+fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Maps and validates the collector's area, takes a session bit, enables
-/// the matching events. Returns (bit, events enabled, address, length).
-fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usize, usize), String> {
+/// the matching events.
+fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<Attaching, String> {
     // SAFETY: fstat into a zeroed struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd is a descriptor we own.
@@ -666,9 +691,10 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
     crate::epoch::advance(bit as usize);
     s.base.store(base, Ordering::Release);
     crate::ring::publish_unregistered(crate::registry::unregistered());
-    if let Ok(mut p) = PATTERNS[bit as usize].lock() {
-        *p = patterns.to_vec();
-    }
+    // Lock order as everywhere: patterns, then the connection.
+    let mut pats = lock(&PATTERNS[bit as usize]);
+    let conn = lock(&CONNS[bit as usize]);
+    *pats = patterns.to_vec();
     let mut enabled = 0;
     for e in crate::registry::events() {
         if patterns.iter().any(|p| pattern_matches(p, e.provider(), e.name())) {
@@ -676,7 +702,14 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<(u32, u32, usiz
             enabled += 1;
         }
     }
-    Ok((bit, enabled, base, len))
+    Ok(Attaching {
+        bit,
+        enabled,
+        base,
+        len,
+        _patterns: pats,
+        conn,
+    })
 }
 
 /// An event registered after sessions attached: enable it where it matches,

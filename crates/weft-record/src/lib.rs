@@ -70,6 +70,8 @@ pub enum RecordError {
     BadOption(String),
     #[error("cannot create trace file {}: {source}", path.display())]
     Output { path: PathBuf, source: std::io::Error },
+    #[error("PID {pid} runs as uid {owner}, and uid {uid} may trace only its own processes: run weft as root (or as uid {owner})")]
+    NotYours { pid: u32, owner: u32, uid: u32 },
     #[error("cannot attach to PID {pid}: {source}")]
     Attach { pid: u32, source: KernelError },
     #[error("cannot set up tracing of the command: {0}")]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use weft_format::{end_keys, info_keys, TraceWriter};
-use weft_kernel::{os, procfs, EventKind, KernelEvent, KernelTracer, TraceCgroup, Tracefs};
+use weft_kernel::{os, procfs, Access, EventKind, KernelEvent, KernelTracer, TraceCgroup};
 use weft_probe_collect::{Geometry, Mode};
 
 use crate::encode::Encoder;
@@ -114,6 +114,9 @@ pub struct Summary {
     /// The command, still running after `--duration`: the caller's child to
     /// wait for (`weft_kernel::os::reap`) or to leave.
     pub still_running: Option<u32>,
+    /// Sources of events this recording could not include, each with why
+    /// and what would enable it.
+    pub not_recorded: Vec<(String, String)>,
 }
 
 impl Summary {
@@ -163,7 +166,70 @@ pub struct Recorder {
     write_error: Option<std::io::Error>,
     cpu0: f64,
     command_line: String,
+    sources: Sources,
     notify: Box<dyn FnMut(Notice)>,
+}
+
+/// What a recording includes, and what it leaves out with why.
+#[derive(Debug, Clone)]
+struct Sources {
+    recorded: Vec<String>,
+    missing: Vec<(String, String)>,
+}
+
+impl Sources {
+    fn new(user_only: Option<&str>, kernel: bool, opts: &Options) -> Sources {
+        let mut recorded = Vec::new();
+        let mut missing = Vec::new();
+        match user_only {
+            None => recorded.extend(["syscalls", "signals"].map(String::from)),
+            Some(why) => {
+                missing.push(("syscalls".to_string(), why.to_string()));
+                missing.push(("signals".to_string(), why.to_string()));
+                if !opts.stack_on.is_empty() {
+                    missing.push(("stacks on events (--stack-on)".to_string(), why.to_string()));
+                }
+                if opts.syscalls.is_some() {
+                    missing.push(("--syscalls selection".to_string(), why.to_string()));
+                }
+            }
+        }
+        recorded.push("process lifecycle".into());
+        recorded.push("memory maps".into());
+        if opts.sample_hz.is_some() {
+            if kernel {
+                recorded.push("CPU samples".into());
+            } else {
+                recorded.push("CPU samples of user space".into());
+                missing.push((
+                    "kernel stacks of CPU samples".to_string(),
+                    format!(
+                        "kernel profiling needs CAP_PERFMON, root, or kernel.perf_event_paranoid 1 or less; it is {}",
+                        weft_kernel::perf_event_paranoid().map_or("unknown".into(), |p| p.to_string())
+                    ),
+                ));
+            }
+        }
+        if opts.probes.is_some() {
+            recorded.push("weft-probe events".into());
+        } else {
+            missing.push(("weft-probe events".to_string(), "--no-probes".to_string()));
+        }
+        Sources { recorded, missing }
+    }
+
+    fn missing_names(&self) -> Vec<&str> {
+        self.missing.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// `name (why); name (why)`, or empty.
+    fn missing_text(&self) -> String {
+        self.missing
+            .iter()
+            .map(|(n, why)| format!("{n} ({why})"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 impl Recorder {
@@ -177,10 +243,16 @@ impl Recorder {
             Target::Pids(p) if p.is_empty() => return Err(RecordError::NothingToRecord),
             _ => {}
         }
-        weft_kernel::check_tracing_allowed()?;
-        let tfs = Tracefs::locate_or_mount()?;
-        let table = weft_kernel::syscalls::syscall_table(&tfs);
-        let selection = match &opts.syscalls {
+        let (tfs, user_only, kernel) = match weft_kernel::tracing_access()? {
+            Access::Full(tfs) => (Some(tfs), None, true),
+            Access::UserOnly { why, kernel } => (None, Some(why), kernel),
+        };
+        let table = match &tfs {
+            Some(tfs) => weft_kernel::syscalls::syscall_table(tfs),
+            None => weft_format::SyscallTable::default(),
+        };
+        let sources = Sources::new(user_only.as_deref(), kernel, &opts);
+        let selection = match opts.syscalls.as_ref().filter(|_| tfs.is_some()) {
             Some(spec) => {
                 let mut set = weft_kernel::syscalls::select(spec, &table)?;
                 // The process lifecycle needs its exit status.
@@ -196,11 +268,26 @@ impl Recorder {
                 if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                     return Err(RecordError::NoSuchProcess { pid });
                 }
+                // CAP_PERFMON does not lift the ptrace check on other users' tasks.
+                let uid = os::euid();
+                if let Some(owner) = procfs::effective_uid(pid).filter(|&o| uid != 0 && o != uid) {
+                    return Err(RecordError::NotYours { pid, owner, uid });
+                }
             }
         }
         if let Target::Command(argv) = &opts.target {
             // Said before a trace file exists: no file claims a recording.
             find_program(&argv[0])?;
+        }
+        if let Some(why) = &user_only {
+            notify(Notice {
+                level: Level::Warning,
+                text: format!(
+                    "no tracepoints ({why}): recording {}; not recording {} (README, \"Recording without root\", says what each needs)",
+                    sources.recorded.join(", "),
+                    sources.missing_names().join(", "),
+                ),
+            });
         }
         let filter =
             CommFilter::new(&opts.comm).map_err(|e| RecordError::BadOption(format!("invalid --comm pattern: {e}")))?;
@@ -233,14 +320,32 @@ impl Recorder {
             out.discard();
             e
         };
+        let buffer_bytes = match (&user_only, weft_kernel::user_ring_limit()) {
+            (Some(_), Some(limit)) if opts.buffer_size > limit => {
+                notify(Notice {
+                    level: Level::Info,
+                    text: format!(
+                        "ring buffers of {} KiB per CPU, the most kernel.perf_event_mlock_kb lets a user lock without CAP_IPC_LOCK",
+                        limit >> 10
+                    ),
+                });
+                limit
+            }
+            _ => opts.buffer_size,
+        };
         let mut tracer = KernelTracer::new(
-            &tfs,
+            tfs.as_ref(),
             weft_kernel::Options {
-                buffer_bytes: opts.buffer_size,
+                buffer_bytes,
                 syscalls: selection,
                 sample_hz: opts.sample_hz,
                 stack_bytes: (opts.stack_size.min(65528) / 8 * 8) as u32,
-                stack_on: opts.stack_on.clone(),
+                stack_on: if tfs.is_some() {
+                    opts.stack_on.clone()
+                } else {
+                    Vec::new()
+                },
+                exclude_kernel: !kernel,
             },
         )
         .map_err(|e| fail(&out, e.into()))?;
@@ -270,7 +375,9 @@ impl Recorder {
                     &[]
                 };
                 let p = weft_kernel::spawn_paused(argv, env).map_err(|e| fail(&out, e.into()))?;
-                let attached = match opts.cgroup.then(|| TraceCgroup::create_for(p.pid)) {
+                // A user may not create cgroups in the hierarchy perf uses.
+                let cgroup_wanted = opts.cgroup && !tracer.user_only();
+                let attached = match cgroup_wanted.then(|| TraceCgroup::create_for(p.pid)) {
                     Some(Ok(cg)) => {
                         let r = tracer.attach_cgroup(&cg, p.pid);
                         cgroup = Some(cg);
@@ -336,6 +443,8 @@ impl Recorder {
                 opts.syscalls.clone().unwrap_or_else(|| "all".into()),
             ),
             (info_keys::NCPUS, tracer.cpus().len().to_string()),
+            (info_keys::SOURCES, sources.recorded.join(", ")),
+            (info_keys::NOT_RECORDED, sources.missing_text()),
         ];
         // Published once it has its header: a kill before leaves no file
         // at the output path, a kill after a file that reads.
@@ -429,6 +538,7 @@ impl Recorder {
             write_error: None,
             cpu0: os::cpu_time(),
             command_line,
+            sources,
             notify,
         })
     }
@@ -671,6 +781,7 @@ impl Recorder {
             probes: self.probes.as_ref().map(|p| p.totals.clone()),
             archived,
             still_running,
+            not_recorded: self.sources.missing.clone(),
         };
         // The trace is complete: the kernel's slow part of closing the
         // events need not hold up the caller.

@@ -168,10 +168,15 @@ impl Symbolizer {
             return unresolved(m);
         };
         let Some(vaddr) = loc.vaddr_of(file_off) else {
+            self.notes.entry(m.path.clone()).or_default().frames += 1;
             return unresolved(m);
         };
         if let Some(hit) = self.cache.get(&key, vaddr) {
             self.cache_hits += 1;
+            // Counted as when it was looked up: the note is of this run's frames.
+            if hit.iter().all(|f| f.function.is_none()) {
+                self.notes.entry(m.path.clone()).or_default().frames += 1;
+            }
             return hit.to_vec();
         }
         self.lookups += 1;

@@ -7,3 +7,4 @@ mod probe;
 mod record;
 mod sampling;
 mod signals;
+mod unprivileged;

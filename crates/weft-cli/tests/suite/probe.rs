@@ -1488,10 +1488,20 @@ fn a_flood_of_instrumented_programs_is_each_recorded_or_listed() {
         .arg(&script));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let pids: Vec<String> = (1..=n)
+        .map(|i| {
+            let p = std::fs::read_to_string(dir.path().join(format!("pid.{i}"))).expect("pid");
+            p.trim().to_owned()
+        })
+        .collect();
+    let strangers: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.strip_prefix("weft-probe: PID ")?.split(':').next())
+        .filter(|p| !pids.iter().any(|q| q == p))
+        .collect();
+    assert!(strangers.is_empty(), "not among the programs: {strangers:?}\n{info}");
     let mut recorded = 0;
-    for i in 1..=n {
-        let pid = std::fs::read_to_string(dir.path().join(format!("pid.{i}"))).expect("pid");
-        let pid = pid.trim();
+    for pid in &pids {
         let attached = info.contains(&format!("weft-probe: PID {pid}: 100 events attempted, 100 recorded"));
         let listed = info.contains(&format!("weft-probe: PID {pid}: not recorded: "));
         assert!(
