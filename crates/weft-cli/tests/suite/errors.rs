@@ -27,6 +27,20 @@ fn wrong_pid_missing_command_and_bad_syscall() {
         text(&out.stderr)
     );
 
+    // An errno is said once, however many layers carry it.
+    for args in [
+        &["record", "-o", "/nonexistent-dir/x.weft", "--", "true"][..],
+        &["record", "--sample", "10000000", "-o"][..],
+    ] {
+        let mut cmd = weft();
+        cmd.args(args);
+        if args.last() == Some(&"-o") {
+            cmd.arg(&t).args(["--", "true"]);
+        }
+        let err = text(&run(&mut cmd).stderr);
+        assert_eq!(err.matches("(os error").count(), 1, "{err}");
+    }
+
     let out = run(weft()
         .args(["record", "-o"])
         .arg(&t)
