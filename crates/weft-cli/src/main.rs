@@ -12,6 +12,7 @@ mod input;
 mod profiles;
 mod ps;
 mod record;
+mod stats;
 mod units;
 
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ enum Command {
     Dump(DumpArgs),
     /// Summarize a trace: time span, processes, event counts, losses, damage.
     Info(InfoArgs),
+    /// Syscall counts, errors and latency percentiles (like strace -c), probe event rates, losses.
+    Stats(stats::StatsArgs),
     /// List processes instrumented with weft-probe, and whether the kernel has user_events.
     Ps(PsArgs),
     /// Top functions by self and total CPU samples (record with --sample).
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
         Command::Record(a) => record::run(a),
         Command::Dump(a) => dump::run(a),
         Command::Info(a) => info::run(a),
+        Command::Stats(a) => stats::run(a),
         Command::Ps(a) => ps::run(a),
         Command::Report(a) => profiles::report(a),
         Command::Flame(a) => profiles::flame(a),

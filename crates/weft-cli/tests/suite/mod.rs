@@ -1,3 +1,4 @@
+mod analysis;
 mod attach;
 mod common;
 mod damage;
