@@ -342,22 +342,38 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
 /// `name=value, ...` for a syscall's recorded arguments.
 pub fn format_args(entry: Option<&SyscallEntry>, args: &[u64]) -> String {
     let mut out = String::new();
-    for (i, &v) in args.iter().enumerate() {
+    for (i, (name, value)) in format_arg_values(entry, args).into_iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        match entry.and_then(|e| Some((e, e.args.get(i)?))) {
-            Some((e, a)) => {
-                out.push_str(&a.name);
-                out.push('=');
-                arg(&mut out, &e.name, &a.name, &a.ctype, v);
-            }
-            None => {
-                let _ = write!(out, "{v:#x}");
-            }
+        if !name.is_empty() {
+            out.push_str(&name);
+            out.push('=');
         }
+        out.push_str(&value);
     }
     out
+}
+
+/// Each recorded argument as (name, value rendered as `format_args` does);
+/// the name is empty for arguments the syscall table does not describe.
+pub fn format_arg_values(entry: Option<&SyscallEntry>, args: &[u64]) -> Vec<(String, String)> {
+    args.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let mut out = String::new();
+            match entry.and_then(|e| Some((e, e.args.get(i)?))) {
+                Some((e, a)) => {
+                    arg(&mut out, &e.name, &a.name, &a.ctype, v);
+                    (a.name.clone(), out)
+                }
+                None => {
+                    let _ = write!(out, "{v:#x}");
+                    (String::new(), out)
+                }
+            }
+        })
+        .collect()
 }
 
 /// Syscalls whose return value is an address.

@@ -18,7 +18,7 @@ pub mod stats;
 mod summary;
 mod timeline;
 
-pub use args::{format_args, format_return};
+pub use args::{format_arg_values, format_args, format_return};
 pub use kinds::{ExitState, Kind, Kinds};
 pub use summary::{summarize, ProcessSummary, Summary};
-pub use timeline::{secs, Filter, Line, PatternError, Timeline};
+pub use timeline::{secs, show_value, Filter, Line, PatternError, Timeline};

@@ -28,6 +28,9 @@ pub struct ProfileOptions {
     /// itself: lookups that do (this, and the files `SearchOptions` names)
     /// come from the caller.
     pub kernel_fallback: Option<fn() -> KernelSymbols>,
+    /// Also keep each sample's time and stack (`Profile::timeline`), for
+    /// exports that put samples on a time axis.
+    pub times: bool,
 }
 
 /// One aggregated stack: frames root first.
@@ -52,6 +55,9 @@ pub struct Profile {
     pub unwind_secs: f64,
     pub lookups: u64,
     pub cache_hits: u64,
+    /// With `ProfileOptions::times`: each sample's time and its stack (an
+    /// index into `stacks`), in the order of the file.
+    pub timeline: Vec<(u64, usize)>,
 }
 
 /// (pid, tid, frames root first)
@@ -89,7 +95,9 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let mut comms: HashMap<u32, Arc<str>> = HashMap::new();
     let mut jit: HashMap<u32, JitMap> = HashMap::new();
     // Distinct raw stacks: the maps they were unwound against, and counts.
-    let mut raws: ahash::AHashMap<RawKey, (Arc<Vec<Mapping>>, u64)> = ahash::AHashMap::new();
+    let mut raws: ahash::AHashMap<RawKey, (Arc<Vec<Mapping>>, u64, usize)> = ahash::AHashMap::new();
+    // With `times`: (time, raw stack id) per sample.
+    let mut raw_times: Vec<(u64, usize)> = Vec::new();
     let sample_id = trace.schema_by_name(s::SAMPLE).map(|sc| sc.id);
     let jit_id = trace.schema_by_name(s::JIT_MAP).map(|sc| sc.id);
     let mut out = Profile::default();
@@ -217,7 +225,12 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     kernel: if opts.user_only { Vec::new() } else { arr(f::KERNEL) },
                     user,
                 };
-                raws.entry(key).or_insert_with(|| (maps, 0)).1 += 1;
+                let next = raws.len();
+                let e = raws.entry(key).or_insert_with(|| (maps, 0, next));
+                e.1 += 1;
+                if opts.times {
+                    raw_times.push((r.ts, e.2));
+                }
             }
             _ => {}
         }
@@ -234,7 +247,9 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let mut interned: HashMap<Frame, usize> = HashMap::new();
     let mut stacks: HashMap<StackKey, (Arc<str>, u64)> = HashMap::new();
     let mut addr_cache: HashMap<(usize, u64, bool), Vec<usize>> = HashMap::new();
-    for (raw, (maps, count)) in &raws {
+    // Raw stack id -> its symbolized key (with `times`).
+    let mut raw_stack: Vec<Option<StackKey>> = if opts.times { vec![None; raws.len()] } else { Vec::new() };
+    for (raw, (maps, count, raw_id)) in &raws {
         out.samples += count;
         // Leaf first, then reversed to root first.
         let mut ids: Vec<usize> = Vec::new();
@@ -301,6 +316,9 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             addr_cache.insert(key, v);
         }
         ids.reverse();
+        if let Some(slot) = raw_stack.get_mut(*raw_id) {
+            *slot = Some((raw.pid, raw.tid, ids.clone()));
+        }
         let e = stacks
             .entry((raw.pid, raw.tid, ids))
             .or_insert_with(|| (raw.comm.clone(), 0));
@@ -334,6 +352,25 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
         .collect();
     out.stacks
         .sort_by(|a, b| b.count.cmp(&a.count).then(a.frames.cmp(&b.frames)));
+    if opts.times {
+        let index: HashMap<(u32, u32, &[usize]), usize> = out
+            .stacks
+            .iter()
+            .enumerate()
+            .map(|(i, st)| ((st.pid, st.tid, st.frames.as_slice()), i))
+            .collect();
+        let of_raw: Vec<Option<usize>> = raw_stack
+            .iter()
+            .map(|k| {
+                k.as_ref()
+                    .and_then(|(p, t, f)| index.get(&(*p, *t, f.as_slice())).copied())
+            })
+            .collect();
+        out.timeline = raw_times
+            .into_iter()
+            .filter_map(|(ts, raw)| Some((ts, of_raw.get(raw).copied().flatten()?)))
+            .collect();
+    }
     out.notes = sym.notes().clone();
     out.lookups = sym.lookups;
     out.cache_hits = sym.cache_hits;

@@ -520,7 +520,8 @@ impl Iterator for Timeline<'_> {
     }
 }
 
-fn show_value(v: &Value) -> String {
+/// A field's value as the timeline prints it.
+pub fn show_value(v: &Value) -> String {
     match v {
         Value::U64(x) => x.to_string(),
         Value::I64(x) => x.to_string(),

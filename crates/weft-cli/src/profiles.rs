@@ -45,6 +45,20 @@ pub struct ProfileArgs {
 }
 
 fn build(args: &ProfileArgs) -> Result<Profile> {
+    let p = symbolized(args, false)?;
+    if p.samples == 0 {
+        let what = args.trigger.as_deref().unwrap_or("cpu-clock");
+        bail!(
+            "no {what} samples in {} match: record with `weft record --sample -- CMD` (or --stack-on EVENT)",
+            args.file.display()
+        );
+    }
+    Ok(p)
+}
+
+/// The profile of `args.file` (no samples: an empty one), with each
+/// sample's time when `times`.
+fn symbolized(args: &ProfileArgs, times: bool) -> Result<Profile> {
     let trace = open(&args.file)?;
     warn_damage(&trace);
     let mut search = SearchOptions::from_env();
@@ -65,17 +79,11 @@ fn build(args: &ProfileArgs) -> Result<Profile> {
         user_only: args.user_only,
         // Files from recorders before kernel:symbols: this machine's names.
         kernel_fallback: Some(weft_symbols::KernelSymbols::load),
+        times,
     };
     let p = profile(&trace, &opts, search, cache);
     for e in &p.problems {
         eprintln!("weft: warning: {e}");
-    }
-    if p.samples == 0 {
-        let what = args.trigger.as_deref().unwrap_or("cpu-clock");
-        bail!(
-            "no {what} samples in {} match: record with `weft record --sample -- CMD` (or --stack-on EVENT)",
-            args.file.display()
-        );
     }
     Ok(p)
 }
@@ -206,6 +214,9 @@ pub fn flame(args: FlameArgs) -> Result<ExitCode> {
 pub enum Format {
     /// speedscope's file format (https://www.speedscope.app), one profile per thread.
     Speedscope,
+    /// A Perfetto trace (https://ui.perfetto.dev): the whole timeline, syscalls as
+    /// slices, signals, lifecycle and probe events, and CPU samples.
+    Perfetto,
 }
 
 #[derive(Args, Debug)]
@@ -215,12 +226,43 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "speedscope")]
     pub format: Format,
-    /// Output file (default: FILE.speedscope.json).
+    /// Output file (default: FILE.speedscope.json, FILE.pftrace).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 }
 
+fn perfetto(args: &ExportArgs) -> Result<ExitCode> {
+    let trace = open(&args.common.file)?;
+    let p = symbolized(&args.common, true)?;
+    let path = args.output.clone().unwrap_or_else(|| {
+        let mut s = args.common.file.as_os_str().to_owned();
+        s.push(".pftrace");
+        PathBuf::from(s)
+    });
+    let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let sum = weft_export::perfetto(&trace, (p.samples > 0).then_some(&p), std::io::BufWriter::new(f))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "weft: wrote {} ({} tracks, {} slices, {} instants, {} CPU samples); open it at https://ui.perfetto.dev (Open trace file)",
+        path.display(),
+        sum.tracks,
+        sum.slices,
+        sum.instants,
+        sum.samples
+    );
+    for (what, (n, why)) in &sum.left_out {
+        eprintln!("weft: not exported: {n} {what} ({why})");
+    }
+    if p.samples > 0 {
+        report_missing(&p);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
+    if let Format::Perfetto = args.format {
+        return perfetto(&args);
+    }
     let p = build(&args.common)?;
     let path = args.output.clone().unwrap_or_else(|| {
         let mut s = args.common.file.as_os_str().to_owned();

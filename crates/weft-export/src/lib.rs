@@ -1,16 +1,20 @@
 //! Output formats for the viewers and tools people already use: folded
-//! stacks (flamegraph.pl, inferno), flame graph SVG, speedscope JSON.
+//! stacks (flamegraph.pl, inferno), flame graph SVG, speedscope JSON, and
+//! Perfetto traces.
 //!
-//! This crate owns only the shape of each format. It works from the
-//! symbolized model `weft-analysis` builds (`Profile`), never from a trace
-//! file or the live system, and no export depends on another: each is a
-//! function from that model to bytes. It writes to the `Write` it is given
-//! and prints nothing.
+//! This crate owns only the shape of each format. Profile exports work from
+//! the symbolized model `weft-analysis` builds (`Profile`); the timeline
+//! export (Perfetto) also reads the trace's records, through `weft-format`
+//! and `weft-analysis`'s renderings of arguments and names. Nothing here
+//! reads the live system, and no export depends on another: each is a
+//! function from those models to bytes. It writes to the `Write` it is
+//! given and prints nothing.
 //!
 //! ```text
 //!  Trace ─▶ weft-analysis::profile() ─▶ Profile ─┬─▶ folded()     ─▶ text
-//!                                               ├─▶ flame_svg()  ─▶ SVG
-//!                                               └─▶ speedscope() ─▶ JSON
+//!    │                                          ├─▶ flame_svg()  ─▶ SVG
+//!    │                                          ├─▶ speedscope() ─▶ JSON
+//!    └──────── records ────────────────────────-┴─▶ perfetto()   ─▶ protobuf
 //! ```
 
 use std::collections::BTreeMap;
@@ -18,6 +22,9 @@ use std::io::Write;
 
 use thiserror::Error;
 use weft_analysis::profile::{Profile, Stack};
+
+mod perfetto;
+pub use perfetto::{perfetto, PerfettoSummary};
 
 #[derive(Debug, Error)]
 pub enum ExportError {

@@ -76,3 +76,89 @@ fn stats_count_calls_errors_and_latencies_as_the_program_made_them() {
     let st = text(&run(weft().arg("stats").arg(&trace).args(["--by", "thread"])).stdout);
     assert!(st.contains("syscalls of thread "), "{st}");
 }
+
+/// `weft export --format perfetto`, read back with Perfetto's own protobuf
+/// module: a track per process and thread, a slice per syscall with its
+/// arguments and result, probe markers, events and spans, and the CPU
+/// samples, matching what `weft stats` and `weft info` count.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
+    require_root();
+    let check = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/perfetto_check.py");
+    let has_module = std::process::Command::new("python3")
+        .args(["-c", "import perfetto.protos.perfetto.trace.perfetto_trace_pb2"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_module {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install the perfetto PyPI package (pip install perfetto), see .ci/run"
+        );
+        eprintln!("SKIPPED: python3 cannot import perfetto's protos (pip install perfetto)");
+        return;
+    }
+    let dir = tmp();
+    let trace = dir.path().join("p.weft");
+    let script = format!(
+        "{} 50 2000 && {} span",
+        program("errs").display(),
+        demo_path().display()
+    );
+    let out = run(weft()
+        .args(["record", "-q", "--sample", "-o"])
+        .arg(&trace)
+        .args(["--", "sh", "-c", &script]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pf = dir.path().join("p.pftrace");
+    let out = run(weft()
+        .arg("export")
+        .arg(&trace)
+        .args(["--format", "perfetto", "-o"])
+        .arg(&pf));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("open it at https://ui.perfetto.dev"), "{err}");
+    let read = run(std::process::Command::new("python3").arg(&check).arg(&pf));
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&read.stdout).expect("json");
+    // Tracks: every process and thread weft info lists.
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let in_info = |pid: &str| info.lines().any(|l| l.split_whitespace().next() == Some(pid));
+    let procs = doc["processes"].as_object().expect("processes");
+    assert!(procs.len() >= 3, "sh, errs, weft-demo: {procs:?}");
+    for pid in procs.keys() {
+        assert!(in_info(pid), "process {pid} is not in weft info:\n{info}");
+    }
+    assert!(procs.values().any(|n| n == "errs"), "{procs:?}");
+    // Slices: one per syscall that returned, as weft stats counts them.
+    let stats = text(&run(weft().arg("stats").arg(&trace).args(["-n", "1000"])).stdout);
+    let calls = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find(|l| l.split_whitespace().nth(13) == Some(name))
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{stats}"))
+    };
+    assert_eq!(doc["slices"]["getppid"].as_u64(), Some(calls("getppid")));
+    // errs's 2000, and the shell's own.
+    assert!(doc["slices"]["getppid"].as_u64() >= Some(2000), "{}", doc["slices"]);
+    assert!(doc["slices"]["openat"].as_u64() >= Some(50), "{}", doc["slices"]);
+    assert_eq!(doc["unclosed"].as_u64(), Some(0));
+    // Arguments and results as annotations.
+    let open_end = &doc["annotations"]["openat end"];
+    assert!(open_end["result"].as_str().is_some(), "{open_end}");
+    assert!(
+        doc["annotations"]["openat"]["filename"].as_str().is_some(),
+        "{}",
+        doc["annotations"]["openat"]
+    );
+    // Probe events: the span as a slice, the note as an instant with its fields.
+    assert_eq!(doc["slices"]["sleepy"].as_u64(), Some(1), "{}", doc["slices"]);
+    assert_eq!(doc["annotations"]["demo:note"]["text"].as_str(), Some("done"));
+    assert!(doc["instants"]["exec"].as_u64() >= Some(2));
+    // CPU samples, each with an interned callstack.
+    let samples = doc["samples"].as_u64().unwrap_or(0);
+    assert!(samples > 0, "no CPU samples: {err}");
+    assert!(err.contains(&format!("not exported: {samples} kernel:sample")), "{err}");
+}
