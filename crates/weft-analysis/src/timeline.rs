@@ -116,6 +116,8 @@ pub struct Timeline<'t> {
     spans: HashMap<(u32, u64), u64>,
     ready: VecDeque<Line>,
     finished: bool,
+    /// Time of the last record read (where damage met next is placed).
+    last_ts: u64,
     pub problems: Vec<FormatError>,
 }
 
@@ -135,6 +137,7 @@ impl<'t> Timeline<'t> {
             spans: HashMap::new(),
             ready: VecDeque::new(),
             finished: false,
+            last_ts: 0,
             problems: Vec::new(),
         }
     }
@@ -507,10 +510,27 @@ impl Iterator for Timeline<'_> {
             }
             match self.records.next() {
                 Some(Ok(r)) => {
+                    self.last_ts = r.ts;
                     self.handle(r);
                     self.settle(false);
                 }
-                Some(Err(e)) => self.problems.push(e),
+                Some(Err(e)) => {
+                    // Said where it happened, in the timeline itself.
+                    let ts = self.queue.back().map_or(self.last_ts, |s| s.line.ts);
+                    self.queue.push_back(Slot {
+                        line: Line {
+                            ts,
+                            pid: 0,
+                            tid: 0,
+                            comm: String::new(),
+                            event: "damage".into(),
+                            text: format!("*** DAMAGED: {e}; the events it held are missing ***"),
+                        },
+                        state: State::Done,
+                    });
+                    self.problems.push(e);
+                    self.settle(false);
+                }
                 None => {
                     self.finished = true;
                     self.settle(true);

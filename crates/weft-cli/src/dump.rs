@@ -22,6 +22,26 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let res: std::io::Result<()> = (|| {
+        // Damage found when the file was opened (chunks skipped whole): said
+        // in the output too, before the events, not only on stderr.
+        for p in trace
+            .problems
+            .iter()
+            .filter(|p| !matches!(p.error, weft_format::FormatError::Truncated { .. }))
+        {
+            writeln!(
+                out,
+                "{:>16} {:>7}/{:<7} {:<16} *** DAMAGED: {} ({} bytes skipped); the events they held are missing ***",
+                "?", 0, 0, "", p.error, p.skipped_bytes
+            )?;
+        }
+        if trace.truncated {
+            writeln!(
+                out,
+                "{:>16} {:>7}/{:<7} {:<16} *** TRUNCATED: the recorder stopped mid-write; events after the last complete chunk are missing ***",
+                "?", 0, 0, ""
+            )?;
+        }
         for line in tl.by_ref() {
             let b = *base.get_or_insert(line.ts);
             let rel = line.ts.saturating_sub(b);

@@ -104,6 +104,16 @@ fn damaged_and_foreign_files_give_clear_errors() {
     let n = text(&out.stdout).lines().count();
     assert!(n > full / 4 && n < full, "{n} of {full} lines");
     assert!(text(&out.stderr).contains("offset"), "{}", text(&out.stderr));
+    // Said in the output too, where the reading met it.
+    let said: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("*** DAMAGED: ") && l.contains("offset"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !said.is_empty() && said.iter().all(|l| l.contains("missing ***")),
+        "{said:?}"
+    );
     let info = text(&run(weft().arg("info").arg(&damaged)).stdout);
     assert!(info.contains("DAMAGED") && info.contains("problems:"), "{info}");
 
