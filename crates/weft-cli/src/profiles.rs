@@ -217,6 +217,8 @@ pub enum Format {
     /// A Perfetto trace (https://ui.perfetto.dev): the whole timeline, syscalls as
     /// slices, signals, lifecycle and probe events, and CPU samples.
     Perfetto,
+    /// Chrome trace-event JSON (chrome://tracing): the same timeline, without CPU samples.
+    Chrome,
 }
 
 #[derive(Args, Debug)]
@@ -226,7 +228,7 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "speedscope")]
     pub format: Format,
-    /// Output file (default: FILE.speedscope.json, FILE.pftrace).
+    /// Output file (default: FILE.speedscope.json, FILE.pftrace, FILE.chrome.json).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 }
@@ -259,9 +261,34 @@ fn perfetto(args: &ExportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn chrome(args: &ExportArgs) -> Result<ExitCode> {
+    let trace = open(&args.common.file)?;
+    warn_damage(&trace);
+    let path = args.output.clone().unwrap_or_else(|| {
+        let mut s = args.common.file.as_os_str().to_owned();
+        s.push(".chrome.json");
+        PathBuf::from(s)
+    });
+    let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let sum = weft_export::chrome(&trace, std::io::BufWriter::new(f))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "weft: wrote {} ({} slices, {} instants); open it in chrome://tracing or https://ui.perfetto.dev",
+        path.display(),
+        sum.slices,
+        sum.instants
+    );
+    for (what, (n, why)) in &sum.left_out {
+        eprintln!("weft: not exported: {n} {what} ({why})");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
-    if let Format::Perfetto = args.format {
-        return perfetto(&args);
+    match args.format {
+        Format::Perfetto => return perfetto(&args),
+        Format::Chrome => return chrome(&args),
+        Format::Speedscope => {}
     }
     let p = build(&args.common)?;
     let path = args.output.clone().unwrap_or_else(|| {

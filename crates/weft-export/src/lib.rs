@@ -1,6 +1,6 @@
 //! Output formats for the viewers and tools people already use: folded
-//! stacks (flamegraph.pl, inferno), flame graph SVG, speedscope JSON, and
-//! Perfetto traces.
+//! stacks (flamegraph.pl, inferno), flame graph SVG, speedscope JSON,
+//! Perfetto traces and Chrome trace-event JSON.
 //!
 //! This crate owns only the shape of each format. Profile exports work from
 //! the symbolized model `weft-analysis` builds (`Profile`); the timeline
@@ -14,7 +14,8 @@
 //!  Trace ─▶ weft-analysis::profile() ─▶ Profile ─┬─▶ folded()     ─▶ text
 //!    │                                          ├─▶ flame_svg()  ─▶ SVG
 //!    │                                          ├─▶ speedscope() ─▶ JSON
-//!    └──────── records ────────────────────────-┴─▶ perfetto()   ─▶ protobuf
+//!    └──────── records ─▶ timeline::walk() ─────┬─▶ perfetto()   ─▶ protobuf
+//!                                               └─▶ chrome()     ─▶ JSON
 //! ```
 
 use std::collections::BTreeMap;
@@ -23,8 +24,12 @@ use std::io::Write;
 use thiserror::Error;
 use weft_analysis::profile::{Profile, Stack};
 
+mod chrome;
 mod perfetto;
-pub use perfetto::{perfetto, PerfettoSummary};
+mod timeline;
+pub use chrome::chrome;
+pub use perfetto::perfetto;
+pub use timeline::ExportSummary;
 
 #[derive(Debug, Error)]
 pub enum ExportError {

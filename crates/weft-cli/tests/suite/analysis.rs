@@ -80,7 +80,8 @@ fn stats_count_calls_errors_and_latencies_as_the_program_made_them() {
 /// `weft export --format perfetto`, read back with Perfetto's own protobuf
 /// module: a track per process and thread, a slice per syscall with its
 /// arguments and result, probe markers, events and spans, and the CPU
-/// samples, matching what `weft stats` and `weft info` count.
+/// samples, matching what `weft stats` and `weft info` count; and the same
+/// timeline as Chrome JSON.
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
@@ -161,4 +162,39 @@ fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
     let samples = doc["samples"].as_u64().unwrap_or(0);
     assert!(samples > 0, "no CPU samples: {err}");
     assert!(err.contains(&format!("not exported: {samples} kernel:sample")), "{err}");
+
+    // The same timeline as Chrome trace-event JSON: B/E balanced per thread,
+    // a B per syscall that returned, names as metadata.
+    let cj = dir.path().join("p.json");
+    let out = run(weft()
+        .arg("export")
+        .arg(&trace)
+        .args(["--format", "chrome", "-o"])
+        .arg(&cj));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&cj).expect("json")).expect("valid JSON");
+    let events = j["traceEvents"].as_array().expect("traceEvents");
+    let mut depth: std::collections::HashMap<(u64, u64), i64> = Default::default();
+    let mut getppid = 0;
+    for e in events {
+        let key = (e["pid"].as_u64().unwrap_or(0), e["tid"].as_u64().unwrap_or(0));
+        match e["ph"].as_str() {
+            Some("B") => {
+                *depth.entry(key).or_default() += 1;
+                getppid += u64::from(e["name"] == "getppid");
+            }
+            Some("E") => {
+                let d = depth.entry(key).or_default();
+                *d -= 1;
+                assert!(*d >= 0, "an E without its B on {key:?}");
+            }
+            _ => {}
+        }
+    }
+    assert!(depth.values().all(|&d| d == 0), "unbalanced: {depth:?}");
+    assert_eq!(Some(getppid), doc["slices"]["getppid"].as_u64());
+    assert!(events
+        .iter()
+        .any(|e| e["ph"] == "M" && e["name"] == "process_name" && e["args"]["name"] == "errs"));
+    assert!(text(&out.stderr).contains("CPU samples are not exported to Chrome JSON"));
 }
