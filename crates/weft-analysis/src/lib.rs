@@ -2,7 +2,8 @@
 //!
 //! This crate owns the merged timeline (syscall entry and return joined,
 //! unfinished calls kept), symbolic rendering of arguments, errno and signal
-//! names, trace summaries, syscall statistics (`stats`), CPU profiles (`profile`) and the report's function
+//! names, trace summaries, syscall statistics (`stats`), address history
+//! and memory maps (`mem`), CPU profiles (`profile`) and the report's function
 //! tables (`report`). It reads traces only through `weft_format` and must not
 //! touch the kernel or the live system: what would read the machine (debug
 //! files, debuginfod, kallsyms for old files) comes in from the caller
@@ -11,6 +12,7 @@
 
 mod args;
 mod kinds;
+pub mod mem;
 pub mod names;
 pub mod profile;
 pub mod report;

@@ -9,6 +9,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod dump;
 mod info;
 mod input;
+mod mem;
 mod profiles;
 mod ps;
 mod record;
@@ -42,6 +43,8 @@ enum Command {
     Info(InfoArgs),
     /// Syscall counts, errors and latency percentiles (like strace -c), probe event rates, losses.
     Stats(stats::StatsArgs),
+    /// Who mapped and unmapped an address (flagging double and foreign unmaps), or a memory map at a time.
+    Mem(mem::MemArgs),
     /// List processes instrumented with weft-probe, and whether the kernel has user_events.
     Ps(PsArgs),
     /// Top functions by self and total CPU samples (record with --sample).
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
         Command::Dump(a) => dump::run(a),
         Command::Info(a) => info::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Mem(a) => mem::run(a),
         Command::Ps(a) => ps::run(a),
         Command::Report(a) => profiles::report(a),
         Command::Flame(a) => profiles::flame(a),

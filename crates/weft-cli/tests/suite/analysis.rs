@@ -198,3 +198,90 @@ fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
         .any(|e| e["ph"] == "M" && e["name"] == "process_name" && e["args"]["name"] == "errs"));
     assert!(text(&out.stderr).contains("CPU samples are not exported to Chrome JSON"));
 }
+
+/// "Who unmapped my memory?": a worker thread unmaps a stale pointer twice,
+/// the second time taking away the buffer main mapped at the same address
+/// meanwhile; main faults on it. `weft mem --addr` lists every change in
+/// order with its thread and markers, and flags the second unmap; `--maps`
+/// shows the buffer mapped, then gone.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn weft_mem_names_the_thread_that_unmapped_the_memory() {
+    require_root();
+    let dir = tmp();
+    let exe = build_c(dir.path(), "unmap");
+    let trace = dir.path().join("u.weft");
+    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&exe));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("faulted=1"), "{said}");
+    let a = addr(&said, "addr=");
+    let m = run(weft().arg("mem").arg(&trace).args(["--addr", &a]));
+    let hist = text(&m.stdout);
+    assert!(m.status.success(), "{}", text(&m.stderr));
+    let all: Vec<&str> = hist.lines().filter(|l| l.starts_with('#')).collect();
+    // The dynamic loader may have used the address first (ld.so.cache):
+    // the program's own four changes are the last.
+    assert!(all.len() >= 4, "{hist}");
+    let steps = &all[all.len() - 4..];
+    let main_tid = steps[0]
+        .split_whitespace()
+        .nth(2)
+        .and_then(|p| p.split('/').nth(1))
+        .expect("tid");
+    let tid = |l: &str| {
+        l.split_whitespace()
+            .nth(2)
+            .and_then(|p| p.split('/').nth(1))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(steps[0].contains("mapped") && steps[0].contains("mmap("), "{hist}");
+    assert!(steps[1].contains("UNMAPPED") && tid(steps[1]) != main_tid, "{hist}");
+    assert!(steps[2].contains("mapped") && tid(steps[2]) == main_tid, "{hist}");
+    assert!(steps[3].contains("UNMAPPED") && tid(steps[3]) != main_tid, "{hist}");
+    // The second unmap is flagged: another thread's memory (reused address)
+    // or a double unmap (not reused).
+    let n = all.len();
+    let flagged = if said.contains("reused=1") {
+        format!("unmaps memory another thread mapped: #{} at", n - 1)
+    } else {
+        format!("double unmap: the address was already unmapped by #{}", n - 2)
+    };
+    let after_last = hist.split(steps[3]).nth(1).unwrap_or("");
+    assert!(after_last.contains(&flagged), "{hist}");
+    assert!(
+        hist.contains("after it on this thread: marker \"worker unmapped again\""),
+        "{hist}"
+    );
+    assert!(
+        hist.contains(&format!("SIGSEGV delivered to thread {main_tid}")),
+        "{hist}"
+    );
+    assert!(!hist.contains("SIGKILL"), "{hist}");
+    // The map of the process around those times: there after the first
+    // mapping, gone at the end.
+    let ts = |l: &str| -> f64 { l.split_whitespace().nth(1).and_then(|t| t.parse().ok()).expect("time") };
+    let pid = steps[0]
+        .split_whitespace()
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .expect("pid");
+    let addr_hex = a.trim_start_matches("0x");
+    let maps = |at: f64| {
+        text(
+            &run(weft()
+                .arg("mem")
+                .arg(&trace)
+                .args(["--maps", "--pid", pid, "--at", &format!("{at:.9}")]))
+            .stdout,
+        )
+    };
+    let before = maps(ts(steps[1]) - 1e-7);
+    assert!(
+        before.lines().any(|l| l.starts_with(addr_hex) && l.contains(" rw-p ")),
+        "{before}"
+    );
+    let end = maps(ts(steps[3]) + 1e-3);
+    assert!(!end.lines().any(|l| l.starts_with(addr_hex)), "{end}");
+}

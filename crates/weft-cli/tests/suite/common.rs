@@ -151,3 +151,31 @@ pub fn addr(stdout: &str, key: &str) -> String {
     let v = &line[line.find(key).expect("key") + key.len()..];
     v.split_whitespace().next().expect("addr").to_owned()
 }
+
+/// Builds tests/capi/NAME.c against libweft_probe.a (see `build_capi`).
+pub fn build_c(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = root.join("target/capi");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "-q", "-p", "weft-probe", "--target-dir"])
+        .arg(&target)
+        .current_dir(&root)
+        .status()
+        .expect("cargo");
+    assert!(st.success(), "building libweft_probe.a failed");
+    let exe = dir.join(name);
+    let st = Command::new("cc")
+        .arg("-O1")
+        .arg("-I")
+        .arg(root.join("crates/weft-probe/include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/capi/{name}.c")))
+        .arg(target.join("debug/libweft_probe.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s"])
+        .status()
+        .expect("cc");
+    assert!(st.success(), "linking the C API test program failed");
+    exe
+}

@@ -716,34 +716,6 @@ fn build_capi(dir: &std::path::Path) -> std::path::PathBuf {
     build_c(dir, "capi")
 }
 
-/// Builds tests/capi/NAME.c against libweft_probe.a (see `build_capi`).
-fn build_c(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = root.join("target/capi");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "-q", "-p", "weft-probe", "--target-dir"])
-        .arg(&target)
-        .current_dir(&root)
-        .status()
-        .expect("cargo");
-    assert!(st.success(), "building libweft_probe.a failed");
-    let exe = dir.join(name);
-    let st = Command::new("cc")
-        .arg("-O1")
-        .arg("-I")
-        .arg(root.join("crates/weft-probe/include"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/capi/{name}.c")))
-        .arg(target.join("debug/libweft_probe.a"))
-        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s"])
-        .status()
-        .expect("cc");
-    assert!(st.success(), "linking the C API test program failed");
-    exe
-}
-
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn c_api_events_markers_and_spans() {

@@ -1,0 +1,453 @@
+//! Address history: every memory-map change of a process that covered one
+//! address (mmap, mremap, munmap, mprotect, madvise, brk, and execve, which
+//! starts over), in order, with what looks wrong flagged; and the memory
+//! map of a process at a given time, rebuilt from the recorded calls and
+//! the maps read when recording began. One pass over the records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use weft_format::{std_schemas as s, Trace, Value};
+
+use crate::args::format_args;
+use crate::kinds::{Kind, Kinds};
+use crate::names::signal_name;
+
+const PAGE: u64 = 4096;
+
+fn page_up(v: u64) -> u64 {
+    v.saturating_add(PAGE - 1) & !(PAGE - 1)
+}
+
+/// What a call did to the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Map,
+    Unmap,
+    Protect,
+    Advise,
+    /// The program break moved over it (grown or shrunk).
+    Brk,
+    /// execve: the process got a new address space.
+    Exec,
+}
+
+/// One change that covered the address.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub ts: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub change: Change,
+    /// `munmap(addr=0x..., len=...) = 0`, as `weft dump` prints it.
+    pub call: String,
+    /// The range the call affected.
+    pub start: u64,
+    pub end: u64,
+    /// The closest weft-probe marker before it on the same thread (time,
+    /// text), and the closest after.
+    pub marker_before: Option<(u64, String)>,
+    pub marker_after: Option<(u64, String)>,
+    /// What looks wrong about it.
+    pub flags: Vec<String>,
+}
+
+/// The history of one address.
+#[derive(Debug, Default)]
+pub struct History {
+    pub addr: u64,
+    pub entries: Vec<Entry>,
+    /// Memory faults (SIGSEGV, SIGBUS) delivered to the process while the
+    /// address was unmapped by a recorded call (the fault address itself is not
+    /// recorded): time, thread, signal.
+    pub faults: Vec<(u64, u32, String)>,
+}
+
+/// The syscall of a thread awaiting its return.
+struct Pending {
+    ts: u64,
+    name: String,
+    args: Vec<u64>,
+    call: String,
+}
+
+/// Where the address stands, by the recorded calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Unknown,
+    /// Mapped by entry i.
+    Mapped(usize),
+    /// Unmapped by entry i.
+    Unmapped(usize),
+}
+
+/// Every change of `addr` in the processes of `pids` (all when empty).
+pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
+    let kinds = Kinds::of(trace);
+    let mut h = History {
+        addr,
+        ..Default::default()
+    };
+    let mut pending: HashMap<u32, Pending> = HashMap::new();
+    let mut comms: HashMap<u32, String> = HashMap::new();
+    let mut state: HashMap<u32, State> = HashMap::new();
+    let mut brk: HashMap<u32, u64> = HashMap::new();
+    let mut last_marker: HashMap<u32, (u64, String)> = HashMap::new();
+    // Entries of a thread still waiting for the next marker on it.
+    let mut want_after: HashMap<u32, Vec<usize>> = HashMap::new();
+    let marker = trace.schema_by_name(s::MARKER).map(|m| m.id);
+    let mut base = trace
+        .info(weft_format::info_keys::START_MONOTONIC_NS)
+        .and_then(|v| v.parse::<u64>().ok());
+    let name_of = |nr: u32| {
+        trace
+            .syscalls
+            .get(nr)
+            .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
+    };
+    for r in trace.records().flatten() {
+        let base = *base.get_or_insert(r.ts);
+        if !pids.is_empty() && !pids.contains(&r.pid) {
+            continue;
+        }
+        match kinds.kind(&r) {
+            Kind::Comm => {
+                comms.insert(r.tid, r.str(s::comm::COMM).to_owned());
+            }
+            Kind::Fork => {
+                if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
+                    comms.entry(r.tid).or_insert(c);
+                }
+            }
+            Kind::SyscallEnter => {
+                let nr = r.u64(s::syscall_enter::NR) as u32;
+                let name = name_of(nr);
+                if !matches!(
+                    name.as_str(),
+                    "mmap" | "munmap" | "mremap" | "mprotect" | "madvise" | "brk" | "execve" | "execveat"
+                ) {
+                    pending.remove(&r.tid);
+                    continue;
+                }
+                let args = match r.fields.get(s::syscall_enter::ARGS) {
+                    Some(Value::U64s(a)) => a.clone(),
+                    _ => Vec::new(),
+                };
+                let call = format!("{name}({})", format_args(trace.syscalls.get(nr), &args));
+                pending.insert(
+                    r.tid,
+                    Pending {
+                        ts: r.ts,
+                        name,
+                        args,
+                        call,
+                    },
+                );
+            }
+            Kind::SyscallExit => {
+                let Some(p) = pending.remove(&r.tid) else { continue };
+                let ret = r.i64(s::syscall_exit::RET);
+                if (-4095..0).contains(&ret) {
+                    continue;
+                }
+                let a = |i: usize| p.args.get(i).copied().unwrap_or(0);
+                let mut ranges: Vec<(Change, u64, u64)> = Vec::new();
+                match p.name.as_str() {
+                    "mmap" => ranges.push((Change::Map, ret as u64, (ret as u64).saturating_add(page_up(a(1))))),
+                    "munmap" => ranges.push((Change::Unmap, a(0), a(0).saturating_add(page_up(a(1))))),
+                    "mremap" => {
+                        ranges.push((Change::Unmap, a(0), a(0).saturating_add(page_up(a(1)))));
+                        ranges.push((Change::Map, ret as u64, (ret as u64).saturating_add(page_up(a(2)))));
+                    }
+                    "mprotect" => ranges.push((Change::Protect, a(0), a(0).saturating_add(page_up(a(1))))),
+                    "madvise" => ranges.push((Change::Advise, a(0), a(0).saturating_add(page_up(a(1))))),
+                    "brk" => {
+                        let new = ret as u64;
+                        if let Some(old) = brk.insert(r.pid, new) {
+                            ranges.push((Change::Brk, old.min(new), old.max(new)));
+                        }
+                    }
+                    _ => {
+                        // execve: a new address space.
+                        state.insert(r.pid, State::Unknown);
+                        brk.remove(&r.pid);
+                        ranges.push((Change::Exec, 0, u64::MAX));
+                    }
+                }
+                for (change, start, end) in ranges {
+                    if !(start..end).contains(&addr) {
+                        continue;
+                    }
+                    let i = h.entries.len();
+                    let mut flags = Vec::new();
+                    let st = state.get(&r.pid).copied().unwrap_or(State::Unknown);
+                    let describe = |j: usize| {
+                        let e: &Entry = &h.entries[j];
+                        format!(
+                            "#{} at {} by thread {} ({})",
+                            j + 1,
+                            crate::secs(e.ts.saturating_sub(base)),
+                            e.tid,
+                            e.comm
+                        )
+                    };
+                    match change {
+                        Change::Unmap => {
+                            match st {
+                                State::Unmapped(j) => flags.push(format!(
+                                    "double unmap: the address was already unmapped by {}",
+                                    describe(j)
+                                )),
+                                State::Mapped(j) if h.entries[j].tid != r.tid => {
+                                    flags.push(format!("unmaps memory another thread mapped: {}", describe(j)))
+                                }
+                                _ => {}
+                            }
+                            state.insert(r.pid, State::Unmapped(i));
+                        }
+                        Change::Map => {
+                            state.insert(r.pid, State::Mapped(i));
+                        }
+                        Change::Brk if ret as u64 > addr => {
+                            state.insert(r.pid, State::Mapped(i));
+                        }
+                        Change::Brk => {
+                            state.insert(r.pid, State::Unmapped(i));
+                        }
+                        Change::Protect | Change::Advise => {
+                            if let State::Unmapped(j) = st {
+                                flags.push(format!("on an address unmapped by {}", describe(j)));
+                            }
+                        }
+                        Change::Exec => {}
+                    }
+                    h.entries.push(Entry {
+                        ts: p.ts,
+                        pid: r.pid,
+                        tid: r.tid,
+                        comm: comms.get(&r.tid).cloned().unwrap_or_default(),
+                        change,
+                        call: format!("{} = {}", p.call, crate::format_return(&p.name, ret)),
+                        start,
+                        end,
+                        marker_before: last_marker.get(&r.tid).cloned(),
+                        marker_after: None,
+                        flags,
+                    });
+                    want_after.entry(r.tid).or_default().push(i);
+                }
+            }
+            Kind::SignalDeliver => {
+                let sig = r.i64(s::signal_deliver::SIG);
+                // Memory faults only (SIGSEGV, SIGBUS).
+                let fault = sig == libc::SIGSEGV as i64 || sig == libc::SIGBUS as i64;
+                if fault && matches!(state.get(&r.pid), Some(State::Unmapped(_))) {
+                    h.faults.push((r.ts, r.tid, signal_name(sig)));
+                }
+            }
+            Kind::Other if Some(r.schema) == marker => {
+                let text = format!("marker \"{}\" = {}", r.str(0), r.i64(1));
+                for i in want_after.remove(&r.tid).unwrap_or_default() {
+                    h.entries[i].marker_after = Some((r.ts, text.clone()));
+                }
+                last_marker.insert(r.tid, (r.ts, text));
+            }
+            _ => {}
+        }
+    }
+    h
+}
+
+/// One line of a rebuilt memory map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+    /// `rwxp` as /proc/PID/maps writes it.
+    pub perms: String,
+    pub offset: u64,
+    pub path: String,
+}
+
+fn perms(prot: u64, flags: u64) -> String {
+    let b = |bit: u64, c: char| if prot & bit != 0 { c } else { '-' };
+    let mut s: String = [b(1, 'r'), b(2, 'w'), b(4, 'x')].iter().collect();
+    s.push(if flags & 1 != 0 { 's' } else { 'p' });
+    s
+}
+
+/// Non-overlapping regions by start address.
+#[derive(Default)]
+struct Space(BTreeMap<u64, Region>);
+
+impl Space {
+    /// Removes [start, end), splitting regions that straddle it.
+    fn cut(&mut self, start: u64, end: u64) -> Vec<Region> {
+        let mut removed = Vec::new();
+        let keys: Vec<u64> = self
+            .0
+            .range((Bound::Unbounded, Bound::Excluded(end)))
+            .filter(|(_, r)| r.end > start)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in keys {
+            let Some(r) = self.0.remove(&k) else { continue };
+            if r.start < start {
+                self.0.insert(
+                    r.start,
+                    Region {
+                        end: start,
+                        ..r.clone()
+                    },
+                );
+            }
+            if r.end > end {
+                let off = r.offset.saturating_add(end - r.start);
+                self.0.insert(
+                    end,
+                    Region {
+                        start: end,
+                        offset: off,
+                        ..r.clone()
+                    },
+                );
+            }
+            removed.push(Region {
+                start: r.start.max(start),
+                end: r.end.min(end),
+                ..r
+            });
+        }
+        removed
+    }
+
+    fn put(&mut self, r: Region) {
+        self.cut(r.start, r.end);
+        self.0.insert(r.start, r);
+    }
+}
+
+/// The memory map of `pid` at `at` (ns since the recording began), as far
+/// as the recording knows it: the maps read at the start (executable ones,
+/// as the kernel reports them), then every recorded mmap, mremap, munmap,
+/// mprotect and brk. Regions mapped before recording began that are not
+/// executable are not known.
+pub fn maps_at(trace: &Trace, pid: u32, at: u64) -> Vec<Region> {
+    let kinds = Kinds::of(trace);
+    let base = trace
+        .info(weft_format::info_keys::START_MONOTONIC_NS)
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut first: Option<u64> = base;
+    let mut space = Space::default();
+    let mut pending: HashMap<u32, (String, Vec<u64>)> = HashMap::new();
+    let mut brk: Option<(u64, u64)> = None;
+    let name_of = |nr: u32| trace.syscalls.get(nr).map_or_else(String::new, |e| e.name.clone());
+    for r in trace.records().flatten() {
+        let b = *first.get_or_insert(r.ts);
+        if r.ts.saturating_sub(b) > at {
+            break;
+        }
+        if r.pid != pid {
+            continue;
+        }
+        match kinds.kind(&r) {
+            Kind::Mmap => {
+                use s::mmap as m;
+                let start = r.u64(m::ADDR);
+                space.put(Region {
+                    start,
+                    end: start.saturating_add(r.u64(m::LEN)),
+                    perms: perms(r.u64(m::PROT), r.u64(m::FLAGS)),
+                    offset: r.u64(m::PGOFF),
+                    path: r.str(m::FILENAME).to_owned(),
+                });
+            }
+            Kind::Exec => {
+                space = Space::default();
+                brk = None;
+            }
+            Kind::SyscallEnter => {
+                let args = match r.fields.get(s::syscall_enter::ARGS) {
+                    Some(Value::U64s(a)) => a.clone(),
+                    _ => Vec::new(),
+                };
+                pending.insert(r.tid, (name_of(r.u64(s::syscall_enter::NR) as u32), args));
+            }
+            Kind::SyscallExit => {
+                let Some((name, args)) = pending.remove(&r.tid) else {
+                    continue;
+                };
+                let ret = r.i64(s::syscall_exit::RET);
+                if (-4095..0).contains(&ret) {
+                    continue;
+                }
+                let a = |i: usize| args.get(i).copied().unwrap_or(0);
+                match name.as_str() {
+                    "mmap" => {
+                        let start = ret as u64;
+                        let path = if a(4) as i64 >= 0 && a(3) & 0x20 == 0 {
+                            format!("(fd {})", a(4) as i64)
+                        } else {
+                            String::new()
+                        };
+                        space.put(Region {
+                            start,
+                            end: start.saturating_add(page_up(a(1))),
+                            perms: perms(a(2), a(3)),
+                            offset: a(5),
+                            path,
+                        });
+                    }
+                    "munmap" => {
+                        space.cut(a(0), a(0).saturating_add(page_up(a(1))));
+                    }
+                    "mremap" => {
+                        let moved = space.cut(a(0), a(0).saturating_add(page_up(a(1))));
+                        if let Some(first) = moved.into_iter().next() {
+                            let start = ret as u64;
+                            space.put(Region {
+                                start,
+                                end: start.saturating_add(page_up(a(2))),
+                                ..first
+                            });
+                        }
+                    }
+                    "mprotect" => {
+                        let (start, end) = (a(0), a(0).saturating_add(page_up(a(1))));
+                        for r in space.cut(start, end) {
+                            let flags = if r.perms.ends_with('s') { 1 } else { 0 };
+                            space.put(Region {
+                                perms: perms(a(2), flags),
+                                ..r
+                            });
+                        }
+                    }
+                    "brk" => {
+                        let new = ret as u64;
+                        // The first brk (brk(0)) tells where the heap starts.
+                        let (start, old_end) = brk.unwrap_or((new, new));
+                        brk = Some((start, new));
+                        space.cut(start, old_end.max(new));
+                        if new > start {
+                            space.put(Region {
+                                start,
+                                end: new,
+                                perms: "rw-p".into(),
+                                offset: 0,
+                                path: "[heap]".into(),
+                            });
+                        }
+                    }
+                    "execve" | "execveat" => {
+                        space = Space::default();
+                        brk = None;
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    space.0.into_values().collect()
+}

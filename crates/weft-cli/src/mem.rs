@@ -1,0 +1,122 @@
+//! `weft mem`: who mapped, unmapped and changed an address, and the memory
+//! map of a process at a moment.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use weft_analysis::mem::{history, maps_at, Change};
+use weft_analysis::secs;
+
+use crate::input::{open, warn_damage};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  weft mem app.weft --addr 0x7f184817b00c            every change that covered the address, flagged\n  weft mem app.weft --addr 0x7f184817b00c --pid 1234\n  weft mem app.weft --maps --at 1.5 --pid 1234       the process's memory map 1.5 s into the recording\n\nRecord the memory syscalls (the default records all; `--syscalls memory,process`\nis enough), and `--stack-on munmap,mmap` to see who called them (`weft report\n--trigger munmap`)."
+)]
+pub struct MemArgs {
+    /// Trace file to read.
+    file: std::path::PathBuf,
+    /// The address whose history to show (hex with 0x, or decimal).
+    #[arg(long, value_parser = parse_addr)]
+    addr: Option<u64>,
+    /// Only these processes (comma-separated PIDs); needed with --maps.
+    #[arg(short, long, value_delimiter = ',')]
+    pid: Vec<u32>,
+    /// Print the memory map of --pid at --at instead.
+    #[arg(long)]
+    maps: bool,
+    /// Seconds since the start of the recording, as `weft dump` prints them (with --maps).
+    #[arg(long)]
+    at: Option<f64>,
+}
+
+fn parse_addr(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let v = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(&h.replace('_', ""), 16),
+        None => t.parse(),
+    };
+    v.map_err(|_| format!("`{s}` is not an address (give it as 0x7f18... or in decimal)"))
+}
+
+pub fn run(args: MemArgs) -> Result<ExitCode> {
+    let t = open(&args.file)?;
+    warn_damage(&t);
+    let base = t
+        .info(weft_format::info_keys::START_MONOTONIC_NS)
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
+    if args.maps {
+        let (Some(at), [pid]) = (args.at, args.pid.as_slice()) else {
+            bail!("--maps needs one --pid and --at SECONDS (e.g. --maps --at 1.5 --pid 1234)");
+        };
+        if !(at.is_finite() && at >= 0.0) {
+            bail!("--at {at}: give seconds since the start of the recording, 0 or more");
+        }
+        let regions = maps_at(&t, *pid, (at * 1e9) as u64);
+        println!("memory map of process {pid} at {at} s (as recorded: non-executable mappings made before recording began are not known):");
+        for r in &regions {
+            println!("{:x}-{:x} {} {:08x} {}", r.start, r.end, r.perms, r.offset, r.path);
+        }
+        if regions.is_empty() {
+            println!("(nothing recorded for process {pid} by then)");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(addr) = args.addr else {
+        bail!("give --addr ADDRESS (its history) or --maps --at SECONDS --pid PID (a memory map)");
+    };
+    let h = history(&t, addr, &args.pid);
+    if h.entries.is_empty() {
+        println!("no recorded mmap, munmap, mremap, mprotect, madvise or brk covered {addr:#x}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("history of {addr:#x} ({} changes):", h.entries.len());
+    for (i, e) in h.entries.iter().enumerate() {
+        let what = match e.change {
+            Change::Map => "mapped",
+            Change::Unmap => "UNMAPPED",
+            Change::Protect => "protected",
+            Change::Advise => "advised",
+            Change::Brk => "heap moved",
+            Change::Exec => "exec",
+        };
+        println!(
+            "#{:<3} {:>16} {:>7}/{:<7} {:<16} {:<10} {}",
+            i + 1,
+            secs(e.ts.saturating_sub(base)),
+            e.pid,
+            e.tid,
+            e.comm,
+            what,
+            e.call
+        );
+        if e.change != Change::Exec {
+            println!("     range {:#x}-{:#x}", e.start, e.end);
+        }
+        if let Some((ts, m)) = &e.marker_before {
+            println!(
+                "     before it on this thread: {m} at {}",
+                secs(ts.saturating_sub(base))
+            );
+        }
+        if let Some((ts, m)) = &e.marker_after {
+            println!("     after it on this thread: {m} at {}", secs(ts.saturating_sub(base)));
+        }
+        for f in &e.flags {
+            println!("     !!! {f}");
+        }
+    }
+    for (ts, tid, sig) in &h.faults {
+        println!(
+            "!!! {sig} delivered to thread {tid} at {} while {addr:#x} was unmapped (the fault address is not recorded)",
+            secs(ts.saturating_sub(base))
+        );
+    }
+    let suspicious = h.entries.iter().filter(|e| !e.flags.is_empty()).count();
+    if suspicious > 0 {
+        println!("{suspicious} suspicious changes (marked !!!)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
