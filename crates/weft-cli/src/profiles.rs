@@ -219,6 +219,9 @@ pub enum Format {
     Perfetto,
     /// Chrome trace-event JSON (chrome://tracing): the same timeline, without CPU samples.
     Chrome,
+    /// Parquet tables in a directory (syscalls, events, samples, processes,
+    /// probe_events), for DuckDB, Spark or Trino.
+    Parquet,
 }
 
 #[derive(Args, Debug)]
@@ -228,7 +231,8 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "speedscope")]
     pub format: Format,
-    /// Output file (default: FILE.speedscope.json, FILE.pftrace, FILE.chrome.json).
+    /// Output file (default: FILE.speedscope.json, FILE.pftrace, FILE.chrome.json),
+    /// or directory for parquet (default: FILE.parquet/).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 }
@@ -284,10 +288,31 @@ fn chrome(args: &ExportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn parquet(args: &ExportArgs) -> Result<ExitCode> {
+    let trace = open(&args.common.file)?;
+    let p = symbolized(&args.common, true)?;
+    let dir = args.output.clone().unwrap_or_else(|| {
+        let mut s = args.common.file.as_os_str().to_owned();
+        s.push(".parquet");
+        PathBuf::from(s)
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let sum = weft_export::parquet(&trace, (p.samples > 0).then_some(&p), &dir)
+        .with_context(|| format!("cannot write the tables into {}", dir.display()))?;
+    let tables: Vec<String> = sum.tables.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    eprintln!("weft: wrote {}/*.parquet (rows: {})", dir.display(), tables.join(", "));
+    eprintln!(
+        "weft: query it, e.g. duckdb -c \"SELECT name, count(*) FROM '{}/syscalls.parquet' GROUP BY name ORDER BY 2 DESC\"",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
     match args.format {
         Format::Perfetto => return perfetto(&args),
         Format::Chrome => return chrome(&args),
+        Format::Parquet => return parquet(&args),
         Format::Speedscope => {}
     }
     let p = build(&args.common)?;

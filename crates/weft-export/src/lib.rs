@@ -1,21 +1,22 @@
 //! Output formats for the viewers and tools people already use: folded
 //! stacks (flamegraph.pl, inferno), flame graph SVG, speedscope JSON,
-//! Perfetto traces and Chrome trace-event JSON.
+//! Perfetto traces, Chrome trace-event JSON, and Parquet tables.
 //!
 //! This crate owns only the shape of each format. Profile exports work from
 //! the symbolized model `weft-analysis` builds (`Profile`); the timeline
 //! export (Perfetto) also reads the trace's records, through `weft-format`
 //! and `weft-analysis`'s renderings of arguments and names. Nothing here
 //! reads the live system, and no export depends on another: each is a
-//! function from those models to bytes. It writes to the `Write` it is
-//! given and prints nothing.
+//! function from those models to bytes. It writes to the `Write` (or, for
+//! Parquet's several files, the directory) it is given and prints nothing.
 //!
 //! ```text
 //!  Trace ─▶ weft-analysis::profile() ─▶ Profile ─┬─▶ folded()     ─▶ text
 //!    │                                          ├─▶ flame_svg()  ─▶ SVG
 //!    │                                          ├─▶ speedscope() ─▶ JSON
 //!    └──────── records ─▶ timeline::walk() ─────┬─▶ perfetto()   ─▶ protobuf
-//!                                               └─▶ chrome()     ─▶ JSON
+//!    │                                          └─▶ chrome()     ─▶ JSON
+//!    └──────── records (and Profile) ───────────────▶ parquet()    ─▶ tables
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,9 +26,11 @@ use thiserror::Error;
 use weft_analysis::profile::{Profile, Stack};
 
 mod chrome;
+mod parquet;
 mod perfetto;
 mod timeline;
 pub use chrome::chrome;
+pub use parquet::{parquet, ParquetSummary};
 pub use perfetto::perfetto;
 pub use timeline::ExportSummary;
 
@@ -39,6 +42,8 @@ pub enum ExportError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error("cannot write Parquet: {0}")]
+    Parquet(String),
 }
 
 /// `comm;root;...;leaf count` lines, merged and sorted (the folded format

@@ -285,3 +285,82 @@ fn weft_mem_names_the_thread_that_unmapped_the_memory() {
     let end = maps(ts(steps[3]) + 1e-3);
     assert!(!end.lines().any(|l| l.starts_with(addr_hex)), "{end}");
 }
+
+/// `weft export --format parquet`, queried with DuckDB: as many munmap rows
+/// as `weft info` counts, samples joined to the syscalls they fell in by
+/// thread and time, and the processes table.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn the_parquet_tables_answer_duckdb_queries() {
+    require_root();
+    let has_duckdb = std::process::Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_duckdb {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install the duckdb PyPI package (pip install duckdb), see .ci/run"
+        );
+        eprintln!("SKIPPED: python3 cannot import duckdb (pip install duckdb)");
+        return;
+    }
+    let dir = tmp();
+    let trace = dir.path().join("b.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--sample", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("busy"))
+        .arg("100000"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tables = dir.path().join("tables");
+    let out = run(weft()
+        .arg("export")
+        .arg(&trace)
+        .args(["--format", "parquet", "-o"])
+        .arg(&tables));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let q = |sql: &str| -> String {
+        let t = tables.display();
+        let sql = sql.replace("$T", &t.to_string());
+        let out = run(std::process::Command::new("python3").args([
+            "-c",
+            &format!("import duckdb; print(duckdb.sql({sql:?}).fetchall()[0][0])"),
+        ]));
+        assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let munmaps = info
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("munmap"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("munmap count")
+        .to_owned();
+    assert_eq!(
+        q("SELECT count(*) FROM '$T/syscalls.parquet' WHERE name = 'munmap'"),
+        munmaps
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM '$T/syscalls.parquet' WHERE name = 'munmap' AND errno IS NOT NULL"),
+        "0"
+    );
+    let in_syscalls: u64 = q(
+        "SELECT count(*) FROM '$T/samples.parquet' s JOIN '$T/syscalls.parquet' c \
+         ON s.tid = c.tid AND s.ts_ns BETWEEN c.ts_ns AND c.ts_ns + c.duration_ns",
+    )
+    .parse()
+    .expect("count");
+    let samples: u64 = q("SELECT count(*) FROM '$T/samples.parquet'").parse().expect("count");
+    assert!(in_syscalls > 0 && in_syscalls <= samples, "{in_syscalls} of {samples}");
+    assert_eq!(
+        q("SELECT comm FROM '$T/processes.parquet' WHERE exit = 'exited with 0'"),
+        "busy"
+    );
+    // Every table carries the host, so many traces read as one.
+    assert_eq!(
+        q("SELECT count(DISTINCT host) FROM read_parquet('$T/*.parquet', union_by_name = true)"),
+        "1"
+    );
+}
