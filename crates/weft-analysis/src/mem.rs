@@ -40,6 +40,8 @@ pub struct Entry {
     pub tid: u32,
     pub comm: String,
     pub change: Change,
+    /// The syscall's name (`munmap`).
+    pub syscall: String,
     /// `munmap(addr=0x..., len=...) = 0`, as `weft dump` prints it.
     pub call: String,
     /// The range the call affected.
@@ -228,6 +230,7 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
                         tid: r.tid,
                         comm: comms.get(&r.tid).cloned().unwrap_or_default(),
                         change,
+                        syscall: p.name.clone(),
                         call: format!("{} = {}", p.call, crate::format_return(&p.name, ret)),
                         start,
                         end,

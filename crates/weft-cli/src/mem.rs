@@ -1,14 +1,17 @@
 //! `weft mem`: who mapped, unmapped and changed an address, and the memory
 //! map of a process at a moment.
 
+use std::collections::{BTreeSet, HashMap};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Args;
 use weft_analysis::mem::{history, maps_at, Change};
+use weft_analysis::profile::Profile;
 use weft_analysis::secs;
 
 use crate::input::{open, warn_damage};
+use crate::profiles::{symbolized, ProfileArgs};
 
 #[derive(Args, Debug)]
 #[command(
@@ -68,6 +71,29 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         bail!("give --addr ADDRESS (its history) or --maps --at SECONDS --pid PID (a memory map)");
     };
     let h = history(&t, addr, &args.pid);
+    // Stacks recorded with `record --stack-on munmap,...`, by syscall.
+    let mut stacks: HashMap<String, Profile> = HashMap::new();
+    let names: BTreeSet<&str> = h.entries.iter().map(|e| e.syscall.as_str()).collect();
+    for name in names {
+        if t.schema_by_name(weft_format::std_schemas::SAMPLE).is_none() {
+            break;
+        }
+        let pa = ProfileArgs {
+            file: args.file.clone(),
+            pid: Vec::new(),
+            tid: h.entries.iter().map(|e| e.tid).collect(),
+            from: None,
+            to: None,
+            trigger: Some(name.to_owned()),
+            symbols: Vec::new(),
+            no_cache: false,
+            user_only: true,
+        };
+        let p = symbolized(&pa, true)?;
+        if p.samples > 0 {
+            stacks.insert(name.to_owned(), p);
+        }
+    }
     if h.entries.is_empty() {
         println!("no recorded mmap, munmap, mremap, mprotect, madvise or brk covered {addr:#x}");
         return Ok(ExitCode::SUCCESS);
@@ -104,6 +130,9 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         if let Some((ts, m)) = &e.marker_after {
             println!("     after it on this thread: {m} at {}", secs(ts.saturating_sub(base)));
         }
+        if let Some(frames) = stacks.get(&e.syscall).and_then(|p| stack_at(p, e.tid, e.ts)) {
+            println!("     called from: {frames}");
+        }
         for f in &e.flags {
             println!("     !!! {f}");
         }
@@ -119,4 +148,23 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         println!("{suspicious} suspicious changes (marked !!!)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The user stack recorded with the call of `tid` at `ts` (within 1 ms),
+/// innermost first: `f (module) <- caller (module) <- ...`.
+fn stack_at(p: &Profile, tid: u32, ts: u64) -> Option<String> {
+    let &(_, i) = p
+        .timeline
+        .iter()
+        .filter(|&&(t, i)| p.stacks.get(i).is_some_and(|s| s.tid == tid) && t.abs_diff(ts) < 1_000_000)
+        .min_by_key(|&&(t, _)| t.abs_diff(ts))?;
+    let frames: Vec<String> = p.stacks[i]
+        .frames
+        .iter()
+        .rev()
+        .take(8)
+        .filter_map(|&f| p.frames.get(f))
+        .map(|f| format!("{} ({})", f.label(), f.module.rsplit('/').next().unwrap_or(&f.module)))
+        .collect();
+    Some(frames.join(" <- "))
 }

@@ -58,7 +58,7 @@ fn build(args: &ProfileArgs) -> Result<Profile> {
 
 /// The profile of `args.file` (no samples: an empty one), with each
 /// sample's time when `times`.
-fn symbolized(args: &ProfileArgs, times: bool) -> Result<Profile> {
+pub(crate) fn symbolized(args: &ProfileArgs, times: bool) -> Result<Profile> {
     let trace = open(&args.file)?;
     warn_damage(&trace);
     let mut search = SearchOptions::from_env();

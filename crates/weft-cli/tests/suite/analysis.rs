@@ -202,8 +202,9 @@ fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
 /// "Who unmapped my memory?": a worker thread unmaps a stale pointer twice,
 /// the second time taking away the buffer main mapped at the same address
 /// meanwhile; main faults on it. `weft mem --addr` lists every change in
-/// order with its thread and markers, and flags the second unmap; `--maps`
-/// shows the buffer mapped, then gone.
+/// order with its thread, markers and calling function (recorded with
+/// `--stack-on munmap`), and flags the second unmap; `--maps` shows the
+/// buffer mapped, then gone.
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn weft_mem_names_the_thread_that_unmapped_the_memory() {
@@ -211,7 +212,11 @@ fn weft_mem_names_the_thread_that_unmapped_the_memory() {
     let dir = tmp();
     let exe = build_c(dir.path(), "unmap");
     let trace = dir.path().join("u.weft");
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&exe));
+    let out = run(weft()
+        .args(["record", "-q", "--stack-on", "munmap", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&exe));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("faulted=1"), "{said}");
@@ -250,6 +255,11 @@ fn weft_mem_names_the_thread_that_unmapped_the_memory() {
     };
     let after_last = hist.split(steps[3]).nth(1).unwrap_or("");
     assert!(after_last.contains(&flagged), "{hist}");
+    // Who called it: the stack recorded with the munmap (--stack-on munmap).
+    assert!(
+        after_last.contains("called from: ") && after_last.contains("unmap_stale (unmap)"),
+        "{hist}"
+    );
     assert!(
         hist.contains("after it on this thread: marker \"worker unmapped again\""),
         "{hist}"
