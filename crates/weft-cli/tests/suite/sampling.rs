@@ -456,3 +456,37 @@ fn kernel_symbols_recorded_and_stack_copies_trimmed() {
         &sizes[..sizes.len().min(20)]
     );
 }
+
+/// Debian's debug files compress their sections (SHF_COMPRESSED, zlib):
+/// with libc6-dbg installed, libc's frames are named (`__GI_munmap`,
+/// `start_thread`), not shown as `libc.so.6+0x...`.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn libc_frames_are_named_from_debians_compressed_debug_files() {
+    require_root();
+    if !std::path::Path::new("/usr/share/doc/libc6-dbg").is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install libc6-dbg, see .ci/run"
+        );
+        eprintln!("SKIPPED: libc6-dbg is not installed (apt install libc6-dbg)");
+        return;
+    }
+    let dir = tmp();
+    let trace = dir.path().join("m.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--stack-on", "munmap", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("busy"))
+        .arg("200"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(weft()
+        .arg("report")
+        .arg(&trace)
+        .args(["--trigger", "munmap", "--no-cache", "--user-only"]));
+    let rep = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!rep.contains("libc.so.6+0x"), "unnamed libc frames:\n{rep}");
+    assert!(rep.contains("munmap"), "{rep}");
+}
