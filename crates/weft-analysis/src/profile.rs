@@ -31,6 +31,10 @@ pub struct ProfileOptions {
     /// Also keep each sample's time and stack (`Profile::timeline`), for
     /// exports that put samples on a time axis.
     pub times: bool,
+    /// Off-CPU time instead of samples: the stacks where threads blocked
+    /// (trigger `sched_switch`, `record --off-cpu`), each weighted by the
+    /// microseconds until the thread ran again; preemptions are left out.
+    pub off_cpu: bool,
 }
 
 /// One aggregated stack: frames root first.
@@ -58,6 +62,9 @@ pub struct Profile {
     /// With `ProfileOptions::times`: each sample's time and its stack (an
     /// index into `stacks`), in the order of the file.
     pub timeline: Vec<(u64, usize)>,
+    /// With `ProfileOptions::off_cpu`: counts (and `samples`) are
+    /// microseconds off CPU, not samples.
+    pub off_cpu: bool,
 }
 
 /// (pid, tid, frames root first)
@@ -87,7 +94,16 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let start = trace
         .info(weft_format::info_keys::START_MONOTONIC_NS)
         .and_then(|v| v.parse::<u64>().ok());
-    let trigger = opts.trigger.clone().unwrap_or_else(|| "cpu-clock".into());
+    let trigger = match (&opts.trigger, opts.off_cpu) {
+        (_, true) => "sched_switch".to_string(),
+        (Some(t), false) => t.clone(),
+        (None, false) => "cpu-clock".into(),
+    };
+    let switch_id = trace.schema_by_name(s::SWITCH).map(|sc| sc.id);
+    // Off-CPU: per thread, the stack where it blocked, waiting for its
+    // switch back in; and its last switch out (time, preempted).
+    let mut blocked: HashMap<u32, (RawKey, Arc<Vec<Mapping>>, u64)> = HashMap::new();
+    let mut last_out: HashMap<u32, (u64, bool)> = HashMap::new();
     let symcache = cache.as_deref().map(SymCache::load).unwrap_or_default();
     let mut sym = Symbolizer::new(search, symcache);
     let mut unwinders = Unwinders::default();
@@ -225,6 +241,10 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     kernel: if opts.user_only { Vec::new() } else { arr(f::KERNEL) },
                     user,
                 };
+                if opts.off_cpu {
+                    blocked.insert(r.tid, (key, maps, r.ts));
+                    continue;
+                }
                 let next = raws.len();
                 let e = raws.entry(key).or_insert_with(|| (maps, 0, next));
                 e.1 += 1;
@@ -232,9 +252,35 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     raw_times.push((r.ts, e.2));
                 }
             }
+            Kind::Other if opts.off_cpu && Some(r.schema) == switch_id => {
+                if matches!(r.fields.get(s::switch::OUT), Some(Value::Bool(true))) {
+                    let preempt = matches!(r.fields.get(s::switch::PREEMPT), Some(Value::Bool(true)));
+                    last_out.insert(r.tid, (r.ts, preempt));
+                    continue;
+                }
+                let Some((key, maps, ts)) = blocked.remove(&r.tid) else {
+                    continue;
+                };
+                // The switch out that goes with the stack (the two are
+                // taken together): a preempted thread did not block.
+                if last_out
+                    .get(&r.tid)
+                    .is_some_and(|&(t, p)| p && t.abs_diff(ts) < 1_000_000)
+                {
+                    continue;
+                }
+                let us = (r.ts.saturating_sub(ts) / 1000).max(1);
+                let next = raws.len();
+                let e = raws.entry(key).or_insert_with(|| (maps, 0, next));
+                e.1 += us;
+                if opts.times {
+                    raw_times.push((ts, e.2));
+                }
+            }
             _ => {}
         }
     }
+    out.off_cpu = opts.off_cpu;
     out.unwind_secs = t_unwind.elapsed().as_secs_f64();
     let t_sym = Instant::now();
     // Recorders since the kernel:symbols record name kernel frames in the

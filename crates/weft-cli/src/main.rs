@@ -128,6 +128,10 @@ pub struct RecordArgs {
     /// Also take a stack with these events (syscall names, signal_deliver, signal_generate).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     stack_on: Vec<String>,
+    /// Off-CPU time: a stack each time a traced thread blocks (sleep, lock, I/O),
+    /// and how long until it runs again (`weft report --off-cpu`, `weft flame --off-cpu`).
+    #[arg(long)]
+    off_cpu: bool,
     /// Bytes of user stack copied with each stack, for offline DWARF unwinding.
     #[arg(long, default_value = "16K", value_parser = units::parse_size)]
     stack_size: usize,

@@ -88,6 +88,7 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
             symbols: Vec::new(),
             no_cache: false,
             user_only: true,
+            off_cpu: false,
         };
         let p = symbolized(&pa, true)?;
         if p.samples > 0 {

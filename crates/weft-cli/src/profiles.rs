@@ -42,10 +42,20 @@ pub struct ProfileArgs {
     /// Leave kernel frames out.
     #[arg(long)]
     pub user_only: bool,
+    /// Time off CPU instead of CPU samples: where threads blocked, weighted by
+    /// how long (microseconds) until they ran again (record with --off-cpu).
+    #[arg(long, conflicts_with = "trigger")]
+    pub off_cpu: bool,
 }
 
 fn build(args: &ProfileArgs) -> Result<Profile> {
     let p = symbolized(args, false)?;
+    if p.samples == 0 && args.off_cpu {
+        bail!(
+            "no off-CPU stacks in {} match: record with `weft record --off-cpu -- CMD`",
+            args.file.display()
+        );
+    }
     if p.samples == 0 {
         let what = args.trigger.as_deref().unwrap_or("cpu-clock");
         bail!(
@@ -80,6 +90,7 @@ pub(crate) fn symbolized(args: &ProfileArgs, times: bool) -> Result<Profile> {
         // Files from recorders before kernel:symbols: this machine's names.
         kernel_fallback: Some(weft_symbols::KernelSymbols::load),
         times,
+        off_cpu: args.off_cpu,
     };
     let p = profile(&trace, &opts, search, cache);
     for e in &p.problems {
@@ -127,12 +138,16 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let t0 = std::time::Instant::now();
     let p = build(&args.common)?;
     let mut out = std::io::stdout().lock();
+    let (unit, what) = if p.off_cpu {
+        ("µs", "off CPU")
+    } else {
+        ("samples", args.common.trigger.as_deref().unwrap_or("cpu-clock"))
+    };
     writeln!(
         out,
-        "{} samples ({}), {} distinct stacks; {} symbol lookups, {} answered from cache (this run's or FILE.symcache); \
+        "{} {unit} ({what}), {} distinct stacks; {} symbol lookups, {} answered from cache (this run's or FILE.symcache); \
          built in {:.3} s (reading and unwinding {:.3} s, symbolizing {:.3} s)",
         p.samples,
-        args.common.trigger.as_deref().unwrap_or("cpu-clock"),
         p.stacks.len(),
         p.lookups + p.cache_hits,
         p.cache_hits,
@@ -141,9 +156,9 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         p.symbolize_secs
     )?;
     for t in weft_analysis::report::function_tables(&p, args.per_thread) {
-        writeln!(out, "\n{}: {} samples; functions by self samples", t.title, t.samples)?;
+        writeln!(out, "\n{}: {} {unit}; functions by self {unit}", t.title, t.samples)?;
         print_rows(&mut out, &p, &t.by_self, args.top, t.samples)?;
-        writeln!(out, "\n{}: functions by total samples (self and callees)", t.title)?;
+        writeln!(out, "\n{}: functions by total {unit} (self and callees)", t.title)?;
         print_rows(&mut out, &p, &t.by_total, args.top, t.samples)?;
     }
     report_missing(&p);

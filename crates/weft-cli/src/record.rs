@@ -32,6 +32,7 @@ fn options(args: &RecordArgs) -> Options {
         nice: args.nice,
         sample_hz: args.sample,
         stack_on: args.stack_on.clone(),
+        off_cpu: args.off_cpu,
         stack_size: args.stack_size,
         archive: args.archive,
         probes: (!args.no_probes).then(|| ProbeOptions {

@@ -235,6 +235,9 @@ schemas! {
     /// weft-probe: an instrumented process whose events were not recorded,
     /// and why (memory cap, an impostor at its socket, no answer in time).
     PROBE_MISSED = "weft:probe_missed" in probe_missed { WHY why: Str }
+    /// The thread left its CPU (`out`: because it blocked, or was preempted
+    /// if `preempt`) or came back to one (`out` false). With `record --off-cpu`.
+    SWITCH = "kernel:switch" in switch { OUT out: Bool, PREEMPT preempt: Bool }
 }
 
 /// weft-probe's built-in events (written by programs, not by weft): their

@@ -71,6 +71,11 @@ pub enum EventKind {
         build_id: Vec<u8>,
         inode: u64,
     },
+    /// The thread left its CPU (`out`; `preempt`: still runnable) or came back.
+    Switch {
+        out: bool,
+        preempt: bool,
+    },
     /// Records the kernel dropped because the ring was full.
     Lost {
         count: u64,
@@ -494,6 +499,15 @@ impl Decoder {
                 ev.ts = u64_at(body, 16);
                 ev.kind = EventKind::Exit {
                     group_dead: ev.pid == ev.tid,
+                };
+            }
+            // CPU-wide events (a cgroup's) report the other task too; the
+            // record is about the sample_id's task either way.
+            b::PERF_RECORD_SWITCH | b::PERF_RECORD_SWITCH_CPU_WIDE => {
+                trailer(&mut ev);
+                ev.kind = EventKind::Switch {
+                    out: misc & b::PERF_RECORD_MISC_SWITCH_OUT != 0,
+                    preempt: misc & b::PERF_RECORD_MISC_SWITCH_OUT_PREEMPT != 0,
                 };
             }
             b::PERF_RECORD_LOST => {

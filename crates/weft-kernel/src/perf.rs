@@ -49,6 +49,8 @@ pub(crate) struct Spec {
     /// User space only (what an unprivileged task may open at
     /// `perf_event_paranoid` 2): no kernel samples or call chains.
     pub user_only: bool,
+    /// With `sideband`: also context-switch records (off-CPU time).
+    pub switches: bool,
 }
 
 /// Whether this kernel accepts PERF_FORMAT_LOST (cleared at the first refusal).
@@ -132,6 +134,9 @@ impl PerfFd {
             attr.set_mmap(1);
             attr.set_mmap2(1);
             attr.set_build_id(1);
+            if spec.switches {
+                attr.set_context_switch(1);
+            }
         }
         // The kernel's own count of records this event could not write
         // (ring full), readable at the end even when no PERF_RECORD_LOST

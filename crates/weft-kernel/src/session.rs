@@ -44,6 +44,10 @@ pub struct Options {
     /// User space only: no kernel samples or call chains (what an
     /// unprivileged task may open).
     pub exclude_kernel: bool,
+    /// Context switches of the traced threads (`EventKind::Switch`), for
+    /// off-CPU time; stacks where they block come from `stack_on`
+    /// `sched_switch`.
+    pub switches: bool,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             stack_bytes: 16384,
             stack_on: Vec::new(),
             exclude_kernel: false,
+            switches: false,
         }
     }
 }
@@ -107,6 +112,7 @@ impl KernelTracer {
             };
             let (sys, tp) = match name.as_str() {
                 "signal_deliver" | "signal_generate" => ("signal", name.clone()),
+                "sched_switch" => ("sched", name.clone()),
                 n => ("syscalls", format!("sys_enter_{n}")),
             };
             if !tfs.has_event(sys, &tp) {
@@ -184,6 +190,7 @@ impl KernelTracer {
         let wakeup = (self.opts.buffer_bytes / 4).clamp(4096, u32::MAX as usize) as u32;
         let stack = Some(self.opts.stack_bytes);
         let (sideband_only, user_only) = (self.user_only, self.opts.exclude_kernel);
+        let switches = self.opts.switches;
         for ci in 0..self.cpus.len() {
             let cpu = self.cpus[ci];
             if sideband_only {
@@ -194,6 +201,7 @@ impl KernelTracer {
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
                     user_only,
+                    switches,
                 };
                 let fd = self.open(&spec, target, cpu, "process lifecycle and memory maps")?;
                 self.add(fd, cpu, Decoding::CpuClock)?;
@@ -206,6 +214,7 @@ impl KernelTracer {
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
                     user_only,
+                    switches,
                 };
                 let (sys, name) = tp.path();
                 let fd = self.open(&spec, target, cpu, &format!("{sys}:{name}"))?;
@@ -227,6 +236,7 @@ impl KernelTracer {
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
                     user_only,
+                    switches,
                 };
                 let fd = match self.open(&spec, target, cpu, &format!("cpu-clock sampling at {hz} Hz")) {
                     Err(KernelError::Sys {
@@ -258,6 +268,7 @@ impl KernelTracer {
                     enable_on_exec: on_exec,
                     wakeup_bytes: wakeup,
                     user_only,
+                    switches,
                 };
                 let fd = self.open(&spec, target, cpu, &format!("stacks on {trigger}"))?;
                 self.add(fd, cpu, Decoding::Stack { trigger })?;

@@ -118,6 +118,7 @@ impl Encoder {
             )
             .finish(),
             EventKind::Lost { count } => s::lost::put(rec!(ids.lost), *count).finish(),
+            EventKind::Switch { out, preempt } => s::switch::put(rec!(ids.switch), *out, *preempt).finish(),
             EventKind::Sample {
                 trigger,
                 kernel,

@@ -72,6 +72,9 @@ pub struct Options {
     pub nice: i32,
     pub sample_hz: Option<u32>,
     pub stack_on: Vec<String>,
+    /// Off-CPU time: a stack each time a traced thread blocks, and its
+    /// context switches (how long until it ran again).
+    pub off_cpu: bool,
     pub stack_size: usize,
     /// Copy mapped binaries next to the trace at the end.
     pub archive: bool,
@@ -210,6 +213,12 @@ impl Sources {
                 ));
             }
         }
+        if opts.off_cpu {
+            match user_only {
+                None => recorded.push("off-CPU time".into()),
+                Some(why) => missing.push(("off-CPU stacks (--off-cpu)".to_string(), why.to_string())),
+            }
+        }
         if opts.probes.is_some() {
             recorded.push("weft-probe events".into());
         } else {
@@ -340,12 +349,17 @@ impl Recorder {
                 syscalls: selection,
                 sample_hz: opts.sample_hz,
                 stack_bytes: (opts.stack_size.min(65528) / 8 * 8) as u32,
-                stack_on: if tfs.is_some() {
-                    opts.stack_on.clone()
-                } else {
-                    Vec::new()
+                stack_on: match (&tfs, opts.off_cpu) {
+                    (None, _) => Vec::new(),
+                    (Some(_), false) => opts.stack_on.clone(),
+                    (Some(_), true) => {
+                        let mut v = opts.stack_on.clone();
+                        v.push("sched_switch".into());
+                        v
+                    }
                 },
                 exclude_kernel: !kernel,
+                switches: opts.off_cpu,
             },
         )
         .map_err(|e| fail(&out, e.into()))?;

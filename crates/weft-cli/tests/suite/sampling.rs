@@ -490,3 +490,59 @@ fn libc_frames_are_named_from_debians_compressed_debug_files() {
     assert!(!rep.contains("libc.so.6+0x"), "unnamed libc frames:\n{rep}");
     assert!(rep.contains("munmap"), "{rep}");
 }
+
+/// Off-CPU time: blocky waits 300 ms on a pipe in wait_on_pipe() and sleeps
+/// 100 ms in nap(). `weft report --off-cpu` weighs where it blocked by how
+/// long, and `weft flame --off-cpu --folded` writes those microseconds.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn off_cpu_time_is_counted_where_the_program_blocked() {
+    require_root();
+    let dir = tmp();
+    let trace = dir.path().join("o.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--off-cpu", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("blocky")));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    assert!(info.contains("off-CPU time"), "{info}");
+    // The parent (the child only sleeps).
+    let pid = info
+        .lines()
+        .find(|l| l.contains("blocky") && l.split_whitespace().nth(1) == Some("-"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{info}"))
+        .to_owned();
+    let out =
+        run(weft()
+            .arg("report")
+            .arg(&trace)
+            .args(["--off-cpu", "--user-only", "--no-cache", "-n", "50", "-p", &pid]));
+    let rep = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(rep.contains("µs (off CPU)"), "{rep}");
+    let total = |f: &str| -> u64 {
+        rep.lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(f))
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .unwrap_or_else(|| panic!("{f} not in:\n{rep}"))
+    };
+    let (pipe, nap) = (total("wait_on_pipe"), total("nap"));
+    assert!((250_000..450_000).contains(&pipe), "wait_on_pipe {pipe} µs:\n{rep}");
+    assert!((80_000..200_000).contains(&nap), "nap {nap} µs:\n{rep}");
+    let folded = text(
+        &run(weft()
+            .arg("flame")
+            .arg(&trace)
+            .args(["--off-cpu", "--folded", "--user-only", "--no-cache", "-p", &pid]))
+        .stdout,
+    );
+    let weight: u64 = folded
+        .lines()
+        .filter(|l| l.contains(";wait_on_pipe"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(weight, pipe, "{folded}");
+}
