@@ -26,6 +26,7 @@ fn options(output: std::path::PathBuf, argv: &[&str]) -> Options {
         nice: 0,
         sample_hz: None,
         stack_on: Vec::new(),
+        off_cpu: false,
         stack_size: 16384,
         archive: false,
         probes: None,
