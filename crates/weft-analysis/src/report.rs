@@ -61,7 +61,7 @@ fn table(p: &Profile, title: String, stacks: &[&Stack]) -> Table {
         // A function counts once per stack, however often it recurses.
         let mut seen = HashSet::new();
         for &f in &s.frames {
-            if seen.insert((p.frames[f].label(), &p.frames[f].module)) {
+            if seen.insert((p.frames[f].function_label(), &p.frames[f].module)) {
                 *totalc.entry(f).or_default() += s.count;
             }
         }
@@ -69,7 +69,8 @@ fn table(p: &Profile, title: String, stacks: &[&Stack]) -> Table {
     // One row per function (a function's lines and addresses together).
     // Its location is that of its busiest address, so that it does not
     // depend on hash order.
-    let key = |f: usize| (p.frames[f].label(), p.frames[f].module.clone());
+    // Unnamed frames of a module are one row (`function_label`).
+    let key = |f: usize| (p.frames[f].function_label(), p.frames[f].module.clone());
     let weight = |f: usize| {
         let fr = &p.frames[f];
         (
@@ -103,7 +104,7 @@ fn table(p: &Profile, title: String, stacks: &[&Stack]) -> Table {
             total_samples: tc.min(total),
         })
         .collect();
-    let name = |r: &Row| (p.frames[r.frame].label(), p.frames[r.frame].module.clone());
+    let name = |r: &Row| (p.frames[r.frame].function_label(), p.frames[r.frame].module.clone());
     rows.sort_by(|a, b| {
         b.self_samples
             .cmp(&a.self_samples)

@@ -161,8 +161,74 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         writeln!(out, "\n{}: functions by total {unit} (self and callees)", t.title)?;
         print_rows(&mut out, &p, &t.by_total, args.top, t.samples)?;
     }
+    unnamed_share(&mut out, &p, unit)?;
     report_missing(&p);
     Ok(ExitCode::SUCCESS)
+}
+
+/// How much of the profile ends in code without a function name, per
+/// module, and how to get the names.
+fn unnamed_share(out: &mut impl Write, p: &Profile, unit: &str) -> std::io::Result<()> {
+    let mut by_module: std::collections::BTreeMap<&str, u64> = Default::default();
+    for st in &p.stacks {
+        if let Some(f) = st.frames.last().and_then(|&f| p.frames.get(f)) {
+            if f.function.is_none() {
+                *by_module.entry(f.module.as_str()).or_default() += st.count;
+            }
+        }
+    }
+    if by_module.is_empty() {
+        return Ok(());
+    }
+    let total = p.samples.max(1) as f64;
+    let unnamed: u64 = by_module.values().sum();
+    writeln!(
+        out,
+        "\n{:.1}% of {unit} end in code without a function name:",
+        100.0 * unnamed as f64 / total
+    )?;
+    let mut rows: Vec<(&str, u64)> = by_module.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    for (module, n) in rows {
+        // Frames carry the module's file name; the notes know its path.
+        let path = p
+            .notes
+            .keys()
+            .find(|k| k.rsplit('/').next() == Some(module))
+            .map_or(module, String::as_str);
+        let how = debug_package(path).map_or_else(
+            || "its debug file (build-id), --symbols DIR, or DEBUGINFOD_URLS would name it".to_string(),
+            |pkg| format!("`apt install {pkg}` would name it"),
+        );
+        writeln!(out, "  {:>5.1}%  {module}: {how}", 100.0 * n as f64 / total)?;
+    }
+    Ok(())
+}
+
+/// The Debian package with `path`'s debug symbols, guessed from the
+/// package that owns it: `libc6-dbg` for glibc, `PKG-dbgsym` otherwise
+/// (from the debian-debug archive).
+fn debug_package(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let out = std::process::Command::new("dpkg-query")
+        .args(["-S", path])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let pkg = line.split(':').next()?.trim().to_owned();
+    if pkg.is_empty() || pkg.contains(' ') {
+        return None;
+    }
+    Some(if pkg == "libc6" {
+        "libc6-dbg".into()
+    } else {
+        format!("{pkg}-dbgsym")
+    })
 }
 
 fn print_rows(out: &mut impl Write, p: &Profile, rows: &[Row], top: usize, total: u64) -> std::io::Result<()> {
@@ -183,7 +249,7 @@ fn print_rows(out: &mut impl Write, p: &Profile, rows: &[Row], top: usize, total
             r.self_samples,
             pct(r.total_samples),
             r.total_samples,
-            fr.label(),
+            fr.function_label(),
             fr.module
         )?;
     }

@@ -59,7 +59,8 @@ pub fn folded(p: &Profile, reverse: bool) -> Vec<String> {
         };
         for &f in &order {
             l.push(';');
-            l.push_str(&p.frames[f].label().replace(';', ":"));
+            // A module without symbols is one tower, not one per address.
+            l.push_str(&p.frames[f].function_label().replace(';', ":"));
         }
         *merged.entry(l).or_default() += s.count;
     }

@@ -84,6 +84,16 @@ impl Frame {
         }
     }
 
+    /// What to group this frame under: its function, or for a frame
+    /// without a name its module alone (`[libc.so.6]`), so that one
+    /// unnamed library is one row or one tower, not one per address.
+    pub fn function_label(&self) -> String {
+        match &self.function {
+            Some(f) => f.clone(),
+            None => format!("[{}]", self.module.rsplit('/').next().unwrap_or(&self.module)),
+        }
+    }
+
     /// `file:line` when known.
     pub fn location(&self) -> Option<String> {
         let f = self.file.as_ref()?;

@@ -148,9 +148,19 @@ fn split_debug_info_by_debuglink_build_id_dir_and_missing() {
     let (exe, dbg, bid) = split(dir.path());
     let trace = sample(dir.path(), &exe, "s.weft");
 
-    // Missing: module+offset frames and a note of where weft looked.
+    // Missing: the module's unnamed frames grouped as one row, and a note
+    // of where weft looked.
     let (rep, err) = report(&trace, &[]);
-    assert!(rep.contains("hot-stripped+0x"), "{rep}");
+    assert!(rep.contains("[hot-stripped]"), "{rep}");
+    assert!(!rep.contains("hot-stripped+0x"), "one row per address:\n{rep}");
+    // And the report says how much is unnamed, and where the names could come from.
+    assert!(
+        rep.contains("of samples end in code without a function name")
+            && rep
+                .lines()
+                .any(|l| l.contains("hot-stripped: its debug file (build-id)")),
+        "{rep}"
+    );
     assert!(
         err.contains("hot-stripped")
             && err.contains("looked in:")
