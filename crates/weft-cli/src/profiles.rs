@@ -188,7 +188,7 @@ fn unnamed_share(out: &mut impl Write, p: &Profile, unit: &str) -> std::io::Resu
         100.0 * unnamed as f64 / total
     )?;
     let mut rows: Vec<(&str, u64)> = by_module.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|b| std::cmp::Reverse(b.1));
     for (module, n) in rows {
         // Frames carry the module's file name; the notes know its path.
         let path = p
