@@ -270,7 +270,20 @@ pub fn parquet(trace: &Trace, profile: Option<&Profile>, dir: &Path) -> Result<P
             }
         }
     };
-    for r in trace.records().flatten() {
+    let mut last_ts = 0u64;
+    for r in trace.records() {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                // Damage is a row too, where the reading met it.
+                let err = serde_json::json!({ "error": e.to_string() }).to_string();
+                ev.head.push(&host, last_ts, 0, 0, "");
+                ev.name.append_value("weft:damage");
+                ev.fields.append_value(&err);
+                continue;
+            }
+        };
+        last_ts = r.ts;
         let kind = kinds.kind(&r);
         match kind {
             Kind::SyscallEnter => {
