@@ -3,7 +3,7 @@
 //! This crate owns the merged timeline (syscall entry and return joined,
 //! unfinished calls kept), symbolic rendering of arguments, errno and signal
 //! names, trace summaries, syscall statistics (`stats`), address history
-//! and memory maps (`mem`), CPU profiles (`profile`) and the report's function
+//! and memory maps (`mem`), crash reports (`crash`), CPU profiles (`profile`) and the report's function
 //! tables (`report`). It reads traces only through `weft_format` and must not
 //! touch the kernel or the live system: what would read the machine (debug
 //! files, debuginfod, kallsyms for old files) comes in from the caller
@@ -11,6 +11,7 @@
 //! analyzes the same on any machine.
 
 mod args;
+pub mod crash;
 mod kinds;
 pub mod mem;
 pub mod names;

@@ -3,8 +3,23 @@
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
+/// The kernel's own restart codes, which a traced syscall returns when a
+/// signal interrupts it (the program never sees them): as strace names them.
+fn restart(e: i64) -> Option<(&'static str, &'static str)> {
+    Some(match e {
+        512 => ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
+        513 => ("ERESTARTNOINTR", "To be restarted"),
+        514 => ("ERESTARTNOHAND", "To be restarted if no handler"),
+        516 => ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
+        _ => return None,
+    })
+}
+
 /// `ENOENT` for 2; `E123` for numbers this platform does not name.
 pub fn errno_name(e: i64) -> String {
+    if let Some((name, _)) = restart(e) {
+        return name.to_owned();
+    }
     match i32::try_from(e).map(Errno::from_raw) {
         Ok(Errno::UnknownErrno) | Err(_) => format!("E{e}"),
         Ok(errno) => format!("{errno:?}"),
@@ -12,6 +27,9 @@ pub fn errno_name(e: i64) -> String {
 }
 
 pub fn errno_desc(e: i64) -> &'static str {
+    if let Some((_, desc)) = restart(e) {
+        return desc;
+    }
     i32::try_from(e)
         .map(|e| Errno::from_raw(e).desc())
         .unwrap_or("Unknown error")

@@ -6,6 +6,7 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod crash;
 mod dump;
 mod info;
 mod input;
@@ -45,6 +46,8 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Who mapped and unmapped an address (flagging double and foreign unmaps), or a memory map at a time.
     Mem(mem::MemArgs),
+    /// Crash signals (SIGSEGV, SIGBUS, SIGABRT, ...): what led to each, and what came of it.
+    Crash(crash::CrashArgs),
     /// List processes instrumented with weft-probe, and whether the kernel has user_events.
     Ps(PsArgs),
     /// Top functions by self and total CPU samples (record with --sample).
@@ -189,6 +192,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Mem(a) => mem::run(a),
+        Command::Crash(a) => crash::run(a),
         Command::Ps(a) => ps::run(a),
         Command::Report(a) => profiles::report(a),
         Command::Flame(a) => profiles::flame(a),

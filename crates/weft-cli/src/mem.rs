@@ -11,7 +11,7 @@ use weft_analysis::profile::Profile;
 use weft_analysis::secs;
 
 use crate::input::{open, warn_damage};
-use crate::profiles::{symbolized, ProfileArgs};
+use crate::profiles::{stack_at, symbolized, ProfileArgs};
 
 #[derive(Args, Debug)]
 #[command(
@@ -149,23 +149,4 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         println!("{suspicious} suspicious changes (marked !!!)");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The user stack recorded with the call of `tid` at `ts` (within 1 ms),
-/// innermost first: `f (module) <- caller (module) <- ...`.
-fn stack_at(p: &Profile, tid: u32, ts: u64) -> Option<String> {
-    let &(_, i) = p
-        .timeline
-        .iter()
-        .filter(|&&(t, i)| p.stacks.get(i).is_some_and(|s| s.tid == tid) && t.abs_diff(ts) < 1_000_000)
-        .min_by_key(|&&(t, _)| t.abs_diff(ts))?;
-    let frames: Vec<String> = p.stacks[i]
-        .frames
-        .iter()
-        .rev()
-        .take(8)
-        .filter_map(|&f| p.frames.get(f))
-        .map(|f| format!("{} ({})", f.label(), f.module.rsplit('/').next().unwrap_or(&f.module)))
-        .collect();
-    Some(frames.join(" <- "))
 }

@@ -203,6 +203,13 @@ fn print_summary(s: &Summary) {
             s.malformed
         );
     }
+    for (pid, tid, sig) in &s.crashes {
+        eprintln!(
+            "weft: process {pid} died by {} in thread {tid}: `weft crash {}` shows what led to it",
+            weft_analysis::names::signal_name(i64::from(*sig)),
+            s.output.display()
+        );
+    }
     if let Some(st) = s.exit_status {
         eprintln!("weft: {}: {}", s.command_line, weft_record::describe_status(st));
     }

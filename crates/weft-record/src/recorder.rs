@@ -120,6 +120,9 @@ pub struct Summary {
     /// Sources of events this recording could not include, each with why
     /// and what would enable it.
     pub not_recorded: Vec<(String, String)>,
+    /// Processes that died by a crash signal (SIGSEGV, SIGBUS, SIGABRT,
+    /// SIGILL, SIGFPE, SIGTRAP delivered with no handler): pid, tid, signal.
+    pub crashes: Vec<(u32, u32, i32)>,
 }
 
 impl Summary {
@@ -170,6 +173,8 @@ pub struct Recorder {
     cpu0: f64,
     command_line: String,
     sources: Sources,
+    /// Crash signals delivered with no handler: (pid, tid, signal).
+    crashes: Vec<(u32, u32, i32)>,
     notify: Box<dyn FnMut(Notice)>,
 }
 
@@ -553,6 +558,7 @@ impl Recorder {
             cpu0: os::cpu_time(),
             command_line,
             sources,
+            crashes: Vec::new(),
             notify,
         })
     }
@@ -690,6 +696,19 @@ impl Recorder {
                     continue;
                 }
             }
+            if let EventKind::SignalDeliver { sig, handler: 0, .. } = ev.kind {
+                let crash = [
+                    libc::SIGSEGV,
+                    libc::SIGBUS,
+                    libc::SIGABRT,
+                    libc::SIGILL,
+                    libc::SIGFPE,
+                    libc::SIGTRAP,
+                ];
+                if crash.contains(&sig) && self.crashes.len() < 16 {
+                    self.crashes.push((ev.pid, ev.tid, sig));
+                }
+            }
             match ev.kind {
                 EventKind::SyscallEnter { .. } => self.counts.syscalls += 1,
                 EventKind::Lost { count } => self.counts.lost = self.counts.lost.saturating_add(count),
@@ -796,6 +815,7 @@ impl Recorder {
             archived,
             still_running,
             not_recorded: self.sources.missing.clone(),
+            crashes: self.crashes.clone(),
         };
         // The trace is complete: the kernel's slow part of closing the
         // events need not hold up the caller.

@@ -59,7 +59,7 @@ fn wrong_pid_missing_command_and_bad_syscall() {
 
 #[test]
 fn help_is_there_for_every_command() {
-    for sub in ["record", "dump", "info", "stats", "mem"] {
+    for sub in ["record", "dump", "info", "stats", "mem", "crash"] {
         let out = run(weft().args([sub, "--help"]));
         assert!(out.status.success());
         assert!(text(&out.stdout).contains("Examples") || sub == "info", "{sub}");
