@@ -556,3 +556,39 @@ fn off_cpu_time_is_counted_where_the_program_blocked() {
         .sum();
     assert_eq!(weight, pipe, "{folded}");
 }
+
+/// MiniDebugInfo, as Fedora ships it: a stripped binary whose function
+/// symbols are in an xz-compressed ELF in `.gnu_debugdata`. Its functions
+/// are named from there.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn functions_are_named_from_minidebuginfo() {
+    require_root();
+    let dir = tmp();
+    let d = dir.path();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sampling/hot.c");
+    // The recipe of Fedora's find-debuginfo (gdb's "MiniDebugInfo" docs).
+    let script = format!(
+        "set -e; cd {d}; cc -O2 -g -o hot {src}
+         nm -D hot --format=posix --defined-only | awk '{{print $1}}' | sort > dynsyms
+         nm hot --format=posix --defined-only | awk '{{ if ($2 == \"T\" || $2 == \"t\") print $1 }}' | sort > funcsyms
+         comm -13 dynsyms funcsyms > keep
+         objcopy --only-keep-debug hot debug
+         objcopy -S --remove-section .gdb_index --remove-section .comment --keep-symbols=keep debug mini
+         xz -f mini
+         cp hot hot-mdi; strip --strip-all hot-mdi
+         objcopy --add-section .gnu_debugdata=mini.xz hot-mdi",
+        d = d.display(),
+        src = src.display()
+    );
+    let st = Command::new("sh").args(["-c", &script]).status().expect("sh");
+    assert!(
+        st.success(),
+        "building the MiniDebugInfo binary failed (binutils, xz-utils)"
+    );
+    let exe = d.join("hot-mdi");
+    let trace = sample(d, &exe, "mdi.weft");
+    let (rep, err) = report(&trace, &[]);
+    assert!(rep.contains("leaf_work") && rep.contains("hot_outer"), "{rep}\n{err}");
+    assert!(!rep.contains("[hot-mdi]"), "{rep}");
+}
