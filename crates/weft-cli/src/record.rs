@@ -169,8 +169,18 @@ fn print_summary(s: &Summary) {
             .map(|(c, n)| format!("CPU {c}: {n}"))
             .collect();
         eprintln!(
-            "weft: warning: {lost} events were lost because a ring buffer was full ({}); try a larger --buffer-size",
-            per.join(", ")
+            "weft: warning: {lost} events were lost because a ring buffer was full ({}); try --buffer-size {}{}",
+            per.join(", "),
+            if s.suggested_buffer >= 1 << 20 {
+                format!("{}M", s.suggested_buffer >> 20)
+            } else {
+                format!("{}K", s.suggested_buffer >> 10)
+            },
+            if s.suggested_buffer >= 256 << 20 {
+                " (or record fewer syscalls with --syscalls)"
+            } else {
+                ""
+            }
         );
     }
     if let Some(p) = s.probes.as_ref().filter(|p| p.attached > 0 || p.missed > 0) {

@@ -508,8 +508,9 @@ impl Probes {
                 self.totals.lost = self.totals.lost.saturating_add(lost);
                 if lost > 0 {
                     let text = format!(
-                        "PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {})",
-                        t.tid, t.attempted, t.received, lost, t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten
+                        "PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {}){}",
+                        t.tid, t.attempted, t.received, lost, t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten,
+                        self.bigger_ring(t.attempted, t.lost_full)
                     );
                     self.say(Level::Warning, text);
                 }
@@ -523,6 +524,24 @@ impl Probes {
                 format!("PID {pid}: {no_slot} probe events dropped because all thread slots were taken; try a larger --probe-threads"),
             );
         }
+    }
+
+    /// A suggestion when a full ring lost events: the ring that would have
+    /// held a burst that many times longer (a power of two, at most 64x
+    /// today's and 1 GiB), or nothing.
+    fn bigger_ring(&self, attempted: u64, lost_full: u64) -> String {
+        if lost_full == 0 {
+            return String::new();
+        }
+        let kept = attempted.saturating_sub(lost_full).max(1);
+        let factor = attempted.div_ceil(kept).clamp(2, 64).next_power_of_two();
+        let now = self.geo.subbufs as u64 * self.geo.subbuf_size as u64;
+        let want = (now * factor).min(1 << 30);
+        format!(
+            "; --probe-buffer {}M would keep {}x more of a burst",
+            want.div_ceil(1 << 20),
+            want / now.max(1)
+        )
     }
 
     /// Writes records held back (no schema when they were drained) and

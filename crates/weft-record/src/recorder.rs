@@ -123,6 +123,9 @@ pub struct Summary {
     /// Processes that died by a crash signal (SIGSEGV, SIGBUS, SIGABRT,
     /// SIGILL, SIGFPE, SIGTRAP delivered with no handler): pid, tid, signal.
     pub crashes: Vec<(u32, u32, i32)>,
+    /// Ring size per CPU that would have kept what this recording lost (a
+    /// power of two, at most 256 MiB); the size used when nothing was lost.
+    pub suggested_buffer: usize,
 }
 
 impl Summary {
@@ -175,6 +178,8 @@ pub struct Recorder {
     sources: Sources,
     /// Crash signals delivered with no handler: (pid, tid, signal).
     crashes: Vec<(u32, u32, i32)>,
+    /// Ring size per CPU in use.
+    buffer_bytes: usize,
     notify: Box<dyn FnMut(Notice)>,
 }
 
@@ -559,6 +564,7 @@ impl Recorder {
             command_line,
             sources,
             crashes: Vec::new(),
+            buffer_bytes,
             notify,
         })
     }
@@ -776,6 +782,20 @@ impl Recorder {
             }
         }
         let lost_per_cpu = self.tracer.lost_per_cpu();
+        let suggested_buffer = {
+            let records = self.counts.records.max(1);
+            let lost: u64 = lost_per_cpu.iter().map(|(_, n)| n).sum();
+            let factor = records
+                .saturating_add(lost)
+                .div_ceil(records)
+                .clamp(2, 64)
+                .next_power_of_two() as usize;
+            if lost > 0 {
+                (self.buffer_bytes * factor).min(256 << 20)
+            } else {
+                self.buffer_bytes
+            }
+        };
         let mut end: Vec<(&str, String)> = vec![
             (end_keys::END_MONOTONIC_NS, weft_kernel::monotonic_ns().to_string()),
             (end_keys::RECORDS, self.counts.records.to_string()),
@@ -816,6 +836,7 @@ impl Recorder {
             still_running,
             not_recorded: self.sources.missing.clone(),
             crashes: self.crashes.clone(),
+            suggested_buffer,
         };
         // The trace is complete: the kernel's slow part of closing the
         // events need not hold up the caller.

@@ -369,3 +369,40 @@ fn recorder_priority_raised_command_unchanged() {
         assert_eq!(nice_of(lines[1]), ours, "the command's niceness with {args:?}");
     }
 }
+
+/// Rings too small for the program: the losses are counted and the summary
+/// suggests a ring size that would have kept them (kernel rings), and the
+/// probe summary one for weft-probe buffers.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn losses_come_with_a_ring_size_that_would_have_kept_them() {
+    require_root();
+    let dir = tmp();
+    let out = run(weft()
+        .args(["record", "--buffer-size", "16K", "-o"])
+        .arg(dir.path().join("l.weft"))
+        .arg("--")
+        .arg(program("busy"))
+        .arg("200000"));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("lost because a ring buffer was full"))
+        .unwrap_or_else(|| panic!("no losses with 16K rings? {err}"));
+    let size = line.rsplit("--buffer-size ").next().unwrap_or("").trim();
+    let kib: u64 = match size.strip_suffix('K') {
+        Some(k) => k.parse().expect("KiB"),
+        None => size.trim_end_matches('M').parse::<u64>().expect("MiB") << 10,
+    };
+    assert!(kib >= 32 && kib.is_power_of_two(), "{line}");
+    let out = run(weft()
+        .args(["record", "--probe-buffer", "64K", "-o"])
+        .arg(dir.path().join("p.weft"))
+        .arg("--")
+        .arg(demo_path())
+        .args(["bench", "1000000"]));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("--probe-buffer ") && err.contains("would keep"), "{err}");
+}
