@@ -35,6 +35,10 @@ pub struct ProfileOptions {
     /// (trigger `sched_switch`, `record --off-cpu`), each weighted by the
     /// microseconds until the thread ran again; preemptions are left out.
     pub off_cpu: bool,
+    /// Wall-clock time: CPU samples (weighted by the microseconds one stands
+    /// for) and off-CPU time together, the blocked stacks ending in an
+    /// `[off-CPU]` frame. Needs `record --sample --off-cpu`.
+    pub wall: bool,
 }
 
 /// One aggregated stack: frames root first.
@@ -86,6 +90,8 @@ struct RawKey {
     maps_id: usize,
     kernel: Vec<u64>,
     user: Vec<weft_symbols::FrameAddr>,
+    /// Where the thread blocked (wall-clock profiles mark it).
+    off_cpu: bool,
 }
 
 /// Builds a profile; `cache` (when given) is read first and written back.
@@ -94,6 +100,13 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let start = trace
         .info(weft_format::info_keys::START_MONOTONIC_NS)
         .and_then(|v| v.parse::<u64>().ok());
+    let off_cpu = opts.off_cpu || opts.wall;
+    // What one CPU sample stands for in a wall-clock profile, in µs.
+    let sample_us = trace
+        .info(weft_format::info_keys::SAMPLE_HZ)
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&hz| hz > 0)
+        .map_or(1001, |hz| 1_000_000 / hz);
     let trigger = match (&opts.trigger, opts.off_cpu) {
         (_, true) => "sched_switch".to_string(),
         (Some(t), false) => t.clone(),
@@ -204,7 +217,9 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             }
             Kind::Other if Some(r.schema) == sample_id => {
                 use s::sample as f;
-                if r.str(f::TRIGGER) != trigger {
+                let this = r.str(f::TRIGGER);
+                let blocked_here = opts.wall && this == "sched_switch";
+                if this != trigger && !blocked_here {
                     continue;
                 }
                 let rel = r.ts.saturating_sub(b);
@@ -240,19 +255,20 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     maps_id: Arc::as_ptr(&maps) as *const () as usize,
                     kernel: if opts.user_only { Vec::new() } else { arr(f::KERNEL) },
                     user,
+                    off_cpu: opts.off_cpu || blocked_here,
                 };
-                if opts.off_cpu {
+                if key.off_cpu {
                     blocked.insert(r.tid, (key, maps, r.ts));
                     continue;
                 }
                 let next = raws.len();
                 let e = raws.entry(key).or_insert_with(|| (maps, 0, next));
-                e.1 += 1;
+                e.1 += if opts.wall { sample_us } else { 1 };
                 if opts.times {
                     raw_times.push((r.ts, e.2));
                 }
             }
-            Kind::Other if opts.off_cpu && Some(r.schema) == switch_id => {
+            Kind::Other if off_cpu && Some(r.schema) == switch_id => {
                 if matches!(r.fields.get(s::switch::OUT), Some(Value::Bool(true))) {
                     let preempt = matches!(r.fields.get(s::switch::PREEMPT), Some(Value::Bool(true)));
                     last_out.insert(r.tid, (r.ts, preempt));
@@ -280,7 +296,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             _ => {}
         }
     }
-    out.off_cpu = opts.off_cpu;
+    out.off_cpu = off_cpu;
     out.unwind_secs = t_unwind.elapsed().as_secs_f64();
     let t_sym = Instant::now();
     // Recorders since the kernel:symbols record name kernel frames in the
@@ -360,6 +376,19 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                 .collect();
             ids.extend(&v);
             addr_cache.insert(key, v);
+        }
+        if opts.wall && raw.off_cpu {
+            // The leaf of a blocked stack in a wall-clock profile.
+            let f = Frame {
+                function: Some("[off-CPU]".into()),
+                module: "[wait]".into(),
+                offset: 0,
+                file: None,
+                line: None,
+                inlined: false,
+            };
+            let n = interned.len();
+            ids.insert(0, *interned.entry(f).or_insert(n));
         }
         ids.reverse();
         if let Some(slot) = raw_stack.get_mut(*raw_id) {

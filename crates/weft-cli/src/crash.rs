@@ -51,6 +51,7 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
             no_cache: false,
             user_only: true,
             off_cpu: false,
+            wall: false,
         };
         Some(symbolized(&pa, true)?).filter(|p| p.samples > 0)
     } else {

@@ -89,6 +89,7 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
             no_cache: false,
             user_only: true,
             off_cpu: false,
+            wall: false,
         };
         let p = symbolized(&pa, true)?;
         if p.samples > 0 {

@@ -46,11 +46,15 @@ pub struct ProfileArgs {
     /// how long (microseconds) until they ran again (record with --off-cpu).
     #[arg(long, conflicts_with = "trigger")]
     pub off_cpu: bool,
+    /// Wall-clock time: on-CPU samples and off-CPU time together, in microseconds
+    /// (record with --sample --off-cpu); blocked stacks end in [off-CPU].
+    #[arg(long, conflicts_with_all = ["trigger", "off_cpu"])]
+    pub wall: bool,
 }
 
 fn build(args: &ProfileArgs) -> Result<Profile> {
     let p = symbolized(args, false)?;
-    if p.samples == 0 && args.off_cpu {
+    if p.samples == 0 && (args.off_cpu || args.wall) {
         bail!(
             "no off-CPU stacks in {} match: record with `weft record --off-cpu -- CMD`",
             args.file.display()
@@ -91,6 +95,7 @@ pub(crate) fn symbolized(args: &ProfileArgs, times: bool) -> Result<Profile> {
         kernel_fallback: Some(weft_symbols::KernelSymbols::load),
         times,
         off_cpu: args.off_cpu,
+        wall: args.wall,
     };
     let p = profile(&trace, &opts, search, cache);
     for e in &p.problems {
@@ -138,7 +143,9 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let t0 = std::time::Instant::now();
     let p = build(&args.common)?;
     let mut out = std::io::stdout().lock();
-    let (unit, what) = if p.off_cpu {
+    let (unit, what) = if args.common.wall {
+        ("µs", "wall clock: on and off CPU")
+    } else if p.off_cpu {
         ("µs", "off CPU")
     } else {
         ("samples", args.common.trigger.as_deref().unwrap_or("cpu-clock"))

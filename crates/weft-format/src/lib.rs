@@ -63,6 +63,8 @@ pub mod info_keys {
     pub const SOURCES: &str = "sources";
     /// What it could not include: `name (why)` items separated by `; `.
     pub const NOT_RECORDED: &str = "not_recorded";
+    /// CPU sampling frequency (Hz) with `--sample`.
+    pub const SAMPLE_HZ: &str = "sample_hz";
 }
 
 /// Well-known keys of the End chunk.

@@ -468,6 +468,10 @@ impl Recorder {
             ),
             (info_keys::NCPUS, tracer.cpus().len().to_string()),
             (info_keys::SOURCES, sources.recorded.join(", ")),
+            (
+                info_keys::SAMPLE_HZ,
+                opts.sample_hz.map_or_else(String::new, |hz| hz.to_string()),
+            ),
             (info_keys::NOT_RECORDED, sources.missing_text()),
         ];
         // Published once it has its header: a kill before leaves no file

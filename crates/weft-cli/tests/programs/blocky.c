@@ -1,5 +1,6 @@
 /* Spends its time off CPU in two known places: wait_on_pipe() blocks in a
- * read for 300 ms (a child writes after that), nap() sleeps 100 ms. */
+ * read for 300 ms (a child writes after that), nap() sleeps 100 ms; and
+ * about 200 ms on CPU in burn(), after them. */
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,6 +17,17 @@ __attribute__((noinline)) void nap(void) {
     nanosleep(&ts, NULL);
 }
 
+__attribute__((noinline)) void burn(void) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    volatile unsigned long x = 0;
+    do {
+        for (int i = 0; i < 10000; i++)
+            x += i;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 200000000L);
+}
+
 int main(void) {
     int p[2];
     if (pipe(p) != 0)
@@ -30,6 +42,7 @@ int main(void) {
     }
     wait_on_pipe(p[0]);
     nap();
+    burn();
     waitpid(pid, NULL, 0);
     return 0;
 }

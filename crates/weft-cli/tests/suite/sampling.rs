@@ -503,7 +503,8 @@ fn libc_frames_are_named_from_debians_compressed_debug_files() {
 
 /// Off-CPU time: blocky waits 300 ms on a pipe in wait_on_pipe() and sleeps
 /// 100 ms in nap(). `weft report --off-cpu` weighs where it blocked by how
-/// long, and `weft flame --off-cpu --folded` writes those microseconds.
+/// long, and `weft flame --off-cpu --folded` writes those microseconds;
+/// `--wall` adds burn()'s ~200 ms on CPU to the same profile.
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn off_cpu_time_is_counted_where_the_program_blocked() {
@@ -555,6 +556,41 @@ fn off_cpu_time_is_counted_where_the_program_blocked() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert_eq!(weight, pipe, "{folded}");
+
+    // Wall clock: the same waits, and burn()'s ~200 ms on CPU, in one profile.
+    let trace = dir.path().join("w.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--off-cpu", "--sample", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("blocky")));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let pid = info
+        .lines()
+        .find(|l| l.contains("blocky") && l.split_whitespace().nth(1) == Some("-"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{info}"))
+        .to_owned();
+    let out =
+        run(weft()
+            .arg("report")
+            .arg(&trace)
+            .args(["--wall", "--user-only", "--no-cache", "-n", "60", "-p", &pid]));
+    let rep = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(rep.contains("µs (wall clock: on and off CPU)"), "{rep}");
+    let total = |f: &str| -> u64 {
+        rep.lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(f))
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .unwrap_or_else(|| panic!("{f} not in:\n{rep}"))
+    };
+    let (pipe, nap, burn) = (total("wait_on_pipe"), total("nap"), total("burn"));
+    assert!((250_000..450_000).contains(&pipe), "wait_on_pipe {pipe} µs:\n{rep}");
+    assert!((80_000..200_000).contains(&nap), "nap {nap} µs:\n{rep}");
+    assert!((120_000..300_000).contains(&burn), "burn {burn} µs:\n{rep}");
+    assert!(total("[off-CPU]") >= pipe + nap - 1000, "{rep}");
 }
 
 /// MiniDebugInfo, as Fedora ships it: a stripped binary whose function
