@@ -628,3 +628,113 @@ fn functions_are_named_from_minidebuginfo() {
     assert!(rep.contains("leaf_work") && rep.contains("hot_outer"), "{rep}\n{err}");
     assert!(!rep.contains("[hot-mdi]"), "{rep}");
 }
+
+/// Function names as both tools spell them: glibc's internal aliases
+/// (`__GI___strcoll_l`) and symbol versions (`@@GLIBC_2.2.5`) dropped.
+fn plain(name: &str) -> String {
+    let n = name.split('@').next().unwrap_or(name);
+    n.strip_prefix("__GI_").unwrap_or(n).to_owned()
+}
+
+/// perf's named user-space functions by self samples, most first.
+fn perf_top(exe_and_args: &[&str], dir: &Path) -> Vec<String> {
+    let data = dir.join("perf.data");
+    let st = Command::new("perf")
+        .args(["record", "-q", "-F", "999", "--call-graph", "dwarf", "-o"])
+        .arg(&data)
+        .arg("--")
+        .args(exe_and_args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("perf (apt-get install linux-perf)");
+    assert!(st.success(), "perf record failed");
+    let out = Command::new("perf")
+        .args([
+            "report",
+            "--no-children",
+            "--sort",
+            "sym",
+            "-g",
+            "none",
+            "--stdio",
+            "-i",
+        ])
+        .arg(&data)
+        .output()
+        .expect("perf report");
+    text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("[.] "))
+        .filter_map(|l| l.split("[.] ").nth(1))
+        .map(|n| plain(n.trim()))
+        .filter(|n| !n.starts_with("0x"))
+        .collect()
+}
+
+/// weft's named functions by self samples (user space), most first.
+fn weft_top(exe_and_args: &[&str], dir: &Path) -> Vec<String> {
+    let trace = dir.join("w.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--sample", "--syscalls", "exit_group", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .args(exe_and_args));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (rep, _) = report(&trace, &["-n", "40"]);
+    rep.lines()
+        .skip_while(|l| !l.contains("functions by self"))
+        .skip(2)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|n| !n.starts_with('['))
+        .map(plain)
+        .collect()
+}
+
+/// weft's top functions by self samples agree with perf's (`perf record
+/// --call-graph dwarf`, `perf report --no-children --sort sym`) on the same
+/// workload: a C program with known shares (the top function the same, the
+/// top five sharing at least four), and `sort` over libc6-dbg's libc (the
+/// top function the same, the top three sharing at least two).
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn top_functions_agree_with_perf() {
+    require_root();
+    if Command::new("perf").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install perf (linux-perf), see .ci/run"
+        );
+        eprintln!("SKIPPED: perf is not installed (apt-get install linux-perf)");
+        return;
+    }
+    let dir = tmp();
+    let mix = dir.path().join("mix");
+    cc(&mix, &["-O2", "-g"], "mix.c");
+    let m = mix.to_str().expect("path");
+    let (p, w) = (perf_top(&[m], dir.path()), weft_top(&[m], dir.path()));
+    assert_eq!(p.first(), w.first(), "perf {p:?} weft {w:?}");
+    let common = w.iter().take(5).filter(|n| p.iter().take(5).any(|q| q == *n)).count();
+    assert!(common >= 4, "top five: perf {p:?} weft {w:?}");
+
+    if std::path::Path::new("/usr/share/doc/libc6-dbg").is_dir() {
+        let words = dir.path().join("words");
+        let mut s = String::new();
+        let mut x: u64 = 1;
+        for _ in 0..400_000 {
+            for _ in 0..12 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push((b'a' + (x % 10) as u8) as char);
+            }
+            s.push('\n');
+        }
+        std::fs::write(&words, s).expect("words");
+        let args = ["sort", words.to_str().expect("path"), "-o", "/dev/null"];
+        let (p, w) = (perf_top(&args, dir.path()), weft_top(&args, dir.path()));
+        assert_eq!(p.first(), w.first(), "sort: perf {p:?} weft {w:?}");
+        let common = w.iter().take(3).filter(|n| p.iter().take(3).any(|q| q == *n)).count();
+        assert!(common >= 2, "sort's top three: perf {p:?} weft {w:?}");
+    }
+}
