@@ -39,6 +39,9 @@ pub struct ProfileOptions {
     /// for) and off-CPU time together, the blocked stacks ending in an
     /// `[off-CPU]` frame. Needs `record --sample --off-cpu`.
     pub wall: bool,
+    /// Leave inlined calls out of the stacks: their samples count in the
+    /// function they were inlined into, as `perf report --sort sym` counts.
+    pub no_inline: bool,
 }
 
 /// One aggregated stack: frames root first.
@@ -369,6 +372,9 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             };
             let v: Vec<usize> = frames
                 .into_iter()
+                // Like perf's symbols: an inlined call counts in the
+                // function it was inlined into.
+                .filter(|f| !(opts.no_inline && f.inlined))
                 .map(|f| {
                     let n = interned.len();
                     *interned.entry(f).or_insert(n)

@@ -52,6 +52,7 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
             user_only: true,
             off_cpu: false,
             wall: false,
+            no_inline: false,
         };
         Some(symbolized(&pa, true)?).filter(|p| p.samples > 0)
     } else {

@@ -90,6 +90,7 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
             user_only: true,
             off_cpu: false,
             wall: false,
+            no_inline: false,
         };
         let p = symbolized(&pa, true)?;
         if p.samples > 0 {

@@ -50,6 +50,10 @@ pub struct ProfileArgs {
     /// (record with --sample --off-cpu); blocked stacks end in [off-CPU].
     #[arg(long, conflicts_with_all = ["trigger", "off_cpu"])]
     pub wall: bool,
+    /// Count inlined calls in the function they were inlined into (as
+    /// `perf report --sort sym` does) instead of as functions of their own.
+    #[arg(long)]
+    pub no_inline: bool,
 }
 
 fn build(args: &ProfileArgs) -> Result<Profile> {
@@ -96,6 +100,7 @@ pub(crate) fn symbolized(args: &ProfileArgs, times: bool) -> Result<Profile> {
         times,
         off_cpu: args.off_cpu,
         wall: args.wall,
+        no_inline: args.no_inline,
     };
     let p = profile(&trace, &opts, search, cache);
     for e in &p.problems {

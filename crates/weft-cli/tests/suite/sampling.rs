@@ -671,7 +671,8 @@ fn perf_top(exe_and_args: &[&str], dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// weft's named functions by self samples (user space), most first.
+/// weft's named functions by self samples (user space, inlined calls
+/// counted in their caller as perf's symbols count them), most first.
 fn weft_top(exe_and_args: &[&str], dir: &Path) -> Vec<String> {
     let trace = dir.join("w.weft");
     let out = run(weft()
@@ -680,7 +681,7 @@ fn weft_top(exe_and_args: &[&str], dir: &Path) -> Vec<String> {
         .arg("--")
         .args(exe_and_args));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let (rep, _) = report(&trace, &["-n", "40"]);
+    let (rep, _) = report(&trace, &["-n", "40", "--no-inline"]);
     rep.lines()
         .skip_while(|l| !l.contains("functions by self"))
         .skip(2)
