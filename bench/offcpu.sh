@@ -11,7 +11,9 @@
 #   perf-sched    perf sched record -o Y -- pingpong N
 #   perf-switch   perf record -e sched:sched_switch -g -o Y -- pingpong N
 #                 (the stack at each switch, as weft takes it)
-# bpftrace's offcputime-style script is run too when bpftrace is installed.
+#   bpftrace      an offcputime-style script: the user stack where a
+#                 pingpong thread blocks, summed by the time until it runs
+#                 again (when bpftrace is installed)
 # Usage: bench/offcpu.sh [--runs R] [--n N]
 # Environment: WEFT (default target/release/weft), CC. Needs root and perf.
 set -euo pipefail
@@ -49,7 +51,15 @@ for r in $(seq 1 "$RUNS"); do
 		weft) run weft "$WEFT" record -q --off-cpu --syscalls exit_group -o "$OUT/w.weft" --force -- "$P" "$N" ;;
 		perf-sched) run perf-sched perf sched record -q -o "$OUT/s.data" -- "$P" "$N" ;;
 		perf-switch) run perf-switch perf record -q -e sched:sched_switch -g -o "$OUT/p.data" -- "$P" "$N" ;;
-		bpftrace) run bpftrace bpftrace -q -e 'tracepoint:sched:sched_switch /comm == "pingpong"/ { @[ustack, kstack] = count(); }' -c "$P $N" ;;
+		bpftrace) run bpftrace bpftrace -q -e '
+			tracepoint:sched:sched_switch {
+				if (comm == "pingpong" && args->prev_state != 0) { @start[tid] = nsecs; @stack[tid] = ustack; }
+				if (@start[args->next_pid]) {
+					@offcpu[@stack[args->next_pid]] = sum(nsecs - @start[args->next_pid]);
+					delete(@start[args->next_pid]);
+				}
+			}
+			END { clear(@start); clear(@stack); }' -c "$P $N" ;;
 		esac
 	done
 done
