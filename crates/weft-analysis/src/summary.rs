@@ -141,7 +141,8 @@ pub fn summarize(trace: &Trace) -> Summary {
             Kind::Mmap => "map".into(),
         };
         *sum.counts.entry(name).or_default() += 1;
-        if kind == Kind::Lost {
+        // Losses, and records of no process (kernel:symbols), are no process's.
+        if kind == Kind::Lost || r.pid == 0 {
             continue;
         }
         let p = sum.processes.entry(r.pid).or_insert_with(|| ProcessSummary {
