@@ -8,7 +8,7 @@ use clap::Args;
 use weft_analysis::crash::{crashes, Outcome};
 use weft_analysis::{secs, Line};
 
-use crate::input::{open, warn_damage};
+use crate::input::{open, start_ns, warn_damage};
 use crate::profiles::{stack_at, symbolized, ProfileArgs};
 
 #[derive(Args, Debug)]
@@ -29,10 +29,7 @@ pub struct CrashArgs {
 pub fn run(args: CrashArgs) -> Result<ExitCode> {
     let t = open(&args.file)?;
     warn_damage(&t);
-    let base = t
-        .info(weft_format::info_keys::START_MONOTONIC_NS)
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0);
+    let base = start_ns(&t);
     let found = crashes(&t, &args.pid, args.last);
     if found.is_empty() {
         println!("no SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE or SIGTRAP was delivered to a traced thread");
@@ -40,20 +37,7 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
     }
     // Stacks taken at the deliveries (record --stack-on signal_deliver).
     let stacks = if t.schema_by_name(weft_format::std_schemas::SAMPLE).is_some() {
-        let pa = ProfileArgs {
-            file: args.file.clone(),
-            pid: args.pid.clone(),
-            tid: Vec::new(),
-            from: None,
-            to: None,
-            trigger: Some("signal_deliver".into()),
-            symbols: Vec::new(),
-            no_cache: false,
-            user_only: true,
-            off_cpu: false,
-            wall: false,
-            no_inline: false,
-        };
+        let pa = ProfileArgs::stacks_of(&args.file, "signal_deliver", args.pid.clone(), Vec::new());
         Some(symbolized(&pa, true)?).filter(|p| p.samples > 0)
     } else {
         None

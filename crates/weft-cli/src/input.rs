@@ -27,3 +27,11 @@ pub fn warn_damage(t: &Trace) {
         eprintln!("weft: warning: {} ({} bytes skipped)", p.error, p.skipped_bytes);
     }
 }
+
+/// CLOCK_MONOTONIC when recording began (what printed times count from),
+/// or 0 for files that do not say.
+pub fn start_ns(t: &Trace) -> u64 {
+    t.info(weft_format::info_keys::START_MONOTONIC_NS)
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+}

@@ -10,7 +10,7 @@ use weft_analysis::mem::{history, maps_at, Change};
 use weft_analysis::profile::Profile;
 use weft_analysis::secs;
 
-use crate::input::{open, warn_damage};
+use crate::input::{open, start_ns, warn_damage};
 use crate::profiles::{stack_at, symbolized, ProfileArgs};
 
 #[derive(Args, Debug)]
@@ -46,10 +46,7 @@ fn parse_addr(s: &str) -> Result<u64, String> {
 pub fn run(args: MemArgs) -> Result<ExitCode> {
     let t = open(&args.file)?;
     warn_damage(&t);
-    let base = t
-        .info(weft_format::info_keys::START_MONOTONIC_NS)
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0);
+    let base = start_ns(&t);
     if args.maps {
         let (Some(at), [pid]) = (args.at, args.pid.as_slice()) else {
             bail!("--maps needs one --pid and --at SECONDS (e.g. --maps --at 1.5 --pid 1234)");
@@ -78,20 +75,7 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         if t.schema_by_name(weft_format::std_schemas::SAMPLE).is_none() {
             break;
         }
-        let pa = ProfileArgs {
-            file: args.file.clone(),
-            pid: Vec::new(),
-            tid: h.entries.iter().map(|e| e.tid).collect(),
-            from: None,
-            to: None,
-            trigger: Some(name.to_owned()),
-            symbols: Vec::new(),
-            no_cache: false,
-            user_only: true,
-            off_cpu: false,
-            wall: false,
-            no_inline: false,
-        };
+        let pa = ProfileArgs::stacks_of(&args.file, name, Vec::new(), h.entries.iter().map(|e| e.tid).collect());
         let p = symbolized(&pa, true)?;
         if p.samples > 0 {
             stacks.insert(name.to_owned(), p);

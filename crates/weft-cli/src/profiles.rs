@@ -56,6 +56,27 @@ pub struct ProfileArgs {
     pub no_inline: bool,
 }
 
+impl ProfileArgs {
+    /// The user stacks a recording took with `trigger` (`--stack-on`), of
+    /// these processes and threads (all when empty), each with its time.
+    pub(crate) fn stacks_of(file: &Path, trigger: &str, pid: Vec<u32>, tid: Vec<u32>) -> ProfileArgs {
+        ProfileArgs {
+            file: file.to_owned(),
+            pid,
+            tid,
+            from: None,
+            to: None,
+            trigger: Some(trigger.to_owned()),
+            symbols: Vec::new(),
+            no_cache: false,
+            user_only: true,
+            off_cpu: false,
+            wall: false,
+            no_inline: false,
+        }
+    }
+}
+
 fn build(args: &ProfileArgs) -> Result<Profile> {
     let p = symbolized(args, false)?;
     if p.samples == 0 && (args.off_cpu || args.wall) {

@@ -501,6 +501,47 @@ fn libc_frames_are_named_from_debians_compressed_debug_files() {
     assert!(rep.contains("munmap"), "{rep}");
 }
 
+/// Records blocky with `record_flags`; returns the trace and the parent's pid
+/// (the child only sleeps).
+fn record_blocky(dir: &Path, name: &str, record_flags: &[&str]) -> (PathBuf, String) {
+    let trace = dir.join(name);
+    let out = run(weft()
+        .args(["record", "-q"])
+        .args(record_flags)
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(program("blocky")));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    assert!(info.contains("off-CPU time"), "{info}");
+    let pid = info
+        .lines()
+        .find(|l| l.contains("blocky") && l.split_whitespace().nth(1) == Some("-"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{info}"))
+        .to_owned();
+    (trace, pid)
+}
+
+/// `weft report MODE` of one process: the report, and a function's total.
+fn blocky_report(trace: &Path, pid: &str, mode: &str) -> (String, impl Fn(&str) -> u64) {
+    let out = run(weft()
+        .arg("report")
+        .arg(trace)
+        .args([mode, "--user-only", "--no-cache", "-n", "60", "-p", pid]));
+    let rep = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = rep.clone();
+    let total = move |f: &str| -> u64 {
+        r.lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(f))
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .unwrap_or_else(|| panic!("{f} not in:\n{r}"))
+    };
+    (rep, total)
+}
+
 /// Off-CPU time: blocky waits 300 ms on a pipe in wait_on_pipe() and sleeps
 /// 100 ms in nap(). `weft report --off-cpu` weighs where it blocked by how
 /// long, and `weft flame --off-cpu --folded` writes those microseconds;
@@ -510,36 +551,9 @@ fn libc_frames_are_named_from_debians_compressed_debug_files() {
 fn off_cpu_time_is_counted_where_the_program_blocked() {
     require_root();
     let dir = tmp();
-    let trace = dir.path().join("o.weft");
-    let out = run(weft()
-        .args(["record", "-q", "--off-cpu", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(program("blocky")));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
-    assert!(info.contains("off-CPU time"), "{info}");
-    // The parent (the child only sleeps).
-    let pid = info
-        .lines()
-        .find(|l| l.contains("blocky") && l.split_whitespace().nth(1) == Some("-"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{info}"))
-        .to_owned();
-    let out =
-        run(weft()
-            .arg("report")
-            .arg(&trace)
-            .args(["--off-cpu", "--user-only", "--no-cache", "-n", "50", "-p", &pid]));
-    let rep = text(&out.stdout);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (trace, pid) = record_blocky(dir.path(), "o.weft", &["--off-cpu"]);
+    let (rep, total) = blocky_report(&trace, &pid, "--off-cpu");
     assert!(rep.contains("µs (off CPU)"), "{rep}");
-    let total = |f: &str| -> u64 {
-        rep.lines()
-            .find(|l| l.split_whitespace().nth(4) == Some(f))
-            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-            .unwrap_or_else(|| panic!("{f} not in:\n{rep}"))
-    };
     let (pipe, nap) = (total("wait_on_pipe"), total("nap"));
     assert!((250_000..450_000).contains(&pipe), "wait_on_pipe {pipe} µs:\n{rep}");
     assert!((80_000..200_000).contains(&nap), "nap {nap} µs:\n{rep}");
@@ -558,34 +572,9 @@ fn off_cpu_time_is_counted_where_the_program_blocked() {
     assert_eq!(weight, pipe, "{folded}");
 
     // Wall clock: the same waits, and burn()'s ~200 ms on CPU, in one profile.
-    let trace = dir.path().join("w.weft");
-    let out = run(weft()
-        .args(["record", "-q", "--off-cpu", "--sample", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(program("blocky")));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
-    let pid = info
-        .lines()
-        .find(|l| l.contains("blocky") && l.split_whitespace().nth(1) == Some("-"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{info}"))
-        .to_owned();
-    let out =
-        run(weft()
-            .arg("report")
-            .arg(&trace)
-            .args(["--wall", "--user-only", "--no-cache", "-n", "60", "-p", &pid]));
-    let rep = text(&out.stdout);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (trace, pid) = record_blocky(dir.path(), "w.weft", &["--off-cpu", "--sample"]);
+    let (rep, total) = blocky_report(&trace, &pid, "--wall");
     assert!(rep.contains("µs (wall clock: on and off CPU)"), "{rep}");
-    let total = |f: &str| -> u64 {
-        rep.lines()
-            .find(|l| l.split_whitespace().nth(4) == Some(f))
-            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-            .unwrap_or_else(|| panic!("{f} not in:\n{rep}"))
-    };
     let (pipe, nap, burn) = (total("wait_on_pipe"), total("nap"), total("burn"));
     assert!((250_000..450_000).contains(&pipe), "wait_on_pipe {pipe} µs:\n{rep}");
     assert!((80_000..200_000).contains(&nap), "nap {nap} µs:\n{rep}");
