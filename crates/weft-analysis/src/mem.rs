@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
-use weft_format::{std_schemas as s, Trace, Value};
+use weft_format::{std_schemas as s, Trace};
 
 use crate::args::format_args;
 use crate::kinds::{Kind, Kinds};
@@ -102,12 +102,7 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
     let mut base = trace
         .info(weft_format::info_keys::START_MONOTONIC_NS)
         .and_then(|v| v.parse::<u64>().ok());
-    let name_of = |nr: u32| {
-        trace
-            .syscalls
-            .get(nr)
-            .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
-    };
+    let name_of = |nr: u32| trace.syscalls.name(nr);
     for r in trace.records().flatten() {
         let base = *base.get_or_insert(r.ts);
         if !pids.is_empty() && !pids.contains(&r.pid) {
@@ -132,10 +127,7 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
                     pending.remove(&r.tid);
                     continue;
                 }
-                let args = match r.fields.get(s::syscall_enter::ARGS) {
-                    Some(Value::U64s(a)) => a.clone(),
-                    _ => Vec::new(),
-                };
+                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
                 let call = format!("{name}({})", format_args(trace.syscalls.get(nr), &args));
                 pending.insert(
                     r.tid,
@@ -371,10 +363,7 @@ pub fn maps_at(trace: &Trace, pid: u32, at: u64) -> Vec<Region> {
                 brk = None;
             }
             Kind::SyscallEnter => {
-                let args = match r.fields.get(s::syscall_enter::ARGS) {
-                    Some(Value::U64s(a)) => a.clone(),
-                    _ => Vec::new(),
-                };
+                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
                 pending.insert(r.tid, (name_of(r.u64(s::syscall_enter::NR) as u32), args));
             }
             Kind::SyscallExit => {

@@ -121,12 +121,7 @@ pub fn stats(trace: &Trace, by: By) -> Stats {
     // Per thread: the syscall in flight (number, entry time, group key).
     let mut open: HashMap<u32, (u32, u64, Key)> = HashMap::new();
     let mut comms: HashMap<u32, String> = HashMap::new();
-    let name_of = |nr: u32| {
-        trace
-            .syscalls
-            .get(nr)
-            .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
-    };
+    let name_of = |nr: u32| trace.syscalls.name(nr);
     let key_of = |pid: u32, tid: u32| match by {
         By::Syscall => Key { pid: 0, tid: 0 },
         By::Process => Key { pid, tid: 0 },

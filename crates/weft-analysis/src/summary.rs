@@ -70,10 +70,7 @@ pub fn summarize(trace: &Trace) -> Summary {
         let name: String = match kind {
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
-                let name = trace
-                    .syscalls
-                    .get(nr)
-                    .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone());
+                let name = trace.syscalls.name(nr);
                 if name == "exit_group" || name == "exit" {
                     if let Some(Value::U64s(a)) = r.fields.get(s::syscall_enter::ARGS) {
                         exits.entry(r.pid).or_default().code = Some((a.first().copied().unwrap_or(0) & 0xff) as i64);
@@ -84,10 +81,7 @@ pub fn summarize(trace: &Trace) -> Summary {
             Kind::SyscallExit => {
                 let nr = r.u64(s::syscall_exit::NR) as u32;
                 if (-4095..0).contains(&r.i64(s::syscall_exit::RET)) {
-                    let name = trace
-                        .syscalls
-                        .get(nr)
-                        .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone());
+                    let name = trace.syscalls.name(nr);
                     *sum.errors.entry(name).or_default() += 1;
                 }
                 continue;

@@ -143,10 +143,7 @@ impl<'t> Timeline<'t> {
     }
 
     fn syscall_name(&self, nr: u32) -> String {
-        self.trace
-            .syscalls
-            .get(nr)
-            .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
+        self.trace.syscalls.name(nr)
     }
 
     fn comm(&self, tid: u32) -> String {
@@ -210,10 +207,7 @@ impl<'t> Timeline<'t> {
         match kind {
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
-                let args = match r.fields.get(s::syscall_enter::ARGS) {
-                    Some(Value::U64s(a)) => a.clone(),
-                    _ => Vec::new(),
-                };
+                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
                 let name = self.syscall_name(nr);
                 let text = format!("{name}({})", format_args(self.trace.syscalls.get(nr), &args));
                 // A thread has one syscall in flight; an older open one lost its return.

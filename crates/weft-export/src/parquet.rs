@@ -241,12 +241,7 @@ pub fn parquet(trace: &Trace, profile: Option<&Profile>, dir: &Path) -> Result<P
     let mut probe = Named::new();
     let mut open: HashMap<u32, Open> = HashMap::new();
     let mut comms: HashMap<u32, String> = HashMap::new();
-    let syscall_name = |nr: u32| {
-        trace
-            .syscalls
-            .get(nr)
-            .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
-    };
+    let syscall_name = |nr: u32| trace.syscalls.name(nr);
     // A syscall row: at its return, or unfinished (ret, errno and duration null).
     let row = |sys: &mut Syscalls, comms: &HashMap<u32, String>, tid: u32, o: Open, ret: Option<(u64, i64)>| {
         let comm = comms.get(&tid).map_or("", String::as_str);
@@ -288,10 +283,7 @@ pub fn parquet(trace: &Trace, profile: Option<&Profile>, dir: &Path) -> Result<P
         match kind {
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
-                let args = match r.fields.get(s::syscall_enter::ARGS) {
-                    Some(Value::U64s(a)) => a.clone(),
-                    _ => Vec::new(),
-                };
+                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
                 let o = Open {
                     ts: r.ts,
                     pid: r.pid,

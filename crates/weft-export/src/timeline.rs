@@ -147,20 +147,12 @@ impl<S: Sink> Walker<'_, S> {
 
     fn record(&mut self, r: Record) -> Result<(), ExportError> {
         self.last_ts = self.last_ts.max(r.ts);
-        let syscall_name = |nr: u32| {
-            self.trace
-                .syscalls
-                .get(nr)
-                .map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
-        };
+        let syscall_name = |nr: u32| self.trace.syscalls.name(nr);
         match self.kinds.kind(&r) {
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
                 let name = syscall_name(nr);
-                let args = match r.fields.get(s::syscall_enter::ARGS) {
-                    Some(Value::U64s(a)) => a.clone(),
-                    _ => Vec::new(),
-                };
+                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
                 let a: Args = format_arg_values(self.trace.syscalls.get(nr), &args)
                     .into_iter()
                     .enumerate()

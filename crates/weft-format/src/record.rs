@@ -68,6 +68,14 @@ impl Record {
     pub fn str(&self, i: usize) -> &str {
         self.fields.get(i).and_then(Value::as_str).unwrap_or("")
     }
+
+    /// A `U64Array` field; empty when it is missing or of another type.
+    pub fn u64s(&self, i: usize) -> &[u64] {
+        match self.fields.get(i) {
+            Some(Value::U64s(a)) => a,
+            _ => &[],
+        }
+    }
 }
 
 /// The fixed part every record starts with.

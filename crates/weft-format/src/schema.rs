@@ -104,6 +104,11 @@ pub struct SyscallTable {
 }
 
 impl SyscallTable {
+    /// The syscall's name, or `syscall_NR` for a number the table lacks.
+    pub fn name(&self, nr: u32) -> String {
+        self.get(nr).map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
+    }
+
     pub fn get(&self, nr: u32) -> Option<&SyscallEntry> {
         // Entries are written sorted by number.
         self.entries
