@@ -17,8 +17,8 @@ use libfuzzer_sys::fuzz_target;
 
 mod common;
 use weft_format::{
-    ChunkHeader, ChunkInfo, Compression, FieldType, RecordBuf, Schema, SyscallArg, SyscallEntry, SyscallTable, Trace,
-    TraceWriter, CHUNK_HEADER_LEN, CHUNK_MAGIC, FILE_HEADER_LEN,
+    ChunkHeader, ChunkInfo, Compression, FieldType, ProbeClock, ProbeRunInfo, RecordBuf, Schema, SyscallArg,
+    SyscallEntry, SyscallTable, Trace, TraceWriter, CHUNK_HEADER_LEN, CHUNK_MAGIC, FILE_HEADER_LEN,
 };
 
 struct Bases {
@@ -109,7 +109,47 @@ fn build_trace() -> Vec<u8> {
         }
         w.write_events(&mut buf).expect("events");
     }
-    w.finish(&[("records", "12".into())]).expect("finish")
+    // A probe chunk: two runs of weft-probe records as a program writes them.
+    let probe = w.add_schema(Schema::new("app:tick", &[("a", FieldType::U64), ("s", FieldType::Str)]));
+    let clock = ProbeClock {
+        tick0: 1000,
+        mono0: 120,
+        slope: 3 << 31,
+    };
+    for (tid, first) in [(11u32, 0u64), (12, 10)] {
+        let mut recs = Vec::new();
+        for seq in first..first + 3 {
+            recs.extend(probe_record(5, seq, 1000 + seq * 20, seq, "hi"));
+        }
+        let map = [(5, probe)];
+        let info = ProbeRunInfo {
+            pid: 10,
+            tid,
+            clock,
+            map: &map,
+            count: 3,
+            min_ts: clock.ts(1000 + first * 20),
+            max_ts: clock.ts(1000 + (first + 2) * 20),
+        };
+        w.probe_run(&info, &recs);
+    }
+    w.finish(&[("records", "18".into())]).expect("finish")
+}
+
+/// A committed weft-probe record of `{a: u64, s: str}`.
+fn probe_record(event: u32, seq: u64, tick: u64, a: u64, s: &str) -> Vec<u8> {
+    use weft_probe_abi::layout::{record_word0, STATE_COMMITTED};
+    let mut payload = a.to_le_bytes().to_vec();
+    payload.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    payload.extend_from_slice(s.as_bytes());
+    let len = (24 + payload.len() + 7) & !7;
+    let mut r = Vec::new();
+    r.extend_from_slice(&record_word0(len as u32, event, seq, tick).to_le_bytes());
+    r.extend_from_slice(&((seq << 8) | u64::from(STATE_COMMITTED)).to_le_bytes());
+    r.extend_from_slice(&tick.to_le_bytes());
+    r.extend_from_slice(&payload);
+    r.resize(len, 0);
+    r
 }
 
 /// The same trace with every payload stored uncompressed.

@@ -21,6 +21,8 @@ pub enum ChunkKind {
     SyscallTable,
     /// Key/value strings written when recording ends cleanly (totals, lost counts).
     End,
+    /// weft-probe records as the instrumented program wrote them (1.2).
+    Probe,
     /// A kind this reader does not know (from a newer minor version); skipped.
     Unknown(u8),
 }
@@ -33,8 +35,14 @@ impl ChunkKind {
             ChunkKind::Events => 3,
             ChunkKind::SyscallTable => 4,
             ChunkKind::End => 5,
+            ChunkKind::Probe => 6,
             ChunkKind::Unknown(c) => c,
         }
+    }
+
+    /// Events and Probe chunks hold records; the others describe them.
+    pub fn has_records(self) -> bool {
+        matches!(self, ChunkKind::Events | ChunkKind::Probe)
     }
 
     pub fn from_code(c: u8) -> Self {
@@ -44,6 +52,7 @@ impl ChunkKind {
             3 => ChunkKind::Events,
             4 => ChunkKind::SyscallTable,
             5 => ChunkKind::End,
+            6 => ChunkKind::Probe,
             c => ChunkKind::Unknown(c),
         }
     }

@@ -9,7 +9,7 @@
 //! ```text
 //! file   = file-header chunk*
 //! chunk  = chunk-header(48 bytes, CRC'd) payload(zstd or raw, CRC'd)
-//! kinds  = Info | Schemas | Events | SyscallTable | End
+//! kinds  = Info | Schemas | Events | SyscallTable | End | Probe
 //! ```
 //!
 //! Invariant a newcomer needs: a chunk is self-contained given the metadata
@@ -19,6 +19,8 @@
 
 mod chunk;
 mod error;
+mod output;
+mod probe;
 mod reader;
 mod record;
 mod schema;
@@ -28,6 +30,7 @@ mod writer;
 
 pub use chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNK_RAW_LEN};
 pub use error::{FormatError, Problem};
+pub use probe::{raw_header, ProbeBuf, ProbeClock, ProbeRunInfo, RawHeader};
 pub use reader::{ChunkInfo, Records, Trace};
 pub use record::{Record, Value};
 pub use schema::{Field, FieldType, Schema, SchemaId, SyscallArg, SyscallEntry, SyscallTable};
@@ -43,7 +46,7 @@ pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: additions a 1.0 reader can skip (new chunk kinds, new keys,
 /// new schemas, fields appended to standard schemas). docs/history.md lists
 /// what each added.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 
 /// Well-known keys of the Info chunk.
 pub mod info_keys {

@@ -230,7 +230,7 @@ impl Trace {
             .chunks
             .iter()
             .copied()
-            .filter(|c| !matches!(c.header.kind, ChunkKind::Events))
+            .filter(|c| !c.header.kind.has_records())
             .collect();
         for c in chunks {
             let payload = match self.payload(&c) {
@@ -253,7 +253,7 @@ impl Trace {
                     }
                 }),
                 ChunkKind::SyscallTable => SyscallTable::decode(&mut cur).map(|t| self.syscalls = t),
-                ChunkKind::Events | ChunkKind::Unknown(_) => Ok(()),
+                ChunkKind::Events | ChunkKind::Probe | ChunkKind::Unknown(_) => Ok(()),
             };
             if let Err((at, reason)) = res {
                 self.problems.push(Problem {
@@ -312,8 +312,9 @@ impl Trace {
         self.chunks.last().map_or(FILE_HEADER_LEN as u64, ChunkInfo::end)
     }
 
+    /// The chunks that hold records: Events and Probe chunks.
     pub fn event_chunks(&self) -> impl Iterator<Item = &ChunkInfo> {
-        self.chunks.iter().filter(|c| c.header.kind == ChunkKind::Events)
+        self.chunks.iter().filter(|c| c.header.kind.has_records())
     }
 
     /// All records of the file in timestamp order (ties keep file order).
@@ -390,15 +391,22 @@ fn decode_events(
         Err(e) => return (Vec::new(), vec![e]),
     };
     let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
-    let mut cur = Cursor::new(&payload);
-    let mut prev_ts = 0u64;
-    let mut unknown = 0u64;
     let malformed = |at: usize, reason: String| FormatError::Malformed {
         offset: c.offset,
         seq: c.header.seq,
         at,
         reason,
     };
+    if c.header.kind == ChunkKind::Probe {
+        let mut bad = Vec::new();
+        crate::probe::decode(&payload, schemas, &mut out, &mut bad);
+        errors.extend(bad.into_iter().map(|(at, why)| malformed(at, why)));
+        return (out, errors);
+    }
+    let mut cur = Cursor::new(&payload);
+    let mut prev_ts = 0u64;
+    let mut unknown = 0u64;
+
     while !cur.is_empty() {
         let start = cur.pos();
         let (head, len) = match decode_head(&mut cur, prev_ts) {

@@ -60,6 +60,10 @@ impl<'a> Cursor<'a> {
         self.pos >= self.buf.len()
     }
 
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
     fn err<T>(&self, reason: impl Into<String>) -> WireResult<T> {
         Err((self.pos, reason.into()))
     }

@@ -3,7 +3,9 @@
 
 use std::io::{self, Write};
 
-use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, MAX_CHUNK_RAW_LEN};
+use crate::chunk::{ChunkKind, MAX_CHUNK_RAW_LEN};
+use crate::output::{Chunk, Output};
+use crate::probe::{ProbeBuf, ProbeRunInfo};
 use crate::schema::{encode_schema, Schema, SchemaId, SyscallTable};
 use crate::wire::{put_bytes, put_ivarint, put_uvarint};
 use crate::{FILE_HEADER_LEN, FILE_MAGIC, VERSION_MAJOR, VERSION_MINOR};
@@ -145,15 +147,15 @@ pub const EVENTS_CHUNK_BYTES: usize = 1 << 20;
 /// the writer cuts them into events chunks itself; `write_events` writes a
 /// caller's own batch as one chunk, for callers that choose the boundaries.
 pub struct TraceWriter<W: Write> {
-    out: W,
+    output: Output<W>,
+    level: i32,
     seq: u32,
     next_schema: u32,
     pending_schemas: Vec<Schema>,
-    compressor: zstd::bulk::Compressor<'static>,
-    bytes_written: u64,
-    scratch: Vec<u8>,
     /// Records not written yet.
     events: RecordBuf,
+    /// Probe runs not written yet.
+    probe: ProbeBuf,
     /// A write error met while cutting a chunk inside `record`, returned by
     /// the next `flush` or `finish`.
     error: Option<io::Error>,
@@ -171,19 +173,18 @@ impl<W: Write> TraceWriter<W> {
         h[28..32].copy_from_slice(&crc.to_le_bytes());
         out.write_all(&h)?;
         let mut w = TraceWriter {
-            out,
+            output: Output::inline(out, zstd_level, FILE_HEADER_LEN as u64)?,
+            level: zstd_level,
             seq: 0,
             next_schema: 0,
             pending_schemas: Vec::new(),
-            compressor: zstd::bulk::Compressor::new(zstd_level)?,
-            bytes_written: FILE_HEADER_LEN as u64,
-            scratch: Vec::new(),
             events: RecordBuf::new(),
+            probe: ProbeBuf::new(),
             error: None,
         };
         let mut p = Vec::new();
         encode_kv(info, &mut p);
-        w.write_chunk(ChunkKind::Info, &p, 0, 0, 0)?;
+        w.write_chunk(ChunkKind::Info, p, 0, 0, 0)?;
         Ok(w)
     }
 
@@ -214,7 +215,7 @@ impl<W: Write> TraceWriter<W> {
             let mut p = Vec::with_capacity(body.len() + 10);
             put_uvarint(&mut p, n as u64);
             p.extend_from_slice(&body);
-            self.write_chunk(ChunkKind::Schemas, &p, 0, 0, 0)?;
+            self.write_chunk(ChunkKind::Schemas, p, 0, 0, 0)?;
             self.pending_schemas.drain(..n);
         }
         Ok(())
@@ -223,7 +224,7 @@ impl<W: Write> TraceWriter<W> {
     pub fn write_syscall_table(&mut self, table: &SyscallTable) -> io::Result<()> {
         let mut p = Vec::new();
         table.encode(&mut p);
-        self.write_chunk(ChunkKind::SyscallTable, &p, 0, 0, 0)
+        self.write_chunk(ChunkKind::SyscallTable, p, 0, 0, 0)
     }
 
     /// Writes the batch as one events chunk (after any pending schemas) and clears it.
@@ -232,11 +233,88 @@ impl<W: Write> TraceWriter<W> {
             return Ok(());
         }
         self.flush_schemas()?;
-        let bytes = std::mem::take(&mut buf.bytes);
-        let r = self.write_chunk(ChunkKind::Events, &bytes, buf.count, buf.min_ts, buf.max_ts);
-        buf.bytes = bytes;
+        let bytes = std::mem::replace(&mut buf.bytes, self.output.spare());
+        let r = self.write_chunk(ChunkKind::Events, bytes, buf.count, buf.min_ts, buf.max_ts);
         buf.clear();
         r
+    }
+
+    /// Appends a run of weft-probe records (see [`ProbeBuf::run`]); they
+    /// are written as a probe chunk when enough are buffered.
+    pub fn probe_run(&mut self, run: &ProbeRunInfo<'_>, records: &[u8]) {
+        self.make_room(records.len());
+        self.probe.run(run, records);
+    }
+
+    /// Where to append the records of a run directly (then call
+    /// [`probe_run_added`](Self::probe_run_added), or truncate what was
+    /// appended): the records area of the probe chunk being filled, with
+    /// room made for `max` more bytes.
+    pub fn probe_records(&mut self, max: usize) -> &mut Vec<u8> {
+        self.make_room(max);
+        let r = self.probe.records_mut();
+        if r.capacity() == 0 {
+            r.reserve(EVENTS_CHUNK_BYTES + max);
+        }
+        r
+    }
+
+    /// Takes back the last `len` bytes appended through `probe_records`.
+    pub fn probe_unappend(&mut self, len: usize) -> Vec<u8> {
+        let r = self.probe.records_mut();
+        r.split_off(r.len().saturating_sub(len))
+    }
+
+    /// Declares the last `len` bytes appended through `probe_records` a run.
+    pub fn probe_run_added(&mut self, run: &ProbeRunInfo<'_>, len: usize) {
+        self.probe.add_run(run, len);
+        if self.probe.byte_len() >= EVENTS_CHUNK_BYTES {
+            self.cut_probe();
+        }
+    }
+
+    /// Cuts the probe chunk being filled if `more` bytes would take it past
+    /// the chunk size.
+    fn make_room(&mut self, more: usize) {
+        if !self.probe.is_empty() && self.probe.byte_len() + more > EVENTS_CHUNK_BYTES {
+            self.cut_probe();
+        }
+    }
+
+    #[cold]
+    fn cut_probe(&mut self) {
+        if let Err(e) = self.write_probe() {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn write_probe(&mut self) -> io::Result<()> {
+        if self.probe.is_empty() {
+            return Ok(());
+        }
+        self.flush_schemas()?;
+        self.probe.seal();
+        let bytes = std::mem::replace(&mut self.probe.bytes, self.output.spare());
+        let (count, min_ts, max_ts) = (self.probe.count, self.probe.min_ts, self.probe.max_ts);
+        self.probe.clear();
+        self.write_chunk(ChunkKind::Probe, bytes, count, min_ts, max_ts)
+    }
+
+    /// Moves compressing and writing to a thread of its own, which first
+    /// runs `setup` (to lower its priority, say): the caller then only
+    /// queues payloads. Errors are returned by a later call.
+    pub fn in_background(mut self, setup: impl FnOnce() + Send + 'static) -> io::Result<Self>
+    where
+        W: Send + 'static,
+    {
+        let out = std::mem::replace(&mut self.output, Output::placeholder());
+        self.output = out.into_thread(self.level, setup)?;
+        Ok(self)
+    }
+
+    /// Payload bytes handed to the writer thread and not written yet.
+    pub fn backlog(&self) -> usize {
+        self.output.backlog()
     }
 
     /// Starts a record (add its fields in schema order, then `finish` it).
@@ -268,12 +346,12 @@ impl<W: Write> TraceWriter<W> {
         let mut events = std::mem::take(&mut self.events);
         let r = self.write_events(&mut events);
         self.events = events;
-        r
+        r.and_then(|()| self.write_probe())
     }
 
     /// Bytes of records buffered and not written yet.
     pub fn buffered(&self) -> usize {
-        self.events.byte_len()
+        self.events.byte_len() + self.probe.byte_len()
     }
 
     /// A write error met while cutting a chunk inside `record`, if any
@@ -290,64 +368,42 @@ impl<W: Write> TraceWriter<W> {
         let rest = self.flush().and_then(|()| self.flush_schemas());
         let mut p = Vec::new();
         encode_kv(end, &mut p);
-        let closed = self
-            .write_chunk(ChunkKind::End, &p, 0, 0, 0)
-            .and_then(|()| self.out.flush());
+        let closed = self.write_chunk(ChunkKind::End, p, 0, 0, 0);
+        let out = self.output.finish();
         match earlier {
             Some(e) => Err(e),
-            None => rest.and(closed).map(|()| self.out),
+            None => rest.and(closed).and(out),
         }
     }
 
+    /// Bytes in the file so far (not counting what is still queued).
     pub fn bytes_written(&self) -> u64 {
-        self.bytes_written
+        self.output.written()
     }
 
-    pub fn get_ref(&self) -> &W {
-        &self.out
-    }
-
-    fn write_chunk(&mut self, kind: ChunkKind, raw: &[u8], records: u32, min_ts: u64, max_ts: u64) -> io::Result<()> {
-        let raw_len = u32::try_from(raw.len())
-            .ok()
-            .filter(|&l| l <= MAX_CHUNK_RAW_LEN)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "chunk payload exceeds the format's limit"))?;
-        // Header and payload go out in one buffer, reused from chunk to chunk
-        // (fresh megabytes per chunk cost more in page faults than zstd does).
-        let bound = zstd::zstd_safe::compress_bound(raw.len());
-        self.scratch.clear();
-        self.scratch.resize(CHUNK_HEADER_LEN + bound, 0);
-        let n = self
-            .compressor
-            .compress_to_buffer(raw, &mut self.scratch[CHUNK_HEADER_LEN..])?;
-        let compression = if n < raw.len() {
-            self.scratch.truncate(CHUNK_HEADER_LEN + n);
-            Compression::Zstd
-        } else {
-            self.scratch.truncate(CHUNK_HEADER_LEN);
-            self.scratch.extend_from_slice(raw);
-            Compression::None
-        };
-        let stored = &self.scratch[CHUNK_HEADER_LEN..];
-        let header = ChunkHeader {
+    fn write_chunk(
+        &mut self,
+        kind: ChunkKind,
+        payload: Vec<u8>,
+        records: u32,
+        min_ts: u64,
+        max_ts: u64,
+    ) -> io::Result<()> {
+        if payload.len() > MAX_CHUNK_RAW_LEN as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "chunk payload exceeds the format's limit",
+            ));
+        }
+        self.output.put(Chunk {
             kind,
-            compression,
-            flags: 0,
-            stored_len: stored.len() as u32,
-            raw_len,
+            payload,
             seq: self.seq,
             records,
             min_ts,
             max_ts,
-            payload_crc: crc32c::crc32c(stored),
-        };
-        let stored_len = stored.len();
-        self.scratch[..CHUNK_HEADER_LEN].copy_from_slice(&header.encode());
-        // One write call per chunk: a kill leaves either nothing or a prefix.
-        self.out.write_all(&self.scratch)?;
-        self.out.flush()?;
+        })?;
         self.seq += 1;
-        self.bytes_written += (CHUNK_HEADER_LEN + stored_len) as u64;
         Ok(())
     }
 }

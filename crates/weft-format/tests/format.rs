@@ -303,3 +303,159 @@ fn a_flood_of_schemas_is_split_across_chunks() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].u64(0), 42);
 }
+
+/// One committed record as weft-probe writes it (docs/probe-buffers.md §5.1).
+fn probe_record(event: u32, seq: u64, tick: u64, payload: &[u8]) -> Vec<u8> {
+    use weft_probe_abi::layout::{record_word0, STATE_COMMITTED};
+    let len = (24 + payload.len() + 7) & !7;
+    let mut r = Vec::new();
+    r.extend_from_slice(&record_word0(len as u32, event, seq, tick).to_le_bytes());
+    r.extend_from_slice(&((seq << 8) | u64::from(STATE_COMMITTED)).to_le_bytes());
+    r.extend_from_slice(&tick.to_le_bytes());
+    r.extend_from_slice(payload);
+    r.resize(len, 0);
+    r
+}
+
+fn tick_payload(a: u64, s: &str) -> Vec<u8> {
+    let mut p = a.to_le_bytes().to_vec();
+    p.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    p.extend_from_slice(s.as_bytes());
+    p
+}
+
+/// Probe chunks: runs of two threads, with a clock that is not the
+/// identity, read back merged by time with an Events chunk; ids missing
+/// from a run's map and damaged records are skipped and said, the rest kept.
+#[test]
+fn probe_chunks_read_back_merged_with_events() {
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    let tick = w.add_schema(Schema::new("app:tick", &[("a", FieldType::U64), ("s", FieldType::Str)]));
+    let other = w.add_schema(Schema::new("kernel:other", &[("x", FieldType::U64)]));
+    // 2 ns per tick from tick 1000 at 50 000 ns.
+    let clock = ProbeClock {
+        tick0: 1000,
+        mono0: 50_000,
+        slope: 2 << 32,
+    };
+    let map = [(7, tick)];
+    let run = |tid: u32, first: u64, n: u64| -> (Vec<u8>, ProbeRunInfo<'static>) {
+        let mut bytes = Vec::new();
+        for i in 0..n {
+            bytes.extend(probe_record(
+                7,
+                first + i,
+                1000 + (first + i) * 10,
+                &tick_payload(first + i, "hé"),
+            ));
+        }
+        let map: &'static [(u32, SchemaId)] = Box::leak(Box::new(map));
+        let info = ProbeRunInfo {
+            pid: 42,
+            tid,
+            clock,
+            map,
+            count: n as u32,
+            min_ts: clock.ts(1000 + first * 10),
+            max_ts: clock.ts(1000 + (first + n - 1) * 10),
+        };
+        (bytes, info)
+    };
+    let (b1, i1) = run(42, 0, 5);
+    w.probe_run(&i1, &b1);
+    let (b2, i2) = run(43, 100, 3);
+    // Appended in place, as the collector does.
+    w.probe_records(b2.len()).extend_from_slice(&b2);
+    w.probe_run_added(&i2, b2.len());
+    let mut buf = RecordBuf::new();
+    buf.record(other, 50_045, Some(0), 1, 1).u64(9).finish();
+    w.write_events(&mut buf).unwrap();
+    let bytes = w.finish(&[]).unwrap();
+
+    let t = Trace::from_bytes(bytes.clone()).unwrap();
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    assert_eq!(t.event_chunks().count(), 2);
+    let recs: Vec<Record> = t.records().map(|r| r.unwrap()).collect();
+    assert_eq!(recs.len(), 9);
+    let ts: Vec<u64> = recs.iter().map(|r| r.ts).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    // tick 1000 + 2*10 → 50 000 + 40 ns; the kernel record at 50 045 follows it.
+    assert_eq!(recs[2].ts, 50_040);
+    assert_eq!(recs[3].schema, other);
+    let r = &recs[0];
+    assert_eq!((r.schema, r.pid, r.tid, r.cpu), (tick, 42, 42, None));
+    assert_eq!(r.fields, vec![Value::U64(0), Value::Str("hé".into())]);
+    let last = recs.last().unwrap();
+    assert_eq!((last.tid, last.u64(0), last.ts), (43, 102, 50_000 + 1_020 * 2));
+
+    // A flipped byte in a record header ends its run, with one error; the
+    // other run and the events chunk are intact.
+    let probe = t
+        .event_chunks()
+        .find(|c| c.header.kind == ChunkKind::Probe)
+        .copied()
+        .unwrap();
+    let payload = t.payload(&probe).unwrap();
+    let mut damaged = payload.clone();
+    damaged[32 + 16] ^= 1; // the second record's tick
+    let (ok, errs) = decode_probe_payload(&t, &probe, damaged);
+    assert_eq!(ok, 1 + 3, "{errs:?}");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    // A map without the event: its records are skipped and counted.
+    let mut unmapped = payload.clone();
+    let idx_len = u32::from_le_bytes(unmapped[unmapped.len() - 4..].try_into().unwrap()) as usize;
+    let idx_start = unmapped.len() - 4 - idx_len;
+    // The first run's map entry (7, tick) follows pid and tid (1 byte each),
+    // tick0, mono0 and slope (2, 3 and 5 bytes) and nmap (1).
+    let pos = idx_start + 1 + 1 + 2 + 3 + 5 + 1;
+    assert_eq!(unmapped[pos], 7);
+    unmapped[pos] = 8;
+    let (ok, errs) = decode_probe_payload(&t, &probe, unmapped);
+    assert_eq!(ok, 3, "{errs:?}");
+    assert!(errs.iter().any(|e| e.to_string().contains("5 records")), "{errs:?}");
+    // Every truncation of the payload is survived.
+    for cut in 0..payload.len() {
+        let _ = decode_probe_payload(&t, &probe, payload[..cut].to_vec());
+    }
+}
+
+/// Decodes a probe payload as if it were the chunk's (stored raw).
+fn decode_probe_payload(t: &Trace, c: &ChunkInfo, payload: Vec<u8>) -> (usize, Vec<FormatError>) {
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    for s in t.schemas() {
+        let fields: Vec<(&str, FieldType)> = s.fields.iter().map(|f| (f.name.as_str(), f.ty)).collect();
+        w.add_schema(Schema::new(&s.name, &fields));
+    }
+    let mut bytes = w.finish(&[]).unwrap();
+    // End chunk last: a Probe chunk with this payload before it is as good.
+    let header = ChunkHeader {
+        kind: ChunkKind::Probe,
+        compression: Compression::None,
+        flags: 0,
+        stored_len: payload.len() as u32,
+        raw_len: payload.len() as u32,
+        seq: 99,
+        records: c.header.records,
+        min_ts: c.header.min_ts,
+        max_ts: c.header.max_ts,
+        payload_crc: crc32c_of(&payload),
+    };
+    bytes.extend_from_slice(&header.encode());
+    bytes.extend_from_slice(&payload);
+    let t2 = Trace::from_bytes(bytes).unwrap();
+    let chunk = t2.event_chunks().copied().next().unwrap();
+    let (recs, errs) = t2.decode_events(&chunk);
+    (recs.len(), errs)
+}
+
+fn crc32c_of(b: &[u8]) -> u32 {
+    // CRC-32C, bitwise (a test needs no speed).
+    let mut crc = !0u32;
+    for &x in b {
+        crc ^= u32::from(x);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ if crc & 1 != 0 { 0x82F6_3B78 } else { 0 };
+        }
+    }
+    !crc
+}

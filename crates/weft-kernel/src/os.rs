@@ -52,6 +52,48 @@ pub fn set_niceness(nice: i32) {
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
 }
 
+/// Puts the calling thread under SCHED_IDLE, so that it runs only on a CPU
+/// nothing else wants; returns its thread id.
+pub fn idle_thread() -> u32 {
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; p is a valid sched_param.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) };
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// Gives thread `tid` of this process the normal policy back, with this
+/// thread's niceness.
+pub fn normal_thread(tid: u32) {
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: p is a valid sched_param; a tid that is gone is an error, no more.
+    unsafe {
+        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        libc::sched_setscheduler(tid as i32, libc::SCHED_OTHER, &p);
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+}
+
+/// Stops transparent huge pages for this process's future memory. Faulting
+/// in a fresh 2 MiB page stops a thread for hundreds of microseconds, long
+/// enough for a fast probe ring to overflow meanwhile; 4 KiB faults spread
+/// the same work out. Inherited by children forked after this call.
+pub fn no_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+/// Bytes of RAM in the machine (0 if unknown).
+pub fn total_memory() -> u64 {
+    // SAFETY: sysinfo fills the struct it is given.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: si is a valid, writable sysinfo.
+    if unsafe { libc::sysinfo(&mut si) } != 0 {
+        return 0;
+    }
+    (si.totalram as u64).saturating_mul(u64::from(si.mem_unit))
+}
+
 /// Raises the soft limit on open descriptors to the hard one (a recorder
 /// opens several events per CPU and per traced task).
 pub fn raise_fd_limit() {

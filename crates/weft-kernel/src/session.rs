@@ -362,15 +362,21 @@ impl KernelTracer {
     /// ready watched descriptors.
     pub fn wait(&self, timeout: Duration) -> Vec<u32> {
         let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
-        // SAFETY: evs is a valid buffer of 16 entries.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                evs.as_mut_ptr(),
-                16,
-                timeout.as_millis().min(i32::MAX as u128) as i32,
-            )
+        // Sub-millisecond waits: a collector keeping up with a fast probe
+        // ring drains every few hundred microseconds.
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
         };
+        // SAFETY: evs is a valid buffer of 16 entries, ts a valid timespec,
+        // and a null sigmask leaves the mask alone.
+        let mut n = unsafe { libc::epoll_pwait2(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 16, &ts, std::ptr::null()) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            // Before Linux 5.11: whole milliseconds, rounded up.
+            let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            // SAFETY: as above.
+            n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 16, ms) };
+        }
         let n = n.max(0) as usize;
         evs[..n]
             .iter()

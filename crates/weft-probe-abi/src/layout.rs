@@ -161,6 +161,11 @@ impl Geometry {
         Ok(())
     }
 
+    /// Bytes of one thread's sub-buffers.
+    pub fn ring_bytes(&self) -> usize {
+        self.subbufs as usize * self.subbuf_size as usize
+    }
+
     pub fn slot_len(&self) -> usize {
         SLOT_CTL_LEN + self.subbufs as usize * self.subbuf_size as usize
     }

@@ -136,6 +136,28 @@ impl Area {
         }
     }
 
+    /// Appends `len` bytes from `off` to `out` (a copy like `copy_bulk`,
+    /// without zeroing the destination first). False, and `out` unchanged,
+    /// if the range is outside the area.
+    pub fn append_bulk(&self, off: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        match off.checked_add(len) {
+            Some(end) if end <= self.len => {
+                out.reserve(len);
+                prefault(&mut out.spare_capacity_mut()[..len]);
+                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                // SAFETY: the source is in bounds as above; the destination is
+                // `len` bytes of spare capacity just reserved, which the copy
+                // initializes before the length covers them.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(self.base.add(off), out.as_mut_ptr().add(out.len()), len);
+                    out.set_len(out.len() + len);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// One whole word (never torn), with acquire ordering; 0 out of bounds.
     pub fn u64(&self, off: usize) -> u64 {
         if !off.is_multiple_of(8) || off.checked_add(8).is_none_or(|e| e > self.len) {
@@ -191,3 +213,17 @@ impl Drop for Area {
 
 // SAFETY: the mapping is plain shared memory accessed through copies.
 unsafe impl Send for Area {}
+
+/// Populates the pages under `buf` in one call: copying into fresh memory
+/// page fault by page fault costs the drain more than the copy itself.
+fn prefault(buf: &mut [std::mem::MaybeUninit<u8>]) {
+    const PAGE: usize = 4096;
+    let start = (buf.as_ptr() as usize).next_multiple_of(PAGE);
+    let end = (buf.as_ptr() as usize + buf.len()) & !(PAGE - 1);
+    if end > start {
+        // SAFETY: [start, end) lies inside `buf`, memory this process owns;
+        // MADV_POPULATE_WRITE only faults those pages in (their contents
+        // are uninitialized capacity either way).
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
+    }
+}

@@ -92,8 +92,35 @@ impl TscClock {
         if !cfg!(target_arch = "x86_64") {
             return t;
         }
+        match self.line(t) {
+            Some(l) => l.at(t),
+            None => self.first.1,
+        }
+    }
+
+    /// The straight line this clock uses around tick `t`, to convert a
+    /// run of records that starts there.
+    pub fn line_at(&self, t: u64) -> TickLine {
+        if !cfg!(target_arch = "x86_64") {
+            return TickLine::IDENTITY;
+        }
+        match self.line(t) {
+            Some(l) => TickLine {
+                tick0: l.lo.0,
+                mono0: l.lo.1,
+                slope: u64::try_from(l.slope).unwrap_or(u64::MAX),
+            },
+            None => TickLine {
+                tick0: t,
+                mono0: self.first.1,
+                slope: 0,
+            },
+        }
+    }
+
+    fn line(&self, t: u64) -> Option<Line> {
         if let Some(l) = self.last.get().filter(|l| (l.from..l.to).contains(&t)) {
-            return l.at(t);
+            return Some(l);
         }
         let n = self.pairs.len();
         // Bracketing pairs, or the nearest two for extrapolation.
@@ -111,7 +138,7 @@ impl TscClock {
             (a, b)
         };
         if b.0 == a.0 {
-            return a.1;
+            return None;
         }
         let (lo, hi) = if a.0 < b.0 { (a, b) } else { (b, a) };
         let line = match self.last.get() {
@@ -128,7 +155,32 @@ impl TscClock {
                 l
             }
         };
-        line.at(t)
+        Some(line)
+    }
+}
+
+/// Ticks to CLOCK_MONOTONIC on one straight line, as a trace file stores it
+/// with a run of records: `mono0 + (t − tick0) × slope / 2³²`, signed,
+/// saturating (docs/format.md §5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickLine {
+    pub tick0: u64,
+    pub mono0: u64,
+    /// Nanoseconds per tick, 32.32 fixed point.
+    pub slope: u64,
+}
+
+impl TickLine {
+    pub const IDENTITY: TickLine = TickLine {
+        tick0: 0,
+        mono0: 0,
+        slope: 1 << 32,
+    };
+
+    #[inline]
+    pub fn ts(&self, t: u64) -> u64 {
+        let dt = i128::from(t) - i128::from(self.tick0);
+        (i128::from(self.mono0) + ((dt * i128::from(self.slope)) >> 32)).clamp(0, i128::from(u64::MAX)) as u64
     }
 }
 

@@ -8,7 +8,7 @@ use weft_probe_abi::layout::*;
 use weft_probe_abi::payload::{self, FieldType, Value, ValueRef};
 
 use crate::area::Area;
-use crate::clock::TscClock;
+use crate::clock::{TickLine, TscClock};
 
 /// A committed probe record, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,11 +59,84 @@ impl<'a> ProbeRecord<'a> {
     }
 }
 
+/// Committed records of one thread, validated, back to back as the
+/// program wrote them (docs/probe-buffers.md §5.1): what a consumer can
+/// store without decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeRun<'a> {
+    pub pid: u32,
+    pub tid: u32,
+    /// How every record's tick converts to CLOCK_MONOTONIC.
+    pub line: TickLine,
+    /// The distinct event ids of the records, each with its field types.
+    pub events: &'a [(u32, &'a [FieldType])],
+    /// Where the records are.
+    pub records: RunBytes<'a>,
+    pub count: u32,
+    /// Smallest and largest timestamp of the records, by `line`.
+    pub min_ts: u64,
+    pub max_ts: u64,
+}
+
+/// Where a run's records are.
+#[derive(Debug, Clone, Copy)]
+pub enum RunBytes<'a> {
+    /// In the collector's own copy.
+    Here(&'a [u8]),
+    /// The last this many bytes of the buffer the sink gave (`Sink::run_buffer`).
+    InSink(usize),
+}
+
+impl<'a> ProbeRun<'a> {
+    /// Each record of `bytes` (the run's records), decoded: the run's
+    /// records are checked, so this cannot fail on them.
+    pub fn for_each<'b>(&self, bytes: &'b [u8], mut f: impl FnMut(&ProbeRecord<'b>))
+    where
+        'a: 'b,
+    {
+        let mut pos = 0usize;
+        while let Some(hdr) = bytes.get(pos..pos + RECORD_HEADER_LEN) {
+            let len = (u32at(hdr, R_LEN) & RECORD_LEN_MASK) as usize;
+            let event = u32at(hdr, R_EVENT);
+            let (Some(payload), Some(&(_, fields))) = (
+                bytes.get(pos + RECORD_HEADER_LEN..pos + len),
+                self.events.iter().find(|(e, _)| *e == event),
+            ) else {
+                return;
+            };
+            f(&ProbeRecord {
+                ts: self.line.ts(u64at(hdr, R_TSC)),
+                pid: self.pid,
+                tid: self.tid,
+                event,
+                seq: u64at(hdr, R_SEQ_STATE) >> 8,
+                fields,
+                payload,
+            });
+            pos += len.max(RECORD_HEADER_LEN);
+        }
+    }
+}
+
 /// Where drained records and damage reports go. Records are handed over
-/// one by one without being copied again, so a consumer can encode them
-/// straight into its output.
+/// without being copied again, so a consumer can store them straight into
+/// its output: most come as runs (`run`), the others one by one (`record`).
 pub trait Sink {
     fn record(&mut self, r: &ProbeRecord<'_>);
+    /// A buffer the sink keeps, to which the collector may append a run's
+    /// records straight from shared memory (at most `max` bytes), to
+    /// validate them there; it then calls `run` with `RunBytes::InSink`,
+    /// or truncates back what it appended. None: runs come in the
+    /// collector's own copy.
+    fn run_buffer(&mut self, _max: usize) -> Option<&mut Vec<u8>> {
+        None
+    }
+    /// A run of committed records; by default, each is handed to `record`.
+    fn run(&mut self, run: &ProbeRun<'_>) {
+        if let RunBytes::Here(bytes) = run.records {
+            run.for_each(bytes, |r| self.record(r));
+        }
+    }
     fn damage(&mut self, d: Damage);
     /// The process announced a new event list (events registered after the
     /// attach). Called before any record of those events is handed over.
@@ -202,6 +275,9 @@ impl SlotState {
     }
 }
 
+/// Most bytes of records in one run: a run goes whole into one trace chunk.
+const MAX_RUN: u32 = 4 << 20;
+
 /// How long a reserved-but-uncommitted record in a closed sub-buffer may
 /// stay so before it counts as abandoned.
 const STUCK: Duration = Duration::from_secs(1);
@@ -219,6 +295,9 @@ pub(crate) struct Drainer {
     /// CLOCK_MONOTONIC ns at attach: no record of this session is older
     /// (less a margin for clock conversion).
     start_ns: u64,
+    /// The most bytes one thread's ring advanced by in the last pass.
+    pub(crate) round_bytes: u64,
+    scratch: Vec<u8>,
 }
 
 /// Margin around the recording's span within which a record's timestamp
@@ -268,6 +347,8 @@ impl Drainer {
             salt,
             slots,
             start_ns: mono_now(),
+            round_bytes: 0,
+            scratch: Vec::new(),
         };
         d.set_events(info);
         d
@@ -300,10 +381,12 @@ impl Drainer {
         // The part of a control page in use: counters and this geometry's
         // sub-buffer entries.
         let mut ctl = vec![0u8; (S_SUBBUF_CTL + self.geo.subbufs as usize * SB_CTL_LEN).min(SLOT_CTL_LEN)];
-        // One payload buffer for every record of this pass.
-        let mut body = Vec::new();
+        // One buffer for every run and record copied, kept from pass to
+        // pass: fresh memory each time costs more in page faults than the copy.
+        let mut body = std::mem::take(&mut self.scratch);
         let mut damage = Vec::new();
         let now_ns = mono_now();
+        self.round_bytes = 0;
         for slot in 0..self.geo.slots {
             let ctl_off = self.geo.slot_offset(slot);
             // Most slots were never claimed: one load to skip them (a slot
@@ -341,6 +424,10 @@ impl Drainer {
             if u32at(&ctl, S_CLAIMS) == 0 {
                 continue;
             }
+            let before = {
+                let st = &self.slots[slot as usize];
+                (st.read_gen, st.read_off)
+            };
             self.drain_slot(
                 area,
                 clock,
@@ -353,6 +440,13 @@ impl Drainer {
                 &mut damage,
             );
             let st = &mut self.slots[slot as usize];
+            let moved = st
+                .read_gen
+                .saturating_sub(before.0)
+                .saturating_mul(u64::from(self.geo.subbuf_size))
+                .saturating_add(u64::from(st.read_off))
+                .saturating_sub(u64::from(before.1));
+            self.round_bytes = self.round_bytes.max(moved);
             if let Some((gen, at, first, n)) = st.bad_time.take() {
                 damage.push(Damage {
                     pid: self.pid,
@@ -368,6 +462,7 @@ impl Drainer {
                 sink.damage(d);
             }
         }
+        self.scratch = body;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -581,6 +676,53 @@ impl Drainer {
             let mut pos = st.read_off.max(GUARD_LEN as u32);
             let mut waiting = false;
             while pos + RECORD_HEADER_LEN as u32 <= reserve {
+                if st.bad_time.is_none() {
+                    let mut events = smallvec::SmallVec::new();
+                    let at = Span {
+                        sb_off,
+                        sbc_off: ctl_off + sbc,
+                        pos,
+                        // A run stays well inside one trace chunk.
+                        reserve: reserve.min(pos.saturating_add(MAX_RUN)),
+                    };
+                    let layouts = Layouts {
+                        fields: &self.fields,
+                        fixed: &self.fixed,
+                    };
+                    let max = (at.reserve - pos) as usize;
+                    let (fast, in_sink) = match sink.run_buffer(max) {
+                        Some(buf) => (
+                            fast_run(area, at, layouts, clock, (t_min, &mut t_max), st, buf, &mut events),
+                            true,
+                        ),
+                        None => {
+                            body.clear();
+                            (
+                                fast_run(area, at, layouts, clock, (t_min, &mut t_max), st, body, &mut events),
+                                false,
+                            )
+                        }
+                    };
+                    if let Some(f) = fast {
+                        sink.run(&ProbeRun {
+                            pid,
+                            tid: st.tid,
+                            line: f.line,
+                            events: &events,
+                            records: if in_sink {
+                                RunBytes::InSink(f.bytes as usize)
+                            } else {
+                                RunBytes::Here(&body[..f.bytes as usize])
+                            },
+                            count: f.count,
+                            min_ts: f.min_ts,
+                            max_ts: f.max_ts,
+                        });
+                        st.received += u64::from(f.count);
+                        pos += f.bytes;
+                        continue;
+                    }
+                }
                 let rec_off = sb_off + pos as usize;
                 // State first: a committed state implies the length before it is stored.
                 let ss_first = area.u64(rec_off + R_SEQ_STATE);
@@ -730,6 +872,163 @@ impl Drainer {
             break;
         }
     }
+}
+
+/// Where a fast run starts: a sub-buffer, the read position and the end
+/// of the reserved space, both within the sub-buffer.
+#[derive(Clone, Copy)]
+struct Span {
+    sb_off: usize,
+    /// The sub-buffer's control entry.
+    sbc_off: usize,
+    pos: u32,
+    reserve: u32,
+}
+
+/// The field layouts of a process's events, by id.
+#[derive(Clone, Copy)]
+struct Layouts<'f> {
+    fields: &'f [Option<Vec<FieldType>>],
+    fixed: &'f [Option<usize>],
+}
+
+struct Fast {
+    bytes: u32,
+    count: u32,
+    line: TickLine,
+    min_ts: u64,
+    max_ts: u64,
+}
+
+/// The common case, read as bytes: the committed records from `at.pos` on,
+/// found with two loads each, copied out in one piece, then checked on the
+/// copy (header check byte, length, state, known event, payload, time,
+/// sequence). Stops before the first record that is anything else, which
+/// the record-by-record path then handles; `None` if that is the first.
+/// The run's records are appended to `copy` (nothing is left appended when
+/// there is no run).
+#[allow(clippy::too_many_arguments)]
+fn fast_run<'f>(
+    area: &Area,
+    at: Span,
+    layouts: Layouts<'f>,
+    clock: &TscClock,
+    (t_min, t_max): (u64, &mut u64),
+    st: &mut SlotState,
+    copy: &mut Vec<u8>,
+    events: &mut smallvec::SmallVec<[(u32, &'f [FieldType]); 4]>,
+) -> Option<Fast> {
+    let Span {
+        sb_off,
+        sbc_off,
+        pos,
+        reserve,
+    } = at;
+    // Committed records are immutable until their sub-buffer is given back,
+    // so they can be copied in one piece once known to be committed. The
+    // writer counts committed bytes per sub-buffer: read before the
+    // reserve offset, a count that reaches it means every record reserved
+    // so far is committed. Otherwise (a write in progress, or a writer that
+    // does not count) each record's state is looked at first.
+    let committed = area.u32(sbc_off + SB_COMMITTED);
+    let reserved = area.u32(sbc_off + SB_RESERVE) & !CLOSED;
+    let mut end = pos;
+    if u64::from(committed) + GUARD_LEN as u64 == u64::from(reserved) && reserved >= reserve {
+        end = reserve;
+    }
+    while end + RECORD_HEADER_LEN as u32 <= reserve {
+        let ss = area.u64(sb_off + (end as usize) + R_SEQ_STATE);
+        if ss as u8 != STATE_COMMITTED {
+            break;
+        }
+        let len = area.u32(sb_off + end as usize + R_LEN) & RECORD_LEN_MASK;
+        if (len as usize) < RECORD_HEADER_LEN || !len.is_multiple_of(8) || len > reserve - end {
+            break;
+        }
+        end += len;
+    }
+    if end == pos {
+        return None;
+    }
+    let start = copy.len();
+    if !area.append_bulk(sb_off + pos as usize, (end - pos) as usize, copy) {
+        return None;
+    }
+    let fast = check_run(&copy[start..], layouts, clock, (t_min, t_max), st, events);
+    copy.truncate(start + fast.as_ref().map_or(0, |f| f.bytes as usize));
+    fast
+}
+
+/// Checks the records of `copy` from its start; the run is those before
+/// the first that fails (see `fast_run`).
+fn check_run<'f>(
+    copy: &[u8],
+    layouts: Layouts<'f>,
+    clock: &TscClock,
+    (t_min, t_max): (u64, &mut u64),
+    st: &mut SlotState,
+    events: &mut smallvec::SmallVec<[(u32, &'f [FieldType]); 4]>,
+) -> Option<Fast> {
+    let mut q = 0usize;
+    let mut count = 0u32;
+    let mut line = None;
+    let (mut min_ts, mut max_ts) = (u64::MAX, 0);
+    while let Some(hdr) = copy.get(q..q + RECORD_HEADER_LEN) {
+        let len = u32at(hdr, R_LEN) & RECORD_LEN_MASK;
+        let event = u32at(hdr, R_EVENT);
+        let ss = u64at(hdr, R_SEQ_STATE);
+        let (seq, tick) = (ss >> 8, u64at(hdr, R_TSC));
+        let sane = ss as u8 == STATE_COMMITTED
+            && len as usize >= RECORD_HEADER_LEN
+            && len.is_multiple_of(8)
+            && q + len as usize <= copy.len()
+            && hdr[R_CHECK] == record_check(len, event, seq, tick);
+        if !sane {
+            break;
+        }
+        let Some(Some(fields)) = layouts.fields.get(event as usize) else {
+            break;
+        };
+        let payload = &copy[q + RECORD_HEADER_LEN..q + len as usize];
+        let fits = match layouts.fixed.get(event as usize).copied().flatten() {
+            Some(n) => payload.len() >= n,
+            None => payload::for_each(fields, payload, |_| {}).is_ok(),
+        };
+        if !fits {
+            break;
+        }
+        let l = *line.get_or_insert_with(|| clock.line_at(tick));
+        let ts = l.ts(tick);
+        if ts > *t_max {
+            // Written after this pass began (a long pass): ask the clock again.
+            *t_max = mono_now().saturating_add(TIME_SLACK_NS);
+        }
+        if !(t_min..=*t_max).contains(&ts) {
+            break;
+        }
+        if st.last_seq.is_some_and(|l| seq.saturating_add(SEQ_SLACK) < l) && st.suspect.is_none() {
+            st.suspect = Some(format!(
+                "record sequence went back from {} to {seq}",
+                st.last_seq.unwrap_or(0)
+            ));
+        }
+        st.last_seq = Some(seq);
+        if !events.iter().any(|(e, _)| *e == event) {
+            events.push((event, fields.as_slice()));
+        }
+        min_ts = min_ts.min(ts);
+        max_ts = max_ts.max(ts);
+        count += 1;
+        q += len as usize;
+    }
+    Some(Fast {
+        bytes: q as u32,
+        count,
+        line: line?,
+        min_ts,
+        max_ts,
+    })
+    .filter(|f| f.count > 0)
 }
 
 /// Whether a copied record header's check byte matches the rest of it.
@@ -1016,5 +1315,86 @@ mod tests {
                 assert_eq!(got.events.len(), 2, "flip at {off:#x}: {:?}", got.damage);
             }
         }
+    }
+
+    /// A sink that takes runs into its own buffer, as `weft record` does.
+    #[derive(Default)]
+    struct InPlace {
+        buf: Vec<u8>,
+        runs: Vec<(u32, usize)>,
+        events: Vec<ProbeEvent>,
+        damage: Vec<Damage>,
+    }
+
+    impl Sink for InPlace {
+        fn record(&mut self, r: &ProbeRecord<'_>) {
+            self.events.push(r.to_event());
+        }
+        fn run_buffer(&mut self, _max: usize) -> Option<&mut Vec<u8>> {
+            Some(&mut self.buf)
+        }
+        fn run(&mut self, run: &ProbeRun<'_>) {
+            let RunBytes::InSink(len) = run.records else {
+                panic!("a run outside the sink's buffer");
+            };
+            let start = self.buf.len() - len;
+            let bytes = self.buf[start..].to_vec();
+            run.for_each(&bytes, |r| self.events.push(r.to_event()));
+            self.runs.push((run.count, len));
+        }
+        fn damage(&mut self, d: Damage) {
+            self.damage.push(d);
+        }
+    }
+
+    /// Runs copied into the sink's buffer give the records the one-by-one
+    /// path gives; with the committed-bytes count matching, or not there,
+    /// or a record still being written after two committed ones.
+    #[test]
+    fn runs_into_the_sinks_buffer_match_records_one_by_one() {
+        let geo = Geometry {
+            slots: 1,
+            subbufs: 2,
+            subbuf_size: 4096,
+        };
+        let rec_len = RECORD_HEADER_LEN + 16;
+        let sbc = geo.slot_offset(0) + S_SUBBUF_CTL + geo.index_of(1) as usize * SB_CTL_LEN;
+        for committed_hint in [true, false] {
+            let (area, _) = valid_area(geo);
+            if committed_hint {
+                area.put_u32(sbc + SB_COMMITTED, 3 * rec_len as u32);
+            }
+            let clock = TscClock::new();
+            let mut d = Drainer::new(&info(), geo, Mode::Discard, area.salt());
+            let mut sink = InPlace::default();
+            d.drain(&area, &clock, true, &mut sink);
+            assert_eq!(sink.runs, vec![(3, 3 * rec_len)], "hint {committed_hint}");
+            assert_eq!(sink.buf.len(), 3 * rec_len);
+            assert!(sink.damage.is_empty(), "{:?}", sink.damage);
+            let one_by_one = drained(&area, geo);
+            let key = |e: &ProbeEvent| (e.seq, e.tid, e.event, e.values.clone());
+            assert_eq!(
+                sink.events.iter().map(key).collect::<Vec<_>>(),
+                one_by_one.events.iter().map(key).collect::<Vec<_>>()
+            );
+        }
+        // The third record is still being written (and the count says so):
+        // a run of two, and the third waits for the next pass.
+        let (area, headers) = valid_area(geo);
+        area.put_u64(headers[2] + R_SEQ_STATE, 2 << 8 | u64::from(STATE_WRITING));
+        area.put_u32(sbc + SB_COMMITTED, 2 * rec_len as u32);
+        let clock = TscClock::new();
+        let mut d = Drainer::new(&info(), geo, Mode::Discard, area.salt());
+        let mut sink = InPlace::default();
+        d.drain(&area, &clock, false, &mut sink);
+        assert_eq!(sink.runs, vec![(2, 2 * rec_len)]);
+        assert_eq!(sink.buf.len(), 2 * rec_len, "nothing but the run is left in the buffer");
+        // A lying count (all committed) still gets the record checked on
+        // the copy: the one in progress is not delivered.
+        area.put_u32(sbc + SB_COMMITTED, 3 * rec_len as u32);
+        let mut d = Drainer::new(&info(), geo, Mode::Discard, area.salt());
+        let mut sink = InPlace::default();
+        d.drain(&area, &clock, false, &mut sink);
+        assert_eq!(sink.events.len(), 2);
     }
 }

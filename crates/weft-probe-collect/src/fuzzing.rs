@@ -4,7 +4,7 @@
 use weft_probe_abi::control::{EventDesc, Msg, ProcessInfo};
 use weft_probe_abi::layout::{Geometry, Mode, AREA_HEADER_LEN};
 
-use crate::{Area, Collect, TscClock};
+use crate::{Area, Collect, Damage, ProbeRecord, ProbeRun, RunBytes, Sink, TscClock};
 
 /// Drains an area whose slots hold `bytes` (the collector's own header
 /// kept), in discard mode if the first byte is even, else overwrite mode:
@@ -37,6 +37,11 @@ pub fn drain_image(bytes: &[u8]) {
         d.drain(&area, clock, false, &mut sink);
         d.drain(&area, clock, true, &mut sink);
         let _ = d.stats(&area);
+        // Again, with runs copied into the sink's own buffer.
+        let mut d = crate::drain::Drainer::new(&info, geo, mode, area.salt());
+        let mut sink = InPlace::default();
+        d.drain(&area, clock, false, &mut sink);
+        d.drain(&area, clock, true, &mut sink);
     });
 }
 
@@ -65,4 +70,29 @@ pub fn decode_frame(bytes: &[u8]) {
         let again = m.encode();
         assert!(again.len() >= 4);
     }
+}
+
+/// Takes runs into its buffer and reads them back from there.
+#[derive(Default)]
+struct InPlace {
+    buf: Vec<u8>,
+    n: usize,
+}
+
+impl Sink for InPlace {
+    fn record(&mut self, _r: &ProbeRecord<'_>) {
+        self.n += 1;
+    }
+    fn run_buffer(&mut self, _max: usize) -> Option<&mut Vec<u8>> {
+        Some(&mut self.buf)
+    }
+    fn run(&mut self, run: &ProbeRun<'_>) {
+        if let RunBytes::InSink(len) = run.records {
+            let bytes = self.buf[self.buf.len() - len..].to_vec();
+            let mut n = 0;
+            run.for_each(&bytes, |_| n += 1);
+            assert_eq!(n, run.count as usize, "a checked run decodes whole");
+        }
+    }
+    fn damage(&mut self, _d: Damage) {}
 }

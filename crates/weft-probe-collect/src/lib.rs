@@ -23,9 +23,9 @@ mod drain;
 pub mod fuzzing;
 
 pub use area::Area;
-pub use clock::TscClock;
+pub use clock::{TickLine, TscClock};
 pub use connect::{discover, Instrumented};
-pub use drain::{Collect, Damage, ProbeEvent, ProbeRecord, Sink, ThreadStats};
+pub use drain::{Collect, Damage, ProbeEvent, ProbeRecord, ProbeRun, RunBytes, Sink, ThreadStats};
 pub use weft_probe_abi::control::{EventDesc, ProcessInfo};
 pub use weft_probe_abi::layout::{Geometry, Mode};
 pub use weft_probe_abi::payload::{FieldType, Value, ValueRef};
@@ -113,6 +113,10 @@ pub struct Attachment {
     area: Area,
     drain: drain::Drainer,
     detached: bool,
+    /// When the last drain pass ran, and how soon at that pace the fullest
+    /// thread ring would fill up.
+    last_pass: Option<std::time::Instant>,
+    fill: Option<std::time::Duration>,
 }
 
 impl Attachment {
@@ -132,6 +136,8 @@ impl Attachment {
             area,
             drain,
             detached: false,
+            last_pass: None,
+            fill: None,
         })
     }
 
@@ -153,6 +159,25 @@ impl Attachment {
             self.learn(info, sink);
         }
         self.drain.drain(&self.area, clock, final_pass, sink);
+        let now = std::time::Instant::now();
+        if let Some(prev) = self.last_pass.replace(now) {
+            let ring = self.area.geometry().ring_bytes();
+            let bytes = self.drain.round_bytes.max(1);
+            // Half the ring or more in one pass: it may have been full, and
+            // the pace is unknown but too fast for any pause.
+            self.fill = Some(if bytes as usize >= ring / 2 {
+                std::time::Duration::ZERO
+            } else {
+                (now - prev).mul_f64(ring as f64 / bytes as f64)
+            });
+        }
+    }
+
+    /// How long the busiest thread's ring would take to fill at the pace
+    /// seen between the last two drain passes: a collector that wants to
+    /// lose nothing drains again well before that.
+    pub fn fill_time(&self) -> Option<std::time::Duration> {
+        self.fill
     }
 
     /// Applies an event list the process sent, and tells the sink.

@@ -24,6 +24,26 @@ pub unsafe fn add_u64(p: *mut u64, v: u64) -> u64 {
     }
 }
 
+/// Signal-atomic add to a u32, as `add_u64`.
+///
+/// # Safety
+/// As `add_u64`.
+#[inline(always)]
+pub unsafe fn add_u32(p: *mut u32, v: u32) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut r = v;
+        // SAFETY: caller guarantees p; one instruction, as in add_u64.
+        unsafe { core::arch::asm!("xadd dword ptr [{p}], {r:e}", p = in(reg) p, r = inout(reg) r, options(nostack)) };
+        r
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: caller guarantees p is valid and aligned.
+        unsafe { core::sync::atomic::AtomicU32::from_ptr(p) }.fetch_add(v, core::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Compare-and-swap on a u32; true if it swapped.
 ///
 /// # Safety

@@ -238,7 +238,7 @@ fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, 
         return;
     }
     let outer = cx.guard != 0 && unprotect(si, cx, mark);
-    if let Some(rec) = reserve(si, cx, total as u32, mark) {
+    if let Some((rec, sbc)) = reserve(si, cx, total as u32, mark) {
         use crate::fault::{hit, Point};
         hit(Point::AfterReserve);
         unsafe {
@@ -255,6 +255,9 @@ fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, 
             local::store_u64(p64(rec, R_SEQ_STATE), seq << 8 | u64::from(STATE_COMMITTED));
             hit(Point::AfterCommit);
             local::add_u64(p64(ctl, S_COMMITTED), 1);
+            // Bytes committed in this sub-buffer: when they reach its
+            // reserve offset, a collector may copy the records in one piece.
+            local::add_u32(p32(sbc, SB_COMMITTED), total as u32);
         }
     }
     if outer {
@@ -263,11 +266,11 @@ fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, 
 }
 
 /// Reserves `total` bytes in the current sub-buffer; returns the record's
-/// address. The common case inline, switching sub-buffers out of line. This
+/// address and its sub-buffer's control entry. The common case inline, switching sub-buffers out of line. This
 /// is `reserve_slow`'s happy path written out again on purpose: sharing it
 /// through a helper returning the outcome made writes 2.5 ns slower.
 #[inline(always)]
-fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<usize> {
+fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<(usize, usize)> {
     let ctl = cx.ctl;
     let end = cx.records_end() as u32;
     // SAFETY: see write_one.
@@ -286,7 +289,7 @@ fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<usize> {
             // SAFETY: see write_one.
             && unsafe { local::cas_u32(p32(sbc, SB_RESERVE), off, off + total) }
         {
-            return Some(ctl + SLOT_CTL_LEN + idx * cx.subbuf_size as usize + off as usize);
+            return Some((ctl + SLOT_CTL_LEN + idx * cx.subbuf_size as usize + off as usize, sbc));
         }
     }
     reserve_slow(si, cx, total, mark)
@@ -296,7 +299,7 @@ fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<usize> {
 /// when the current is full, and finishes or respects a switch in progress.
 #[cold]
 #[inline(never)]
-fn reserve_slow(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<usize> {
+fn reserve_slow(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<(usize, usize)> {
     let ctl = cx.ctl;
     let end = cx.records_end() as u32;
     for _ in 0..64 {
@@ -331,7 +334,7 @@ fn reserve_slow(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<usize> {
         }
         // SAFETY: see write_one.
         if unsafe { local::cas_u32(p32(sbc, SB_RESERVE), off, off + total) } {
-            return Some(sb + off as usize);
+            return Some((sb + off as usize, sbc));
         }
     }
     unsafe { local::add_u64(p64(ctl, S_LOST_BUSY), 1) };

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::fs::File;
 
 use weft_format::std_schemas::{self as s, Ids};
-use weft_format::{FieldType, Schema, SchemaId, SyscallTable, TraceWriter};
+use weft_format::{FieldType, ProbeClock, ProbeRunInfo, Schema, SchemaId, SyscallTable, TraceWriter};
 use weft_kernel::{EventKind, KernelEvent};
-use weft_probe_collect::{Damage, ProbeEvent, ProbeRecord, ProcessInfo, ThreadStats, Value, ValueRef};
+use weft_probe_collect::{
+    Damage, ProbeEvent, ProbeRecord, ProbeRun, ProcessInfo, RunBytes, ThreadStats, Value, ValueRef,
+};
 
 /// Encodes everything a recording writes into its trace file.
 pub(crate) struct Encoder {
@@ -165,6 +167,47 @@ impl Encoder {
             b.finish();
         }
         true
+    }
+
+    /// The probe chunk's records area, for a run to be copied straight into.
+    pub fn probe_records(&mut self, max: usize) -> &mut Vec<u8> {
+        self.w.probe_records(max)
+    }
+
+    /// A run of weft-probe records, stored as the program wrote them (a
+    /// probe chunk, docs/format.md §5.5): `bytes` holds them, or, if None,
+    /// they are the last `len` bytes appended through `probe_records`.
+    /// False, and nothing kept, if one of its events has no schema yet
+    /// (appended bytes are then taken back and returned in `Err`).
+    pub fn probe_run(&mut self, run: &ProbeRun<'_>) -> Result<(), Option<Vec<u8>>> {
+        let mut map = Vec::with_capacity(run.events.len());
+        for &(event, _) in run.events {
+            let Some(id) = self.probe.get(run.pid, event) else {
+                return Err(match run.records {
+                    RunBytes::InSink(len) => Some(self.w.probe_unappend(len)),
+                    RunBytes::Here(_) => None,
+                });
+            };
+            map.push((event, id));
+        }
+        let info = ProbeRunInfo {
+            pid: run.pid,
+            tid: run.tid,
+            clock: ProbeClock {
+                tick0: run.line.tick0,
+                mono0: run.line.mono0,
+                slope: run.line.slope,
+            },
+            map: &map,
+            count: run.count,
+            min_ts: run.min_ts,
+            max_ts: run.max_ts,
+        };
+        match run.records {
+            RunBytes::Here(bytes) => self.w.probe_run(&info, bytes),
+            RunBytes::InSink(len) => self.w.probe_run_added(&info, len),
+        }
+        Ok(())
     }
 
     /// A weft-probe record held back as an owned copy. False if its event

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use weft_kernel::{EventKind, KernelEvent};
 use weft_probe_collect::{
-    Attachment, Collect, Damage, Geometry, Mode, ProbeError, ProbeEvent, ProbeRecord, ProcessInfo, Sink, ThreadStats,
-    TscClock,
+    Attachment, Collect, Damage, Geometry, Mode, ProbeError, ProbeEvent, ProbeRecord, ProbeRun, ProcessInfo, RunBytes,
+    Sink, ThreadStats, TscClock,
 };
 
 use crate::encode::Encoder;
@@ -186,6 +186,12 @@ impl Probes {
 
     pub fn looking(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// How soon the fastest-filling thread ring of any attached process
+    /// would be full, at the pace of its last drain passes.
+    pub fn fill_time(&self) -> Option<std::time::Duration> {
+        self.attachments.values().filter_map(|a| a.fill_time()).min()
     }
 
     /// Attached processes are being drained (the recorder then polls faster).
@@ -601,6 +607,23 @@ impl Sink for ToTrace<'_> {
             *self.events += 1;
         } else {
             self.held.push(r.to_event());
+        }
+    }
+
+    fn run_buffer(&mut self, max: usize) -> Option<&mut Vec<u8>> {
+        Some(self.enc.probe_records(max))
+    }
+
+    fn run(&mut self, run: &ProbeRun<'_>) {
+        match self.enc.probe_run(run) {
+            Ok(()) => *self.events += u64::from(run.count),
+            // An event without a schema yet: record by record (held back).
+            Err(Some(bytes)) => run.for_each(&bytes, |r| self.record(r)),
+            Err(None) => {
+                if let RunBytes::Here(bytes) = run.records {
+                    run.for_each(bytes, |r| self.record(r));
+                }
+            }
         }
     }
 

@@ -5,6 +5,8 @@
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft_format::{end_keys, info_keys, TraceWriter};
@@ -163,6 +165,13 @@ pub struct Recorder {
     started: Instant,
     last_flush: Instant,
     probe_busy: bool,
+    /// The trace writer thread, SCHED_IDLE until the recording ends.
+    writer_tid: Arc<AtomicU32>,
+    /// When a probe drain last found records.
+    probe_seen: Option<Instant>,
+    /// Bytes the writer thread may have queued before draining pauses.
+    max_backlog: usize,
+    backlog_said: bool,
     /// The processes recording started with (the command, or `-p`'s).
     roots: Vec<u32>,
     /// The kernel dropped records this round; when the tree was last re-read.
@@ -476,9 +485,18 @@ impl Recorder {
         ];
         // Published once it has its header: a kill before leaves no file
         // at the output path, a kill after a file that reads.
+        // Compressing and writing run on a thread of their own, at the
+        // lowest priority: a drain is never late because of them, and
+        // they never take a CPU from the traced program (until the end,
+        // when the thread gets a normal priority to finish).
+        let writer_tid = Arc::new(AtomicU32::new(0));
+        // The command is forked already: this is the recorder's alone.
+        os::no_huge_pages();
         let header = TraceWriter::new(file, &info, opts.compression).and_then(|mut w| {
             w.write_syscall_table(&table)?;
             let replaced = out.publish()?;
+            let tid = Arc::clone(&writer_tid);
+            let w = w.in_background(move || tid.store(os::idle_thread(), Ordering::Relaxed))?;
             Ok((w, replaced))
         });
         let w = match header {
@@ -557,6 +575,10 @@ impl Recorder {
             started: Instant::now(),
             last_flush: Instant::now(),
             probe_busy: false,
+            writer_tid,
+            max_backlog: (os::total_memory() / 4).clamp(64 << 20, MAX_BACKLOG as u64) as usize,
+            backlog_said: false,
+            probe_seen: None,
             roots: watched,
             lost_lately: false,
             last_rescan: Instant::now(),
@@ -603,9 +625,29 @@ impl Recorder {
         }
         // Poll faster while a new process may be about to open its probe
         // socket, or while probe rings (drained only here) are in use.
-        let tick = if self.probe_busy {
+        // A probe ring filling fast is drained again after a quarter of
+        // the time it takes to fill (chunks are compressed and written by
+        // the writer thread meanwhile).
+        // A ring that had records but no pace yet is read again at once;
+        // an attached process quiet for a while, every 10 ms; one that
+        // wrote lately, every millisecond, since a ring written flat out
+        // fills in well under one.
+        let fill = self
+            .probes
+            .as_ref()
+            .and_then(|p| p.fill_time())
+            .filter(|_| self.probe_busy);
+        let active = self.probes.as_ref().is_some_and(|p| p.active());
+        if self.probe_busy {
+            self.probe_seen = Some(Instant::now());
+        }
+        let tick = if let Some(f) = fill {
+            (f / 4).min(Duration::from_millis(10))
+        } else if self.probe_busy {
             Duration::ZERO
-        } else if self.probes.as_ref().is_some_and(|p| p.looking() || p.active()) {
+        } else if active && self.probe_seen.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            Duration::from_millis(1)
+        } else if active || self.probes.as_ref().is_some_and(|p| p.looking()) {
             Duration::from_millis(10)
         } else {
             Duration::from_millis(100)
@@ -615,13 +657,30 @@ impl Recorder {
             None => tick,
         };
         let ready = self.tracer.wait(timeout);
-        self.tracer.drain(&mut self.events);
-        self.write_batch();
-        if self.lost_lately && self.last_rescan.elapsed() >= RESCAN_EVERY {
-            self.rescan();
-        }
-        if let Some(p) = self.probes.as_mut() {
-            self.probe_busy = p.poll(&mut self.enc) > 0;
+        // More waiting to be written than the budget: the rings keep what
+        // they can until the writer thread catches up (what they cannot
+        // keep is counted lost, as always).
+        let backlog = self.enc.w.backlog();
+        if backlog > self.max_backlog {
+            if !self.backlog_said {
+                self.backlog_said = true;
+                (self.notify)(Notice {
+                    level: Level::Warning,
+                    text: format!(
+                        "{} MiB of events wait to be compressed and written; draining pauses until that shrinks (events may be lost meanwhile, and are counted)",
+                        backlog >> 20
+                    ),
+                });
+            }
+        } else {
+            self.tracer.drain(&mut self.events);
+            self.write_batch();
+            if self.lost_lately && self.last_rescan.elapsed() >= RESCAN_EVERY {
+                self.rescan();
+            }
+            if let Some(p) = self.probes.as_mut() {
+                self.probe_busy = p.poll(&mut self.enc) > 0;
+            }
         }
         self.pass_notices();
         if self.last_flush.elapsed() >= FLUSH_EVERY && self.enc.w.buffered() > 0 {
@@ -821,6 +880,21 @@ impl Recorder {
             write_error,
             ..
         } = self;
+        // What is still queued is written now, at a normal priority.
+        let tid = self.writer_tid.load(Ordering::Relaxed);
+        if tid != 0 {
+            os::normal_thread(tid);
+        }
+        let backlog = enc.w.backlog();
+        if backlog > 64 << 20 {
+            (self.notify)(Notice {
+                level: Level::Info,
+                text: format!(
+                    "writing the last {:.0} MiB of the trace (compressed as they are written)",
+                    backlog as f64 / (1 << 20) as f64
+                ),
+            });
+        }
         let bytes_before_end = enc.w.bytes_written();
         let finished = enc.w.finish(&end);
         let summary = Summary {
@@ -851,9 +925,16 @@ impl Recorder {
         }
         let file = finished.map_err(RecordError::Write)?;
         file.sync_all().ok();
+        let mut summary = summary;
+        summary.bytes = file.metadata().map_or(bytes_before_end, |m| m.len());
         Ok(summary)
     }
 }
+
+/// Most bytes of events queued for the writer thread: a burst of a
+/// flat-out probe writer (about 2.4 GB/s here) outruns any compressor, and
+/// is kept in memory up to this (or a quarter of the RAM, if less).
+const MAX_BACKLOG: usize = 1 << 30;
 
 /// `exited with 3`, `killed by SIGSEGV (core dumped)`.
 pub fn describe_status(st: i32) -> String {

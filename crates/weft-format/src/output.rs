@@ -1,0 +1,260 @@
+//! Where finished chunk payloads go: compressed and written in the caller's
+//! thread, or handed to a writer thread that compresses and writes them in
+//! the order they came.
+//!
+//! A recorder draining a fast producer must not spend milliseconds on zstd
+//! and `write` between two drains: a probe ring written flat out fills in
+//! a fraction of a millisecond. With a writer thread, the caller only
+//! moves the payload into a queue; what is queued and not yet written is
+//! the backlog, which the caller can watch and bound.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, MAX_CHUNK_RAW_LEN};
+
+/// A payload ready to be stored.
+pub(crate) struct Chunk {
+    pub kind: ChunkKind,
+    pub payload: Vec<u8>,
+    pub seq: u32,
+    pub records: u32,
+    pub min_ts: u64,
+    pub max_ts: u64,
+}
+
+/// Compresses and writes chunks, one `write` per chunk so that a writer
+/// killed at any moment leaves at most one partial chunk at the end.
+pub(crate) struct Encoder {
+    compressor: zstd::bulk::Compressor<'static>,
+    /// Header and payload of the chunk being written, reused from chunk to
+    /// chunk (fresh megabytes per chunk cost more in page faults than zstd).
+    scratch: Vec<u8>,
+}
+
+impl Encoder {
+    fn new(level: i32) -> io::Result<Encoder> {
+        Ok(Encoder {
+            compressor: zstd::bulk::Compressor::new(level)?,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Bytes written.
+    fn write(&mut self, out: &mut impl Write, c: &Chunk) -> io::Result<u64> {
+        let raw = &c.payload;
+        let raw_len = u32::try_from(raw.len())
+            .ok()
+            .filter(|&l| l <= MAX_CHUNK_RAW_LEN)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "chunk payload exceeds the format's limit"))?;
+        let bound = zstd::zstd_safe::compress_bound(raw.len());
+        self.scratch.clear();
+        self.scratch.resize(CHUNK_HEADER_LEN + bound, 0);
+        let n = self
+            .compressor
+            .compress_to_buffer(raw, &mut self.scratch[CHUNK_HEADER_LEN..])?;
+        // Stored compressed only when that is smaller (docs/format.md §4.3).
+        let compression = if n < raw.len() {
+            self.scratch.truncate(CHUNK_HEADER_LEN + n);
+            Compression::Zstd
+        } else {
+            self.scratch.truncate(CHUNK_HEADER_LEN);
+            self.scratch.extend_from_slice(raw);
+            Compression::None
+        };
+        let stored = &self.scratch[CHUNK_HEADER_LEN..];
+        let header = ChunkHeader {
+            kind: c.kind,
+            compression,
+            flags: 0,
+            stored_len: stored.len() as u32,
+            raw_len,
+            seq: c.seq,
+            records: c.records,
+            min_ts: c.min_ts,
+            max_ts: c.max_ts,
+            payload_crc: crc32c::crc32c(stored),
+        };
+        self.scratch[..CHUNK_HEADER_LEN].copy_from_slice(&header.encode());
+        out.write_all(&self.scratch)?;
+        out.flush()?;
+        Ok(self.scratch.len() as u64)
+    }
+}
+
+/// What the caller and the writer thread share.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Payload bytes queued and not written yet.
+    backlog: AtomicUsize,
+    written: AtomicU64,
+    /// The first write error, taken by the caller.
+    failed: Mutex<Option<io::Error>>,
+}
+
+pub(crate) enum Output<W: Write> {
+    Inline {
+        out: W,
+        enc: Encoder,
+        written: u64,
+    },
+    Thread {
+        tx: Option<mpsc::Sender<Chunk>>,
+        handle: Option<JoinHandle<io::Result<W>>>,
+        shared: Arc<Shared>,
+        /// Payload buffers the thread is done with, for reuse.
+        spare: mpsc::Receiver<Vec<u8>>,
+        /// Bytes written before the thread started.
+        before: u64,
+    },
+}
+
+/// Spare payload buffers kept at most.
+const SPARES: usize = 8;
+
+impl<W: Write> Output<W> {
+    /// Stands in while the output is being moved; stores nothing.
+    pub fn placeholder() -> Output<W> {
+        let (tx, spare) = mpsc::sync_channel(0);
+        drop(tx);
+        Output::Thread {
+            tx: None,
+            handle: None,
+            shared: Arc::new(Shared::default()),
+            spare,
+            before: 0,
+        }
+    }
+
+    pub fn inline(out: W, level: i32, written: u64) -> io::Result<Output<W>> {
+        Ok(Output::Inline {
+            out,
+            enc: Encoder::new(level)?,
+            written,
+        })
+    }
+
+    /// Stores a chunk (queues it, with a writer thread).
+    pub fn put(&mut self, c: Chunk) -> io::Result<()> {
+        match self {
+            Output::Inline { out, enc, written } => {
+                *written += enc.write(out, &c)?;
+                Ok(())
+            }
+            Output::Thread { tx, shared, .. } => {
+                if let Some(e) = shared.failed.lock().ok().and_then(|mut f| f.take()) {
+                    return Err(e);
+                }
+                shared.backlog.fetch_add(c.payload.len(), Ordering::Relaxed);
+                let len = c.payload.len();
+                match tx.as_ref().map(|t| t.send(c)) {
+                    Some(Ok(())) => Ok(()),
+                    _ => {
+                        shared.backlog.fetch_sub(len, Ordering::Relaxed);
+                        Err(io::Error::other("the trace writer thread has stopped"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// An empty buffer for the next payload, reused when one is spare.
+    pub fn spare(&mut self) -> Vec<u8> {
+        match self {
+            Output::Thread { spare, .. } => spare.try_recv().unwrap_or_default(),
+            Output::Inline { .. } => Vec::new(),
+        }
+    }
+
+    pub fn written(&self) -> u64 {
+        match self {
+            Output::Inline { written, .. } => *written,
+            Output::Thread { shared, before, .. } => before + shared.written.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn backlog(&self) -> usize {
+        match self {
+            Output::Inline { .. } => 0,
+            Output::Thread { shared, .. } => shared.backlog.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes everything queued, stops the thread, and returns the output.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Output::Inline { mut out, .. } => {
+                out.flush()?;
+                Ok(out)
+            }
+            Output::Thread {
+                mut tx,
+                mut handle,
+                shared,
+                ..
+            } => {
+                drop(tx.take());
+                let out = match handle.take().map(|h| h.join()) {
+                    Some(Ok(r)) => r,
+                    _ => Err(io::Error::other("the trace writer thread panicked")),
+                };
+                match shared.failed.lock().ok().and_then(|mut f| f.take()) {
+                    Some(e) => Err(e),
+                    None => out,
+                }
+            }
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Output<W> {
+    /// Moves writing to a thread that first runs `setup` (to lower its
+    /// priority, say).
+    pub fn into_thread(self, level: i32, setup: impl FnOnce() + Send + 'static) -> io::Result<Output<W>> {
+        let (mut out, before) = match self {
+            Output::Inline { out, written, .. } => (out, written),
+            t @ Output::Thread { .. } => return Ok(t),
+        };
+        let mut enc = Encoder::new(level)?;
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = mpsc::channel::<Chunk>();
+        let (spare_tx, spare) = mpsc::sync_channel(SPARES);
+        let s = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("weft-writer".into())
+            .spawn(move || -> io::Result<W> {
+                setup();
+                let mut failed = false;
+                for c in rx {
+                    if !failed {
+                        match enc.write(&mut out, &c) {
+                            Ok(n) => {
+                                s.written.fetch_add(n, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                failed = true;
+                                if let Ok(mut f) = s.failed.lock() {
+                                    f.get_or_insert(e);
+                                }
+                            }
+                        }
+                    }
+                    s.backlog.fetch_sub(c.payload.len(), Ordering::Relaxed);
+                    let mut p = c.payload;
+                    p.clear();
+                    let _ = spare_tx.try_send(p);
+                }
+                out.flush()?;
+                Ok(out)
+            })?;
+        Ok(Output::Thread {
+            tx: Some(tx),
+            handle: Some(handle),
+            shared,
+            spare,
+            before,
+        })
+    }
+}
