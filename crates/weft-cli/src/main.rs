@@ -123,8 +123,15 @@ pub struct RecordArgs {
     #[arg(long, default_value = "1G", value_parser = units::parse_size)]
     probe_memory: usize,
     /// Flight-recorder mode for weft-probe buffers: keep the newest events, read them at the end.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "probe_wait")]
     probe_overwrite: bool,
+    /// Let a traced thread whose weft-probe buffer is full wait up to this
+    /// long (at most 1s) for the recorder before it drops an event: for
+    /// tests and batch jobs where every event matters more than latency.
+    /// Without it, a thread never waits: events that find no room are
+    /// dropped and counted.
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    probe_wait: Option<std::time::Duration>,
     /// Sample the traced processes' CPU use with call chains and user stacks (default 999 Hz).
     #[arg(long, value_name = "HZ", num_args = 0..=1, default_missing_value = "999")]
     sample: Option<u32>,

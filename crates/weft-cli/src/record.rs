@@ -47,6 +47,7 @@ fn options(args: &RecordArgs) -> Options {
             },
             overwrite: args.probe_overwrite,
             buffer: args.probe_buffer,
+            wait: args.probe_wait.unwrap_or_default(),
             threads: args.probe_threads,
             memory: args.probe_memory,
         }),

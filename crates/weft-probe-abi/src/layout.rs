@@ -16,6 +16,11 @@ pub const A_MODE: usize = 12;
 pub const A_SLOTS: usize = 16;
 pub const A_SUBBUFS: usize = 20;
 pub const A_SUBBUF_SIZE: usize = 24;
+/// Discard mode: microseconds a writer whose ring is full may wait for the
+/// collector before it drops the event (0: drop at once). At most `MAX_WAIT_US`.
+pub const A_WAIT_US: usize = 28;
+/// Longest wait a collector may ask for.
+pub const MAX_WAIT_US: u32 = 1_000_000;
 pub const A_SALT: usize = 32;
 pub const A_TOTAL: usize = 40;
 /// Events dropped because every thread slot was taken (atomic add by any thread).

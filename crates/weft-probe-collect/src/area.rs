@@ -85,6 +85,14 @@ impl Area {
         Ok(area)
     }
 
+    /// How long a writer finding its ring full waits for this collector
+    /// (discard mode; clamped to `MAX_WAIT_US`). Set before the area is
+    /// handed over: the process reads the header once, at attach.
+    pub fn set_wait(&self, wait: std::time::Duration) {
+        let us = wait.as_micros().min(u128::from(MAX_WAIT_US)) as u32;
+        self.put_u32(A_WAIT_US, us);
+    }
+
     pub fn fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }

@@ -123,8 +123,22 @@ impl Attachment {
     /// Connects to `pid`'s control socket, checks who serves it, and
     /// attaches with a new area enabling `patterns` (`provider:event` globs).
     pub fn attach(pid: u32, patterns: &[String], mode: Mode, geo: Geometry) -> Result<Attachment, ProbeError> {
+        Self::attach_waiting(pid, patterns, mode, geo, std::time::Duration::ZERO)
+    }
+
+    /// As `attach`; in discard mode, a thread whose ring is full waits up
+    /// to `wait` for this collector before it drops an event (a writer
+    /// older than this option drops at once).
+    pub fn attach_waiting(
+        pid: u32,
+        patterns: &[String],
+        mode: Mode,
+        geo: Geometry,
+        wait: std::time::Duration,
+    ) -> Result<Attachment, ProbeError> {
         let (conn, info, mut inbox) = connect::hello(pid)?;
         let area = Area::create(geo, mode)?;
+        area.set_wait(wait);
         let (bit, enabled) = connect::send_attach(&conn, &mut inbox, pid, &area, mode, patterns)?;
         let drain = drain::Drainer::new(&info, geo, mode, area.salt());
         Ok(Attachment {

@@ -683,6 +683,12 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<Attaching, Stri
     s.subbuf_size.store(geo.subbuf_size, Ordering::Release);
     s.mode.store(mode, Ordering::Release);
     s.salt.store(u64at(A_SALT), Ordering::Release);
+    let wait = if mode == Mode::Discard as u32 {
+        u32at(A_WAIT_US).min(MAX_WAIT_US)
+    } else {
+        0
+    };
+    s.wait_us.store(wait, Ordering::Release);
     let guard = settings().guard;
     if guard {
         crate::ring::protect_all(base, geo);

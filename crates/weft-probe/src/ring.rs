@@ -31,6 +31,8 @@ pub(crate) struct Session {
     pub mode: AtomicU32,
     pub salt: AtomicU64,
     pub guard: AtomicU32,
+    /// Discard mode: how long a full ring may be waited on (µs).
+    pub wait_us: AtomicU32,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -42,6 +44,7 @@ const SESSION_INIT: Session = Session {
     mode: AtomicU32::new(0),
     salt: AtomicU64::new(0),
     guard: AtomicU32::new(0),
+    wait_us: AtomicU32::new(0),
 };
 
 pub(crate) static SESSIONS: [Session; MAX_SESSIONS as usize] = [SESSION_INIT; MAX_SESSIONS as usize];
@@ -356,7 +359,7 @@ fn open_next(si: usize, cx: &Ctx, cur: u64, mark: u64) -> bool {
             // Free once the collector consumed the generation it last held,
             // computed here: a damaged SB_GEN must not block the ring.
             let n = u64::from(cx.subbufs);
-            if new > n && local::load_u64(p64(sbc, SB_CONSUMED)) < new - n {
+            if new > n && local::load_u64(p64(sbc, SB_CONSUMED)) < new - n && !wait_for_collector(si, sbc, new - n) {
                 local::add_u64(p64(ctl, S_LOST_FULL), 1);
                 return false;
             }
@@ -372,6 +375,47 @@ fn open_next(si: usize, cx: &Ctx, cur: u64, mark: u64) -> bool {
         local::store_u64(p64(ctl, S_SWITCH_GEN), new);
     }
     true
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NOT_STALLED: AtomicU64 = AtomicU64::new(0);
+/// Per session: until when (CLOCK_MONOTONIC ns) not to wait, after a wait ran out.
+static STALLED: [AtomicU64; MAX_SESSIONS as usize] = [NOT_STALLED; MAX_SESSIONS as usize];
+
+/// The opt-in bounded wait of discard mode: yields the CPU until the
+/// collector has consumed generation `gen` of the sub-buffer at `sbc`, for
+/// at most the session's wait. True if it did. No lock and no state is
+/// held meanwhile: a signal handler that writes, or never returns, finds
+/// the slot as a write that has not switched yet.
+#[cold]
+#[inline(never)]
+fn wait_for_collector(si: usize, sbc: usize, gen: u64) -> bool {
+    let us = SESSIONS[si].wait_us.load(Ordering::Relaxed);
+    if us == 0 {
+        return false;
+    }
+    // A collector that let a wait run out (stopped, killed, or far behind)
+    // is not waited for again for ten times as long: a dead one costs the
+    // program a tenth of its time at most, until the connection's loss
+    // detaches the session.
+    let now = local::monotonic_ns();
+    if now < STALLED[si].load(Ordering::Relaxed) {
+        return false;
+    }
+    let deadline = now.saturating_add(u64::from(us) * 1000);
+    loop {
+        // SAFETY: sbc is a sub-buffer control entry of our slot (open_next).
+        if unsafe { local::load_u64(p64(sbc, SB_CONSUMED)) } >= gen {
+            return true;
+        }
+        let now = local::monotonic_ns();
+        if now >= deadline {
+            STALLED[si].store(now.saturating_add(u64::from(us) * 10_000), Ordering::Relaxed);
+            return false;
+        }
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
 }
 
 /// Marks generation `gen`'s sub-buffer closed: a reservation that read its

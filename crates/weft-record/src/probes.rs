@@ -78,6 +78,8 @@ pub(crate) struct Probes {
     patterns: Vec<String>,
     mode: Mode,
     geo: Geometry,
+    /// How long a full ring may hold a writer up (discard mode).
+    wait: Duration,
     clock: TscClock,
     attachments: HashMap<u32, Attachment>,
     pending: HashMap<u32, Pending>,
@@ -101,12 +103,13 @@ pub(crate) struct Probes {
 }
 
 impl Probes {
-    pub fn new(patterns: Vec<String>, mode: Mode, geo: Geometry, memory_cap: usize) -> Probes {
+    pub fn new(patterns: Vec<String>, mode: Mode, geo: Geometry, memory_cap: usize, wait: Duration) -> Probes {
         let (attach_tx, attach_rx) = mpsc::channel();
         Probes {
             patterns,
             mode,
             geo,
+            wait,
             clock: TscClock::new(),
             attachments: HashMap::new(),
             pending: HashMap::new(),
@@ -286,11 +289,17 @@ impl Probes {
             }
             self.memory += need;
             self.in_flight.insert(pid, id);
-            let (tx, patterns, mode, geo) = (self.attach_tx.clone(), self.patterns.clone(), self.mode, self.geo);
+            let (tx, patterns, mode, geo, wait) = (
+                self.attach_tx.clone(),
+                self.patterns.clone(),
+                self.mode,
+                self.geo,
+                self.wait,
+            );
             let spawned = std::thread::Builder::new()
                 .name(format!("weft-attach-{pid}"))
                 .spawn(move || {
-                    let _ = tx.send((pid, start, Attachment::attach(pid, &patterns, mode, geo)));
+                    let _ = tx.send((pid, start, Attachment::attach_waiting(pid, &patterns, mode, geo, wait)));
                 });
             if spawned.is_err() {
                 self.in_flight.remove(&pid);

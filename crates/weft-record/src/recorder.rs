@@ -49,6 +49,9 @@ pub struct ProbeOptions {
     pub threads: u32,
     /// Cap on buffer memory over all processes.
     pub memory: usize,
+    /// Discard mode: how long a thread whose ring is full may wait for
+    /// the recorder before dropping an event (zero: drop at once).
+    pub wait: Duration,
 }
 
 /// Everything a recording is made from: plain values, as a front end
@@ -328,8 +331,14 @@ impl Recorder {
                 };
                 geo.validate()
                     .map_err(|e| RecordError::BadOption(format!("invalid weft-probe buffer settings: {e}")))?;
+                if p.wait > Duration::from_secs(1) {
+                    return Err(RecordError::BadOption(format!(
+                        "--probe-wait {:?} is longer than the 1s a traced thread may be held up",
+                        p.wait
+                    )));
+                }
                 let mode = if p.overwrite { Mode::Overwrite } else { Mode::Discard };
-                Some(Probes::new(p.patterns.clone(), mode, geo, p.memory))
+                Some(Probes::new(p.patterns.clone(), mode, geo, p.memory, p.wait))
             }
             None => None,
         };
@@ -630,8 +639,8 @@ impl Recorder {
         // the writer thread meanwhile).
         // A ring that had records but no pace yet is read again at once;
         // an attached process quiet for a while, every 10 ms; one that
-        // wrote lately, every millisecond, since a ring written flat out
-        // fills in well under one.
+        // wrote lately (or has not written yet), every millisecond, since a
+        // ring written flat out fills in well under one.
         let fill = self
             .probes
             .as_ref()
@@ -645,7 +654,7 @@ impl Recorder {
             (f / 4).min(Duration::from_millis(10))
         } else if self.probe_busy {
             Duration::ZERO
-        } else if active && self.probe_seen.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+        } else if active && self.probe_seen.is_none_or(|t| t.elapsed() < Duration::from_secs(1)) {
             Duration::from_millis(1)
         } else if active || self.probes.as_ref().is_some_and(|p| p.looking()) {
             Duration::from_millis(10)

@@ -554,6 +554,47 @@ fn overwrite_mode_keeps_the_newest_events() {
     );
 }
 
+/// A flat-out writer, with rings far too small for it: with `--probe-wait`
+/// its threads wait for the recorder instead of dropping, and every event
+/// is kept; the records are stored as written (Probe chunks) and read back
+/// in order.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn probe_wait_keeps_every_event_of_a_flat_out_writer() {
+    require_root();
+    let dir = tmp();
+    let (trace, out) = record(
+        dir.path(),
+        "w.weft",
+        &["-q", "--probe-wait", "500ms", "--probe-buffer", "64K", "-e", "demo:*"],
+        &["threads", "2", "1000000"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = assert_accounting(&lines);
+    assert_eq!(t.len(), 2, "two writer threads: {t:?}");
+    for (tid, v) in &t {
+        assert_eq!(v[0], 1_000_000, "thread {tid} attempted its events: {v:?}");
+        assert_eq!(v[1], v[0], "thread {tid} lost none: {v:?}");
+    }
+    // Each thread's ticks come back complete and in order.
+    for tid in t.keys() {
+        let n: Vec<u64> = lines
+            .iter()
+            .filter(|l| l.tid == *tid && l.text.starts_with("demo:tick"))
+            .map(tick_n)
+            .collect();
+        assert_eq!(n.len(), 1_000_000);
+        assert!(n.windows(2).all(|w| w[0] < w[1]), "thread {tid}: ticks out of order");
+    }
+    let file = weft_format::Trace::open(&trace).unwrap();
+    let probe_chunks = file
+        .event_chunks()
+        .filter(|c| c.header.kind == weft_format::ChunkKind::Probe)
+        .count();
+    assert!(probe_chunks > 0, "the ticks were stored as written");
+}
+
 /// The control socket of a process started by `demo spin`.
 fn socket_of(pid: u32) -> std::path::PathBuf {
     let start = weft_probe_abi::process_start_time(pid).expect("start time");
