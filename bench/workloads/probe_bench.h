@@ -21,6 +21,12 @@
  * so that a collector that drains periodically can keep up: this measures
  * the write path without losses. The median is over the bursts.
  *
+ * Paced mode ($BENCH_RATE=R events per second per thread): each thread
+ * emits its N events no faster than R per second (it spins until each
+ * group of 64 events is due), so that a sweep of R finds the highest rate a
+ * tracer keeps without loss. The line then also has paced_rate=, the rate
+ * actually reached (total events / wall time).
+ *
  * The including file defines BENCH_IMPL (a string), BENCH_ENABLED() (an
  * expression) and BENCH_EMIT(a, b) (one event with two uint64_t values).
  */
@@ -50,7 +56,23 @@ struct pb_thread {
 	unsigned gap_ms;
 	uint64_t k;
 	double median;
+	double rate; /* events per second per thread, 0: flat out */
 };
+
+/* Paced: N events at t->rate per second, in groups of 64. */
+static void pb_paced(struct pb_thread *t, uint64_t n)
+{
+	double ns_per = 1e9 / t->rate;
+	uint64_t t0 = pb_now_ns();
+	for (uint64_t i = 0; i < n; i++) {
+		if ((i & 63) == 0)
+			while ((double)(pb_now_ns() - t0) < (double)i * ns_per)
+				;
+		uint64_t v = i;
+		__asm__ volatile("" : "+r"(v));
+		BENCH_EMIT(v, t->k);
+	}
+}
 
 static int pb_cmp(const void *a, const void *b)
 {
@@ -61,6 +83,10 @@ static int pb_cmp(const void *a, const void *b)
 static void *pb_run(void *p)
 {
 	struct pb_thread *t = p;
+	if (t->rate > 0) {
+		pb_paced(t, t->per * (uint64_t)t->batches);
+		return NULL;
+	}
 	double *ns = calloc((size_t)t->batches, sizeof *ns);
 	for (int b = 0; b < t->batches; b++) {
 		if (b && t->gap_ms)
@@ -105,9 +131,12 @@ int main(int argc, char **argv)
 		const char *g = getenv("BENCH_GAP_MS");
 		gap_ms = g && *g ? (unsigned)strtoul(g, NULL, 10) : 150;
 	}
+	const char *rate_s = getenv("BENCH_RATE");
+	double rate = rate_s && *rate_s ? strtod(rate_s, NULL) : 0;
 	struct pb_thread *ts = calloc((size_t)threads, sizeof *ts);
 	uint64_t t0 = pb_now_ns();
 	for (int k = 0; k < threads; k++) {
+		ts[k].rate = rate;
 		ts[k].per = per;
 		ts[k].batches = batches;
 		ts[k].gap_ms = gap_ms;
@@ -124,9 +153,13 @@ int main(int argc, char **argv)
 	}
 	double secs = (double)(pb_now_ns() - t0) / 1e9;
 	uint64_t total = per * (uint64_t)batches * (uint64_t)threads;
-	printf("impl=%s enabled=%d/%d threads=%d events=%llu batches=%d median_ns_per_event=%.2f events_per_sec=%.0f\n",
-	       BENCH_IMPL, e0, !!(BENCH_ENABLED()), threads, (unsigned long long)total, batches, sum / threads,
-	       (double)total / secs);
+	if (rate > 0)
+		printf("impl=%s enabled=%d/%d threads=%d events=%llu paced_rate=%.0f\n", BENCH_IMPL, e0,
+		       !!(BENCH_ENABLED()), threads, (unsigned long long)total, (double)total / secs);
+	else
+		printf("impl=%s enabled=%d/%d threads=%d events=%llu batches=%d median_ns_per_event=%.2f events_per_sec=%.0f\n",
+		       BENCH_IMPL, e0, !!(BENCH_ENABLED()), threads, (unsigned long long)total, batches, sum / threads,
+		       (double)total / secs);
 	free(ts);
 	return 0;
 }

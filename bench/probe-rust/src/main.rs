@@ -1,6 +1,7 @@
 //! `probe-rust N [T]`: the Rust twin of bench/workloads/probe_bench.h (same
 //! output line, same batches, same BENCH_WAIT_ENABLED / BENCH_BURST /
-//! BENCH_GAP_MS environment), for the event bench:tick {a: u64, b: u64}.
+//! BENCH_GAP_MS / BENCH_RATE environment), for the event bench:tick
+//! {a: u64, b: u64}.
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,10 @@ fn main() {
         per = k;
         batches = (n / k).max(1);
         gap = env_u64("BENCH_GAP_MS").unwrap_or(150);
+    }
+    if let Some(rate) = env_u64("BENCH_RATE").filter(|&r| r > 0) {
+        paced(n, threads, rate, e0);
+        return;
     }
     let t0 = Instant::now();
     let hs: Vec<_> = (0..threads)
@@ -56,5 +61,35 @@ fn main() {
         TICK.enabled() as u8,
         medians.iter().sum::<f64>() / medians.len() as f64,
         total as f64 / secs
+    );
+}
+
+/// Each thread emits `n` events at no more than `rate` per second, checking
+/// the clock every 64 events (as probe_bench.h does).
+fn paced(n: u64, threads: u64, rate: u64, e0: bool) {
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let ns_per = 1e9 / rate as f64;
+                for i in 0..n {
+                    if i & 63 == 0 {
+                        while (start.elapsed().as_nanos() as f64) < i as f64 * ns_per {}
+                    }
+                    weft_probe::emit!(TICK(black_box(i), k));
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        let _ = h.join();
+    }
+    let total = n * threads;
+    println!(
+        "impl=weft-rust2 enabled={}/{} threads={threads} events={total} paced_rate={:.0}",
+        e0 as u8,
+        TICK.enabled() as u8,
+        total as f64 / t0.elapsed().as_secs_f64()
     );
 }

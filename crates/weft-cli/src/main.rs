@@ -110,8 +110,11 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = -10, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     nice: i32,
-    /// weft-probe buffer per traced thread (e.g. 512K).
-    #[arg(long, default_value = "512K", value_parser = units::parse_size)]
+    /// weft-probe buffer per traced thread (e.g. 512K, 8M). The default,
+    /// 2M, holds about 10 ms of a thread writing 5 million 40-byte events a
+    /// second, and takes 128 MiB of shared memory per process at 64 thread
+    /// slots (measurements in docs/performance.md).
+    #[arg(long, default_value = "2M", value_parser = units::parse_size)]
     probe_buffer: usize,
     /// weft-probe thread slots per process (threads beyond this have their events dropped and counted).
     #[arg(long, default_value_t = 64)]

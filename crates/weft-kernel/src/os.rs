@@ -52,6 +52,40 @@ pub fn set_niceness(nice: i32) {
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
 }
 
+/// Asks the scheduler for short time slices for the calling thread (Linux
+/// 6.12 and later; ignored before): under EEVDF a thread woken on a CPU
+/// busy with another runs once the other's slice is over, up to a few
+/// milliseconds later, and a drain that late lets a fast ring overflow. A
+/// short slice gives the woken thread an earlier deadline, so it runs at
+/// once. Keeps the thread's niceness. Best effort.
+pub fn short_slices(slice: std::time::Duration) {
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    // SAFETY: getpriority on the calling thread.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice,
+        priority: 0,
+        runtime: slice.as_nanos().min(u128::from(u64::MAX)) as u64,
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: sched_setattr(pid 0 = this thread, a valid attr of its declared size, flags 0).
+    unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+}
+
 /// Puts the calling thread under SCHED_IDLE, so that it runs only on a CPU
 /// nothing else wants; returns its thread id.
 pub fn idle_thread() -> u32 {

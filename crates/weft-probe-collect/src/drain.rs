@@ -969,6 +969,115 @@ fn check_run<'f>(
     st: &mut SlotState,
     events: &mut smallvec::SmallVec<[(u32, &'f [FieldType]); 4]>,
 ) -> Option<Fast> {
+    // Timestamps only grow with ticks: the run's extremes decide whether
+    // every record is within the recording, and then no record's time
+    // needs computing. Otherwise the records are walked again, exactly.
+    let last_seq = st.last_seq;
+    let fast = check_headers(copy, layouts, st, events)?;
+    let line = clock.line_at(fast.min_tick);
+    let (lo, hi) = (line.ts(fast.min_tick), line.ts(fast.max_tick));
+    if hi > *t_max {
+        // Written after this pass began (a long pass): ask the clock again.
+        *t_max = mono_now().saturating_add(TIME_SLACK_NS);
+    }
+    if lo >= t_min && hi <= *t_max {
+        return Some(Fast {
+            bytes: fast.bytes,
+            count: fast.count,
+            line,
+            min_ts: lo,
+            max_ts: hi,
+        });
+    }
+    st.last_seq = last_seq;
+    events.clear();
+    check_run_exact(copy, layouts, clock, (t_min, t_max), st, events)
+}
+
+/// The headers and payloads of a run, checked: everything but time.
+struct Checked {
+    bytes: u32,
+    count: u32,
+    min_tick: u64,
+    max_tick: u64,
+}
+
+fn check_headers<'f>(
+    copy: &[u8],
+    layouts: Layouts<'f>,
+    st: &mut SlotState,
+    events: &mut smallvec::SmallVec<[(u32, &'f [FieldType]); 4]>,
+) -> Option<Checked> {
+    let mut q = 0usize;
+    let mut count = 0u32;
+    let (mut min_tick, mut max_tick) = (u64::MAX, 0);
+    // The event of the previous record, its fields and fixed size: runs
+    // are mostly of one event.
+    let mut last: Option<(u32, &'f [FieldType], Option<usize>)> = None;
+    while let Some(hdr) = copy.get(q..q + RECORD_HEADER_LEN) {
+        let len = u32at(hdr, R_LEN) & RECORD_LEN_MASK;
+        let event = u32at(hdr, R_EVENT);
+        let ss = u64at(hdr, R_SEQ_STATE);
+        let (seq, tick) = (ss >> 8, u64at(hdr, R_TSC));
+        let sane = ss as u8 == STATE_COMMITTED
+            && len as usize >= RECORD_HEADER_LEN
+            && len.is_multiple_of(8)
+            && q + len as usize <= copy.len()
+            && hdr[R_CHECK] == record_check(len, event, seq, tick);
+        if !sane {
+            break;
+        }
+        let (fields, fixed) = match last {
+            Some((e, f, n)) if e == event => (f, n),
+            _ => {
+                let Some(Some(fields)) = layouts.fields.get(event as usize) else {
+                    break;
+                };
+                let fixed = layouts.fixed.get(event as usize).copied().flatten();
+                if !events.iter().any(|(e, _)| *e == event) {
+                    events.push((event, fields.as_slice()));
+                }
+                last = Some((event, fields.as_slice(), fixed));
+                (fields.as_slice(), fixed)
+            }
+        };
+        let payload = &copy[q + RECORD_HEADER_LEN..q + len as usize];
+        let fits = match fixed {
+            Some(n) => payload.len() >= n,
+            None => payload::for_each(fields, payload, |_| {}).is_ok(),
+        };
+        if !fits {
+            break;
+        }
+        if st.last_seq.is_some_and(|l| seq.saturating_add(SEQ_SLACK) < l) && st.suspect.is_none() {
+            st.suspect = Some(format!(
+                "record sequence went back from {} to {seq}",
+                st.last_seq.unwrap_or(0)
+            ));
+        }
+        st.last_seq = Some(seq);
+        min_tick = min_tick.min(tick);
+        max_tick = max_tick.max(tick);
+        count += 1;
+        q += len as usize;
+    }
+    (count > 0).then_some(Checked {
+        bytes: q as u32,
+        count,
+        min_tick,
+        max_tick,
+    })
+}
+
+/// `check_run` record by record, each timestamp computed and checked.
+fn check_run_exact<'f>(
+    copy: &[u8],
+    layouts: Layouts<'f>,
+    clock: &TscClock,
+    (t_min, t_max): (u64, &mut u64),
+    st: &mut SlotState,
+    events: &mut smallvec::SmallVec<[(u32, &'f [FieldType]); 4]>,
+) -> Option<Fast> {
     let mut q = 0usize;
     let mut count = 0u32;
     let mut line = None;
@@ -1000,7 +1109,6 @@ fn check_run<'f>(
         let l = *line.get_or_insert_with(|| clock.line_at(tick));
         let ts = l.ts(tick);
         if ts > *t_max {
-            // Written after this pass began (a long pass): ask the clock again.
             *t_max = mono_now().saturating_add(TIME_SLACK_NS);
         }
         if !(t_min..=*t_max).contains(&ts) {

@@ -191,6 +191,12 @@ impl Probes {
         !self.pending.is_empty()
     }
 
+    /// An attach is under way: its process may start writing (flat out,
+    /// for all we know) as soon as it completes.
+    pub fn attaching(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
     /// How soon the fastest-filling thread ring of any attached process
     /// would be full, at the pace of its last drain passes.
     pub fn fill_time(&self) -> Option<std::time::Duration> {

@@ -451,6 +451,9 @@ impl Recorder {
         if opts.nice != 0 {
             os::set_niceness(opts.nice);
         }
+        // Drains are due within a fraction of a millisecond when a program
+        // writes probe events fast: this thread must run when it wakes.
+        os::short_slices(Duration::from_micros(100));
 
         let start_mono = weft_kernel::monotonic_ns();
         let command_line = match &opts.target {
@@ -646,7 +649,7 @@ impl Recorder {
             .as_ref()
             .and_then(|p| p.fill_time())
             .filter(|_| self.probe_busy);
-        let active = self.probes.as_ref().is_some_and(|p| p.active());
+        let active = self.probes.as_ref().is_some_and(|p| p.active() || p.attaching());
         if self.probe_busy {
             self.probe_seen = Some(Instant::now());
         }
