@@ -31,7 +31,10 @@ fn main() {
 /// Probe chunks or as Events chunks.
 fn build(n: u64, raw: bool) -> Vec<u8> {
     let mut w = TraceWriter::new(Vec::new(), &[], 1).expect("writer");
-    let tick = w.add_schema(Schema::new("bench:tick", &[("a", FieldType::U64), ("b", FieldType::U64)]));
+    let tick = w.add_schema(Schema::new(
+        "bench:tick",
+        &[("a", FieldType::U64), ("b", FieldType::U64)],
+    ));
     // 2.5 ns per tick, ticks 40 apart (a write every 100 ns).
     let clock = ProbeClock {
         tick0: 1_000_000,

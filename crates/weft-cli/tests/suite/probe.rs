@@ -878,7 +878,16 @@ fn a_fork_storm_is_recorded_child_by_child_or_each_child_is_listed_as_missed() {
     let (ticks, kids) = storm_result(&trace);
     assert_eq!(kids.len(), 100);
     for k in &kids {
-        let t = ticks.get(k).unwrap_or_else(|| panic!("child {k} has no events"));
+        let t = ticks.get(k).unwrap_or_else(|| {
+            // What the recording says of it, for a failure to be read.
+            let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+            let said: Vec<&str> = info.lines().filter(|l| l.contains(&k.to_string())).collect();
+            let dumped = dump(&trace, &["--pid", &k.to_string()]);
+            panic!(
+                "child {k} has no events; weft info: {said:?}; its records: {}",
+                dumped.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+            )
+        });
         // Each child's events are its own (one thread index), all ten of them.
         assert_eq!(t.len(), 10, "child {k}: {t:?}");
         assert!(t.iter().all(|&x| x == t[0]), "child {k} holds another's events: {t:?}");
