@@ -14,6 +14,7 @@
 #   burst-*   bursts of 8000 events with 120 ms pauses (nothing is lost: the
 #             write cost without losses)
 #   *-wait    weft record --probe-wait 10ms (opt-in back-pressure)
+#   dis-*     the program alone, no tracer: the disabled cost (NDIS events)
 #   sweep     1 thread paced at RATE events/s (BENCH_RATE) for about 2 s
 #             each, C programs, rates from --rates: the highest rate each
 #             tracer keeps without loss, with its collector's CPU per
@@ -26,6 +27,7 @@
 #
 # Usage: bench/probe-keep.sh [--runs R] [--out DIR] [--n1 N] [--n4 N]
 #                            [--rates "2 5 10 ..."] [--no-sweep]
+#                            [--configs "flat1-rust dis-c ..."]
 # Needs root, gcc, cargo, liblttng-ust-dev, lttng-tools, babeltrace2 (to
 # check lttng's own count once per configuration). Builds weft first
 # (cargo build --release -p weft-cli -p weft-probe). Outputs in OUT:
@@ -34,7 +36,8 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-RUNS=3 OUT="" N1=10000000 N4=2500000 SWEEP=1
+RUNS=3 OUT="" N1=10000000 N4=2500000 SWEEP=1 NDIS=200000000
+CONFIGS="dis-rust dis-c flat1-rust flat1-c flat1-lttng flat1-rust-wait flat1-c-wait flat4-rust flat4-c flat4-lttng flat4-rust-wait burst-rust burst-c burst-lttng"
 RATES="2000000 5000000 8000000 10000000 12000000 15000000 20000000 25000000 30000000 40000000"
 RUST_TARGET=${RUST_TARGET:-/tmp/weft-bench-rust-target}
 CC=${CC:-cc}
@@ -50,6 +53,7 @@ while [[ $# -gt 0 ]]; do
 	--n4) N4=${2:?}; shift ;;
 	--rates) RATES=${2:?}; shift ;;
 	--no-sweep) SWEEP=0 ;;
+	--configs) CONFIGS=${2:?}; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) die "unknown option '$1' (see --help)" ;;
 	esac
@@ -96,6 +100,7 @@ run() {
 	local -a prog envs=(BENCH_WAIT_ENABLED=3000) extra=()
 	case $c in
 	flat4-*) t=4 n=$N4 ;;
+	dis-*) n=$NDIS ;;
 	burst-*) n=200000; envs+=(BENCH_BURST=8000 BENCH_GAP_MS=120) ;;
 	sweep-*) n=$((rate * 2)); envs+=(BENCH_RATE="$rate"); tag=$c.$rate.$r; so=$LOGS/$tag.stdout; se=$LOGS/$tag.stderr ;;
 	esac
@@ -106,7 +111,9 @@ run() {
 	esac
 	[[ $c == *-wait ]] && extra=(--probe-wait 10ms)
 	local rec="" lost="" bytes="" cpu=""
-	if [[ $c == *lttng* ]]; then
+	if [[ $c == dis-* ]]; then
+		"${prog[@]}" >"$so" 2>"$se" </dev/null || rc=$?
+	elif [[ $c == *lttng* ]]; then
 		local out=$TR/$tag.lttng sess=keep-$$-${tag//./-}
 		rm -rf "$out"
 		{ lttng create "$sess" --output="$out" && lttng enable-event -u -s "$sess" 'bench:*' && lttng start "$sess"; } \
@@ -144,7 +151,6 @@ run() {
 	log "$tag${rate:+ @ $rate/s}: kept ${rec:-?} of $(kv events "$so") (lost ${lost:-?}), ${ns:-paced} ns/event, cpu ${cpu:-?} s"
 }
 
-CONFIGS="flat1-rust flat1-c flat1-lttng flat1-rust-wait flat1-c-wait flat4-rust flat4-c flat4-lttng flat4-rust-wait burst-rust burst-c burst-lttng"
 for ((r = 1; r <= RUNS; r++)); do
 	for c in $CONFIGS; do run "$c" "$r"; done
 done

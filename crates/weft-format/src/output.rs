@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, MAX_CHUNK_RAW_LEN};
 
@@ -85,13 +86,35 @@ impl Encoder {
 }
 
 /// What the caller and the writer thread share.
-#[derive(Default)]
 pub(crate) struct Shared {
     /// Payload bytes queued and not written yet.
     backlog: AtomicUsize,
     written: AtomicU64,
     /// The first write error, taken by the caller.
     failed: Mutex<Option<io::Error>>,
+    /// Nanoseconds since `epoch` when a chunk was last written, or queued
+    /// into an empty queue: how long the thread has made no progress.
+    epoch: Instant,
+    progress: AtomicU64,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            backlog: AtomicUsize::new(0),
+            written: AtomicU64::new(0),
+            failed: Mutex::new(None),
+            epoch: Instant::now(),
+            progress: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Shared {
+    fn mark_progress(&self) {
+        self.progress
+            .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 pub(crate) enum Output<W: Write> {
@@ -147,7 +170,9 @@ impl<W: Write> Output<W> {
                 if let Some(e) = shared.failed.lock().ok().and_then(|mut f| f.take()) {
                     return Err(e);
                 }
-                shared.backlog.fetch_add(c.payload.len(), Ordering::Relaxed);
+                if shared.backlog.fetch_add(c.payload.len(), Ordering::Relaxed) == 0 {
+                    shared.mark_progress();
+                }
                 let len = c.payload.len();
                 match tx.as_ref().map(|t| t.send(c)) {
                     Some(Ok(())) => Ok(()),
@@ -172,6 +197,18 @@ impl<W: Write> Output<W> {
         match self {
             Output::Inline { written, .. } => *written,
             Output::Thread { shared, before, .. } => before + shared.written.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How long chunks have been waiting without the writer thread
+    /// writing any (zero when nothing waits).
+    pub fn stalled(&self) -> Duration {
+        match self {
+            Output::Thread { shared, .. } if shared.backlog.load(Ordering::Relaxed) > 0 => {
+                let since = shared.progress.load(Ordering::Relaxed);
+                shared.epoch.elapsed().saturating_sub(Duration::from_nanos(since))
+            }
+            _ => Duration::ZERO,
         }
     }
 
@@ -232,6 +269,7 @@ impl<W: Write + Send + 'static> Output<W> {
                         match enc.write(&mut out, &c) {
                             Ok(n) => {
                                 s.written.fetch_add(n, Ordering::Relaxed);
+                                s.mark_progress();
                             }
                             Err(e) => {
                                 failed = true;

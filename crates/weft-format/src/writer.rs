@@ -312,6 +312,12 @@ impl<W: Write> TraceWriter<W> {
         Ok(self)
     }
 
+    /// How long the writer thread has had chunks waiting and written none
+    /// (zero without a writer thread or a backlog).
+    pub fn stalled(&self) -> std::time::Duration {
+        self.output.stalled()
+    }
+
     /// Payload bytes handed to the writer thread and not written yet.
     pub fn backlog(&self) -> usize {
         self.output.backlog()

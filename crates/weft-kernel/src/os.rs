@@ -86,14 +86,22 @@ pub fn short_slices(slice: std::time::Duration) {
     unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
 }
 
-/// Puts the calling thread under SCHED_IDLE, so that it runs only on a CPU
-/// nothing else wants; returns its thread id.
+/// Puts the calling thread at the lowest priority (see
+/// `idle_thread_again`); returns its thread id.
 pub fn idle_thread() -> u32 {
-    let p = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is the calling thread; p is a valid sched_param.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) };
     // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() as u32 }
+    let tid = unsafe { libc::gettid() as u32 };
+    idle_thread_again(tid);
+    tid
+}
+
+/// Gives thread `tid` of this process the lowest share of a busy CPU
+/// (niceness 19). Not SCHED_IDLE: a thread under it gets nothing at all
+/// while both CPUs are busy, and what it holds is lost if the process is
+/// killed.
+pub fn idle_thread_again(tid: u32) {
+    // SAFETY: setpriority on a thread of ours; a tid that is gone is an error, no more.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) };
 }
 
 /// Gives thread `tid` of this process the normal policy back, with this
@@ -193,4 +201,39 @@ pub fn clock_ticks_per_second() -> u64 {
 /// CLOCK_MONOTONIC, in nanoseconds.
 pub fn suspended_ns() -> u64 {
     crate::clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(crate::monotonic_ns())
+}
+
+/// An eventfd: one thread says something is ready, a waiting loop (which
+/// watches `fd` with its epoll) wakes up.
+pub struct Wake(std::os::fd::OwnedFd);
+
+impl Wake {
+    pub fn new() -> std::io::Result<Wake> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: eventfd with plain flags returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is fresh and ours.
+        Ok(Wake(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
+    pub fn notify(&self) {
+        let one = 1u64;
+        // SAFETY: writing 8 bytes from a u64 to our eventfd.
+        unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Clears it (after the loop woke).
+    pub fn clear(&self) {
+        let mut v = 0u64;
+        // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd.
+        unsafe { libc::read(self.fd(), (&mut v as *mut u64).cast(), 8) };
+    }
 }

@@ -340,10 +340,20 @@ impl KernelTracer {
         }
     }
 
-    /// Adds another descriptor (pidfd, timerfd) to the wait set.
+    /// Adds another descriptor (pidfd, timerfd) to the wait set, reported
+    /// once.
     pub fn watch(&self, fd: RawFd, token: u32) -> Result<()> {
+        self.watch_with(fd, token, libc::EPOLLIN | libc::EPOLLONESHOT)
+    }
+
+    /// Adds a descriptor reported each time it is ready (an eventfd).
+    pub fn watch_always(&self, fd: RawFd, token: u32) -> Result<()> {
+        self.watch_with(fd, token, libc::EPOLLIN)
+    }
+
+    fn watch_with(&self, fd: RawFd, token: u32, events: i32) -> Result<()> {
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            events: events as u32,
             u64: EXTRA_TOKEN + u64::from(token),
         };
         // SAFETY: registering a caller-owned descriptor; the caller keeps it open.

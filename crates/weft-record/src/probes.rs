@@ -16,6 +16,9 @@ use weft_probe_collect::{
 use crate::encode::Encoder;
 use crate::{Level, Notice};
 
+/// How a process left out for lack of buffer memory is described.
+const MEMORY_CAP: &str = "weft-probe memory cap reached";
+
 /// How long after a process appears we keep looking for its socket.
 const DISCOVERY: Duration = Duration::from_secs(5);
 /// Attaches under way at once (each on its own thread).
@@ -80,6 +83,8 @@ pub(crate) struct Probes {
     geo: Geometry,
     /// How long a full ring may hold a writer up (discard mode).
     wait: Duration,
+    /// Told when an attach finishes, so that its first drain is not late.
+    wake: Option<std::sync::Arc<weft_kernel::os::Wake>>,
     clock: TscClock,
     attachments: HashMap<u32, Attachment>,
     pending: HashMap<u32, Pending>,
@@ -110,6 +115,7 @@ impl Probes {
             mode,
             geo,
             wait,
+            wake: None,
             clock: TscClock::new(),
             attachments: HashMap::new(),
             pending: HashMap::new(),
@@ -125,6 +131,11 @@ impl Probes {
             damage_buf: Vec::new(),
             notices: Vec::new(),
         }
+    }
+
+    /// Where to say that an attach finished (the recorder's loop watches it).
+    pub fn set_wake(&mut self, wake: std::sync::Arc<weft_kernel::os::Wake>) {
+        self.wake = Some(wake);
     }
 
     fn say(&mut self, level: Level, text: String) {
@@ -189,12 +200,6 @@ impl Probes {
 
     pub fn looking(&self) -> bool {
         !self.pending.is_empty()
-    }
-
-    /// An attach is under way: its process may start writing (flat out,
-    /// for all we know) as soon as it completes.
-    pub fn attaching(&self) -> bool {
-        !self.in_flight.is_empty()
     }
 
     /// How soon the fastest-filling thread ring of any attached process
@@ -283,29 +288,36 @@ impl Probes {
             // One process is always let in, however large its buffers.
             let need = self.geo.total_len();
             if self.memory > 0 && self.memory.saturating_add(need) > self.memory_cap {
-                self.pending.remove(&pid);
+                // It waits (within its 5 s) for memory to be given back by
+                // a process that exits; listed as not recorded only then.
                 let why = format!(
-                    "weft-probe memory cap reached ({} MiB in use by {} processes, --probe-memory {} MiB); raise it, or lower --probe-buffer or --probe-threads",
+                    "{MEMORY_CAP} ({} MiB in use by {} processes, --probe-memory {} MiB); raise it, or lower --probe-buffer or --probe-threads",
                     self.memory >> 20,
                     self.attachments.len() + self.in_flight.len(),
                     self.memory_cap >> 20
                 );
-                self.missed(pid, why, enc);
+                if let Some(p) = self.pending.get_mut(&pid) {
+                    p.error = Some(why);
+                }
                 continue;
             }
             self.memory += need;
             self.in_flight.insert(pid, id);
-            let (tx, patterns, mode, geo, wait) = (
+            let (tx, patterns, mode, geo, wait, wake) = (
                 self.attach_tx.clone(),
                 self.patterns.clone(),
                 self.mode,
                 self.geo,
                 self.wait,
+                self.wake.clone(),
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("weft-attach-{pid}"))
                 .spawn(move || {
                     let _ = tx.send((pid, start, Attachment::attach_waiting(pid, &patterns, mode, geo, wait)));
+                    if let Some(w) = wake {
+                        w.notify();
+                    }
                 });
             if spawned.is_err() {
                 self.in_flight.remove(&pid);
@@ -388,6 +400,8 @@ impl Probes {
         if let Some(p) = self.pending.remove(&pid) {
             if p.listening {
                 let why = match p.error {
+                    // It waited for buffer memory: that is the reason.
+                    Some(e) if e.starts_with(MEMORY_CAP) => format!("{e} ({why})"),
                     Some(e) => format!("{why} (last error: {e})"),
                     None => why.to_string(),
                 };

@@ -168,10 +168,14 @@ pub struct Recorder {
     started: Instant,
     last_flush: Instant,
     probe_busy: bool,
-    /// The trace writer thread, SCHED_IDLE until the recording ends.
+    /// The trace writer thread, at niceness 19 until the recording ends.
     writer_tid: Arc<AtomicU32>,
     /// When a probe drain last found records.
     probe_seen: Option<Instant>,
+    /// The writer thread runs at a normal priority for now (`pace_writer`).
+    writer_boosted: bool,
+    /// Rung by attach threads when they finish.
+    wake: Option<Arc<os::Wake>>,
     /// Bytes the writer thread may have queued before draining pauses.
     max_backlog: usize,
     backlog_said: bool,
@@ -569,6 +573,15 @@ impl Recorder {
             }
             None => None,
         };
+        // A finished attach wakes the loop: the process may write flat out
+        // from then on, and its ring must be drained soon.
+        let wake = match os::Wake::new() {
+            Ok(w) if tracer.watch_always(w.fd(), WAKE_TOKEN).is_ok() => Some(Arc::new(w)),
+            _ => None,
+        };
+        if let (Some(p), Some(w)) = (probes.as_mut(), &wake) {
+            p.set_wake(Arc::clone(w));
+        }
         let alive = pidfds.iter().map(|_| true).collect();
         Ok(Recorder {
             opts,
@@ -591,6 +604,8 @@ impl Recorder {
             max_backlog: (os::total_memory() / 4).clamp(64 << 20, MAX_BACKLOG as u64) as usize,
             backlog_said: false,
             probe_seen: None,
+            writer_boosted: false,
+            wake,
             roots: watched,
             lost_lately: false,
             last_rescan: Instant::now(),
@@ -629,6 +644,25 @@ impl Recorder {
         }
     }
 
+    /// The writer thread runs at niceness 19 so that compressing takes
+    /// little of a CPU the traced program wants; but what it has not
+    /// written is lost if the recorder is killed. When chunks have waited
+    /// too long (every CPU busy), it gets a normal priority until it has
+    /// caught up.
+    fn pace_writer(&mut self) {
+        let tid = self.writer_tid.load(Ordering::Relaxed);
+        if tid == 0 {
+            return;
+        }
+        if !self.writer_boosted && self.enc.w.stalled() > WRITER_STALL {
+            os::normal_thread(tid);
+            self.writer_boosted = true;
+        } else if self.writer_boosted && self.enc.w.backlog() == 0 {
+            os::idle_thread_again(tid);
+            self.writer_boosted = false;
+        }
+    }
+
     /// One round: wait for data (at most a tick), drain the kernel rings
     /// and the probe buffers into the file. False once recording is over.
     pub fn step(&mut self) -> bool {
@@ -640,24 +674,24 @@ impl Recorder {
         // A probe ring filling fast is drained again after a quarter of
         // the time it takes to fill (chunks are compressed and written by
         // the writer thread meanwhile).
-        // A ring that had records but no pace yet is read again at once;
-        // an attached process quiet for a while, every 10 ms; one that
-        // wrote lately (or has not written yet), every millisecond, since a
-        // ring written flat out fills in well under one.
+        // A ring that had records but no pace yet is read again at once; a
+        // process whose ring filled fast in the last second, every
+        // millisecond (a ring written flat out fills in about one); others
+        // every 10 ms. A finished attach wakes the loop at once.
         let fill = self
             .probes
             .as_ref()
             .and_then(|p| p.fill_time())
             .filter(|_| self.probe_busy);
-        let active = self.probes.as_ref().is_some_and(|p| p.active() || p.attaching());
-        if self.probe_busy {
+        let active = self.probes.as_ref().is_some_and(|p| p.active());
+        if fill.is_some_and(|f| f < FAST_RING) {
             self.probe_seen = Some(Instant::now());
         }
         let tick = if let Some(f) = fill {
             (f / 4).min(Duration::from_millis(10))
         } else if self.probe_busy {
             Duration::ZERO
-        } else if active && self.probe_seen.is_none_or(|t| t.elapsed() < Duration::from_secs(1)) {
+        } else if active && self.probe_seen.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
             Duration::from_millis(1)
         } else if active || self.probes.as_ref().is_some_and(|p| p.looking()) {
             Duration::from_millis(10)
@@ -669,6 +703,12 @@ impl Recorder {
             None => tick,
         };
         let ready = self.tracer.wait(timeout);
+        if ready.contains(&WAKE_TOKEN) {
+            if let Some(w) = &self.wake {
+                w.clear();
+            }
+        }
+        self.pace_writer();
         // More waiting to be written than the budget: the rings keep what
         // they can until the writer thread catches up (what they cannot
         // keep is counted lost, as always).
@@ -942,6 +982,16 @@ impl Recorder {
         Ok(summary)
     }
 }
+
+/// A ring that would fill sooner than this is a fast one.
+const FAST_RING: Duration = Duration::from_millis(40);
+
+/// The wait-set token of the attach-finished eventfd (pidfds use their index).
+const WAKE_TOKEN: u32 = u32::MAX;
+
+/// How long chunks may wait on a starved writer thread before it gets a
+/// normal priority: bounds what a `kill -9` of the recorder can lose.
+const WRITER_STALL: Duration = Duration::from_secs(1);
 
 /// Most bytes of events queued for the writer thread: a burst of a
 /// flat-out probe writer (about 2.4 GB/s here) outruns any compressor, and
