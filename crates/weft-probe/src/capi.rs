@@ -117,11 +117,17 @@ static WIDE: [AtomicU64; crate::registry::CAPACITY / 64] =
 
 /// Writes a C event (call through WEFT_EMIT, which tests the enable word first).
 ///
+/// The functions that write are `C-unwind`: a signal handler that calls
+/// `pthread_exit` (or `pthread_cancel` acts) while a write is under way
+/// unwinds through them, and with the plain C ABI Rust's personality
+/// refuses that unwind and the process aborts. Nothing in a write needs
+/// cleaning up: the cut record is counted as abandoned.
+///
 /// # Safety
 /// `ev` must be a registered event and `args` point at `n` arguments that
 /// match its fields.
 #[no_mangle]
-pub unsafe extern "C" fn weft_emit(ev: *const Event, args: *const WeftArg, n: u32) {
+pub unsafe extern "C-unwind" fn weft_emit(ev: *const Event, args: *const WeftArg, n: u32) {
     if ev.is_null() || (args.is_null() && n > 0) {
         return;
     }
@@ -206,7 +212,7 @@ fn cstr<'a>(p: *const c_char) -> &'a str {
 /// # Safety
 /// `name` must be NUL-terminated (or null).
 #[no_mangle]
-pub unsafe extern "C" fn weft_marker(name: *const c_char, value: i64) {
+pub unsafe extern "C-unwind" fn weft_marker(name: *const c_char, value: i64) {
     if crate::MARKER.enabled() {
         crate::MARKER::write(cstr(name), value);
     }
@@ -217,7 +223,7 @@ pub unsafe extern "C" fn weft_marker(name: *const c_char, value: i64) {
 /// # Safety
 /// `name` must be NUL-terminated (or null).
 #[no_mangle]
-pub unsafe extern "C" fn weft_span_begin(name: *const c_char) -> u64 {
+pub unsafe extern "C-unwind" fn weft_span_begin(name: *const c_char) -> u64 {
     let s = crate::span(cstr(name));
     let id = s.id;
     std::mem::forget(s);
@@ -229,7 +235,7 @@ pub unsafe extern "C" fn weft_span_begin(name: *const c_char) -> u64 {
 /// # Safety
 /// `name` must be NUL-terminated (or null).
 #[no_mangle]
-pub unsafe extern "C" fn weft_span_end(name: *const c_char, id: u64) {
+pub unsafe extern "C-unwind" fn weft_span_end(name: *const c_char, id: u64) {
     if id != 0 && crate::SPAN_END.enabled() {
         crate::SPAN_END::write(cstr(name), id);
     }

@@ -1502,8 +1502,11 @@ fn a_flood_of_instrumented_programs_is_each_recorded_or_listed() {
     )
     .expect("script");
     let trace = dir.path().join("flood.weft");
+    // 512 KiB rings (32 MiB a process): 100 processes with the default
+    // 128 MiB each make the machine zero 12 GiB of buffer memory, which
+    // starves the tests running beside this one.
     let out = run(weft()
-        .args(["record", "-q", "-o"])
+        .args(["record", "-q", "--probe-buffer", "512K", "-o"])
         .arg(&trace)
         .arg("--")
         .arg("bash")
