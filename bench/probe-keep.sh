@@ -13,7 +13,7 @@
 #   flat4-*   4 threads on this machine's CPUs, N4 events each (default 2.5M)
 #   burst-*   bursts of 8000 events with 120 ms pauses (nothing is lost: the
 #             write cost without losses)
-#   *-wait    weft record --probe-wait 10ms (opt-in back-pressure)
+#   *-wait    weft record --probe-wait 100ms (opt-in back-pressure)
 #   dis-*     the program alone, no tracer: the disabled cost (NDIS events)
 #   sweep     1 thread paced at RATE events/s (BENCH_RATE) for about 2 s
 #             each, C programs, rates from --rates: the highest rate each
@@ -109,7 +109,7 @@ run() {
 	*-c*) prog=("$BIN/probe_weft" "$n" "$t") ;;
 	*lttng*) prog=("$BIN/probe_lttng" "$n" "$t") ;;
 	esac
-	[[ $c == *-wait ]] && extra=(--probe-wait 10ms)
+	[[ $c == *-wait ]] && extra=(--probe-wait 100ms)
 	local rec="" lost="" bytes="" cpu=""
 	if [[ $c == dis-* ]]; then
 		"${prog[@]}" >"$so" 2>"$se" </dev/null || rc=$?

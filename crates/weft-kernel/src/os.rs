@@ -104,13 +104,13 @@ pub fn idle_thread_again(tid: u32) {
     unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) };
 }
 
-/// Gives thread `tid` of this process the normal policy back, with this
-/// thread's niceness.
-pub fn normal_thread(tid: u32) {
+/// Gives thread `tid` of this process the normal policy back, with
+/// niceness `nice` (None: this thread's).
+pub fn normal_thread(tid: u32, nice: Option<i32>) {
     let p = libc::sched_param { sched_priority: 0 };
     // SAFETY: p is a valid sched_param; a tid that is gone is an error, no more.
     unsafe {
-        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        let nice = nice.unwrap_or_else(|| libc::getpriority(libc::PRIO_PROCESS, 0));
         libc::sched_setscheduler(tid as i32, libc::SCHED_OTHER, &p);
         libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }

@@ -655,7 +655,9 @@ impl Recorder {
             return;
         }
         if !self.writer_boosted && self.enc.w.stalled() > WRITER_STALL {
-            os::normal_thread(tid);
+            // Niceness 0: ahead of nothing the traced program runs, and
+            // behind the draining thread.
+            os::normal_thread(tid, Some(0));
             self.writer_boosted = true;
         } else if self.writer_boosted && self.enc.w.backlog() == 0 {
             os::idle_thread_again(tid);
@@ -935,7 +937,7 @@ impl Recorder {
         // What is still queued is written now, at a normal priority.
         let tid = self.writer_tid.load(Ordering::Relaxed);
         if tid != 0 {
-            os::normal_thread(tid);
+            os::normal_thread(tid, None);
         }
         let backlog = enc.w.backlog();
         if backlog > 64 << 20 {
