@@ -30,7 +30,7 @@ mod writer;
 
 pub use chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNK_RAW_LEN};
 pub use error::{FormatError, Problem};
-pub use probe::{raw_header, ProbeBuf, ProbeClock, ProbeRunInfo, RawHeader};
+pub use probe::{ProbeBuf, ProbeClock, ProbeRunInfo};
 pub use reader::{ChunkInfo, Records, Trace};
 pub use record::{Record, Value};
 pub use schema::{Field, FieldType, Schema, SchemaId, SyscallArg, SyscallEntry, SyscallTable};

@@ -10,9 +10,7 @@
 
 use std::collections::HashMap;
 
-use weft_probe_abi::layout::{
-    record_check, RECORD_HEADER_LEN, RECORD_LEN_MASK, R_CHECK, R_LEN, R_SEQ_STATE, R_TSC, STATE_COMMITTED,
-};
+use weft_probe_abi::layout::{committed_record, RECORD_HEADER_LEN};
 use weft_probe_abi::payload::{self, ValueRef};
 
 use crate::record::{Record, Value};
@@ -43,47 +41,6 @@ impl ProbeClock {
         let ns = (dt * i128::from(self.slope)) >> 32;
         (i128::from(self.mono0) + ns).clamp(0, i128::from(u64::MAX)) as u64
     }
-}
-
-/// The fixed fields of a record copied from a probe buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawHeader {
-    /// Whole record length, header and padding included.
-    pub len: u32,
-    pub event: u32,
-    pub seq: u64,
-    pub tick: u64,
-}
-
-fn word(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
-}
-
-/// The header of the committed record at the start of `b`, if it is one:
-/// a length that fits `b`, a matching check byte and the committed state.
-/// The payload is `b[RECORD_HEADER_LEN..len]`, not checked here.
-#[inline]
-pub fn raw_header(b: &[u8]) -> Option<RawHeader> {
-    if b.len() < RECORD_HEADER_LEN {
-        return None;
-    }
-    let w0 = word(b, R_LEN);
-    let ss = word(b, R_SEQ_STATE);
-    let len = w0 as u32 & RECORD_LEN_MASK;
-    let h = RawHeader {
-        len,
-        event: (w0 >> 32) as u32,
-        seq: ss >> 8,
-        tick: word(b, R_TSC),
-    };
-    let ok = ss as u8 == STATE_COMMITTED
-        && len as usize >= RECORD_HEADER_LEN
-        && len.is_multiple_of(8)
-        && len as usize <= b.len()
-        && b[R_CHECK] == record_check(len, h.event, h.seq, h.tick);
-    ok.then_some(h)
 }
 
 /// Probe runs waiting to become one probe chunk: the runs' records back
@@ -282,7 +239,7 @@ fn decode_run(
     let mut pos = 0usize;
     while pos < records.len() {
         let rest = &records[pos..];
-        let Some(h) = raw_header(rest) else {
+        let Some(h) = committed_record(rest) else {
             errors.push((
                 base + pos,
                 "probe record header fails its check; rest of the run skipped".into(),
@@ -314,7 +271,7 @@ fn decode_run(
         match decoded {
             Ok(()) => out.push(Record {
                 schema: schema.id,
-                ts: clock.ts(h.tick),
+                ts: clock.ts(h.tsc),
                 cpu: None,
                 pid,
                 tid,
@@ -351,7 +308,7 @@ fn for_each_typed<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_probe_abi::layout::record_word0;
+    use weft_probe_abi::layout::{record_word0, STATE_COMMITTED};
 
     /// One committed record as weft-probe writes it.
     pub(crate) fn raw_record(event: u32, seq: u64, tick: u64, payload: &[u8]) -> Vec<u8> {
@@ -384,12 +341,12 @@ mod tests {
     #[test]
     fn a_flipped_header_byte_is_not_a_committed_record() {
         let r = raw_record(3, 9, 77, &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert!(raw_header(&r).is_some());
+        assert!(committed_record(&r).is_some());
         for i in 0..RECORD_HEADER_LEN {
             let mut bad = r.clone();
             bad[i] ^= 0x10;
-            assert!(raw_header(&bad).is_none(), "byte {i}");
+            assert!(committed_record(&bad).is_none(), "byte {i}");
         }
-        assert!(raw_header(&r[..r.len() - 8]).is_none());
+        assert!(committed_record(&r[..r.len() - 8]).is_none());
     }
 }

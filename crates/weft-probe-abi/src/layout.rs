@@ -113,6 +113,44 @@ pub const STATE_WRITING: u8 = 0x57;
 /// Complete and immutable until the sub-buffer is reused.
 pub const STATE_COMMITTED: u8 = 0xc3;
 
+/// The fixed fields of a record header (§5.1 of docs/probe-buffers.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHead {
+    /// Whole record length, header and padding included.
+    pub len: u32,
+    pub event: u32,
+    pub seq: u64,
+    pub tsc: u64,
+}
+
+/// The header at the start of `b`, if it is a committed record's: the
+/// committed state, a length of at least a header, a multiple of 8 and
+/// within `b`, and a matching check byte. The payload is not checked.
+#[inline]
+pub fn committed_record(b: &[u8]) -> Option<RecordHead> {
+    let word = |at: usize| {
+        b.get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    if b.len() < RECORD_HEADER_LEN {
+        return None;
+    }
+    let (w0, ss) = (word(R_LEN), word(R_SEQ_STATE));
+    let h = RecordHead {
+        len: w0 as u32 & RECORD_LEN_MASK,
+        event: (w0 >> 32) as u32,
+        seq: ss >> 8,
+        tsc: word(R_TSC),
+    };
+    let ok = ss as u8 == STATE_COMMITTED
+        && h.len as usize >= RECORD_HEADER_LEN
+        && h.len.is_multiple_of(8)
+        && h.len as usize <= b.len()
+        && b[R_CHECK] == record_check(h.len, h.event, h.seq, h.tsc);
+    ok.then_some(h)
+}
+
 /// Overflow policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

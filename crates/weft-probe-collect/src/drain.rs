@@ -267,6 +267,20 @@ struct SlotState {
 }
 
 impl SlotState {
+    /// A record's sequence number, received: numbers grow, but for the few
+    /// a nested write (signal handler) takes out of order; a big step back
+    /// means the counters restarted (a zeroed page) or another thread
+    /// writes here.
+    fn saw_seq(&mut self, seq: u64) {
+        if self.last_seq.is_some_and(|l| seq.saturating_add(SEQ_SLACK) < l) && self.suspect.is_none() {
+            self.suspect = Some(format!(
+                "record sequence went back from {} to {seq}",
+                self.last_seq.unwrap_or(0)
+            ));
+        }
+        self.last_seq = Some(seq);
+    }
+
     /// On to the next generation, from the start of its records.
     fn next_gen(&mut self) {
         self.read_gen += 1;
@@ -794,17 +808,7 @@ impl Drainer {
                                 payload: body,
                             });
                             st.received += 1;
-                            // Sequence numbers grow, but for the few a nested
-                            // write (signal handler) takes out of order: a big
-                            // step back means the counters restarted (a
-                            // zeroed page) or another thread writes here.
-                            if st.last_seq.is_some_and(|l| seq.saturating_add(SEQ_SLACK) < l) && st.suspect.is_none() {
-                                st.suspect = Some(format!(
-                                    "record sequence went back from {} to {seq}",
-                                    st.last_seq.unwrap_or(0)
-                                ));
-                            }
-                            st.last_seq = Some(seq);
+                            st.saw_seq(seq);
                         }
                         Err(e) => {
                             report(st, g, rec_off, format!("record seq {seq}: {e}; skipped"));
@@ -1014,19 +1018,13 @@ fn check_headers<'f>(
     // The event of the previous record, its fields and fixed size: runs
     // are mostly of one event.
     let mut last: Option<(u32, &'f [FieldType], Option<usize>)> = None;
-    while let Some(hdr) = copy.get(q..q + RECORD_HEADER_LEN) {
-        let len = u32at(hdr, R_LEN) & RECORD_LEN_MASK;
-        let event = u32at(hdr, R_EVENT);
-        let ss = u64at(hdr, R_SEQ_STATE);
-        let (seq, tick) = (ss >> 8, u64at(hdr, R_TSC));
-        let sane = ss as u8 == STATE_COMMITTED
-            && len as usize >= RECORD_HEADER_LEN
-            && len.is_multiple_of(8)
-            && q + len as usize <= copy.len()
-            && hdr[R_CHECK] == record_check(len, event, seq, tick);
-        if !sane {
-            break;
-        }
+    while let Some(RecordHead {
+        len,
+        event,
+        seq,
+        tsc: tick,
+    }) = copy.get(q..).and_then(committed_record)
+    {
         let (fields, fixed) = match last {
             Some((e, f, n)) if e == event => (f, n),
             _ => {
@@ -1049,13 +1047,7 @@ fn check_headers<'f>(
         if !fits {
             break;
         }
-        if st.last_seq.is_some_and(|l| seq.saturating_add(SEQ_SLACK) < l) && st.suspect.is_none() {
-            st.suspect = Some(format!(
-                "record sequence went back from {} to {seq}",
-                st.last_seq.unwrap_or(0)
-            ));
-        }
-        st.last_seq = Some(seq);
+        st.saw_seq(seq);
         min_tick = min_tick.min(tick);
         max_tick = max_tick.max(tick);
         count += 1;
@@ -1082,19 +1074,13 @@ fn check_run_exact<'f>(
     let mut count = 0u32;
     let mut line = None;
     let (mut min_ts, mut max_ts) = (u64::MAX, 0);
-    while let Some(hdr) = copy.get(q..q + RECORD_HEADER_LEN) {
-        let len = u32at(hdr, R_LEN) & RECORD_LEN_MASK;
-        let event = u32at(hdr, R_EVENT);
-        let ss = u64at(hdr, R_SEQ_STATE);
-        let (seq, tick) = (ss >> 8, u64at(hdr, R_TSC));
-        let sane = ss as u8 == STATE_COMMITTED
-            && len as usize >= RECORD_HEADER_LEN
-            && len.is_multiple_of(8)
-            && q + len as usize <= copy.len()
-            && hdr[R_CHECK] == record_check(len, event, seq, tick);
-        if !sane {
-            break;
-        }
+    while let Some(RecordHead {
+        len,
+        event,
+        seq,
+        tsc: tick,
+    }) = copy.get(q..).and_then(committed_record)
+    {
         let Some(Some(fields)) = layouts.fields.get(event as usize) else {
             break;
         };
@@ -1114,13 +1100,7 @@ fn check_run_exact<'f>(
         if !(t_min..=*t_max).contains(&ts) {
             break;
         }
-        if st.last_seq.is_some_and(|l| seq.saturating_add(SEQ_SLACK) < l) && st.suspect.is_none() {
-            st.suspect = Some(format!(
-                "record sequence went back from {} to {seq}",
-                st.last_seq.unwrap_or(0)
-            ));
-        }
-        st.last_seq = Some(seq);
+        st.saw_seq(seq);
         if !events.iter().any(|(e, _)| *e == event) {
             events.push((event, fields.as_slice()));
         }
