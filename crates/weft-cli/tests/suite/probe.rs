@@ -1311,9 +1311,14 @@ fn handlers_that_never_return_or_nest_deep_keep_the_accounting_exact() {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("{kind}: no count in {said:?}"));
         let lines = parse(&dump(&trace, &[]));
+        let damaged: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.text.contains("DAMAGED") || l.text.contains("probe_damage"))
+            .map(|l| l.text.as_str())
+            .collect();
         assert!(
             !lines.iter().any(|l| l.text.contains("DAMAGED")),
-            "{kind}: damage reported"
+            "{kind}: damage reported: {damaged:?}"
         );
         let t = totals(&lines);
         assert_eq!(t.len(), 1, "{kind}: {t:?}");
