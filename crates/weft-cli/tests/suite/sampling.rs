@@ -579,7 +579,9 @@ fn off_cpu_time_is_counted_where_the_program_blocked() {
     assert!((250_000..450_000).contains(&pipe), "wait_on_pipe {pipe} µs:\n{rep}");
     assert!((80_000..200_000).contains(&nap), "nap {nap} µs:\n{rep}");
     assert!((120_000..300_000).contains(&burn), "burn {burn} µs:\n{rep}");
-    assert!(total("[off-CPU]") >= pipe + nap - 1000, "{rep}");
+    // The waits' totals also hold the few on-CPU samples taken inside them
+    // (entering and leaving the syscalls, 1 ms each at 999 Hz).
+    assert!(total("[off-CPU]") >= pipe + nap - 5 * 1001, "{rep}");
 }
 
 /// MiniDebugInfo, as Fedora ships it: a stripped binary whose function
