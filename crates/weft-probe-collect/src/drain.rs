@@ -977,7 +977,7 @@ fn check_run<'f>(
     // every record is within the recording, and then no record's time
     // needs computing. Otherwise the records are walked again, exactly.
     let last_seq = st.last_seq;
-    let fast = check_headers(copy, layouts, st, events)?;
+    let fast = check_headers(copy, layouts, st, events, |_| true)?;
     let line = clock.line_at(fast.min_tick);
     let (lo, hi) = (line.ts(fast.min_tick), line.ts(fast.max_tick));
     if hi > *t_max {
@@ -993,9 +993,27 @@ fn check_run<'f>(
             max_ts: hi,
         });
     }
+    // Again, each record's time checked: the run ends before the first
+    // one outside the recording (which the record-by-record path reports).
     st.last_seq = last_seq;
     events.clear();
-    check_run_exact(copy, layouts, clock, (t_min, t_max), st, events)
+    let mut line = None;
+    let in_time = |tick: u64| {
+        let ts = line.get_or_insert_with(|| clock.line_at(tick)).ts(tick);
+        if ts > *t_max {
+            *t_max = mono_now().saturating_add(TIME_SLACK_NS);
+        }
+        (t_min..=*t_max).contains(&ts)
+    };
+    let exact = check_headers(copy, layouts, st, events, in_time)?;
+    let line = line?;
+    Some(Fast {
+        bytes: exact.bytes,
+        count: exact.count,
+        line,
+        min_ts: line.ts(exact.min_tick),
+        max_ts: line.ts(exact.max_tick),
+    })
 }
 
 /// The headers and payloads of a run, checked: everything but time.
@@ -1006,11 +1024,14 @@ struct Checked {
     max_tick: u64,
 }
 
+/// The run ends before the first record that fails a check, or whose tick
+/// `in_time` refuses.
 fn check_headers<'f>(
     copy: &[u8],
     layouts: Layouts<'f>,
     st: &mut SlotState,
     events: &mut smallvec::SmallVec<[(u32, &'f [FieldType]); 4]>,
+    mut in_time: impl FnMut(u64) -> bool,
 ) -> Option<Checked> {
     let mut q = 0usize;
     let mut count = 0u32;
@@ -1044,7 +1065,7 @@ fn check_headers<'f>(
             Some(n) => payload.len() >= n,
             None => payload::for_each(fields, payload, |_| {}).is_ok(),
         };
-        if !fits {
+        if !fits || !in_time(tick) {
             break;
         }
         st.saw_seq(seq);
@@ -1059,64 +1080,6 @@ fn check_headers<'f>(
         min_tick,
         max_tick,
     })
-}
-
-/// `check_run` record by record, each timestamp computed and checked.
-fn check_run_exact<'f>(
-    copy: &[u8],
-    layouts: Layouts<'f>,
-    clock: &TscClock,
-    (t_min, t_max): (u64, &mut u64),
-    st: &mut SlotState,
-    events: &mut smallvec::SmallVec<[(u32, &'f [FieldType]); 4]>,
-) -> Option<Fast> {
-    let mut q = 0usize;
-    let mut count = 0u32;
-    let mut line = None;
-    let (mut min_ts, mut max_ts) = (u64::MAX, 0);
-    while let Some(RecordHead {
-        len,
-        event,
-        seq,
-        tsc: tick,
-    }) = copy.get(q..).and_then(committed_record)
-    {
-        let Some(Some(fields)) = layouts.fields.get(event as usize) else {
-            break;
-        };
-        let payload = &copy[q + RECORD_HEADER_LEN..q + len as usize];
-        let fits = match layouts.fixed.get(event as usize).copied().flatten() {
-            Some(n) => payload.len() >= n,
-            None => payload::for_each(fields, payload, |_| {}).is_ok(),
-        };
-        if !fits {
-            break;
-        }
-        let l = *line.get_or_insert_with(|| clock.line_at(tick));
-        let ts = l.ts(tick);
-        if ts > *t_max {
-            *t_max = mono_now().saturating_add(TIME_SLACK_NS);
-        }
-        if !(t_min..=*t_max).contains(&ts) {
-            break;
-        }
-        st.saw_seq(seq);
-        if !events.iter().any(|(e, _)| *e == event) {
-            events.push((event, fields.as_slice()));
-        }
-        min_ts = min_ts.min(ts);
-        max_ts = max_ts.max(ts);
-        count += 1;
-        q += len as usize;
-    }
-    Some(Fast {
-        bytes: q as u32,
-        count,
-        line: line?,
-        min_ts,
-        max_ts,
-    })
-    .filter(|f| f.count > 0)
 }
 
 /// Whether a copied record header's check byte matches the rest of it.
