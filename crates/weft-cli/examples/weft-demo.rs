@@ -178,6 +178,9 @@ fn scribble(n: u64) {
         for i in 0..n {
             weft_probe::emit!(TICK(i, 9));
         }
+        // Let the recorder read all of it first: the scribble must still
+        // be seen, though it hits no unread record.
+        std::thread::sleep(Duration::from_millis(100));
         // Overwrite this thread's whole buffer with pseudo-random bytes.
         let mut x: u64 = 0x1234_5678_9abc_def1;
         for (addr, len) in weft_probe::debug::thread_buffers() {

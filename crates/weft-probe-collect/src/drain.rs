@@ -869,6 +869,31 @@ impl Drainer {
                 break;
             }
             if closed && pos + RECORD_HEADER_LEN as u32 > reserve {
+                // The guards are written once, when the sub-buffer opens: a
+                // stray write over them after we checked is still damage,
+                // even if every record it hit was read before it. (Only a
+                // discard-mode writer never reuses a sub-buffer we hold.)
+                let mut head = [0u8; GUARD_LEN];
+                let mut foot = [0u8; GUARD_LEN];
+                area.copy(sb_off, &mut head);
+                area.copy(sb_off + geo.records_end(), &mut foot);
+                let h = Guard::decode(&head, self.salt, GUARD_HEAD_MAGIC);
+                let f = Guard::decode(&foot, self.salt, GUARD_FOOT_MAGIC);
+                let bad = match (h, f) {
+                    _ if self.mode != Mode::Discard => None,
+                    (Ok(h), Ok(f)) if h.gen == g && h.slot == slot && h == f => None,
+                    (Ok(_), Ok(_)) => Some(0),
+                    (Err(_), _) => Some(0),
+                    (_, Err(_)) => Some(geo.records_end()),
+                };
+                if let Some(at) = bad {
+                    report(
+                        st,
+                        g,
+                        sb_off + at,
+                        "sub-buffer guard overwritten after it was checked".to_string(),
+                    );
+                }
                 release(area, ctl_off + sbc, g, self.mode);
                 st.next_gen();
                 continue;
