@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use weft_format::SyscallEntry;
 
+use crate::captured;
 use crate::names::{errno_desc, errno_name, signal_name};
 
 type FlagTable = &'static [(u64, &'static str)];
@@ -265,6 +266,21 @@ fn is_32bit_ctype(ctype: &str) -> bool {
     )
 }
 
+/// clone's flags: CLONE_* names, then the exit signal in the low byte.
+pub(crate) fn clone_flags(out: &mut String, v: u64) {
+    let sig = v & 0xff;
+    let rest = v & !0xff;
+    if rest != 0 || sig == 0 {
+        flags(out, rest, CLONE);
+    }
+    if sig != 0 {
+        if rest != 0 {
+            out.push('|');
+        }
+        out.push_str(&signal_name(sig as i64));
+    }
+}
+
 /// Formats one argument.
 fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
     match (syscall, name) {
@@ -279,20 +295,7 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
         }
         ("prctl", "option") => return value(out, v, PRCTL),
         ("arch_prctl", "option" | "code") => return value(out, v, ARCH_PRCTL),
-        ("clone", "clone_flags") => {
-            let sig = v & 0xff;
-            let rest = v & !0xff;
-            if rest != 0 || sig == 0 {
-                flags(out, rest, CLONE);
-            }
-            if sig != 0 {
-                if rest != 0 {
-                    out.push('|');
-                }
-                out.push_str(&signal_name(sig as i64));
-            }
-            return;
-        }
+        ("clone", "clone_flags") => return clone_flags(out, v),
         (
             "kill" | "tkill" | "tgkill" | "rt_sigaction" | "rt_sigqueueinfo" | "rt_tgsigqueueinfo"
             | "pidfd_send_signal",
@@ -341,8 +344,14 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
 
 /// `name=value, ...` for a syscall's recorded arguments.
 pub fn format_args(entry: Option<&SyscallEntry>, args: &[u64]) -> String {
+    format_call_args(entry, args, &[], &[])
+}
+
+/// `name=value, ...` with what the pointer arguments pointed to (the
+/// `data` of the enter and exit records) in place of the pointers.
+pub fn format_call_args(entry: Option<&SyscallEntry>, args: &[u64], enter: &[u8], exit: &[u8]) -> String {
     let mut out = String::new();
-    for (i, (name, value)) in format_arg_values(entry, args).into_iter().enumerate() {
+    for (i, (name, value)) in format_arg_values_with(entry, args, enter, exit).into_iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
@@ -358,13 +367,31 @@ pub fn format_args(entry: Option<&SyscallEntry>, args: &[u64]) -> String {
 /// Each recorded argument as (name, value rendered as `format_args` does);
 /// the name is empty for arguments the syscall table does not describe.
 pub fn format_arg_values(entry: Option<&SyscallEntry>, args: &[u64]) -> Vec<(String, String)> {
+    format_arg_values_with(entry, args, &[], &[])
+}
+
+/// As `format_arg_values`, with captured data (see `format_call_args`).
+pub fn format_arg_values_with(
+    entry: Option<&SyscallEntry>,
+    args: &[u64],
+    enter: &[u8],
+    exit: &[u8],
+) -> Vec<(String, String)> {
+    let data = captured::by_arg(enter, exit);
     args.iter()
         .enumerate()
         .map(|(i, &v)| {
             let mut out = String::new();
             match entry.and_then(|e| Some((e, e.args.get(i)?))) {
                 Some((e, a)) => {
-                    arg(&mut out, &e.name, &a.name, &a.ctype, v);
+                    let shown = data
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .and_then(|d| captured::render(&e.name, &a.name, &a.ctype, v, d));
+                    match shown {
+                        Some(s) => out = s,
+                        None => arg(&mut out, &e.name, &a.name, &a.ctype, v),
+                    }
                     (a.name.clone(), out)
                 }
                 None => {

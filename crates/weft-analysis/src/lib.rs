@@ -11,6 +11,7 @@
 //! analyzes the same on any machine.
 
 mod args;
+pub mod captured;
 pub mod crash;
 mod kinds;
 pub mod mem;
@@ -21,7 +22,7 @@ pub mod stats;
 mod summary;
 mod timeline;
 
-pub use args::{format_arg_values, format_args, format_return};
+pub use args::{format_arg_values, format_arg_values_with, format_args, format_call_args, format_return};
 pub use kinds::{ExitState, Kind, Kinds};
 pub use summary::{summarize, ProcessSummary, Summary};
 pub use timeline::{secs, show_value, Filter, Line, PatternError, Timeline};

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use weft_format::{std_schemas as s, FormatError, Record, Records, Trace, Value};
 
-use crate::args::{format_args, format_return};
+use crate::args::{format_arg_values, format_arg_values_with, format_call_args, format_return};
 use crate::kinds::{ExitState, Kind, Kinds};
 use crate::names::{default_is_fatal, si_code_name, signal_name};
 
@@ -111,6 +111,9 @@ pub struct Timeline<'t> {
     /// tid -> sequence number of its open syscall slot.
     open: HashMap<u32, u64>,
     split: HashMap<u32, (u32, u64)>,
+    /// tid -> arguments and captured data of its syscall in progress,
+    /// to show what the call wrote when it returns.
+    calls: HashMap<u32, (u32, Vec<u64>, Vec<u8>)>,
     comms: HashMap<u32, String>,
     exits: HashMap<u32, ExitState>,
     spans: HashMap<(u32, u64), u64>,
@@ -132,6 +135,7 @@ impl<'t> Timeline<'t> {
             front_seq: 0,
             open: HashMap::new(),
             split: HashMap::new(),
+            calls: HashMap::new(),
             comms: HashMap::new(),
             exits: HashMap::new(),
             spans: HashMap::new(),
@@ -208,8 +212,13 @@ impl<'t> Timeline<'t> {
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
                 let args = r.u64s(s::syscall_enter::ARGS).to_vec();
+                let data = r.bytes(s::syscall_enter::DATA);
                 let name = self.syscall_name(nr);
-                let text = format!("{name}({})", format_args(self.trace.syscalls.get(nr), &args));
+                let text = format!(
+                    "{name}({})",
+                    format_call_args(self.trace.syscalls.get(nr), &args, data, &[])
+                );
+                self.calls.insert(r.tid, (nr, args.clone(), data.to_vec()));
                 // A thread has one syscall in flight; an older open one lost its return.
                 self.abandon(r.tid);
                 if name == "exit_group" || name == "exit" {
@@ -231,6 +240,24 @@ impl<'t> Timeline<'t> {
                 let ret = r.i64(s::syscall_exit::RET);
                 let name = self.syscall_name(nr);
                 let result = format_return(&name, ret);
+                // What the call wrote (read's buffer, stat's struct): the
+                // arguments again, with it in place of the pointers.
+                let exit_data = r.bytes(s::syscall_exit::DATA);
+                let call = self.calls.remove(&r.tid).filter(|(n, ..)| *n == nr);
+                let rewritten = match (&call, exit_data.is_empty()) {
+                    (Some((_, args, enter)), false) => {
+                        let entry = self.trace.syscalls.get(nr);
+                        let all = format_call_args(entry, args, enter, exit_data);
+                        let outputs: Vec<String> = format_arg_values_with(entry, args, &[], exit_data)
+                            .into_iter()
+                            .zip(format_arg_values(entry, args))
+                            .filter(|(with, without)| with != without)
+                            .map(|((n, v), _)| if n.is_empty() { v } else { format!("{n}={v}") })
+                            .collect();
+                        Some((format!("{name}({all})"), outputs.join(", ")))
+                    }
+                    _ => None,
+                };
                 if let Some(seq) = self.open.get(&r.tid).copied() {
                     let slot_nr = self.slot_mut(seq).and_then(|s| match s.state {
                         State::Open { nr, enter_ts } => Some((nr, enter_ts)),
@@ -240,6 +267,9 @@ impl<'t> Timeline<'t> {
                         if snr == nr {
                             self.open.remove(&r.tid);
                             if let Some(slot) = self.slot_mut(seq) {
+                                if let Some((text, _)) = &rewritten {
+                                    slot.line.text.clone_from(text);
+                                }
                                 let _ = write!(slot.line.text, " = {result} <{}>", secs(r.ts.saturating_sub(enter_ts)));
                                 slot.state = State::Done;
                             }
@@ -247,14 +277,18 @@ impl<'t> Timeline<'t> {
                         }
                     }
                 }
+                let outputs = match rewritten {
+                    Some((_, o)) if !o.is_empty() => format!(" {o}"),
+                    _ => String::new(),
+                };
                 let text = match self.split.remove(&r.tid) {
                     Some((snr, enter_ts)) if snr == nr => {
                         format!(
-                            "<... {name} resumed> = {result} <{}>",
+                            "<... {name} resumed>{outputs} = {result} <{}>",
                             secs(r.ts.saturating_sub(enter_ts))
                         )
                     }
-                    _ => format!("<... {name} resumed> = {result}"),
+                    _ => format!("<... {name} resumed>{outputs} = {result}"),
                 };
                 self.push(&r, &name, text, State::Done);
             }

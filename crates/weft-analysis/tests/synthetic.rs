@@ -63,6 +63,7 @@ fn enter(w: &mut TraceWriter<std::fs::File>, ids: &Ids, ts: u64, tid: u32, nr: u
         w.record(ids.syscall_enter, T0 + ts, Some(0), 100, tid),
         u64::from(nr),
         args,
+        &[],
     )
     .finish();
 }
@@ -72,6 +73,7 @@ fn exit(w: &mut TraceWriter<std::fs::File>, ids: &Ids, ts: u64, tid: u32, nr: u3
         w.record(ids.syscall_exit, T0 + ts, Some(0), 100, tid),
         u64::from(nr),
         ret,
+        &[],
     )
     .finish();
 }
@@ -223,4 +225,64 @@ fn identical_stacks_aggregate_and_the_function_table_counts_self_and_total() {
     assert_eq!((rows[0].self_samples, rows[0].total_samples), (2, 2));
     assert_eq!(name(&rows[1]), "outer");
     assert_eq!((rows[1].self_samples, rows[1].total_samples), (1, 3));
+}
+
+fn item(arg: u8, kind: u8, flags: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut d = Vec::new();
+    weft_format::captured::push_item(
+        &mut d,
+        weft_format::captured::Item {
+            arg,
+            kind,
+            flags,
+            index: 0,
+            bytes,
+        },
+    );
+    d
+}
+
+#[test]
+fn captured_buffers_replace_pointers_at_entry_and_at_return() {
+    use weft_format::captured::{flag, kind};
+    let (_d, p) = write_trace(|w, ids| {
+        let data = item(1, kind::BUF_IN, 0, b"hi\n");
+        s::syscall_enter::put(
+            w.record(ids.syscall_enter, T0 + 10, Some(0), 100, 100),
+            u64::from(WRITE),
+            &[1, 0x1000, 3],
+            &data,
+        )
+        .finish();
+        exit(w, ids, 20, 100, WRITE, 3);
+        // A read whose return has many lines before it: resumed, with its data.
+        enter(w, ids, 30, 100, READ, &[0, 0x2000, 64]);
+        for i in 0..300 {
+            enter(w, ids, 40 + 2 * i, 101, WRITE, &[1, 0x3000, 3]);
+            exit(w, ids, 41 + 2 * i, 101, WRITE, 3);
+        }
+        let out = item(1, kind::BUF_OUT, flag::AT_EXIT | flag::TRUNCATED, b"\x7fELF\x02");
+        s::syscall_exit::put(
+            w.record(ids.syscall_exit, T0 + 1000, Some(0), 100, 100),
+            u64::from(READ),
+            5,
+            &out,
+        )
+        .finish();
+        // Damaged data shows the numbers.
+        s::syscall_enter::put(
+            w.record(ids.syscall_enter, T0 + 1100, Some(0), 100, 100),
+            u64::from(WRITE),
+            &[1, 0x4000, 2],
+            &[1, 2, 0, 0, 0xff, 0xff, 0, 0],
+        )
+        .finish();
+        exit(w, ids, 1200, 100, WRITE, 2);
+    });
+    let l = lines(&p);
+    assert_eq!(l[0].1, "write(fd=1, buf=\"hi\\n\", count=3) = 3 <0.000000010>", "{l:?}");
+    assert!(l[1].1.starts_with("read(fd=0, buf=8192, count=64) <unfinished ...>"), "{:?}", l[1]);
+    let resumed = &l[302].1;
+    assert_eq!(resumed, "<... read resumed> buf=\"\\177ELF\\2\"... = 5 <0.000000970>");
+    assert_eq!(l[303].1, "write(fd=1, buf=16384, count=2) = 2 <0.000000100>");
 }

@@ -85,6 +85,15 @@ pub struct RecordArgs {
     /// Ring buffer size per CPU (e.g. 8M, 512K).
     #[arg(long, default_value = "8M", value_parser = units::parse_size)]
     buffer_size: usize,
+    /// Bytes kept of each string, path and data buffer a syscall argument
+    /// points to (strace's -s); longer ones are cut and marked `...`.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=weft_kernel::CAPTURE_MAX_LIMIT as i64))]
+    string_limit: u32,
+    /// Record syscall arguments as the bare numbers and pointers the
+    /// tracepoints give: no strings, paths, buffers or structs (no eBPF).
+    #[arg(long)]
+    no_args: bool,
     /// zstd compression level of the trace file (1 fastest .. 19 smallest).
     /// Level 3 makes traces only 2-4% smaller and costs the collector a
     /// third more CPU.

@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use weft_record::{Level, Notice, Options, ProbeOptions, RecordError, Recorder, Summary, Target};
+use weft_record::{CaptureLimits, Level, Notice, Options, ProbeOptions, RecordError, Recorder, Summary, Target};
 
 use crate::units::bytes;
 use crate::RecordArgs;
+
+/// argv strings of an exec kept (all of them, for most commands).
+const ARGV_STRINGS: u32 = 64;
 
 fn options(args: &RecordArgs) -> Options {
     Options {
@@ -35,6 +38,11 @@ fn options(args: &RecordArgs) -> Options {
         off_cpu: args.off_cpu,
         stack_size: args.stack_size,
         archive: args.archive,
+        capture: (!args.no_args).then_some(CaptureLimits {
+            strings: args.string_limit,
+            buffers: args.string_limit,
+            argv: ARGV_STRINGS,
+        }),
         probes: (!args.no_probes).then(|| ProbeOptions {
             patterns: if args.event.is_empty() {
                 vec!["*".to_string()]

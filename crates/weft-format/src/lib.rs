@@ -17,6 +17,7 @@
 //! that uses them), so every complete chunk of a file cut short by `kill -9` can
 //! be decoded.
 
+pub mod captured;
 mod chunk;
 mod error;
 mod output;
@@ -46,7 +47,7 @@ pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: additions a 1.0 reader can skip (new chunk kinds, new keys,
 /// new schemas, fields appended to standard schemas). docs/history.md lists
 /// what each added.
-pub const VERSION_MINOR: u16 = 2;
+pub const VERSION_MINOR: u16 = 3;
 
 /// Well-known keys of the Info chunk.
 pub mod info_keys {

@@ -69,6 +69,15 @@ impl Record {
         self.fields.get(i).and_then(Value::as_str).unwrap_or("")
     }
 
+    /// A `Bytes` (or `String`) field's bytes; empty when it is missing.
+    pub fn bytes(&self, i: usize) -> &[u8] {
+        match self.fields.get(i) {
+            Some(Value::Bytes(b)) => b,
+            Some(Value::Str(s)) => s.as_bytes(),
+            _ => &[],
+        }
+    }
+
     /// A `U64Array` field; empty when it is missing or of another type.
     pub fn u64s(&self, i: usize) -> &[u64] {
         match self.fields.get(i) {

@@ -138,10 +138,12 @@ macro_rules! schemas {
 
 schemas! {
     /// A system call entry: `nr`, then the call's arguments (as many as the
-    /// syscall table declares for `nr`, all six when unknown).
-    SYSCALL_ENTER = "kernel:syscall_enter" in syscall_enter { NR nr: U32, ARGS args: U64Array }
-    /// A system call return: `nr`, `ret` (negative errno on failure).
-    SYSCALL_EXIT = "kernel:syscall_exit" in syscall_exit { NR nr: U32, RET ret: I64 }
+    /// syscall table declares for `nr`, all six when unknown), then what
+    /// its pointer arguments pointed to (`captured`, since 1.3).
+    SYSCALL_ENTER = "kernel:syscall_enter" in syscall_enter { NR nr: U32, ARGS args: U64Array, DATA data: Bytes }
+    /// A system call return: `nr`, `ret` (negative errno on failure), then
+    /// what the call wrote through its pointer arguments (since 1.3).
+    SYSCALL_EXIT = "kernel:syscall_exit" in syscall_exit { NR nr: U32, RET ret: I64, DATA data: Bytes }
     /// A signal generated (in the context of the sender).
     SIGNAL_GENERATE = "kernel:signal_generate" in signal_generate {
         SIG sig: I32,

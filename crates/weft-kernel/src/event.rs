@@ -22,13 +22,25 @@ pub struct KernelEvent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
+    /// `data`: what the pointer arguments pointed to, as items
+    /// (`weft_format::captured`); empty without capture.
     SyscallEnter {
         nr: u32,
         args: [u64; 6],
+        data: Vec<u8>,
     },
+    /// `data`: what the call wrote through its pointer arguments.
     SyscallExit {
         nr: u32,
         ret: i64,
+        data: Vec<u8>,
+    },
+    /// Captured arguments of the thread's next syscall enter (`exit`
+    /// false) or exit record; the tracer joins them and never hands these out.
+    Captured {
+        exit: bool,
+        nr: u32,
+        data: Vec<u8>,
     },
     SignalGenerate {
         sig: i32,
@@ -91,6 +103,26 @@ pub enum EventKind {
     },
 }
 
+/// The capture program's record: magic, phase, a reserved byte, the
+/// syscall number, then the items (capture.bpf.c, `struct header`).
+fn decode_captured(raw: &[u8]) -> Option<EventKind> {
+    const MAGIC: u16 = 0x5746;
+    let h = raw.get(..8)?;
+    if u16::from_le_bytes([h[0], h[1]]) != MAGIC || h[2] > 1 {
+        return None;
+    }
+    let items = &raw[8..];
+    // The kernel pads raw data to 8 bytes; keep only whole items.
+    let len: usize = weft_format::captured::items(items)
+        .map(|i| weft_format::captured::ITEM_HEADER_LEN + i.bytes.len().div_ceil(8) * 8)
+        .sum();
+    Some(EventKind::Captured {
+        exit: h[2] == 1,
+        nr: u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+        data: items[..len.min(items.len())].to_vec(),
+    })
+}
+
 /// How the records of one event id are laid out and what they mean.
 #[derive(Debug, Clone)]
 pub(crate) enum Decoding {
@@ -100,6 +132,8 @@ pub(crate) enum Decoding {
         trigger: String,
     },
     CpuClock,
+    /// The capture program's output (`capture`).
+    Capture,
 }
 
 /// The tracepoints weft opens, in a fixed order.
@@ -264,11 +298,13 @@ impl Layouts {
                 EventKind::SyscallEnter {
                     nr: self.sys_id.int(raw) as u32,
                     args,
+                    data: Vec::new(),
                 }
             }
             Tp::SysExit => EventKind::SyscallExit {
                 nr: self.exit_id.int(raw) as u32,
                 ret: self.exit_ret.int(raw),
+                data: Vec::new(),
             },
             Tp::SignalGenerate => {
                 let g = &self.gen;
@@ -400,7 +436,7 @@ impl Decoder {
                     return None;
                 };
                 let mut p = 24usize;
-                let stacked = !matches!(dec, Decoding::Tp(_));
+                let stacked = !matches!(dec, Decoding::Tp(_) | Decoding::Capture);
                 let (mut kernel, mut user) = (Vec::new(), Vec::new());
                 if stacked {
                     let nr = u64_at(body, p) as usize;
@@ -439,6 +475,13 @@ impl Decoder {
                     Decoding::Tp(tp) => self.layouts.decode_raw(tp, raw),
                     Decoding::Stack { trigger } => decode_stack(body, p, trigger, kernel, user),
                     Decoding::CpuClock => decode_stack(body, p, "cpu-clock".into(), kernel, user),
+                    Decoding::Capture => match decode_captured(raw) {
+                        Some(k) => k,
+                        None => {
+                            self.malformed += 1;
+                            return None;
+                        }
+                    },
                 };
             }
             b::PERF_RECORD_COMM => {

@@ -24,6 +24,8 @@
 //! Every event uses CLOCK_MONOTONIC, so other sources merge on one timeline.
 
 mod access;
+pub mod argspec;
+mod capture;
 mod cgroup;
 mod error;
 mod event;
@@ -39,6 +41,7 @@ pub mod syscalls;
 mod tracefs;
 
 pub use access::{check_tracing_allowed, perf_event_paranoid, tracing_access, user_ring_limit, Access};
+pub use capture::{CaptureOptions, MAX_LIMIT as CAPTURE_MAX_LIMIT};
 pub use cgroup::TraceCgroup;
 pub use error::{KernelError, Result};
 pub use event::{EventKind, KernelEvent};

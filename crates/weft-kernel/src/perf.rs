@@ -33,6 +33,9 @@ pub(crate) enum Source {
     /// Counts nothing: carries side-band records where no tracepoint may
     /// be opened (an unprivileged recording).
     Dummy,
+    /// Where an eBPF program's `bpf_perf_event_output` writes (one per CPU,
+    /// all tasks).
+    BpfOutput,
 }
 
 /// How one event is opened.
@@ -100,6 +103,11 @@ impl PerfFd {
                 // No raw data for a software event.
                 attr.sample_type &= !(b::PERF_SAMPLE_RAW as u64);
             }
+            Source::BpfOutput => {
+                attr.type_ = b::PERF_TYPE_SOFTWARE;
+                attr.config = b::PERF_COUNT_SW_BPF_OUTPUT as u64;
+                attr.__bindgen_anon_1.sample_period = 1;
+            }
             Source::Dummy => {
                 attr.type_ = b::PERF_TYPE_SOFTWARE;
                 attr.config = b::PERF_COUNT_SW_DUMMY as u64;
@@ -119,7 +127,7 @@ impl PerfFd {
         attr.__bindgen_anon_2.wakeup_watermark = spec.wakeup_bytes;
         attr.set_watermark(1);
         // A cgroup event already covers every task in the cgroup.
-        attr.set_inherit(u64::from(!cgroup));
+        attr.set_inherit(u64::from(!cgroup && pid != -1));
         attr.set_sample_id_all(1);
         attr.set_use_clockid(1);
         attr.clockid = libc::CLOCK_MONOTONIC;

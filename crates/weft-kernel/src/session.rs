@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use crate::capture::{Capture, CaptureOptions};
 use crate::cgroup::TraceCgroup;
 use crate::error::{KernelError, Result};
 use crate::event::{Decoder, Decoding, EventKind, KernelEvent, Layouts, Tp};
@@ -48,6 +49,9 @@ pub struct Options {
     /// off-CPU time; stacks where they block come from `stack_on`
     /// `sched_switch`.
     pub switches: bool,
+    /// What syscall arguments point to, copied in the kernel (eBPF); None:
+    /// pointers only.
+    pub capture: Option<CaptureOptions>,
 }
 
 impl Default for Options {
@@ -60,6 +64,7 @@ impl Default for Options {
             stack_on: Vec::new(),
             exclude_kernel: false,
             switches: false,
+            capture: None,
         }
     }
 }
@@ -90,6 +95,16 @@ pub struct KernelTracer {
     stack_tops: HashMap<u32, Option<u64>>,
     /// No tracepoints: side-band records and samples only (see `new`).
     user_only: bool,
+    /// The argument capture program, once loaded.
+    capture: Option<Capture>,
+    /// Why arguments are not captured (asked for, but unavailable).
+    capture_off: Option<String>,
+    /// CPUs whose ring the capture program writes to.
+    capture_cpus: BTreeSet<u32>,
+    /// Captured arguments waiting for their syscall record, per thread.
+    captured: HashMap<u32, (bool, u32, Vec<u8>)>,
+    /// Captured arguments no syscall record claimed.
+    captured_orphans: u64,
 }
 
 impl KernelTracer {
@@ -133,6 +148,24 @@ impl KernelTracer {
             ));
         }
         let cpus = procfs::online_cpus();
+        let (mut capture, mut capture_off) = (None, None);
+        if let Some(copts) = &opts.capture {
+            let loaded = match tfs {
+                None => Err("it needs tracepoints, which this recording cannot open".to_string()),
+                Some(tfs) => tfs
+                    .event_format("sched", "sched_process_fork")
+                    .and_then(|f| Ok(f.field("child_pid")?.offset as u32))
+                    .map_err(|e| e.to_string())
+                    .and_then(|off| {
+                        let n = cpus.iter().max().map_or(1, |&m| m + 1);
+                        Capture::load(copts, off, n)
+                    }),
+            };
+            match loaded {
+                Ok(c) => capture = Some(c),
+                Err(e) => capture_off = Some(e),
+            }
+        }
         let filter = opts.syscalls.as_ref().and_then(filter_expr);
         let wanted = opts.syscalls.as_ref().map(|set| {
             let max = set.iter().next_back().copied().unwrap_or(0) as usize;
@@ -166,7 +199,75 @@ impl KernelTracer {
             gate: None,
             later: Vec::new(),
             stack_tops: HashMap::new(),
+            capture,
+            capture_off,
+            capture_cpus: BTreeSet::new(),
+            captured: HashMap::new(),
+            captured_orphans: 0,
         })
+    }
+
+    /// Why syscall arguments are recorded as pointers only, when capture
+    /// was asked for and could not be had.
+    pub fn capture_unavailable(&self) -> Option<&str> {
+        self.capture_off.as_deref()
+    }
+
+    /// Captured arguments lost: the capture program found its ring full,
+    /// or no syscall record claimed them.
+    pub fn capture_lost(&self) -> u64 {
+        self.capture.as_ref().map_or(0, |c| c.dropped()) + self.captured_orphans
+    }
+
+    /// Gives up capture (the recording goes on with pointers only).
+    fn capture_failed(&mut self, why: String) {
+        if let Some(mut c) = self.capture.take() {
+            let _ = c.switch(false);
+        }
+        self.capture_off.get_or_insert(why);
+    }
+
+    /// Connects the capture program to every CPU's ring (once rings exist)
+    /// and, with `follow`, tells it whom to capture; then switches it on.
+    fn start_capture(&mut self, follow: impl FnOnce(&mut Capture) -> std::result::Result<(), String>) {
+        if self.capture.is_none() {
+            return;
+        }
+        let todo: Vec<u32> = self
+            .rings
+            .iter()
+            .map(|r| r.cpu)
+            .filter(|c| !self.capture_cpus.contains(c))
+            .collect();
+        for cpu in todo {
+            let spec = Spec {
+                source: Source::BpfOutput,
+                stack: None,
+                sideband: false,
+                enable_on_exec: false,
+                wakeup_bytes: 1,
+                user_only: false,
+                switches: false,
+            };
+            let what = format!("eBPF argument capture output, CPU {cpu}");
+            let opened = PerfFd::open(&spec, -1, cpu as i32, &what).map_err(|e| e.to_string());
+            let r = opened.and_then(|fd| {
+                let raw = fd.as_raw_fd();
+                self.add(fd, cpu, Decoding::Capture).map_err(|e| e.to_string())?;
+                self.capture.as_mut().map_or(Ok(()), |c| c.set_output(cpu, raw))
+            });
+            if let Err(e) = r {
+                return self.capture_failed(e);
+            }
+            self.capture_cpus.insert(cpu);
+        }
+        let r = match self.capture.as_mut() {
+            Some(c) => follow(c).and_then(|()| c.switch(true)),
+            None => Ok(()),
+        };
+        if let Err(e) = r {
+            self.capture_failed(e);
+        }
     }
 
     /// Traces a task (thread) and everything it will create. With
@@ -175,7 +276,9 @@ impl KernelTracer {
         if !self.attached.insert(tid) {
             return Ok(());
         }
-        self.open_all(Target::Task(tid), on_exec)
+        self.open_all(Target::Task(tid), on_exec)?;
+        self.start_capture(|c| c.follow_pid(tid));
+        Ok(())
     }
 
     /// Traces every task of a cgroup, without per-task events. `launched` is
@@ -183,7 +286,10 @@ impl KernelTracer {
     /// (the launcher's own) are left out, as `enable_on_exec` would.
     pub fn attach_cgroup(&mut self, cgroup: &TraceCgroup, launched: u32) -> Result<()> {
         self.gate = Some(launched);
-        self.open_all(Target::Cgroup(cgroup.fd().as_raw_fd()), false)
+        self.open_all(Target::Cgroup(cgroup.fd().as_raw_fd()), false)?;
+        let id = crate::capture::cgroup_id(cgroup.fd());
+        self.start_capture(|c| c.follow_cgroup(id.map_err(|e| format!("reading the cgroup's id: {e}"))?));
+        Ok(())
     }
 
     fn open_all(&mut self, target: Target, on_exec: bool) -> Result<()> {
@@ -417,6 +523,8 @@ impl KernelTracer {
         let lost = &mut self.lost;
         let tops = &mut self.stack_tops;
         let user_only = self.user_only;
+        let captured = &mut self.captured;
+        let orphans = &mut self.captured_orphans;
         let first = out.len();
         for ring in &mut self.rings {
             let cpu = ring.cpu;
@@ -424,6 +532,22 @@ impl KernelTracer {
                 let Some(mut ev) = decoder.decode(rec, cpu) else {
                     return;
                 };
+                // Captured arguments come just before their syscall's record
+                // in the same ring (the program runs first).
+                let tid = ev.tid;
+                match &mut ev.kind {
+                    EventKind::Captured { exit, nr, data } => {
+                        if captured.insert(tid, (*exit, *nr, std::mem::take(data))).is_some() {
+                            *orphans += 1;
+                        }
+                        return;
+                    }
+                    EventKind::SyscallEnter { nr, data, .. } => {
+                        join_captured(captured, orphans, tid, (false, *nr), data)
+                    }
+                    EventKind::SyscallExit { nr, data, .. } => join_captured(captured, orphans, tid, (true, *nr), data),
+                    _ => {}
+                }
                 match &mut ev.kind {
                     EventKind::Exec { .. } | EventKind::Comm { exec: true, .. } => {
                         tops.remove(&ev.pid);
@@ -588,6 +712,24 @@ impl KernelTracer {
 
     pub fn descriptors(&self) -> usize {
         self.rings.len() + self.followers.len()
+    }
+}
+
+/// Gives a syscall record the arguments captured for it, if the thread's
+/// pending capture is for this call (`(exit, nr)`); any other is an orphan.
+fn join_captured(
+    captured: &mut HashMap<u32, (bool, u32, Vec<u8>)>,
+    orphans: &mut u64,
+    tid: u32,
+    call: (bool, u32),
+    data: &mut Vec<u8>,
+) {
+    if let Some((exit, nr, d)) = captured.remove(&tid) {
+        if (exit, nr) == call {
+            *data = d;
+        } else {
+            *orphans += 1;
+        }
     }
 }
 

@@ -31,7 +31,12 @@ pub fn syscall_table(tfs: &Tracefs) -> SyscallTable {
 
 fn syscall_entry(tfs: &Tracefs, s: Sysno) -> SyscallEntry {
     let name = s.name().to_owned();
-    let args = match tfs.event_format("syscalls", &format!("sys_enter_{name}")) {
+    // The kernel names these tracepoints after its `new*` entry points.
+    let tp = match name.as_str() {
+        "stat" | "fstat" | "lstat" | "uname" => format!("new{name}"),
+        _ => name.clone(),
+    };
+    let args = match tfs.event_format("syscalls", &format!("sys_enter_{tp}")) {
         Ok(f) => f
             .fields
             .iter()

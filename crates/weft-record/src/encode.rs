@@ -49,13 +49,15 @@ impl Encoder {
             };
         }
         match &ev.kind {
-            EventKind::SyscallEnter { nr, args } => {
+            EventKind::SyscallEnter { nr, args, data } => {
                 let n = self.nargs.get(*nr as usize).copied().unwrap_or(6) as usize;
-                s::syscall_enter::put(rec!(ids.syscall_enter), u64::from(*nr), &args[..n]).finish();
+                s::syscall_enter::put(rec!(ids.syscall_enter), u64::from(*nr), &args[..n], data).finish();
             }
-            EventKind::SyscallExit { nr, ret } => {
-                s::syscall_exit::put(rec!(ids.syscall_exit), u64::from(*nr), *ret).finish()
+            EventKind::SyscallExit { nr, ret, data } => {
+                s::syscall_exit::put(rec!(ids.syscall_exit), u64::from(*nr), *ret, data).finish()
             }
+            // Joined to their syscall by the tracer; none reach here.
+            EventKind::Captured { .. } => {}
             EventKind::SignalGenerate {
                 sig,
                 code,

@@ -32,7 +32,7 @@ mod recorder;
 mod side;
 
 pub use probes::ProbeTotals;
-pub use recorder::{describe_status, Options, ProbeOptions, Progress, Recorder, Summary, Target};
+pub use recorder::{describe_status, CaptureLimits, Options, ProbeOptions, Progress, Recorder, Summary, Target};
 
 use std::path::PathBuf;
 

@@ -85,6 +85,20 @@ pub struct Options {
     pub archive: bool,
     /// None: do not attach to weft-probe instrumented processes.
     pub probes: Option<ProbeOptions>,
+    /// What syscall arguments point to, copied in the kernel; None:
+    /// pointers only.
+    pub capture: Option<CaptureLimits>,
+}
+
+/// How much of what syscall arguments point to is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureLimits {
+    /// Bytes of each string (strace's `-s`).
+    pub strings: u32,
+    /// Bytes of each data buffer (`write`, `read`, ...).
+    pub buffers: u32,
+    /// argv strings of an exec.
+    pub argv: u32,
 }
 
 /// How far a recording got, for a live status line.
@@ -378,7 +392,7 @@ impl Recorder {
             tfs.as_ref(),
             weft_kernel::Options {
                 buffer_bytes,
-                syscalls: selection,
+                syscalls: selection.clone(),
                 sample_hz: opts.sample_hz,
                 stack_bytes: (opts.stack_size.min(65528) / 8 * 8) as u32,
                 stack_on: match (&tfs, opts.off_cpu) {
@@ -392,6 +406,20 @@ impl Recorder {
                 },
                 exclude_kernel: !kernel,
                 switches: opts.off_cpu,
+                capture: opts
+                    .capture
+                    .filter(|_| tfs.is_some())
+                    .map(|c| weft_kernel::CaptureOptions {
+                        string_limit: c.strings,
+                        buffer_limit: c.buffers,
+                        argv_limit: c.argv,
+                        specs: table
+                            .entries
+                            .iter()
+                            .filter(|e| selection.as_ref().is_none_or(|s| s.contains(&e.nr)))
+                            .filter_map(|e| Some((e.nr, weft_kernel::argspec::arg_spec(e)?)))
+                            .collect(),
+                    }),
             },
         )
         .map_err(|e| fail(&out, e.into()))?;
@@ -450,6 +478,12 @@ impl Recorder {
                 side.process(p.pid, Some(os::euid()));
                 paused = Some(p);
             }
+        }
+        if let Some(why) = tracer.capture_unavailable() {
+            notify(Notice {
+                level: Level::Warning,
+                text: format!("syscall arguments are recorded as pointers only (no strings, paths or buffers): {why}"),
+            });
         }
         // After the command was forked, so that it keeps the caller's niceness.
         if opts.nice != 0 {

@@ -30,6 +30,7 @@ fn options(output: std::path::PathBuf, argv: &[&str]) -> Options {
         stack_size: 16384,
         archive: false,
         probes: None,
+        capture: None,
     }
 }
 
