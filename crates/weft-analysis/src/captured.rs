@@ -57,7 +57,9 @@ pub fn by_arg<'a>(enter: &'a [u8], exit: &'a [u8]) -> [Option<ArgData<'a>>; 6] {
         };
         let d = slot.get_or_insert_with(|| ArgData { items: Vec::new() });
         // A retry at exit of what failed at entry replaces it.
-        if matches!(it.kind, k::STR | k::STRUCT_IN) && d.items.iter().any(|p| p.kind == it.kind && p.fault()) {
+        if matches!(it.kind, k::STR | k::STRUCT_IN | k::BUF_IN)
+            && d.items.iter().any(|p| p.kind == it.kind && p.fault())
+        {
             d.items.retain(|p| p.kind != it.kind);
         }
         d.items.push(it);

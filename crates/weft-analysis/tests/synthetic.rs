@@ -281,7 +281,11 @@ fn captured_buffers_replace_pointers_at_entry_and_at_return() {
     });
     let l = lines(&p);
     assert_eq!(l[0].1, "write(fd=1, buf=\"hi\\n\", count=3) = 3 <0.000000010>", "{l:?}");
-    assert!(l[1].1.starts_with("read(fd=0, buf=8192, count=64) <unfinished ...>"), "{:?}", l[1]);
+    assert!(
+        l[1].1.starts_with("read(fd=0, buf=8192, count=64) <unfinished ...>"),
+        "{:?}",
+        l[1]
+    );
     let resumed = &l[302].1;
     assert_eq!(resumed, "<... read resumed> buf=\"\\177ELF\\2\"... = 5 <0.000000970>");
     assert_eq!(l[303].1, "write(fd=1, buf=16384, count=2) = 2 <0.000000100>");

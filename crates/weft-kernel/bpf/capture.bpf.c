@@ -305,7 +305,7 @@ __noinline __u32 put_iov(struct scratch *s, __u32 off, __u32 d, __u64 ptr, __u64
 		__u64 want = iov[1] < total ? iov[1] : total;
 		total -= want;
 		__u32 di = DESC(D_ARG(d), D_KIND(d), D_FLAGS(d), i);
-		__u32 len = bound(want, max - kept, &di);
+		__u32 len = bound(want, max - kept, &di); // before di is passed
 		off = put_buf(s, off, di, iov[0], len);
 		kept += len;
 	}
@@ -334,7 +334,10 @@ static __always_inline __u32 capture_arg(struct scratch *s, __u32 off, struct co
 			off = put_str(s, off, d, ptr, c->str_max);
 			break;
 		case K_BUF_IN:
-			off = put_buf(s, off, d, ptr, bound(len, c->buf_max, &d));
+			{
+				__u32 n = bound(len, c->buf_max, &d);
+				off = put_buf(s, off, d, ptr, n);
+			}
 			break;
 		case K_STRUCT_IN:
 			off = put_buf(s, off, d, ptr, sp->size[i] & 511);
@@ -349,9 +352,9 @@ static __always_inline __u32 capture_arg(struct scratch *s, __u32 off, struct co
 			off = put_iov(s, off, DESC(i, K_IOV_IN, 0, len < 8 ? len : 8), ptr, ~0ull);
 			break;
 		}
-		// Not mapped in yet: the kernel faults it in for the call, so
-		// try again at exit.
-		if (off != before && (kind == K_STR || kind == K_STRUCT_IN) &&
+		// Not paged in yet (a fresh binary's constant, say): the call
+		// itself faults it in, so try again at exit.
+		if (off != before && (kind == K_STR || kind == K_STRUCT_IN || kind == K_BUF_IN) &&
 		    (s->buf[half(before + 2)] & F_FAULT))
 			*failed |= 1u << i;
 		return off;
@@ -363,11 +366,17 @@ static __always_inline __u32 capture_arg(struct scratch *s, __u32 off, struct co
 	case K_BUF_OUT:
 		// The length the call used, within what the buffer can hold.
 		d |= F_AT_EXIT << 16;
-		off = put_buf(s, off, d, ptr, bound(used, c->buf_max, &d));
+		{
+			__u32 n = bound(used, c->buf_max, &d);
+			off = put_buf(s, off, d, ptr, n);
+		}
 		break;
 	case K_STR_OUT:
 		d |= F_AT_EXIT << 16;
-		off = put_buf(s, off, d, ptr, bound(used, c->str_max, &d));
+		{
+			__u32 n = bound(used, c->str_max, &d);
+			off = put_buf(s, off, d, ptr, n);
+		}
 		break;
 	case K_STRUCT_OUT:
 		off = put_buf(s, off, d | F_AT_EXIT << 16, ptr, sp->size[i] & 511);
@@ -467,10 +476,20 @@ int on_exit(struct exit_ctx *ctx)
 	for (__u32 i = 0; i < 6; i++) {
 		if (in.failed & (1u << i)) {
 			// What the call itself read is mapped in now.
-			if (sp->kind[i] == K_STR)
+			__u8 kind = sp->kind[i];
+			if (kind == K_STR) {
 				off = put_str(s, off, DESC(i, K_STR, F_AT_EXIT, 0), in.args[i], c->str_max);
-			else
+			} else if (kind == K_BUF_IN) {
+				__u8 aux = sp->aux[i];
+				__u64 len = aux < 6 ? in.args[aux] : 0;
+				if (sp->size[i])
+					len *= sp->size[i];
+				__u32 d = DESC(i, K_BUF_IN, F_AT_EXIT, 0);
+				__u32 n = bound(len, c->buf_max, &d);
+				off = put_buf(s, off, d, in.args[i], n);
+			} else {
 				off = put_buf(s, off, DESC(i, K_STRUCT_IN, F_AT_EXIT, 0), in.args[i], sp->size[i] & 511);
+			}
 		} else {
 			off = capture_arg(s, off, c, sp, i, (unsigned long *)in.args, ret, 1, &failed);
 		}

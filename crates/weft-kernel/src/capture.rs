@@ -91,7 +91,7 @@ impl Capture {
         let ebpf = EbpfLoader::new()
             .map_max_entries("events", cpus.max(1))
             .load(OBJECT)
-            .map_err(|e| format!("the kernel refused weft's eBPF program: {e}"))?;
+            .map_err(|e| format!("the kernel refused weft's eBPF program: {}{HINT}", chain(&e)))?;
         let config = ConfigPod {
             cgroup: 0,
             on: 0,
@@ -132,9 +132,9 @@ impl Capture {
                 .map_err(|e| format!("{prog}: {e}"))?;
             // The verifier's log runs to pages: its first line says why.
             p.load().map_err(|e| {
-                let e = e.to_string();
+                let e = chain(&e);
                 let first = e.split(". Verifier output").next().unwrap_or(&e).to_string();
-                format!("the kernel refused weft's eBPF program {prog}: {first}")
+                format!("the kernel refused weft's eBPF program {prog}: {first}{HINT}")
             })?;
             p.attach(category, name)
                 .map_err(|e| format!("attaching {prog} to {category}:{name}: {e}"))?;
@@ -227,6 +227,25 @@ impl Capture {
         };
         d.get(&0, 0).map_or(0, |v| v.iter().sum())
     }
+}
+
+/// What loading needs, said with every refusal.
+const HINT: &str = " (loading eBPF needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, and a kernel with BTF and bpf_loop, 5.17 or later)";
+
+/// An error and its causes, `: `-joined (aya's top-level message leaves
+/// out the errno).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 /// The cgroup v2 id the kernel's `bpf_get_current_cgroup_id` reports for a

@@ -89,6 +89,9 @@ pub struct KernelTracer {
     attached: BTreeSet<u32>,
     /// A launched process whose events are dropped until its exec.
     gate: Option<u32>,
+    /// The launched process's last execve entry before its exec: the
+    /// command's own, kept (with its argv) while the launcher's go.
+    gate_execve: Option<KernelEvent>,
     /// Records read before older ones could be (see `drain`).
     later: Vec<KernelEvent>,
     /// Initial stack pointer per process (None: unknown), to trim stack copies.
@@ -197,6 +200,7 @@ impl KernelTracer {
             corrupt_rings: 0,
             attached: BTreeSet::new(),
             gate: None,
+            gate_execve: None,
             later: Vec::new(),
             stack_tops: HashMap::new(),
             capture,
@@ -610,12 +614,27 @@ impl KernelTracer {
             .filter(|e| e.pid == g && matches!(e.kind, EventKind::Comm { exec: true, .. }))
             .map(|e| e.ts)
             .min();
-        out.extract_if(first.., |e| {
+        let execve = [
+            syscalls::Sysno::execve.id() as u32,
+            syscalls::Sysno::execveat.id() as u32,
+        ];
+        for e in out.extract_if(first.., |e| {
             e.pid == g && !matches!(e.kind, EventKind::Lost { .. }) && exec.is_none_or(|t| e.ts < t)
-        })
-        .for_each(drop);
+        }) {
+            match &e.kind {
+                EventKind::SyscallEnter { nr, .. } if execve.contains(nr) => {
+                    if self.gate_execve.as_ref().is_none_or(|k| k.ts <= e.ts) {
+                        self.gate_execve = Some(e);
+                    }
+                }
+                // A failed attempt (a PATH search) is not the command's.
+                EventKind::SyscallExit { nr, .. } if execve.contains(nr) => self.gate_execve = None,
+                _ => {}
+            }
+        }
         if exec.is_some() {
             self.gate = None;
+            out.extend(self.gate_execve.take());
         }
     }
 

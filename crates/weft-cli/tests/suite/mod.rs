@@ -1,4 +1,5 @@
 mod analysis;
+mod args;
 mod attach;
 mod common;
 mod damage;

@@ -1,0 +1,221 @@
+//! Syscall arguments captured in the kernel, with strace as the oracle:
+//! every string strace shows for openat, execve, connect and write must be
+//! in `weft dump`, in the same order and escaped the same way.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::common::*;
+
+const CALLS: &[&str] = &["openat", "execve", "connect", "write"];
+
+/// Every quoted string of a line's arguments (`"..."`, with a `...` after
+/// one that was cut), as strace and weft both write them.
+fn quoted(args: &str) -> Vec<String> {
+    let b = args.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        while i < b.len() && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        i += 1;
+        if args[i.min(b.len())..].starts_with("...") {
+            i += 3;
+        }
+        out.push(args[start..i.min(b.len())].to_string());
+    }
+    out
+}
+
+/// (syscall, its quoted strings) for the calls in CALLS, from one line of
+/// strace or weft output; the return value is left out.
+fn call(line: &str) -> Option<(String, Vec<String>)> {
+    let (name, at) = CALLS.iter().find_map(|c| {
+        let pat = format!("{c}(");
+        let at = line.find(&pat)?;
+        // A word of its own (not `pwrite(`, not `<... write resumed>`).
+        let before = line[..at].chars().last();
+        before.is_none_or(|ch| ch.is_whitespace()).then_some((*c, at))
+    })?;
+    let args = &line[at..];
+    let end = args.rfind(") = ").unwrap_or(args.len());
+    Some((name.to_string(), quoted(&args[..end])))
+}
+
+/// Where the traced program writes: a file, which the kernel reads what
+/// is written for. (Written to /dev/null, a constant on a page the program
+/// never touched is never paged in, and a non-faulting eBPF read cannot
+/// get it: docs/format.md §12.20.)
+fn out_file(dir: &Path) -> std::fs::File {
+    std::fs::File::create(dir.join("stdout")).expect("stdout file")
+}
+
+fn strace_calls(dir: &Path, argv: &[&str]) -> Vec<(String, Vec<String>)> {
+    let log = dir.join("strace.log");
+    let st = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-s",
+            "256",
+            "-e",
+            "trace=openat,execve,connect,write",
+            "-o",
+        ])
+        .arg(&log)
+        .args(argv)
+        .stdout(out_file(dir))
+        .status()
+        .expect("run strace (apt install strace)");
+    assert!(st.success(), "strace {argv:?} failed");
+    let text = std::fs::read_to_string(&log).expect("strace log");
+    text.lines().filter_map(call).collect()
+}
+
+fn weft_calls(dir: &Path, argv: &[&str]) -> Vec<(String, Vec<String>)> {
+    let trace = dir.join("a.weft");
+    let out = weft()
+        .args(["record", "-q", "--force", "--string-limit", "256", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .args(argv)
+        .stdout(out_file(dir))
+        .output()
+        .expect("weft record");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("pointers only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = weft()
+        .args(["dump", "--event", "openat,execve,connect,write"])
+        .arg(&trace)
+        .output()
+        .expect("weft dump");
+    assert!(d.status.success());
+    String::from_utf8_lossy(&d.stdout).lines().filter_map(call).collect()
+}
+
+fn assert_same(what: &str, strace: &[(String, Vec<String>)], weft: &[(String, Vec<String>)]) {
+    for (i, (s, w)) in strace.iter().zip(weft).enumerate() {
+        assert_eq!(s, w, "{what}: call {i} differs (strace left, weft right)");
+    }
+    assert_eq!(
+        strace.len(),
+        weft.len(),
+        "{what}: strace saw {} calls, weft {}",
+        strace.len(),
+        weft.len()
+    );
+}
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs, eBPF): run as root with -- --include-ignored"]
+fn paths_data_sockets_and_argv_are_shown_as_strace_shows_them() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let prog = program("args");
+    let work = dir.path().join("files");
+    std::fs::create_dir(&work).unwrap();
+    let argv = [prog.to_str().unwrap(), work.to_str().unwrap()];
+    let s = strace_calls(dir.path(), &argv);
+    let w = weft_calls(dir.path(), &argv);
+    assert_same("args", &s, &w);
+    // The cases the program is about are there (not just the loader's).
+    let all: Vec<&String> = w.iter().flat_map(|(_, q)| q).collect();
+    for needle in [
+        "with space\"",
+        "caf\\303\\251-\\342\\234\\223\"",
+        "new\\nline\"",
+        "q\\\"uote\\\\back\\tslash\\1\\1777\"",
+        "no-such.sock\"",
+        "\"arg with space\"",
+        "\"after exec\\n\"",
+    ] {
+        assert!(all.iter().any(|q| q.ends_with(needle)), "no {needle} in {all:?}");
+    }
+    // Data longer than the limit is cut and marked.
+    assert!(w
+        .iter()
+        .any(|(c, q)| c == "write" && q.iter().any(|x| x.ends_with("\"..."))));
+}
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs, eBPF): run as root with -- --include-ignored"]
+fn ls_and_python_show_what_strace_shows() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let ls = ["ls", "-l", "/usr"];
+    assert_same("ls", &strace_calls(dir.path(), &ls), &weft_calls(dir.path(), &ls));
+    let py = ["python3", "-c", "import json"];
+    // Once first, so that both runs find the same compiled modules.
+    Command::new(py[0]).args(&py[1..]).status().expect("python3");
+    let s = strace_calls(dir.path(), &py);
+    assert!(s.len() > 20, "python3 opened few files: {s:?}");
+    assert_same("python3", &s, &weft_calls(dir.path(), &py));
+}
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs, eBPF): run as root with -- --include-ignored"]
+fn without_ebpf_the_recording_goes_on_with_pointers_and_says_why() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("n.weft");
+    // Root without CAP_BPF and CAP_SYS_ADMIN may open perf events
+    // (CAP_PERFMON) but not load eBPF.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set=-bpf,-sys_admin", "--inh-caps=-bpf,-sys_admin"])
+        .arg(env!("CARGO_BIN_EXE_weft"))
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(["--", "cat", "/etc/hostname"])
+        .stdout(Stdio::null())
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("pointers only").count(), 1, "said once: {err}");
+    assert!(err.contains("CAP_BPF"), "{err}");
+    let d = weft().arg("dump").arg(&trace).output().unwrap();
+    let text = String::from_utf8_lossy(&d.stdout);
+    let open = text
+        .lines()
+        .find(|l| l.contains("openat(") && !l.contains("ld.so"))
+        .unwrap_or_else(|| panic!("no openat in {text}"));
+    assert!(open.contains("filename=0x"), "{open}");
+    // And with --no-args, nothing is tried and nothing said.
+    let out = weft()
+        .args(["record", "--no-args", "--force", "-o"])
+        .arg(&trace)
+        .args(["--", "cat", "/etc/hostname"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pointers only"));
+}
+
+#[test]
+fn quoted_strings_are_found_with_their_escapes() {
+    assert_eq!(
+        quoted(r#"openat(AT_FDCWD, "a\"b", O_RDONLY"#),
+        vec![r#""a\"b""#.to_string()]
+    );
+    assert_eq!(quoted(r#"write(1, "x\\"..., 300"#), vec![r#""x\\"..."#.to_string()]);
+    assert_eq!(
+        call(r#"123 execve("/bin/ls", ["ls", "-l"], 0x7ffe /* 3 vars */) = 0"#),
+        Some((
+            "execve".into(),
+            vec!["\"/bin/ls\"".into(), "\"ls\"".into(), "\"-l\"".into()]
+        ))
+    );
+    assert_eq!(call("1 <... write resumed>) = 3"), None);
+}
