@@ -622,10 +622,10 @@ impl KernelTracer {
             e.pid == g && !matches!(e.kind, EventKind::Lost { .. }) && exec.is_none_or(|t| e.ts < t)
         }) {
             match &e.kind {
-                EventKind::SyscallEnter { nr, .. } if execve.contains(nr) => {
-                    if self.gate_execve.as_ref().is_none_or(|k| k.ts <= e.ts) {
-                        self.gate_execve = Some(e);
-                    }
+                EventKind::SyscallEnter { nr, .. }
+                    if execve.contains(nr) && self.gate_execve.as_ref().is_none_or(|k| k.ts <= e.ts) =>
+                {
+                    self.gate_execve = Some(e);
                 }
                 // A failed attempt (a PATH search) is not the command's.
                 EventKind::SyscallExit { nr, .. } if execve.contains(nr) => self.gate_execve = None,
