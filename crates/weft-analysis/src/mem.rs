@@ -9,7 +9,7 @@ use std::ops::Bound;
 
 use weft_format::{std_schemas as s, Trace};
 
-use crate::args::format_args;
+use crate::args::format_call_args;
 use crate::kinds::{Kind, Kinds};
 use crate::names::signal_name;
 
@@ -128,7 +128,8 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
                     continue;
                 }
                 let args = r.u64s(s::syscall_enter::ARGS).to_vec();
-                let call = format!("{name}({})", format_args(trace.syscalls.get(nr), &args));
+                let data = r.bytes(s::syscall_enter::DATA);
+                let call = format!("{name}({})", format_call_args(trace.syscalls.get(nr), &args, data, &[]));
                 pending.insert(
                     r.tid,
                     Pending {

@@ -19,7 +19,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use weft_analysis::profile::Profile;
-use weft_analysis::{format_args, names, show_value, summarize, Kind, Kinds};
+use weft_analysis::{format_call_args, names, show_value, summarize, Kind, Kinds};
 use weft_format::{info_keys, std_schemas as s, Record, Trace, Value};
 
 use crate::ExportError;
@@ -288,7 +288,12 @@ pub fn parquet(trace: &Trace, profile: Option<&Profile>, dir: &Path) -> Result<P
                     ts: r.ts,
                     pid: r.pid,
                     name: syscall_name(nr),
-                    args: format_args(trace.syscalls.get(nr), &args),
+                    args: format_call_args(
+                        trace.syscalls.get(nr),
+                        &args,
+                        r.bytes(s::syscall_enter::DATA),
+                        &[],
+                    ),
                 };
                 if let Some(old) = open.insert(r.tid, o) {
                     row(&mut sys, &comms, r.tid, old, None);

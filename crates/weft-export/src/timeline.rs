@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use weft_analysis::{format_arg_values, format_return, names, show_value, Kind, Kinds};
+use weft_analysis::{format_arg_values_with, format_return, names, show_value, Kind, Kinds};
 use weft_format::{std_schemas as s, Record, Trace, Value};
 
 use crate::ExportError;
@@ -153,7 +153,8 @@ impl<S: Sink> Walker<'_, S> {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
                 let name = syscall_name(nr);
                 let args = r.u64s(s::syscall_enter::ARGS).to_vec();
-                let a: Args = format_arg_values(self.trace.syscalls.get(nr), &args)
+                let data = r.bytes(s::syscall_enter::DATA);
+                let a: Args = format_arg_values_with(self.trace.syscalls.get(nr), &args, data, &[])
                     .into_iter()
                     .enumerate()
                     .map(|(i, (n, v))| (if n.is_empty() { format!("arg{i}") } else { n }, Arg::Str(v)))
