@@ -288,12 +288,7 @@ pub fn parquet(trace: &Trace, profile: Option<&Profile>, dir: &Path) -> Result<P
                     ts: r.ts,
                     pid: r.pid,
                     name: syscall_name(nr),
-                    args: format_call_args(
-                        trace.syscalls.get(nr),
-                        &args,
-                        r.bytes(s::syscall_enter::DATA),
-                        &[],
-                    ),
+                    args: format_call_args(trace.syscalls.get(nr), &args, r.bytes(s::syscall_enter::DATA), &[]),
                 };
                 if let Some(old) = open.insert(r.tid, o) {
                     row(&mut sys, &comms, r.tid, old, None);

@@ -18,10 +18,14 @@
 //! ```text
 //!  command: its cgroup ─┬─ raw_syscalls:sys_enter ─┐ (sideband: comm/fork/mmap2)
 //!  -p PID: each task    ├─ raw_syscalls:sys_exit  ─┤
-//!   (inherit=1)         ├─ signal:* , sched:*     ─┴─SET_OUTPUT─▶ ring of CPU N ─▶ epoll
-//!   per CPU N
+//!   (inherit=1)         ├─ signal:* , sched:*     ─┤
+//!   per CPU N           └─ eBPF capture output ───┴─SET_OUTPUT─▶ ring of CPU N ─▶ epoll
 //! ```
 //! Every event uses CLOCK_MONOTONIC, so other sources merge on one timeline.
+//! The eBPF program (`capture`, source and committed object in `bpf/`)
+//! copies what syscall arguments point to into the same ring, just before
+//! the syscall's record, which `KernelTracer` joins it to; `argspec` says
+//! which argument points to what.
 
 mod access;
 pub mod argspec;
