@@ -7,6 +7,10 @@
 #   fork  fork_loop N   N fork + child _exit(0) + parent waitpid  default N=2000
 #   rate  getppid_loop N  N getppid on each of 2 threads at once: the
 #                       highest syscall rate reachable here      default N=1000000
+#   files files_loop N  N openat/read(4 KiB)/close of real files (and a
+#                       missing one every 64): paths and data     default N=20000
+#   python python_loop N  `import json` from scratch N times under
+#                       /usr/bin/python3 (~80 syscalls each)      default N=200
 # Each workload times only its own loop (CLOCK_MONOTONIC) and reports
 # `elapsed_ns=... utime_us=... stime_us=...` on stderr and into the file named
 # by $WEFT_BENCH_RESULT, so tracer start-up (bpftrace needs ~1 s to start,
@@ -16,15 +20,24 @@
 #   untraced        the workload alone
 #   weft            $WEFT record -o OUT $WEFT_ARGS -- CMD   (no --quiet: with it
 #                   weft prints no summary, hence no lost count; stderr is not a
-#                   terminal, so there is no live status line either)
+#                   terminal, so there is no live status line either); strings,
+#                   buffers and structs captured (256 bytes each)
+#   weft-noargs     the same with --no-args: pointers only, no eBPF
 #   perf-raw        perf record -e 'raw_syscalls:*' -o OUT -- CMD
 #   perf-syscalls   perf record -e 'syscalls:sys_enter_*' -e 'syscalls:sys_exit_*' -o OUT -- CMD
 #   perf-trace      perf trace -o OUT.txt -- CMD     (text; a file, not /dev/null,
 #                   so that its "LOST n events" lines can be counted)
 #   strace          strace -f -o /dev/null -- CMD
+#   strace-s256     strace -f -s 256 -o /dev/null -- CMD: strings and data
+#                   as long as weft keeps them
 #   bpftrace        bpftrace -o OUT.txt -c CMD SCRIPT: raw_syscalls enter/exit
 #                   filtered on the workload's process tree, one text line
 #                   per event
+#   bpftrace-str    the same, plus the strings and data weft captures for
+#                   openat, newfstatat, execve, read and write (str()/buf(),
+#                   BPFTRACE_STRLEN=200, the most bpftrace 0.17 allows)
+# perf trace shows pointers: perf 6.1's BPF augmentation compiles its
+# program at run time against a kernel build tree (none on this machine).
 #
 # Reported per workload and configuration (median of R runs, runs interleaved
 # round-robin): loop time, slowdown vs untraced, tracer CPU seconds (user+sys
@@ -37,11 +50,12 @@
 #
 # Usage: bench/syscalls.sh [--quick] [--runs R] [--out DIR] [--workloads "mmap fork"]
 #                          [--configs "untraced weft ..."] [--n-mmap N] [--n-fork N] [--n-rate N]
+#                          [--n-files N] [--n-py N]
 #                          [--timeout SECONDS] [--keep]
 # Environment: WEFT (weft binary; default <repo>/target/release/weft),
 #   WEFT_ARGS (extra `weft record` options, e.g. "--buffer-size 32M"),
 #   BENCH_RUNS or R (runs, default 5), BENCH_OUT or OUT (results dir, default a
-#   new /tmp/weft-bench.XXXXXX), N_MMAP, N_FORK, N_RATE, BENCH_TIMEOUT (per run,
+#   new /tmp/weft-bench.XXXXXX), N_MMAP, N_FORK, N_RATE, N_FILES, N_PY, BENCH_TIMEOUT (per run,
 #   default 900 s), CC (default cc).
 # Outputs in OUT: results.md (also printed on stdout), runs.csv (every run),
 #   logs/ (stderr of every run, perf report --stats, ...), bin/ (workloads).
@@ -51,14 +65,16 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
-ALL_CONFIGS="untraced weft perf-raw perf-syscalls perf-trace strace bpftrace"
-ALL_WORKLOADS="mmap fork rate"
+ALL_CONFIGS="untraced weft weft-noargs perf-raw perf-syscalls perf-trace strace strace-s256 bpftrace bpftrace-str"
+ALL_WORKLOADS="mmap fork rate files python"
 
 RUNS=${BENCH_RUNS:-${R:-5}}
 OUT=${BENCH_OUT:-${OUT:-}}
 N_MMAP=${N_MMAP:-1000000}
 N_FORK=${N_FORK:-2000}
 N_RATE=${N_RATE:-1000000}
+N_FILES=${N_FILES:-20000}
+N_PY=${N_PY:-200}
 TIMEOUT=${BENCH_TIMEOUT:-900}
 CONFIGS=$ALL_CONFIGS
 WORKLOADS=$ALL_WORKLOADS
@@ -72,7 +88,7 @@ log() { echo "[bench] $*" >&2; }
 
 while [[ $# -gt 0 ]]; do
 	case $1 in
-	--quick) N_MMAP=100000; N_FORK=500; N_RATE=200000; RUNS=2 ;;
+	--quick) N_MMAP=100000; N_FORK=500; N_RATE=200000; N_FILES=5000; N_PY=50; RUNS=2 ;;
 	--runs) RUNS=${2:?}; shift ;;
 	--out) OUT=${2:?}; shift ;;
 	--workloads) WORKLOADS=${2:?}; shift ;;
@@ -80,6 +96,8 @@ while [[ $# -gt 0 ]]; do
 	--n-mmap) N_MMAP=${2:?}; shift ;;
 	--n-fork) N_FORK=${2:?}; shift ;;
 	--n-rate) N_RATE=${2:?}; shift ;;
+	--n-files) N_FILES=${2:?}; shift ;;
+	--n-py) N_PY=${2:?}; shift ;;
 	--timeout) TIMEOUT=${2:?}; shift ;;
 	--keep) KEEP=1 ;;
 	-h|--help) usage; exit 0 ;;
@@ -116,11 +134,15 @@ for w in mmap fork getppid; do
 		die "compiling workloads/${w}_loop.c failed"
 done
 ln -sf getppid_loop "$BIN/rate_loop"
+"$CC" -O2 -Wall -o "$BIN/files_loop" "$SCRIPT_DIR/workloads/files_loop.c" || die "compiling workloads/files_loop.c failed"
+# /usr/bin/python3 itself, not a pyenv shim found first in PATH.
+sed '1s|.*|#!/usr/bin/python3|' "$SCRIPT_DIR/workloads/python_loop" >"$BIN/python_loop"
+chmod +x "$BIN/python_loop"
 
-wl_n() { case $1 in mmap) echo "$N_MMAP" ;; fork) echo "$N_FORK" ;; rate) echo "$N_RATE" ;; esac; }
+wl_n() { case $1 in mmap) echo "$N_MMAP" ;; fork) echo "$N_FORK" ;; rate) echo "$N_RATE" ;; files) echo "$N_FILES" ;; python) echo "$N_PY" ;; esac; }
 # Nominal syscalls per run, used only when perf stat cannot count them:
 # mmap: mmap+munmap per iteration; fork: clone, wait4, child exit_group.
-wl_nominal_syscalls() { case $1 in mmap) echo $((2 * N_MMAP)) ;; fork) echo $((3 * N_FORK)) ;; rate) echo $((2 * N_RATE)) ;; esac; }
+wl_nominal_syscalls() { case $1 in mmap) echo $((2 * N_MMAP)) ;; fork) echo $((3 * N_FORK)) ;; rate) echo $((2 * N_RATE)) ;; files) echo $((3 * N_FILES)) ;; python) echo $((80 * N_PY)) ;; esac; }
 
 # ------------------------------------------------------- tool availability
 declare -A SKIP=()   # config -> reason it cannot run
@@ -131,6 +153,7 @@ if [[ $WEFT != /* && $WEFT == */* ]]; then WEFT=$(pwd)/$WEFT; fi
 if [[ $WEFT != */* ]]; then WEFT=$(command -v "$WEFT" || echo "$WEFT"); fi
 if [[ ! -x $WEFT ]]; then
 	SKIP[weft]="weft binary not found at $WEFT (build it with 'cargo build --release' or set WEFT=...)"
+	SKIP[weft-noargs]=${SKIP[weft]}
 else
 	VERSION[weft]=$("$WEFT" --version 2>/dev/null | head -n1 || true)
 fi
@@ -150,14 +173,17 @@ if command -v strace >/dev/null; then
 	VERSION[strace]=$(strace -V 2>/dev/null | head -n1 || true)
 else
 	SKIP[strace]="strace not installed (apt-get install strace)"
+	SKIP[strace-s256]=${SKIP[strace]}
 fi
 
 if command -v bpftrace >/dev/null; then
 	VERSION[bpftrace]=$(bpftrace --version 2>/dev/null | head -n1 || true)
 	# bpftrace -c splits its argument on spaces without a shell.
 	[[ $BIN =~ [[:space:]] ]] && SKIP[bpftrace]="results dir '$OUT' contains whitespace; bpftrace -c cannot run from it"
+	[[ -n ${SKIP[bpftrace]:-} ]] && SKIP[bpftrace-str]=${SKIP[bpftrace]}
 else
 	SKIP[bpftrace]="bpftrace not installed (apt-get install bpftrace)"
+	SKIP[bpftrace-str]=${SKIP[bpftrace]}
 fi
 
 # Every fork copies the inherited per-syscall perf events (~1450 of them), which
@@ -189,6 +215,34 @@ tracepoint:raw_syscalls:sys_exit
 { printf("%llu %d X %ld %ld\n", nsecs, tid, args->id, args->ret); }
 
 END { clear(@tree); }
+EOF
+# The same, plus the strings and data weft captures for the calls of the
+# files and python workloads.
+BT_STR_SCRIPT=$OUT/syscalls-str.bt
+cat "$BT_SCRIPT" - >"$BT_STR_SCRIPT" <<'EOF'
+tracepoint:syscalls:sys_enter_openat
+/ pid == cpid || @tree[pid] /
+{ printf("%d openat %s\n", tid, str(args->filename)); }
+
+tracepoint:syscalls:sys_enter_newfstatat
+/ pid == cpid || @tree[pid] /
+{ printf("%d newfstatat %s\n", tid, str(args->filename)); }
+
+tracepoint:syscalls:sys_enter_execve
+/ pid == cpid || @tree[pid] /
+{ printf("%d execve %s\n", tid, str(args->filename)); }
+
+tracepoint:syscalls:sys_enter_write
+/ pid == cpid || @tree[pid] /
+{ printf("%d write %r\n", tid, buf(args->buf, args->count)); }
+
+tracepoint:syscalls:sys_enter_read
+/ pid == cpid || @tree[pid] /
+{ @rbuf[tid] = args->buf; }
+
+tracepoint:syscalls:sys_exit_read
+/ @rbuf[tid] /
+{ if (args->ret > 0) { printf("%d read %r\n", tid, buf(@rbuf[tid], args->ret)); } delete(@rbuf[tid]); }
 EOF
 export BPFTRACE_MAP_KEYS_MAX=${BPFTRACE_MAP_KEYS_MAX:-65536}
 
@@ -277,26 +331,38 @@ run_one() {
 	local errlog=$LOGS/$tag.stderr res=$LOGS/$tag.result tf=$LOGS/$tag.time
 	local out="" outsize="" lost="" rc=0
 	local -a cmd
+	# bpftrace -c runs only executables it can exec itself: the interpreter
+	# is named, not found through the script's #! line.
+	local -a wcmd=("$exe" "$n")
+	[[ $w == python ]] && wcmd=(/usr/bin/python3 "$exe" "$n")
 	rm -f "$res" "$tf"
 	case $c in
-	untraced) cmd=("$exe" "$n") ;;
+	untraced) cmd=("${wcmd[@]}") ;;
 	weft)
 		out=$TRACES/$w.weft
 		# shellcheck disable=SC2206 # WEFT_ARGS is split on purpose
-		cmd=("$WEFT" record -o "$out" ${WEFT_ARGS:-} -- "$exe" "$n") ;;
+		cmd=("$WEFT" record -o "$out" ${WEFT_ARGS:-} -- "${wcmd[@]}") ;;
+	weft-noargs)
+		out=$TRACES/$w.noargs.weft
+		# shellcheck disable=SC2206
+		cmd=("$WEFT" record -o "$out" --no-args ${WEFT_ARGS:-} -- "${wcmd[@]}") ;;
 	perf-raw)
 		out=$TRACES/$w.perf-raw.data
-		cmd=("$PERF" record -e 'raw_syscalls:*' -o "$out" -- "$exe" "$n") ;;
+		cmd=("$PERF" record -e 'raw_syscalls:*' -o "$out" -- "${wcmd[@]}") ;;
 	perf-syscalls)
 		out=$TRACES/$w.perf-syscalls.data
-		cmd=("$PERF" record -e 'syscalls:sys_enter_*' -e 'syscalls:sys_exit_*' -o "$out" -- "$exe" "$n") ;;
+		cmd=("$PERF" record -e 'syscalls:sys_enter_*' -e 'syscalls:sys_exit_*' -o "$out" -- "${wcmd[@]}") ;;
 	perf-trace)
 		out=$TRACES/$w.perf-trace.txt
-		cmd=("$PERF" trace -o "$out" -- "$exe" "$n") ;;
-	strace) cmd=(strace -f -o /dev/null -- "$exe" "$n") ;;
+		cmd=("$PERF" trace -o "$out" -- "${wcmd[@]}") ;;
+	strace) cmd=(strace -f -o /dev/null -- "${wcmd[@]}") ;;
+	strace-s256) cmd=(strace -f -s 256 -o /dev/null -- "${wcmd[@]}") ;;
 	bpftrace)
 		out=$TRACES/$w.bpftrace.txt
-		cmd=(bpftrace -o "$out" -c "$exe $n" "$BT_SCRIPT") ;;
+		cmd=(bpftrace -o "$out" -c "${wcmd[*]}" "$BT_SCRIPT") ;;
+	bpftrace-str)
+		out=$TRACES/$w.bpftrace-str.txt
+		cmd=(env BPFTRACE_STRLEN=200 bpftrace -o "$out" -c "${wcmd[*]}" "$BT_STR_SCRIPT") ;;
 	esac
 	[[ -n $out ]] && rm -f "$out" "$out.old"
 
@@ -317,9 +383,9 @@ run_one() {
 	case $c in
 	perf-raw|perf-syscalls)
 		[[ -e $out ]] && lost=$(perf_lost "$out" "$LOGS/$tag.perf-stats") ;;
-	perf-trace|bpftrace)
+	perf-trace|bpftrace|bpftrace-str)
 		lost=$(lost_from_lines "$errlog" "$out") ; lost=${lost:-0} ;;
-	weft) lost=$(weft_lost "$errlog") ;;
+	weft|weft-noargs) lost=$(weft_lost "$errlog") ;;
 	esac
 	if [[ $KEEP == 0 && -n $out ]]; then rm -f "$out" "$out.old"; fi
 	if [[ $rc == 124 || $rc == 137 ]]; then
@@ -368,6 +434,8 @@ REPORT=$OUT/results.md
 		mmap) echo "## mmap_loop $N_MMAP (mmap+munmap pairs)" ;;
 		fork) echo "## fork_loop $N_FORK (fork, child _exit, waitpid)" ;;
 		rate) echo "## getppid_loop $N_RATE on 2 threads ($((2 * N_RATE)) getppid calls)" ;;
+		files) echo "## files_loop $N_FILES (openat, read 4 KiB, close of real files)" ;;
+		python) echo "## python_loop $N_PY (import json from scratch, /usr/bin/python3)" ;;
 		esac
 		echo
 		echo "syscalls per run: ${SYSCALLS[$w]} (${SYSCALLS_SRC[$w]})"
@@ -413,7 +481,7 @@ REPORT=$OUT/results.md
 					notes="${notes:+$notes; }*workload not reaped by the tracer in $unreaped run(s): CPU is the tracer's own U+S"
 				fi
 			fi
-			if [[ $c == weft ]]; then
+			if [[ $c == weft || $c == weft-noargs ]]; then
 				selfcpu=$(for r in $(col "$w" "$c" 3); do weft_self_cpu "$LOGS/$w.$c.$r.stderr"; done | median)
 				[[ -n $selfcpu ]] && notes="${notes:+$notes; }weft's own report: $(printf '%.2f' "$selfcpu") s recorder CPU"
 			fi
@@ -424,7 +492,7 @@ REPORT=$OUT/results.md
 			if [[ -n $sz ]]; then
 				size=$(human_bytes "$sz")
 				bps=$(awk -v s="$sz" -v n="${SYSCALLS[$w]}" 'BEGIN { printf "%.1f", s / n }')
-			elif [[ $c == strace ]]; then
+			elif [[ $c == strace || $c == strace-s256 ]]; then
 				size="(/dev/null)"
 			fi
 			lost=$(col "$w" "$c" 11 | paste -sd/ -)

@@ -161,35 +161,7 @@ const ARCH_PRCTL: &[(u64, &str)] = &[
 
 const SIGPROCMASK: &[(u64, &str)] = &[(0, "SIG_BLOCK"), (1, "SIG_UNBLOCK"), (2, "SIG_SETMASK")];
 
-fn flags(out: &mut String, v: u64, table: FlagTable) {
-    let mut rest = v;
-    let mut names = Vec::new();
-    // Multi-bit values (MAP_SHARED_VALIDATE, O_SYNC) must match whole, before their parts.
-    for multi in [true, false] {
-        for &(bit, name) in table {
-            if bit != 0 && (bit.count_ones() > 1) == multi && rest & bit == bit {
-                names.push(name);
-                rest &= !bit;
-            }
-        }
-    }
-    out.push_str(&names.join("|"));
-    if rest != 0 || names.is_empty() {
-        if !names.is_empty() {
-            out.push('|');
-        }
-        let _ = write!(out, "{rest:#x}");
-    }
-}
-
-fn value(out: &mut String, v: u64, table: &[(u64, &str)]) {
-    match table.iter().find(|(x, _)| *x == v) {
-        Some((_, n)) => out.push_str(n),
-        None => {
-            let _ = write!(out, "{v}");
-        }
-    }
-}
+use crate::consts::{flags, value};
 
 fn mmap_flags(out: &mut String, v: u64) {
     // The mapping type is a 2-bit field, not flags.
@@ -207,7 +179,8 @@ fn mmap_flags(out: &mut String, v: u64) {
     }
 }
 
-fn open_flags(out: &mut String, v: u64) {
+/// open's flags: the access mode, then the other bits.
+pub(crate) fn open_flags(out: &mut String, v: u64) {
     match v & 0o3 {
         0 => out.push_str("O_RDONLY"),
         1 => out.push_str("O_WRONLY"),
@@ -281,9 +254,11 @@ pub(crate) fn clone_flags(out: &mut String, v: u64) {
     }
 }
 
-/// Formats one argument.
-fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
+/// Formats one argument; `others` gives the call's other arguments by name
+/// (fcntl's `arg` depends on its `cmd`).
+fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64, others: &dyn Fn(&str) -> Option<u64>) {
     match (syscall, name) {
+        ("mmap" | "mprotect" | "pkey_mprotect", "prot") if v == 0 => return out.push_str("PROT_NONE"),
         ("mmap" | "mprotect" | "pkey_mprotect", "prot") => return flags(out, v, PROT),
         ("mmap", "flags") => return mmap_flags(out, v),
         ("mremap", "flags") => return flags(out, v, MREMAP),
@@ -306,6 +281,9 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64) {
         }
         ("rt_sigprocmask", "how") => return value(out, v, SIGPROCMASK),
         _ => {}
+    }
+    if crate::consts::decode(out, syscall, name, v, others) {
+        return;
     }
     if name == "fd" || name.ends_with("fd") && !name.ends_with("fds") {
         if v as i32 == -100 && name == "dfd" {
@@ -378,6 +356,11 @@ pub fn format_arg_values_with(
     exit: &[u8],
 ) -> Vec<(String, String)> {
     let data = captured::by_arg(enter, exit);
+    let others = |n: &str| {
+        let e = entry?;
+        let i = e.args.iter().position(|a| a.name == n)?;
+        args.get(i).copied()
+    };
     args.iter()
         .enumerate()
         .map(|(i, &v)| {
@@ -390,7 +373,7 @@ pub fn format_arg_values_with(
                         .and_then(|d| captured::render(&e.name, &a.name, &a.ctype, v, d));
                     match shown {
                         Some(s) => out = s,
-                        None => arg(&mut out, &e.name, &a.name, &a.ctype, v),
+                        None => arg(&mut out, &e.name, &a.name, &a.ctype, v, &others),
                     }
                     (a.name.clone(), out)
                 }

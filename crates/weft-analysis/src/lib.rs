@@ -12,7 +12,9 @@
 
 mod args;
 pub mod captured;
+pub mod consts;
 pub mod crash;
+pub mod fds;
 mod kinds;
 pub mod mem;
 pub mod names;

@@ -8,6 +8,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use weft_format::{std_schemas as s, FormatError, Record, Records, Trace, Value};
 
 use crate::args::{format_arg_values, format_arg_values_with, format_call_args, format_return};
+use crate::fds::{is_fd_arg, Call, FdTables};
 use crate::kinds::{ExitState, Kind, Kinds};
 use crate::names::{default_is_fatal, si_code_name, signal_name};
 
@@ -114,6 +115,9 @@ pub struct Timeline<'t> {
     /// tid -> arguments and captured data of its syscall in progress,
     /// to show what the call wrote when it returns.
     calls: HashMap<u32, (u32, Vec<u64>, Vec<u8>)>,
+    /// Descriptor names, for `fd_paths`.
+    fds: FdTables,
+    fd_paths: bool,
     comms: HashMap<u32, String>,
     exits: HashMap<u32, ExitState>,
     spans: HashMap<(u32, u64), u64>,
@@ -136,6 +140,8 @@ impl<'t> Timeline<'t> {
             open: HashMap::new(),
             split: HashMap::new(),
             calls: HashMap::new(),
+            fds: FdTables::default(),
+            fd_paths: false,
             comms: HashMap::new(),
             exits: HashMap::new(),
             spans: HashMap::new(),
@@ -144,6 +150,42 @@ impl<'t> Timeline<'t> {
             last_ts: 0,
             problems: Vec::new(),
         }
+    }
+
+    /// Shows what each file descriptor is, as strace -y does:
+    /// `read(fd=3</etc/passwd>, ...)`.
+    pub fn fd_paths(mut self, on: bool) -> Self {
+        self.fd_paths = on;
+        self
+    }
+
+    /// `name(arg=value, ...)`, with captured data and, with `fd_paths`,
+    /// descriptor names.
+    fn call_text(&self, pid: u32, nr: u32, args: &[u64], enter: &[u8], exit: &[u8]) -> String {
+        let name = self.syscall_name(nr);
+        let entry = self.trace.syscalls.get(nr);
+        if !self.fd_paths {
+            return format!("{name}({})", format_call_args(entry, args, enter, exit));
+        }
+        let parts: Vec<String> = format_arg_values_with(entry, args, enter, exit)
+            .into_iter()
+            .map(|(n, v)| {
+                let fd_name = (!n.is_empty() && is_fd_arg(&name, &n))
+                    .then(|| v.parse::<i64>().ok())
+                    .flatten()
+                    .and_then(|fd| self.fds.name(pid, fd));
+                let v = match fd_name {
+                    Some(f) => format!("{v}<{f}>"),
+                    None => v,
+                };
+                if n.is_empty() {
+                    v
+                } else {
+                    format!("{n}={v}")
+                }
+            })
+            .collect();
+        format!("{name}({})", parts.join(", "))
     }
 
     fn syscall_name(&self, nr: u32) -> String {
@@ -214,10 +256,7 @@ impl<'t> Timeline<'t> {
                 let args = r.u64s(s::syscall_enter::ARGS).to_vec();
                 let data = r.bytes(s::syscall_enter::DATA);
                 let name = self.syscall_name(nr);
-                let text = format!(
-                    "{name}({})",
-                    format_call_args(self.trace.syscalls.get(nr), &args, data, &[])
-                );
+                let text = self.call_text(r.pid, nr, &args, data, &[]);
                 self.calls.insert(r.tid, (nr, args.clone(), data.to_vec()));
                 // A thread has one syscall in flight; an older open one lost its return.
                 self.abandon(r.tid);
@@ -239,22 +278,35 @@ impl<'t> Timeline<'t> {
                 }
                 let ret = r.i64(s::syscall_exit::RET);
                 let name = self.syscall_name(nr);
-                let result = format_return(&name, ret);
+                let mut result = format_return(&name, ret);
                 // What the call wrote (read's buffer, stat's struct): the
                 // arguments again, with it in place of the pointers.
                 let exit_data = r.bytes(s::syscall_exit::DATA);
                 let call = self.calls.remove(&r.tid).filter(|(n, ..)| *n == nr);
+                if let Some((_, args, enter)) = &call {
+                    let c = Call {
+                        entry: self.trace.syscalls.get(nr),
+                        args,
+                        enter,
+                        exit: exit_data,
+                        ret,
+                    };
+                    let fd = self.fds.returned(r.pid, &name, &c);
+                    if let Some(f) = fd.filter(|_| self.fd_paths).and_then(|fd| self.fds.name(r.pid, fd)) {
+                        let _ = write!(result, "<{f}>");
+                    }
+                }
                 let rewritten = match (&call, exit_data.is_empty()) {
                     (Some((_, args, enter)), false) => {
                         let entry = self.trace.syscalls.get(nr);
-                        let all = format_call_args(entry, args, enter, exit_data);
+                        let all = self.call_text(r.pid, nr, args, enter, exit_data);
                         let outputs: Vec<String> = format_arg_values_with(entry, args, &[], exit_data)
                             .into_iter()
                             .zip(format_arg_values(entry, args))
                             .filter(|(with, without)| with != without)
                             .map(|((n, v), _)| if n.is_empty() { v } else { format!("{n}={v}") })
                             .collect();
-                        Some((format!("{name}({all})"), outputs.join(", ")))
+                        Some((all, outputs.join(", ")))
                     }
                     _ => None,
                 };
@@ -306,6 +358,9 @@ impl<'t> Timeline<'t> {
                 let ptid = r.u64(s::fork::PARENT_TID) as u32;
                 let c = self.comm(ptid);
                 self.comms.insert(r.tid, c);
+                if ppid != r.pid {
+                    self.fds.fork(ppid, r.pid);
+                }
                 let text = if ppid == r.pid {
                     format!("new thread (created by {ppid}/{ptid})")
                 } else {
@@ -315,6 +370,7 @@ impl<'t> Timeline<'t> {
             }
             Kind::Exec => {
                 self.exits.remove(&r.pid);
+                self.fds.exec(r.pid);
                 let f = r.str(s::exec::FILENAME).to_owned();
                 self.push(&r, "exec", format!("exec \"{f}\""), State::Done);
             }
@@ -322,6 +378,7 @@ impl<'t> Timeline<'t> {
                 self.abandon(r.tid);
                 let group_dead = matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true)));
                 let text = if group_dead {
+                    self.fds.exit(r.pid);
                     let st = self.exits.remove(&r.pid).unwrap_or_default();
                     format!("+++ {} +++", st.describe())
                 } else {

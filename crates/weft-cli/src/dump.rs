@@ -8,17 +8,27 @@ use weft_analysis::{secs, Filter, Timeline};
 use weft_format::info_keys;
 
 use crate::input::{open, warn_damage};
-use crate::DumpArgs;
+use crate::{DumpArgs, TimeFormat};
 
 pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let trace = open(&args.file)?;
     warn_damage(&trace);
     let filter = Filter::new(args.pid, args.tid, &args.event, &args.comm)?;
-    let mut tl = Timeline::new(&trace, filter);
+    let mut tl = Timeline::new(&trace, filter).fd_paths(args.fd_paths);
     let start = trace
         .info(info_keys::START_MONOTONIC_NS)
         .and_then(|s| s.parse::<u64>().ok());
     let mut base: Option<u64> = start;
+    // CLOCK_REALTIME at start_monotonic_ns: wall time of any event.
+    let realtime = trace
+        .info(info_keys::START_REALTIME_NS)
+        .and_then(|s| s.parse::<u64>().ok())
+        .zip(start);
+    if args.time == TimeFormat::Absolute && realtime.is_none() {
+        anyhow::bail!("this trace has no wall-clock anchor (start_realtime_ns); use --time relative");
+    }
+    let mut prev: Option<u64> = None;
+    let mut seen = std::collections::HashSet::new();
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let res: std::io::Result<()> = (|| {
@@ -44,15 +54,22 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
         }
         for line in tl.by_ref() {
             let b = *base.get_or_insert(line.ts);
-            let rel = line.ts.saturating_sub(b);
+            let time = match args.time {
+                TimeFormat::Relative => secs(line.ts.saturating_sub(b)),
+                TimeFormat::Delta => secs(line.ts.saturating_sub(prev.unwrap_or(line.ts))),
+                TimeFormat::Absolute => {
+                    let (real, mono) = realtime.unwrap_or_default();
+                    time_of_day(real.saturating_add_signed(line.ts as i64 - mono as i64))
+                }
+            };
+            prev = Some(line.ts);
+            if !args.event.is_empty() && !seen.contains(&line.event) {
+                seen.insert(line.event.clone());
+            }
             writeln!(
                 out,
                 "{:>16} {:>7}/{:<7} {:<16} {}",
-                secs(rel),
-                line.pid,
-                line.tid,
-                line.comm,
-                line.text
+                time, line.pid, line.tid, line.comm, line.text
             )?;
         }
         out.flush()
@@ -64,5 +81,37 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     for p in &tl.problems {
         eprintln!("weft: warning: {p}");
     }
+    for pattern in args
+        .event
+        .iter()
+        .flat_map(|e| e.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let Ok(glob) = globset::Glob::new(pattern) else {
+            continue;
+        };
+        let m = glob.compile_matcher();
+        if !seen.iter().any(|e| m.is_match(e)) {
+            eprintln!(
+                "weft: warning: --event `{pattern}` matched nothing in this trace (events are syscall names such as openat, \
+                 fork, exec, exit, comm, map, signal_generate, signal_deliver, lost, and weft-probe provider:event names; \
+                 `weft info` lists what the trace holds)"
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `HH:MM:SS.uuuuuu` of the day in UTC (strace -tt prints local time).
+fn time_of_day(realtime_ns: u64) -> String {
+    let day_ns = realtime_ns % (86_400 * 1_000_000_000);
+    let s = day_ns / 1_000_000_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        day_ns % 1_000_000_000 / 1000
+    )
 }

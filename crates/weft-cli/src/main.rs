@@ -102,7 +102,9 @@ pub struct RecordArgs {
     /// No live status line and no summary.
     #[arg(short, long)]
     quiet: bool,
-    /// weft-probe events to record from instrumented processes: `provider:event` globs (default all).
+    /// weft-probe events to record from instrumented processes:
+    /// `provider:event` globs (default all). strace's `-e trace=LIST`
+    /// (syscall names and %classes) is taken as --syscalls LIST.
     #[arg(short = 'e', long = "event", value_name = "PATTERN")]
     event: Vec<String>,
     /// Do not attach to weft-probe instrumented processes.
@@ -184,6 +186,23 @@ pub struct DumpArgs {
     /// Only threads whose name matches (glob).
     #[arg(long)]
     comm: Vec<String>,
+    /// Time column: seconds since the recording started (`relative`), the
+    /// wall-clock time of day in UTC (`absolute`, as strace -tt), or
+    /// seconds since the line before (`delta`, as strace -r).
+    #[arg(long, value_enum, default_value_t = TimeFormat::Relative)]
+    time: TimeFormat,
+    /// Show what each file descriptor is, as strace -y: `fd=3</etc/passwd>`
+    /// (from the opens, sockets, pipes, dups and closes in the trace).
+    #[arg(short = 'y', long)]
+    fd_paths: bool,
+}
+
+/// How `weft dump` shows time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeFormat {
+    Relative,
+    Absolute,
+    Delta,
 }
 
 #[derive(Args)]

@@ -17,8 +17,37 @@ use crate::RecordArgs;
 /// argv strings of an exec kept (all of them, for most commands).
 const ARGV_STRINGS: u32 = 64;
 
-fn options(args: &RecordArgs) -> Options {
-    Options {
+/// `-e` values: strace's `trace=LIST` (syscalls, `%class` allowed), or
+/// weft-probe `provider:event` patterns; anything else is refused, so that
+/// `-e openat` does not pass for a probe pattern and record everything.
+fn split_events(args: &RecordArgs) -> Result<(Option<String>, Vec<String>)> {
+    let mut syscalls: Vec<String> = args.syscalls.iter().cloned().collect();
+    let mut probes = Vec::new();
+    for e in &args.event {
+        if let Some(list) = e.strip_prefix("trace=") {
+            syscalls.extend(list.split(',').map(|s| s.trim().trim_start_matches('%').to_string()));
+            continue;
+        }
+        if let Some((key, _)) = e.split_once('=') {
+            anyhow::bail!(
+                "`-e {e}`: weft takes strace's `-e trace=LIST` only (not `{key}=`); other -e values are weft-probe `provider:event` patterns"
+            );
+        }
+        for p in e.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if !p.contains(':') && p != "*" {
+                anyhow::bail!(
+                    "`-e {p}` is not a weft-probe event pattern (those are `provider:event`, e.g. `myapp:*`); to record the syscall, use `--syscalls {p}` or strace's `-e trace={p}`"
+                );
+            }
+            probes.push(p.to_string());
+        }
+    }
+    Ok(((!syscalls.is_empty()).then(|| syscalls.join(",")), probes))
+}
+
+fn options(args: &RecordArgs) -> Result<Options> {
+    let (syscalls, patterns) = split_events(args)?;
+    Ok(Options {
         output: args.output.clone(),
         force: args.force,
         target: if args.command.is_empty() {
@@ -26,7 +55,7 @@ fn options(args: &RecordArgs) -> Options {
         } else {
             Target::Command(args.command.clone())
         },
-        syscalls: args.syscalls.clone(),
+        syscalls,
         comm: args.comm.clone(),
         duration: args.duration,
         buffer_size: args.buffer_size,
@@ -44,14 +73,10 @@ fn options(args: &RecordArgs) -> Options {
             argv: ARGV_STRINGS,
         }),
         probes: (!args.no_probes).then(|| ProbeOptions {
-            patterns: if args.event.is_empty() {
+            patterns: if patterns.is_empty() {
                 vec!["*".to_string()]
             } else {
-                args.event
-                    .iter()
-                    .flat_map(|e| e.split(','))
-                    .map(str::to_owned)
-                    .collect()
+                patterns.clone()
             },
             overwrite: args.probe_overwrite,
             buffer: args.probe_buffer,
@@ -59,7 +84,7 @@ fn options(args: &RecordArgs) -> Options {
             threads: args.probe_threads,
             memory: args.probe_memory,
         }),
-    }
+    })
 }
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
@@ -71,7 +96,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         _ => {}
     };
     let signals = StopSignals::install()?;
-    let mut rec = match Recorder::start(options(&args), say) {
+    let opts = options(&args)?;
+    let probe_patterns: Vec<String> = split_events(&args)?.1;
+    let mut rec = match Recorder::start(opts, say) {
         Ok(r) => r,
         Err(e @ RecordError::CannotStart { .. }) => {
             // As a shell says of a command it cannot run.
@@ -116,6 +143,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let summary = rec.finish().context("the recording stopped")?;
     if !quiet {
         print_summary(&summary);
+    }
+    // Explicit patterns that caught nothing are said, even with --quiet.
+    if !probe_patterns.is_empty() && summary.probes.as_ref().is_none_or(|p| p.events == 0) {
+        eprintln!(
+            "weft: warning: no weft-probe event matched -e {} (`weft ps --events` lists the events of running instrumented processes)",
+            probe_patterns.join(",")
+        );
     }
     let status = match summary.still_running {
         Some(pid) => wait_untraced(pid, &signals, &mut seen_signals),

@@ -83,6 +83,21 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
         if let Some(c) = comm(pid, tid) {
             out.push(ev(tid, EventKind::Comm { comm: c, exec: false }));
         }
+        // A thread blocked in a syscall: that call is in progress from the
+        // start, and its return pairs with it (as `strace -p` shows it).
+        if let Some((nr, args)) = fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"))
+            .ok()
+            .and_then(|s| in_syscall(&s))
+        {
+            out.push(ev(
+                tid,
+                EventKind::SyscallEnter {
+                    nr,
+                    args,
+                    data: Vec::new(),
+                },
+            ));
+        }
     }
     if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
         let mut ids: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
@@ -107,6 +122,21 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
         }
     }
     out
+}
+
+/// `/proc/PID/task/TID/syscall` of a thread inside a syscall: `nr a1 .. a6
+/// sp pc` (hex arguments); None for `running` or `-1 ...` (not in one).
+fn in_syscall(text: &str) -> Option<(u32, [u64; 6])> {
+    let mut it = text.split_whitespace();
+    let nr: i64 = it.next()?.parse().ok()?;
+    if nr < 0 {
+        return None;
+    }
+    let mut args = [0u64; 6];
+    for a in &mut args {
+        *a = u64::from_str_radix(it.next()?.trim_start_matches("0x"), 16).ok()?;
+    }
+    Some((nr as u32, args))
 }
 
 /// The GNU build ID of an ELF file, or empty.
@@ -191,6 +221,17 @@ pub fn online_cpus() -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocked_thread_s_syscall_line_is_read() {
+        assert_eq!(
+            in_syscall("0 0x0 0x7ffc8a1b2c30 0x400 0x0 0x0 0x0 0x7ffc8a1b2c18 0x7f0e1c11a7e2\n"),
+            Some((0, [0, 0x7ffc8a1b2c30, 0x400, 0, 0, 0]))
+        );
+        assert_eq!(in_syscall("running\n"), None);
+        assert_eq!(in_syscall("-1 0x7ffc8a1b2c18 0x7f0e1c11a7e2\n"), None);
+        assert_eq!(in_syscall("7 0x1"), None);
+    }
 
     #[test]
     fn parses_maps_lines() {

@@ -219,3 +219,97 @@ fn quoted_strings_are_found_with_their_escapes() {
     );
     assert_eq!(call("1 <... write resumed>) = 3"), None);
 }
+
+fn dump_text(trace: &Path, extra: &[&str]) -> (String, String) {
+    let d = weft().arg("dump").args(extra).arg(trace).output().expect("weft dump");
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    (
+        String::from_utf8_lossy(&d.stdout).into_owned(),
+        String::from_utf8_lossy(&d.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs, eBPF): run as root with -- --include-ignored"]
+fn what_strace_users_type_works() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("e.weft");
+    // strace's -e trace=, classes with %.
+    let out = weft()
+        .args(["record", "-q", "-e", "trace=%file,close,read", "-o"])
+        .arg(&trace)
+        .args(["--", "cat", "/etc/hostname"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (text, _) = dump_text(&trace, &["-y"]);
+    assert!(text.contains("openat("), "{text}");
+    assert!(!text.contains("mmap("), "trace=%file,close,read recorded mmap: {text}");
+    // -y: the descriptor's path, on its uses and on the call that returned it.
+    let read = text
+        .lines()
+        .find(|l| l.contains("read(fd=3</etc/hostname>"))
+        .unwrap_or_else(|| panic!("no read of fd 3 named /etc/hostname: {text}"));
+    assert!(read.contains("buf=\""), "{read}");
+    assert!(
+        text.contains("\"/etc/hostname\"") && text.contains("= 3</etc/hostname>"),
+        "{text}"
+    );
+    // Absolute and delta times.
+    let (abs, _) = dump_text(&trace, &["--time", "absolute"]);
+    let first = abs.split_whitespace().next().unwrap();
+    assert!(
+        first.len() == 15 && first.as_bytes()[2] == b':' && first.as_bytes()[8] == b'.',
+        "{first}"
+    );
+    let (delta, _) = dump_text(&trace, &["--time", "delta"]);
+    assert!(delta.starts_with("     0.000000000"), "{delta}");
+    // An event pattern that matches nothing is said.
+    let (none, err) = dump_text(&trace, &["--event", "opnat"]);
+    assert!(none.is_empty());
+    assert!(err.contains("`opnat` matched nothing"), "{err}");
+    // A syscall name given as a probe pattern is an error that says what to type.
+    let out = weft()
+        .args(["record", "-e", "openat", "-o"])
+        .arg(dir.path().join("x.weft"))
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--syscalls openat") && err.contains("-e trace=openat"),
+        "{err}"
+    );
+    assert!(!dir.path().join("x.weft").exists());
+}
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs, eBPF): run as root with -- --include-ignored"]
+fn a_process_attached_while_blocked_shows_the_call_in_progress() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("p.weft");
+    let mut sleeper = Command::new("sleep").arg("1.5").spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = weft()
+        .args(["record", "-q", "-p", &sleeper.id().to_string(), "-o"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sleeper.wait().unwrap();
+    let (text, _) = dump_text(&trace, &["--event", "clock_nanosleep"]);
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no clock_nanosleep: {text}"));
+    // In progress from the start (time 0), returned about 1.2 s later.
+    assert!(line.trim_start().starts_with("0.000000000"), "{line}");
+    assert!(
+        line.contains("which_clock=CLOCK_REALTIME") && line.contains(" = 0 <1."),
+        "{line}"
+    );
+}
