@@ -23,6 +23,8 @@
 #                   terminal, so there is no live status line either); strings,
 #                   buffers and structs captured (256 bytes each)
 #   weft-noargs     the same with --no-args: pointers only, no eBPF
+#   weft-live       weft with --live --live-output OUT.live.txt: the timeline
+#                   printed while recording (a file: lines are not dropped)
 #   perf-raw        perf record -e 'raw_syscalls:*' -o OUT -- CMD
 #   perf-syscalls   perf record -e 'syscalls:sys_enter_*' -e 'syscalls:sys_exit_*' -o OUT -- CMD
 #   perf-trace      perf trace -o OUT.txt -- CMD     (text; a file, not /dev/null,
@@ -65,7 +67,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
-ALL_CONFIGS="untraced weft weft-noargs perf-raw perf-syscalls perf-trace strace strace-s256 bpftrace bpftrace-str"
+ALL_CONFIGS="untraced weft weft-noargs weft-live perf-raw perf-syscalls perf-trace strace strace-s256 bpftrace bpftrace-str"
 ALL_WORKLOADS="mmap fork rate files python"
 
 RUNS=${BENCH_RUNS:-${R:-5}}
@@ -154,6 +156,7 @@ if [[ $WEFT != */* ]]; then WEFT=$(command -v "$WEFT" || echo "$WEFT"); fi
 if [[ ! -x $WEFT ]]; then
 	SKIP[weft]="weft binary not found at $WEFT (build it with 'cargo build --release' or set WEFT=...)"
 	SKIP[weft-noargs]=${SKIP[weft]}
+	SKIP[weft-live]=${SKIP[weft]}
 else
 	VERSION[weft]=$("$WEFT" --version 2>/dev/null | head -n1 || true)
 fi
@@ -342,6 +345,10 @@ run_one() {
 		out=$TRACES/$w.weft
 		# shellcheck disable=SC2206 # WEFT_ARGS is split on purpose
 		cmd=("$WEFT" record -o "$out" ${WEFT_ARGS:-} -- "${wcmd[@]}") ;;
+	weft-live)
+		out=$TRACES/$w.live.weft
+		# shellcheck disable=SC2206
+		cmd=("$WEFT" record -o "$out" --live --live-output "$TRACES/$w.live.txt" ${WEFT_ARGS:-} -- "${wcmd[@]}") ;;
 	weft-noargs)
 		out=$TRACES/$w.noargs.weft
 		# shellcheck disable=SC2206
@@ -385,7 +392,7 @@ run_one() {
 		[[ -e $out ]] && lost=$(perf_lost "$out" "$LOGS/$tag.perf-stats") ;;
 	perf-trace|bpftrace|bpftrace-str)
 		lost=$(lost_from_lines "$errlog" "$out") ; lost=${lost:-0} ;;
-	weft|weft-noargs) lost=$(weft_lost "$errlog") ;;
+	weft|weft-noargs|weft-live) lost=$(weft_lost "$errlog") ;;
 	esac
 	if [[ $KEEP == 0 && -n $out ]]; then rm -f "$out" "$out.old"; fi
 	if [[ $rc == 124 || $rc == 137 ]]; then
@@ -481,7 +488,7 @@ REPORT=$OUT/results.md
 					notes="${notes:+$notes; }*workload not reaped by the tracer in $unreaped run(s): CPU is the tracer's own U+S"
 				fi
 			fi
-			if [[ $c == weft || $c == weft-noargs ]]; then
+			if [[ $c == weft* ]]; then
 				selfcpu=$(for r in $(col "$w" "$c" 3); do weft_self_cpu "$LOGS/$w.$c.$r.stderr"; done | median)
 				[[ -n $selfcpu ]] && notes="${notes:+$notes; }weft's own report: $(printf '%.2f' "$selfcpu") s recorder CPU"
 			fi

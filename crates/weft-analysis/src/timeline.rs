@@ -103,7 +103,8 @@ struct Slot {
 /// Iterator of timeline lines; see `problems` for damage met on the way.
 pub struct Timeline<'t> {
     trace: &'t Trace,
-    records: Records<'t>,
+    /// None: a live timeline, fed by `push`.
+    records: Option<Records<'t>>,
     kinds: Kinds,
     filter: Filter,
     queue: VecDeque<Slot>,
@@ -128,12 +129,26 @@ pub struct Timeline<'t> {
     pub problems: Vec<FormatError>,
 }
 
-impl<'t> Timeline<'t> {
-    pub fn new(trace: &'t Trace, filter: Filter) -> Self {
-        Timeline {
-            trace,
-            records: trace.records(),
-            kinds: Kinds::of(trace),
+/// What a live timeline carries from one reading of a trace that is
+/// still being written to the next (`Timeline::live`, `Timeline::carry`).
+pub struct Carry {
+    filter: Filter,
+    queue: VecDeque<Slot>,
+    front_seq: u64,
+    open: HashMap<u32, u64>,
+    split: HashMap<u32, (u32, u64)>,
+    calls: HashMap<u32, (u32, Vec<u64>, Vec<u8>)>,
+    fds: FdTables,
+    fd_paths: bool,
+    comms: HashMap<u32, String>,
+    exits: HashMap<u32, ExitState>,
+    spans: HashMap<(u32, u64), u64>,
+    last_ts: u64,
+}
+
+impl Carry {
+    pub fn new(filter: Filter, fd_paths: bool) -> Carry {
+        Carry {
             filter,
             queue: VecDeque::new(),
             front_seq: 0,
@@ -141,15 +156,91 @@ impl<'t> Timeline<'t> {
             split: HashMap::new(),
             calls: HashMap::new(),
             fds: FdTables::default(),
-            fd_paths: false,
+            fd_paths,
             comms: HashMap::new(),
             exits: HashMap::new(),
             spans: HashMap::new(),
+            last_ts: 0,
+        }
+    }
+}
+
+impl<'t> Timeline<'t> {
+    pub fn new(trace: &'t Trace, filter: Filter) -> Self {
+        let mut t = Self::live(trace, Carry::new(filter, false));
+        t.records = Some(trace.records());
+        t
+    }
+
+    /// A timeline of a trace still being written: the caller `feed`s the
+    /// records of the chunks written since its last reading, takes the
+    /// lines with `take_lines`, and `carry`s the state to the next reading
+    /// (a new `Trace` of the grown file).
+    pub fn live(trace: &'t Trace, c: Carry) -> Self {
+        Timeline {
+            trace,
+            records: None,
+            kinds: Kinds::of(trace),
+            filter: c.filter,
+            queue: c.queue,
+            front_seq: c.front_seq,
+            open: c.open,
+            split: c.split,
+            calls: c.calls,
+            fds: c.fds,
+            fd_paths: c.fd_paths,
+            comms: c.comms,
+            exits: c.exits,
+            spans: c.spans,
             ready: VecDeque::new(),
             finished: false,
-            last_ts: 0,
+            last_ts: c.last_ts,
             problems: Vec::new(),
         }
+    }
+
+    /// The state to go on with at the next reading (lines not taken are kept).
+    pub fn carry(self) -> Carry {
+        let mut queue = self.queue;
+        // Lines ready but not taken go back in front, already settled.
+        let front_seq = self.front_seq - self.ready.len() as u64;
+        for line in self.ready.into_iter().rev() {
+            queue.push_front(Slot {
+                line,
+                state: State::Done,
+            });
+        }
+        Carry {
+            filter: self.filter,
+            queue,
+            front_seq,
+            open: self.open,
+            split: self.split,
+            calls: self.calls,
+            fds: self.fds,
+            fd_paths: self.fd_paths,
+            comms: self.comms,
+            exits: self.exits,
+            spans: self.spans,
+            last_ts: self.last_ts,
+        }
+    }
+
+    /// Adds one record of a live timeline.
+    pub fn feed(&mut self, r: Record) {
+        self.last_ts = r.ts;
+        self.handle(r);
+        self.settle(false);
+    }
+
+    /// The lines ready so far. With `cut`, a call still in progress is
+    /// printed now as `<unfinished ...>` (its return as `resumed`), so
+    /// that no line waits for it.
+    pub fn take_lines(&mut self, cut: bool) -> Vec<Line> {
+        if cut {
+            self.settle(true);
+        }
+        self.ready.drain(..).collect()
     }
 
     /// Shows what each file descriptor is, as strace -y does:
@@ -593,7 +684,9 @@ impl Iterator for Timeline<'_> {
             if self.finished {
                 return None;
             }
-            match self.records.next() {
+            // A live timeline's records come from `feed`.
+            let records = self.records.as_mut()?;
+            match records.next() {
                 Some(Ok(r)) => {
                     self.last_ts = r.ts;
                     self.handle(r);

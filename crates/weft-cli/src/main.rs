@@ -10,6 +10,7 @@ mod crash;
 mod dump;
 mod info;
 mod input;
+mod live;
 mod mem;
 mod profiles;
 mod ps;
@@ -94,6 +95,15 @@ pub struct RecordArgs {
     /// tracepoints give: no strings, paths, buffers or structs (no eBPF).
     #[arg(long)]
     no_args: bool,
+    /// Print the timeline while recording, as `weft dump` prints it (to
+    /// stderr, or to --live-output). Lines show up within about 0.2 s; when
+    /// the output cannot keep up, lines are dropped there and counted, never
+    /// from the trace.
+    #[arg(long)]
+    live: bool,
+    /// File for --live's lines instead of stderr.
+    #[arg(long, value_name = "FILE", requires = "live")]
+    live_output: Option<PathBuf>,
     /// zstd compression level of the trace file (1 fastest .. 19 smallest).
     /// Level 3 makes traces only 2-4% smaller and costs the collector a
     /// third more CPU.

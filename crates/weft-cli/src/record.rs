@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weft_record::{CaptureLimits, Level, Notice, Options, ProbeOptions, RecordError, Recorder, Summary, Target};
 
+use crate::live::LiveView;
 use crate::units::bytes;
 use crate::RecordArgs;
 
@@ -67,6 +68,12 @@ fn options(args: &RecordArgs) -> Result<Options> {
         off_cpu: args.off_cpu,
         stack_size: args.stack_size,
         archive: args.archive,
+        // A live view reads the file: events must not wait long to reach it.
+        flush_every: if args.live {
+            Duration::from_millis(100)
+        } else {
+            weft_record::FLUSH_EVERY
+        },
         capture: (!args.no_args).then_some(CaptureLimits {
             strings: args.string_limit,
             buffers: args.string_limit,
@@ -108,7 +115,19 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
 
-    let bar = if quiet || !std::io::stderr().is_terminal() {
+    let live = if args.live {
+        let out: Box<dyn std::io::Write + Send> = match &args.live_output {
+            Some(p) => Box::new(
+                std::fs::File::create(p).with_context(|| format!("cannot create --live-output {}", p.display()))?,
+            ),
+            None => Box::new(std::io::stderr()),
+        };
+        Some(LiveView::start(args.output.clone(), out))
+    } else {
+        None
+    };
+    // The status line would be torn by live lines on the same terminal.
+    let bar = if quiet || (args.live && args.live_output.is_none()) || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
         let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
@@ -141,6 +160,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
     let summary = rec.finish().context("the recording stopped")?;
+    if let Some(l) = live {
+        let dropped = l.finish();
+        if dropped > 0 {
+            eprintln!(
+                "weft: live view: {dropped} lines were not printed (the output was too slow); `weft dump` shows them"
+            );
+        }
+    }
     if !quiet {
         print_summary(&summary);
     }

@@ -634,7 +634,16 @@ impl KernelTracer {
         }
         if exec.is_some() {
             self.gate = None;
-            out.extend(self.gate_execve.take());
+            if let Some(e) = self.gate_execve.take() {
+                // Until its exec the process is our forked launcher: its name is ours.
+                let comm =
+                    std::fs::read_to_string("/proc/self/comm").map_or_else(|_| "weft".into(), |c| c.trim().to_string());
+                out.push(KernelEvent {
+                    kind: EventKind::Comm { comm, exec: false },
+                    ..e.clone()
+                });
+                out.push(e);
+            }
         }
     }
 

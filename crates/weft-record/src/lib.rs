@@ -32,7 +32,9 @@ mod recorder;
 mod side;
 
 pub use probes::ProbeTotals;
-pub use recorder::{describe_status, CaptureLimits, Options, ProbeOptions, Progress, Recorder, Summary, Target};
+pub use recorder::{
+    describe_status, CaptureLimits, Options, ProbeOptions, Progress, Recorder, Summary, Target, FLUSH_EVERY,
+};
 
 use std::path::PathBuf;
 

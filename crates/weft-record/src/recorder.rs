@@ -20,8 +20,9 @@ use crate::probes::{ProbeTotals, Probes};
 use crate::side::SideData;
 use crate::{Level, Notice, RecordError};
 
-/// Write what is buffered at least this often.
-const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// Write what is buffered at least this often (`Options::flush_every`'s
+/// usual value).
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// How long a command told to stop may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How often the traced processes are re-listed while the kernel drops records.
@@ -88,6 +89,9 @@ pub struct Options {
     /// What syscall arguments point to, copied in the kernel; None:
     /// pointers only.
     pub capture: Option<CaptureLimits>,
+    /// Longest time written events wait in memory before they reach the
+    /// file (shorter for a live view that reads the file as it grows).
+    pub flush_every: Duration,
 }
 
 /// How much of what syscall arguments point to is kept.
@@ -771,7 +775,7 @@ impl Recorder {
             }
         }
         self.pass_notices();
-        if self.last_flush.elapsed() >= FLUSH_EVERY && self.enc.w.buffered() > 0 {
+        if self.last_flush.elapsed() >= self.opts.flush_every && self.enc.w.buffered() > 0 {
             if let Err(e) = self.enc.w.flush() {
                 self.write_error.get_or_insert(e);
             }

@@ -31,6 +31,7 @@ fn options(output: std::path::PathBuf, argv: &[&str]) -> Options {
         archive: false,
         probes: None,
         capture: None,
+        flush_every: weft_record::FLUSH_EVERY,
     }
 }
 

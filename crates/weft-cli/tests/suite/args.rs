@@ -315,3 +315,52 @@ fn a_process_attached_while_blocked_shows_the_call_in_progress() {
     let took: f64 = line.rsplit('<').next().unwrap().trim_end_matches('>').parse().unwrap();
     assert!(took > 0.5, "{line}");
 }
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs, eBPF): run as root with -- --include-ignored"]
+fn the_live_view_prints_lines_while_the_program_runs() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("l.weft");
+    let live = dir.path().join("live.txt");
+    let mut rec = weft()
+        .args(["record", "-q", "--live", "--live-output"])
+        .arg(&live)
+        .arg("-o")
+        .arg(&trace)
+        .args(["--", "sh", "-c", "cat /etc/hostname; sleep 3"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The open of /etc/hostname is printed while the program still sleeps.
+    let t0 = std::time::Instant::now();
+    let mut seen = String::new();
+    while t0.elapsed() < std::time::Duration::from_millis(2500) {
+        seen = std::fs::read_to_string(&live).unwrap_or_default();
+        if seen.contains("\"/etc/hostname\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        seen.contains("\"/etc/hostname\""),
+        "not printed within 2.5 s of a 3 s program: {seen}"
+    );
+    assert!(rec.try_wait().unwrap().is_none(), "the recording had already ended");
+    assert!(rec.wait().unwrap().success());
+    // Every line of the file's timeline was printed live too, in the same form.
+    let after = std::fs::read_to_string(&live).unwrap();
+    let (dumped, _) = dump_text(&trace, &[]);
+    let strip = |l: &str| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+    for l in dumped
+        .lines()
+        .filter(|l| l.contains("openat(") || l.contains("execve("))
+    {
+        let want = strip(l);
+        let want = want.split(" = ").next().unwrap();
+        assert!(
+            after.lines().any(|a| strip(a).starts_with(want)),
+            "not in the live output: {l}\n{after}"
+        );
+    }
+}

@@ -295,17 +295,30 @@ fn process_tree_followed_with_and_without_cgroup() {
         );
         let lines = parse(&dump(&trace, &[]));
         // Nothing of weft's launcher (its wait on the start pipe, its PATH
-        // search) before the command's exec: only the new image's maps.
+        // search) before the command's exec: only the new image's maps and
+        // the command's own execve, with its argv.
         let exec_at = lines
             .iter()
             .position(|l| l.text.starts_with("exec "))
             .expect("the command's exec");
         let root = lines[exec_at].pid;
+        let execve: Vec<&L> = lines[..exec_at]
+            .iter()
+            .filter(|l| l.pid == root && l.text.starts_with("execve("))
+            .collect();
+        // Per-task events start at the exec itself (enable_on_exec).
+        let want = usize::from(mode == "cgroup");
+        assert!(
+            execve.len() == want && execve.iter().all(|l| l.text.contains("argv=[\"sh\", \"-c\", ")),
+            "{mode}: {execve:#?}"
+        );
         assert!(
             lines[..exec_at]
                 .iter()
                 .filter(|l| l.pid == root)
-                .all(|l| l.text.starts_with("map ") || l.text.starts_with("thread name")),
+                .all(|l| l.text.starts_with("map ")
+                    || l.text.starts_with("thread name")
+                    || l.text.starts_with("execve(")),
             "{mode}: the launcher's own events leaked in: {:#?}",
             &lines[..exec_at]
         );
