@@ -87,6 +87,7 @@ pub fn render(syscall: &str, arg: &str, ctype: &str, value: u64, data: &ArgData)
     match first.kind {
         k::STR | k::STR_OUT => Some(quote(first.bytes, first.truncated())),
         k::BUF_IN | k::BUF_OUT => Some(buffer(syscall, arg, first)),
+        k::STRUCT_IN | k::STRUCT_OUT if ctype.contains("msghdr") => Some(msghdr(&data.items)),
         k::STRUCT_IN | k::STRUCT_OUT => Some(structure(syscall, arg, ctype, first.bytes)),
         k::ARGV | k::COUNT => Some(array(value, &data.items)),
         k::IOV_IN | k::IOV_OUT => {
@@ -266,6 +267,35 @@ fn structure(syscall: &str, arg: &str, ctype: &str, b: &[u8]) -> String {
     }
 }
 
+/// A msghdr as strace shows it, from its struct, address and iovec items.
+fn msghdr(items: &[Item]) -> String {
+    let m = items.first().map_or(&[][..], |i| i.bytes);
+    let name = match items.iter().find(|i| i.kind == k::MSG_NAME && !i.fault()) {
+        Some(n) => sockaddr(n.bytes),
+        None if u64_at(m, 0).unwrap_or(0) == 0 => "NULL".into(),
+        None => format!("{:#x}", u64_at(m, 0).unwrap_or(0)),
+    };
+    let iov: Vec<String> = items
+        .iter()
+        .filter(|i| matches!(i.kind, k::IOV_IN | k::IOV_OUT) && !i.fault())
+        .map(|i| {
+            format!(
+                "{{iov_base={}, iov_len={}}}",
+                quote(i.bytes, i.truncated()),
+                i.bytes.len()
+            )
+        })
+        .collect();
+    format!(
+        "{{msg_name={name}, msg_namelen={}, msg_iov=[{}], msg_iovlen={}, msg_controllen={}, msg_flags={}}}",
+        u32_at(m, 8).unwrap_or(0),
+        iov.join(", "),
+        u64_at(m, 24).unwrap_or(0),
+        u64_at(m, 40).unwrap_or(0),
+        u32_at(m, 48).unwrap_or(0)
+    )
+}
+
 /// `WIFEXITED(s) && WEXITSTATUS(s) == 0`, as strace writes a wait status.
 pub fn wait_status(s: u32) -> String {
     let sig = s & 0x7f;
@@ -419,6 +449,43 @@ mod tests {
         in6.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
         in6.extend_from_slice(&[0; 4]);
         assert!(sockaddr(&in6).contains(r#"inet_pton(AF_INET6, "::1", &sin6_addr)"#));
+    }
+
+    #[test]
+    fn a_msghdr_shows_its_address_and_data() {
+        use weft_format::captured::flag;
+        let mut m = vec![0u8; 56];
+        m[0..8].copy_from_slice(&0x1000u64.to_le_bytes());
+        m[8..12].copy_from_slice(&16u32.to_le_bytes());
+        m[24..32].copy_from_slice(&1u64.to_le_bytes());
+        let inet = [2, 0, 0, 53, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let items = [
+            Item {
+                arg: 1,
+                kind: k::STRUCT_IN,
+                flags: 0,
+                index: 0,
+                bytes: &m,
+            },
+            Item {
+                arg: 1,
+                kind: k::MSG_NAME,
+                flags: 0,
+                index: 0,
+                bytes: &inet,
+            },
+            Item {
+                arg: 1,
+                kind: k::IOV_IN,
+                flags: flag::TRUNCATED,
+                index: 0,
+                bytes: b"q",
+            },
+        ];
+        assert_eq!(
+            msghdr(&items),
+            r#"{msg_name={sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.0.0.1")}, msg_namelen=16, msg_iov=[{iov_base="q"..., iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}"#
+        );
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub mod kind {
     pub const IOV_OUT: u8 = 9;
     /// A string the call filled, as many bytes as it returned (readlink).
     pub const STR_OUT: u8 = 10;
+    /// The address a msghdr points to (`msg_name`), after the msghdr's
+    /// own STRUCT item and before its IOV items.
+    pub const MSG_NAME: u8 = 11;
 }
 
 /// Item flags.

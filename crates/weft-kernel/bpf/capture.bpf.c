@@ -41,6 +41,12 @@ static __always_inline __u64 half(__u64 x)
 #define K_IOV_IN 8
 #define K_IOV_OUT 9
 #define K_STR_OUT 10
+// An item: a msghdr's address (msg_name).
+#define K_MSG_NAME 11
+// Spec kinds only (their items are STRUCT, MSG_NAME and IOV ones): a
+// msghdr the call reads (sendmsg) or fills (recvmsg).
+#define K_MSGHDR_IN 12
+#define K_MSGHDR_OUT 13
 
 // Item flags.
 #define F_TRUNCATED 1
@@ -312,6 +318,26 @@ __noinline __u32 put_iov(struct scratch *s, __u32 off, __u32 d, __u64 ptr, __u64
 	return off;
 }
 
+// A msghdr: the struct itself, its address, and its first iovec entries
+// (`total` bytes in all: the call's result at exit). `d` holds the
+// argument, the struct's item kind and the flags.
+__noinline __u32 put_msghdr(struct scratch *s, __u32 off, __u32 d, __u64 ptr, __u64 total)
+{
+	if (!s)
+		return off;
+	__u64 m[7];
+	if (bpf_probe_read_user(m, sizeof(m), (const void *)ptr) != 0)
+		return failed_item(s, off, d);
+	off = put_buf(s, off, d, ptr, sizeof(m));
+	__u32 arg = D_ARG(d), flags = D_FLAGS(d);
+	__u64 name = m[0], namelen = m[1] & 0xffffffff;
+	if (name && namelen)
+		off = put_buf(s, off, DESC(arg, K_MSG_NAME, flags, 0), name, namelen < 128 ? namelen : 128);
+	__u64 iovlen = m[3];
+	__u32 kind = D_KIND(d) == K_STRUCT_IN ? K_IOV_IN : K_IOV_OUT;
+	return put_iov(s, off, DESC(arg, kind, flags, iovlen < 8 ? iovlen : 8), m[2], total);
+}
+
 static __always_inline __u32 capture_arg(struct scratch *s, __u32 off, struct config *c, struct spec *sp, __u32 i,
 					 unsigned long *args, long ret, int exit, __u32 *failed)
 {
@@ -351,6 +377,9 @@ static __always_inline __u32 capture_arg(struct scratch *s, __u32 off, struct co
 		case K_IOV_IN:
 			off = put_iov(s, off, DESC(i, K_IOV_IN, 0, len < 8 ? len : 8), ptr, ~0ull);
 			break;
+		case K_MSGHDR_IN:
+			off = put_msghdr(s, off, DESC(i, K_STRUCT_IN, 0, 0), ptr, ~0ull);
+			break;
 		}
 		// Not paged in yet (a fresh binary's constant, say): the call
 		// itself faults it in, so try again at exit.
@@ -383,6 +412,9 @@ static __always_inline __u32 capture_arg(struct scratch *s, __u32 off, struct co
 		break;
 	case K_IOV_OUT:
 		off = put_iov(s, off, DESC(i, K_IOV_OUT, F_AT_EXIT, len < 8 ? len : 8), ptr, ret);
+		break;
+	case K_MSGHDR_OUT:
+		off = put_msghdr(s, off, DESC(i, K_STRUCT_OUT, F_AT_EXIT, 0), ptr, ret);
 		break;
 	}
 	return off;

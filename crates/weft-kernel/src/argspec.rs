@@ -21,6 +21,11 @@ pub struct ArgSpec {
 
 /// No length argument.
 const NONE: u8 = 0xff;
+/// Spec kinds that are not item kinds: a msghdr the call reads (sendmsg)
+/// or fills (recvmsg); the program stores the struct, its address and its
+/// iovec entries as items (capture.bpf.c).
+pub const MSGHDR_IN: u8 = 12;
+pub const MSGHDR_OUT: u8 = 13;
 
 /// Calls whose arguments the types alone do not describe:
 /// (syscall, argument, kind, length argument, size).
@@ -108,6 +113,8 @@ pub fn arg_spec(entry: &SyscallEntry) -> Option<ArgSpec> {
                 (kind, index("vlen").unwrap_or(NONE), 0)
             }
             "struct__kernel_timespec*" | "conststruct__kernel_timespec*" => (k::STRUCT_IN, NONE, 16),
+            "structuser_msghdr*" if entry.name == "sendmsg" => (MSGHDR_IN, NONE, 0),
+            "structuser_msghdr*" if entry.name == "recvmsg" => (MSGHDR_OUT, NONE, 0),
             _ => (0, NONE, 0),
         };
         s.kind[i] = kind;
@@ -123,7 +130,7 @@ pub fn arg_spec(entry: &SyscallEntry) -> Option<ArgSpec> {
     s.at_exit = s
         .kind
         .iter()
-        .any(|&k| matches!(k, k::BUF_OUT | k::STR_OUT | k::STRUCT_OUT | k::IOV_OUT));
+        .any(|&k| matches!(k, k::BUF_OUT | k::STR_OUT | k::STRUCT_OUT | k::IOV_OUT | MSGHDR_OUT));
     s.kind.iter().any(|&k| k != 0).then_some(s)
 }
 

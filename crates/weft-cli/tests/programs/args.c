@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -43,6 +44,18 @@ int main(int argc, char **argv)
     snprintf(a.sun_path, sizeof a.sun_path, "%s/no-such.sock", dir);
     connect(s, (struct sockaddr *)&a, sizeof a);
     close(s);
+
+    /* A datagram through a socket pair, with sendmsg and recvmsg. */
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0) {
+        char out[] = "msg \"data\"\n", in[64];
+        struct iovec oi = {.iov_base = out, .iov_len = strlen(out)};
+        struct msghdr om = {.msg_iov = &oi, .msg_iovlen = 1};
+        sendmsg(sv[0], &om, 0);
+        struct iovec ii = {.iov_base = in, .iov_len = sizeof in};
+        struct msghdr im = {.msg_iov = &ii, .msg_iovlen = 1};
+        recvmsg(sv[1], &im, 0);
+    }
 
     char *const next[] = {argv[0], (char *)dir, "again", "arg with space", "\xc3\xa9", NULL};
     execv(argv[0], next);

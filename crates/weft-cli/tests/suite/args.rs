@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use super::common::*;
 
-const CALLS: &[&str] = &["openat", "execve", "connect", "write"];
+const CALLS: &[&str] = &["openat", "execve", "connect", "write", "sendmsg", "recvmsg"];
 
 /// Every quoted string of a line's arguments (`"..."`, with a `...` after
 /// one that was cut), as strace and weft both write them.
@@ -66,7 +66,7 @@ fn strace_calls(dir: &Path, argv: &[&str]) -> Vec<(String, Vec<String>)> {
             "-s",
             "256",
             "-e",
-            "trace=openat,execve,connect,write",
+            "trace=openat,execve,connect,write,sendmsg,recvmsg",
             "-o",
         ])
         .arg(&log)
@@ -96,7 +96,7 @@ fn weft_calls(dir: &Path, argv: &[&str]) -> Vec<(String, Vec<String>)> {
         String::from_utf8_lossy(&out.stderr)
     );
     let d = weft()
-        .args(["dump", "--event", "openat,execve,connect,write"])
+        .args(["dump", "--event", "openat,execve,connect,write,sendmsg,recvmsg"])
         .arg(&trace)
         .output()
         .expect("weft dump");
@@ -139,6 +139,7 @@ fn paths_data_sockets_and_argv_are_shown_as_strace_shows_them() {
         "no-such.sock\"",
         "\"arg with space\"",
         "\"after exec\\n\"",
+        "\"msg \\\"data\\\"\\n\"",
     ] {
         assert!(all.iter().any(|q| q.ends_with(needle)), "no {needle} in {all:?}");
     }
