@@ -60,6 +60,11 @@ impl FdTables {
         self.by_pid.get(&pid)?.get(&fd).map(|f| f.name.as_str())
     }
 
+    /// A descriptor the process had before the recording began.
+    pub fn at_start(&mut self, pid: u32, fd: i64, name: String) {
+        self.set(pid, fd, name, false);
+    }
+
     fn set(&mut self, pid: u32, fd: i64, name: String, cloexec: bool) {
         self.by_pid.entry(pid).or_default().insert(fd, Fd { name, cloexec });
     }

@@ -15,6 +15,8 @@ pub enum Kind {
     Comm,
     Mmap,
     Lost,
+    /// A descriptor open when the recording began.
+    Fd,
     /// Any other schema (weft-probe events, future sources).
     Other,
 }
@@ -36,6 +38,7 @@ impl Kinds {
             (s::COMM, Kind::Comm),
             (s::MMAP, Kind::Mmap),
             (s::LOST, Kind::Lost),
+            (s::FD, Kind::Fd),
         ];
         let table = names
             .iter()

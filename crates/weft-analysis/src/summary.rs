@@ -86,6 +86,8 @@ pub fn summarize(trace: &Trace) -> Summary {
                 }
                 continue;
             }
+            // A fact about the start, not an event.
+            Kind::Fd => continue,
             Kind::Lost => {
                 {
                     let l = sum.lost_by_cpu.entry(r.cpu.unwrap_or(u32::MAX)).or_default();

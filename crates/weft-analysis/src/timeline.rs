@@ -547,6 +547,10 @@ impl<'t> Timeline<'t> {
                 }
                 self.push(&r, "map", text, State::Done);
             }
+            Kind::Fd => {
+                let fd = r.i64(s::fd::FD);
+                self.fds.at_start(r.pid, fd, r.str(s::fd::PATH).to_owned());
+            }
             Kind::Lost => {
                 let text = format!(
                     "*** LOST {} events on CPU {} ***",

@@ -254,6 +254,8 @@ impl<S: Sink> Walker<'_, S> {
                     ],
                 )?;
             }
+            // Descriptors open at the start: no event on any track.
+            Kind::Fd => {}
             Kind::Lost => {
                 let n = r.u64(s::lost::COUNT);
                 let cpu = r.cpu.map_or_else(|| "?".into(), |c| c.to_string());

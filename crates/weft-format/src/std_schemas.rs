@@ -240,6 +240,9 @@ schemas! {
     /// The thread left its CPU (`out`: because it blocked, or was preempted
     /// if `preempt`) or came back to one (`out` false). With `record --off-cpu`.
     SWITCH = "kernel:switch" in switch { OUT out: Bool, PREEMPT preempt: Bool }
+    /// A descriptor the record's process had open when the recording began
+    /// (read from /proc): what later uses of `fd` refer to.
+    FD = "kernel:fd" in fd { FD fd: I32, PATH path: Str }
 }
 
 /// weft-probe's built-in events (written by programs, not by weft): their

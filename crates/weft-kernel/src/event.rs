@@ -88,6 +88,12 @@ pub enum EventKind {
         out: bool,
         preempt: bool,
     },
+    /// A descriptor the process had when the recording began, and what
+    /// it is (`/proc/PID/fd/N`'s link: a path, `socket:[INODE]`, ...).
+    FdAtStart {
+        fd: i32,
+        path: String,
+    },
     /// Records the kernel dropped because the ring was full.
     Lost {
         count: u64,

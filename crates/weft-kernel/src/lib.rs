@@ -25,7 +25,11 @@
 //! The eBPF program (`capture`, source and committed object in `bpf/`)
 //! copies what syscall arguments point to into the same ring, just before
 //! the syscall's record, which `KernelTracer` joins it to; `argspec` says
-//! which argument points to what.
+//! which argument points to what. The loader is aya: pure Rust, so that
+//! `cargo build` needs neither clang nor libbpf's C sources and libelf
+//! (libbpf-rs builds libbpf-sys from C); the object is built by
+//! `bpf/build.sh` with clang and committed, and CI checks that it matches
+//! its source.
 
 mod access;
 pub mod argspec;

@@ -99,6 +99,11 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
             ));
         }
     }
+    out.extend(
+        open_fds(pid, false)
+            .into_iter()
+            .map(|(fd, path)| ev(pid, EventKind::FdAtStart { fd, path })),
+    );
     if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
         let mut ids: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
         for mut kind in maps.lines().filter_map(parse_map_line) {
@@ -121,6 +126,32 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
             out.push(ev(pid, kind));
         }
     }
+    out
+}
+
+/// The open descriptors of a process and what they are; with
+/// `after_exec`, only those an exec keeps (not close-on-exec).
+pub fn open_fds(pid: u32, after_exec: bool) -> Vec<(i32, String)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(i32, String)> = dir
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            if after_exec {
+                // fdinfo's `flags:` is octal; O_CLOEXEC is 02000000.
+                let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+                let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+                if u64::from_str_radix(flags, 8).ok()? & 0o2000000 != 0 {
+                    return None;
+                }
+            }
+            let target = fs::read_link(e.path()).ok()?;
+            Some((fd, target.to_string_lossy().into_owned()))
+        })
+        .collect();
+    out.sort();
     out
 }
 

@@ -295,6 +295,11 @@ const MAX_RUN: u32 = 4 << 20;
 /// How long a reserved-but-uncommitted record in a closed sub-buffer may
 /// stay so before it counts as abandoned.
 const STUCK: Duration = Duration::from_secs(1);
+/// How long a record of an event not announced yet may wait for its
+/// announcement. The program's listener thread sends it; on a saturated
+/// machine (a hundred instrumented programs starting at once) that thread
+/// may not run for over a second, and its events would all be damage.
+const UNANNOUNCED: Duration = Duration::from_secs(10);
 
 pub(crate) struct Drainer {
     pid: u32,
@@ -756,7 +761,7 @@ impl Drainer {
                     body.clear();
                     body.resize(len as usize - RECORD_HEADER_LEN, 0);
                     let known = matches!(self.fields.get(event as usize), Some(Some(_)));
-                    if !known && !final_pass && !stuck(st, g, pos) {
+                    if !known && !final_pass && !stuck_for(st, g, pos, UNANNOUNCED) {
                         // An event registered after attach: its announcement
                         // may still be in the socket. Read it next round, for
                         // a while; then it is damage, so the ring moves on.
@@ -1232,8 +1237,13 @@ impl Drainer {
 
 /// True once reading has been held up at (gen, pos) for `STUCK`.
 fn stuck(st: &mut SlotState, gen: u64, pos: u32) -> bool {
+    stuck_for(st, gen, pos, STUCK)
+}
+
+/// True once reading has been held up at (gen, pos) for `limit`.
+fn stuck_for(st: &mut SlotState, gen: u64, pos: u32, limit: Duration) -> bool {
     match st.stuck {
-        Some((g, p, since)) if g == gen && p == pos => since.elapsed() >= STUCK,
+        Some((g, p, since)) if g == gen && p == pos => since.elapsed() >= limit,
         _ => {
             st.stuck = Some((gen, pos, Instant::now()));
             false

@@ -56,6 +56,7 @@ impl Encoder {
             EventKind::SyscallExit { nr, ret, data } => {
                 s::syscall_exit::put(rec!(ids.syscall_exit), u64::from(*nr), *ret, data).finish()
             }
+            EventKind::FdAtStart { fd, path } => s::fd::put(rec!(ids.fd), i64::from(*fd), path.as_bytes()).finish(),
             // Joined to their syscall by the tracer; none reach here.
             EventKind::Captured { .. } => {}
             EventKind::SignalGenerate {

@@ -586,7 +586,18 @@ impl Recorder {
                 }
                 pids.clone()
             }
-            (_, Some(p)) => vec![p.pid],
+            (_, Some(p)) => {
+                // What the command starts with (stdin, stdout, ...), as
+                // its exec will leave them: what its fds refer to (dump -y).
+                events.extend(procfs::open_fds(p.pid, true).into_iter().map(|(fd, path)| KernelEvent {
+                    ts: start_mono,
+                    cpu: u32::MAX,
+                    pid: p.pid,
+                    tid: p.pid,
+                    kind: EventKind::FdAtStart { fd, path },
+                }));
+                vec![p.pid]
+            }
             _ => Vec::new(),
         };
         for &pid in &watched {

@@ -365,3 +365,28 @@ fn the_live_view_prints_lines_while_the_program_runs() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs, eBPF): run as root with -- --include-ignored"]
+fn descriptors_opened_before_the_attach_are_named() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("y.weft");
+    let mut sh = Command::new("sh")
+        .args(["-c", "exec 7</etc/hostname; sleep 1; read l <&7"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = weft()
+        .args(["record", "-q", "-p", &sh.id().to_string(), "-o"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sh.wait().unwrap();
+    let (text, _) = dump_text(&trace, &["-y", "--event", "read,dup2,fcntl"]);
+    assert!(
+        text.lines().any(|l| l.contains("read(fd=0</etc/hostname>")),
+        "fd 7, open before the attach, not followed to the read: {text}"
+    );
+}
