@@ -7,8 +7,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use weft_analysis::{secs, Carry, Filter, Timeline};
@@ -18,10 +17,13 @@ use weft_format::{info_keys, Trace};
 const POLL: Duration = Duration::from_millis(100);
 /// Lines printed per reading at most; the rest of a reading is dropped.
 const MAX_LINES: usize = 20_000;
+/// How long the end of a recording waits for the last lines to be printed:
+/// an output nobody reads (a full pipe) must not keep weft from exiting.
+const LAST_LINES: Duration = Duration::from_secs(3);
 
 pub struct LiveView {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u64>>,
+    done: Option<mpsc::Receiver<u64>>,
 }
 
 impl LiveView {
@@ -29,17 +31,25 @@ impl LiveView {
     pub fn start(trace: PathBuf, mut out: Box<dyn Write + Send>) -> LiveView {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
+        let (tx, rx) = mpsc::channel();
+        let started = std::thread::Builder::new()
             .name("weft-live".into())
-            .spawn(move || follow(&trace, &mut *out, &flag))
-            .ok();
-        LiveView { stop, thread }
+            .spawn(move || {
+                let _ = tx.send(follow(&trace, &mut *out, &flag));
+            })
+            .is_ok();
+        LiveView {
+            stop,
+            done: started.then_some(rx),
+        }
     }
 
-    /// After the recording ended: prints what is left, returns the lines dropped.
-    pub fn finish(mut self) -> u64 {
+    /// After the recording ended: prints what is left and returns the
+    /// lines dropped, or None when the output stayed blocked (the thread
+    /// is left behind; the process exits without it).
+    pub fn finish(mut self) -> Option<u64> {
         self.stop.store(true, Ordering::Release);
-        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+        self.done.take().map_or(Some(0), |rx| rx.recv_timeout(LAST_LINES).ok())
     }
 }
 

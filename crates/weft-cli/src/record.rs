@@ -160,13 +160,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
     let summary = rec.finish().context("the recording stopped")?;
-    if let Some(l) = live {
-        let dropped = l.finish();
-        if dropped > 0 {
-            eprintln!(
-                "weft: live view: {dropped} lines were not printed (the output was too slow); `weft dump` shows them"
-            );
+    match live.map(LiveView::finish) {
+        Some(Some(0)) | None => {}
+        Some(Some(n)) => {
+            eprintln!("weft: live view: {n} lines were not printed (the output was too slow); `weft dump` shows them")
         }
+        Some(None) => eprintln!(
+            "weft: live view: its output did not take the last lines (nothing reads it?); `weft dump` shows them"
+        ),
     }
     if !quiet {
         print_summary(&summary);

@@ -390,3 +390,51 @@ fn descriptors_opened_before_the_attach_are_named() {
         "fd 7, open before the attach, not followed to the read: {text}"
     );
 }
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs, eBPF): run as root with -- --include-ignored"]
+fn a_slow_live_output_drops_lines_never_events() {
+    use std::io::Read;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("s.weft");
+    // 200 000 syscalls in about a second, printed to a pipe read slowly.
+    let mut rec = weft()
+        .args(["record", "-q", "--live", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("busy"))
+        .arg("100000")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = rec.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut all, mut buf) = (Vec::new(), [0u8; 4096]);
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    assert!(rec.wait().unwrap().success());
+    let said = reader.join().unwrap();
+    assert!(
+        said.contains("lines dropped here") || said.contains("did not take the last lines"),
+        "a slow output dropped nothing? {} bytes",
+        said.len()
+    );
+    // The trace has every call, and the kernel lost none.
+    let info = weft().arg("info").arg(&trace).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("lost:       0") || !info.contains("lost:"), "{info}");
+    let (munmaps, _) = dump_text(&trace, &["--event", "munmap"]);
+    assert!(
+        munmaps.lines().count() >= 100_000,
+        "{} munmaps",
+        munmaps.lines().count()
+    );
+}
