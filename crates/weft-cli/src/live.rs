@@ -110,7 +110,8 @@ fn follow(path: &std::path::Path, out: &mut dyn Write, stop: &AtomicBool) -> u64
             dropped += n;
             let _ = writeln!(
                 out,
-                "weft: live: {n} lines dropped here (the output could not keep up); all of them are in the trace"
+                "weft: live: {n} lines dropped here (more than {MAX_LINES} in {} ms: too many events, or a slow output); all of them are in the trace",
+                POLL.as_millis()
             );
         }
         let _ = out.flush();

@@ -96,9 +96,9 @@ pub struct RecordArgs {
     #[arg(long)]
     no_args: bool,
     /// Print the timeline while recording, as `weft dump` prints it (to
-    /// stderr, or to --live-output). Lines show up within about 0.2 s; when
-    /// the output cannot keep up, lines are dropped there and counted, never
-    /// from the trace.
+    /// stderr, or to --live-output). Lines show up within about 0.2 s. When
+    /// it cannot keep up (a slow terminal, or more than about 200 000 lines
+    /// a second), lines are dropped there and counted, never from the trace.
     #[arg(long)]
     live: bool,
     /// File for --live's lines instead of stderr.

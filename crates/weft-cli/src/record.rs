@@ -163,7 +163,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     match live.map(LiveView::finish) {
         Some(Some(0)) | None => {}
         Some(Some(n)) => {
-            eprintln!("weft: live view: {n} lines were not printed (the output was too slow); `weft dump` shows them")
+            eprintln!("weft: live view: {n} lines were not printed (it could not keep up); `weft dump` shows them")
         }
         Some(None) => eprintln!(
             "weft: live view: its output did not take the last lines (nothing reads it?); `weft dump` shows them"
