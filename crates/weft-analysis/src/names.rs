@@ -133,6 +133,14 @@ pub fn default_is_fatal(sig: i64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn real_time_signals_are_named_from_sigrtmin() {
+        let rtmin = libc::SIGRTMIN() as i64;
+        assert_eq!(super::signal_name(rtmin), "SIGRTMIN");
+        assert_eq!(super::signal_name(rtmin + 1), "SIGRTMIN+1");
+        assert_eq!(super::signal_name(11), "SIGSEGV");
+    }
+
     use super::*;
 
     #[test]

@@ -914,6 +914,15 @@ impl Recorder {
         self.tracer.disable();
         self.tracer.drain_rest(&mut self.events);
         self.tracer.settle_lost(&mut self.events);
+        let capture_lost = self.tracer.capture_lost();
+        if capture_lost > 0 {
+            (self.notify)(Notice {
+                level: Level::Warning,
+                text: format!(
+                    "the arguments of {capture_lost} syscalls were not captured (their CPU's ring was full; those calls show pointers, and the kernel's loss count includes them)"
+                ),
+            });
+        }
         drop(self.cgroup.take());
         self.write_batch();
         if let Some(p) = self.probes.as_mut() {
