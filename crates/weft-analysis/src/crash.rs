@@ -16,7 +16,9 @@ const CRASH_SIGNALS: [&str; 6] = ["SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL", "SIG
 pub enum Outcome {
     /// The default action ran: the process died (the timeline's exit line).
     Killed(String),
-    /// A handler ran and the thread went on: its next event.
+    /// A handler ran and the thread went on: its first event after the
+    /// handler returned (past `rt_sigreturn`, which shows where a handler
+    /// that rewrote its context sent it), else its next event.
     Continued(Line),
     /// A handler ran and the thread (or process) then ended: its exit line.
     HandledThenEnded(Line),
@@ -46,15 +48,21 @@ pub fn crashes(trace: &Trace, pids: &[u32], last: usize) -> Vec<Crash> {
     // pid -> tid -> its last lines.
     let mut recent: HashMap<u32, HashMap<u32, VecDeque<Line>>> = HashMap::new();
     let mut out: Vec<Crash> = Vec::new();
-    // tid -> index of a crash waiting for that thread's next line.
-    let mut waiting: HashMap<u32, usize> = HashMap::new();
+    // tid -> index of a crash waiting for that thread's next line, and
+    // the handler's rt_sigreturn when it was seen.
+    let mut waiting: HashMap<u32, (usize, Option<Line>)> = HashMap::new();
     for line in tl.by_ref() {
-        if let Some(i) = waiting.remove(&line.tid) {
-            out[i].outcome = match (line.event.as_str(), line.text.starts_with("+++ killed by")) {
-                ("exit", true) => Outcome::Killed(line.text.clone()),
-                ("exit", false) => Outcome::HandledThenEnded(line.clone()),
-                _ => Outcome::Continued(line.clone()),
-            };
+        if let Some((i, returned)) = waiting.remove(&line.tid) {
+            if returned.is_none() && line.text.starts_with("rt_sigreturn(") {
+                // The next line is where the thread went.
+                waiting.insert(line.tid, (i, Some(line.clone())));
+            } else {
+                out[i].outcome = match (line.event.as_str(), line.text.starts_with("+++ killed by")) {
+                    ("exit", true) => Outcome::Killed(line.text.clone()),
+                    ("exit", false) => Outcome::HandledThenEnded(line.clone()),
+                    _ => Outcome::Continued(line.clone()),
+                };
+            }
         }
         if line.event == "signal_deliver" {
             let mut words = line.text.split_whitespace();
@@ -77,7 +85,7 @@ pub fn crashes(trace: &Trace, pids: &[u32], last: usize) -> Vec<Crash> {
                 let outcome = if handler == "SIG_DFL" {
                     Outcome::Killed(format!("killed by {signal} (no handler)"))
                 } else {
-                    waiting.insert(line.tid, out.len());
+                    waiting.insert(line.tid, (out.len(), None));
                     Outcome::Unknown
                 };
                 out.push(Crash {
@@ -101,6 +109,12 @@ pub fn crashes(trace: &Trace, pids: &[u32], last: usize) -> Vec<Crash> {
         }
         if last > 0 {
             q.push_back(line);
+        }
+    }
+    // Returned from the handler, then nothing more was recorded.
+    for (_, (i, returned)) in waiting {
+        if let Some(l) = returned {
+            out[i].outcome = Outcome::Continued(l);
         }
     }
     out

@@ -70,7 +70,7 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
             Outcome::Killed(how) => println!("  outcome:       {how}"),
             Outcome::Continued(l) => {
                 println!(
-                    "  outcome:       handled, continued; the thread's next event:\n    {}",
+                    "  outcome:       handled, continued; where the thread went after its handler:\n    {}",
                     show(l)
                 )
             }

@@ -3,7 +3,9 @@
  * at the same address; a second worker unmaps the stale pointer again,
  * taking main's new buffer away; main touches it and faults (SIGSEGV,
  * caught). Markers say each step. Prints the address, whether it was
- * reused, and whether main faulted. */
+ * reused, and whether main faulted. With the argument `ptrace`, a child
+ * ptraces its parent meanwhile (seizes, interrupts and detaches it), as
+ * debuggers and crash handlers do; then it prints `ptrace=ok`. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <setjmp.h>
@@ -11,6 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "weft_probe.h"
 
 #define LEN (4 * 4096)
@@ -29,7 +35,25 @@ static void on_segv(int sig) {
     siglongjmp(back, 1);
 }
 
-int main(void) {
+/* The child: seize the parent, stop it, wait for the stop, let it go. */
+static int trace_parent(pid_t parent) {
+    if (ptrace(PTRACE_SEIZE, parent, 0, 0) != 0 || ptrace(PTRACE_INTERRUPT, parent, 0, 0) != 0)
+        return 1;
+    int st;
+    if (waitpid(parent, &st, __WALL) != parent || !WIFSTOPPED(st))
+        return 2;
+    return ptrace(PTRACE_DETACH, parent, 0, 0) != 0 ? 3 : 0;
+}
+
+int main(int argc, char **argv) {
+    pid_t tracer = -1;
+    if (argc > 1 && strcmp(argv[1], "ptrace") == 0) {
+        prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY);
+        pid_t parent = getpid();
+        tracer = fork();
+        if (tracer == 0)
+            _exit(trace_parent(parent));
+    }
     char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     weft_marker("main mapped", 1);
     stale = p;
@@ -47,5 +71,11 @@ int main(void) {
     else
         faulted = 1;
     printf("addr=%p reused=%d faulted=%d\n", (void *)p, p == q, faulted);
+    if (tracer > 0) {
+        int st = 0;
+        while (waitpid(tracer, &st, 0) < 0)
+            ;
+        printf("ptrace=%s\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "failed");
+    }
     return 0;
 }

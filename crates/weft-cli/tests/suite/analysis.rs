@@ -208,6 +208,19 @@ fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn weft_mem_names_the_thread_that_unmapped_the_memory() {
+    unmap_history(false);
+}
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn weft_mem_names_the_culprit_with_a_child_that_ptraces_its_parent() {
+    unmap_history(true);
+}
+
+/// The double-unmap scenario (tests/capi/unmap.c), checked through `weft
+/// mem`; with `ptrace`, a child of the program seizes, stops and releases
+/// it meanwhile, which a ptrace-based tracer could not let happen.
+fn unmap_history(ptrace: bool) {
     require_root();
     let dir = tmp();
     let exe = build_c(dir.path(), "unmap");
@@ -216,10 +229,12 @@ fn weft_mem_names_the_thread_that_unmapped_the_memory() {
         .args(["record", "-q", "--stack-on", "munmap", "-o"])
         .arg(&trace)
         .arg("--")
-        .arg(&exe));
+        .arg(&exe)
+        .args(ptrace.then_some("ptrace")));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("faulted=1"), "{said}");
+    assert_eq!(said.contains("ptrace=ok"), ptrace, "{said}");
     let a = addr(&said, "addr=");
     let m = run(weft().arg("mem").arg(&trace).args(["--addr", &a]));
     let hist = text(&m.stdout);
@@ -408,11 +423,32 @@ fn weft_crash_tells_a_crash_from_a_handled_fault() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let c = text(&run(weft().arg("crash").arg(&trace)).stdout);
     assert!(
-        c.contains("outcome:       handled, continued; the thread's next event:"),
+        c.contains("outcome:       handled, continued; where the thread went after its handler:"),
         "{c}"
     );
     assert!(
         c.contains("stack:         not recorded (record with --stack-on signal_deliver)"),
         "{c}"
     );
+
+    // A handler that rewrites the saved instruction pointer: not a crash,
+    // and the report says where the thread went; output and exit status
+    // are those of an untraced run.
+    let trace = dir.path().join("r.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--stack-on", "signal_deliver", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("segv_redirect")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "landed after the fault\n");
+    let c = text(&run(weft().arg("crash").arg(&trace)).stdout);
+    assert!(c.contains("crash 1: SIGSEGV (SEGV_MAPERR)"), "{c}");
+    let went = c
+        .split("where the thread went after its handler:")
+        .nth(1)
+        .and_then(|r| r.lines().nth(1))
+        .unwrap_or_else(|| panic!("no outcome line: {c}"));
+    assert!(went.contains("write(fd=1, buf=\"landed after the fault\\n\""), "{c}");
+    assert!(c.contains("stack:         main (segv_redirect)"), "{c}");
 }
