@@ -26,7 +26,14 @@ fn split_events(args: &RecordArgs) -> Result<(Option<String>, Vec<String>)> {
     let mut probes = Vec::new();
     for e in &args.event {
         if let Some(list) = e.strip_prefix("trace=") {
-            syscalls.extend(list.split(',').map(|s| s.trim().trim_start_matches('%').to_string()));
+            let names: Vec<String> = list
+                .split(',')
+                .map(|s| s.trim().trim_start_matches('%').to_string())
+                .collect();
+            // strace's `trace=all` is weft's default.
+            if !names.iter().any(|n| n == "all") {
+                syscalls.extend(names);
+            }
             continue;
         }
         if let Some((key, _)) = e.split_once('=') {

@@ -271,6 +271,16 @@ fn what_strace_users_type_works() {
     let (none, err) = dump_text(&trace, &["--event", "opnat"]);
     assert!(none.is_empty());
     assert!(err.contains("`opnat` matched nothing"), "{err}");
+    // strace's trace=all is everything.
+    let out = weft()
+        .args(["record", "-q", "-e", "trace=all", "--force", "-o"])
+        .arg(&trace)
+        .args(["--", "cat", "/etc/hostname"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dump_text(&trace, &[]).0.contains("mmap("));
     // A syscall name given as a probe pattern is an error that says what to type.
     let out = weft()
         .args(["record", "-e", "openat", "-o"])
