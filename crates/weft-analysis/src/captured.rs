@@ -90,21 +90,7 @@ pub fn render(syscall: &str, arg: &str, ctype: &str, value: u64, data: &ArgData)
         k::STRUCT_IN | k::STRUCT_OUT if ctype.contains("msghdr") => Some(msghdr(&data.items)),
         k::STRUCT_IN | k::STRUCT_OUT => Some(structure(syscall, arg, ctype, first.bytes)),
         k::ARGV | k::COUNT => Some(array(value, &data.items)),
-        k::IOV_IN | k::IOV_OUT => {
-            let parts: Vec<String> = data
-                .items
-                .iter()
-                .filter(|i| !i.fault())
-                .map(|i| {
-                    format!(
-                        "{{iov_base={}, iov_len={}}}",
-                        quote(i.bytes, i.truncated()),
-                        i.bytes.len()
-                    )
-                })
-                .collect();
-            Some(format!("[{}]", parts.join(", ")))
-        }
+        k::IOV_IN | k::IOV_OUT => Some(format!("[{}]", iovecs(&data.items))),
         _ => None,
     }
 }
@@ -267,15 +253,9 @@ fn structure(syscall: &str, arg: &str, ctype: &str, b: &[u8]) -> String {
     }
 }
 
-/// A msghdr as strace shows it, from its struct, address and iovec items.
-fn msghdr(items: &[Item]) -> String {
-    let m = items.first().map_or(&[][..], |i| i.bytes);
-    let name = match items.iter().find(|i| i.kind == k::MSG_NAME && !i.fault()) {
-        Some(n) => sockaddr(n.bytes),
-        None if u64_at(m, 0).unwrap_or(0) == 0 => "NULL".into(),
-        None => format!("{:#x}", u64_at(m, 0).unwrap_or(0)),
-    };
-    let iov: Vec<String> = items
+/// The readable iovec entries among `items`: `{iov_base="...", iov_len=N}, ...`.
+fn iovecs(items: &[Item]) -> String {
+    let parts: Vec<String> = items
         .iter()
         .filter(|i| matches!(i.kind, k::IOV_IN | k::IOV_OUT) && !i.fault())
         .map(|i| {
@@ -286,10 +266,21 @@ fn msghdr(items: &[Item]) -> String {
             )
         })
         .collect();
+    parts.join(", ")
+}
+
+/// A msghdr as strace shows it, from its struct, address and iovec items.
+fn msghdr(items: &[Item]) -> String {
+    let m = items.first().map_or(&[][..], |i| i.bytes);
+    let name = match items.iter().find(|i| i.kind == k::MSG_NAME && !i.fault()) {
+        Some(n) => sockaddr(n.bytes),
+        None if u64_at(m, 0).unwrap_or(0) == 0 => "NULL".into(),
+        None => format!("{:#x}", u64_at(m, 0).unwrap_or(0)),
+    };
     format!(
         "{{msg_name={name}, msg_namelen={}, msg_iov=[{}], msg_iovlen={}, msg_controllen={}, msg_flags={}}}",
         u32_at(m, 8).unwrap_or(0),
-        iov.join(", "),
+        iovecs(items),
         u64_at(m, 24).unwrap_or(0),
         u64_at(m, 40).unwrap_or(0),
         u32_at(m, 48).unwrap_or(0)

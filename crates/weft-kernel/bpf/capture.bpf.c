@@ -420,21 +420,22 @@ static __always_inline __u32 capture_arg(struct scratch *s, __u32 off, struct co
 	return off;
 }
 
-static __always_inline void emit(void *ctx, struct scratch *s, __u32 off, __u32 items)
+// Writes the header and sends the record, when it holds an item.
+static __always_inline void emit(void *ctx, struct scratch *s, __u32 off, __u8 phase, __u32 nr)
 {
-	if (!items)
+	if (off <= sizeof(struct header))
 		return;
+	struct header *h = (struct header *)s->buf;
+	h->magic = MAGIC;
+	h->phase = phase;
+	h->items = 0;
+	h->nr = nr;
 	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, s->buf, off & (SCRATCH - 1)) != 0) {
 		__u32 zero = 0;
 		__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
 		if (d)
 			*d += 1;
 	}
-}
-
-static __always_inline __u32 count_items(struct scratch *s, __u32 off)
-{
-	return off > sizeof(struct header);
 }
 
 SEC("tracepoint/raw_syscalls/sys_enter")
@@ -468,12 +469,7 @@ int on_enter(struct enter_ctx *ctx)
 		__u32 tid = bpf_get_current_pid_tgid();
 		bpf_map_update_elem(&inflight, &tid, &f, BPF_ANY);
 	}
-	struct header *h = (struct header *)s->buf;
-	h->magic = MAGIC;
-	h->phase = PHASE_ENTER;
-	h->items = 0;
-	h->nr = nr;
-	emit(ctx, s, off, count_items(s, off));
+	emit(ctx, s, off, PHASE_ENTER, nr);
 	return 1;
 }
 
@@ -526,12 +522,7 @@ int on_exit(struct exit_ctx *ctx)
 			off = capture_arg(s, off, c, sp, i, (unsigned long *)in.args, ret, 1, &failed);
 		}
 	}
-	struct header *h = (struct header *)s->buf;
-	h->magic = MAGIC;
-	h->phase = PHASE_EXIT;
-	h->items = 0;
-	h->nr = nr;
-	emit(ctx, s, off, count_items(s, off));
+	emit(ctx, s, off, PHASE_EXIT, nr);
 	return 1;
 }
 

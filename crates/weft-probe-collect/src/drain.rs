@@ -639,31 +639,16 @@ impl Drainer {
                 break;
             }
             if !st.guard_ok {
-                let mut head = [0u8; GUARD_LEN];
-                let mut foot = [0u8; GUARD_LEN];
-                area.copy(sb_off, &mut head);
-                area.copy(sb_off + geo.records_end(), &mut foot);
-                let h = Guard::decode(&head, self.salt, GUARD_HEAD_MAGIC);
-                let f = Guard::decode(&foot, self.salt, GUARD_FOOT_MAGIC);
-                let guard_tid = h.as_ref().ok().map(|h| h.tid);
-                let bad = match (h, f) {
-                    (Ok(h), _) if h.gen != g || h.slot != slot => {
-                        Some((0, format!("guard header names generation {} slot {}", h.gen, h.slot)))
+                let guard_tid = match check_guards(area, sb_off, geo.records_end(), self.salt, g, slot) {
+                    Ok(tid) => Some(tid),
+                    Err((at, what)) => {
+                        report(st, g, sb_off + at, format!("{what}; sub-buffer skipped"));
+                        st.damaged += 1;
+                        release(area, ctl_off + sbc, g, self.mode);
+                        st.next_gen();
+                        continue;
                     }
-                    (Err(e), _) => Some((0, format!("guard header: {e}"))),
-                    (_, Err(e)) => Some((geo.records_end(), format!("guard footer: {e}"))),
-                    (Ok(h), Ok(f)) if h != f => {
-                        Some((geo.records_end(), "guard footer differs from header".to_string()))
-                    }
-                    _ => None,
                 };
-                if let Some((at, what)) = bad {
-                    report(st, g, sb_off + at, format!("{what}; sub-buffer skipped"));
-                    st.damaged += 1;
-                    release(area, ctl_off + sbc, g, self.mode);
-                    st.next_gen();
-                    continue;
-                }
                 st.guard_ok = true;
                 // The guard names the thread that opened the sub-buffer
                 // (weft-probe's own write, checked with the salt): it wins
@@ -878,20 +863,10 @@ impl Drainer {
                 // stray write over them after we checked is still damage,
                 // even if every record it hit was read before it. (Only a
                 // discard-mode writer never reuses a sub-buffer we hold.)
-                let mut head = [0u8; GUARD_LEN];
-                let mut foot = [0u8; GUARD_LEN];
-                area.copy(sb_off, &mut head);
-                area.copy(sb_off + geo.records_end(), &mut foot);
-                let h = Guard::decode(&head, self.salt, GUARD_HEAD_MAGIC);
-                let f = Guard::decode(&foot, self.salt, GUARD_FOOT_MAGIC);
-                let bad = match (h, f) {
-                    _ if self.mode != Mode::Discard => None,
-                    (Ok(h), Ok(f)) if h.gen == g && h.slot == slot && h == f => None,
-                    (Ok(_), Ok(_)) => Some(0),
-                    (Err(_), _) => Some(0),
-                    (_, Err(_)) => Some(geo.records_end()),
-                };
-                if let Some(at) = bad {
+                let bad = (self.mode == Mode::Discard)
+                    .then(|| check_guards(area, sb_off, geo.records_end(), self.salt, g, slot).err())
+                    .flatten();
+                if let Some((at, _)) = bad {
                     report(
                         st,
                         g,
@@ -1232,6 +1207,35 @@ impl Drainer {
             v.push(t);
         }
         v
+    }
+}
+
+/// Checks a sub-buffer's guard header and footer (from private copies):
+/// the thread id the header names, or where in the sub-buffer (0 or the
+/// footer's offset `end`) and what is wrong.
+fn check_guards(
+    area: &Area,
+    sb_off: usize,
+    end: usize,
+    salt: u64,
+    gen: u64,
+    slot: u32,
+) -> Result<u32, (usize, String)> {
+    let mut head = [0u8; GUARD_LEN];
+    let mut foot = [0u8; GUARD_LEN];
+    area.copy(sb_off, &mut head);
+    area.copy(sb_off + end, &mut foot);
+    match (
+        Guard::decode(&head, salt, GUARD_HEAD_MAGIC),
+        Guard::decode(&foot, salt, GUARD_FOOT_MAGIC),
+    ) {
+        (Ok(h), _) if h.gen != gen || h.slot != slot => {
+            Err((0, format!("guard header names generation {} slot {}", h.gen, h.slot)))
+        }
+        (Err(e), _) => Err((0, format!("guard header: {e}"))),
+        (_, Err(e)) => Err((end, format!("guard footer: {e}"))),
+        (Ok(h), Ok(f)) if h != f => Err((end, "guard footer differs from header".to_string())),
+        (Ok(h), Ok(_)) => Ok(h.tid),
     }
 }
 
