@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weft_format::{SyscallArg, SyscallEntry};
+use weft_format::SyscallEntry;
 
 /// (syscall, its arguments as tracefs names them and their C types).
 const CALLS: &[(&str, &[(&str, &str)])] = &[
@@ -29,14 +29,7 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else { return };
     let (name, args) = CALLS[pick as usize % CALLS.len()];
-    let entry = SyscallEntry {
-        nr: 0,
-        name: name.into(),
-        args: args
-            .iter()
-            .map(|(c, n)| SyscallArg { ctype: (*c).into(), name: (*n).into() })
-            .collect(),
-    };
+    let entry = SyscallEntry::new(0, name, args);
     let values: Vec<u64> = rest.chunks(8).take(6).map(|c| c.iter().fold(0, |a, &b| a << 8 | u64::from(b))).collect();
     let (enter, exit) = rest.split_at(rest.len() / 2);
     let _ = weft_analysis::format_call_args(Some(&entry), &values, enter, exit);

@@ -285,7 +285,7 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64, others:
     if crate::consts::decode(out, syscall, name, v, others) {
         return;
     }
-    if name == "fd" || name.ends_with("fd") && !name.ends_with("fds") {
+    if crate::fds::is_fd_arg(syscall, name) {
         if v as i32 == -100 && name == "dfd" {
             out.push_str("AT_FDCWD");
             return;
@@ -406,20 +406,9 @@ pub fn format_return(name: &str, ret: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_format::SyscallArg;
 
     fn entry(name: &str, args: &[(&str, &str)]) -> SyscallEntry {
-        SyscallEntry {
-            nr: 0,
-            name: name.into(),
-            args: args
-                .iter()
-                .map(|(t, n)| SyscallArg {
-                    ctype: (*t).into(),
-                    name: (*n).into(),
-                })
-                .collect(),
-        }
+        SyscallEntry::new(0, name, args)
     }
 
     #[test]

@@ -210,20 +210,10 @@ pub fn is_fd_arg(syscall: &str, name: &str) -> bool {
 mod tests {
     use super::*;
     use weft_format::captured::{push_item, Item};
-    use weft_format::SyscallArg;
 
     fn entry(name: &str, args: &[&str]) -> SyscallEntry {
-        SyscallEntry {
-            nr: 0,
-            name: name.into(),
-            args: args
-                .iter()
-                .map(|n| SyscallArg {
-                    ctype: "long".into(),
-                    name: (*n).into(),
-                })
-                .collect(),
-        }
+        let typed: Vec<(&str, &str)> = args.iter().map(|n| ("long", *n)).collect();
+        SyscallEntry::new(0, name, &typed)
     }
 
     fn s(arg: u8, kind: u8, b: &[u8]) -> Vec<u8> {

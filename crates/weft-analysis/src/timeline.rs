@@ -103,9 +103,19 @@ struct Slot {
 /// Iterator of timeline lines; see `problems` for damage met on the way.
 pub struct Timeline<'t> {
     trace: &'t Trace,
-    /// None: a live timeline, fed by `push`.
+    /// None: a live timeline, fed by `feed`.
     records: Option<Records<'t>>,
     kinds: Kinds,
+    /// Everything a live timeline carries from one reading to the next.
+    st: Carry,
+    ready: VecDeque<Line>,
+    finished: bool,
+    pub problems: Vec<FormatError>,
+}
+
+/// What a live timeline carries from one reading of a trace that is
+/// still being written to the next (`Timeline::live`, `Timeline::carry`).
+pub struct Carry {
     filter: Filter,
     queue: VecDeque<Slot>,
     /// Sequence number of the queue's front slot.
@@ -122,27 +132,7 @@ pub struct Timeline<'t> {
     comms: HashMap<u32, String>,
     exits: HashMap<u32, ExitState>,
     spans: HashMap<(u32, u64), u64>,
-    ready: VecDeque<Line>,
-    finished: bool,
     /// Time of the last record read (where damage met next is placed).
-    last_ts: u64,
-    pub problems: Vec<FormatError>,
-}
-
-/// What a live timeline carries from one reading of a trace that is
-/// still being written to the next (`Timeline::live`, `Timeline::carry`).
-pub struct Carry {
-    filter: Filter,
-    queue: VecDeque<Slot>,
-    front_seq: u64,
-    open: HashMap<u32, u64>,
-    split: HashMap<u32, (u32, u64)>,
-    calls: HashMap<u32, (u32, Vec<u64>, Vec<u8>)>,
-    fds: FdTables,
-    fd_paths: bool,
-    comms: HashMap<u32, String>,
-    exits: HashMap<u32, ExitState>,
-    spans: HashMap<(u32, u64), u64>,
     last_ts: u64,
 }
 
@@ -181,54 +171,29 @@ impl<'t> Timeline<'t> {
             trace,
             records: None,
             kinds: Kinds::of(trace),
-            filter: c.filter,
-            queue: c.queue,
-            front_seq: c.front_seq,
-            open: c.open,
-            split: c.split,
-            calls: c.calls,
-            fds: c.fds,
-            fd_paths: c.fd_paths,
-            comms: c.comms,
-            exits: c.exits,
-            spans: c.spans,
+            st: c,
             ready: VecDeque::new(),
             finished: false,
-            last_ts: c.last_ts,
             problems: Vec::new(),
         }
     }
 
     /// The state to go on with at the next reading (lines not taken are kept).
-    pub fn carry(self) -> Carry {
-        let mut queue = self.queue;
+    pub fn carry(mut self) -> Carry {
         // Lines ready but not taken go back in front, already settled.
-        let front_seq = self.front_seq - self.ready.len() as u64;
+        self.st.front_seq -= self.ready.len() as u64;
         for line in self.ready.into_iter().rev() {
-            queue.push_front(Slot {
+            self.st.queue.push_front(Slot {
                 line,
                 state: State::Done,
             });
         }
-        Carry {
-            filter: self.filter,
-            queue,
-            front_seq,
-            open: self.open,
-            split: self.split,
-            calls: self.calls,
-            fds: self.fds,
-            fd_paths: self.fd_paths,
-            comms: self.comms,
-            exits: self.exits,
-            spans: self.spans,
-            last_ts: self.last_ts,
-        }
+        self.st
     }
 
     /// Adds one record of a live timeline.
     pub fn feed(&mut self, r: Record) {
-        self.last_ts = r.ts;
+        self.st.last_ts = r.ts;
         self.handle(r);
         self.settle(false);
     }
@@ -246,7 +211,7 @@ impl<'t> Timeline<'t> {
     /// Shows what each file descriptor is, as strace -y does:
     /// `read(fd=3</etc/passwd>, ...)`.
     pub fn fd_paths(mut self, on: bool) -> Self {
-        self.fd_paths = on;
+        self.st.fd_paths = on;
         self
     }
 
@@ -255,7 +220,7 @@ impl<'t> Timeline<'t> {
     fn call_text(&self, pid: u32, nr: u32, args: &[u64], enter: &[u8], exit: &[u8]) -> String {
         let name = self.syscall_name(nr);
         let entry = self.trace.syscalls.get(nr);
-        if !self.fd_paths {
+        if !self.st.fd_paths {
             return format!("{name}({})", format_call_args(entry, args, enter, exit));
         }
         let parts: Vec<String> = format_arg_values_with(entry, args, enter, exit)
@@ -264,7 +229,7 @@ impl<'t> Timeline<'t> {
                 let fd_name = (!n.is_empty() && is_fd_arg(&name, &n))
                     .then(|| v.parse::<i64>().ok())
                     .flatten()
-                    .and_then(|fd| self.fds.name(pid, fd));
+                    .and_then(|fd| self.st.fds.name(pid, fd));
                 let v = match fd_name {
                     Some(f) => format!("{v}<{f}>"),
                     None => v,
@@ -284,19 +249,21 @@ impl<'t> Timeline<'t> {
     }
 
     fn comm(&self, tid: u32) -> String {
-        self.comms.get(&tid).cloned().unwrap_or_default()
+        self.st.comms.get(&tid).cloned().unwrap_or_default()
     }
 
     fn push(&mut self, r: &Record, event: &str, text: String, state: State) {
         let comm = self.comm(r.tid);
-        let keep = matches!(event, "lost") || self.filter.matches(r.pid, r.tid, &comm, event);
+        let keep = matches!(event, "lost") || self.st.filter.matches(r.pid, r.tid, &comm, event);
         if !keep {
             return;
         }
         if let State::Open { .. } = state {
-            self.open.insert(r.tid, self.front_seq + self.queue.len() as u64);
+            self.st
+                .open
+                .insert(r.tid, self.st.front_seq + self.st.queue.len() as u64);
         }
-        self.queue.push_back(Slot {
+        self.st.queue.push_back(Slot {
             line: Line {
                 ts: r.ts,
                 pid: r.pid,
@@ -310,13 +277,13 @@ impl<'t> Timeline<'t> {
     }
 
     fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
-        let i = seq.checked_sub(self.front_seq)? as usize;
-        self.queue.get_mut(i)
+        let i = seq.checked_sub(self.st.front_seq)? as usize;
+        self.st.queue.get_mut(i)
     }
 
     /// The syscall number `tid` is inside of, if any.
     fn open_nr(&mut self, tid: u32) -> Option<u32> {
-        if let Some(&seq) = self.open.get(&tid) {
+        if let Some(&seq) = self.st.open.get(&tid) {
             if let Some(Slot {
                 state: State::Open { nr, .. },
                 ..
@@ -325,18 +292,18 @@ impl<'t> Timeline<'t> {
                 return Some(*nr);
             }
         }
-        self.split.get(&tid).map(|&(nr, _)| nr)
+        self.st.split.get(&tid).map(|&(nr, _)| nr)
     }
 
     /// Marks the open syscall of `tid` (if any) as never returning.
     fn abandon(&mut self, tid: u32) {
-        if let Some(seq) = self.open.remove(&tid) {
+        if let Some(seq) = self.st.open.remove(&tid) {
             if let Some(slot) = self.slot_mut(seq) {
                 slot.line.text.push_str(" <unfinished ...>");
                 slot.state = State::Done;
             }
         }
-        self.split.remove(&tid);
+        self.st.split.remove(&tid);
     }
 
     fn handle(&mut self, r: Record) {
@@ -348,13 +315,13 @@ impl<'t> Timeline<'t> {
                 let data = r.bytes(s::syscall_enter::DATA);
                 let name = self.syscall_name(nr);
                 let text = self.call_text(r.pid, nr, &args, data, &[]);
-                self.calls.insert(r.tid, (nr, args.clone(), data.to_vec()));
+                let code = args.first().map_or(0, |&c| (c & 0xff) as i64);
+                self.st.calls.insert(r.tid, (nr, args, data.to_vec()));
                 // A thread has one syscall in flight; an older open one lost its return.
                 self.abandon(r.tid);
                 if name == "exit_group" || name == "exit" {
-                    let code = args.first().map_or(0, |&c| (c & 0xff) as i64);
-                    if name == "exit_group" || !self.exits.contains_key(&r.pid) {
-                        self.exits.entry(r.pid).or_default().code = Some(code);
+                    if name == "exit_group" || !self.st.exits.contains_key(&r.pid) {
+                        self.st.exits.entry(r.pid).or_default().code = Some(code);
                     }
                     self.push(&r, &name, format!("{text} = ?"), State::Done);
                 } else {
@@ -373,8 +340,9 @@ impl<'t> Timeline<'t> {
                 // What the call wrote (read's buffer, stat's struct): the
                 // arguments again, with it in place of the pointers.
                 let exit_data = r.bytes(s::syscall_exit::DATA);
-                let call = self.calls.remove(&r.tid).filter(|(n, ..)| *n == nr);
-                if let Some((_, args, enter)) = &call {
+                let call = self.st.calls.remove(&r.tid).filter(|(n, ..)| *n == nr);
+                // Descriptor names are kept only when they are shown (-y).
+                if let Some((_, args, enter)) = call.as_ref().filter(|_| self.st.fd_paths) {
                     let c = Call {
                         entry: self.trace.syscalls.get(nr),
                         args,
@@ -382,8 +350,8 @@ impl<'t> Timeline<'t> {
                         exit: exit_data,
                         ret,
                     };
-                    let fd = self.fds.returned(r.pid, &name, &c);
-                    if let Some(f) = fd.filter(|_| self.fd_paths).and_then(|fd| self.fds.name(r.pid, fd)) {
+                    let fd = self.st.fds.returned(r.pid, &name, &c);
+                    if let Some(f) = fd.and_then(|fd| self.st.fds.name(r.pid, fd)) {
                         let _ = write!(result, "<{f}>");
                     }
                 }
@@ -401,14 +369,14 @@ impl<'t> Timeline<'t> {
                     }
                     _ => None,
                 };
-                if let Some(seq) = self.open.get(&r.tid).copied() {
+                if let Some(seq) = self.st.open.get(&r.tid).copied() {
                     let slot_nr = self.slot_mut(seq).and_then(|s| match s.state {
                         State::Open { nr, enter_ts } => Some((nr, enter_ts)),
                         _ => None,
                     });
                     if let Some((snr, enter_ts)) = slot_nr {
                         if snr == nr {
-                            self.open.remove(&r.tid);
+                            self.st.open.remove(&r.tid);
                             if let Some(slot) = self.slot_mut(seq) {
                                 if let Some((text, _)) = &rewritten {
                                     slot.line.text.clone_from(text);
@@ -424,7 +392,7 @@ impl<'t> Timeline<'t> {
                     Some((_, o)) if !o.is_empty() => format!(" {o}"),
                     _ => String::new(),
                 };
-                let text = match self.split.remove(&r.tid) {
+                let text = match self.st.split.remove(&r.tid) {
                     Some((snr, enter_ts)) if snr == nr => {
                         format!(
                             "<... {name} resumed>{outputs} = {result} <{}>",
@@ -438,8 +406,8 @@ impl<'t> Timeline<'t> {
             Kind::Comm => {
                 let comm = r.str(s::comm::COMM).to_owned();
                 let exec = matches!(r.fields.get(s::comm::EXEC), Some(Value::Bool(true)));
-                let changed = self.comms.get(&r.tid) != Some(&comm);
-                self.comms.insert(r.tid, comm.clone());
+                let changed = self.st.comms.get(&r.tid) != Some(&comm);
+                self.st.comms.insert(r.tid, comm.clone());
                 if !exec && changed {
                     self.push(&r, "comm", format!("thread name \"{comm}\""), State::Done);
                 }
@@ -448,9 +416,9 @@ impl<'t> Timeline<'t> {
                 let ppid = r.u64(s::fork::PARENT_PID) as u32;
                 let ptid = r.u64(s::fork::PARENT_TID) as u32;
                 let c = self.comm(ptid);
-                self.comms.insert(r.tid, c);
+                self.st.comms.insert(r.tid, c);
                 if ppid != r.pid {
-                    self.fds.fork(ppid, r.pid);
+                    self.st.fds.fork(ppid, r.pid);
                 }
                 let text = if ppid == r.pid {
                     format!("new thread (created by {ppid}/{ptid})")
@@ -460,8 +428,8 @@ impl<'t> Timeline<'t> {
                 self.push(&r, "fork", text, State::Done);
             }
             Kind::Exec => {
-                self.exits.remove(&r.pid);
-                self.fds.exec(r.pid);
+                self.st.exits.remove(&r.pid);
+                self.st.fds.exec(r.pid);
                 let f = r.str(s::exec::FILENAME).to_owned();
                 self.push(&r, "exec", format!("exec \"{f}\""), State::Done);
             }
@@ -469,8 +437,8 @@ impl<'t> Timeline<'t> {
                 self.abandon(r.tid);
                 let group_dead = matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true)));
                 let text = if group_dead {
-                    self.fds.exit(r.pid);
-                    let st = self.exits.remove(&r.pid).unwrap_or_default();
+                    self.st.fds.exit(r.pid);
+                    let st = self.st.exits.remove(&r.pid).unwrap_or_default();
                     format!("+++ {} +++", st.describe())
                 } else {
                     "+++ thread exited +++".to_owned()
@@ -511,8 +479,8 @@ impl<'t> Timeline<'t> {
                     1 => "SIG_IGN".to_owned(),
                     h => format!("{h:#x}"),
                 };
-                if handler == 0 && default_is_fatal(sig) && !crate::kinds::group_exiting(&self.exits, r.pid, sig) {
-                    self.exits.entry(r.pid).or_default().fatal_signal = Some(sig);
+                if handler == 0 && default_is_fatal(sig) && !crate::kinds::group_exiting(&self.st.exits, r.pid, sig) {
+                    self.st.exits.entry(r.pid).or_default().fatal_signal = Some(sig);
                 }
                 let text = format!(
                     "{} code={} handler={h}",
@@ -549,7 +517,7 @@ impl<'t> Timeline<'t> {
             }
             Kind::Fd => {
                 let fd = r.i64(s::fd::FD);
-                self.fds.at_start(r.pid, fd, r.str(s::fd::PATH).to_owned());
+                self.st.fds.at_start(r.pid, fd, r.str(s::fd::PATH).to_owned());
             }
             Kind::Lost => {
                 let text = format!(
@@ -567,10 +535,10 @@ impl<'t> Timeline<'t> {
                 let text = match name.as_str() {
                     s::MARKER => format!("marker \"{}\" = {}", r.str(0), r.i64(1)),
                     s::SPAN_BEGIN => {
-                        self.spans.insert((r.pid, r.u64(1)), r.ts);
+                        self.st.spans.insert((r.pid, r.u64(1)), r.ts);
                         format!("span \"{}\" begins (#{})", r.str(0), r.u64(1))
                     }
-                    s::SPAN_END => match self.spans.remove(&(r.pid, r.u64(1))) {
+                    s::SPAN_END => match self.st.spans.remove(&(r.pid, r.u64(1))) {
                         Some(t0) => format!(
                             "span \"{}\" ends after {} s (#{})",
                             r.str(0),
@@ -654,8 +622,8 @@ impl<'t> Timeline<'t> {
     /// Moves finished lines from the front of the queue to `ready`.
     fn settle(&mut self, end: bool) {
         loop {
-            let held = self.queue.len();
-            let Some(front) = self.queue.front_mut() else {
+            let held = self.st.queue.len();
+            let Some(front) = self.st.queue.front_mut() else {
                 break;
             };
             match front.state {
@@ -664,13 +632,13 @@ impl<'t> Timeline<'t> {
                     front.line.text.push_str(" <unfinished ...>");
                     front.state = State::Split;
                     let tid = front.line.tid;
-                    self.open.remove(&tid);
-                    self.split.insert(tid, (nr, enter_ts));
+                    self.st.open.remove(&tid);
+                    self.st.split.insert(tid, (nr, enter_ts));
                 }
                 _ => break,
             }
-            if let Some(slot) = self.queue.pop_front() {
-                self.front_seq += 1;
+            if let Some(slot) = self.st.queue.pop_front() {
+                self.st.front_seq += 1;
                 self.ready.push_back(slot.line);
             }
         }
@@ -692,14 +660,14 @@ impl Iterator for Timeline<'_> {
             let records = self.records.as_mut()?;
             match records.next() {
                 Some(Ok(r)) => {
-                    self.last_ts = r.ts;
+                    self.st.last_ts = r.ts;
                     self.handle(r);
                     self.settle(false);
                 }
                 Some(Err(e)) => {
                     // Said where it happened, in the timeline itself.
-                    let ts = self.queue.back().map_or(self.last_ts, |s| s.line.ts);
-                    self.queue.push_back(Slot {
+                    let ts = self.st.queue.back().map_or(self.st.last_ts, |s| s.line.ts);
+                    self.st.queue.push_back(Slot {
                         line: Line {
                             ts,
                             pid: 0,

@@ -1,6 +1,7 @@
 //! `weft crash`: each crash signal a traced thread got, what its process
 //! was doing just before, and what came of it.
 
+use crate::dump::Shown;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -42,16 +43,7 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let show = |l: &Line| {
-        format!(
-            "{:>16} {:>7}/{:<7} {:<16} {}",
-            secs(l.ts.saturating_sub(base)),
-            l.pid,
-            l.tid,
-            l.comm,
-            l.text
-        )
-    };
+    let show = |l: &Line| Shown(&secs(l.ts.saturating_sub(base)), l).to_string();
     for (i, c) in found.iter().enumerate() {
         let d = &c.delivery;
         println!(

@@ -66,11 +66,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             if !args.event.is_empty() && !seen.contains(&line.event) {
                 seen.insert(line.event.clone());
             }
-            writeln!(
-                out,
-                "{:>16} {:>7}/{:<7} {:<16} {}",
-                time, line.pid, line.tid, line.comm, line.text
-            )?;
+            writeln!(out, "{}", Shown(&time, &line))?;
         }
         out.flush()
     })();
@@ -105,13 +101,17 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
 
 /// `HH:MM:SS.uuuuuu` of the day in UTC (strace -tt prints local time).
 fn time_of_day(realtime_ns: u64) -> String {
-    let day_ns = realtime_ns % (86_400 * 1_000_000_000);
-    let s = day_ns / 1_000_000_000;
-    format!(
-        "{:02}:{:02}:{:02}.{:06}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        day_ns % 1_000_000_000 / 1000
-    )
+    let (clock, sub) = crate::units::clock_of_day(realtime_ns);
+    format!("{clock}.{:06}", sub / 1000)
+}
+
+/// One timeline line as dump prints it (and the live view, and crash
+/// reports): time, pid/tid, thread name, text.
+pub struct Shown<'a>(pub &'a str, pub &'a weft_analysis::Line);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = self.1;
+        write!(f, "{:>16} {:>7}/{:<7} {:<16} {}", self.0, l.pid, l.tid, l.comm, l.text)
+    }
 }

@@ -163,7 +163,6 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
 fn utc(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
     let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -174,13 +173,8 @@ fn utc(ns: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ns % 1_000_000_000 / 1_000_000
-    )
+    let (clock, sub) = crate::units::clock_of_day(ns);
+    format!("{y:04}-{m:02}-{d:02} {clock}.{:03} UTC", sub / 1_000_000)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use weft_analysis::{secs, Carry, Filter, Timeline};
+
+use crate::dump::Shown;
 use weft_format::{info_keys, Trace};
 
 /// How often the file is read again.
@@ -91,14 +93,7 @@ fn follow(path: &std::path::Path, out: &mut dyn Write, stop: &AtomicBool) -> u64
         let b = *base.get_or_insert_with(|| lines.first().map_or(0, |l| l.ts));
         let shown = lines.len().min(MAX_LINES);
         for l in &lines[..shown] {
-            let line = format!(
-                "{:>16} {:>7}/{:<7} {:<16} {}\n",
-                secs(l.ts.saturating_sub(b)),
-                l.pid,
-                l.tid,
-                l.comm,
-                l.text
-            );
+            let line = format!("{}\n", Shown(&secs(l.ts.saturating_sub(b)), l));
             if out.write_all(line.as_bytes()).is_err() {
                 // The output went away (a closed pipe): stop printing, the
                 // recording goes on.

@@ -2,6 +2,16 @@
 
 use std::time::Duration;
 
+/// `HH:MM:SS` of the day (UTC) of a CLOCK_REALTIME time in nanoseconds,
+/// and the nanoseconds past that second.
+pub fn clock_of_day(ns: u64) -> (String, u64) {
+    let s = ns / 1_000_000_000 % 86_400;
+    (
+        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+        ns % 1_000_000_000,
+    )
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());

@@ -97,6 +97,23 @@ pub struct SyscallEntry {
     pub args: Vec<SyscallArg>,
 }
 
+impl SyscallEntry {
+    /// An entry from its arguments' (C type, name) pairs, as tracefs lists them.
+    pub fn new(nr: u32, name: &str, args: &[(&str, &str)]) -> SyscallEntry {
+        SyscallEntry {
+            nr,
+            name: name.into(),
+            args: args
+                .iter()
+                .map(|(ctype, name)| SyscallArg {
+                    ctype: (*ctype).into(),
+                    name: (*name).into(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The recording machine's system calls, so a trace decodes on another machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyscallTable {

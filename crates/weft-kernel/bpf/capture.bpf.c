@@ -65,7 +65,8 @@ struct spec {
 	// For structs: their size in bytes.
 	__u16 size[6];
 	__u8 at_exit; // something is read at exit
-	__u8 pad[3];
+	__u8 used; // something is read at all
+	__u8 pad[2];
 };
 
 struct config {
@@ -438,6 +439,19 @@ static __always_inline void emit(void *ctx, struct scratch *s, __u32 off, __u8 p
 	}
 }
 
+// The spec of a call with something to capture, and the CPU's scratch
+// buffer in *s; 0 for the many calls with nothing to read (their array
+// entries exist, all zero).
+static __always_inline struct spec *wanted(__u32 nr, struct scratch **s)
+{
+	struct spec *sp = bpf_map_lookup_elem(&specs, &nr);
+	if (!sp || !sp->used)
+		return 0;
+	__u32 zero = 0;
+	*s = bpf_map_lookup_elem(&scratch, &zero);
+	return *s ? sp : 0;
+}
+
 SEC("tracepoint/raw_syscalls/sys_enter")
 int on_enter(struct enter_ctx *ctx)
 {
@@ -448,12 +462,9 @@ int on_enter(struct enter_ctx *ctx)
 	if (id < 0 || id >= MAX_NR)
 		return 1;
 	__u32 nr = id;
-	struct spec *sp = bpf_map_lookup_elem(&specs, &nr);
+	struct scratch *s;
+	struct spec *sp = wanted(nr, &s);
 	if (!sp)
-		return 1;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
 		return 1;
 	unsigned long args[6];
 	for (int i = 0; i < 6; i++)
@@ -491,12 +502,9 @@ int on_exit(struct exit_ctx *ctx)
 	if (id != in.nr || in.nr >= MAX_NR)
 		return 1;
 	__u32 nr = in.nr;
-	struct spec *sp = bpf_map_lookup_elem(&specs, &nr);
+	struct scratch *s;
+	struct spec *sp = wanted(nr, &s);
 	if (!sp)
-		return 1;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
 		return 1;
 	long ret = ctx->ret;
 	__u32 off = sizeof(struct header);

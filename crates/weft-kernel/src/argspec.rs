@@ -137,20 +137,9 @@ pub fn arg_spec(entry: &SyscallEntry) -> Option<ArgSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_format::SyscallArg;
 
     fn entry(name: &str, args: &[(&str, &str)]) -> SyscallEntry {
-        SyscallEntry {
-            nr: 0,
-            name: name.into(),
-            args: args
-                .iter()
-                .map(|(c, n)| SyscallArg {
-                    ctype: (*c).into(),
-                    name: (*n).into(),
-                })
-                .collect(),
-        }
+        SyscallEntry::new(0, name, args)
     }
 
     #[test]

@@ -39,7 +39,8 @@ struct SpecPod {
     aux: [u8; 6],
     size: [u16; 6],
     at_exit: u8,
-    pad: [u8; 3],
+    used: u8,
+    pad: [u8; 2],
 }
 
 /// `struct config` of the program.
@@ -112,7 +113,8 @@ impl Capture {
                     aux: s.aux,
                     size: s.size,
                     at_exit: u8::from(s.at_exit),
-                    pad: [0; 3],
+                    used: 1,
+                    pad: [0; 2],
                 };
                 specs
                     .set(*nr, pod, 0)

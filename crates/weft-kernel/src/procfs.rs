@@ -99,11 +99,7 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
             ));
         }
     }
-    out.extend(
-        open_fds(pid, false)
-            .into_iter()
-            .map(|(fd, path)| ev(pid, EventKind::FdAtStart { fd, path })),
-    );
+    out.extend(fd_events(pid, ts, false));
     if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
         let mut ids: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
         for mut kind in maps.lines().filter_map(parse_map_line) {
@@ -129,9 +125,24 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
     out
 }
 
+/// The open descriptors of a process as events at `ts` (read from /proc,
+/// no CPU); with `after_exec`, only those an exec keeps.
+pub fn fd_events(pid: u32, ts: u64, after_exec: bool) -> Vec<KernelEvent> {
+    open_fds(pid, after_exec)
+        .into_iter()
+        .map(|(fd, path)| KernelEvent {
+            ts,
+            cpu: u32::MAX,
+            pid,
+            tid: pid,
+            kind: EventKind::FdAtStart { fd, path },
+        })
+        .collect()
+}
+
 /// The open descriptors of a process and what they are; with
 /// `after_exec`, only those an exec keeps (not close-on-exec).
-pub fn open_fds(pid: u32, after_exec: bool) -> Vec<(i32, String)> {
+fn open_fds(pid: u32, after_exec: bool) -> Vec<(i32, String)> {
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
         return Vec::new();
     };

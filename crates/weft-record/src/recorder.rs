@@ -589,13 +589,7 @@ impl Recorder {
             (_, Some(p)) => {
                 // What the command starts with (stdin, stdout, ...), as
                 // its exec will leave them: what its fds refer to (dump -y).
-                events.extend(procfs::open_fds(p.pid, true).into_iter().map(|(fd, path)| KernelEvent {
-                    ts: start_mono,
-                    cpu: u32::MAX,
-                    pid: p.pid,
-                    tid: p.pid,
-                    kind: EventKind::FdAtStart { fd, path },
-                }));
+                events.extend(procfs::fd_events(p.pid, start_mono, true));
                 vec![p.pid]
             }
             _ => Vec::new(),
