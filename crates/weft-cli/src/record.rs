@@ -282,6 +282,12 @@ fn print_summary(s: &Summary) {
     for (what, why) in &s.not_recorded {
         eprintln!("weft: not recorded: {what}: {why}");
     }
+    if let Some((dir, n)) = &s.rescued {
+        eprintln!(
+            "weft: kept {n} mapped binaries that were deleted, replaced or in a container, for symbolization, in {}",
+            dir.display()
+        );
+    }
     if let Some((dir, n)) = &s.archived {
         eprintln!("weft: archived {n} binaries in {}", dir.display());
     }

@@ -106,6 +106,8 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
             // The kernel gives build IDs for maps it reports; for maps read
             // here, read them from the files, as symbolization needs them.
             if let EventKind::Mmap {
+                addr,
+                len,
                 prot,
                 filename,
                 build_id,
@@ -113,10 +115,22 @@ pub fn snapshot(pid: u32, ts: u64) -> Vec<KernelEvent> {
             } = &mut kind
             {
                 if *prot & libc::PROT_EXEC as u32 != 0 && filename.starts_with('/') {
-                    let id = ids
-                        .entry(filename.clone())
-                        .or_insert_with(|| file_build_id(&format!("/proc/{pid}/root{filename}")));
+                    // The file mapped, not whatever the path holds now (a
+                    // binary deleted or replaced since); through the
+                    // process's root if map_files cannot be read.
+                    let mapped = format!("/proc/{pid}/map_files/{:x}-{:x}", *addr, *addr + *len);
+                    let id = ids.entry(filename.clone()).or_insert_with(|| {
+                        let id = file_build_id(&mapped);
+                        if id.is_empty() {
+                            file_build_id(&format!("/proc/{pid}/root{filename}"))
+                        } else {
+                            id
+                        }
+                    });
                     build_id.clone_from(id);
+                    if let Some(p) = filename.strip_suffix(" (deleted)") {
+                        *filename = p.to_owned();
+                    }
                 }
             }
             out.push(ev(pid, kind));
@@ -179,6 +193,26 @@ fn in_syscall(text: &str) -> Option<(u32, [u64; 6])> {
         *a = u64::from_str_radix(it.next()?.trim_start_matches("0x"), 16).ok()?;
     }
     Some((nr as u32, args))
+}
+
+/// The path under /proc/PID/map_files of the file mapped at `range` (the
+/// file itself, even deleted or in another mount namespace), or of the
+/// mapping of `inode` around `range.0` when the kernel merged or split it
+/// since.
+pub fn mapped_file(pid: u32, range: (u64, u64), inode: u64) -> Option<String> {
+    let exact = format!("/proc/{pid}/map_files/{:x}-{:x}", range.0, range.1);
+    if fs::symlink_metadata(&exact).is_ok() {
+        return Some(exact);
+    }
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines().find_map(|l| match parse_map_line(l)? {
+        EventKind::Mmap {
+            addr, len, inode: i, ..
+        } if i == inode && addr <= range.0 && range.0 < addr + len => {
+            Some(format!("/proc/{pid}/map_files/{:x}-{:x}", addr, addr + len))
+        }
+        _ => None,
+    })
 }
 
 /// The GNU build ID of an ELF file, or empty.

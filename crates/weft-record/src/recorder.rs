@@ -137,6 +137,9 @@ pub struct Summary {
     pub probes: Option<ProbeTotals>,
     /// Where `archive` copied binaries, and how many.
     pub archived: Option<(PathBuf, usize)>,
+    /// Binaries kept because their path no longer held them (deleted,
+    /// replaced, or in a container), and where.
+    pub rescued: Option<(PathBuf, usize)>,
     /// The command, still running after `--duration`: the caller's child to
     /// wait for (`weft_kernel::os::reap`) or to leave.
     pub still_running: Option<u32>,
@@ -428,7 +431,7 @@ impl Recorder {
         )
         .map_err(|e| fail(&out, e.into()))?;
 
-        let mut side = SideData::default();
+        let mut side = SideData::new(&opts.output);
         let mut probes = probe_setup;
         let mut cgroup = None;
         let mut paused = None;
@@ -1017,6 +1020,7 @@ impl Recorder {
             malformed: tracer.malformed(),
             probes: self.probes.as_ref().map(|p| p.totals.clone()),
             archived,
+            rescued: self.side.rescued.take(),
             still_running,
             not_recorded: self.sources.missing.clone(),
             crashes: self.crashes.clone(),

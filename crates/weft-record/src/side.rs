@@ -20,6 +20,10 @@ pub(crate) struct SideData {
     pids: BTreeSet<u32>,
     jit_done: HashSet<u32>,
     binaries: BTreeMap<Vec<u8>, String>,
+    /// The trace file: binaries kept for symbolization go to `OUTPUT.d`.
+    output: PathBuf,
+    /// Binaries copied because their path no longer held them, and where.
+    pub rescued: Option<(PathBuf, usize)>,
     /// Kernel code addresses of every call chain, named at the end.
     kernel_addrs: BTreeSet<u64>,
     /// Effective uid of each traced process, read when it is first seen
@@ -30,6 +34,13 @@ pub(crate) struct SideData {
 }
 
 impl SideData {
+    pub fn new(output: &Path) -> SideData {
+        SideData {
+            output: output.to_path_buf(),
+            ..SideData::default()
+        }
+    }
+
     /// Notes the uid of a process known before recording starts.
     pub fn process(&mut self, pid: u32, uid: Option<u32>) {
         if let Some(uid) = uid.or_else(|| procfs::effective_uid(pid)) {
@@ -39,10 +50,19 @@ impl SideData {
 
     pub fn observe(&mut self, ev: &KernelEvent, enc: &mut Encoder) {
         match &ev.kind {
-            EventKind::Mmap { filename, build_id, .. } if !build_id.is_empty() && filename.starts_with('/') => {
-                self.binaries
-                    .entry(build_id.clone())
-                    .or_insert_with(|| filename.clone());
+            EventKind::Mmap {
+                filename,
+                build_id,
+                addr,
+                len,
+                inode,
+                ..
+            } if !build_id.is_empty() && filename.starts_with('/') => {
+                if !self.binaries.contains_key(build_id) {
+                    let path = filename.strip_suffix(" (deleted)").unwrap_or(filename);
+                    self.binaries.insert(build_id.clone(), path.to_owned());
+                    self.rescue(ev.pid, (*addr, addr.saturating_add(*len)), *inode, path, build_id);
+                }
             }
             EventKind::Sample { kernel, .. } => self.kernel_addrs.extend(kernel),
             // JIT maps usually outlive their process, but read them while we know it ended.
@@ -58,6 +78,57 @@ impl SideData {
             if let Some(uid) = procfs::effective_uid(ev.pid) {
                 self.uids.insert(ev.pid, uid);
             }
+        }
+    }
+
+    /// Keeps a copy of a mapped binary that its path no longer holds as the
+    /// recorder sees it: deleted or replaced since it was mapped (a service
+    /// upgraded under its feet), or in another mount namespace (a
+    /// container). The mapped file itself is read through
+    /// /proc/PID/map_files while the process lives, and the copy goes where
+    /// the symbolizer looks for archived binaries (`OUTPUT.d/<build-id>`).
+    fn rescue(&mut self, pid: u32, range: (u64, u64), inode: u64, path: &str, bid: &[u8]) {
+        use std::os::unix::fs::MetadataExt;
+        if pid == 0 {
+            return;
+        }
+        let Some(mapped) = procfs::mapped_file(pid, range, inode) else {
+            return;
+        };
+        let Ok(m) = std::fs::metadata(&mapped) else { return };
+        let same = std::fs::metadata(path).is_ok_and(|p| (p.dev(), p.ino()) == (m.dev(), m.ino()));
+        // Another file at the path may still be the same build (a container
+        // of the same image): only a different one needs the copy.
+        if same || procfs::file_build_id(path) == bid {
+            return;
+        }
+        let data = match output::read_regular(Path::new(&mapped), ARCHIVE_CAP) {
+            Ok(d) if procfs::build_id(&d) == bid => d,
+            Ok(_) => return,
+            Err(e) => {
+                self.warnings.push(format!(
+                    "{path} (pid {pid}) is no longer at its path and could not be kept for symbolization: {e}"
+                ));
+                return;
+            }
+        };
+        let hex: String = bid.iter().map(|b| format!("{b:02x}")).collect();
+        let kept = output::archive_dir(&self.output).and_then(|dir| {
+            match output::create_new_in(&dir, &hex) {
+                Ok(mut f) => std::io::Write::write_all(&mut f, &data)?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            Ok(dir)
+        });
+        match kept {
+            Ok(dir) => {
+                let n = self.rescued.as_ref().map_or(0, |(_, n)| *n);
+                self.rescued = Some((dir, n + 1));
+            }
+            Err(e) => self
+                .warnings
+                .push(format!("{path} (pid {pid}) could not be kept for symbolization: {e}")),
         }
     }
 

@@ -730,3 +730,74 @@ fn top_functions_agree_with_perf() {
         assert!(common >= 2, "sort's top three: perf {p:?} weft {w:?}");
     }
 }
+
+/// `weft record -p PID --sample` of a running service whose binary is no
+/// longer at its path as the recorder sees it: replaced by another build,
+/// deleted, or inside another mount namespace (a container). The mapped
+/// file is kept with the trace and its functions are named.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_running_service_is_symbolized_after_its_binary_was_replaced_deleted_or_hidden() {
+    require_root();
+    let dir = tmp();
+    let d = dir.path();
+    for case in ["replaced", "deleted", "container"] {
+        let exe = d.join(format!("svc-{case}"));
+        cc(&exe, &["-O2", "-g"], "hot.c");
+        let mut child = if case == "container" {
+            // Only the service's own mount namespace has its binary.
+            let bx = d.join("box");
+            std::fs::create_dir_all(&bx).expect("box");
+            let script = format!(
+                "mount -t tmpfs box {b} && cp {e} {b}/svc && exec {b}/svc 4000000000",
+                b = bx.display(),
+                e = exe.display()
+            );
+            Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c", &script])
+                .spawn()
+                .expect("unshare (util-linux)")
+        } else {
+            Command::new(&exe).arg("4000000000").spawn().expect("svc")
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        match case {
+            "replaced" => {
+                let other = d.join("other");
+                cc(&other, &["-O2", "-g"], "mix.c");
+                std::fs::rename(&other, &exe).expect("replace");
+            }
+            "deleted" => std::fs::remove_file(&exe).expect("delete"),
+            _ => {}
+        }
+        let trace = d.join(format!("{case}.weft"));
+        let out = run(weft()
+            .args([
+                "record",
+                "--sample",
+                "--duration",
+                "1s",
+                "--syscalls",
+                "exit_group",
+                "-o",
+            ])
+            .arg(&trace)
+            .args(["-p", &child.id().to_string()]));
+        let _ = child.kill();
+        let _ = child.wait();
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{case}: {err}");
+        assert!(
+            err.contains("kept 1 mapped binaries that were deleted, replaced or in a container"),
+            "{case}: {err}"
+        );
+        let (rep, rerr) = report(&trace, &[]);
+        let rows: Vec<&str> = rep.lines().skip_while(|l| !l.contains("SELF%")).skip(1).collect();
+        let top = rows.first().copied().unwrap_or("");
+        assert!(
+            top.contains("leaf_work") || top.contains("inl_step"),
+            "{case}: top of report: {top}\n{rep}\n{rerr}"
+        );
+        assert!(rep.contains("hot_outer"), "{case}: {rep}");
+    }
+}
