@@ -57,12 +57,10 @@ impl SideData {
                 len,
                 inode,
                 ..
-            } if !build_id.is_empty() && filename.starts_with('/') => {
-                if !self.binaries.contains_key(build_id) {
-                    let path = filename.strip_suffix(" (deleted)").unwrap_or(filename);
-                    self.binaries.insert(build_id.clone(), path.to_owned());
-                    self.rescue(ev.pid, (*addr, addr.saturating_add(*len)), *inode, path, build_id);
-                }
+            } if !build_id.is_empty() && filename.starts_with('/') && !self.binaries.contains_key(build_id) => {
+                let path = filename.strip_suffix(" (deleted)").unwrap_or(filename);
+                self.binaries.insert(build_id.clone(), path.to_owned());
+                self.rescue(ev.pid, (*addr, addr.saturating_add(*len)), *inode, path, build_id);
             }
             EventKind::Sample { kernel, .. } => self.kernel_addrs.extend(kernel),
             // JIT maps usually outlive their process, but read them while we know it ended.
