@@ -11,7 +11,7 @@ use weft_analysis::profile::{profile, Profile, ProfileOptions};
 use weft_analysis::report::Row;
 use weft_symbols::SearchOptions;
 
-use crate::input::{open, warn_damage};
+use crate::input::{open, start_ns, warn_damage};
 
 /// What every profile command shares: which samples, and where symbols are.
 #[derive(Args, Debug)]
@@ -78,7 +78,15 @@ impl ProfileArgs {
 }
 
 fn build(args: &ProfileArgs) -> Result<Profile> {
-    let p = symbolized(args, false)?;
+    check_built(args, symbolized(args, false)?)
+}
+
+/// As `build`, with each sample's time (`Profile::timeline`).
+fn build_timed(args: &ProfileArgs) -> Result<Profile> {
+    check_built(args, symbolized(args, true)?)
+}
+
+fn check_built(args: &ProfileArgs, p: Profile) -> Result<Profile> {
     if p.samples == 0 && (args.off_cpu || args.wall) {
         bail!(
             "no off-CPU stacks in {} match: record with `weft record --off-cpu -- CMD`",
@@ -429,7 +437,16 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         Format::Parquet => return parquet(&args),
         Format::Speedscope => {}
     }
-    let p = build(&args.common)?;
+    let p = build_timed(&args.common)?;
+    let trace = open(&args.common.file)?;
+    let hz = trace
+        .info(weft_format::info_keys::SAMPLE_HZ)
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&hz| hz > 0);
+    let time = hz.map(|hz| weft_export::TimeAxis {
+        start_ns: start_ns(&trace),
+        interval_ns: 1_000_000_000 / hz,
+    });
     let path = args.output.clone().unwrap_or_else(|| {
         let mut s = args.common.file.as_os_str().to_owned();
         s.push(".speedscope.json");
@@ -438,7 +455,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let exporter = format!("weft {}", env!("CARGO_PKG_VERSION"));
     let name = args.common.file.display().to_string();
-    weft_export::speedscope(&p, &name, &exporter, std::io::BufWriter::new(f))
+    weft_export::speedscope(&p, &name, &exporter, time, std::io::BufWriter::new(f))
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
         "weft: wrote {} ({} samples); open it at https://www.speedscope.app or with `npx speedscope`",

@@ -82,9 +82,30 @@ pub fn flame_svg(p: &Profile, title: &str, reverse: bool, out: impl Write) -> Re
         .map_err(|e| ExportError::Flame(e.to_string()))
 }
 
+/// Where samples sit in time, for exports with a time axis.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeAxis {
+    /// CLOCK_MONOTONIC ns of the recording's start: times are written
+    /// relative to it, as `weft dump` prints them.
+    pub start_ns: u64,
+    /// What one sample stands for (1 / sampling rate).
+    pub interval_ns: u64,
+}
+
 /// speedscope's file format (<https://www.speedscope.app>): the frames
-/// shared, one sampled profile per thread.
-pub fn speedscope(p: &Profile, name: &str, exporter: &str, out: impl Write) -> Result<(), ExportError> {
+/// shared, one profile per thread. With `time` and the samples' times
+/// (`Profile::timeline`), each thread's profile is `evented` in
+/// nanoseconds since the recording's start, so speedscope's time-order view
+/// shows when each stack ran and where the thread was off CPU; otherwise
+/// (off-CPU and wall-clock profiles) it is `sampled`, weighted in samples
+/// or, for those, microseconds.
+pub fn speedscope(
+    p: &Profile,
+    name: &str,
+    exporter: &str,
+    time: Option<TimeAxis>,
+    out: impl Write,
+) -> Result<(), ExportError> {
     let frames: Vec<serde_json::Value> = p
         .frames
         .iter()
@@ -99,29 +120,10 @@ pub fn speedscope(p: &Profile, name: &str, exporter: &str, out: impl Write) -> R
             o
         })
         .collect();
-    let mut by_thread: BTreeMap<(u32, u32), (String, Vec<&Stack>)> = BTreeMap::new();
-    for s in &p.stacks {
-        by_thread
-            .entry((s.pid, s.tid))
-            .or_insert_with(|| (s.comm.clone(), Vec::new()))
-            .1
-            .push(s);
-    }
-    let profiles: Vec<serde_json::Value> = by_thread
-        .into_iter()
-        .map(|((pid, tid), (comm, stacks))| {
-            let total: u64 = stacks.iter().map(|s| s.count).sum();
-            serde_json::json!({
-                "type": "sampled",
-                "name": format!("{comm} (pid {pid}, tid {tid})"),
-                "unit": "none",
-                "startValue": 0,
-                "endValue": total,
-                "samples": stacks.iter().map(|s| s.frames.clone()).collect::<Vec<_>>(),
-                "weights": stacks.iter().map(|s| s.count).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let profiles: Vec<serde_json::Value> = match time.filter(|_| !p.timeline.is_empty() && !p.off_cpu) {
+        Some(axis) => evented(p, axis),
+        None => sampled(p),
+    };
     let doc = serde_json::json!({
         "$schema": "https://www.speedscope.app/file-format-schema.json",
         "shared": { "frames": frames },
@@ -132,6 +134,89 @@ pub fn speedscope(p: &Profile, name: &str, exporter: &str, out: impl Write) -> R
     });
     serde_json::to_writer(out, &doc)?;
     Ok(())
+}
+
+fn thread_name(s: &Stack) -> String {
+    format!("{} (pid {}, tid {})", s.comm, s.pid, s.tid)
+}
+
+fn sampled(p: &Profile) -> Vec<serde_json::Value> {
+    let mut by_thread: BTreeMap<(u32, u32), Vec<&Stack>> = BTreeMap::new();
+    for s in &p.stacks {
+        by_thread.entry((s.pid, s.tid)).or_default().push(s);
+    }
+    let unit = if p.off_cpu { "microseconds" } else { "none" };
+    by_thread
+        .into_values()
+        .map(|stacks| {
+            let total: u64 = stacks.iter().map(|s| s.count).sum();
+            serde_json::json!({
+                "type": "sampled",
+                "name": thread_name(stacks[0]),
+                "unit": unit,
+                "startValue": 0,
+                "endValue": total,
+                "samples": stacks.iter().map(|s| s.frames.clone()).collect::<Vec<_>>(),
+                "weights": stacks.iter().map(|s| s.count).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// Each sample's stack holds until the thread's next sample if that comes
+/// within one and a half intervals (timer jitter), or else for one
+/// interval: a longer gap closes every frame (the thread was not running).
+fn evented(p: &Profile, axis: TimeAxis) -> Vec<serde_json::Value> {
+    let mut by_thread: BTreeMap<(u32, u32), Vec<(u64, usize)>> = BTreeMap::new();
+    for &(ts, i) in &p.timeline {
+        if let Some(s) = p.stacks.get(i) {
+            by_thread.entry((s.pid, s.tid)).or_default().push((ts, i));
+        }
+    }
+    let interval = axis.interval_ns.max(1);
+    let rel = |ts: u64| ts.saturating_sub(axis.start_ns);
+    by_thread
+        .into_values()
+        .map(|mut samples| {
+            samples.sort_by_key(|&(ts, _)| ts);
+            let mut events = Vec::new();
+            let mut open: &[usize] = &[];
+            let mut end = 0u64;
+            let close = |events: &mut Vec<serde_json::Value>, frames: &[usize], at: u64| {
+                for &f in frames.iter().rev() {
+                    events.push(serde_json::json!({ "type": "C", "frame": f, "at": at }));
+                }
+            };
+            for &(ts, i) in &samples {
+                let at = rel(ts);
+                let frames = p.stacks[i].frames.as_slice();
+                let contiguous = at <= end.saturating_add(interval / 2);
+                let keep = if contiguous {
+                    open.iter().zip(frames).take_while(|(a, b)| a == b).count()
+                } else {
+                    0
+                };
+                // A frame closes when the next stack starts, or at the end
+                // of the last interval when the thread was not sampled since.
+                close(&mut events, &open[keep..], if contiguous { at } else { end });
+                for &f in &frames[keep..] {
+                    events.push(serde_json::json!({ "type": "O", "frame": f, "at": at }));
+                }
+                open = frames;
+                end = at.saturating_add(interval);
+            }
+            close(&mut events, open, end);
+            let first = samples.first().map_or(0, |&(ts, _)| rel(ts));
+            serde_json::json!({
+                "type": "evented",
+                "name": thread_name(&p.stacks[samples[0].1]),
+                "unit": "nanoseconds",
+                "startValue": first,
+                "endValue": end,
+                "events": events,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -175,9 +260,59 @@ mod tests {
     #[test]
     fn speedscope_has_one_profile_per_thread_with_weights() {
         let mut out = Vec::new();
-        speedscope(&profile(), "t", "weft test", &mut out).unwrap();
+        speedscope(&profile(), "t", "weft test", None, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["shared"]["frames"].as_array().unwrap().len(), 3);
         assert_eq!(v["profiles"][0]["endValue"], 6);
+    }
+
+    /// Stacks [0,1] at 100 and 110, [0,2] at 124 (late, within jitter),
+    /// then a gap, [0,1] at 500:
+    /// frames open and close where the samples say, nested, and everything
+    /// closes across the gap.
+    #[test]
+    fn speedscope_evented_puts_samples_on_a_time_axis() {
+        let mut p = profile();
+        p.timeline = vec![(1100, 0), (1110, 2), (1124, 1), (1500, 0)];
+        let mut out = Vec::new();
+        let axis = TimeAxis {
+            start_ns: 1000,
+            interval_ns: 10,
+        };
+        speedscope(&p, "t", "weft test", Some(axis), &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let prof = &v["profiles"][0];
+        assert_eq!(prof["type"], "evented");
+        assert_eq!(prof["unit"], "nanoseconds");
+        assert_eq!(prof["startValue"], 100);
+        assert_eq!(prof["endValue"], 510);
+        let ev: Vec<(String, u64, u64)> = prof["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap().to_owned(),
+                    e["frame"].as_u64().unwrap(),
+                    e["at"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, u64, u64)> = [
+            ("O", 0, 100),
+            ("O", 1, 100),
+            ("C", 1, 124),
+            ("O", 2, 124),
+            ("C", 2, 134),
+            ("C", 0, 134),
+            ("O", 0, 500),
+            ("O", 1, 500),
+            ("C", 1, 510),
+            ("C", 0, 510),
+        ]
+        .iter()
+        .map(|&(t, f, a)| (t.to_owned(), f, a))
+        .collect();
+        assert_eq!(ev, want);
     }
 }

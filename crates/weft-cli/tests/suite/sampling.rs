@@ -383,6 +383,109 @@ fn speedscope_export_validates_against_speedscope_schema() {
         .filter_map(|f| f["name"].as_str())
         .collect();
     assert!(names.contains(&"leaf_work") && names.contains(&"main"));
+
+    // On a time axis: evented, in ns since the recording's start, every
+    // frame opened and closed in nesting order, over the program's run.
+    let prof = &doc["profiles"][0];
+    assert_eq!(prof["type"], "evented", "{prof:.300}");
+    assert_eq!(prof["unit"], "nanoseconds");
+    let mut open: Vec<u64> = Vec::new();
+    let mut last = 0u64;
+    for e in prof["events"].as_array().expect("events") {
+        let (f, at) = (e["frame"].as_u64().unwrap(), e["at"].as_u64().unwrap());
+        assert!(at >= last, "events out of order at {e}");
+        last = at;
+        match e["type"].as_str() {
+            Some("O") => open.push(f),
+            _ => assert_eq!(open.pop(), Some(f), "unbalanced close {e}"),
+        }
+    }
+    assert!(open.is_empty());
+    let span = prof["endValue"].as_u64().unwrap() - prof["startValue"].as_u64().unwrap();
+    assert!(span > 100_000_000, "the samples span {span} ns");
+
+    // speedscope itself opens it (headless Chromium, served over HTTP as
+    // speedscope fetches `#profileURL`): its title becomes the profile's
+    // name and the thread is listed.
+    let Ok(chromium) = which("chromium") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install chromium, see .ci/run"
+        );
+        eprintln!("SKIPPED: opening the export in speedscope needs chromium (apt-get install chromium)");
+        return;
+    };
+    let www = dir.path().join("www");
+    let release = schema_path.parent().expect("speedscope release dir");
+    std::fs::create_dir_all(&www).unwrap();
+    for e in std::fs::read_dir(release).unwrap().flatten() {
+        std::fs::copy(e.path(), www.join(e.file_name())).unwrap();
+    }
+    std::fs::copy(&json, www.join("h.json")).unwrap();
+    let port = serve(www);
+    let url = format!("http://127.0.0.1:{port}/index.html#profileURL=http://127.0.0.1:{port}/h.json");
+    let out = run(Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(&url));
+    let dom = text(&out.stdout);
+    assert!(
+        dom.contains("h.weft - speedscope</title>"),
+        "speedscope did not load it:\n{dom:.2000}\n{}",
+        text(&out.stderr)
+    );
+    assert!(dom.contains("hot (pid "), "{dom:.2000}");
+}
+
+/// A file server for a test's directory on a free local port, for as long
+/// as the test runs.
+fn serve(root: PathBuf) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut line = String::new();
+            let mut r = BufReader::new(&conn);
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            // Headers up to the blank line.
+            let mut h = String::new();
+            while r.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/");
+            let name = path.split(['?', '#']).next().unwrap_or("").trim_start_matches('/');
+            let mut w = &conn;
+            match std::fs::read(root.join(name)).ok().filter(|_| !name.contains("..")) {
+                Some(body) => {
+                    let ty = match name.rsplit('.').next() {
+                        Some("html") => "text/html",
+                        Some("js") => "text/javascript",
+                        Some("css") => "text/css",
+                        Some("json") => "application/json",
+                        Some("wasm") => "application/wasm",
+                        _ => "application/octet-stream",
+                    };
+                    let _ = write!(
+                        w,
+                        "HTTP/1.1 200 OK\r\nContent-Type: {ty}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = w.write_all(&body);
+                }
+                None => {
+                    let _ = w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                }
+            }
+        }
+    });
+    port
 }
 
 #[test]
