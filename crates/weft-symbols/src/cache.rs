@@ -7,7 +7,8 @@ use std::path::Path;
 
 use crate::{Frame, ModuleKey};
 
-const MAGIC: &str = "weft-symcache 1";
+// 2: PLT stubs are named (caches of 1 hold them unnamed).
+const MAGIC: &str = "weft-symcache 2";
 
 #[derive(Debug, Default)]
 pub struct SymCache {

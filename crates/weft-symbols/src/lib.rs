@@ -6,7 +6,8 @@
 //! (blazesym) in the binary, in split debug files found the way gdb and perf
 //! find them (build-id directories, `.gnu_debuglink`, `--symbols` dirs, the
 //! debuginfod client cache and servers from `DEBUGINFOD_URLS`), and JIT maps
-//! (`/tmp/perf-PID.map`), and kernel function names (kallsyms). It knows nothing of the trace format, and it must
+//! (`/tmp/perf-PID.map`), PLT stubs (`memcpy@plt`, from the dynamic
+//! relocations), and kernel function names (kallsyms). It knows nothing of the trace format, and it must
 //! never fail a whole report because one module is missing or corrupt: such
 //! frames come back as `module+0xoffset`, and `notes()` says where it looked.
 
@@ -14,6 +15,7 @@ mod cache;
 mod find;
 mod jit;
 mod kernel;
+mod plt;
 mod unwind;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +25,7 @@ pub use cache::SymCache;
 pub use find::{Located, SearchOptions};
 pub use jit::JitMap;
 pub use kernel::KernelSymbols;
+pub use plt::Plt;
 pub use unwind::{FrameAddr, Unwinders};
 
 /// One executable mapping of a process, as recorded.
@@ -117,6 +120,8 @@ pub struct Symbolizer {
     find: find::Finder,
     blaze: blazesym::symbolize::Symbolizer,
     located: HashMap<ModuleKey, Option<Located>>,
+    /// PLT stubs of each module's binary, read when first needed.
+    plts: HashMap<ModuleKey, Plt>,
     cache: SymCache,
     notes: BTreeMap<String, Note>,
     pub lookups: u64,
@@ -137,6 +142,7 @@ impl Symbolizer {
             find: find::Finder::new(opts),
             blaze,
             located: HashMap::new(),
+            plts: HashMap::new(),
             cache,
             notes: BTreeMap::new(),
             lookups: 0,
@@ -191,6 +197,15 @@ impl Symbolizer {
         }
         self.lookups += 1;
         let frames = match &loc.symbols {
+            // Stubs have no symbol; the nearest one before them is not theirs.
+            _ if let Some((at, name)) = self.plt(&key, &loc).name(vaddr) => vec![Frame {
+                function: Some(name),
+                module: m.name().to_owned(),
+                offset: at,
+                file: None,
+                line: None,
+                inlined: false,
+            }],
             Some(path) => {
                 let src = blazesym::symbolize::source::Source::Elf(blazesym::symbolize::source::Elf::new(path));
                 match self
@@ -210,6 +225,21 @@ impl Symbolizer {
         }
         self.cache.put(key, vaddr, frames.clone());
         frames
+    }
+
+    fn plt(&mut self, key: &ModuleKey, loc: &Located) -> &Plt {
+        self.plts.entry(key.clone()).or_insert_with(|| {
+            let Some(bin) = &loc.binary else { return Plt::default() };
+            let Ok(f) = std::fs::File::open(bin) else {
+                return Plt::default();
+            };
+            // SAFETY: a read-only private mapping of a binary; a file changed
+            // under it gives wrong names at worst, which parsing tolerates.
+            match unsafe { memmap2::Mmap::map(&f) } {
+                Ok(data) => Plt::parse(&data),
+                Err(_) => Plt::default(),
+            }
+        })
     }
 
     /// Modules whose frames could not all be named, with where weft looked.
