@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::{Frame, ModuleKey};
 
-// 2: PLT stubs are named (caches of 1 hold them unnamed).
+// 2: PLT stubs are named, aliases are perf's pick (1 held other names).
 const MAGIC: &str = "weft-symcache 2";
 
 #[derive(Debug, Default)]

@@ -11,6 +11,7 @@
 //! never fail a whole report because one module is missing or corrupt: such
 //! frames come back as `module+0xoffset`, and `notes()` says where it looked.
 
+mod alias;
 mod cache;
 mod find;
 mod jit;
@@ -122,6 +123,8 @@ pub struct Symbolizer {
     located: HashMap<ModuleKey, Option<Located>>,
     /// PLT stubs of each module's binary, read when first needed.
     plts: HashMap<ModuleKey, Plt>,
+    /// Functions with several names in each module's symbols, perf's pick.
+    aliases: HashMap<ModuleKey, alias::Aliases>,
     cache: SymCache,
     notes: BTreeMap<String, Note>,
     pub lookups: u64,
@@ -143,6 +146,7 @@ impl Symbolizer {
             blaze,
             located: HashMap::new(),
             plts: HashMap::new(),
+            aliases: HashMap::new(),
             cache,
             notes: BTreeMap::new(),
             lookups: 0,
@@ -214,7 +218,19 @@ impl Symbolizer {
                 {
                     // Resolved frames are identified by their function's address,
                     // so samples anywhere in one line aggregate.
-                    Ok(blazesym::symbolize::Symbolized::Sym(sym)) => to_frames(&sym, m.name(), sym.addr),
+                    Ok(blazesym::symbolize::Symbolized::Sym(sym)) => {
+                        let mut frames = to_frames(&sym, m.name(), sym.addr);
+                        let aliases = self
+                            .aliases
+                            .entry(key.clone())
+                            .or_insert_with(|| alias::Aliases::load(path));
+                        // The function itself is the outermost frame; inlined
+                        // calls keep their own names.
+                        if let (Some(name), Some(f)) = (aliases.name(sym.addr), frames.last_mut()) {
+                            f.function = Some(name.to_owned());
+                        }
+                        frames
+                    }
                     _ => unresolved(m),
                 }
             }

@@ -766,7 +766,8 @@ fn perf_top(exe_and_args: &[&str], dir: &Path) -> Vec<String> {
 }
 
 /// weft's named functions by self samples (user space, inlined calls
-/// counted in their caller as perf's symbols count them), most first.
+/// counted in their caller as perf's symbols count them), most first: the
+/// leaves of `weft flame --folded --no-inline`, whose names may hold spaces.
 fn weft_top(exe_and_args: &[&str], dir: &Path) -> Vec<String> {
     let trace = dir.join("w.weft");
     let out = run(weft()
@@ -775,22 +776,33 @@ fn weft_top(exe_and_args: &[&str], dir: &Path) -> Vec<String> {
         .arg("--")
         .args(exe_and_args));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let (rep, _) = report(&trace, &["-n", "40", "--no-inline"]);
-    rep.lines()
-        .skip_while(|l| !l.contains("functions by self"))
-        .skip(2)
-        .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().nth(4))
+    let out = run(weft()
+        .arg("flame")
+        .arg(&trace)
+        .args(["--folded", "--no-inline", "--user-only", "--no-cache"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut self_samples: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for l in text(&out.stdout).lines() {
+        let Some((stack, n)) = l.rsplit_once(' ') else { continue };
+        let leaf = stack.rsplit(';').next().unwrap_or(stack);
+        *self_samples.entry(leaf.to_owned()).or_default() += n.parse::<u64>().unwrap_or(0);
+    }
+    let mut v: Vec<(String, u64)> = self_samples.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.into_iter()
+        .map(|(n, _)| n)
         .filter(|n| !n.starts_with('['))
-        .map(plain)
+        .map(|n| plain(&n))
         .collect()
 }
 
 /// weft's top functions by self samples agree with perf's (`perf record
 /// --call-graph dwarf`, `perf report --no-children --sort sym`) on the same
-/// workload: a C program with known shares (the top function the same, the
-/// top five sharing at least four), and `sort` over libc6-dbg's libc (the
-/// top function the same, the top three sharing at least two).
+/// workload: a C program with known shares, a Rust program (std's sort,
+/// BTreeMap and formatting), and python3 running a loop (the top function
+/// the same, the top five sharing at least four each), and `sort` over
+/// libc6-dbg's libc (the top function the same, the top three sharing at
+/// least two).
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn top_functions_agree_with_perf() {
@@ -811,6 +823,26 @@ fn top_functions_agree_with_perf() {
     assert_eq!(p.first(), w.first(), "perf {p:?} weft {w:?}");
     let common = w.iter().take(5).filter(|n| p.iter().take(5).any(|q| q == *n)).count();
     assert!(common >= 4, "top five: perf {p:?} weft {w:?}");
+
+    let rust = dir.path().join("mix-rs");
+    let st = Command::new("rustc")
+        .args(["-O", "-g", "-o"])
+        .arg(&rust)
+        .arg(src("mix.rs"))
+        .status()
+        .expect("rustc");
+    assert!(st.success(), "rustc mix.rs");
+    let py = src("loop.py");
+    let python: [&str; 2] = ["python3", py.to_str().expect("path")];
+    for (what, args) in [
+        ("rust", vec![rust.to_str().expect("path")]),
+        ("python3", python.to_vec()),
+    ] {
+        let (p, w) = (perf_top(&args, dir.path()), weft_top(&args, dir.path()));
+        assert_eq!(p.first(), w.first(), "{what}: perf {p:?} weft {w:?}");
+        let common = w.iter().take(5).filter(|n| p.iter().take(5).any(|q| q == *n)).count();
+        assert!(common >= 4, "{what}'s top five: perf {p:?} weft {w:?}");
+    }
 
     if std::path::Path::new("/usr/share/doc/libc6-dbg").is_dir() {
         let words = dir.path().join("words");
