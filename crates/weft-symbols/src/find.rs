@@ -21,26 +21,28 @@ pub struct SearchOptions {
     pub debuginfod_cache: Option<PathBuf>,
     /// Copies of binaries archived with the trace (`weft record --archive`).
     pub archive_dir: Option<PathBuf>,
+    /// Where debug files with legacy `.zdebug_*` sections are rewritten to
+    /// standard compressed ones (`~/.cache/weft/zdebug`); None: not read.
+    pub zdebug_dir: Option<PathBuf>,
 }
 
 impl SearchOptions {
     /// Defaults from the environment, as gdb and perf use them.
     pub fn from_env() -> SearchOptions {
         let urls = std::env::var("DEBUGINFOD_URLS").unwrap_or_default();
+        let cache_home = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
         let cache = std::env::var_os("DEBUGINFOD_CACHE_PATH")
             .map(PathBuf::from)
-            .or_else(|| {
-                let home = std::env::var_os("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-                Some(home.join("debuginfod_client"))
-            });
+            .or_else(|| Some(cache_home.as_ref()?.join("debuginfod_client")));
         SearchOptions {
             symbol_dirs: Vec::new(),
             debug_dirs: vec![PathBuf::from("/usr/lib/debug"), PathBuf::from("/lib/debug")],
             debuginfod_urls: urls.split_whitespace().map(str::to_owned).collect(),
             debuginfod_cache: cache,
             archive_dir: None,
+            zdebug_dir: cache_home.map(|h| h.join("weft").join("zdebug")),
         }
     }
 }
@@ -82,6 +84,8 @@ struct Inspect {
     segments: Vec<(u64, u64, u64)>,
     has_debug_frame: bool,
     has_text: bool,
+    /// Has legacy `.zdebug_*` sections (see `zdebug`).
+    zdebug: bool,
 }
 
 fn inspect(path: &Path) -> Result<Inspect, String> {
@@ -116,11 +120,15 @@ fn inspect(path: &Path) -> Result<Inspect, String> {
             .section_by_name(".debug_frame")
             .is_some_and(|s| s.kind() != object::SectionKind::UninitializedData),
         has_text: text.is_some_and(|t| t.kind() != object::SectionKind::UninitializedData),
+        zdebug: obj
+            .sections()
+            .any(|s| s.name().is_ok_and(|n| n.starts_with(".zdebug_"))),
     })
 }
 
 struct Search {
     want: Vec<u8>,
+    zdebug_dir: Option<PathBuf>,
     looked: Vec<String>,
     problems: Vec<String>,
     candidates: Vec<(PathBuf, Inspect)>,
@@ -135,6 +143,9 @@ impl Search {
         }
         match inspect(&p) {
             Ok(i) if self.want.is_empty() || i.build_id.as_deref().is_none_or(|b| b == self.want.as_slice()) => {
+                if i.zdebug {
+                    return self.consider_zdebug(p, i);
+                }
                 self.candidates.push((p, i));
                 true
             }
@@ -147,6 +158,32 @@ impl Search {
                 false
             }
         }
+    }
+}
+
+impl Search {
+    /// A file with legacy `.zdebug_*` sections counts for its symbols (and,
+    /// a binary, for its code), and its rewritten copy for its DWARF.
+    fn consider_zdebug(&mut self, p: PathBuf, mut i: Inspect) -> bool {
+        let bid: String = i.build_id.iter().flatten().map(|b| format!("{b:02x}")).collect();
+        let made = match (&self.zdebug_dir, bid.is_empty()) {
+            (Some(dir), false) => crate::zdebug::converted(&p, dir, &bid),
+            (None, _) => Err("no cache directory to rewrite it in ($HOME unset)".into()),
+            (_, true) => Err("no build ID to name its rewritten copy".into()),
+        };
+        match made.and_then(|c| Ok((inspect(&c)?, c))) {
+            Ok((ci, c)) if ci.build_id == i.build_id => self.candidates.push((c, ci)),
+            Ok(_) => self
+                .problems
+                .push(format!("{}: its rewritten .zdebug copy differs", p.display())),
+            Err(e) => self
+                .problems
+                .push(format!("{}: legacy .zdebug sections not read: {e}", p.display())),
+        }
+        i.quality = i.quality.min(Quality::Symtab);
+        i.has_debug_frame = false;
+        self.candidates.push((p, i));
+        true
     }
 }
 
@@ -165,6 +202,7 @@ impl Finder {
         let bid = m.key().build_id_hex();
         let mut search = Search {
             want: m.build_id.clone(),
+            zdebug_dir: self.opts.zdebug_dir.clone(),
             looked: Vec::new(),
             problems: Vec::new(),
             candidates: Vec::new(),

@@ -18,6 +18,7 @@ mod jit;
 mod kernel;
 mod plt;
 mod unwind;
+mod zdebug;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -176,6 +176,38 @@ fn split_debug_info_by_debuglink_build_id_dir_and_missing() {
     let (rep, _) = report(&trace, &["--symbols", symdir.to_str().unwrap()]);
     assert_named(&rep, "hot-stripped");
 
+    // The same debug file with legacy GNU-compressed sections (.zdebug_*,
+    // `objcopy --compress-debug-sections=zlib-gnu`): functions, lines and
+    // inlined calls as from the plain one. Its rewritten copy goes to the
+    // cache under $HOME.
+    let zdir = dir.path().join("zsyms");
+    let zb = zdir.join(".build-id").join(&bid[..2]);
+    std::fs::create_dir_all(&zb).unwrap();
+    let zdbg = zb.join(format!("{}.debug", &bid[2..]));
+    objcopy(&[
+        "--compress-debug-sections=zlib-gnu",
+        dbg.to_str().unwrap(),
+        zdbg.to_str().unwrap(),
+    ]);
+    let sections = run(Command::new("readelf").arg("-S").arg(&zdbg));
+    assert!(
+        text(&sections.stdout).contains(".zdebug_info"),
+        "objcopy made no .zdebug_info"
+    );
+    let home = dir.path().join("home");
+    let out = run(weft()
+        .env("HOME", &home)
+        .env_remove("XDG_CACHE_HOME")
+        .arg("report")
+        .arg(&trace)
+        .args(["--no-cache", "--user-only", "--symbols", zdir.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_named(&text(&out.stdout), "hot-stripped");
+    assert!(
+        home.join(".cache/weft/zdebug").join(format!("{bid}.debug")).is_file(),
+        "no rewritten copy in the cache"
+    );
+
     // .gnu_debuglink: the debug file next to the binary.
     objcopy(&[&format!("--add-gnu-debuglink={}", dbg.display()), exe.to_str().unwrap()]);
     let trace2 = sample(dir.path(), &exe, "s2.weft");
