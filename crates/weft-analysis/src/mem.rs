@@ -69,10 +69,17 @@ pub struct History {
 /// The syscall of a thread awaiting its return.
 struct Pending {
     ts: u64,
-    name: String,
+    nr: u32,
+    name: &'static str,
     args: Vec<u64>,
-    call: String,
+    /// Captured arguments, kept to show the call if it covers the address.
+    data: Vec<u8>,
 }
+
+/// The calls that change an address space, under their canonical names.
+const MEMORY_CALLS: [&str; 8] = [
+    "mmap", "munmap", "mremap", "mprotect", "madvise", "brk", "execve", "execveat",
+];
 
 /// Where the address stands, by the recorded calls.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -102,7 +109,8 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
     let mut base = trace
         .info(weft_format::info_keys::START_MONOTONIC_NS)
         .and_then(|v| v.parse::<u64>().ok());
-    let name_of = |nr: u32| trace.syscalls.name(nr);
+    // Looked up once per number: most calls are not memory calls.
+    let mut memory_call: HashMap<u32, Option<&'static str>> = HashMap::new();
     for r in trace.records().flatten() {
         let base = *base.get_or_insert(r.ts);
         if !pids.is_empty() && !pids.contains(&r.pid) {
@@ -119,24 +127,22 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
             }
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
-                let name = name_of(nr);
-                if !matches!(
-                    name.as_str(),
-                    "mmap" | "munmap" | "mremap" | "mprotect" | "madvise" | "brk" | "execve" | "execveat"
-                ) {
+                let name = *memory_call.entry(nr).or_insert_with(|| {
+                    let n = trace.syscalls.get(nr).map(|e| e.name.as_str())?;
+                    MEMORY_CALLS.iter().copied().find(|&m| m == n)
+                });
+                let Some(name) = name else {
                     pending.remove(&r.tid);
                     continue;
-                }
-                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
-                let data = r.bytes(s::syscall_enter::DATA);
-                let call = format!("{name}({})", format_call_args(trace.syscalls.get(nr), &args, data, &[]));
+                };
                 pending.insert(
                     r.tid,
                     Pending {
                         ts: r.ts,
+                        nr,
                         name,
-                        args,
-                        call,
+                        args: r.u64s(s::syscall_enter::ARGS).to_vec(),
+                        data: r.bytes(s::syscall_enter::DATA).to_vec(),
                     },
                 );
             }
@@ -148,7 +154,7 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
                 }
                 let a = |i: usize| p.args.get(i).copied().unwrap_or(0);
                 let mut ranges: Vec<(Change, u64, u64)> = Vec::new();
-                match p.name.as_str() {
+                match p.name {
                     "mmap" => ranges.push((Change::Map, ret as u64, (ret as u64).saturating_add(page_up(a(1))))),
                     "munmap" => ranges.push((Change::Unmap, a(0), a(0).saturating_add(page_up(a(1))))),
                     "mremap" => {
@@ -223,8 +229,13 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
                         tid: r.tid,
                         comm: comms.get(&r.tid).cloned().unwrap_or_default(),
                         change,
-                        syscall: p.name.clone(),
-                        call: format!("{} = {}", p.call, crate::format_return(&p.name, ret)),
+                        syscall: p.name.to_owned(),
+                        call: format!(
+                            "{}({}) = {}",
+                            p.name,
+                            format_call_args(trace.syscalls.get(p.nr), &p.args, &p.data, &[]),
+                            crate::format_return(p.name, ret)
+                        ),
                         start,
                         end,
                         marker_before: last_marker.get(&r.tid).cloned(),

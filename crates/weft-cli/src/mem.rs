@@ -70,7 +70,12 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
     let h = history(&t, addr, &args.pid);
     // Stacks recorded with `record --stack-on munmap,...`, by syscall.
     let mut stacks: HashMap<String, Profile> = HashMap::new();
-    let names: BTreeSet<&str> = h.entries.iter().map(|e| e.syscall.as_str()).collect();
+    let mut names: BTreeSet<&str> = h.entries.iter().map(|e| e.syscall.as_str()).collect();
+    // Files that say which events had stacks: read stacks only of those
+    // (each is a pass over the whole file).
+    if let Some(on) = t.info(weft_format::info_keys::STACK_ON) {
+        names.retain(|n| on.split(',').any(|s| s == *n));
+    }
     for name in names {
         if t.schema_by_name(weft_format::std_schemas::SAMPLE).is_none() {
             break;

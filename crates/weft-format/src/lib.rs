@@ -69,6 +69,9 @@ pub mod info_keys {
     pub const NOT_RECORDED: &str = "not_recorded";
     /// CPU sampling frequency (Hz) with `--sample`.
     pub const SAMPLE_HZ: &str = "sample_hz";
+    /// The events stacks were taken on (`--stack-on`), comma-separated;
+    /// empty for none. Absent from files written before it existed.
+    pub const STACK_ON: &str = "stack_on";
 }
 
 /// Well-known keys of the End chunk.

@@ -538,6 +538,7 @@ impl Recorder {
                 info_keys::SAMPLE_HZ,
                 opts.sample_hz.map_or_else(String::new, |hz| hz.to_string()),
             ),
+            (info_keys::STACK_ON, opts.stack_on.join(",")),
             (info_keys::NOT_RECORDED, sources.missing_text()),
         ];
         // Published once it has its header: a kill before leaves no file
