@@ -35,3 +35,27 @@ pub fn start_ns(t: &Trace) -> u64 {
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0)
 }
+
+/// Says how fast a command read the trace and how much memory it took:
+/// `weft: stats read 10000079 events in 1.42 s (7.0 M events/s), peak memory 58 MiB`.
+/// Each pass reads every record, so the count is the file's.
+pub fn report_pass(what: &str, t: &Trace, started: std::time::Instant) {
+    let events: u64 = t.event_chunks().map(|c| u64::from(c.header.records)).sum();
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 { events as f64 / secs / 1e6 } else { 0.0 };
+    eprintln!(
+        "weft: {what} read {events} events in {secs:.2} s ({rate:.1} M events/s), peak memory {} MiB",
+        peak_rss_kib() / 1024
+    );
+}
+
+/// The process's peak resident memory (getrusage's ru_maxrss), in KiB.
+fn peak_rss_kib() -> u64 {
+    // SAFETY: getrusage writes only into the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF is always valid.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    u64::try_from(ru.ru_maxrss).unwrap_or(0)
+}

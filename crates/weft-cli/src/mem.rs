@@ -44,6 +44,7 @@ fn parse_addr(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(args: MemArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
     let t = open(&args.file)?;
     warn_damage(&t);
     let base = start_ns(&t);
@@ -55,6 +56,7 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
             bail!("--at {at}: give seconds since the start of the recording, 0 or more");
         }
         let regions = maps_at(&t, *pid, (at * 1e9) as u64);
+        crate::input::report_pass("mem --maps", &t, started);
         println!("memory map of process {pid} at {at} s (as recorded: non-executable mappings made before recording began are not known):");
         for r in &regions {
             println!("{:x}-{:x} {} {:08x} {}", r.start, r.end, r.perms, r.offset, r.path);
@@ -68,6 +70,7 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         bail!("give --addr ADDRESS (its history) or --maps --at SECONDS --pid PID (a memory map)");
     };
     let h = history(&t, addr, &args.pid);
+    crate::input::report_pass("mem", &t, started);
     // Stacks recorded with `record --stack-on munmap,...`, by syscall.
     let mut stacks: HashMap<String, Profile> = HashMap::new();
     let mut names: BTreeSet<&str> = h.entries.iter().map(|e| e.syscall.as_str()).collect();

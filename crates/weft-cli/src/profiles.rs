@@ -431,12 +431,20 @@ fn parquet(args: &ExportArgs) -> Result<ExitCode> {
 }
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
-    match args.format {
-        Format::Perfetto => return perfetto(&args),
-        Format::Chrome => return chrome(&args),
-        Format::Parquet => return parquet(&args),
-        Format::Speedscope => {}
+    let started = std::time::Instant::now();
+    let done = match args.format {
+        Format::Perfetto => perfetto(&args)?,
+        Format::Chrome => chrome(&args)?,
+        Format::Parquet => parquet(&args)?,
+        Format::Speedscope => speedscope(&args)?,
+    };
+    if let Ok(t) = open(&args.common.file) {
+        crate::input::report_pass("export", &t, started);
     }
+    Ok(done)
+}
+
+fn speedscope(args: &ExportArgs) -> Result<ExitCode> {
     let p = build_timed(&args.common)?;
     let trace = open(&args.common.file)?;
     let hz = trace

@@ -95,6 +95,7 @@ fn table(g: &Group, top: usize) {
 }
 
 pub fn run(args: StatsArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
     let t = open(&args.file)?;
     let by = match args.by {
         ByArg::Syscall => By::Syscall,
@@ -102,6 +103,7 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
         ByArg::Thread => By::Thread,
     };
     let st = stats(&t, by);
+    crate::input::report_pass("stats", &t, started);
     let span = st.span_ns();
     let mut shown = 0;
     for g in &st.groups {

@@ -44,6 +44,18 @@ fn stats_count_calls_errors_and_latencies_as_the_program_made_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let st = run(weft().arg("stats").arg(&trace).args(["-n", "100"]));
     assert!(st.status.success(), "{}", text(&st.stderr));
+    // It says how fast it read and how much memory it took, with the
+    // file's event count (the same as `weft info`'s).
+    let err = text(&st.stderr);
+    let events = text(&run(weft().arg("info").arg(&trace)).stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("events:"))
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .expect("info's event count");
+    assert!(
+        err.contains(&format!("weft: stats read {events} events in ")) && err.contains("M events/s), peak memory "),
+        "{err}"
+    );
     let said = text(&st.stdout);
     let g = row(&said, "getppid");
     assert_eq!((g[3], g[4]), ("5000", "0"), "{said}");
