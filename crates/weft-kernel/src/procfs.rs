@@ -215,9 +215,32 @@ pub fn mapped_file(pid: u32, range: (u64, u64), inode: u64) -> Option<String> {
     })
 }
 
-/// The GNU build ID of an ELF file, or empty.
+/// Largest file whose build ID is read.
+const BUILD_ID_CAP: u64 = 1 << 30;
+
+/// The GNU build ID of an ELF file, or empty. The path is a traced
+/// program's to choose (what it mapped, or what is there now): only a
+/// regular file of at most 1 GiB is read, opened without blocking, so a
+/// FIFO or a device (`/dev/zero` mapped executable) cannot hang the
+/// recorder or fill its memory.
 pub fn file_build_id(path: &str) -> Vec<u8> {
-    let Ok(data) = fs::read(path) else { return Vec::new() };
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return Vec::new();
+    };
+    let Ok(m) = f.metadata() else { return Vec::new() };
+    if !m.is_file() || m.len() > BUILD_ID_CAP {
+        return Vec::new();
+    }
+    let mut data = Vec::with_capacity(m.len() as usize);
+    if f.take(BUILD_ID_CAP).read_to_end(&mut data).is_err() {
+        return Vec::new();
+    }
     build_id(&data)
 }
 

@@ -431,3 +431,48 @@ os.write(w, sys.stdin.readline().strip().encode())
     let n = std::fs::read_to_string(&got).expect("got");
     assert_eq!(n.trim(), "0", "bytes sent to the socket's holder");
 }
+
+/// A program that maps /dev/zero executable and replaces its own binary by
+/// a FIFO: attaching to it with `-p` finishes on time. The recorder reads
+/// build IDs and keeps replaced binaries (`/proc/PID/map_files`) only from
+/// regular files, without blocking; before, it read /dev/zero without end
+/// and would block opening the FIFO.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn a_program_mapping_a_device_or_swapping_its_binary_for_a_fifo_cannot_hang_an_attach() {
+    require_root();
+    let dir = tmp();
+    let exe = dir.path().join("hostile_maps");
+    std::fs::copy(program("hostile_maps"), &exe).expect("copy");
+    let mut prog = std::process::Command::new(&exe)
+        .arg(&exe)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hostile_maps");
+    let mut line = String::new();
+    BufReader::new(prog.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready");
+    assert_eq!(line.trim(), "ready");
+    let meta = std::fs::symlink_metadata(&exe).expect("fifo");
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));
+    let trace = dir.path().join("h.weft");
+    let mut rec = weft()
+        .args(["record", "--sample", "--duration", "1s", "-o"])
+        .arg(&trace)
+        .args(["-p", &prog.id().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft record");
+    let st = wait_for(&mut rec, Duration::from_secs(30), "weft record -p of hostile_maps");
+    let _ = prog.kill();
+    let _ = prog.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut rec.stderr.take().expect("stderr"), &mut err).expect("stderr");
+    assert!(st.success(), "{err}");
+    // The binary, no longer at its path (a FIFO is there), was kept.
+    assert!(
+        err.contains("kept 1 mapped binaries that were deleted, replaced or in a container"),
+        "{err}"
+    );
+}
