@@ -19,7 +19,7 @@
 //!    └──────── records (and Profile) ───────────────▶ parquet()    ─▶ tables
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 use thiserror::Error;
@@ -106,23 +106,45 @@ pub fn speedscope(
     time: Option<TimeAxis>,
     out: impl Write,
 ) -> Result<(), ExportError> {
-    let frames: Vec<serde_json::Value> = p
+    // One speedscope frame per function (unnamed code: per module), as the
+    // flame graph groups them, so that one function is one tower.
+    let mut index: HashMap<(String, &str), usize> = HashMap::new();
+    let mut frames: Vec<serde_json::Value> = Vec::new();
+    let mut lines: Vec<Option<u32>> = Vec::new();
+    let map: Vec<usize> = p
         .frames
         .iter()
         .map(|f| {
-            let mut o = serde_json::json!({ "name": f.label() });
-            if let Some(file) = &f.file {
-                o["file"] = serde_json::Value::from(file.clone());
+            let key = (f.function_label(), f.module.as_str());
+            let i = *index.entry(key).or_insert_with(|| {
+                let mut o = serde_json::json!({ "name": f.function_label() });
+                if let Some(file) = &f.file {
+                    o["file"] = serde_json::Value::from(file.clone());
+                }
+                frames.push(o);
+                lines.push(f.line);
+                frames.len() - 1
+            });
+            // A line only when every merged frame has the same one.
+            if lines[i] != f.line {
+                lines[i] = None;
             }
-            if let Some(line) = f.line {
-                o["line"] = serde_json::Value::from(line);
-            }
-            o
+            i
         })
         .collect();
+    for (o, line) in frames.iter_mut().zip(&lines) {
+        if let Some(l) = line {
+            o["line"] = serde_json::Value::from(*l);
+        }
+    }
+    let stacks: Vec<Vec<usize>> = p
+        .stacks
+        .iter()
+        .map(|s| s.frames.iter().map(|&f| map[f]).collect())
+        .collect();
     let profiles: Vec<serde_json::Value> = match time.filter(|_| !p.timeline.is_empty() && !p.off_cpu) {
-        Some(axis) => evented(p, axis),
-        None => sampled(p),
+        Some(axis) => evented(p, &stacks, axis),
+        None => sampled(p, &stacks),
     };
     let doc = serde_json::json!({
         "$schema": "https://www.speedscope.app/file-format-schema.json",
@@ -140,24 +162,25 @@ fn thread_name(s: &Stack) -> String {
     format!("{} (pid {}, tid {})", s.comm, s.pid, s.tid)
 }
 
-fn sampled(p: &Profile) -> Vec<serde_json::Value> {
-    let mut by_thread: BTreeMap<(u32, u32), Vec<&Stack>> = BTreeMap::new();
-    for s in &p.stacks {
-        by_thread.entry((s.pid, s.tid)).or_default().push(s);
+/// `stacks`: each of `p.stacks`' frames, as speedscope frame indices.
+fn sampled(p: &Profile, stacks: &[Vec<usize>]) -> Vec<serde_json::Value> {
+    let mut by_thread: BTreeMap<(u32, u32), Vec<(&Stack, &[usize])>> = BTreeMap::new();
+    for (s, f) in p.stacks.iter().zip(stacks) {
+        by_thread.entry((s.pid, s.tid)).or_default().push((s, f));
     }
     let unit = if p.off_cpu { "microseconds" } else { "none" };
     by_thread
         .into_values()
         .map(|stacks| {
-            let total: u64 = stacks.iter().map(|s| s.count).sum();
+            let total: u64 = stacks.iter().map(|(s, _)| s.count).sum();
             serde_json::json!({
                 "type": "sampled",
-                "name": thread_name(stacks[0]),
+                "name": thread_name(stacks[0].0),
                 "unit": unit,
                 "startValue": 0,
                 "endValue": total,
-                "samples": stacks.iter().map(|s| s.frames.clone()).collect::<Vec<_>>(),
-                "weights": stacks.iter().map(|s| s.count).collect::<Vec<_>>(),
+                "samples": stacks.iter().map(|(_, f)| f.to_vec()).collect::<Vec<_>>(),
+                "weights": stacks.iter().map(|(s, _)| s.count).collect::<Vec<_>>(),
             })
         })
         .collect()
@@ -166,7 +189,7 @@ fn sampled(p: &Profile) -> Vec<serde_json::Value> {
 /// Each sample's stack holds until the thread's next sample if that comes
 /// within one and a half intervals (timer jitter), or else for one
 /// interval: a longer gap closes every frame (the thread was not running).
-fn evented(p: &Profile, axis: TimeAxis) -> Vec<serde_json::Value> {
+fn evented(p: &Profile, stacks: &[Vec<usize>], axis: TimeAxis) -> Vec<serde_json::Value> {
     let mut by_thread: BTreeMap<(u32, u32), Vec<(u64, usize)>> = BTreeMap::new();
     for &(ts, i) in &p.timeline {
         if let Some(s) = p.stacks.get(i) {
@@ -189,7 +212,7 @@ fn evented(p: &Profile, axis: TimeAxis) -> Vec<serde_json::Value> {
             };
             for &(ts, i) in &samples {
                 let at = rel(ts);
-                let frames = p.stacks[i].frames.as_slice();
+                let frames = stacks[i].as_slice();
                 let contiguous = at <= end.saturating_add(interval / 2);
                 let keep = if contiguous {
                     open.iter().zip(frames).take_while(|(a, b)| a == b).count()
@@ -264,6 +287,40 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["shared"]["frames"].as_array().unwrap().len(), 3);
         assert_eq!(v["profiles"][0]["endValue"], 6);
+    }
+
+    /// One speedscope frame per function: two lines of `work`, and two
+    /// unnamed addresses of one module, merge.
+    #[test]
+    fn speedscope_merges_frames_of_one_function_and_unnamed_code_per_module() {
+        let mut p = profile();
+        let mut line2 = frame("work");
+        line2.line = Some(2);
+        let unnamed = |off| Frame {
+            function: None,
+            module: "/usr/lib/libx.so".into(),
+            offset: off,
+            file: None,
+            line: None,
+            inlined: false,
+        };
+        p.frames.extend([line2, unnamed(0x10), unnamed(0x20)]);
+        p.stacks[1].frames = vec![0, 3, 4];
+        p.stacks[2].frames = vec![0, 5];
+        let mut out = Vec::new();
+        speedscope(&p, "t", "weft test", None, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let names: Vec<&str> = v["shared"]["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["main", "work", "a;b", "[libx.so]"]);
+        assert_eq!(
+            v["profiles"][0]["samples"],
+            serde_json::json!([[0, 1], [0, 1, 3], [0, 3]])
+        );
     }
 
     /// Stacks [0,1] at 100 and 110, [0,2] at 124 (late, within jitter),
