@@ -162,9 +162,12 @@ fn thread_name(s: &Stack) -> String {
     format!("{} (pid {}, tid {})", s.comm, s.pid, s.tid)
 }
 
+/// A stack and its frames as speedscope frame indices.
+type Remapped<'a> = (&'a Stack, &'a [usize]);
+
 /// `stacks`: each of `p.stacks`' frames, as speedscope frame indices.
 fn sampled(p: &Profile, stacks: &[Vec<usize>]) -> Vec<serde_json::Value> {
-    let mut by_thread: BTreeMap<(u32, u32), Vec<(&Stack, &[usize])>> = BTreeMap::new();
+    let mut by_thread: BTreeMap<(u32, u32), Vec<Remapped>> = BTreeMap::new();
     for (s, f) in p.stacks.iter().zip(stacks) {
         by_thread.entry((s.pid, s.tid)).or_default().push((s, f));
     }
