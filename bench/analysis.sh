@@ -12,8 +12,9 @@
 #               mmap_loop (N events)
 # Measured, each the median of RUNS (exports: one run): wall time, events/s,
 # output lines/s and peak RSS (GNU time's %M) of weft info, stats, dump,
-# mem --addr, export (perfetto, chrome, parquet); babeltrace2 (text and
-# counter sink); perf script.
+# mem --addr (one pass without the index; the first query, which writes
+# FILE.memidx; queries through it), export (perfetto, chrome, parquet);
+# babeltrace2 (text and counter sink); perf script.
 #
 # Usage: bench/analysis.sh [--events N] [--runs R] [--out DIR]
 # Needs root, gcc, cargo, perf (linux-perf), lttng-tools, liblttng-ust-dev,
@@ -99,8 +100,10 @@ measure() {
 	measure "weft-info(sys)" "$E_SYS" "$RUNS" "$W" info "$OUT/sys.weft"
 	measure "weft-stats(sys)" "$E_SYS" "$RUNS" "$W" stats "$OUT/sys.weft"
 	measure "weft-dump(sys)" "$E_SYS" "$RUNS" "$W" dump "$OUT/sys.weft"
-	measure "weft-mem-addr(sys)" "$E_SYS" "$RUNS" "$W" mem "$OUT/sys.weft" --addr 0x10000
-	measure "weft-mem-reused-addr(sys)" "$E_SYS" 1 "$W" mem "$OUT/sys.weft" --addr "${ADDR:-0x10000}"
+	measure "weft-mem-addr-one-pass(sys)" "$E_SYS" "$RUNS" "$W" mem "$OUT/sys.weft" --addr 0x10000 --no-index
+	measure "weft-mem-addr-first(sys)" "$E_SYS" 1 "$W" mem "$OUT/sys.weft" --addr 0x20000
+	measure "weft-mem-addr-indexed(sys)" "$E_SYS" "$RUNS" "$W" mem "$OUT/sys.weft" --addr 0x10000
+	measure "weft-mem-reused-addr-indexed(sys)" "$E_SYS" 1 "$W" mem "$OUT/sys.weft" --addr "${ADDR:-0x10000}"
 	measure "weft-export-perfetto(sys)" "$E_SYS" 1 "$W" export "$OUT/sys.weft" --format perfetto -o "$OUT/x.pftrace"
 	measure "weft-export-chrome(sys)" "$E_SYS" 1 "$W" export "$OUT/sys.weft" --format chrome -o "$OUT/x.json"
 	measure "weft-export-parquet(sys)" "$E_SYS" 1 "$W" export "$OUT/sys.weft" --format parquet -o "$OUT/x.parquet"

@@ -92,7 +92,122 @@ enum State {
 }
 
 /// Every change of `addr` in the processes of `pids` (all when empty).
+/// Where the records of memory changes are, so that a later query reads
+/// only the chunks it needs: every map, unmap, protect and advise call
+/// (its range, and the times of its entry and return), and the times of
+/// what every query reads (brk and exec calls, thread names, forks,
+/// markers, memory faults). Built by a full pass (`history_indexed`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MemIndex {
+    /// (start, end, entry time, return time)
+    changes: Vec<[u64; 4]>,
+    always: Vec<u64>,
+}
+
+const INDEX_MAGIC: &[u8; 8] = b"wftmemx1";
+
+impl MemIndex {
+    /// The times whose records a query of `addr` reads, sorted.
+    fn times_for(&self, addr: u64) -> Vec<u64> {
+        let mut t = self.always.clone();
+        for c in self.changes.iter().filter(|c| (c[0]..c[1]).contains(&addr)) {
+            t.extend([c[2], c[3]]);
+        }
+        t.sort_unstable();
+        t.dedup();
+        t
+    }
+
+    /// How many memory changes it holds.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// `key` identifies the trace the index was built from (its length and
+    /// last chunk), so a stale index is never used.
+    pub fn encode(&self, key: u64) -> Vec<u8> {
+        let mut b = Vec::with_capacity(32 + 32 * self.changes.len() + 8 * self.always.len());
+        b.extend_from_slice(INDEX_MAGIC);
+        for v in [key, self.changes.len() as u64, self.always.len() as u64] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in self.changes.iter().flatten().chain(&self.always) {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    /// The index in `b` if it is one, whole, and of the trace `key` names.
+    pub fn decode(b: &[u8], key: u64) -> Option<MemIndex> {
+        let words = b.strip_prefix(INDEX_MAGIC)?;
+        if words.len() % 8 != 0 {
+            return None;
+        }
+        let mut it = words
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        let (k, nc, na) = (it.next()?, it.next()?, it.next()?);
+        let want = nc.checked_mul(4)?.checked_add(na)?;
+        if k != key || want != (words.len() / 8 - 3) as u64 {
+            return None;
+        }
+        let mut changes = Vec::with_capacity(nc as usize);
+        for _ in 0..nc {
+            changes.push([it.next()?, it.next()?, it.next()?, it.next()?]);
+        }
+        Some(MemIndex {
+            changes,
+            always: it.collect(),
+        })
+    }
+
+    /// Identifies a trace file's contents for `encode`/`decode`.
+    pub fn key_of(trace: &Trace) -> u64 {
+        let last = trace
+            .chunks
+            .last()
+            .map_or(0, |c| (c.offset << 16) ^ u64::from(c.header.payload_crc));
+        trace.len.rotate_left(32) ^ last
+    }
+}
+
+/// The history of `addr` read through `index`: only the chunks holding a
+/// record the query needs are read (their number is returned too).
+pub fn history_from_index(trace: &Trace, addr: u64, pids: &[u32], index: &MemIndex) -> (History, usize) {
+    let times = index.times_for(addr);
+    let needed = |c: &weft_format::ChunkInfo| {
+        let i = times.partition_point(|&t| t < c.header.min_ts);
+        times.get(i).is_some_and(|&t| t <= c.header.max_ts)
+    };
+    let read = trace.event_chunks().filter(|c| needed(c)).count();
+    let h = history_of(trace, trace.records_in(needed), addr, pids, None, Some(&times));
+    (h, read)
+}
+
+/// The history of `addr`, from a full pass that also builds the index
+/// later queries use (`history_from_index`).
+pub fn history_indexed(trace: &Trace, addr: u64) -> (History, MemIndex) {
+    let mut index = MemIndex::default();
+    let h = history_of(trace, trace.records(), addr, &[], Some(&mut index), None);
+    (h, index)
+}
+
 pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
+    history_of(trace, trace.records(), addr, pids, None, None)
+}
+
+fn history_of(
+    trace: &Trace,
+    records: weft_format::Records<'_>,
+    addr: u64,
+    pids: &[u32],
+    mut index: Option<&mut MemIndex>,
+    only: Option<&[u64]>,
+) -> History {
     let kinds = Kinds::of(trace);
     let mut h = History {
         addr,
@@ -111,7 +226,7 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
         .and_then(|v| v.parse::<u64>().ok());
     // Looked up once per number: most calls are not memory calls.
     let mut memory_call: HashMap<u32, Option<&'static str>> = HashMap::new();
-    for r in trace.records().flatten() {
+    for r in records.flatten() {
         let base = *base.get_or_insert(r.ts);
         if !pids.is_empty() && !pids.contains(&r.pid) {
             continue;
@@ -119,12 +234,22 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
         match kinds.kind(&r) {
             Kind::Comm => {
                 comms.insert(r.tid, r.str(s::comm::COMM).to_owned());
+                if let Some(ix) = index.as_deref_mut() {
+                    ix.always.push(r.ts);
+                }
             }
             Kind::Fork => {
+                if let Some(ix) = index.as_deref_mut() {
+                    ix.always.push(r.ts);
+                }
                 if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
                     comms.entry(r.tid).or_insert(c);
                 }
             }
+            // Read through an index, the chunks read hold other calls too,
+            // whose entry or return may be in chunks not read: only the
+            // calls the index named pair up.
+            Kind::SyscallEnter | Kind::SyscallExit if only.is_some_and(|t| t.binary_search(&r.ts).is_err()) => {}
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
                 let name = *memory_call.entry(nr).or_insert_with(|| {
@@ -174,6 +299,12 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
                         state.insert(r.pid, State::Unknown);
                         brk.remove(&r.pid);
                         ranges.push((Change::Exec, 0, u64::MAX));
+                    }
+                }
+                if let Some(ix) = index.as_deref_mut() {
+                    match p.name {
+                        "brk" | "execve" | "execveat" => ix.always.extend([p.ts, r.ts]),
+                        _ => ix.changes.extend(ranges.iter().map(|&(_, a, b)| [a, b, p.ts, r.ts])),
                     }
                 }
                 for (change, start, end) in ranges {
@@ -249,12 +380,18 @@ pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
                 let sig = r.i64(s::signal_deliver::SIG);
                 // Memory faults only (SIGSEGV, SIGBUS).
                 let fault = sig == libc::SIGSEGV as i64 || sig == libc::SIGBUS as i64;
+                if let (true, Some(ix)) = (fault, index.as_deref_mut()) {
+                    ix.always.push(r.ts);
+                }
                 if fault && matches!(state.get(&r.pid), Some(State::Unmapped(_))) {
                     h.faults.push((r.ts, r.tid, signal_name(sig)));
                 }
             }
             Kind::Other if Some(r.schema) == marker => {
                 let text = format!("marker \"{}\" = {}", r.str(0), r.i64(1));
+                if let Some(ix) = index.as_deref_mut() {
+                    ix.always.push(r.ts);
+                }
                 for i in want_after.remove(&r.tid).unwrap_or_default() {
                     h.entries[i].marker_after = Some((r.ts, text.clone()));
                 }
@@ -454,4 +591,25 @@ pub fn maps_at(trace: &Trace, pid: u32, at: u64) -> Vec<Region> {
         }
     }
     space.0.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_reads_back_only_whole_and_for_its_trace() {
+        let ix = MemIndex {
+            changes: vec![[0x1000, 0x3000, 10, 11], [0x8000, 0x9000, 20, 21]],
+            always: vec![5, 30],
+        };
+        let b = ix.encode(42);
+        assert_eq!(MemIndex::decode(&b, 42), Some(ix.clone()));
+        assert_eq!(MemIndex::decode(&b, 43), None, "another trace's index");
+        for n in 0..b.len() {
+            assert_eq!(MemIndex::decode(&b[..n], 42), None, "cut at {n}");
+        }
+        assert_eq!(ix.times_for(0x2000), vec![5, 10, 11, 30]);
+        assert_eq!(ix.times_for(0x5000), vec![5, 30]);
+    }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use weft_analysis::mem::{history, maps_at, Change};
+use weft_analysis::mem::{history, history_from_index, history_indexed, maps_at, Change, History, MemIndex};
 use weft_analysis::profile::Profile;
 use weft_analysis::secs;
 
@@ -32,6 +32,10 @@ pub struct MemArgs {
     /// Seconds since the start of the recording, as `weft dump` prints them (with --maps).
     #[arg(long)]
     at: Option<f64>,
+    /// Do not read or write the index of memory changes (FILE.memidx), which
+    /// lets later --addr queries read only the parts of the trace they need.
+    #[arg(long)]
+    no_index: bool,
 }
 
 fn parse_addr(s: &str) -> Result<u64, String> {
@@ -69,8 +73,7 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
     let Some(addr) = args.addr else {
         bail!("give --addr ADDRESS (its history) or --maps --at SECONDS --pid PID (a memory map)");
     };
-    let h = history(&t, addr, &args.pid);
-    crate::input::report_pass("mem", &t, started);
+    let h = addr_history(&t, &args, addr, started);
     // Stacks recorded with `record --stack-on munmap,...`, by syscall.
     let mut stacks: HashMap<String, Profile> = HashMap::new();
     let mut names: BTreeSet<&str> = h.entries.iter().map(|e| e.syscall.as_str()).collect();
@@ -143,4 +146,63 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         println!("{suspicious} suspicious changes (marked !!!)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn index_path(file: &std::path::Path) -> std::path::PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(".memidx");
+    p.into()
+}
+
+/// The history of `addr`: through FILE.memidx when it is there and of this
+/// trace, else by a full pass, which writes the index for the next query.
+fn addr_history(t: &weft_format::Trace, args: &MemArgs, addr: u64, started: std::time::Instant) -> History {
+    let path = index_path(&args.file);
+    let key = MemIndex::key_of(t);
+    let index = (!args.no_index)
+        .then(|| std::fs::read(&path).ok())
+        .flatten()
+        .and_then(|z| zstd::decode_all(z.as_slice()).ok())
+        .and_then(|b| MemIndex::decode(&b, key));
+    if let Some(ix) = index {
+        let (h, read) = history_from_index(t, addr, &args.pid, &ix);
+        eprintln!(
+            "weft: mem answered through {} in {:.2} s ({read} of {} chunks read)",
+            path.display(),
+            started.elapsed().as_secs_f64(),
+            t.event_chunks().count()
+        );
+        return h;
+    }
+    if args.no_index || !args.pid.is_empty() {
+        let h = history(t, addr, &args.pid);
+        crate::input::report_pass("mem", t, started);
+        return h;
+    }
+    let (h, ix) = history_indexed(t, addr);
+    crate::input::report_pass("mem", t, started);
+    let saved = zstd::encode_all(ix.encode(key).as_slice(), 1).and_then(|z| {
+        // Private like the trace: it holds the traced programs' addresses.
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("memidx.part");
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?
+            .write_all(&z)?;
+        std::fs::rename(&tmp, &path)
+    });
+    match saved {
+        Ok(()) => eprintln!(
+            "weft: wrote {} ({} memory changes): later --addr queries read only what they need",
+            path.display(),
+            ix.len()
+        ),
+        Err(e) => eprintln!("weft: note: could not save the index {}: {e}", path.display()),
+    }
+    h
 }

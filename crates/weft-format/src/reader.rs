@@ -320,7 +320,13 @@ impl Trace {
     /// All records of the file in timestamp order (ties keep file order).
     /// Damaged chunks show up as `Err` items; iteration goes on after them.
     pub fn records(&self) -> Records<'_> {
-        let mut pending: Vec<ChunkInfo> = self.event_chunks().copied().collect();
+        self.records_in(|_| true)
+    }
+
+    /// As `records`, reading only the chunks `keep` accepts (an index said
+    /// the rest holds nothing the reader needs).
+    pub fn records_in(&self, keep: impl Fn(&ChunkInfo) -> bool) -> Records<'_> {
+        let mut pending: Vec<ChunkInfo> = self.event_chunks().copied().filter(|c| keep(c)).collect();
         pending.sort_by_key(|c| Reverse((c.header.min_ts, c.header.seq, c.offset)));
         // Decoding runs one chunk ahead on another thread, when there is more than one.
         let worker = (pending.len() > 1).then(|| Worker::spawn(self.source.clone(), self.schemas.clone()));

@@ -251,6 +251,18 @@ fn unmap_history(ptrace: bool) {
     let m = run(weft().arg("mem").arg(&trace).args(["--addr", &a]));
     let hist = text(&m.stdout);
     assert!(m.status.success(), "{}", text(&m.stderr));
+    // The first query wrote the index; the next one reads through it and
+    // says the same, flags, stacks and markers included.
+    assert!(text(&m.stderr).contains(".memidx ("), "{}", text(&m.stderr));
+    let again = run(weft().arg("mem").arg(&trace).args(["--addr", &a]));
+    assert!(
+        text(&again.stderr).contains("mem answered through"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(text(&again.stdout), hist);
+    let plain = run(weft().arg("mem").arg(&trace).args(["--addr", &a, "--no-index"]));
+    assert_eq!(text(&plain.stdout), hist);
     let all: Vec<&str> = hist.lines().filter(|l| l.starts_with('#')).collect();
     // The dynamic loader may have used the address first (ld.so.cache):
     // the program's own four changes are the last.
