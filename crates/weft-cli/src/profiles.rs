@@ -359,8 +359,7 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
-fn perfetto(args: &ExportArgs) -> Result<ExitCode> {
-    let trace = open(&args.common.file)?;
+fn perfetto(args: &ExportArgs, trace: &weft_format::Trace) -> Result<ExitCode> {
     let p = symbolized(&args.common, true)?;
     let path = args.output.clone().unwrap_or_else(|| {
         let mut s = args.common.file.as_os_str().to_owned();
@@ -368,7 +367,7 @@ fn perfetto(args: &ExportArgs) -> Result<ExitCode> {
         PathBuf::from(s)
     });
     let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    let sum = weft_export::perfetto(&trace, (p.samples > 0).then_some(&p), std::io::BufWriter::new(f))
+    let sum = weft_export::perfetto(trace, (p.samples > 0).then_some(&p), std::io::BufWriter::new(f))
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
         "weft: wrote {} ({} tracks, {} slices, {} instants, {} CPU samples); open it at https://ui.perfetto.dev (Open trace file)",
@@ -387,16 +386,15 @@ fn perfetto(args: &ExportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn chrome(args: &ExportArgs) -> Result<ExitCode> {
-    let trace = open(&args.common.file)?;
-    warn_damage(&trace);
+fn chrome(args: &ExportArgs, trace: &weft_format::Trace) -> Result<ExitCode> {
+    warn_damage(trace);
     let path = args.output.clone().unwrap_or_else(|| {
         let mut s = args.common.file.as_os_str().to_owned();
         s.push(".chrome.json");
         PathBuf::from(s)
     });
     let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    let sum = weft_export::chrome(&trace, std::io::BufWriter::new(f))
+    let sum = weft_export::chrome(trace, std::io::BufWriter::new(f))
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
         "weft: wrote {} ({} slices, {} instants); open it in chrome://tracing or https://ui.perfetto.dev",
@@ -410,8 +408,7 @@ fn chrome(args: &ExportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parquet(args: &ExportArgs) -> Result<ExitCode> {
-    let trace = open(&args.common.file)?;
+fn parquet(args: &ExportArgs, trace: &weft_format::Trace) -> Result<ExitCode> {
     let p = symbolized(&args.common, true)?;
     let dir = args.output.clone().unwrap_or_else(|| {
         let mut s = args.common.file.as_os_str().to_owned();
@@ -419,7 +416,7 @@ fn parquet(args: &ExportArgs) -> Result<ExitCode> {
         PathBuf::from(s)
     });
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
-    let sum = weft_export::parquet(&trace, (p.samples > 0).then_some(&p), &dir)
+    let sum = weft_export::parquet(trace, (p.samples > 0).then_some(&p), &dir)
         .with_context(|| format!("cannot write the tables into {}", dir.display()))?;
     let tables: Vec<String> = sum.tables.iter().map(|(t, n)| format!("{t} {n}")).collect();
     eprintln!("weft: wrote {}/*.parquet (rows: {})", dir.display(), tables.join(", "));
@@ -432,27 +429,25 @@ fn parquet(args: &ExportArgs) -> Result<ExitCode> {
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
+    let trace = open(&args.common.file)?;
     let done = match args.format {
-        Format::Perfetto => perfetto(&args)?,
-        Format::Chrome => chrome(&args)?,
-        Format::Parquet => parquet(&args)?,
-        Format::Speedscope => speedscope(&args)?,
+        Format::Perfetto => perfetto(&args, &trace)?,
+        Format::Chrome => chrome(&args, &trace)?,
+        Format::Parquet => parquet(&args, &trace)?,
+        Format::Speedscope => speedscope(&args, &trace)?,
     };
-    if let Ok(t) = open(&args.common.file) {
-        crate::input::report_pass("export", &t, started);
-    }
+    crate::input::report_pass("export", &trace, started);
     Ok(done)
 }
 
-fn speedscope(args: &ExportArgs) -> Result<ExitCode> {
+fn speedscope(args: &ExportArgs, trace: &weft_format::Trace) -> Result<ExitCode> {
     let p = build_timed(&args.common)?;
-    let trace = open(&args.common.file)?;
     let hz = trace
         .info(weft_format::info_keys::SAMPLE_HZ)
         .and_then(|s| s.parse::<u64>().ok())
         .filter(|&hz| hz > 0);
     let time = hz.map(|hz| weft_export::TimeAxis {
-        start_ns: start_ns(&trace),
+        start_ns: start_ns(trace),
         interval_ns: 1_000_000_000 / hz,
     });
     let path = args.output.clone().unwrap_or_else(|| {

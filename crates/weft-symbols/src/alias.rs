@@ -5,7 +5,6 @@
 //! then a global one, then fewer leading underscores, then the longest name.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use object::{Object, ObjectSymbol, SymbolKind};
 
@@ -37,16 +36,9 @@ impl Cand {
 }
 
 impl Aliases {
-    pub fn load(path: &Path) -> Aliases {
-        let Ok(f) = std::fs::File::open(path) else {
-            return Aliases::default();
-        };
-        // SAFETY: a read-only private mapping of a symbol file; a file changed
-        // under it gives wrong names at worst, which parsing tolerates.
-        let Ok(data) = (unsafe { memmap2::Mmap::map(&f) }) else {
-            return Aliases::default();
-        };
-        let Ok(file) = object::File::parse(&*data) else {
+    /// The aliases in an ELF image's symbol tables; none if it is not one.
+    pub fn parse(data: &[u8]) -> Aliases {
+        let Ok(file) = object::File::parse(data) else {
             return Aliases::default();
         };
         let mut by_addr: HashMap<u64, Vec<Cand>> = HashMap::new();

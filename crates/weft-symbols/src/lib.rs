@@ -221,13 +221,13 @@ impl Symbolizer {
                     // so samples anywhere in one line aggregate.
                     Ok(blazesym::symbolize::Symbolized::Sym(sym)) => {
                         let mut frames = to_frames(&sym, m.name(), sym.addr);
-                        let aliases = self
-                            .aliases
-                            .entry(key.clone())
-                            .or_insert_with(|| alias::Aliases::load(path));
+                        if !self.aliases.contains_key(&key) {
+                            let a = mapped(path).map(|d| alias::Aliases::parse(&d)).unwrap_or_default();
+                            self.aliases.insert(key.clone(), a);
+                        }
                         // The function itself is the outermost frame; inlined
                         // calls keep their own names.
-                        if let (Some(name), Some(f)) = (aliases.name(sym.addr), frames.last_mut()) {
+                        if let (Some(name), Some(f)) = (self.aliases[&key].name(sym.addr), frames.last_mut()) {
                             f.function = Some(name.to_owned());
                         }
                         frames
@@ -244,19 +244,14 @@ impl Symbolizer {
         frames
     }
 
+    /// The PLT stubs of a module's binary, read the first time (the key is
+    /// cloned only then: this runs for every address looked up).
     fn plt(&mut self, key: &ModuleKey, loc: &Located) -> &Plt {
-        self.plts.entry(key.clone()).or_insert_with(|| {
-            let Some(bin) = &loc.binary else { return Plt::default() };
-            let Ok(f) = std::fs::File::open(bin) else {
-                return Plt::default();
-            };
-            // SAFETY: a read-only private mapping of a binary; a file changed
-            // under it gives wrong names at worst, which parsing tolerates.
-            match unsafe { memmap2::Mmap::map(&f) } {
-                Ok(data) => Plt::parse(&data),
-                Err(_) => Plt::default(),
-            }
-        })
+        if !self.plts.contains_key(key) {
+            let plt = loc.binary.as_deref().and_then(mapped).map(|d| Plt::parse(&d));
+            self.plts.insert(key.clone(), plt.unwrap_or_default());
+        }
+        &self.plts[key]
     }
 
     /// Modules whose frames could not all be named, with where weft looked.
@@ -267,6 +262,15 @@ impl Symbolizer {
     pub fn into_cache(self) -> SymCache {
         self.cache
     }
+}
+
+/// A read-only mapping of a binary or debug file, for parsers that look at
+/// a few of its sections.
+fn mapped(path: &std::path::Path) -> Option<memmap2::Mmap> {
+    let f = std::fs::File::open(path).ok()?;
+    // SAFETY: a read-only private mapping; a file changed under it gives
+    // wrong names at worst, which the parsers tolerate.
+    unsafe { memmap2::Mmap::map(&f) }.ok()
 }
 
 fn to_frames(sym: &blazesym::symbolize::Sym, module: &str, offset: u64) -> Vec<Frame> {
