@@ -89,7 +89,8 @@ struct Inspect {
 }
 
 fn inspect(path: &Path) -> Result<Inspect, String> {
-    let data = std::fs::read(path).map_err(|e| e.to_string())?;
+    // Mapped, not read: only headers and a few sections are looked at.
+    let data = crate::mapped(path).map_err(|e| e.to_string())?;
     let obj = object::File::parse(&*data).map_err(|e| format!("not a valid ELF file: {e}"))?;
     let quality = if obj
         .section_by_name(".debug_info")

@@ -248,7 +248,11 @@ impl Symbolizer {
     /// cloned only then: this runs for every address looked up).
     fn plt(&mut self, key: &ModuleKey, loc: &Located) -> &Plt {
         if !self.plts.contains_key(key) {
-            let plt = loc.binary.as_deref().and_then(mapped).map(|d| Plt::parse(&d));
+            let plt = loc
+                .binary
+                .as_deref()
+                .and_then(|b| mapped(b).ok())
+                .map(|d| Plt::parse(&d));
             self.plts.insert(key.clone(), plt.unwrap_or_default());
         }
         &self.plts[key]
@@ -266,11 +270,11 @@ impl Symbolizer {
 
 /// A read-only mapping of a binary or debug file, for parsers that look at
 /// a few of its sections.
-fn mapped(path: &std::path::Path) -> Option<memmap2::Mmap> {
-    let f = std::fs::File::open(path).ok()?;
+fn mapped(path: &std::path::Path) -> std::io::Result<memmap2::Mmap> {
+    let f = std::fs::File::open(path)?;
     // SAFETY: a read-only private mapping; a file changed under it gives
     // wrong names at worst, which the parsers tolerate.
-    unsafe { memmap2::Mmap::map(&f) }.ok()
+    unsafe { memmap2::Mmap::map(&f) }
 }
 
 fn to_frames(sym: &blazesym::symbolize::Sym, module: &str, offset: u64) -> Vec<Frame> {
