@@ -1,12 +1,15 @@
 //! Stack profiles from `kernel:sample` records: unwind, symbolize, aggregate.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use weft_format::{std_schemas as s, FormatError, Trace, Value};
-use weft_symbols::{Frame, JitMap, KernelSymbols, Mapping, Note, SearchOptions, SymCache, Symbolizer, Unwinders};
+use weft_symbols::{
+    Frame, JitMap, KernelSymbols, Locator, Mapping, Note, Prefetched, SearchOptions, SymCache, Symbolizer, Unwinders,
+};
 
 use crate::kinds::{Kind, Kinds};
 
@@ -62,6 +65,8 @@ pub struct Profile {
     pub stacks: Vec<Stack>,
     pub notes: BTreeMap<String, Note>,
     pub problems: Vec<FormatError>,
+    /// Time spent symbolizing, most of it on a second thread while the
+    /// trace was read: it overlaps `unwind_secs`.
     pub symbolize_secs: f64,
     pub unwind_secs: f64,
     pub lookups: u64,
@@ -120,8 +125,10 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     // switch back in; and its last switch out (time, preempted).
     let mut blocked: HashMap<u32, (RawKey, Arc<Vec<Mapping>>, u64)> = HashMap::new();
     let mut last_out: HashMap<u32, (u64, bool)> = HashMap::new();
-    let symcache = cache.as_deref().map(SymCache::load).unwrap_or_default();
-    let mut sym = Symbolizer::new(search, symcache);
+    let mut symcache = Some(cache.as_deref().map(SymCache::load).unwrap_or_default());
+    let locator = Arc::new(Locator::new(search));
+    let mut prefetched: Option<Prefetched> = None;
+    let mut prefetch_secs = 0.0;
     let mut unwinders = Unwinders::default();
     let mut procs: HashMap<u32, Proc> = HashMap::new();
     let mut comms: HashMap<u32, Arc<str>> = HashMap::new();
@@ -138,169 +145,231 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let mut next_version = 1u64;
     let t_unwind = Instant::now();
     let mut base: Option<u64> = start;
-    for r in trace.records() {
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                out.problems.push(e);
-                continue;
-            }
-        };
-        let b = *base.get_or_insert(r.ts);
-        match kinds.kind(&r) {
-            Kind::Comm => {
-                comms.insert(r.tid, Arc::from(r.str(s::comm::COMM)));
-                // The kernel reports the new name at the start of an exec,
-                // before it maps the new image: the old maps are gone.
-                if matches!(r.fields.get(s::comm::EXEC), Some(Value::Bool(true))) {
-                    procs.remove(&r.pid);
+    std::thread::scope(|scope| {
+        // Each new address is looked up on the second core while the trace is
+        // still being read: inflating a distribution debug file's DWARF costs as
+        // much as reading the whole trace.
+        let (tx, rx) = std::sync::mpsc::channel::<(Mapping, u64)>();
+        let (worker_locator, worker_cache) = (locator.clone(), &mut symcache);
+        let worker = std::thread::Builder::new()
+            .name("weft-symbolize".into())
+            .spawn_scoped(scope, move || {
+                let mut sym = Symbolizer::with_locator(worker_locator, worker_cache.take().unwrap_or_default());
+                let mut busy = std::time::Duration::ZERO;
+                for (m, addr) in rx {
+                    let t = Instant::now();
+                    sym.prefetch(&m, addr);
+                    busy += t.elapsed();
                 }
-            }
-            Kind::Fork => {
-                let ppid = r.u64(s::fork::PARENT_PID) as u32;
-                if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
-                    comms.insert(r.tid, c);
+                (sym.into_prefetched(), busy)
+            });
+        let tx = worker.is_ok().then_some(tx);
+        let mut sent: ahash::AHashSet<(usize, u64)> = ahash::AHashSet::new();
+        let mut prefetch = move |raw: &RawKey, maps: &[Mapping]| {
+            let Some(tx) = &tx else { return };
+            for fa in &raw.user {
+                let look = if fa.ret { fa.addr.wrapping_sub(1) } else { fa.addr };
+                if !sent.insert((raw.maps_id, look)) {
+                    continue;
                 }
-                if ppid != r.pid {
-                    if let Some(maps) = procs.get(&ppid).map(|p| p.maps.clone()) {
-                        procs.insert(
-                            r.pid,
-                            Proc {
-                                maps,
-                                version: next_version,
-                            },
-                        );
-                        next_version += 1;
+                if let Some(m) = maps.iter().find(|m| look >= m.start && look < m.end) {
+                    if !m.path.starts_with('[') && !m.path.is_empty() {
+                        let _ = tx.send((m.clone(), look));
                     }
                 }
             }
-            Kind::Mmap => {
-                use s::mmap as m;
-                if r.u64(m::PROT) & 4 == 0 {
+        };
+        for r in trace.records() {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    out.problems.push(e);
                     continue;
                 }
-                let map = Mapping {
-                    start: r.u64(m::ADDR),
-                    end: r.u64(m::ADDR).wrapping_add(r.u64(m::LEN)),
-                    pgoff: r.u64(m::PGOFF),
-                    path: r.str(m::FILENAME).to_owned(),
-                    build_id: match r.fields.get(m::BUILD_ID) {
-                        Some(Value::Bytes(b)) => b.clone(),
+            };
+            let b = *base.get_or_insert(r.ts);
+            match kinds.kind(&r) {
+                Kind::Comm => {
+                    comms.insert(r.tid, Arc::from(r.str(s::comm::COMM)));
+                    // The kernel reports the new name at the start of an exec,
+                    // before it maps the new image: the old maps are gone.
+                    if matches!(r.fields.get(s::comm::EXEC), Some(Value::Bool(true))) {
+                        procs.remove(&r.pid);
+                    }
+                }
+                Kind::Fork => {
+                    let ppid = r.u64(s::fork::PARENT_PID) as u32;
+                    if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
+                        comms.insert(r.tid, c);
+                    }
+                    if ppid != r.pid {
+                        if let Some(maps) = procs.get(&ppid).map(|p| p.maps.clone()) {
+                            procs.insert(
+                                r.pid,
+                                Proc {
+                                    maps,
+                                    version: next_version,
+                                },
+                            );
+                            next_version += 1;
+                        }
+                    }
+                }
+                Kind::Mmap => {
+                    use s::mmap as m;
+                    if r.u64(m::PROT) & 4 == 0 {
+                        continue;
+                    }
+                    let map = Mapping {
+                        start: r.u64(m::ADDR),
+                        end: r.u64(m::ADDR).wrapping_add(r.u64(m::LEN)),
+                        pgoff: r.u64(m::PGOFF),
+                        path: r.str(m::FILENAME).to_owned(),
+                        build_id: match r.fields.get(m::BUILD_ID) {
+                            Some(Value::Bytes(b)) => b.clone(),
+                            _ => Vec::new(),
+                        },
+                    };
+                    let p = procs.entry(r.pid).or_insert_with(|| Proc {
+                        maps: Arc::new(Vec::new()),
+                        version: 0,
+                    });
+                    let mut v: Vec<Mapping> = p
+                        .maps
+                        .iter()
+                        .filter(|o| o.end <= map.start || o.start >= map.end)
+                        .cloned()
+                        .collect();
+                    v.push(map);
+                    v.sort_by_key(|m| m.start);
+                    p.maps = Arc::new(v);
+                    p.version = next_version;
+                    next_version += 1;
+                }
+                Kind::Other if Some(r.schema) == ksyms_id && !opts.user_only => {
+                    if let (Some(Value::U64s(a)), Some(Value::Bytes(n))) = (
+                        r.fields.get(s::kernel_symbols::ADDRS),
+                        r.fields.get(s::kernel_symbols::NAMES),
+                    ) {
+                        recorded_ksyms = Some(KernelSymbols::from_table(a, n));
+                    }
+                }
+                Kind::Other if Some(r.schema) == jit_id => {
+                    if let Some(Value::Bytes(t)) = r.fields.get(s::jit_map::TEXT) {
+                        jit.insert(r.pid, JitMap::parse(&String::from_utf8_lossy(t)));
+                    }
+                }
+                Kind::Other if Some(r.schema) == sample_id => {
+                    use s::sample as f;
+                    let this = r.str(f::TRIGGER);
+                    let blocked_here = opts.wall && this == "sched_switch";
+                    if this != trigger && !blocked_here {
+                        continue;
+                    }
+                    let rel = r.ts.saturating_sub(b);
+                    if (!opts.pids.is_empty() && !opts.pids.contains(&r.pid))
+                        || (!opts.tids.is_empty() && !opts.tids.contains(&r.tid))
+                        || opts.from_ns.is_some_and(|t| rel < t)
+                        || opts.to_ns.is_some_and(|t| rel > t)
+                    {
+                        continue;
+                    }
+                    let arr = |i: usize| match r.fields.get(i) {
+                        Some(Value::U64s(v)) => v.clone(),
                         _ => Vec::new(),
-                    },
-                };
-                let p = procs.entry(r.pid).or_insert_with(|| Proc {
-                    maps: Arc::new(Vec::new()),
-                    version: 0,
-                });
-                let mut v: Vec<Mapping> = p
-                    .maps
-                    .iter()
-                    .filter(|o| o.end <= map.start || o.start >= map.end)
-                    .cloned()
-                    .collect();
-                v.push(map);
-                v.sort_by_key(|m| m.start);
-                p.maps = Arc::new(v);
-                p.version = next_version;
-                next_version += 1;
+                    };
+                    let regs = arr(f::USER_REGS);
+                    let regs = [
+                        regs.first().copied().unwrap_or(0),
+                        regs.get(1).copied().unwrap_or(0),
+                        regs.get(2).copied().unwrap_or(0),
+                    ];
+                    let stack: &[u8] = match r.fields.get(f::USER_STACK) {
+                        Some(Value::Bytes(b)) => b,
+                        _ => &[],
+                    };
+                    let (maps, version) = procs
+                        .get(&r.pid)
+                        .map_or_else(|| (Arc::new(Vec::new()), 0), |p| (p.maps.clone(), p.version));
+                    let user = unwinders.unwind(&locator, r.pid, version, &maps, regs, stack, &arr(f::USER));
+                    let key = RawKey {
+                        pid: r.pid,
+                        tid: r.tid,
+                        comm: comms.get(&r.tid).cloned().unwrap_or_else(|| Arc::from("?")),
+                        maps_id: Arc::as_ptr(&maps) as *const () as usize,
+                        kernel: if opts.user_only { Vec::new() } else { arr(f::KERNEL) },
+                        user,
+                        off_cpu: opts.off_cpu || blocked_here,
+                    };
+                    if key.off_cpu {
+                        blocked.insert(r.tid, (key, maps, r.ts));
+                        continue;
+                    }
+                    let next = raws.len();
+                    let e = match raws.entry(key) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(v) => {
+                            prefetch(v.key(), &maps);
+                            v.insert((maps, 0, next))
+                        }
+                    };
+                    e.1 += if opts.wall { sample_us } else { 1 };
+                    if opts.times {
+                        raw_times.push((r.ts, e.2));
+                    }
+                }
+                Kind::Other if off_cpu && Some(r.schema) == switch_id => {
+                    if matches!(r.fields.get(s::switch::OUT), Some(Value::Bool(true))) {
+                        let preempt = matches!(r.fields.get(s::switch::PREEMPT), Some(Value::Bool(true)));
+                        last_out.insert(r.tid, (r.ts, preempt));
+                        continue;
+                    }
+                    let Some((key, maps, ts)) = blocked.remove(&r.tid) else {
+                        continue;
+                    };
+                    // The switch out that goes with the stack (the two are
+                    // taken together): a preempted thread did not block.
+                    if last_out
+                        .get(&r.tid)
+                        .is_some_and(|&(t, p)| p && t.abs_diff(ts) < 1_000_000)
+                    {
+                        continue;
+                    }
+                    let us = (r.ts.saturating_sub(ts) / 1000).max(1);
+                    let next = raws.len();
+                    let e = match raws.entry(key) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(v) => {
+                            prefetch(v.key(), &maps);
+                            v.insert((maps, 0, next))
+                        }
+                    };
+                    e.1 += us;
+                    if opts.times {
+                        raw_times.push((ts, e.2));
+                    }
+                }
+                _ => {}
             }
-            Kind::Other if Some(r.schema) == ksyms_id && !opts.user_only => {
-                if let (Some(Value::U64s(a)), Some(Value::Bytes(n))) = (
-                    r.fields.get(s::kernel_symbols::ADDRS),
-                    r.fields.get(s::kernel_symbols::NAMES),
-                ) {
-                    recorded_ksyms = Some(KernelSymbols::from_table(a, n));
-                }
-            }
-            Kind::Other if Some(r.schema) == jit_id => {
-                if let Some(Value::Bytes(t)) = r.fields.get(s::jit_map::TEXT) {
-                    jit.insert(r.pid, JitMap::parse(&String::from_utf8_lossy(t)));
-                }
-            }
-            Kind::Other if Some(r.schema) == sample_id => {
-                use s::sample as f;
-                let this = r.str(f::TRIGGER);
-                let blocked_here = opts.wall && this == "sched_switch";
-                if this != trigger && !blocked_here {
-                    continue;
-                }
-                let rel = r.ts.saturating_sub(b);
-                if (!opts.pids.is_empty() && !opts.pids.contains(&r.pid))
-                    || (!opts.tids.is_empty() && !opts.tids.contains(&r.tid))
-                    || opts.from_ns.is_some_and(|t| rel < t)
-                    || opts.to_ns.is_some_and(|t| rel > t)
-                {
-                    continue;
-                }
-                let arr = |i: usize| match r.fields.get(i) {
-                    Some(Value::U64s(v)) => v.clone(),
-                    _ => Vec::new(),
-                };
-                let regs = arr(f::USER_REGS);
-                let regs = [
-                    regs.first().copied().unwrap_or(0),
-                    regs.get(1).copied().unwrap_or(0),
-                    regs.get(2).copied().unwrap_or(0),
-                ];
-                let stack: &[u8] = match r.fields.get(f::USER_STACK) {
-                    Some(Value::Bytes(b)) => b,
-                    _ => &[],
-                };
-                let (maps, version) = procs
-                    .get(&r.pid)
-                    .map_or_else(|| (Arc::new(Vec::new()), 0), |p| (p.maps.clone(), p.version));
-                let user = unwinders.unwind(&mut sym, r.pid, version, &maps, regs, stack, &arr(f::USER));
-                let key = RawKey {
-                    pid: r.pid,
-                    tid: r.tid,
-                    comm: comms.get(&r.tid).cloned().unwrap_or_else(|| Arc::from("?")),
-                    maps_id: Arc::as_ptr(&maps) as *const () as usize,
-                    kernel: if opts.user_only { Vec::new() } else { arr(f::KERNEL) },
-                    user,
-                    off_cpu: opts.off_cpu || blocked_here,
-                };
-                if key.off_cpu {
-                    blocked.insert(r.tid, (key, maps, r.ts));
-                    continue;
-                }
-                let next = raws.len();
-                let e = raws.entry(key).or_insert_with(|| (maps, 0, next));
-                e.1 += if opts.wall { sample_us } else { 1 };
-                if opts.times {
-                    raw_times.push((r.ts, e.2));
-                }
-            }
-            Kind::Other if off_cpu && Some(r.schema) == switch_id => {
-                if matches!(r.fields.get(s::switch::OUT), Some(Value::Bool(true))) {
-                    let preempt = matches!(r.fields.get(s::switch::PREEMPT), Some(Value::Bool(true)));
-                    last_out.insert(r.tid, (r.ts, preempt));
-                    continue;
-                }
-                let Some((key, maps, ts)) = blocked.remove(&r.tid) else {
-                    continue;
-                };
-                // The switch out that goes with the stack (the two are
-                // taken together): a preempted thread did not block.
-                if last_out
-                    .get(&r.tid)
-                    .is_some_and(|&(t, p)| p && t.abs_diff(ts) < 1_000_000)
-                {
-                    continue;
-                }
-                let us = (r.ts.saturating_sub(ts) / 1000).max(1);
-                let next = raws.len();
-                let e = raws.entry(key).or_insert_with(|| (maps, 0, next));
-                e.1 += us;
-                if opts.times {
-                    raw_times.push((ts, e.2));
-                }
-            }
-            _ => {}
         }
-    }
+        drop(prefetch);
+        out.unwind_secs = t_unwind.elapsed().as_secs_f64();
+        if let Ok(w) = worker {
+            // A panic in a lookup is the symbolizer's bug: raise it here.
+            match w.join() {
+                Ok((p, busy)) => {
+                    prefetched = Some(p);
+                    prefetch_secs = busy.as_secs_f64();
+                }
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+    });
+    let mut sym = match prefetched {
+        Some(p) => Symbolizer::resume(p),
+        None => Symbolizer::with_locator(locator, symcache.take().unwrap_or_default()),
+    };
     out.off_cpu = off_cpu;
-    out.unwind_secs = t_unwind.elapsed().as_secs_f64();
     let t_sym = Instant::now();
     // Recorders since the kernel:symbols record name kernel frames in the
     // file; for older files, the caller's fallback is the best guess.
@@ -405,7 +474,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             .or_insert_with(|| (raw.comm.clone(), 0));
         e.1 += count;
     }
-    out.symbolize_secs = t_sym.elapsed().as_secs_f64();
+    out.symbolize_secs = prefetch_secs + t_sym.elapsed().as_secs_f64();
     let mut frames = vec![
         Frame {
             function: None,
@@ -453,8 +522,8 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             .collect();
     }
     out.notes = sym.notes().clone();
-    out.lookups = sym.lookups;
-    out.cache_hits = sym.cache_hits;
+    out.lookups = sym.lookups();
+    out.cache_hits = sym.cache_hits();
     if let Some(path) = cache {
         let _ = sym.into_cache().save(&path);
     }

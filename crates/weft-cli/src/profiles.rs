@@ -187,7 +187,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     writeln!(
         out,
         "{} {unit} ({what}), {} distinct stacks; {} symbol lookups, {} answered from cache (this run's or FILE.symcache); \
-         built in {:.3} s (reading and unwinding {:.3} s, symbolizing {:.3} s)",
+         built in {:.3} s (reading and unwinding {:.3} s; symbolizing {:.3} s, mostly alongside on a second thread)",
         p.samples,
         p.stacks.len(),
         p.lookups + p.cache_hits,

@@ -189,7 +189,7 @@ impl Search {
 }
 
 pub(crate) struct Finder {
-    opts: SearchOptions,
+    pub(crate) opts: SearchOptions,
 }
 
 impl Finder {
@@ -338,7 +338,8 @@ fn fetch(url: &str, dest: &Path) -> Result<(), String> {
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
-    let tmp = dest.with_extension("part");
+    // Another weft may be writing the same file: each writes its own part.
+    let tmp = dest.with_extension(format!("part.{}", std::process::id()));
     std::fs::write(&tmp, &body).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, dest).map_err(|e| e.to_string())
 }

@@ -20,8 +20,9 @@ mod plt;
 mod unwind;
 mod zdebug;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 pub use cache::SymCache;
 pub use find::{Located, SearchOptions};
@@ -117,23 +118,99 @@ pub struct Note {
     pub frames: u64,
 }
 
+/// What was found for one module, and where it was looked for.
+struct Found {
+    loc: Option<Located>,
+    looked: Vec<String>,
+    problem: String,
+}
+
+/// Where modules' files are, looked up once per module. Shared by the
+/// unwinder and the symbolizer, which may run on another thread.
+pub struct Locator {
+    find: find::Finder,
+    found: Mutex<HashMap<ModuleKey, Found>>,
+}
+
+impl Locator {
+    pub fn new(opts: SearchOptions) -> Locator {
+        Locator {
+            find: find::Finder::new(opts),
+            found: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The module's files. The lock is held while searching, so a module is
+    /// searched for (and downloaded or rewritten) once.
+    pub fn locate(&self, m: &Mapping) -> Option<Located> {
+        self.locate_noting(m).0
+    }
+
+    /// Also what was missing, if anything: (where it looked, why).
+    fn locate_noting(&self, m: &Mapping) -> (Option<Located>, Option<(Vec<String>, String)>) {
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        let f = found.entry(m.key()).or_insert_with(|| {
+            let (loc, looked, problem) = self.find.locate(m);
+            Found { loc, looked, problem }
+        });
+        let problem = (!f.problem.is_empty()).then(|| (f.looked.clone(), f.problem.clone()));
+        (f.loc.clone(), problem)
+    }
+}
+
 /// Symbolizes addresses of recorded processes, caching per module offset.
 pub struct Symbolizer {
-    find: find::Finder,
     blaze: blazesym::symbolize::Symbolizer,
-    located: HashMap<ModuleKey, Option<Located>>,
+    s: State,
+}
+
+/// Everything a symbolizer holds but its blazesym instance, which cannot
+/// move between threads. What `prefetch` found on a worker thread comes back
+/// to the thread that symbolizes in this.
+pub struct Prefetched(State);
+
+struct State {
+    locator: Arc<Locator>,
+    /// Modules whose missing files are already in `notes`.
+    noted: HashSet<ModuleKey>,
+    /// Addresses `prefetch` looked up that `symbolize` has not yet returned:
+    /// not counted as cache hits.
+    prefetched: HashSet<(ModuleKey, u64)>,
     /// PLT stubs of each module's binary, read when first needed.
     plts: HashMap<ModuleKey, Plt>,
     /// Functions with several names in each module's symbols, perf's pick.
     aliases: HashMap<ModuleKey, alias::Aliases>,
     cache: SymCache,
     notes: BTreeMap<String, Note>,
-    pub lookups: u64,
-    pub cache_hits: u64,
+    lookups: u64,
+    cache_hits: u64,
 }
 
 impl Symbolizer {
     pub fn new(opts: SearchOptions, cache: SymCache) -> Symbolizer {
+        Symbolizer::with_locator(Arc::new(Locator::new(opts)), cache)
+    }
+
+    /// A symbolizer that finds modules' files through `locator` (shared
+    /// with an unwinder or another symbolizer).
+    pub fn with_locator(locator: Arc<Locator>, cache: SymCache) -> Symbolizer {
+        Symbolizer::resume(Prefetched(State {
+            locator,
+            noted: HashSet::new(),
+            prefetched: HashSet::new(),
+            plts: HashMap::new(),
+            aliases: HashMap::new(),
+            cache,
+            notes: BTreeMap::new(),
+            lookups: 0,
+            cache_hits: 0,
+        }))
+    }
+
+    /// Carries on, on this thread, from what a symbolizer on another thread
+    /// looked up.
+    pub fn resume(p: Prefetched) -> Symbolizer {
+        let opts = &p.0.locator.find.opts;
         let mut dirs = opts.symbol_dirs.clone();
         dirs.extend(opts.debug_dirs.iter().cloned());
         let blaze = blazesym::symbolize::Symbolizer::builder()
@@ -142,38 +219,61 @@ impl Symbolizer {
             .enable_inlined_fns(true)
             .enable_demangling(true)
             .build();
-        Symbolizer {
-            find: find::Finder::new(opts),
-            blaze,
-            located: HashMap::new(),
-            plts: HashMap::new(),
-            aliases: HashMap::new(),
-            cache,
-            notes: BTreeMap::new(),
-            lookups: 0,
-            cache_hits: 0,
-        }
+        Symbolizer { blaze, s: p.0 }
+    }
+
+    /// What this symbolizer found, to `resume` on another thread.
+    pub fn into_prefetched(self) -> Prefetched {
+        Prefetched(self.s)
+    }
+
+    /// Addresses looked up (not answered from the cache) so far.
+    pub fn lookups(&self) -> u64 {
+        self.s.lookups
+    }
+
+    /// Addresses answered from the cache (loaded or this run's) so far.
+    pub fn cache_hits(&self) -> u64 {
+        self.s.cache_hits
+    }
+
+    /// The locator this symbolizer uses, to share with an unwinder.
+    pub fn locator(&self) -> Arc<Locator> {
+        self.s.locator.clone()
     }
 
     /// Where a module's file and symbols are (looked up once).
-    pub fn locate(&mut self, m: &Mapping) -> Option<&Located> {
-        let key = m.key();
-        if !self.located.contains_key(&key) {
-            let (loc, looked, problem) = self.find.locate(m);
-            if !problem.is_empty() {
-                let n = self.notes.entry(m.path.clone()).or_default();
+    pub fn locate(&mut self, m: &Mapping) -> Option<Located> {
+        let (loc, problem) = self.s.locator.locate_noting(m);
+        if let Some((looked, problem)) = problem {
+            if !self.s.noted.contains(&m.key()) {
+                self.s.noted.insert(m.key());
+                let n = self.s.notes.entry(m.path.clone()).or_default();
                 n.looked = looked;
                 n.problem = problem;
             }
-            self.located.insert(key.clone(), loc);
         }
-        self.located.get(&key).and_then(Option::as_ref)
+        loc
+    }
+
+    /// Looks `addr` up ahead of `symbolize` (on a thread of its own while
+    /// the caller is still unwinding), so that `symbolize` finds it cached.
+    pub fn prefetch(&mut self, m: &Mapping, addr: u64) {
+        let Some(loc) = self.locate(m) else { return };
+        let file_off = addr.wrapping_sub(m.start).wrapping_add(m.pgoff);
+        let Some(vaddr) = loc.vaddr_of(file_off) else { return };
+        let key = m.key();
+        if self.s.cache.get(&key, vaddr).is_some() || self.s.prefetched.contains(&(key.clone(), vaddr)) {
+            return;
+        }
+        let frames = self.lookup(m, &key, &loc, vaddr, file_off);
+        self.s.cache.put(key.clone(), vaddr, frames);
+        self.s.prefetched.insert((key, vaddr));
     }
 
     /// Frames for `addr` in mapping `m` (innermost first, inlined calls expanded).
     pub fn symbolize(&mut self, m: &Mapping, addr: u64) -> Vec<Frame> {
         let file_off = addr.wrapping_sub(m.start).wrapping_add(m.pgoff);
-        let key = m.key();
         let unresolved = |m: &Mapping| {
             vec![Frame {
                 function: None,
@@ -184,26 +284,51 @@ impl Symbolizer {
                 inlined: false,
             }]
         };
-        let Some(loc) = self.locate(m).cloned() else {
-            self.notes.entry(m.path.clone()).or_default().frames += 1;
+        let Some(loc) = self.locate(m) else {
+            self.s.notes.entry(m.path.clone()).or_default().frames += 1;
             return unresolved(m);
         };
         let Some(vaddr) = loc.vaddr_of(file_off) else {
-            self.notes.entry(m.path.clone()).or_default().frames += 1;
+            self.s.notes.entry(m.path.clone()).or_default().frames += 1;
             return unresolved(m);
         };
-        if let Some(hit) = self.cache.get(&key, vaddr) {
-            self.cache_hits += 1;
+        let key = m.key();
+        if let Some(hit) = self.s.cache.get(&key, vaddr) {
+            let hit = hit.to_vec();
+            // A prefetched address was looked up in this run, and counted so.
+            if !self.s.prefetched.remove(&(key, vaddr)) {
+                self.s.cache_hits += 1;
+            }
             // Counted as when it was looked up: the note is of this run's frames.
             if hit.iter().all(|f| f.function.is_none()) {
-                self.notes.entry(m.path.clone()).or_default().frames += 1;
+                self.s.notes.entry(m.path.clone()).or_default().frames += 1;
             }
-            return hit.to_vec();
+            return hit;
         }
-        self.lookups += 1;
-        let frames = match &loc.symbols {
+        let frames = self.lookup(m, &key, &loc, vaddr, file_off);
+        self.s.cache.put(key, vaddr, frames.clone());
+        if frames.iter().all(|f| f.function.is_none()) {
+            self.s.notes.entry(m.path.clone()).or_default().frames += 1;
+        }
+        frames
+    }
+
+    /// Names `vaddr` of a located module: PLT stub, else symbols; counted.
+    fn lookup(&mut self, m: &Mapping, key: &ModuleKey, loc: &Located, vaddr: u64, file_off: u64) -> Vec<Frame> {
+        self.s.lookups += 1;
+        let unresolved = || {
+            vec![Frame {
+                function: None,
+                module: m.name().to_owned(),
+                offset: file_off,
+                file: None,
+                line: None,
+                inlined: false,
+            }]
+        };
+        match &loc.symbols {
             // Stubs have no symbol; the nearest one before them is not theirs.
-            _ if let Some((at, name)) = self.plt(&key, &loc).name(vaddr) => vec![Frame {
+            _ if let Some((at, name)) = self.plt(key, loc).name(vaddr) => vec![Frame {
                 function: Some(name),
                 module: m.name().to_owned(),
                 offset: at,
@@ -221,50 +346,45 @@ impl Symbolizer {
                     // so samples anywhere in one line aggregate.
                     Ok(blazesym::symbolize::Symbolized::Sym(sym)) => {
                         let mut frames = to_frames(&sym, m.name(), sym.addr);
-                        if !self.aliases.contains_key(&key) {
+                        if !self.s.aliases.contains_key(key) {
                             let a = mapped(path).map(|d| alias::Aliases::parse(&d)).unwrap_or_default();
-                            self.aliases.insert(key.clone(), a);
+                            self.s.aliases.insert(key.clone(), a);
                         }
                         // The function itself is the outermost frame; inlined
                         // calls keep their own names.
-                        if let (Some(name), Some(f)) = (self.aliases[&key].name(sym.addr), frames.last_mut()) {
+                        if let (Some(name), Some(f)) = (self.s.aliases[key].name(sym.addr), frames.last_mut()) {
                             f.function = Some(name.to_owned());
                         }
                         frames
                     }
-                    _ => unresolved(m),
+                    _ => unresolved(),
                 }
             }
-            None => unresolved(m),
-        };
-        if frames.iter().all(|f| f.function.is_none()) {
-            self.notes.entry(m.path.clone()).or_default().frames += 1;
+            None => unresolved(),
         }
-        self.cache.put(key, vaddr, frames.clone());
-        frames
     }
 
     /// The PLT stubs of a module's binary, read the first time (the key is
     /// cloned only then: this runs for every address looked up).
     fn plt(&mut self, key: &ModuleKey, loc: &Located) -> &Plt {
-        if !self.plts.contains_key(key) {
+        if !self.s.plts.contains_key(key) {
             let plt = loc
                 .binary
                 .as_deref()
                 .and_then(|b| mapped(b).ok())
                 .map(|d| Plt::parse(&d));
-            self.plts.insert(key.clone(), plt.unwrap_or_default());
+            self.s.plts.insert(key.clone(), plt.unwrap_or_default());
         }
-        &self.plts[key]
+        &self.s.plts[key]
     }
 
     /// Modules whose frames could not all be named, with where weft looked.
     pub fn notes(&self) -> &BTreeMap<String, Note> {
-        &self.notes
+        &self.s.notes
     }
 
     pub fn into_cache(self) -> SymCache {
-        self.cache
+        self.s.cache
     }
 }
 

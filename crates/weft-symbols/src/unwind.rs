@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::{Mapping, Symbolizer};
+use crate::{Locator, Mapping};
 
 /// One unwound frame address; `ret` = a return address (look up `addr - 1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,7 +35,7 @@ fn section(obj: &object::File, name: &str) -> Option<(std::ops::Range<u64>, Vec<
 }
 
 #[cfg(target_arch = "x86_64")]
-fn build(sym: &mut Symbolizer, maps: &[Mapping]) -> Arch {
+fn build(locator: &Locator, maps: &[Mapping]) -> Arch {
     use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
     use object::{Object, ObjectSegment};
     let mut u = Arch::new();
@@ -43,7 +43,7 @@ fn build(sym: &mut Symbolizer, maps: &[Mapping]) -> Arch {
         if m.path.starts_with('[') {
             continue;
         }
-        let Some(loc) = sym.locate(m).cloned() else { continue };
+        let Some(loc) = locator.locate(m) else { continue };
         let Some(bin) = &loc.binary else { continue };
         let Ok(data) = std::fs::read(bin) else { continue };
         let Ok(obj) = object::File::parse(&*data) else { continue };
@@ -92,7 +92,7 @@ impl Unwinders {
     #[allow(clippy::too_many_arguments)]
     pub fn unwind(
         &mut self,
-        sym: &mut Symbolizer,
+        locator: &Locator,
         pid: u32,
         version: u64,
         maps: &[Mapping],
@@ -110,7 +110,7 @@ impl Unwinders {
                 let (u, cache) = self
                     .by_maps
                     .entry((pid, version))
-                    .or_insert_with(|| (build(sym, maps), CacheX86_64::new()));
+                    .or_insert_with(|| (build(locator, maps), CacheX86_64::new()));
                 let mut read = |addr: u64| -> Result<u64, ()> {
                     let off = addr.checked_sub(sp).ok_or(())? as usize;
                     let b = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
@@ -129,7 +129,7 @@ impl Unwinders {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (sym, pid, version, maps, regs, stack);
+        let _ = (locator, pid, version, maps, regs, stack);
         if out.len() <= 1 && fallback.len() > out.len() {
             out = fallback
                 .iter()

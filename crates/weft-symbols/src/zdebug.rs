@@ -116,7 +116,8 @@ pub(crate) fn converted(path: &Path, dir: &Path, build_id: &str) -> Result<PathB
     let data = std::fs::read(path).map_err(|e| e.to_string())?;
     let out = rewrite(&data).ok_or("legacy .zdebug sections that could not be read")?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = dest.with_extension("part");
+    // Another weft may be writing the same file: each writes its own part.
+    let tmp = dest.with_extension(format!("part.{}", std::process::id()));
     std::fs::write(&tmp, out).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, &dest).map_err(|e| e.to_string())?;
     Ok(dest)
