@@ -180,7 +180,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             }
         };
         for r in trace.records() {
-            let r = match r {
+            let mut r = match r {
                 Ok(r) => r,
                 Err(e) => {
                     out.problems.push(e);
@@ -275,8 +275,8 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                         continue;
                     }
                     let arr = |i: usize| match r.fields.get(i) {
-                        Some(Value::U64s(v)) => v.clone(),
-                        _ => Vec::new(),
+                        Some(Value::U64s(v)) => v.as_slice(),
+                        _ => &[],
                     };
                     let regs = arr(f::USER_REGS);
                     let regs = [
@@ -291,13 +291,18 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                     let (maps, version) = procs
                         .get(&r.pid)
                         .map_or_else(|| (Arc::new(Vec::new()), 0), |p| (p.maps.clone(), p.version));
-                    let user = unwinders.unwind(&locator, r.pid, version, &maps, regs, stack, &arr(f::USER));
+                    let user = unwinders.unwind(&locator, r.pid, version, &maps, regs, stack, arr(f::USER));
+                    // The record is ours: its kernel chain moves into the key.
+                    let kernel = match r.fields.get_mut(f::KERNEL) {
+                        Some(Value::U64s(v)) if !opts.user_only => std::mem::take(v),
+                        _ => Vec::new(),
+                    };
                     let key = RawKey {
                         pid: r.pid,
                         tid: r.tid,
                         comm: comms.get(&r.tid).cloned().unwrap_or_else(|| Arc::from("?")),
                         maps_id: Arc::as_ptr(&maps) as *const () as usize,
-                        kernel: if opts.user_only { Vec::new() } else { arr(f::KERNEL) },
+                        kernel,
                         user,
                         off_cpu: opts.off_cpu || blocked_here,
                     };

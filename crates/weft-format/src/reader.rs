@@ -271,14 +271,16 @@ impl Trace {
 
     /// The checked, decompressed payload of a chunk.
     pub fn payload(&self, c: &ChunkInfo) -> Result<Vec<u8>, FormatError> {
-        payload(&self.source, c, None)
+        let mut scratch = Scratch::default();
+        payload(&self.source, c, &mut scratch)?;
+        Ok(scratch.raw)
     }
 
     /// Decodes one events chunk. Records before a malformed one are returned
     /// together with the error; records of unknown schemas are skipped and
     /// reported.
     pub fn decode_events(&self, c: &ChunkInfo) -> (Vec<Record>, Vec<FormatError>) {
-        decode_events(&self.source, &self.schemas, c, None)
+        decode_events(&self.source, &self.schemas, c, &mut Scratch::default())
     }
 
     pub fn schema(&self, id: SchemaId) -> Option<&Schema> {
@@ -342,16 +344,24 @@ impl Trace {
     }
 }
 
-/// The checked, decompressed payload of a chunk.
-fn payload(
-    source: &Source,
-    c: &ChunkInfo,
-    dctx: Option<&mut zstd::bulk::Decompressor<'static>>,
-) -> Result<Vec<u8>, FormatError> {
+/// Buffers and a decompression context reused from chunk to chunk, so that
+/// reading a file does not allocate (and fault in) two payloads per chunk.
+#[derive(Default)]
+struct Scratch {
+    stored: Vec<u8>,
+    /// The payload of the last chunk read.
+    raw: Vec<u8>,
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+/// Reads, checks and decompresses a chunk's payload into `scratch.raw`.
+fn payload(source: &Source, c: &ChunkInfo, scratch: &mut Scratch) -> Result<(), FormatError> {
     let h = &c.header;
-    let mut stored = vec![0u8; h.stored_len as usize];
-    source.read_at(c.offset + CHUNK_HEADER_LEN as u64, &mut stored)?;
-    let computed = crc32c::crc32c(&stored);
+    let stored = &mut scratch.stored;
+    stored.clear();
+    stored.resize(h.stored_len as usize, 0);
+    source.read_at(c.offset + CHUNK_HEADER_LEN as u64, stored)?;
+    let computed = crc32c::crc32c(stored);
     if computed != h.payload_crc {
         return Err(FormatError::BadPayloadChecksum {
             offset: c.offset,
@@ -361,25 +371,36 @@ fn payload(
         });
     }
     match h.compression {
-        Compression::None => Ok(stored),
+        Compression::None => {
+            std::mem::swap(&mut scratch.raw, stored);
+            Ok(())
+        }
         Compression::Zstd => {
-            let raw = match dctx {
-                Some(d) => d.decompress(&stored, h.raw_len as usize),
-                None => zstd::bulk::decompress(&stored, h.raw_len as usize),
-            }
-            .map_err(|e| FormatError::Decompress {
+            let failed = |reason: String| FormatError::Decompress {
                 offset: c.offset,
                 seq: h.seq,
-                reason: e.to_string(),
-            })?;
-            if raw.len() != h.raw_len as usize {
-                return Err(FormatError::Decompress {
-                    offset: c.offset,
-                    seq: h.seq,
-                    reason: format!("{} bytes decompressed, header says {}", raw.len(), h.raw_len),
-                });
+                reason,
+            };
+            if scratch.dctx.is_none() {
+                scratch.dctx = Some(zstd::bulk::Decompressor::new().map_err(|e| failed(e.to_string()))?);
             }
-            Ok(raw)
+            let raw = &mut scratch.raw;
+            raw.clear();
+            raw.reserve(h.raw_len as usize);
+            let Some(dctx) = scratch.dctx.as_mut() else {
+                return Err(failed("no decompression context".into()));
+            };
+            // Decompresses into the spare capacity: at most raw_len bytes.
+            dctx.decompress_to_buffer(stored.as_slice(), raw)
+                .map_err(|e| failed(e.to_string()))?;
+            if raw.len() != h.raw_len as usize {
+                return Err(failed(format!(
+                    "{} bytes decompressed, header says {}",
+                    raw.len(),
+                    h.raw_len
+                )));
+            }
+            Ok(())
         }
     }
 }
@@ -389,13 +410,13 @@ fn decode_events(
     source: &Source,
     schemas: &HashMap<u32, Schema>,
     c: &ChunkInfo,
-    dctx: Option<&mut zstd::bulk::Decompressor<'static>>,
+    scratch: &mut Scratch,
 ) -> (Vec<Record>, Vec<FormatError>) {
     let mut errors = Vec::new();
-    let payload = match payload(source, c, dctx) {
-        Ok(p) => p,
-        Err(e) => return (Vec::new(), vec![e]),
-    };
+    if let Err(e) = payload(source, c, scratch) {
+        return (Vec::new(), vec![e]);
+    }
+    let payload = scratch.raw.as_slice();
     let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
     let malformed = |at: usize, reason: String| FormatError::Malformed {
         offset: c.offset,
@@ -405,11 +426,11 @@ fn decode_events(
     };
     if c.header.kind == ChunkKind::Probe {
         let mut bad = Vec::new();
-        crate::probe::decode(&payload, schemas, &mut out, &mut bad);
+        crate::probe::decode(payload, schemas, &mut out, &mut bad);
         errors.extend(bad.into_iter().map(|(at, why)| malformed(at, why)));
         return (out, errors);
     }
-    let mut cur = Cursor::new(&payload);
+    let mut cur = Cursor::new(payload);
     let mut prev_ts = 0u64;
     let mut unknown = 0u64;
 
@@ -510,10 +531,10 @@ impl Worker {
         let (send, jobs) = mpsc::channel::<ChunkInfo>();
         let (done, recv) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let mut dctx = zstd::bulk::Decompressor::new().ok();
+            let mut scratch = Scratch::default();
             // Ends when the iterator (and with it the sender) is dropped.
             for c in jobs {
-                if done.send(decode_events(&source, &schemas, &c, dctx.as_mut())).is_err() {
+                if done.send(decode_events(&source, &schemas, &c, &mut scratch)).is_err() {
                     break;
                 }
             }
@@ -580,7 +601,9 @@ impl Iterator for Records<'_> {
                     let (mut recs, errs) = self.load(&c);
                     self.errors.extend(errs);
                     // Stable: equal times keep their order in the file.
-                    recs.sort_by_key(|r| r.ts);
+                    if !recs.is_sorted_by_key(|r| r.ts) {
+                        recs.sort_by_key(|r| r.ts);
+                    }
                     self.loaded += 1;
                     let it = recs.into_iter();
                     if let Some(first) = it.as_slice().first() {
