@@ -48,9 +48,13 @@ impl Kinds {
     }
 
     pub fn kind(&self, r: &Record) -> Kind {
+        self.of_schema(r.schema)
+    }
+
+    pub fn of_schema(&self, schema: SchemaId) -> Kind {
         self.table
             .iter()
-            .find(|(id, _)| *id == r.schema)
+            .find(|(id, _)| *id == schema)
             .map_or(Kind::Other, |&(_, k)| k)
     }
 }

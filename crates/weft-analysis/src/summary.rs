@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use weft_format::{std_schemas as s, FormatError, Trace, Value};
+use ahash::AHashMap;
+use weft_format::{std_schemas as s, FormatError, SchemaId, Trace};
 
 use crate::kinds::{ExitState, Kind, Kinds};
 use crate::names::default_is_fatal;
@@ -48,14 +49,42 @@ impl Summary {
     }
 }
 
-/// Reads every record once. `progress` is called with bytes of the file
-/// covered so far.
+/// What is counted per record, named once at the end (naming a syscall
+/// per record would allocate per record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Counted {
+    Syscall(u32),
+    Schema(SchemaId),
+    Fixed(&'static str),
+}
+
+/// Reads every record once, in place.
 pub fn summarize(trace: &Trace) -> Summary {
     let kinds = Kinds::of(trace);
     let mut sum = Summary::default();
     let mut exits: HashMap<u32, ExitState> = HashMap::new();
     let mut comms: HashMap<u32, String> = HashMap::new();
-    for r in trace.records() {
+    let mut counts: AHashMap<Counted, u64> = AHashMap::new();
+    let mut errors: AHashMap<u32, u64> = AHashMap::new();
+    // Syscalls by number: a table for the numbers Linux uses.
+    let mut by_nr = vec![0u64; 1024];
+    // Processes in order of appearance, and the last one looked up: most
+    // records follow one of the same process.
+    let mut procs: Vec<(u32, ProcessSummary)> = Vec::new();
+    let mut proc_at: AHashMap<u32, usize> = AHashMap::new();
+    let mut last: Option<(u32, u32, usize)> = None;
+    let stats_id = trace.schema_by_name(s::PROBE_STATS).map(|sc| sc.id);
+    let damage_id = trace.schema_by_name(s::PROBE_DAMAGE).map(|sc| sc.id);
+    let missed_id = trace.schema_by_name(s::PROBE_MISSED).map(|sc| sc.id);
+    let exit_nrs: Vec<u32> = trace
+        .syscalls
+        .entries
+        .iter()
+        .filter(|e| e.name == "exit_group" || e.name == "exit")
+        .map(|e| e.nr)
+        .collect();
+    let mut views = trace.views();
+    while let Some(r) = views.next() {
         let r = match r {
             Ok(r) => r,
             Err(e) => {
@@ -66,43 +95,37 @@ pub fn summarize(trace: &Trace) -> Summary {
         sum.records += 1;
         sum.first_ts.get_or_insert(r.ts);
         sum.last_ts = Some(r.ts);
-        let kind = kinds.kind(&r);
-        let name: String = match kind {
+        let kind = kinds.of_schema(r.schema.id);
+        let counted = match kind {
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
-                let name = trace.syscalls.name(nr);
-                if name == "exit_group" || name == "exit" {
-                    if let Some(Value::U64s(a)) = r.fields.get(s::syscall_enter::ARGS) {
-                        exits.entry(r.pid).or_default().code = Some((a.first().copied().unwrap_or(0) & 0xff) as i64);
-                    }
+                if exit_nrs.contains(&nr) {
+                    let code = r.u64s(s::syscall_enter::ARGS).next().unwrap_or(0);
+                    exits.entry(r.pid).or_default().code = Some((code & 0xff) as i64);
                 }
-                name
+                Counted::Syscall(nr)
             }
             Kind::SyscallExit => {
-                let nr = r.u64(s::syscall_exit::NR) as u32;
                 if (-4095..0).contains(&r.i64(s::syscall_exit::RET)) {
-                    let name = trace.syscalls.name(nr);
-                    *sum.errors.entry(name).or_default() += 1;
+                    *errors.entry(r.u64(s::syscall_exit::NR) as u32).or_default() += 1;
                 }
                 continue;
             }
             // A fact about the start, not an event.
             Kind::Fd => continue,
             Kind::Lost => {
-                {
-                    let l = sum.lost_by_cpu.entry(r.cpu.unwrap_or(u32::MAX)).or_default();
-                    *l = l.saturating_add(r.u64(s::lost::COUNT));
-                }
-                "lost".into()
+                let l = sum.lost_by_cpu.entry(r.cpu.unwrap_or(u32::MAX)).or_default();
+                *l = l.saturating_add(r.u64(s::lost::COUNT));
+                Counted::Fixed("lost")
             }
             Kind::Other => {
-                let name = trace.schema(r.schema).map_or_else(String::new, |s| s.name.clone());
-                if name == s::PROBE_STATS && !r.str(s::probe_stats::SUSPECT).is_empty() {
+                let id = Some(r.schema.id);
+                if id == stats_id && !r.str(s::probe_stats::SUSPECT).is_empty() {
                     use s::probe_stats as p;
                     let e = sum.probes_damaged.entry(r.pid).or_default();
                     e.0 += 1;
                     e.1 = e.1.saturating_add(r.u64(p::RECEIVED));
-                } else if name == s::PROBE_STATS {
+                } else if id == stats_id {
                     use s::probe_stats as p;
                     let e = sum.probes.entry(r.pid).or_default();
                     e.0 = e.0.saturating_add(r.u64(p::ATTEMPTED));
@@ -112,14 +135,14 @@ pub fn summarize(trace: &Trace) -> Summary {
                             .saturating_sub(r.u64(p::RECEIVED))
                             .saturating_add(r.u64(p::NO_SLOT)),
                     );
-                } else if name == s::PROBE_DAMAGE {
+                } else if id == damage_id {
                     *sum.probe_damage.entry(r.pid).or_default() += 1;
-                } else if name == s::PROBE_MISSED {
-                    sum.probe_missed.insert(r.pid, r.str(s::probe_missed::WHY).to_owned());
+                } else if id == missed_id {
+                    sum.probe_missed.insert(r.pid, r.str(s::probe_missed::WHY).into_owned());
                 }
-                name
+                Counted::Schema(r.schema.id)
             }
-            Kind::SignalGenerate => "signal_generate".into(),
+            Kind::SignalGenerate => Counted::Fixed("signal_generate"),
             Kind::SignalDeliver => {
                 let sig = r.i64(s::signal_deliver::SIG);
                 if r.u64(s::signal_deliver::HANDLER) == 0
@@ -128,29 +151,45 @@ pub fn summarize(trace: &Trace) -> Summary {
                 {
                     exits.entry(r.pid).or_default().fatal_signal = Some(sig);
                 }
-                "signal_deliver".into()
+                Counted::Fixed("signal_deliver")
             }
-            Kind::Fork => "fork".into(),
-            Kind::Exec => "exec".into(),
-            Kind::Exit => "exit".into(),
-            Kind::Comm => "comm".into(),
-            Kind::Mmap => "map".into(),
+            Kind::Fork => Counted::Fixed("fork"),
+            Kind::Exec => Counted::Fixed("exec"),
+            Kind::Exit => Counted::Fixed("exit"),
+            Kind::Comm => Counted::Fixed("comm"),
+            Kind::Mmap => Counted::Fixed("map"),
         };
-        *sum.counts.entry(name).or_default() += 1;
+        match counted {
+            Counted::Syscall(nr) if (nr as usize) < by_nr.len() => by_nr[nr as usize] += 1,
+            c => *counts.entry(c).or_default() += 1,
+        }
         // Losses, and records of no process (kernel:symbols), are no process's.
         if kind == Kind::Lost || r.pid == 0 {
             continue;
         }
-        let p = sum.processes.entry(r.pid).or_insert_with(|| ProcessSummary {
-            first_ts: r.ts,
-            ..Default::default()
-        });
+        let at = match last {
+            Some((pid, _, at)) if pid == r.pid => at,
+            _ => *proc_at.entry(r.pid).or_insert_with(|| {
+                procs.push((
+                    r.pid,
+                    ProcessSummary {
+                        first_ts: r.ts,
+                        ..Default::default()
+                    },
+                ));
+                procs.len() - 1
+            }),
+        };
+        let p = &mut procs[at].1;
         p.last_ts = r.ts;
-        p.threads.insert(r.tid);
+        if last.is_none_or(|(pid, tid, _)| (pid, tid) != (r.pid, r.tid)) {
+            p.threads.insert(r.tid);
+        }
+        last = Some((r.pid, r.tid, at));
         match kind {
             Kind::SyscallEnter => p.syscalls += 1,
             Kind::Comm => {
-                let c = r.str(s::comm::COMM).to_owned();
+                let c = r.str(s::comm::COMM).into_owned();
                 if r.tid == r.pid {
                     p.comm = c.clone();
                 }
@@ -169,11 +208,25 @@ pub fn summarize(trace: &Trace) -> Summary {
                 exits.remove(&r.pid);
                 p.exit = None;
             }
-            Kind::Exit if matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true))) => {
+            Kind::Exit if r.bool(s::exit::GROUP_DEAD) => {
                 p.exit = Some(exits.remove(&r.pid).unwrap_or_default().describe());
             }
             _ => {}
         }
     }
+    let numbered = by_nr.into_iter().enumerate().filter(|&(_, n)| n > 0);
+    counts.extend(numbered.map(|(nr, n)| (Counted::Syscall(nr as u32), n)));
+    for (c, n) in counts {
+        let name = match c {
+            Counted::Syscall(nr) => trace.syscalls.name(nr),
+            Counted::Schema(id) => trace.schema(id).map_or_else(String::new, |s| s.name.clone()),
+            Counted::Fixed(name) => name.to_owned(),
+        };
+        *sum.counts.entry(name).or_default() += n;
+    }
+    for (nr, n) in errors {
+        *sum.errors.entry(trace.syscalls.name(nr)).or_default() += n;
+    }
+    sum.processes = procs.into_iter().collect();
     sum
 }

@@ -26,15 +26,17 @@ mod reader;
 mod record;
 mod schema;
 pub mod std_schemas;
+mod view;
 mod wire;
 mod writer;
 
 pub use chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNK_RAW_LEN};
 pub use error::{FormatError, Problem};
 pub use probe::{ProbeBuf, ProbeClock, ProbeRunInfo};
-pub use reader::{ChunkInfo, Records, Trace};
+pub use reader::{ChunkInfo, Records, Trace, Views};
 pub use record::{Record, Value};
 pub use schema::{Field, FieldType, Schema, SchemaId, SyscallArg, SyscallEntry, SyscallTable};
+pub use view::{FieldRef, RecordView, U64s};
 pub use writer::{RecordBuf, RecordBuilder, TraceWriter, EVENTS_CHUNK_BYTES};
 
 /// First bytes of every weft trace file. The high byte and CR/LF/^Z catch

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use weft_probe_abi::layout::{committed_record, RECORD_HEADER_LEN};
 use weft_probe_abi::payload::{self, ValueRef};
 
-use crate::record::{Record, Value};
 use crate::schema::{Schema, SchemaId};
+use crate::view::{Encoding, FieldRef, Head};
 use crate::wire::{put_uvarint, Cursor, WireResult};
 
 /// Ticks to CLOCK_MONOTONIC nanoseconds on one straight line:
@@ -152,7 +152,7 @@ pub(crate) type Bad = (usize, String);
 /// Decodes a probe chunk's payload. Runs before a malformed run head are
 /// kept; a record that fails its checks is skipped (its length frames the
 /// next one, else the rest of the run is given up).
-pub(crate) fn decode(payload: &[u8], schemas: &HashMap<u32, Schema>, out: &mut Vec<Record>, errors: &mut Vec<Bad>) {
+pub(crate) fn index(payload: &[u8], schemas: &HashMap<u32, Schema>, out: &mut Vec<Head>, errors: &mut Vec<Bad>) {
     let Some(split) = payload.len().checked_sub(4) else {
         errors.push((0, "probe chunk shorter than its index length".into()));
         return;
@@ -199,7 +199,7 @@ fn decode_run(
     area: &[u8],
     at: &mut usize,
     schemas: &HashMap<u32, Schema>,
-    out: &mut Vec<Record>,
+    out: &mut Vec<Head>,
     errors: &mut Vec<Bad>,
     unknown: &mut u64,
 ) -> WireResult<()> {
@@ -256,26 +256,16 @@ fn decode_run(
             *unknown += 1;
             continue;
         };
-        let mut fields = Vec::with_capacity(schema.fields.len());
-        let types = schema.fields.iter().map(|f| f.ty);
-        let decoded = for_each_typed(types, body, |v| {
-            fields.push(match v {
-                ValueRef::U(x) => Value::U64(x),
-                ValueRef::I(x) => Value::I64(x),
-                ValueRef::F(x) => Value::F64(x),
-                ValueRef::B(x) => Value::Bool(x),
-                ValueRef::Str(s) => Value::Str(String::from_utf8_lossy(s).into_owned()),
-                ValueRef::Bytes(s) => Value::Bytes(s.to_vec()),
-            })
-        });
-        match decoded {
-            Ok(()) => out.push(Record {
-                schema: schema.id,
+        match for_each_field(schema, body, |_| {}) {
+            Ok(()) => out.push(Head {
                 ts: clock.ts(h.tsc),
-                cpu: None,
+                schema: schema.id.0,
                 pid,
                 tid,
-                fields,
+                cpu: 0,
+                start: (base + pos - h.len as usize + RECORD_HEADER_LEN) as u32,
+                len: body.len() as u32,
+                encoding: Encoding::Probe,
             }),
             Err(e) => errors.push((
                 base + pos - h.len as usize,
@@ -284,6 +274,25 @@ fn decode_run(
         }
     }
     Ok(())
+}
+
+/// Each field of a probe record's body, as its schema types them.
+pub(crate) fn for_each_field<'a>(
+    schema: &Schema,
+    body: &'a [u8],
+    mut f: impl FnMut(FieldRef<'a>),
+) -> Result<(), String> {
+    let types = schema.fields.iter().map(|f| f.ty);
+    for_each_typed(types, body, |v| {
+        f(match v {
+            ValueRef::U(x) => FieldRef::U64(x),
+            ValueRef::I(x) => FieldRef::I64(x),
+            ValueRef::F(x) => FieldRef::F64(x),
+            ValueRef::B(x) => FieldRef::Bool(x),
+            ValueRef::Str(s) => FieldRef::Str(s),
+            ValueRef::Bytes(s) => FieldRef::Bytes(s),
+        })
+    })
 }
 
 /// `payload::for_each` over a schema's types without collecting them first.

@@ -10,8 +10,9 @@ use std::sync::{mpsc, Arc};
 
 use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC};
 use crate::error::{FormatError, Problem};
-use crate::record::{decode_fields, decode_head, Record};
+use crate::record::{decode_head, Record};
 use crate::schema::{decode_schemas, Schema, SchemaId, SyscallTable};
+use crate::view::{check, Encoding, Head, RecordView};
 use crate::wire::Cursor;
 use crate::{FILE_HEADER_LEN, FILE_MAGIC, VERSION_MAJOR};
 
@@ -325,6 +326,38 @@ impl Trace {
         self.records_in(|_| true)
     }
 
+    /// All records in timestamp order, as `records`, read in place: nothing
+    /// is allocated per record. A lending iterator: `while let Some(r) =
+    /// views.next() { ... }`.
+    pub fn views(&self) -> Views<'_> {
+        let mut pending: Vec<ChunkInfo> = self.event_chunks().copied().collect();
+        pending.sort_by_key(|c| Reverse((c.header.min_ts, c.header.seq, c.offset)));
+        let max_id = self.schemas.keys().copied().max().unwrap_or(0);
+        // A table by id when ids are small (they are numbered from 1).
+        let dense = if max_id < 1 << 16 {
+            let mut d = vec![None; max_id as usize + 1];
+            for (id, sc) in &self.schemas {
+                d[*id as usize] = Some(sc);
+            }
+            d
+        } else {
+            Vec::new()
+        };
+        let indexer = (pending.len() > 1).then(|| Indexer::spawn(self.source.clone(), self.schemas.clone()));
+        Views {
+            trace: self,
+            dense,
+            pending,
+            live: Vec::new(),
+            active: BinaryHeap::new(),
+            errors: VecDeque::new(),
+            loaded: 0,
+            indexer,
+            ahead: None,
+            spent: None,
+        }
+    }
+
     /// As `records`, reading only the chunks `keep` accepts (an index said
     /// the rest holds nothing the reader needs).
     pub fn records_in(&self, keep: impl Fn(&ChunkInfo) -> bool) -> Records<'_> {
@@ -412,12 +445,34 @@ fn decode_events(
     c: &ChunkInfo,
     scratch: &mut Scratch,
 ) -> (Vec<Record>, Vec<FormatError>) {
+    let mut heads = Vec::new();
+    let errors = index_events(source, schemas, c, scratch, &mut heads);
+    let payload = scratch.raw.as_slice();
+    let out = heads
+        .iter()
+        .filter_map(|h| Some(RecordView::new(schemas.get(&h.schema)?, h, payload).to_record()))
+        .collect();
+    (out, errors)
+}
+
+/// Reads one events chunk's payload into `scratch.raw` and indexes its
+/// records into `heads` (cleared first), checking every field. Records
+/// before a malformed one are kept; records of unknown schemas are skipped
+/// and reported.
+fn index_events(
+    source: &Source,
+    schemas: &HashMap<u32, Schema>,
+    c: &ChunkInfo,
+    scratch: &mut Scratch,
+    heads: &mut Vec<Head>,
+) -> Vec<FormatError> {
+    heads.clear();
     let mut errors = Vec::new();
     if let Err(e) = payload(source, c, scratch) {
-        return (Vec::new(), vec![e]);
+        return vec![e];
     }
     let payload = scratch.raw.as_slice();
-    let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
+    heads.reserve(c.header.records.min(1 << 20) as usize);
     let malformed = |at: usize, reason: String| FormatError::Malformed {
         offset: c.offset,
         seq: c.header.seq,
@@ -426,14 +481,15 @@ fn decode_events(
     };
     if c.header.kind == ChunkKind::Probe {
         let mut bad = Vec::new();
-        crate::probe::decode(payload, schemas, &mut out, &mut bad);
+        crate::probe::index(payload, schemas, heads, &mut bad);
         errors.extend(bad.into_iter().map(|(at, why)| malformed(at, why)));
-        return (out, errors);
+        return errors;
     }
     let mut cur = Cursor::new(payload);
     let mut prev_ts = 0u64;
     let mut unknown = 0u64;
-
+    // Most chunks hold a few schemas in long runs: remember the last one.
+    let mut last: Option<&Schema> = None;
     while !cur.is_empty() {
         let start = cur.pos();
         let (head, len) = match decode_head(&mut cur, prev_ts) {
@@ -443,6 +499,7 @@ fn decode_events(
                 break;
             }
         };
+        let body_start = cur.pos();
         let body = match cur.take(len) {
             Ok(b) => b,
             Err((at, reason)) => {
@@ -451,18 +508,29 @@ fn decode_events(
             }
         };
         prev_ts = head.ts;
-        let Some(schema) = schemas.get(&head.schema.0) else {
-            unknown += 1;
-            continue;
+        let schema = match last {
+            Some(s) if s.id == head.schema => s,
+            _ => match schemas.get(&head.schema.0) {
+                Some(s) => {
+                    last = Some(s);
+                    s
+                }
+                None => {
+                    unknown += 1;
+                    continue;
+                }
+            },
         };
-        match decode_fields(schema, body) {
-            Ok(fields) => out.push(Record {
-                schema: head.schema,
+        match check(schema, Encoding::Wire, body) {
+            Ok(()) => heads.push(Head {
                 ts: head.ts,
-                cpu: head.cpu,
+                schema: head.schema.0,
                 pid: head.pid,
                 tid: head.tid,
-                fields,
+                cpu: head.cpu.map_or(0, |c| c.saturating_add(1)),
+                start: body_start as u32,
+                len: body.len() as u32,
+                encoding: Encoding::Wire,
             }),
             Err((at, reason)) => errors.push(malformed(start + at, format!("record of {}: {reason}", schema.name))),
         }
@@ -473,7 +541,7 @@ fn decode_events(
             format!("{unknown} records refer to schemas missing from the file (skipped)"),
         ));
     }
-    (out, errors)
+    errors
 }
 
 /// The unread records of one loaded chunk, sorted by time.
@@ -639,4 +707,196 @@ fn decode_kv(c: &mut Cursor) -> Result<Vec<(String, String)>, (usize, String)> {
         v.push((k, val));
     }
     Ok(v)
+}
+
+/// A chunk indexed for reading in place: its payload, and its records'
+/// heads sorted by time.
+#[derive(Default)]
+struct Indexed {
+    payload: Vec<u8>,
+    heads: Vec<Head>,
+    next: usize,
+}
+
+type IndexedChunk = (Indexed, Vec<FormatError>);
+
+/// A thread that reads, checks and indexes the chunks it is sent, in order,
+/// reusing the buffers of chunks already read.
+struct Indexer {
+    send: Option<mpsc::Sender<ChunkInfo>>,
+    recv: mpsc::Receiver<IndexedChunk>,
+    recycle: mpsc::Sender<Indexed>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn index_chunk(
+    source: &Source,
+    schemas: &HashMap<u32, Schema>,
+    c: &ChunkInfo,
+    mut into: Indexed,
+    scratch: &mut Scratch,
+) -> IndexedChunk {
+    std::mem::swap(&mut scratch.raw, &mut into.payload);
+    let errors = index_events(source, schemas, c, scratch, &mut into.heads);
+    std::mem::swap(&mut scratch.raw, &mut into.payload);
+    // Stable: equal times keep their order in the file.
+    if !into.heads.is_sorted_by_key(|h| h.ts) {
+        into.heads.sort_by_key(|h| h.ts);
+    }
+    into.next = 0;
+    (into, errors)
+}
+
+impl Indexer {
+    fn spawn(source: Arc<Source>, schemas: HashMap<u32, Schema>) -> Indexer {
+        let (send, jobs) = mpsc::channel::<ChunkInfo>();
+        let (done, recv) = mpsc::channel();
+        let (recycle, spare) = mpsc::channel::<Indexed>();
+        let thread = std::thread::spawn(move || {
+            let mut scratch = Scratch::default();
+            for c in jobs {
+                let into = spare.try_recv().unwrap_or_default();
+                if done
+                    .send(index_chunk(&source, &schemas, &c, into, &mut scratch))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Indexer {
+            send: Some(send),
+            recv,
+            recycle,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        drop(self.send.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Records in timestamp order, read in place (see [`Trace::views`]). Holds
+/// in memory only the chunks whose time ranges overlap the current position.
+pub struct Views<'a> {
+    trace: &'a Trace,
+    /// Schemas by id, when ids are small; else `trace.schemas` is asked.
+    dense: Vec<Option<&'a Schema>>,
+    pending: Vec<ChunkInfo>,
+    live: Vec<Option<Indexed>>,
+    /// (next time, load order, slot in `live`).
+    active: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    errors: VecDeque<FormatError>,
+    loaded: u64,
+    indexer: Option<Indexer>,
+    ahead: Option<ChunkInfo>,
+    /// A slot whose last record was handed out: freed on the next call.
+    spent: Option<usize>,
+}
+
+impl Views<'_> {
+    fn load(&mut self, c: &ChunkInfo) -> IndexedChunk {
+        let ahead = self.ahead.take();
+        let mut got = None;
+        if let Some(w) = &self.indexer {
+            match ahead {
+                Some(a) if a == *c => got = w.recv.recv().ok(),
+                Some(_) => drop(w.recv.recv()),
+                None => {}
+            }
+            if let (Some(next), Some(send)) = (self.pending.last(), w.send.as_ref()) {
+                if send.send(*next).is_ok() {
+                    self.ahead = Some(*next);
+                }
+            }
+        }
+        got.unwrap_or_else(|| {
+            index_chunk(
+                &self.trace.source,
+                &self.trace.schemas,
+                c,
+                Indexed::default(),
+                &mut Scratch::default(),
+            )
+        })
+    }
+
+    /// The next record in time order, or a problem met on the way.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Result<RecordView<'_>, FormatError>> {
+        loop {
+            if let Some(slot) = self.spent.take() {
+                if let Some(done) = self.live.get_mut(slot).and_then(Option::take) {
+                    if let Some(w) = &self.indexer {
+                        let _ = w.recycle.send(done);
+                    }
+                }
+            }
+            if let Some(e) = self.errors.pop_front() {
+                return Some(Err(e));
+            }
+            let next_min = self.pending.last().map(|c| c.header.min_ts);
+            let top = self.active.peek().map(|Reverse((t, _, _))| *t);
+            match (top, next_min) {
+                (Some(t), Some(m)) if t < m => {}
+                (Some(_), None) => {}
+                (_, Some(_)) => {
+                    let Some(c) = self.pending.pop() else {
+                        continue;
+                    };
+                    let (chunk, errs) = self.load(&c);
+                    self.errors.extend(errs);
+                    self.loaded += 1;
+                    if let Some(first) = chunk.heads.first() {
+                        let slot = match self.live.iter().position(Option::is_none) {
+                            Some(i) => i,
+                            None => {
+                                self.live.push(None);
+                                self.live.len() - 1
+                            }
+                        };
+                        self.active.push(Reverse((first.ts, self.loaded, slot)));
+                        self.live[slot] = Some(chunk);
+                    }
+                    continue;
+                }
+                (None, None) => return None,
+            }
+            // The head of the earliest chunk moves on in place (one sift,
+            // not a pop and a push).
+            let mut top = self.active.peek_mut()?;
+            let Reverse((_, _, slot)) = *top;
+            let Some(chunk) = self.live.get_mut(slot).and_then(Option::as_mut) else {
+                std::collections::binary_heap::PeekMut::pop(top);
+                continue;
+            };
+            let Some(&head) = chunk.heads.get(chunk.next) else {
+                std::collections::binary_heap::PeekMut::pop(top);
+                continue;
+            };
+            chunk.next += 1;
+            match chunk.heads.get(chunk.next) {
+                Some(n) => top.0 .0 = n.ts,
+                None => {
+                    std::collections::binary_heap::PeekMut::pop(top);
+                    self.spent = Some(slot);
+                }
+            }
+            let schema = match self.dense.get(head.schema as usize) {
+                Some(s) => *s,
+                None if self.dense.is_empty() => self.trace.schemas.get(&head.schema),
+                None => None,
+            };
+            // Indexing kept only records of known schemas.
+            let Some(schema) = schema else { continue };
+            let chunk = self.live[slot].as_ref()?;
+            return Some(Ok(RecordView::new(schema, &head, &chunk.payload)));
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Records: the timestamped, typed events inside events chunks.
 
-use crate::schema::{FieldType, Schema, SchemaId};
+use crate::schema::SchemaId;
 use crate::wire::{Cursor, WireResult};
 
 /// One decoded field value. Unsigned integers and pointers widen to `U64`,
@@ -118,43 +118,4 @@ pub(crate) fn decode_head(c: &mut Cursor, prev_ts: u64) -> WireResult<(RecordHea
         },
         len,
     ))
-}
-
-/// Decodes a record's fields as its schema says. Extra trailing bytes are
-/// allowed: writers may append fields in later minor versions.
-pub(crate) fn decode_fields(schema: &Schema, payload: &[u8]) -> WireResult<Vec<Value>> {
-    let mut c = Cursor::new(payload);
-    let mut out = Vec::with_capacity(schema.fields.len());
-    for f in &schema.fields {
-        let v = match f.ty {
-            FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
-                Value::U64(c.uvarint()?)
-            }
-            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => Value::I64(c.ivarint()?),
-            FieldType::F64 => {
-                let b = c.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Value::F64(f64::from_le_bytes(a))
-            }
-            FieldType::Bool => Value::Bool(c.u8()? != 0),
-            FieldType::Str => Value::Str(String::from_utf8_lossy(c.bytes()?).into_owned()),
-            FieldType::Bytes => Value::Bytes(c.bytes()?.to_vec()),
-            FieldType::U64Array => {
-                let at = c.pos();
-                let n = c.uvarint()?;
-                // Each element takes at least one byte: bound the allocation.
-                if n > payload.len() as u64 {
-                    return Err((at, format!("array of {n} elements in a {} byte record", payload.len())));
-                }
-                let mut v = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    v.push(c.uvarint()?);
-                }
-                Value::U64s(v)
-            }
-        };
-        out.push(v);
-    }
-    Ok(out)
 }

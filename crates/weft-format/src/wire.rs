@@ -68,7 +68,19 @@ impl<'a> Cursor<'a> {
         Err((self.pos, reason.into()))
     }
 
+    #[inline]
     pub(crate) fn uvarint(&mut self) -> WireResult<u64> {
+        // Most values (ids, pids, small numbers) take one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.uvarint_long()
+    }
+
+    fn uvarint_long(&mut self) -> WireResult<u64> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {
@@ -86,6 +98,7 @@ impl<'a> Cursor<'a> {
         self.err("varint longer than 10 bytes")
     }
 
+    #[inline]
     pub(crate) fn ivarint(&mut self) -> WireResult<i64> {
         self.uvarint().map(unzigzag)
     }

@@ -52,6 +52,36 @@ fn sample_file(chunks: usize, per_chunk: usize) -> (Vec<u8>, usize) {
     (out, n as usize)
 }
 
+/// Read in place, a trace gives what `records` gives: the same records in
+/// the same order (every accessor agreeing), and the same problems.
+fn views_agree_with_records(t: &Trace) {
+    let owned: Vec<Result<Record, String>> = t.records().map(|r| r.map_err(|e| e.to_string())).collect();
+    let mut viewed: Vec<Result<Record, String>> = Vec::new();
+    let mut v = t.views();
+    while let Some(r) = v.next() {
+        viewed.push(match r {
+            Ok(r) => {
+                let rec = r.to_record();
+                for (i, f) in rec.fields.iter().enumerate() {
+                    match f {
+                        Value::U64(x) => assert_eq!(r.u64(i), *x),
+                        Value::I64(x) => assert_eq!(r.i64(i), *x),
+                        Value::Bool(x) => assert_eq!(r.bool(i), *x),
+                        Value::Str(x) => assert_eq!(r.str(i), x.as_str()),
+                        Value::Bytes(x) => assert_eq!(r.bytes(i), x.as_slice()),
+                        Value::U64s(x) => assert_eq!(r.u64s(i).collect::<Vec<_>>(), *x),
+                        Value::F64(_) => {}
+                    }
+                }
+                assert_eq!(r.schema.id, rec.schema);
+                Ok(rec)
+            }
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    assert_eq!(viewed, owned);
+}
+
 #[test]
 fn round_trip() {
     let (bytes, n) = sample_file(5, 100);
@@ -61,6 +91,7 @@ fn round_trip() {
     assert_eq!(t.info("clock"), Some("CLOCK_MONOTONIC"));
     assert_eq!(t.end_value("records"), Some(n.to_string().as_str()));
     assert_eq!(t.syscalls.get(9).unwrap().name, "mmap");
+    views_agree_with_records(&t);
     let recs: Vec<Record> = t.records().map(|r| r.unwrap()).collect();
     assert_eq!(recs.len(), n);
     for (i, r) in recs.iter().enumerate() {
@@ -114,6 +145,7 @@ fn merge_orders_overlapping_chunks() {
     let t = Trace::from_bytes(w.finish(&[]).unwrap()).unwrap();
     let ts: Vec<u64> = t.records().map(|r| r.unwrap().ts).collect();
     assert_eq!(ts, vec![10, 20, 30, 40, 50, 60]);
+    views_agree_with_records(&t);
 }
 
 #[test]
@@ -130,6 +162,7 @@ fn unsorted_chunk_decodes_exactly() {
     let recs: Vec<Record> = t.records().map(|r| r.unwrap()).collect();
     assert_eq!(recs.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![10, 50, 60, 70]);
     assert!(recs.iter().all(|r| r.u64(0) == r.ts && r.cpu.is_none()));
+    views_agree_with_records(&t);
 }
 
 #[test]
@@ -159,6 +192,7 @@ fn every_truncation_keeps_complete_chunks() {
                 for r in t.records() {
                     r.unwrap();
                 }
+                views_agree_with_records(&t);
             }
         }
     }
@@ -181,6 +215,7 @@ fn damaged_chunk_is_skipped_and_later_chunks_read() {
         }
     }
     assert_eq!(ok, 40, "chunks 0 and 3 survive");
+    views_agree_with_records(&t);
     assert!(matches!(errs[0], FormatError::BadPayloadChecksum { .. }), "{errs:?}");
     assert!(t
         .problems
@@ -216,6 +251,7 @@ proptest! {
             for r in t.records() {
                 let _ = r;
             }
+            views_agree_with_records(&t);
             let _ = t.recovered_bytes();
         }
     }
@@ -375,6 +411,7 @@ fn probe_chunks_read_back_merged_with_events() {
     let t = Trace::from_bytes(bytes.clone()).unwrap();
     assert!(t.problems.is_empty(), "{:?}", t.problems);
     assert_eq!(t.event_chunks().count(), 2);
+    views_agree_with_records(&t);
     let recs: Vec<Record> = t.records().map(|r| r.unwrap()).collect();
     assert_eq!(recs.len(), 9);
     let ts: Vec<u64> = recs.iter().map(|r| r.ts).collect();
@@ -443,6 +480,7 @@ fn decode_probe_payload(t: &Trace, c: &ChunkInfo, payload: Vec<u8>) -> (usize, V
     bytes.extend_from_slice(&header.encode());
     bytes.extend_from_slice(&payload);
     let t2 = Trace::from_bytes(bytes).unwrap();
+    views_agree_with_records(&t2);
     let chunk = t2.event_chunks().copied().next().unwrap();
     let (recs, errs) = t2.decode_events(&chunk);
     (recs.len(), errs)
