@@ -14,7 +14,7 @@ use weft_probe_abi::layout::{committed_record, RECORD_HEADER_LEN};
 use weft_probe_abi::payload::{self, ValueRef};
 
 use crate::schema::{Schema, SchemaId};
-use crate::view::{Encoding, FieldRef, Head};
+use crate::view::{Encoding, FieldRef, Head, Visit};
 use crate::wire::{put_uvarint, Cursor, WireResult};
 
 /// Ticks to CLOCK_MONOTONIC nanoseconds on one straight line:
@@ -152,7 +152,7 @@ pub(crate) type Bad = (usize, String);
 /// Decodes a probe chunk's payload. Runs before a malformed run head are
 /// kept; a record that fails its checks is skipped (its length frames the
 /// next one, else the rest of the run is given up).
-pub(crate) fn index(payload: &[u8], schemas: &HashMap<u32, Schema>, out: &mut Vec<Head>, errors: &mut Vec<Bad>) {
+pub(crate) fn index(payload: &[u8], schemas: &HashMap<u32, Schema>, visit: &mut Visit<'_>, errors: &mut Vec<Bad>) {
     let Some(split) = payload.len().checked_sub(4) else {
         errors.push((0, "probe chunk shorter than its index length".into()));
         return;
@@ -178,7 +178,7 @@ pub(crate) fn index(payload: &[u8], schemas: &HashMap<u32, Schema>, out: &mut Ve
     let mut unknown = 0u64;
     let mut at = 0usize;
     while !cur.is_empty() {
-        match decode_run(&mut cur, records, &mut at, schemas, out, errors, &mut unknown) {
+        match decode_run(&mut cur, records, &mut at, schemas, visit, errors, &mut unknown) {
             Ok(()) => {}
             Err((pos, why)) => {
                 errors.push((records_end + pos, why));
@@ -199,7 +199,7 @@ fn decode_run(
     area: &[u8],
     at: &mut usize,
     schemas: &HashMap<u32, Schema>,
-    out: &mut Vec<Head>,
+    visit: &mut Visit<'_>,
     errors: &mut Vec<Bad>,
     unknown: &mut u64,
 ) -> WireResult<()> {
@@ -256,18 +256,19 @@ fn decode_run(
             *unknown += 1;
             continue;
         };
-        match for_each_field(schema, body, |_| {}) {
-            Ok(()) => out.push(Head {
-                ts: clock.ts(h.tsc),
-                schema: schema.id.0,
-                pid,
-                tid,
-                cpu: 0,
-                start: (base + pos - h.len as usize + RECORD_HEADER_LEN) as u32,
-                len: body.len() as u32,
-                encoding: Encoding::Probe,
-            }),
-            Err(e) => errors.push((
+        let head = Head {
+            ts: clock.ts(h.tsc),
+            schema: schema.id.0,
+            pid,
+            tid,
+            cpu: 0,
+            start: (base + pos - h.len as usize + RECORD_HEADER_LEN) as u32,
+            len: body.len() as u32,
+            encoding: Encoding::Probe,
+        };
+        match visit(schema, head, body) {
+            Ok(()) => {}
+            Err((_, e)) => errors.push((
                 base + pos - h.len as usize,
                 format!("probe record of {}: {e}", schema.name),
             )),

@@ -12,7 +12,7 @@ use crate::chunk::{ChunkHeader, ChunkKind, Compression, CHUNK_HEADER_LEN, CHUNK_
 use crate::error::{FormatError, Problem};
 use crate::record::{decode_head, Record};
 use crate::schema::{decode_schemas, Schema, SchemaId, SyscallTable};
-use crate::view::{check, Encoding, Head, RecordView};
+use crate::view::{check, decode, Encoding, Head, RecordView, Visit};
 use crate::wire::Cursor;
 use crate::{FILE_HEADER_LEN, FILE_MAGIC, VERSION_MAJOR};
 
@@ -445,34 +445,37 @@ fn decode_events(
     c: &ChunkInfo,
     scratch: &mut Scratch,
 ) -> (Vec<Record>, Vec<FormatError>) {
-    let mut heads = Vec::new();
-    let errors = index_events(source, schemas, c, scratch, &mut heads);
-    let payload = scratch.raw.as_slice();
-    let out = heads
-        .iter()
-        .filter_map(|h| Some(RecordView::new(schemas.get(&h.schema)?, h, payload).to_record()))
-        .collect();
+    let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
+    let errors = index_events(source, schemas, c, scratch, &mut |schema, h, body| {
+        out.push(Record {
+            schema: schema.id,
+            ts: h.ts,
+            cpu: h.cpu.checked_sub(1),
+            pid: h.pid,
+            tid: h.tid,
+            fields: decode(schema, h.encoding, body)?,
+        });
+        Ok(())
+    });
     (out, errors)
 }
 
-/// Reads one events chunk's payload into `scratch.raw` and indexes its
-/// records into `heads` (cleared first), checking every field. Records
-/// before a malformed one are kept; records of unknown schemas are skipped
-/// and reported.
+/// Reads one events chunk's payload into `scratch.raw` and hands each
+/// record of a known schema to `visit`, in file order. Records before a
+/// malformed one are kept; records of unknown schemas are skipped and
+/// reported.
 fn index_events(
     source: &Source,
     schemas: &HashMap<u32, Schema>,
     c: &ChunkInfo,
     scratch: &mut Scratch,
-    heads: &mut Vec<Head>,
+    visit: &mut Visit<'_>,
 ) -> Vec<FormatError> {
-    heads.clear();
     let mut errors = Vec::new();
     if let Err(e) = payload(source, c, scratch) {
         return vec![e];
     }
     let payload = scratch.raw.as_slice();
-    heads.reserve(c.header.records.min(1 << 20) as usize);
     let malformed = |at: usize, reason: String| FormatError::Malformed {
         offset: c.offset,
         seq: c.header.seq,
@@ -481,7 +484,7 @@ fn index_events(
     };
     if c.header.kind == ChunkKind::Probe {
         let mut bad = Vec::new();
-        crate::probe::index(payload, schemas, heads, &mut bad);
+        crate::probe::index(payload, schemas, visit, &mut bad);
         errors.extend(bad.into_iter().map(|(at, why)| malformed(at, why)));
         return errors;
     }
@@ -521,17 +524,18 @@ fn index_events(
                 }
             },
         };
-        match check(schema, Encoding::Wire, body) {
-            Ok(()) => heads.push(Head {
-                ts: head.ts,
-                schema: head.schema.0,
-                pid: head.pid,
-                tid: head.tid,
-                cpu: head.cpu.map_or(0, |c| c.saturating_add(1)),
-                start: body_start as u32,
-                len: body.len() as u32,
-                encoding: Encoding::Wire,
-            }),
+        let h = Head {
+            ts: head.ts,
+            schema: head.schema.0,
+            pid: head.pid,
+            tid: head.tid,
+            cpu: head.cpu.map_or(0, |c| c.saturating_add(1)),
+            start: body_start as u32,
+            len: body.len() as u32,
+            encoding: Encoding::Wire,
+        };
+        match visit(schema, h, body) {
+            Ok(()) => {}
             Err((at, reason)) => errors.push(malformed(start + at, format!("record of {}: {reason}", schema.name))),
         }
     }
@@ -737,7 +741,14 @@ fn index_chunk(
     scratch: &mut Scratch,
 ) -> IndexedChunk {
     std::mem::swap(&mut scratch.raw, &mut into.payload);
-    let errors = index_events(source, schemas, c, scratch, &mut into.heads);
+    let heads = &mut into.heads;
+    heads.clear();
+    heads.reserve(c.header.records.min(1 << 20) as usize);
+    let errors = index_events(source, schemas, c, scratch, &mut |schema, h, body| {
+        check(schema, h.encoding, body)?;
+        heads.push(h);
+        Ok(())
+    });
     std::mem::swap(&mut scratch.raw, &mut into.payload);
     // Stable: equal times keep their order in the file.
     if !into.heads.is_sorted_by_key(|h| h.ts) {

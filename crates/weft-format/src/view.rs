@@ -199,6 +199,56 @@ pub(crate) struct Head {
     pub encoding: Encoding,
 }
 
+/// What indexing a chunk does with each record of a known schema: check
+/// it, or decode it. An error is (offset in the body, why).
+pub(crate) type Visit<'v> = dyn FnMut(&Schema, Head, &[u8]) -> Result<(), (usize, String)> + 'v;
+
+/// Every field of a body, owned; an error says where it stopped decoding.
+pub(crate) fn decode(schema: &Schema, encoding: Encoding, body: &[u8]) -> Result<Vec<Value>, (usize, String)> {
+    let mut fields = Vec::with_capacity(schema.fields.len());
+    if encoding == Encoding::Probe {
+        walk(schema, encoding, body, |_, v| {
+            fields.push(v.to_value());
+            true
+        })?;
+        return Ok(fields);
+    }
+    // As `walk_wire`, but arrays are decoded once, straight into place.
+    let mut c = Cursor::new(body);
+    for f in &schema.fields {
+        let v = match f.ty {
+            FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
+                Value::U64(c.uvarint()?)
+            }
+            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => Value::I64(c.ivarint()?),
+            FieldType::F64 => {
+                let b = c.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Value::F64(f64::from_le_bytes(a))
+            }
+            FieldType::Bool => Value::Bool(c.u8()? != 0),
+            FieldType::Str => Value::Str(String::from_utf8_lossy(c.bytes()?).into_owned()),
+            FieldType::Bytes => Value::Bytes(c.bytes()?.to_vec()),
+            FieldType::U64Array => {
+                let at = c.pos();
+                let n = c.uvarint()?;
+                // Each element takes at least one byte: bound the allocation.
+                if n > body.len() as u64 {
+                    return Err((at, format!("array of {n} elements in a {} byte record", body.len())));
+                }
+                let mut v = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    v.push(c.uvarint()?);
+                }
+                Value::U64s(v)
+            }
+        };
+        fields.push(v);
+    }
+    Ok(fields)
+}
+
 /// Calls `f` with each field of a body in order, until it returns false.
 /// An error says where the body stopped decoding.
 pub(crate) fn walk<'a>(
