@@ -68,6 +68,8 @@ pub fn summarize(trace: &Trace) -> Summary {
     let mut errors: AHashMap<u32, u64> = AHashMap::new();
     // Syscalls by number: a table for the numbers Linux uses.
     let mut by_nr = vec![0u64; 1024];
+    // Other events by schema id (ids are numbered from 1).
+    let mut by_schema = vec![0u64; 4096];
     // Processes in order of appearance, and the last one looked up: most
     // records follow one of the same process.
     let mut procs: Vec<(u32, ProcessSummary)> = Vec::new();
@@ -161,6 +163,7 @@ pub fn summarize(trace: &Trace) -> Summary {
         };
         match counted {
             Counted::Syscall(nr) if (nr as usize) < by_nr.len() => by_nr[nr as usize] += 1,
+            Counted::Schema(id) if (id.0 as usize) < by_schema.len() => by_schema[id.0 as usize] += 1,
             c => *counts.entry(c).or_default() += 1,
         }
         // Losses, and records of no process (kernel:symbols), are no process's.
@@ -216,6 +219,8 @@ pub fn summarize(trace: &Trace) -> Summary {
     }
     let numbered = by_nr.into_iter().enumerate().filter(|&(_, n)| n > 0);
     counts.extend(numbered.map(|(nr, n)| (Counted::Syscall(nr as u32), n)));
+    let by_id = by_schema.into_iter().enumerate().filter(|&(_, n)| n > 0);
+    counts.extend(by_id.map(|(id, n)| (Counted::Schema(SchemaId(id as u32)), n)));
     for (c, n) in counts {
         let name = match c {
             Counted::Syscall(nr) => trace.syscalls.name(nr),

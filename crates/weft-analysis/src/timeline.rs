@@ -528,11 +528,12 @@ impl<'t> Timeline<'t> {
                 self.push(&r, "lost", text, State::Done);
             }
             Kind::Other => {
-                let Some(schema) = self.trace.schema(r.schema) else {
+                let trace: &'t Trace = self.trace;
+                let Some(schema) = trace.schema(r.schema) else {
                     return;
                 };
-                let name = schema.name.clone();
-                let text = match name.as_str() {
+                let name = schema.name.as_str();
+                let text = match name {
                     s::MARKER => format!("marker \"{}\" = {}", r.str(0), r.i64(1)),
                     s::SPAN_BEGIN => {
                         self.st.spans.insert((r.pid, r.u64(1)), r.ts);
@@ -607,14 +608,18 @@ impl<'t> Timeline<'t> {
                         )
                     }
                     _ => {
-                        let mut text = name.clone();
+                        let mut text = String::with_capacity(64);
+                        text.push_str(name);
                         for (f, v) in schema.fields.iter().zip(&r.fields) {
-                            let _ = write!(text, " {}={}", f.name, show_value(v));
+                            text.push(' ');
+                            text.push_str(&f.name);
+                            text.push('=');
+                            write_value(&mut text, v);
                         }
                         text
                     }
                 };
-                self.push(&r, &name, text, State::Done);
+                self.push(&r, name, text, State::Done);
             }
         }
     }
@@ -687,6 +692,15 @@ impl Iterator for Timeline<'_> {
                 }
             }
         }
+    }
+}
+
+/// `show_value(v)` appended to `out`.
+fn write_value(out: &mut String, v: &Value) {
+    match v {
+        Value::U64(x) => out.push_str(itoa::Buffer::new().format(*x)),
+        Value::I64(x) => out.push_str(itoa::Buffer::new().format(*x)),
+        _ => out.push_str(&show_value(v)),
     }
 }
 

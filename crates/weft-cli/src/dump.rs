@@ -4,7 +4,7 @@ use std::io::{BufWriter, ErrorKind, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use weft_analysis::{secs, Filter, Timeline};
+use weft_analysis::{Filter, Timeline};
 use weft_format::info_keys;
 
 use crate::input::{open, warn_damage};
@@ -52,21 +52,22 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 "?", 0, 0, ""
             )?;
         }
+        let mut time = String::new();
         for line in tl.by_ref() {
             let b = *base.get_or_insert(line.ts);
-            let time = match args.time {
-                TimeFormat::Relative => secs(line.ts.saturating_sub(b)),
-                TimeFormat::Delta => secs(line.ts.saturating_sub(prev.unwrap_or(line.ts))),
+            match args.time {
+                TimeFormat::Relative => secs_into(&mut time, line.ts.saturating_sub(b)),
+                TimeFormat::Delta => secs_into(&mut time, line.ts.saturating_sub(prev.unwrap_or(line.ts))),
                 TimeFormat::Absolute => {
                     let (real, mono) = realtime.unwrap_or_default();
-                    time_of_day(real.saturating_add_signed(line.ts as i64 - mono as i64))
+                    time = time_of_day(real.saturating_add_signed(line.ts as i64 - mono as i64));
                 }
-            };
+            }
             prev = Some(line.ts);
             if !args.event.is_empty() && !seen.contains(&line.event) {
                 seen.insert(line.event.clone());
             }
-            writeln!(out, "{}", Shown(&time, &line))?;
+            Shown(&time, &line).write_to(&mut out)?;
         }
         out.flush()
     })();
@@ -113,5 +114,90 @@ impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let l = self.1;
         write!(f, "{:>16} {:>7}/{:<7} {:<16} {}", self.0, l.pid, l.tid, l.comm, l.text)
+    }
+}
+
+impl Shown<'_> {
+    /// The line as `Display` shows it, and a newline, written without the
+    /// formatting machinery: dump writes millions of them.
+    pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let l = self.1;
+        let mut n = itoa::Buffer::new();
+        pad(out, self.0, 16, true)?;
+        out.write_all(b" ")?;
+        pad(out, n.format(l.pid), 7, true)?;
+        out.write_all(b"/")?;
+        pad(out, n.format(l.tid), 7, false)?;
+        out.write_all(b" ")?;
+        pad(out, &l.comm, 16, false)?;
+        out.write_all(b" ")?;
+        out.write_all(l.text.as_bytes())?;
+        out.write_all(b"\n")
+    }
+}
+
+/// `s` padded with spaces to `width` characters, as `{:>w}` or `{:<w}` do.
+fn pad(out: &mut impl Write, s: &str, width: usize, right: bool) -> std::io::Result<()> {
+    const SPACES: &[u8; 16] = b"                ";
+    let chars = if s.is_ascii() { s.len() } else { s.chars().count() };
+    let fill = &SPACES[..width.saturating_sub(chars).min(SPACES.len())];
+    if right {
+        out.write_all(fill)?;
+    }
+    out.write_all(s.as_bytes())?;
+    if !right {
+        out.write_all(fill)?;
+    }
+    Ok(())
+}
+
+/// `secs(ns)` into `out`, without allocating: `1.000012345`.
+fn secs_into(out: &mut String, ns: u64) {
+    out.clear();
+    let mut n = itoa::Buffer::new();
+    out.push_str(n.format(ns / 1_000_000_000));
+    out.push('.');
+    let frac = n.format(ns % 1_000_000_000);
+    for _ in frac.len()..9 {
+        out.push('0');
+    }
+    out.push_str(frac);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_lines_are_the_displayed_ones() {
+        for (comm, text, pid, tid) in [
+            ("sh", "openat(AT_FDCWD, \"/x\") = 3", 1u32, 1u32),
+            ("a-name-longer-than-16", "x", 1234567, 12345678),
+            ("ünïcødé", "é", 42, 4242),
+            ("", "", 0, 0),
+        ] {
+            let l = weft_analysis::Line {
+                ts: 0,
+                pid,
+                tid,
+                comm: comm.into(),
+                event: "e".into(),
+                text: text.into(),
+            };
+            for t in ["0.000000001", "12345.123456789", "a time longer than sixteen"] {
+                let mut w = Vec::new();
+                Shown(t, &l).write_to(&mut w).unwrap();
+                assert_eq!(String::from_utf8(w).unwrap(), format!("{}\n", Shown(t, &l)));
+            }
+        }
+    }
+
+    #[test]
+    fn seconds_are_written_as_secs_shows_them() {
+        let mut s = String::new();
+        for ns in [0u64, 1, 999_999_999, 1_000_000_000, 1_000_012_345, u64::MAX] {
+            secs_into(&mut s, ns);
+            assert_eq!(s, weft_analysis::secs(ns));
+        }
     }
 }
