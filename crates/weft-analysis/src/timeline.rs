@@ -2,10 +2,11 @@
 //! order, a syscall's entry and return joined into one line as strace does.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::fmt::Write;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use weft_format::{std_schemas as s, FormatError, Record, Records, Trace, Value};
+use weft_format::{std_schemas as s, FormatError, Record, Records, Schema, Trace, Value};
 
 use crate::args::{format_arg_values, format_arg_values_with, format_call_args, format_return};
 use crate::fds::{is_fd_arg, Call, FdTables};
@@ -78,7 +79,8 @@ pub struct Line {
     pub ts: u64,
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    /// Shared by the lines of one thread name.
+    pub comm: Arc<str>,
     /// Syscall name or event name (`fork`, `exec`, `signal_deliver`, ...).
     pub event: String,
     pub text: String,
@@ -110,6 +112,8 @@ pub struct Timeline<'t> {
     st: Carry,
     ready: VecDeque<Line>,
     finished: bool,
+    /// The schema of the last event of another kind (runs of one are common).
+    last_schema: Option<&'t Schema>,
     pub problems: Vec<FormatError>,
 }
 
@@ -129,7 +133,7 @@ pub struct Carry {
     /// Descriptor names, for `fd_paths`.
     fds: FdTables,
     fd_paths: bool,
-    comms: HashMap<u32, String>,
+    comms: HashMap<u32, Arc<str>>,
     exits: HashMap<u32, ExitState>,
     spans: HashMap<(u32, u64), u64>,
     /// Time of the last record read (where damage met next is placed).
@@ -174,6 +178,7 @@ impl<'t> Timeline<'t> {
             st: c,
             ready: VecDeque::new(),
             finished: false,
+            last_schema: None,
             problems: Vec::new(),
         }
     }
@@ -248,8 +253,8 @@ impl<'t> Timeline<'t> {
         self.trace.syscalls.name(nr)
     }
 
-    fn comm(&self, tid: u32) -> String {
-        self.st.comms.get(&tid).cloned().unwrap_or_default()
+    fn comm(&self, tid: u32) -> Arc<str> {
+        self.st.comms.get(&tid).cloned().unwrap_or_else(|| Arc::from(""))
     }
 
     fn push(&mut self, r: &Record, event: &str, text: String, state: State) {
@@ -404,7 +409,7 @@ impl<'t> Timeline<'t> {
                 self.push(&r, &name, text, State::Done);
             }
             Kind::Comm => {
-                let comm = r.str(s::comm::COMM).to_owned();
+                let comm: Arc<str> = Arc::from(r.str(s::comm::COMM));
                 let exec = matches!(r.fields.get(s::comm::EXEC), Some(Value::Bool(true)));
                 let changed = self.st.comms.get(&r.tid) != Some(&comm);
                 self.st.comms.insert(r.tid, comm.clone());
@@ -529,9 +534,14 @@ impl<'t> Timeline<'t> {
             }
             Kind::Other => {
                 let trace: &'t Trace = self.trace;
-                let Some(schema) = trace.schema(r.schema) else {
+                let schema = match self.last_schema {
+                    Some(sc) if sc.id == r.schema => Some(sc),
+                    _ => trace.schema(r.schema),
+                };
+                let Some(schema) = schema else {
                     return;
                 };
+                self.last_schema = Some(schema);
                 let name = schema.name.as_str();
                 let text = match name {
                     s::MARKER => format!("marker \"{}\" = {}", r.str(0), r.i64(1)),
@@ -677,7 +687,7 @@ impl Iterator for Timeline<'_> {
                             ts,
                             pid: 0,
                             tid: 0,
-                            comm: String::new(),
+                            comm: Arc::from(""),
                             event: "damage".into(),
                             text: format!("*** DAMAGED: {e}; the events it held are missing ***"),
                         },
