@@ -23,6 +23,9 @@ pub enum Kind {
 
 pub struct Kinds {
     table: Vec<(SchemaId, Kind)>,
+    /// The same, by schema id, for the ids below its length (asked once
+    /// per record).
+    by_id: Vec<Kind>,
 }
 
 impl Kinds {
@@ -43,8 +46,14 @@ impl Kinds {
         let table = names
             .iter()
             .filter_map(|&(n, k)| Some((trace.schema_by_name(n)?.id, k)))
-            .collect();
-        Kinds { table }
+            .collect::<Vec<_>>();
+        let mut by_id = vec![Kind::Other; 1024];
+        for &(id, k) in &table {
+            if let Some(slot) = by_id.get_mut(id.0 as usize) {
+                *slot = k;
+            }
+        }
+        Kinds { table, by_id }
     }
 
     pub fn kind(&self, r: &Record) -> Kind {
@@ -52,6 +61,9 @@ impl Kinds {
     }
 
     pub fn of_schema(&self, schema: SchemaId) -> Kind {
+        if let Some(&k) = self.by_id.get(schema.0 as usize) {
+            return k;
+        }
         self.table
             .iter()
             .find(|(id, _)| *id == schema)
