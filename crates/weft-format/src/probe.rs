@@ -231,10 +231,12 @@ fn decode_run(
     let records = usize::try_from(len)
         .ok()
         .and_then(|l| area.get(base..base.checked_add(l)?))
-        .ok_or((
-            here,
-            format!("run of {len} bytes at {base} past the {} bytes of records", area.len()),
-        ))?;
+        .ok_or_else(|| {
+            (
+                here,
+                format!("run of {len} bytes at {base} past the {} bytes of records", area.len()),
+            )
+        })?;
     *at += records.len();
     let mut pos = 0usize;
     while pos < records.len() {

@@ -102,7 +102,7 @@ pub(crate) fn decode_head(c: &mut Cursor, prev_ts: u64) -> WireResult<(RecordHea
     let delta = c.ivarint()?;
     let ts = prev_ts
         .checked_add_signed(delta)
-        .ok_or((at, "timestamp delta out of range".to_string()))?;
+        .ok_or_else(|| (at, "timestamp delta out of range".to_string()))?;
     let cpu = c.u32v()?;
     let pid = c.u32v()?;
     let tid = c.u32v()?;

@@ -74,7 +74,7 @@ pub(crate) fn decode_schemas(c: &mut Cursor) -> WireResult<Vec<Schema>> {
             let fname = c.string()?;
             let at = c.pos();
             let code = c.u8()?;
-            let ty = FieldType::from_code(code).ok_or((at, format!("unknown field type {code}")))?;
+            let ty = FieldType::from_code(code).ok_or_else(|| (at, format!("unknown field type {code}")))?;
             fields.push(Field { name: fname, ty });
         }
         v.push(Schema { id, name, fields });

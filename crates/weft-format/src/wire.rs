@@ -70,11 +70,17 @@ impl<'a> Cursor<'a> {
 
     #[inline]
     pub(crate) fn uvarint(&mut self) -> WireResult<u64> {
-        // Most values (ids, pids, small numbers) take one byte.
+        // Most values (ids, pids, small numbers) take one or two bytes.
         if let Some(&b) = self.buf.get(self.pos) {
             if b < 0x80 {
                 self.pos += 1;
                 return Ok(u64::from(b));
+            }
+            if let Some(&b2) = self.buf.get(self.pos + 1) {
+                if b2 < 0x80 {
+                    self.pos += 2;
+                    return Ok(u64::from(b & 0x7f) | u64::from(b2) << 7);
+                }
             }
         }
         self.uvarint_long()
