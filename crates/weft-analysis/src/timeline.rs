@@ -2,8 +2,8 @@
 //! order, a syscall's entry and return joined into one line as strace does.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use weft_format::{std_schemas as s, FormatError, Record, Records, Schema, Trace, Value};

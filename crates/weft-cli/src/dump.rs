@@ -30,6 +30,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let mut prev: Option<u64> = None;
     let mut seen = std::collections::HashSet::new();
     let stdout = std::io::stdout();
+    widen_pipe(&stdout);
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let res: std::io::Result<()> = (|| {
         // Damage found when the file was opened (chunks skipped whole): said
@@ -98,6 +99,19 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Output piped into another program (`| grep`, `| wc -l`) goes through a
+/// 64 KiB pipe by default, and the two programs take turns at every fill.
+/// A 1 MiB pipe (the default unprivileged maximum) lets the dump run on.
+fn widen_pipe(stdout: &std::io::Stdout) {
+    let Ok(st) = nix::sys::stat::fstat(stdout) else {
+        return;
+    };
+    if st.st_mode & libc::S_IFMT == libc::S_IFIFO {
+        // Best effort: where the limit is lower, the pipe stays as it is.
+        let _ = nix::fcntl::fcntl(stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    }
 }
 
 /// `HH:MM:SS.uuuuuu` of the day in UTC (strace -tt prints local time).
