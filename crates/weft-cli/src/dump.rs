@@ -104,13 +104,13 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
 /// Output piped into another program (`| grep`, `| wc -l`) goes through a
 /// 64 KiB pipe by default, and the two programs take turns at every fill.
 /// A 1 MiB pipe (the default unprivileged maximum) lets the dump run on.
-fn widen_pipe(stdout: &std::io::Stdout) {
-    let Ok(st) = nix::sys::stat::fstat(stdout) else {
+fn widen_pipe(out: impl std::os::fd::AsFd) {
+    let Ok(st) = nix::sys::stat::fstat(&out) else {
         return;
     };
     if st.st_mode & libc::S_IFMT == libc::S_IFIFO {
         // Best effort: where the limit is lower, the pipe stays as it is.
-        let _ = nix::fcntl::fcntl(stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+        let _ = nix::fcntl::fcntl(&out, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     }
 }
 
@@ -204,6 +204,23 @@ mod tests {
                 assert_eq!(String::from_utf8(w).unwrap(), format!("{}\n", Shown(t, &l)));
             }
         }
+    }
+
+    #[test]
+    fn a_piped_output_is_widened_and_a_file_is_left_alone() {
+        use nix::fcntl::{fcntl, FcntlArg};
+        let (r, w) = nix::unistd::pipe().unwrap();
+        widen_pipe(&w);
+        let max: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let got = fcntl(&r, FcntlArg::F_GETPIPE_SZ).unwrap();
+        assert!(got >= max.min(1 << 20), "pipe of {got} bytes, limit {max}");
+        let f = tempfile::tempfile().unwrap();
+        widen_pipe(&f);
+        assert!(fcntl(&f, FcntlArg::F_GETPIPE_SZ).is_err());
     }
 
     #[test]
