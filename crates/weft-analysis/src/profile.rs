@@ -179,6 +179,22 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                 }
             }
         };
+        // Counts a raw stack's weight (samples or µs) at time `ts`; a stack seen
+        // for the first time has its addresses sent to the symbolizer.
+        let mut add = |key: RawKey, maps: Arc<Vec<Mapping>>, weight: u64, ts: u64| {
+            let next = raws.len();
+            let e = match raws.entry(key) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(v) => {
+                    prefetch(v.key(), &maps);
+                    v.insert((maps, 0, next))
+                }
+            };
+            e.1 += weight;
+            if opts.times {
+                raw_times.push((ts, e.2));
+            }
+        };
         for r in trace.records() {
             let mut r = match r {
                 Ok(r) => r,
@@ -310,18 +326,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                         blocked.insert(r.tid, (key, maps, r.ts));
                         continue;
                     }
-                    let next = raws.len();
-                    let e = match raws.entry(key) {
-                        Entry::Occupied(e) => e.into_mut(),
-                        Entry::Vacant(v) => {
-                            prefetch(v.key(), &maps);
-                            v.insert((maps, 0, next))
-                        }
-                    };
-                    e.1 += if opts.wall { sample_us } else { 1 };
-                    if opts.times {
-                        raw_times.push((r.ts, e.2));
-                    }
+                    add(key, maps, if opts.wall { sample_us } else { 1 }, r.ts);
                 }
                 Kind::Other if off_cpu && Some(r.schema) == switch_id => {
                     if matches!(r.fields.get(s::switch::OUT), Some(Value::Bool(true))) {
@@ -341,22 +346,12 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                         continue;
                     }
                     let us = (r.ts.saturating_sub(ts) / 1000).max(1);
-                    let next = raws.len();
-                    let e = match raws.entry(key) {
-                        Entry::Occupied(e) => e.into_mut(),
-                        Entry::Vacant(v) => {
-                            prefetch(v.key(), &maps);
-                            v.insert((maps, 0, next))
-                        }
-                    };
-                    e.1 += us;
-                    if opts.times {
-                        raw_times.push((ts, e.2));
-                    }
+                    add(key, maps, us, ts);
                 }
                 _ => {}
             }
         }
+        // Ends the symbolizer's list of addresses (it owns the sender).
         drop(prefetch);
         out.unwind_secs = t_unwind.elapsed().as_secs_f64();
         if let Ok(w) = worker {

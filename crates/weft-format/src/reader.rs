@@ -343,7 +343,15 @@ impl Trace {
         } else {
             Vec::new()
         };
-        let indexer = (pending.len() > 1).then(|| Indexer::spawn(self.source.clone(), self.schemas.clone()));
+        let (recycle, spare) = mpsc::channel::<Indexed>();
+        let indexer = (pending.len() > 1).then(|| {
+            let (source, schemas) = (self.source.clone(), self.schemas.clone());
+            let mut scratch = Scratch::default();
+            Ahead::spawn(move |c| {
+                let into = spare.try_recv().unwrap_or_default();
+                index_chunk(&source, &schemas, c, into, &mut scratch)
+            })
+        });
         Views {
             trace: self,
             dense,
@@ -352,8 +360,8 @@ impl Trace {
             active: BinaryHeap::new(),
             errors: VecDeque::new(),
             loaded: 0,
+            recycle: indexer.is_some().then_some(recycle),
             indexer,
-            ahead: None,
             spent: None,
         }
     }
@@ -364,7 +372,11 @@ impl Trace {
         let mut pending: Vec<ChunkInfo> = self.event_chunks().copied().filter(|c| keep(c)).collect();
         pending.sort_by_key(|c| Reverse((c.header.min_ts, c.header.seq, c.offset)));
         // Decoding runs one chunk ahead on another thread, when there is more than one.
-        let worker = (pending.len() > 1).then(|| Worker::spawn(self.source.clone(), self.schemas.clone()));
+        let worker = (pending.len() > 1).then(|| {
+            let (source, schemas) = (self.source.clone(), self.schemas.clone());
+            let mut scratch = Scratch::default();
+            Ahead::spawn(move |c| decode_events(&source, &schemas, c, &mut scratch))
+        });
         Records {
             trace: self,
             pending,
@@ -372,7 +384,6 @@ impl Trace {
             errors: VecDeque::new(),
             loaded: 0,
             worker,
-            ahead: None,
         }
     }
 }
@@ -583,45 +594,65 @@ pub struct Records<'a> {
     active: BinaryHeap<Reverse<Run>>,
     errors: VecDeque<FormatError>,
     loaded: u64,
-    worker: Option<Worker>,
-    /// The chunk the worker is decoding.
-    ahead: Option<ChunkInfo>,
+    /// Decodes the next chunk while the caller works on this one.
+    worker: Option<Ahead<Decoded>>,
 }
 
 type Decoded = (Vec<Record>, Vec<FormatError>);
 
-/// A thread that decodes the chunks it is sent, in order, with one
-/// decompression context for all of them.
-struct Worker {
+/// A thread that works on the chunks it is sent, in order, one chunk ahead
+/// of the reader that takes its results.
+struct Ahead<T> {
     send: Option<mpsc::Sender<ChunkInfo>>,
-    recv: mpsc::Receiver<Decoded>,
+    recv: mpsc::Receiver<T>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The chunk the thread is working on.
+    ahead: Option<ChunkInfo>,
 }
 
-impl Worker {
-    fn spawn(source: Arc<Source>, schemas: HashMap<u32, Schema>) -> Worker {
+impl<T: Send + 'static> Ahead<T> {
+    fn spawn(mut work: impl FnMut(&ChunkInfo) -> T + Send + 'static) -> Ahead<T> {
         let (send, jobs) = mpsc::channel::<ChunkInfo>();
         let (done, recv) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let mut scratch = Scratch::default();
-            // Ends when the iterator (and with it the sender) is dropped.
+            // Ends when the reader (and with it the sender) is dropped.
             for c in jobs {
-                if done.send(decode_events(&source, &schemas, &c, &mut scratch)).is_err() {
+                if done.send(work(&c)).is_err() {
                     break;
                 }
             }
         });
-        Worker {
+        Ahead {
             send: Some(send),
             recv,
             thread: Some(thread),
+            ahead: None,
         }
+    }
+
+    /// The result for `c` if it was sent ahead; then sends `next` ahead.
+    fn take(&mut self, c: &ChunkInfo, next: Option<&ChunkInfo>) -> Option<T> {
+        let got = match self.ahead.take() {
+            Some(a) if a == *c => self.recv.recv().ok(),
+            // Not expected (chunks are taken in order), but never mix up results.
+            Some(_) => {
+                drop(self.recv.recv());
+                None
+            }
+            None => None,
+        };
+        if let (Some(next), Some(send)) = (next, self.send.as_ref()) {
+            if send.send(*next).is_ok() {
+                self.ahead = Some(*next);
+            }
+        }
+        got
     }
 }
 
-impl Drop for Worker {
-    /// Waits for the thread (at most the chunk it is decoding), so that an
-    /// iterator leaves nothing running behind it.
+impl<T> Drop for Ahead<T> {
+    /// Waits for the thread (at most the chunk it is working on), so that a
+    /// reader leaves nothing running behind it.
     fn drop(&mut self) {
         drop(self.send.take());
         if let Some(t) = self.thread.take() {
@@ -634,21 +665,7 @@ impl Records<'_> {
     /// Decodes `c`: from the worker if it was sent there, and sends the
     /// worker the chunk that comes next.
     fn load(&mut self, c: &ChunkInfo) -> Decoded {
-        let ahead = self.ahead.take();
-        let mut got = None;
-        if let Some(w) = &self.worker {
-            match ahead {
-                Some(a) if a == *c => got = w.recv.recv().ok(),
-                // Not expected (chunks are taken in order), but never mix up results.
-                Some(_) => drop(w.recv.recv()),
-                None => {}
-            }
-            if let (Some(next), Some(send)) = (self.pending.last(), w.send.as_ref()) {
-                if send.send(*next).is_ok() {
-                    self.ahead = Some(*next);
-                }
-            }
-        }
+        let got = self.worker.as_mut().and_then(|w| w.take(c, self.pending.last()));
         got.unwrap_or_else(|| self.trace.decode_events(c))
     }
 }
@@ -724,15 +741,6 @@ struct Indexed {
 
 type IndexedChunk = (Indexed, Vec<FormatError>);
 
-/// A thread that reads, checks and indexes the chunks it is sent, in order,
-/// reusing the buffers of chunks already read.
-struct Indexer {
-    send: Option<mpsc::Sender<ChunkInfo>>,
-    recv: mpsc::Receiver<IndexedChunk>,
-    recycle: mpsc::Sender<Indexed>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
 fn index_chunk(
     source: &Source,
     schemas: &HashMap<u32, Schema>,
@@ -758,41 +766,6 @@ fn index_chunk(
     (into, errors)
 }
 
-impl Indexer {
-    fn spawn(source: Arc<Source>, schemas: HashMap<u32, Schema>) -> Indexer {
-        let (send, jobs) = mpsc::channel::<ChunkInfo>();
-        let (done, recv) = mpsc::channel();
-        let (recycle, spare) = mpsc::channel::<Indexed>();
-        let thread = std::thread::spawn(move || {
-            let mut scratch = Scratch::default();
-            for c in jobs {
-                let into = spare.try_recv().unwrap_or_default();
-                if done
-                    .send(index_chunk(&source, &schemas, &c, into, &mut scratch))
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Indexer {
-            send: Some(send),
-            recv,
-            recycle,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Indexer {
-    fn drop(&mut self) {
-        drop(self.send.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Records in timestamp order, read in place (see [`Trace::views`]). Holds
 /// in memory only the chunks whose time ranges overlap the current position.
 pub struct Views<'a> {
@@ -805,28 +778,17 @@ pub struct Views<'a> {
     active: BinaryHeap<Reverse<(u64, u64, usize)>>,
     errors: VecDeque<FormatError>,
     loaded: u64,
-    indexer: Option<Indexer>,
-    ahead: Option<ChunkInfo>,
+    /// Indexes the next chunk while the caller reads this one.
+    indexer: Option<Ahead<IndexedChunk>>,
+    /// Chunks read to the end go back to the indexer, to be filled again.
+    recycle: Option<mpsc::Sender<Indexed>>,
     /// A slot whose last record was handed out: freed on the next call.
     spent: Option<usize>,
 }
 
 impl Views<'_> {
     fn load(&mut self, c: &ChunkInfo) -> IndexedChunk {
-        let ahead = self.ahead.take();
-        let mut got = None;
-        if let Some(w) = &self.indexer {
-            match ahead {
-                Some(a) if a == *c => got = w.recv.recv().ok(),
-                Some(_) => drop(w.recv.recv()),
-                None => {}
-            }
-            if let (Some(next), Some(send)) = (self.pending.last(), w.send.as_ref()) {
-                if send.send(*next).is_ok() {
-                    self.ahead = Some(*next);
-                }
-            }
-        }
+        let got = self.indexer.as_mut().and_then(|w| w.take(c, self.pending.last()));
         got.unwrap_or_else(|| {
             index_chunk(
                 &self.trace.source,
@@ -844,8 +806,8 @@ impl Views<'_> {
         loop {
             if let Some(slot) = self.spent.take() {
                 if let Some(done) = self.live.get_mut(slot).and_then(Option::take) {
-                    if let Some(w) = &self.indexer {
-                        let _ = w.recycle.send(done);
+                    if let Some(r) = &self.recycle {
+                        let _ = r.send(done);
                     }
                 }
             }

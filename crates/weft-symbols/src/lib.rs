@@ -274,23 +274,13 @@ impl Symbolizer {
     /// Frames for `addr` in mapping `m` (innermost first, inlined calls expanded).
     pub fn symbolize(&mut self, m: &Mapping, addr: u64) -> Vec<Frame> {
         let file_off = addr.wrapping_sub(m.start).wrapping_add(m.pgoff);
-        let unresolved = |m: &Mapping| {
-            vec![Frame {
-                function: None,
-                module: m.name().to_owned(),
-                offset: file_off,
-                file: None,
-                line: None,
-                inlined: false,
-            }]
-        };
         let Some(loc) = self.locate(m) else {
             self.s.notes.entry(m.path.clone()).or_default().frames += 1;
-            return unresolved(m);
+            return unresolved(m, file_off);
         };
         let Some(vaddr) = loc.vaddr_of(file_off) else {
             self.s.notes.entry(m.path.clone()).or_default().frames += 1;
-            return unresolved(m);
+            return unresolved(m, file_off);
         };
         let key = m.key();
         if let Some(hit) = self.s.cache.get(&key, vaddr) {
@@ -316,16 +306,6 @@ impl Symbolizer {
     /// Names `vaddr` of a located module: PLT stub, else symbols; counted.
     fn lookup(&mut self, m: &Mapping, key: &ModuleKey, loc: &Located, vaddr: u64, file_off: u64) -> Vec<Frame> {
         self.s.lookups += 1;
-        let unresolved = || {
-            vec![Frame {
-                function: None,
-                module: m.name().to_owned(),
-                offset: file_off,
-                file: None,
-                line: None,
-                inlined: false,
-            }]
-        };
         match &loc.symbols {
             // Stubs have no symbol; the nearest one before them is not theirs.
             _ if let Some((at, name)) = self.plt(key, loc).name(vaddr) => vec![Frame {
@@ -357,10 +337,10 @@ impl Symbolizer {
                         }
                         frames
                     }
-                    _ => unresolved(),
+                    _ => unresolved(m, file_off),
                 }
             }
-            None => unresolved(),
+            None => unresolved(m, file_off),
         }
     }
 
@@ -386,6 +366,18 @@ impl Symbolizer {
     pub fn into_cache(self) -> SymCache {
         self.s.cache
     }
+}
+
+/// The one frame of an address that could not be named: `module+0xoffset`.
+fn unresolved(m: &Mapping, file_off: u64) -> Vec<Frame> {
+    vec![Frame {
+        function: None,
+        module: m.name().to_owned(),
+        offset: file_off,
+        file: None,
+        line: None,
+        inlined: false,
+    }]
 }
 
 /// A read-only mapping of a binary or debug file, for parsers that look at
