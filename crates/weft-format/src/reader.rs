@@ -559,6 +559,26 @@ fn index_events(
     errors
 }
 
+/// What a merge by time does next (format.md §7).
+enum Step {
+    /// Hand out the earliest loaded record.
+    Yield,
+    /// Load the next pending chunk first: it may hold an earlier record.
+    Load,
+    Done,
+}
+
+/// `top`: the time of the earliest loaded record; `pending`: the chunks not
+/// yet loaded, the next one last.
+fn step(top: Option<u64>, pending: &[ChunkInfo]) -> Step {
+    match (top, pending.last().map(|c| c.header.min_ts)) {
+        (Some(t), Some(m)) if t < m => Step::Yield,
+        (Some(_), None) => Step::Yield,
+        (_, Some(_)) => Step::Load,
+        (None, None) => Step::Done,
+    }
+}
+
 /// The unread records of one loaded chunk, sorted by time.
 struct Run {
     next_ts: u64,
@@ -678,12 +698,9 @@ impl Iterator for Records<'_> {
             if let Some(e) = self.errors.pop_front() {
                 return Some(Err(e));
             }
-            let next_min = self.pending.last().map(|c| c.header.min_ts);
-            let top = self.active.peek().map(|Reverse(r)| r.next_ts);
-            match (top, next_min) {
-                (Some(t), Some(m)) if t < m => {}
-                (Some(_), None) => {}
-                (_, Some(_)) => {
+            match step(self.active.peek().map(|Reverse(r)| r.next_ts), &self.pending) {
+                Step::Yield => {}
+                Step::Load => {
                     let Some(c) = self.pending.pop() else {
                         continue;
                     };
@@ -704,7 +721,7 @@ impl Iterator for Records<'_> {
                     }
                     continue;
                 }
-                (None, None) => return None,
+                Step::Done => return None,
             }
             let mut run = self.active.peek_mut()?;
             let rec = run.0.recs.next();
@@ -814,12 +831,9 @@ impl Views<'_> {
             if let Some(e) = self.errors.pop_front() {
                 return Some(Err(e));
             }
-            let next_min = self.pending.last().map(|c| c.header.min_ts);
-            let top = self.active.peek().map(|Reverse((t, _, _))| *t);
-            match (top, next_min) {
-                (Some(t), Some(m)) if t < m => {}
-                (Some(_), None) => {}
-                (_, Some(_)) => {
+            match step(self.active.peek().map(|Reverse((t, _, _))| *t), &self.pending) {
+                Step::Yield => {}
+                Step::Load => {
                     let Some(c) = self.pending.pop() else {
                         continue;
                     };
@@ -839,7 +853,7 @@ impl Views<'_> {
                     }
                     continue;
                 }
-                (None, None) => return None,
+                Step::Done => return None,
             }
             // The head of the earliest chunk moves on in place (one sift,
             // not a pop and a push).
