@@ -383,7 +383,11 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
     let mut addr_cache: HashMap<(usize, u64, bool), Vec<usize>> = HashMap::new();
     // Raw stack id -> its symbolized key (with `times`).
     let mut raw_stack: Vec<Option<StackKey>> = if opts.times { vec![None; raws.len()] } else { Vec::new() };
-    for (raw, (maps, count, raw_id)) in &raws {
+    // In the order the stacks were first seen: frames are numbered as they
+    // are met, and the output must not depend on the hash order.
+    let mut in_order: Vec<_> = raws.iter().collect();
+    in_order.sort_unstable_by_key(|(_, (_, _, raw_id))| *raw_id);
+    for (raw, (maps, count, raw_id)) in in_order {
         out.samples += count;
         // Leaf first, then reversed to root first.
         let mut ids: Vec<usize> = Vec::new();
@@ -500,8 +504,11 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             count,
         })
         .collect();
-    out.stacks
-        .sort_by(|a, b| b.count.cmp(&a.count).then(a.frames.cmp(&b.frames)));
+    out.stacks.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.frames, a.pid, a.tid).cmp(&(&b.frames, b.pid, b.tid)))
+    });
     if opts.times {
         let index: HashMap<(u32, u32, &[usize]), usize> = out
             .stacks

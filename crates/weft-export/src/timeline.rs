@@ -366,7 +366,9 @@ pub(crate) fn walk<S: Sink>(trace: &Trace, sink: S) -> Result<(S, ExportSummary)
             }
         }
     }
-    let open: Vec<u32> = w.open.keys().copied().collect();
+    // In thread order: the output must not depend on the hash order.
+    let mut open: Vec<u32> = w.open.keys().copied().collect();
+    open.sort_unstable();
     let last = w.last_ts;
     for tid in open {
         w.close_open(tid, last, "still running when recording stopped")?;

@@ -132,6 +132,18 @@ fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("open it at https://ui.perfetto.dev"), "{err}");
+    // Exported again, the same bytes: nothing may follow a hash order.
+    let again = dir.path().join("again.pftrace");
+    let out = run(weft()
+        .arg("export")
+        .arg(&trace)
+        .args(["--format", "perfetto", "-o"])
+        .arg(&again));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        std::fs::read(&pf).expect("export") == std::fs::read(&again).expect("export"),
+        "two Perfetto exports of one trace differ"
+    );
     let read = run(std::process::Command::new("python3").arg(&check).arg(&pf));
     assert!(read.status.success(), "{}", text(&read.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&read.stdout).expect("json");
