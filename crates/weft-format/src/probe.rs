@@ -14,7 +14,7 @@ use weft_probe_abi::layout::{committed_record, RECORD_HEADER_LEN};
 use weft_probe_abi::payload::{self, ValueRef};
 
 use crate::schema::{Schema, SchemaId};
-use crate::view::{Encoding, FieldRef, Head, Visit};
+use crate::view::{FieldRef, Head, Visit};
 use crate::wire::{put_uvarint, Cursor, WireResult};
 
 /// Ticks to CLOCK_MONOTONIC nanoseconds on one straight line:
@@ -152,7 +152,7 @@ pub(crate) type Bad = (usize, String);
 /// Decodes a probe chunk's payload. Runs before a malformed run head are
 /// kept; a record that fails its checks is skipped (its length frames the
 /// next one, else the rest of the run is given up).
-pub(crate) fn index(payload: &[u8], schemas: &HashMap<u32, Schema>, visit: &mut Visit<'_>, errors: &mut Vec<Bad>) {
+pub(crate) fn index(payload: &[u8], schemas: &HashMap<u32, Schema>, visit: &mut impl Visit, errors: &mut Vec<Bad>) {
     let Some(split) = payload.len().checked_sub(4) else {
         errors.push((0, "probe chunk shorter than its index length".into()));
         return;
@@ -199,7 +199,7 @@ fn decode_run(
     area: &[u8],
     at: &mut usize,
     schemas: &HashMap<u32, Schema>,
-    visit: &mut Visit<'_>,
+    visit: &mut impl Visit,
     errors: &mut Vec<Bad>,
     unknown: &mut u64,
 ) -> WireResult<()> {
@@ -266,7 +266,6 @@ fn decode_run(
             cpu: 0,
             start: (base + pos - h.len as usize + RECORD_HEADER_LEN) as u32,
             len: body.len() as u32,
-            encoding: Encoding::Probe,
         };
         match visit(schema, head, body) {
             Ok(()) => {}

@@ -363,6 +363,7 @@ impl Trace {
             recycle: indexer.is_some().then_some(recycle),
             indexer,
             spent: None,
+            run: None,
         }
     }
 
@@ -457,6 +458,7 @@ fn decode_events(
     scratch: &mut Scratch,
 ) -> (Vec<Record>, Vec<FormatError>) {
     let mut out = Vec::with_capacity(c.header.records.min(1 << 20) as usize);
+    let encoding = Encoding::of(c.header.kind);
     let errors = index_events(source, schemas, c, scratch, &mut |schema, h, body| {
         out.push(Record {
             schema: schema.id,
@@ -464,7 +466,7 @@ fn decode_events(
             cpu: h.cpu.checked_sub(1),
             pid: h.pid,
             tid: h.tid,
-            fields: decode(schema, h.encoding, body)?,
+            fields: decode(schema, encoding, body)?,
         });
         Ok(())
     });
@@ -480,7 +482,7 @@ fn index_events(
     schemas: &HashMap<u32, Schema>,
     c: &ChunkInfo,
     scratch: &mut Scratch,
-    visit: &mut Visit<'_>,
+    visit: &mut impl Visit,
 ) -> Vec<FormatError> {
     let mut errors = Vec::new();
     if let Err(e) = payload(source, c, scratch) {
@@ -543,7 +545,6 @@ fn index_events(
             cpu: head.cpu.map_or(0, |c| c.saturating_add(1)),
             start: body_start as u32,
             len: body.len() as u32,
-            encoding: Encoding::Wire,
         };
         match visit(schema, h, body) {
             Ok(()) => {}
@@ -752,6 +753,7 @@ fn decode_kv(c: &mut Cursor) -> Result<Vec<(String, String)>, (usize, String)> {
 #[derive(Default)]
 struct Indexed {
     payload: Vec<u8>,
+    encoding: Encoding,
     heads: Vec<Head>,
     next: usize,
 }
@@ -769,8 +771,10 @@ fn index_chunk(
     let heads = &mut into.heads;
     heads.clear();
     heads.reserve(c.header.records.min(1 << 20) as usize);
+    into.encoding = Encoding::of(c.header.kind);
+    let encoding = into.encoding;
     let errors = index_events(source, schemas, c, scratch, &mut |schema, h, body| {
-        check(schema, h.encoding, body)?;
+        check(schema, encoding, body)?;
         heads.push(h);
         Ok(())
     });
@@ -801,9 +805,23 @@ pub struct Views<'a> {
     recycle: Option<mpsc::Sender<Indexed>>,
     /// A slot whose last record was handed out: freed on the next call.
     spent: Option<usize>,
+    /// The slot at the top of `active` and the time before which its
+    /// records come before every other chunk's, loaded or not: they are
+    /// handed out without touching the heap, whose key for that slot is
+    /// brought up to date when the run ends.
+    run: Option<(usize, u64)>,
 }
 
-impl Views<'_> {
+impl<'a> Views<'a> {
+    #[inline]
+    fn schema_of(&self, id: u32) -> Option<&'a Schema> {
+        match self.dense.get(id as usize) {
+            Some(s) => *s,
+            None if self.dense.is_empty() => self.trace.schemas.get(&id),
+            None => None,
+        }
+    }
+
     fn load(&mut self, c: &ChunkInfo) -> IndexedChunk {
         let got = self.indexer.as_mut().and_then(|w| w.take(c, self.pending.last()));
         got.unwrap_or_else(|| {
@@ -819,7 +837,77 @@ impl Views<'_> {
 
     /// The next record in time order, or a problem met on the way.
     #[allow(clippy::should_implement_trait)]
+    #[inline(always)]
     pub fn next(&mut self) -> Option<Result<RecordView<'_>, FormatError>> {
+        // Inlined, with the view made in one place, the common case keeps
+        // it in registers: a view returned through memory had its fields
+        // written in pieces and read back whole, which stalls.
+        loop {
+            let (slot, head) = match self.next_in_run() {
+                Some(next) => next,
+                None => match self.next_merged()? {
+                    Ok(next) => next,
+                    Err(e) => return Some(Err(e)),
+                },
+            };
+            // Indexing kept only records of known schemas.
+            if self.viewable(slot, &head) {
+                return self.view(slot, &head).map(Ok);
+            }
+        }
+    }
+
+    /// Whether `head` in `slot` can be viewed (its schema is known; indexing
+    /// kept only such records).
+    #[inline(always)]
+    fn viewable(&self, slot: usize, head: &Head) -> bool {
+        self.schema_of(head.schema).is_some() && matches!(self.live.get(slot), Some(Some(_)))
+    }
+
+    #[inline(always)]
+    fn view(&self, slot: usize, head: &Head) -> Option<RecordView<'_>> {
+        let chunk = self.live.get(slot)?.as_ref()?;
+        Some(RecordView::new(
+            self.schema_of(head.schema)?,
+            head,
+            chunk.encoding,
+            &chunk.payload,
+        ))
+    }
+
+    /// The next record of the current run, if it goes on.
+    #[inline(always)]
+    fn next_in_run(&mut self) -> Option<(usize, Head)> {
+        let (slot, before) = self.run?;
+        if let Some(chunk) = self.live.get_mut(slot).and_then(Option::as_mut) {
+            let head = chunk.heads.get(chunk.next).copied();
+            // Never the chunk's last record: handing that one out frees the slot.
+            match head {
+                Some(head) if head.ts < before && chunk.next + 1 < chunk.heads.len() => {
+                    chunk.next += 1;
+                    return Some((slot, head));
+                }
+                Some(head) => {
+                    if let Some(mut top) = self.active.peek_mut() {
+                        if top.0 .2 == slot {
+                            top.0 .0 = head.ts;
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        self.run = None;
+        None
+    }
+
+    /// The next record by the merge of the loaded chunks, loading the next
+    /// one when it may hold earlier records.
+    #[inline(never)]
+    fn next_merged(&mut self) -> Option<Result<(usize, Head), FormatError>> {
+        if let Some(next) = self.next_in_run() {
+            return Some(Ok(next));
+        }
         loop {
             if let Some(slot) = self.spent.take() {
                 if let Some(done) = self.live.get_mut(slot).and_then(Option::take) {
@@ -869,21 +957,23 @@ impl Views<'_> {
             };
             chunk.next += 1;
             match chunk.heads.get(chunk.next) {
-                Some(n) => top.0 .0 = n.ts,
+                Some(n) => {
+                    top.0 .0 = n.ts;
+                    drop(top);
+                    // Until the next chunk to load or the next loaded chunk
+                    // starts, this chunk's records come first.
+                    let others = self.active.iter().filter(|Reverse((_, _, s))| *s != slot);
+                    let others = others.map(|Reverse((t, _, _))| *t).min();
+                    let load = self.pending.last().map(|c| c.header.min_ts);
+                    let before = others.unwrap_or(u64::MAX).min(load.unwrap_or(u64::MAX));
+                    self.run = Some((slot, before));
+                }
                 None => {
                     std::collections::binary_heap::PeekMut::pop(top);
                     self.spent = Some(slot);
                 }
             }
-            let schema = match self.dense.get(head.schema as usize) {
-                Some(s) => *s,
-                None if self.dense.is_empty() => self.trace.schemas.get(&head.schema),
-                None => None,
-            };
-            // Indexing kept only records of known schemas.
-            let Some(schema) = schema else { continue };
-            let chunk = self.live[slot].as_ref()?;
-            return Some(Ok(RecordView::new(schema, &head, &chunk.payload)));
+            return Some(Ok((slot, head)));
         }
     }
 }

@@ -96,6 +96,7 @@ pub(crate) struct RecordHead {
     pub tid: u32,
 }
 
+#[inline(always)]
 pub(crate) fn decode_head(c: &mut Cursor, prev_ts: u64) -> WireResult<(RecordHead, usize)> {
     let schema = SchemaId(c.u32v()?);
     let at = c.pos();

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use crate::record::{Record, Value};
 use crate::schema::{FieldType, Schema};
-use crate::wire::{Cursor, WireResult};
+use crate::wire::{skip_varint, Cursor, WireResult};
 
 /// One field of a record, borrowed from the chunk's payload.
 #[derive(Debug, Clone, Copy)]
@@ -71,12 +71,25 @@ impl Iterator for U64s<'_> {
 impl ExactSizeIterator for U64s<'_> {}
 
 /// How a record's body is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// A word wide: a one-byte store read back with the view's other words
+// stalled the reader's hottest loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u64)]
 pub(crate) enum Encoding {
     /// Varints and length-prefixed bytes (events chunks).
+    #[default]
     Wire,
     /// As weft-probe wrote it: little-endian, u16-prefixed bytes (probe chunks).
     Probe,
+}
+
+impl Encoding {
+    pub(crate) fn of(kind: crate::chunk::ChunkKind) -> Encoding {
+        match kind {
+            crate::chunk::ChunkKind::Probe => Encoding::Probe,
+            _ => Encoding::Wire,
+        }
+    }
 }
 
 /// A record whose fields are read from the chunk it lives in.
@@ -93,7 +106,7 @@ pub struct RecordView<'a> {
 }
 
 impl<'a> RecordView<'a> {
-    pub(crate) fn new(schema: &'a Schema, head: &Head, payload: &'a [u8]) -> RecordView<'a> {
+    pub(crate) fn new(schema: &'a Schema, head: &Head, encoding: Encoding, payload: &'a [u8]) -> RecordView<'a> {
         let body = payload
             .get(head.start as usize..head.start as usize + head.len as usize)
             .unwrap_or(&[]);
@@ -104,24 +117,64 @@ impl<'a> RecordView<'a> {
             pid: head.pid,
             tid: head.tid,
             body,
-            encoding: head.encoding,
+            encoding,
         }
     }
 
     /// Field `i`, decoded from the payload (the ones before it are skipped).
+    #[inline]
     pub fn field(&self, i: usize) -> Option<FieldRef<'a>> {
-        let mut got = None;
-        let _ = walk(self.schema, self.encoding, self.body, |at, v| {
-            if at == i {
-                got = Some(v);
-                return false;
+        match self.encoding {
+            Encoding::Wire => {
+                let (mut c, ty) = self.seek(i)?;
+                wire_field(&mut c, ty, self.body).ok()
             }
-            true
-        });
-        got
+            Encoding::Probe => {
+                let mut got = None;
+                let _ = walk(self.schema, self.encoding, self.body, |at, v| {
+                    if at == i {
+                        got = Some(v);
+                        return false;
+                    }
+                    true
+                });
+                got
+            }
+        }
     }
 
+    /// A standard-encoded body's cursor at field `i`, and the field's type.
+    #[inline(always)]
+    fn seek(&self, i: usize) -> Option<(Cursor<'a>, FieldType)> {
+        let (before, rest) = self.schema.fields.split_at_checked(i)?;
+        let ty = rest.first()?.ty;
+        let mut c = Cursor::new(self.body);
+        for f in before {
+            wire_skip(&mut c, f.ty)?;
+        }
+        Some((c, ty))
+    }
+
+    /// An integer or bool field of a standard-encoded body, decoded without
+    /// going through `FieldRef` (the hot path of most analyses).
+    #[inline(always)]
+    fn wire_int(&self, i: usize) -> Option<i128> {
+        let (mut c, ty) = self.seek(i)?;
+        match ty {
+            FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
+                c.uvarint().ok().map(i128::from)
+            }
+            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => c.ivarint().ok().map(i128::from),
+            FieldType::Bool => c.u8().ok().map(|b| i128::from(b != 0)),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
     pub fn u64(&self, i: usize) -> u64 {
+        if self.encoding == Encoding::Wire {
+            return self.wire_int(i).map_or(0, |v| v as u64);
+        }
         match self.field(i) {
             Some(FieldRef::U64(v)) => v,
             Some(FieldRef::I64(v)) => v as u64,
@@ -130,7 +183,11 @@ impl<'a> RecordView<'a> {
         }
     }
 
+    #[inline(always)]
     pub fn i64(&self, i: usize) -> i64 {
+        if self.encoding == Encoding::Wire {
+            return self.wire_int(i).map_or(0, |v| v as i64);
+        }
         match self.field(i) {
             Some(FieldRef::U64(v)) => v as i64,
             Some(FieldRef::I64(v)) => v,
@@ -139,11 +196,13 @@ impl<'a> RecordView<'a> {
         }
     }
 
+    #[inline]
     pub fn bool(&self, i: usize) -> bool {
         matches!(self.field(i), Some(FieldRef::Bool(true)))
     }
 
     /// A string field (invalid UTF-8 replaced, as `Record` has it).
+    #[inline]
     pub fn str(&self, i: usize) -> Cow<'a, str> {
         match self.field(i) {
             Some(FieldRef::Str(s)) => String::from_utf8_lossy(s),
@@ -152,6 +211,7 @@ impl<'a> RecordView<'a> {
     }
 
     /// A `Bytes` (or string) field's bytes; empty when it is missing.
+    #[inline]
     pub fn bytes(&self, i: usize) -> &'a [u8] {
         match self.field(i) {
             Some(FieldRef::Str(s) | FieldRef::Bytes(s)) => s,
@@ -160,6 +220,7 @@ impl<'a> RecordView<'a> {
     }
 
     /// A `U64Array` field; empty when it is missing or of another type.
+    #[inline]
     pub fn u64s(&self, i: usize) -> U64s<'a> {
         match self.field(i) {
             Some(FieldRef::U64s(a)) => a,
@@ -196,12 +257,13 @@ pub(crate) struct Head {
     pub cpu: u32,
     pub start: u32,
     pub len: u32,
-    pub encoding: Encoding,
 }
 
 /// What indexing a chunk does with each record of a known schema: check
 /// it, or decode it. An error is (offset in the body, why).
-pub(crate) type Visit<'v> = dyn FnMut(&Schema, Head, &[u8]) -> Result<(), (usize, String)> + 'v;
+/// (Generic, not `dyn`: it runs once per record.)
+pub(crate) trait Visit: FnMut(&Schema, Head, &[u8]) -> Result<(), (usize, String)> {}
+impl<F: FnMut(&Schema, Head, &[u8]) -> Result<(), (usize, String)>> Visit for F {}
 
 /// Every field of a body, owned; an error says where it stopped decoding.
 pub(crate) fn decode(schema: &Schema, encoding: Encoding, body: &[u8]) -> Result<Vec<Value>, (usize, String)> {
@@ -276,45 +338,66 @@ pub(crate) fn walk<'a>(
 fn walk_wire<'a>(schema: &Schema, body: &'a [u8], mut f: impl FnMut(usize, FieldRef<'a>) -> bool) -> WireResult<()> {
     let mut c = Cursor::new(body);
     for (i, field) in schema.fields.iter().enumerate() {
-        let v = match field.ty {
-            FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
-                FieldRef::U64(c.uvarint()?)
-            }
-            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => FieldRef::I64(c.ivarint()?),
-            FieldType::F64 => {
-                let b = c.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                FieldRef::F64(f64::from_le_bytes(a))
-            }
-            FieldType::Bool => FieldRef::Bool(c.u8()? != 0),
-            FieldType::Str => FieldRef::Str(c.bytes()?),
-            FieldType::Bytes => FieldRef::Bytes(c.bytes()?),
-            FieldType::U64Array => {
-                let at = c.pos();
-                let n = c.uvarint()?;
-                // Each element takes at least one byte.
-                if n > body.len() as u64 {
-                    return Err((at, format!("array of {n} elements in a {} byte record", body.len())));
-                }
-                let start = c.pos();
-                for _ in 0..n {
-                    c.uvarint()?;
-                }
-                FieldRef::U64s(U64s {
-                    left: n as usize,
-                    bytes: &body[start..c.pos()],
-                })
-            }
-        };
-        if !f(i, v) {
+        if !f(i, wire_field(&mut c, field.ty, body)?) {
             break;
         }
     }
     Ok(())
 }
 
+/// Moves `c` past a standard-encoded field of type `ty`.
+#[inline(always)]
+fn wire_skip(c: &mut Cursor, ty: FieldType) -> Option<()> {
+    match ty {
+        FieldType::F64 => c.take(8).ok().map(drop),
+        FieldType::Bool => c.take(1).ok().map(drop),
+        FieldType::Str | FieldType::Bytes => c.bytes().ok().map(drop),
+        FieldType::U64Array => {
+            let n = c.uvarint().ok()?;
+            (0..n).try_for_each(|_| c.uvarint().ok().map(drop))
+        }
+        _ => c.uvarint().ok().map(drop),
+    }
+}
+
+/// The standard-encoded field of type `ty` at `c` (in `body`).
+#[inline]
+fn wire_field<'a>(c: &mut Cursor<'a>, ty: FieldType, body: &'a [u8]) -> WireResult<FieldRef<'a>> {
+    Ok(match ty {
+        FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
+            FieldRef::U64(c.uvarint()?)
+        }
+        FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => FieldRef::I64(c.ivarint()?),
+        FieldType::F64 => {
+            let b = c.take(8)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            FieldRef::F64(f64::from_le_bytes(a))
+        }
+        FieldType::Bool => FieldRef::Bool(c.u8()? != 0),
+        FieldType::Str => FieldRef::Str(c.bytes()?),
+        FieldType::Bytes => FieldRef::Bytes(c.bytes()?),
+        FieldType::U64Array => {
+            let at = c.pos();
+            let n = c.uvarint()?;
+            // Each element takes at least one byte.
+            if n > body.len() as u64 {
+                return Err((at, format!("array of {n} elements in a {} byte record", body.len())));
+            }
+            let start = c.pos();
+            for _ in 0..n {
+                c.uvarint()?;
+            }
+            FieldRef::U64s(U64s {
+                left: n as usize,
+                bytes: &body[start..c.pos()],
+            })
+        }
+    })
+}
+
 /// Checks that every field of a body decodes.
+#[inline(always)]
 pub(crate) fn check(schema: &Schema, encoding: Encoding, body: &[u8]) -> Result<(), (usize, String)> {
     match encoding {
         // Skipping a varint is cheaper than decoding it; on any doubt the
@@ -327,6 +410,7 @@ pub(crate) fn check(schema: &Schema, encoding: Encoding, body: &[u8]) -> Result<
 }
 
 /// The bytes a probe record's fields take when none has a variable size.
+#[inline(always)]
 fn fixed_size(schema: &Schema) -> Option<usize> {
     schema.fields.iter().try_fold(0usize, |n, f| {
         let size = match f.ty {
@@ -341,24 +425,15 @@ fn fixed_size(schema: &Schema) -> Option<usize> {
 }
 
 /// Whether every field of a standard-encoded body can be skipped over.
+#[inline(always)]
 fn skips(schema: &Schema, body: &[u8]) -> bool {
     let mut pos = 0usize;
-    // Past one varint: at most 10 bytes, the last without the high bit.
-    let varint = |pos: &mut usize| -> Option<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = *body.get(*pos)?;
-            *pos += 1;
-            if i < 9 {
-                v |= u64::from(b & 0x7f) << (7 * i);
-            } else if b > 1 {
-                return None;
-            }
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
+    // A length or count: its value is needed.
+    let value = |pos: &mut usize| -> Option<u64> {
+        let mut c = Cursor::at(body, *pos);
+        let v = c.uvarint().ok()?;
+        *pos = c.pos();
+        Some(v)
     };
     for f in &schema.fields {
         let ok = match f.ty {
@@ -370,7 +445,7 @@ fn skips(schema: &Schema, body: &[u8]) -> bool {
             | FieldType::I8
             | FieldType::I16
             | FieldType::I32
-            | FieldType::I64 => varint(&mut pos).is_some(),
+            | FieldType::I64 => skip_varint(body, pos).map(|end| pos = end).is_some(),
             FieldType::F64 => {
                 pos += 8;
                 pos <= body.len()
@@ -379,15 +454,17 @@ fn skips(schema: &Schema, body: &[u8]) -> bool {
                 pos += 1;
                 pos <= body.len()
             }
-            FieldType::Str | FieldType::Bytes => match varint(&mut pos) {
+            FieldType::Str | FieldType::Bytes => match value(&mut pos) {
                 Some(n) if n <= (body.len() - pos) as u64 => {
                     pos += n as usize;
                     true
                 }
                 _ => false,
             },
-            FieldType::U64Array => match varint(&mut pos) {
-                Some(n) if n <= body.len() as u64 => (0..n).all(|_| varint(&mut pos).is_some()),
+            FieldType::U64Array => match value(&mut pos) {
+                Some(n) if n <= body.len() as u64 => {
+                    (0..n).all(|_| skip_varint(body, pos).map(|end| pos = end).is_some())
+                }
                 _ => false,
             },
         };

@@ -148,6 +148,33 @@ fn merge_orders_overlapping_chunks() {
     views_agree_with_records(&t);
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Chunks whose time ranges overlap, nest and tie (as per-CPU batches
+    /// do): views hand out runs of one chunk without the merge heap, and
+    /// must still give the order `records` gives, which is sorted by time.
+    #[test]
+    fn overlapping_chunks_merge_alike(chunks in proptest::collection::vec(proptest::collection::vec(0u64..40, 1..30), 1..8)) {
+        let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+        let s = w.add_schema(Schema::new("t:x", &[("c", FieldType::U64), ("i", FieldType::U64)]));
+        let mut buf = RecordBuf::new();
+        for (c, times) in chunks.iter().enumerate() {
+            let mut times = times.clone();
+            times.sort_unstable();
+            for (i, ts) in times.iter().enumerate() {
+                buf.record(s, *ts, Some(c as u32), 1, 1).u64(c as u64).u64(i as u64).finish();
+            }
+            w.write_events(&mut buf).unwrap();
+        }
+        let t = Trace::from_bytes(w.finish(&[]).unwrap()).unwrap();
+        views_agree_with_records(&t);
+        let ts: Vec<u64> = t.records().map(|r| r.unwrap().ts).collect();
+        prop_assert!(ts.is_sorted());
+        prop_assert_eq!(ts.len(), chunks.iter().map(Vec::len).sum::<usize>());
+    }
+}
+
 #[test]
 fn unsorted_chunk_decodes_exactly() {
     let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
