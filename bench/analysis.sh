@@ -14,6 +14,7 @@
 # output lines/s and peak RSS (GNU time's %M) of weft info, stats, dump,
 # mem --addr (one pass without the index; the first query, which writes
 # FILE.memidx; queries through it), export (perfetto, chrome, parquet);
+# weft info and dump again pinned to one CPU (taskset -c 0);
 # babeltrace2 (text and counter sink); perf script.
 #
 # Usage: bench/analysis.sh [--events N] [--runs R] [--out DIR]
@@ -29,14 +30,14 @@ while [[ $# -gt 0 ]]; do
 	--events) N=$2; shift 2 ;;
 	--runs) RUNS=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "bench/analysis.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
 die() { echo "bench/analysis.sh: $*" >&2; exit 1; }
 log() { echo "# $*" >&2; }
 [[ $(id -u) == 0 ]] || die "needs root (weft record, perf record of tracepoints, lttng-sessiond)"
-for t in perf lttng babeltrace2 /usr/bin/time cc cargo; do
+for t in perf lttng babeltrace2 /usr/bin/time cc cargo taskset; do
 	command -v "$t" >/dev/null || die "$t not found (apt-get install linux-perf lttng-tools liblttng-ust-dev babeltrace2 time gcc)"
 done
 
@@ -110,6 +111,10 @@ measure() {
 	rm -rf "$OUT/x.pftrace" "$OUT/x.json" "$OUT/x.parquet"
 	measure "perf-script(perf.data)" "$E_PERF" "$RUNS" perf script -i "$OUT/perf.data"
 	measure "weft-info(probe)" "$E_PROBE" "$RUNS" "$W" info "$OUT/probe.weft"
+	# Decoding on one core: the reader's indexing thread shares it.
+	measure "weft-info-1cpu(sys)" "$E_SYS" "$RUNS" taskset -c 0 "$W" info "$OUT/sys.weft"
+	measure "weft-info-1cpu(probe)" "$E_PROBE" "$RUNS" taskset -c 0 "$W" info "$OUT/probe.weft"
+	measure "weft-dump-1cpu(probe)" "$E_PROBE" "$RUNS" taskset -c 0 "$W" dump "$OUT/probe.weft"
 	measure "weft-dump(probe)" "$E_PROBE" "$RUNS" "$W" dump "$OUT/probe.weft"
 	measure "babeltrace2(ctf)" "$E_CTF" "$RUNS" babeltrace2 "$OUT/ctf"
 	measure "babeltrace2-counter(ctf)" "$E_CTF" "$RUNS" babeltrace2 "$OUT/ctf" -c sink.utils.counter

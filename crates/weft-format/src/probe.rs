@@ -239,6 +239,8 @@ fn decode_run(
         })?;
     *at += records.len();
     let mut pos = 0usize;
+    // A run holds few events, most often the same one again and again.
+    let mut last: Option<(u32, &Schema)> = None;
     while pos < records.len() {
         let rest = &records[pos..];
         let Some(h) = committed_record(rest) else {
@@ -250,10 +252,17 @@ fn decode_run(
         };
         let body = &rest[RECORD_HEADER_LEN..h.len as usize];
         pos += h.len as usize;
-        let schema = map
-            .binary_search_by_key(&h.event, |&(e, _)| e)
-            .ok()
-            .and_then(|i| schemas.get(&map[i].1));
+        let schema = match last {
+            Some((event, schema)) if event == h.event => Some(schema),
+            _ => {
+                let found = map
+                    .binary_search_by_key(&h.event, |&(e, _)| e)
+                    .ok()
+                    .and_then(|i| schemas.get(&map[i].1));
+                last = found.map(|s| (h.event, s));
+                found
+            }
+        };
         let Some(schema) = schema else {
             *unknown += 1;
             continue;

@@ -504,8 +504,9 @@ fn index_events(
     let mut cur = Cursor::new(payload);
     let mut prev_ts = 0u64;
     let mut unknown = 0u64;
-    // Most chunks hold a few schemas in long runs: remember the last one.
-    let mut last: Option<&Schema> = None;
+    // Records of a few schemas alternate (a syscall's enter and exit):
+    // remember the schemas met, by the low bits of their ids.
+    let mut seen: [Option<&Schema>; 16] = [None; 16];
     while !cur.is_empty() {
         let start = cur.pos();
         let (head, len) = match decode_head(&mut cur, prev_ts) {
@@ -524,11 +525,12 @@ fn index_events(
             }
         };
         prev_ts = head.ts;
-        let schema = match last {
+        let way = head.schema.0 as usize % seen.len();
+        let schema = match seen[way] {
             Some(s) if s.id == head.schema => s,
             _ => match schemas.get(&head.schema.0) {
                 Some(s) => {
-                    last = Some(s);
+                    seen[way] = Some(s);
                     s
                 }
                 None => {
