@@ -196,25 +196,23 @@ pub(crate) fn open_flags(out: &mut String, v: u64) {
 
 fn is_signed_ctype(ctype: &str) -> bool {
     let t = ctype.trim_start_matches("const ");
-    !t.contains("unsigned")
-        && !t.contains('*')
-        && matches!(
-            t,
-            "int"
-                | "long"
-                | "pid_t"
-                | "off_t"
-                | "loff_t"
-                | "key_t"
-                | "clockid_t"
-                | "timer_t"
-                | "mqd_t"
-                | "time_t"
-                | "__s32"
-                | "s32"
-                | "ssize_t"
-                | "long long"
-        )
+    matches!(
+        t,
+        "int"
+            | "long"
+            | "pid_t"
+            | "off_t"
+            | "loff_t"
+            | "key_t"
+            | "clockid_t"
+            | "timer_t"
+            | "mqd_t"
+            | "time_t"
+            | "__s32"
+            | "s32"
+            | "ssize_t"
+            | "long long"
+    )
 }
 
 fn is_32bit_ctype(ctype: &str) -> bool {
@@ -311,9 +309,12 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64, others:
         return;
     }
     let v = if is_32bit_ctype(ctype) { v & 0xffff_ffff } else { v };
-    if name.contains("addr") && v == 0 {
+    // (`str::contains` sets up a substring searcher on every call.)
+    let has = |part: &[u8]| name.as_bytes().windows(part.len()).any(|w| w == part);
+    let addr = has(b"addr");
+    if addr && v == 0 {
         out.push_str("NULL");
-    } else if name.contains("flags") || name.contains("addr") || v >= 1 << 32 {
+    } else if addr || has(b"flags") || v >= 1 << 32 {
         let _ = write!(out, "{v:#x}");
     } else {
         let _ = write!(out, "{v}");
@@ -329,17 +330,22 @@ pub fn format_args(entry: Option<&SyscallEntry>, args: &[u64]) -> String {
 /// `data` of the enter and exit records) in place of the pointers.
 pub fn format_call_args(entry: Option<&SyscallEntry>, args: &[u64], enter: &[u8], exit: &[u8]) -> String {
     let mut out = String::new();
-    for (i, (name, value)) in format_arg_values_with(entry, args, enter, exit).into_iter().enumerate() {
+    write_call_args(&mut out, entry, args, enter, exit);
+    out
+}
+
+/// As `format_call_args`, appending to `out` (one string for the whole
+/// call: no string per argument).
+pub fn write_call_args(out: &mut String, entry: Option<&SyscallEntry>, args: &[u64], enter: &[u8], exit: &[u8]) {
+    for_each_arg(entry, args, enter, exit, out, |out, i, name| {
         if i > 0 {
             out.push_str(", ");
         }
         if !name.is_empty() {
-            out.push_str(&name);
+            out.push_str(name);
             out.push('=');
         }
-        out.push_str(&value);
-    }
-    out
+    });
 }
 
 /// Each recorded argument as (name, value rendered as `format_args` does);
@@ -355,35 +361,63 @@ pub fn format_arg_values_with(
     enter: &[u8],
     exit: &[u8],
 ) -> Vec<(String, String)> {
-    let data = captured::by_arg(enter, exit);
+    let mut values = Vec::with_capacity(args.len());
+    let mut out = String::new();
+    let mut name_of = String::new();
+    let mut started = false;
+    for_each_arg(entry, args, enter, exit, &mut out, |out, _, name| {
+        if started {
+            values.push((std::mem::take(&mut name_of), std::mem::take(out)));
+        }
+        started = true;
+        name.clone_into(&mut name_of);
+    });
+    if started {
+        values.push((name_of, out));
+    }
+    values
+}
+
+/// Renders each argument's value into `out`, calling `before(out, index,
+/// name)` first (the name is empty for arguments the table does not describe).
+fn for_each_arg(
+    entry: Option<&SyscallEntry>,
+    args: &[u64],
+    enter: &[u8],
+    exit: &[u8],
+    out: &mut String,
+    mut before: impl FnMut(&mut String, usize, &str),
+) {
+    // Most calls capture nothing: skip splitting the data by argument.
+    let data = if enter.is_empty() && exit.is_empty() {
+        Default::default()
+    } else {
+        captured::by_arg(enter, exit)
+    };
     let others = |n: &str| {
         let e = entry?;
         let i = e.args.iter().position(|a| a.name == n)?;
         args.get(i).copied()
     };
-    args.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let mut out = String::new();
-            match entry.and_then(|e| Some((e, e.args.get(i)?))) {
-                Some((e, a)) => {
-                    let shown = data
-                        .get(i)
-                        .and_then(Option::as_ref)
-                        .and_then(|d| captured::render(&e.name, &a.name, &a.ctype, v, d));
-                    match shown {
-                        Some(s) => out = s,
-                        None => arg(&mut out, &e.name, &a.name, &a.ctype, v, &others),
-                    }
-                    (a.name.clone(), out)
-                }
-                None => {
-                    let _ = write!(out, "{v:#x}");
-                    (String::new(), out)
+    for (i, &v) in args.iter().enumerate() {
+        match entry.and_then(|e| Some((e, e.args.get(i)?))) {
+            Some((e, a)) => {
+                before(out, i, &a.name);
+                let shown = data
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .and_then(|d| captured::render(&e.name, &a.name, &a.ctype, v, d));
+                match shown {
+                    Some(s) => out.push_str(&s),
+                    None => arg(out, &e.name, &a.name, &a.ctype, v, &others),
                 }
             }
-        })
-        .collect()
+            None => {
+                before(out, i, "");
+                let _ = write!(out, "{v:#x}");
+            }
+        }
+    }
 }
 
 /// Syscalls whose return value is an address.

@@ -303,19 +303,22 @@ pub fn flags(out: &mut String, v: u64, table: &[(u64, &str)]) {
         return;
     }
     let mut rest = v;
-    let mut names = Vec::new();
+    let mut named = false;
     // Multi-bit entries (STATX_BASIC_STATS, O_SYNC) match whole, before their parts.
     for multi in [true, false] {
         for &(bit, name) in table {
             if bit != 0 && (bit.count_ones() > 1) == multi && rest & bit == bit {
-                names.push(name);
+                if named {
+                    out.push('|');
+                }
+                out.push_str(name);
+                named = true;
                 rest &= !bit;
             }
         }
     }
-    out.push_str(&names.join("|"));
     if rest != 0 {
-        if !names.is_empty() {
+        if named {
             out.push('|');
         }
         let _ = write!(out, "{rest:#x}");

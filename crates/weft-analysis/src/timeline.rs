@@ -1,14 +1,17 @@
 //! The merged timeline `weft dump` prints: one line per event in timestamp
 //! order, a syscall's entry and return joined into one line as strace does.
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use ahash::AHashMap as HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use weft_format::{std_schemas as s, FormatError, Record, Records, Schema, Trace, Value};
 
-use crate::args::{format_arg_values, format_arg_values_with, format_call_args, format_return};
+use crate::args::{format_arg_values, format_arg_values_with, format_return, write_call_args};
 use crate::fds::{is_fd_arg, Call, FdTables};
 use crate::kinds::{ExitState, Kind, Kinds};
 use crate::names::{default_is_fatal, si_code_name, signal_name};
@@ -134,7 +137,7 @@ pub struct Carry {
     fds: FdTables,
     fd_paths: bool,
     comms: HashMap<u32, Arc<str>>,
-    exits: HashMap<u32, ExitState>,
+    exits: std::collections::HashMap<u32, ExitState>,
     spans: HashMap<(u32, u64), u64>,
     /// Time of the last record read (where damage met next is placed).
     last_ts: u64,
@@ -152,7 +155,7 @@ impl Carry {
             fds: FdTables::default(),
             fd_paths,
             comms: HashMap::new(),
-            exits: HashMap::new(),
+            exits: std::collections::HashMap::new(),
             spans: HashMap::new(),
             last_ts: 0,
         }
@@ -226,7 +229,12 @@ impl<'t> Timeline<'t> {
         let name = self.syscall_name(nr);
         let entry = self.trace.syscalls.get(nr);
         if !self.st.fd_paths {
-            return format!("{name}({})", format_call_args(entry, args, enter, exit));
+            let mut text = String::with_capacity(96);
+            text.push_str(&name);
+            text.push('(');
+            write_call_args(&mut text, entry, args, enter, exit);
+            text.push(')');
+            return text;
         }
         let parts: Vec<String> = format_arg_values_with(entry, args, enter, exit)
             .into_iter()
@@ -249,8 +257,12 @@ impl<'t> Timeline<'t> {
         format!("{name}({})", parts.join(", "))
     }
 
-    fn syscall_name(&self, nr: u32) -> String {
-        self.trace.syscalls.name(nr)
+    /// Borrowed from the trace's table (a name is looked up twice a call).
+    fn syscall_name(&self, nr: u32) -> Cow<'t, str> {
+        match self.trace.syscalls.get(nr) {
+            Some(e) => Cow::Borrowed(e.name.as_str()),
+            None => Cow::Owned(format!("syscall_{nr}")),
+        }
     }
 
     fn comm(&self, tid: u32) -> Arc<str> {
