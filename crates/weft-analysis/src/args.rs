@@ -195,7 +195,7 @@ pub(crate) fn open_flags(out: &mut String, v: u64) {
 }
 
 fn is_signed_ctype(ctype: &str) -> bool {
-    let t = ctype.trim_start_matches("const ");
+    let t = ctype.strip_prefix("const ").unwrap_or(ctype);
     matches!(
         t,
         "int"
@@ -216,7 +216,7 @@ fn is_signed_ctype(ctype: &str) -> bool {
 }
 
 fn is_32bit_ctype(ctype: &str) -> bool {
-    let t = ctype.trim_start_matches("const ");
+    let t = ctype.strip_prefix("const ").unwrap_or(ctype);
     matches!(
         t,
         "int"
@@ -427,13 +427,19 @@ fn returns_address(name: &str) -> bool {
 
 /// `= 0x7f...`, `= 3`, or `= -1 ENOENT (No such file or directory)`.
 pub fn format_return(name: &str, ret: i64) -> String {
+    let mut out = String::new();
+    write_return(&mut out, name, ret);
+    out
+}
+
+/// As `format_return`, appending to `out`.
+pub fn write_return(out: &mut String, name: &str, ret: i64) {
     if (-4095..0).contains(&ret) {
-        return format!("-1 {} ({})", errno_name(-ret), errno_desc(-ret));
-    }
-    if returns_address(name) {
-        format!("{:#x}", ret as u64)
+        let _ = write!(out, "-1 {} ({})", errno_name(-ret), errno_desc(-ret));
+    } else if returns_address(name) {
+        let _ = write!(out, "{:#x}", ret as u64);
     } else {
-        ret.to_string()
+        out.push_str(itoa::Buffer::new().format(ret));
     }
 }
 

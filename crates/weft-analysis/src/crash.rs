@@ -57,14 +57,14 @@ pub fn crashes(trace: &Trace, pids: &[u32], last: usize) -> Vec<Crash> {
                 // The next line is where the thread went.
                 waiting.insert(line.tid, (i, Some(line.clone())));
             } else {
-                out[i].outcome = match (line.event.as_str(), line.text.starts_with("+++ killed by")) {
+                out[i].outcome = match (&*line.event, line.text.starts_with("+++ killed by")) {
                     ("exit", true) => Outcome::Killed(line.text.clone()),
                     ("exit", false) => Outcome::HandledThenEnded(line.clone()),
                     _ => Outcome::Continued(line.clone()),
                 };
             }
         }
-        if line.event == "signal_deliver" {
+        if &*line.event == "signal_deliver" {
             let mut words = line.text.split_whitespace();
             let signal = words.next().unwrap_or("").to_owned();
             if CRASH_SIGNALS.contains(&signal.as_str()) {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use weft_format::{std_schemas as s, FormatError, Record, Records, Schema, Trace, Value};
 
-use crate::args::{format_arg_values, format_arg_values_with, format_return, write_call_args};
+use crate::args::{format_arg_values, format_arg_values_with, write_call_args, write_return};
 use crate::fds::{is_fd_arg, Call, FdTables};
 use crate::kinds::{ExitState, Kind, Kinds};
 use crate::names::{default_is_fatal, si_code_name, signal_name};
@@ -84,8 +84,9 @@ pub struct Line {
     pub tid: u32,
     /// Shared by the lines of one thread name.
     pub comm: Arc<str>,
-    /// Syscall name or event name (`fork`, `exec`, `signal_deliver`, ...).
-    pub event: String,
+    /// Syscall name or event name (`fork`, `exec`, `signal_deliver`, ...),
+    /// shared by the lines of one event.
+    pub event: Arc<str>,
     pub text: String,
 }
 
@@ -103,6 +104,16 @@ enum State {
 struct Slot {
     line: Line,
     state: State,
+}
+
+/// A thread's syscall between its entry and its return.
+#[derive(Default)]
+struct InFlight {
+    nr: u32,
+    args: Vec<u64>,
+    data: Vec<u8>,
+    /// False once its return was seen (the entry is kept for its vectors).
+    open: bool,
 }
 
 /// Iterator of timeline lines; see `problems` for damage met on the way.
@@ -131,8 +142,11 @@ pub struct Carry {
     open: HashMap<u32, u64>,
     split: HashMap<u32, (u32, u64)>,
     /// tid -> arguments and captured data of its syscall in progress,
-    /// to show what the call wrote when it returns.
-    calls: HashMap<u32, (u32, Vec<u64>, Vec<u8>)>,
+    /// to show what the call wrote when it returns. Entries stay until the
+    /// thread exits, so their vectors are reused call after call.
+    calls: HashMap<u32, InFlight>,
+    /// Event names, one allocation each however many lines show them.
+    names: ahash::AHashSet<Arc<str>>,
     /// Descriptor names, for `fd_paths`.
     fds: FdTables,
     fd_paths: bool,
@@ -152,6 +166,7 @@ impl Carry {
             open: HashMap::new(),
             split: HashMap::new(),
             calls: HashMap::new(),
+            names: ahash::AHashSet::new(),
             fds: FdTables::default(),
             fd_paths,
             comms: HashMap::new(),
@@ -280,13 +295,21 @@ impl<'t> Timeline<'t> {
                 .open
                 .insert(r.tid, self.st.front_seq + self.st.queue.len() as u64);
         }
+        let event = match self.st.names.get(event) {
+            Some(e) => e.clone(),
+            None => {
+                let e: Arc<str> = Arc::from(event);
+                self.st.names.insert(e.clone());
+                e
+            }
+        };
         self.st.queue.push_back(Slot {
             line: Line {
                 ts: r.ts,
                 pid: r.pid,
                 tid: r.tid,
                 comm,
-                event: event.into(),
+                event,
                 text,
             },
             state,
@@ -328,12 +351,18 @@ impl<'t> Timeline<'t> {
         match kind {
             Kind::SyscallEnter => {
                 let nr = r.u64(s::syscall_enter::NR) as u32;
-                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
+                let args = r.u64s(s::syscall_enter::ARGS);
                 let data = r.bytes(s::syscall_enter::DATA);
                 let name = self.syscall_name(nr);
-                let text = self.call_text(r.pid, nr, &args, data, &[]);
+                let text = self.call_text(r.pid, nr, args, data, &[]);
                 let code = args.first().map_or(0, |&c| (c & 0xff) as i64);
-                self.st.calls.insert(r.tid, (nr, args, data.to_vec()));
+                let call = self.st.calls.entry(r.tid).or_default();
+                call.nr = nr;
+                call.open = true;
+                call.args.clear();
+                call.args.extend_from_slice(args);
+                call.data.clear();
+                call.data.extend_from_slice(data);
                 // A thread has one syscall in flight; an older open one lost its return.
                 self.abandon(r.tid);
                 if name == "exit_group" || name == "exit" {
@@ -353,13 +382,23 @@ impl<'t> Timeline<'t> {
                 }
                 let ret = r.i64(s::syscall_exit::RET);
                 let name = self.syscall_name(nr);
-                let mut result = format_return(&name, ret);
+                let mut result = String::new();
+                write_return(&mut result, &name, ret);
                 // What the call wrote (read's buffer, stat's struct): the
                 // arguments again, with it in place of the pointers.
                 let exit_data = r.bytes(s::syscall_exit::DATA);
-                let call = self.st.calls.remove(&r.tid).filter(|(n, ..)| *n == nr);
+                // A return ends the call in flight, whichever it was.
+                let matched = self.st.calls.get_mut(&r.tid).is_some_and(|c| {
+                    let same = c.open && c.nr == nr;
+                    c.open = false;
+                    same
+                });
+                let call = match self.st.calls.get(&r.tid) {
+                    Some(c) if matched => Some((&c.args[..], &c.data[..])),
+                    _ => None,
+                };
                 // Descriptor names are kept only when they are shown (-y).
-                if let Some((_, args, enter)) = call.as_ref().filter(|_| self.st.fd_paths) {
+                if let Some((args, enter)) = call.filter(|_| self.st.fd_paths) {
                     let c = Call {
                         entry: self.trace.syscalls.get(nr),
                         args,
@@ -372,8 +411,8 @@ impl<'t> Timeline<'t> {
                         let _ = write!(result, "<{f}>");
                     }
                 }
-                let rewritten = match (&call, exit_data.is_empty()) {
-                    (Some((_, args, enter)), false) => {
+                let rewritten = match (call, exit_data.is_empty()) {
+                    (Some((args, enter)), false) => {
                         let entry = self.trace.syscalls.get(nr);
                         let all = self.call_text(r.pid, nr, args, enter, exit_data);
                         let outputs: Vec<String> = format_arg_values_with(entry, args, &[], exit_data)
@@ -398,7 +437,12 @@ impl<'t> Timeline<'t> {
                                 if let Some((text, _)) = &rewritten {
                                     slot.line.text.clone_from(text);
                                 }
-                                let _ = write!(slot.line.text, " = {result} <{}>", secs(r.ts.saturating_sub(enter_ts)));
+                                let text = &mut slot.line.text;
+                                text.push_str(" = ");
+                                text.push_str(&result);
+                                text.push_str(" <");
+                                write_secs(text, r.ts.saturating_sub(enter_ts));
+                                text.push('>');
                                 slot.state = State::Done;
                             }
                             return;
@@ -452,6 +496,7 @@ impl<'t> Timeline<'t> {
             }
             Kind::Exit => {
                 self.abandon(r.tid);
+                self.st.calls.remove(&r.tid);
                 let group_dead = matches!(r.fields.get(s::exit::GROUP_DEAD), Some(Value::Bool(true)));
                 let text = if group_dead {
                     self.st.fds.exit(r.pid);
@@ -700,7 +745,7 @@ impl Iterator for Timeline<'_> {
                             pid: 0,
                             tid: 0,
                             comm: Arc::from(""),
-                            event: "damage".into(),
+                            event: Arc::from("damage"),
                             text: format!("*** DAMAGED: {e}; the events it held are missing ***"),
                         },
                         state: State::Done,
@@ -741,5 +786,17 @@ pub fn show_value(v: &Value) -> String {
 
 /// Seconds with nanosecond resolution: `1.000012345`.
 pub fn secs(ns: u64) -> String {
-    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+    let mut out = String::with_capacity(20);
+    write_secs(&mut out, ns);
+    out
+}
+
+/// As `secs`, appending to `out`.
+pub fn write_secs(out: &mut String, ns: u64) {
+    let mut n = itoa::Buffer::new();
+    out.push_str(n.format(ns / 1_000_000_000));
+    out.push('.');
+    let frac = n.format(ns % 1_000_000_000);
+    out.push_str(&"000000000"[frac.len()..]);
+    out.push_str(frac);
 }

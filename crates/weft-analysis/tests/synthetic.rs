@@ -23,25 +23,23 @@ fn table() -> SyscallTable {
             })
             .collect()
     };
-    SyscallTable {
-        entries: vec![
-            SyscallEntry {
-                nr: READ,
-                name: "read".into(),
-                args: args(&["fd", "buf", "count"]),
-            },
-            SyscallEntry {
-                nr: WRITE,
-                name: "write".into(),
-                args: args(&["fd", "buf", "count"]),
-            },
-            SyscallEntry {
-                nr: EXIT_GROUP,
-                name: "exit_group".into(),
-                args: args(&["error_code"]),
-            },
-        ],
-    }
+    SyscallTable::new(vec![
+        SyscallEntry {
+            nr: READ,
+            name: "read".into(),
+            args: args(&["fd", "buf", "count"]),
+        },
+        SyscallEntry {
+            nr: WRITE,
+            name: "write".into(),
+            args: args(&["fd", "buf", "count"]),
+        },
+        SyscallEntry {
+            nr: EXIT_GROUP,
+            name: "exit_group".into(),
+            args: args(&["error_code"]),
+        },
+    ])
 }
 
 /// A trace written by `f`, in a temporary directory that lives as long as the path is used.

@@ -90,7 +90,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             continue;
         };
         let m = glob.compile_matcher();
-        if !seen.iter().any(|e| m.is_match(e)) {
+        if !seen.iter().any(|e| m.is_match(&**e)) {
             eprintln!(
                 "weft: warning: --event `{pattern}` matched nothing in this trace (events are syscall names such as openat, \
                  fork, exec, exit, comm, map, signal_generate, signal_deliver, lost, and weft-probe provider:event names; \

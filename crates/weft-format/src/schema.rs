@@ -2,6 +2,7 @@
 //! knowing who produced them (kernel collector, weft-probe, future uprobes).
 
 use crate::wire::{put_bytes, put_uvarint, Cursor, WireResult};
+use std::sync::OnceLock;
 
 /// Identifies a schema within one file. Assigned by the writer, dense from 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,18 +116,68 @@ impl SyscallEntry {
 }
 
 /// The recording machine's system calls, so a trace decodes on another machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct SyscallTable {
     pub entries: Vec<SyscallEntry>,
+    /// Position in `entries` by number, built on first use: a dump looks
+    /// up every record's syscall, and a binary search showed in profiles.
+    by_nr: OnceLock<Vec<u16>>,
 }
 
+impl PartialEq for SyscallTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for SyscallTable {}
+
+/// Numbers up to this are found through `by_nr`; any above (none on
+/// today's architectures) by a search.
+const DIRECT_NRS: usize = 4096;
+const NO_ENTRY: u16 = u16::MAX;
+
 impl SyscallTable {
+    pub fn new(entries: Vec<SyscallEntry>) -> SyscallTable {
+        SyscallTable {
+            entries,
+            by_nr: OnceLock::new(),
+        }
+    }
+
     /// The syscall's name, or `syscall_NR` for a number the table lacks.
     pub fn name(&self, nr: u32) -> String {
         self.get(nr).map_or_else(|| format!("syscall_{nr}"), |e| e.name.clone())
     }
 
+    #[inline]
     pub fn get(&self, nr: u32) -> Option<&SyscallEntry> {
+        let by_nr = self.by_nr.get_or_init(|| {
+            let mut t = Vec::new();
+            for (i, e) in self.entries.iter().enumerate() {
+                let n = e.nr as usize;
+                if n < DIRECT_NRS && i < usize::from(NO_ENTRY) {
+                    if t.len() <= n {
+                        t.resize(n + 1, NO_ENTRY);
+                    }
+                    if t[n] == NO_ENTRY {
+                        t[n] = i as u16;
+                    }
+                }
+            }
+            t
+        });
+        if let Some(&i) = by_nr.get(nr as usize) {
+            // Checked, since `entries` is public and may have changed.
+            if let Some(e) = self.entries.get(usize::from(i)).filter(|e| e.nr == nr) {
+                return Some(e);
+            }
+        }
+        self.search(nr)
+    }
+
+    #[cold]
+    fn search(&self, nr: u32) -> Option<&SyscallEntry> {
         // Entries are written sorted by number.
         self.entries
             .binary_search_by_key(&nr, |e| e.nr)
@@ -163,6 +214,6 @@ impl SyscallTable {
             entries.push(SyscallEntry { nr, name, args });
         }
         entries.sort_by_key(|e| e.nr);
-        Ok(SyscallTable { entries })
+        Ok(SyscallTable::new(entries))
     }
 }

@@ -21,16 +21,14 @@ fn sample_file(chunks: usize, per_chunk: usize) -> (Vec<u8>, usize) {
             ("f", FieldType::F64),
         ],
     ));
-    w.write_syscall_table(&SyscallTable {
-        entries: vec![SyscallEntry {
-            nr: 9,
-            name: "mmap".into(),
-            args: vec![SyscallArg {
-                ctype: "unsigned long".into(),
-                name: "addr".into(),
-            }],
+    w.write_syscall_table(&SyscallTable::new(vec![SyscallEntry {
+        nr: 9,
+        name: "mmap".into(),
+        args: vec![SyscallArg {
+            ctype: "unsigned long".into(),
+            name: "addr".into(),
         }],
-    })
+    }]))
     .unwrap();
     let mut buf = RecordBuf::new();
     let mut n = 0u64;

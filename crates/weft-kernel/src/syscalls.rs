@@ -26,7 +26,7 @@ pub fn syscall_table(tfs: &Tracefs) -> SyscallTable {
         parts.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
     entries.sort_by_key(|e| e.nr);
-    SyscallTable { entries }
+    SyscallTable::new(entries)
 }
 
 fn syscall_entry(tfs: &Tracefs, s: Sysno) -> SyscallEntry {
@@ -414,15 +414,13 @@ mod tests {
             name: name.into(),
             args: vec![],
         };
-        SyscallTable {
-            entries: vec![
-                e(9, "mmap"),
-                e(10, "mprotect"),
-                e(11, "munmap"),
-                e(157, "prctl"),
-                e(25, "mremap"),
-            ],
-        }
+        SyscallTable::new(vec![
+            e(9, "mmap"),
+            e(10, "mprotect"),
+            e(11, "munmap"),
+            e(157, "prctl"),
+            e(25, "mremap"),
+        ])
     }
 
     #[test]
