@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use weft_format::{std_schemas as s, FormatError, Record, Records, Schema, Trace, Value};
+use weft_format::{std_schemas as s, FormatError, Record, Schema, Trace, Value, Views};
 
 use crate::args::{format_arg_values, format_arg_values_with, write_call_args, write_return};
 use crate::fds::{is_fd_arg, Call, FdTables};
@@ -106,6 +106,24 @@ struct Slot {
     state: State,
 }
 
+/// When and where a record happened.
+#[derive(Clone, Copy)]
+struct At {
+    ts: u64,
+    pid: u32,
+    tid: u32,
+}
+
+impl At {
+    fn of(r: &Record) -> At {
+        At {
+            ts: r.ts,
+            pid: r.pid,
+            tid: r.tid,
+        }
+    }
+}
+
 /// A thread's syscall between its entry and its return.
 #[derive(Default)]
 struct InFlight {
@@ -120,7 +138,9 @@ struct InFlight {
 pub struct Timeline<'t> {
     trace: &'t Trace,
     /// None: a live timeline, fed by `feed`.
-    records: Option<Records<'t>>,
+    views: Option<Views<'t>>,
+    /// A syscall's arguments, read out of a view.
+    args: Vec<u64>,
     kinds: Kinds,
     /// Everything a live timeline carries from one reading to the next.
     st: Carry,
@@ -180,7 +200,7 @@ impl Carry {
 impl<'t> Timeline<'t> {
     pub fn new(trace: &'t Trace, filter: Filter) -> Self {
         let mut t = Self::live(trace, Carry::new(filter, false));
-        t.records = Some(trace.records());
+        t.views = Some(trace.views());
         t
     }
 
@@ -191,7 +211,8 @@ impl<'t> Timeline<'t> {
     pub fn live(trace: &'t Trace, c: Carry) -> Self {
         Timeline {
             trace,
-            records: None,
+            views: None,
+            args: Vec::new(),
             kinds: Kinds::of(trace),
             st: c,
             ready: VecDeque::new(),
@@ -284,7 +305,7 @@ impl<'t> Timeline<'t> {
         self.st.comms.get(&tid).cloned().unwrap_or_else(|| Arc::from(""))
     }
 
-    fn push(&mut self, r: &Record, event: &str, text: String, state: State) {
+    fn push(&mut self, r: At, event: &str, text: String, state: State) {
         let comm = self.comm(r.tid);
         let keep = matches!(event, "lost") || self.st.filter.matches(r.pid, r.tid, &comm, event);
         if !keep {
@@ -346,131 +367,143 @@ impl<'t> Timeline<'t> {
         self.st.split.remove(&tid);
     }
 
+    /// A syscall's entry: its line waits for the return.
+    fn enter(&mut self, at: At, nr: u32, args: &[u64], data: &[u8]) {
+        let name = self.syscall_name(nr);
+        let text = self.call_text(at.pid, nr, args, data, &[]);
+        let code = args.first().map_or(0, |&c| (c & 0xff) as i64);
+        let call = self.st.calls.entry(at.tid).or_default();
+        call.nr = nr;
+        call.open = true;
+        call.args.clear();
+        call.args.extend_from_slice(args);
+        call.data.clear();
+        call.data.extend_from_slice(data);
+        // A thread has one syscall in flight; an older open one lost its return.
+        self.abandon(at.tid);
+        if name == "exit_group" || name == "exit" {
+            if name == "exit_group" || !self.st.exits.contains_key(&at.pid) {
+                self.st.exits.entry(at.pid).or_default().code = Some(code);
+            }
+            self.push(at, &name, format!("{text} = ?"), State::Done);
+        } else {
+            self.push(at, &name, text, State::Open { nr, enter_ts: at.ts });
+        }
+    }
+
+    /// A syscall's return: completes the line of its entry, or prints as
+    /// resumed.
+    fn exit(&mut self, at: At, nr: u32, ret: i64, exit_data: &[u8]) {
+        let mut nr = nr;
+        if nr == u32::MAX {
+            // After rt_sigreturn the kernel reports the restored (-1) number.
+            nr = self.open_nr(at.tid).unwrap_or(nr);
+        }
+        let name = self.syscall_name(nr);
+        let mut result = String::new();
+        write_return(&mut result, &name, ret);
+        // What the call wrote (read's buffer, stat's struct): the
+        // arguments again, with it in place of the pointers.
+        // A return ends the call in flight, whichever it was.
+        let matched = self.st.calls.get_mut(&at.tid).is_some_and(|c| {
+            let same = c.open && c.nr == nr;
+            c.open = false;
+            same
+        });
+        let call = match self.st.calls.get(&at.tid) {
+            Some(c) if matched => Some((&c.args[..], &c.data[..])),
+            _ => None,
+        };
+        // Descriptor names are kept only when they are shown (-y).
+        if let Some((args, enter)) = call.filter(|_| self.st.fd_paths) {
+            let c = Call {
+                entry: self.trace.syscalls.get(nr),
+                args,
+                enter,
+                exit: exit_data,
+                ret,
+            };
+            let fd = self.st.fds.returned(at.pid, &name, &c);
+            if let Some(f) = fd.and_then(|fd| self.st.fds.name(at.pid, fd)) {
+                let _ = write!(result, "<{f}>");
+            }
+        }
+        let rewritten = match (call, exit_data.is_empty()) {
+            (Some((args, enter)), false) => {
+                let entry = self.trace.syscalls.get(nr);
+                let all = self.call_text(at.pid, nr, args, enter, exit_data);
+                let outputs: Vec<String> = format_arg_values_with(entry, args, &[], exit_data)
+                    .into_iter()
+                    .zip(format_arg_values(entry, args))
+                    .filter(|(with, without)| with != without)
+                    .map(|((n, v), _)| if n.is_empty() { v } else { format!("{n}={v}") })
+                    .collect();
+                Some((all, outputs.join(", ")))
+            }
+            _ => None,
+        };
+        if let Some(seq) = self.st.open.get(&at.tid).copied() {
+            let slot_nr = self.slot_mut(seq).and_then(|s| match s.state {
+                State::Open { nr, enter_ts } => Some((nr, enter_ts)),
+                _ => None,
+            });
+            if let Some((snr, enter_ts)) = slot_nr {
+                if snr == nr {
+                    self.st.open.remove(&at.tid);
+                    if let Some(slot) = self.slot_mut(seq) {
+                        if let Some((text, _)) = &rewritten {
+                            slot.line.text.clone_from(text);
+                        }
+                        let text = &mut slot.line.text;
+                        text.push_str(" = ");
+                        text.push_str(&result);
+                        text.push_str(" <");
+                        write_secs(text, at.ts.saturating_sub(enter_ts));
+                        text.push('>');
+                        slot.state = State::Done;
+                    }
+                    return;
+                }
+            }
+        }
+        let outputs = match rewritten {
+            Some((_, o)) if !o.is_empty() => format!(" {o}"),
+            _ => String::new(),
+        };
+        let text = match self.st.split.remove(&at.tid) {
+            Some((snr, enter_ts)) if snr == nr => {
+                format!(
+                    "<... {name} resumed>{outputs} = {result} <{}>",
+                    secs(at.ts.saturating_sub(enter_ts))
+                )
+            }
+            _ => format!("<... {name} resumed>{outputs} = {result}"),
+        };
+        self.push(at, &name, text, State::Done);
+    }
+
     fn handle(&mut self, r: Record) {
         let kind = self.kinds.kind(&r);
         match kind {
-            Kind::SyscallEnter => {
-                let nr = r.u64(s::syscall_enter::NR) as u32;
-                let args = r.u64s(s::syscall_enter::ARGS);
-                let data = r.bytes(s::syscall_enter::DATA);
-                let name = self.syscall_name(nr);
-                let text = self.call_text(r.pid, nr, args, data, &[]);
-                let code = args.first().map_or(0, |&c| (c & 0xff) as i64);
-                let call = self.st.calls.entry(r.tid).or_default();
-                call.nr = nr;
-                call.open = true;
-                call.args.clear();
-                call.args.extend_from_slice(args);
-                call.data.clear();
-                call.data.extend_from_slice(data);
-                // A thread has one syscall in flight; an older open one lost its return.
-                self.abandon(r.tid);
-                if name == "exit_group" || name == "exit" {
-                    if name == "exit_group" || !self.st.exits.contains_key(&r.pid) {
-                        self.st.exits.entry(r.pid).or_default().code = Some(code);
-                    }
-                    self.push(&r, &name, format!("{text} = ?"), State::Done);
-                } else {
-                    self.push(&r, &name, text, State::Open { nr, enter_ts: r.ts });
-                }
-            }
-            Kind::SyscallExit => {
-                let mut nr = r.u64(s::syscall_exit::NR) as u32;
-                if nr == u32::MAX {
-                    // After rt_sigreturn the kernel reports the restored (-1) number.
-                    nr = self.open_nr(r.tid).unwrap_or(nr);
-                }
-                let ret = r.i64(s::syscall_exit::RET);
-                let name = self.syscall_name(nr);
-                let mut result = String::new();
-                write_return(&mut result, &name, ret);
-                // What the call wrote (read's buffer, stat's struct): the
-                // arguments again, with it in place of the pointers.
-                let exit_data = r.bytes(s::syscall_exit::DATA);
-                // A return ends the call in flight, whichever it was.
-                let matched = self.st.calls.get_mut(&r.tid).is_some_and(|c| {
-                    let same = c.open && c.nr == nr;
-                    c.open = false;
-                    same
-                });
-                let call = match self.st.calls.get(&r.tid) {
-                    Some(c) if matched => Some((&c.args[..], &c.data[..])),
-                    _ => None,
-                };
-                // Descriptor names are kept only when they are shown (-y).
-                if let Some((args, enter)) = call.filter(|_| self.st.fd_paths) {
-                    let c = Call {
-                        entry: self.trace.syscalls.get(nr),
-                        args,
-                        enter,
-                        exit: exit_data,
-                        ret,
-                    };
-                    let fd = self.st.fds.returned(r.pid, &name, &c);
-                    if let Some(f) = fd.and_then(|fd| self.st.fds.name(r.pid, fd)) {
-                        let _ = write!(result, "<{f}>");
-                    }
-                }
-                let rewritten = match (call, exit_data.is_empty()) {
-                    (Some((args, enter)), false) => {
-                        let entry = self.trace.syscalls.get(nr);
-                        let all = self.call_text(r.pid, nr, args, enter, exit_data);
-                        let outputs: Vec<String> = format_arg_values_with(entry, args, &[], exit_data)
-                            .into_iter()
-                            .zip(format_arg_values(entry, args))
-                            .filter(|(with, without)| with != without)
-                            .map(|((n, v), _)| if n.is_empty() { v } else { format!("{n}={v}") })
-                            .collect();
-                        Some((all, outputs.join(", ")))
-                    }
-                    _ => None,
-                };
-                if let Some(seq) = self.st.open.get(&r.tid).copied() {
-                    let slot_nr = self.slot_mut(seq).and_then(|s| match s.state {
-                        State::Open { nr, enter_ts } => Some((nr, enter_ts)),
-                        _ => None,
-                    });
-                    if let Some((snr, enter_ts)) = slot_nr {
-                        if snr == nr {
-                            self.st.open.remove(&r.tid);
-                            if let Some(slot) = self.slot_mut(seq) {
-                                if let Some((text, _)) = &rewritten {
-                                    slot.line.text.clone_from(text);
-                                }
-                                let text = &mut slot.line.text;
-                                text.push_str(" = ");
-                                text.push_str(&result);
-                                text.push_str(" <");
-                                write_secs(text, r.ts.saturating_sub(enter_ts));
-                                text.push('>');
-                                slot.state = State::Done;
-                            }
-                            return;
-                        }
-                    }
-                }
-                let outputs = match rewritten {
-                    Some((_, o)) if !o.is_empty() => format!(" {o}"),
-                    _ => String::new(),
-                };
-                let text = match self.st.split.remove(&r.tid) {
-                    Some((snr, enter_ts)) if snr == nr => {
-                        format!(
-                            "<... {name} resumed>{outputs} = {result} <{}>",
-                            secs(r.ts.saturating_sub(enter_ts))
-                        )
-                    }
-                    _ => format!("<... {name} resumed>{outputs} = {result}"),
-                };
-                self.push(&r, &name, text, State::Done);
-            }
+            Kind::SyscallEnter => self.enter(
+                At::of(&r),
+                r.u64(s::syscall_enter::NR) as u32,
+                r.u64s(s::syscall_enter::ARGS),
+                r.bytes(s::syscall_enter::DATA),
+            ),
+            Kind::SyscallExit => self.exit(
+                At::of(&r),
+                r.u64(s::syscall_exit::NR) as u32,
+                r.i64(s::syscall_exit::RET),
+                r.bytes(s::syscall_exit::DATA),
+            ),
             Kind::Comm => {
                 let comm: Arc<str> = Arc::from(r.str(s::comm::COMM));
                 let exec = matches!(r.fields.get(s::comm::EXEC), Some(Value::Bool(true)));
                 let changed = self.st.comms.get(&r.tid) != Some(&comm);
                 self.st.comms.insert(r.tid, comm.clone());
                 if !exec && changed {
-                    self.push(&r, "comm", format!("thread name \"{comm}\""), State::Done);
+                    self.push(At::of(&r), "comm", format!("thread name \"{comm}\""), State::Done);
                 }
             }
             Kind::Fork => {
@@ -486,13 +519,13 @@ impl<'t> Timeline<'t> {
                 } else {
                     format!("new process (forked by {ppid}/{ptid})")
                 };
-                self.push(&r, "fork", text, State::Done);
+                self.push(At::of(&r), "fork", text, State::Done);
             }
             Kind::Exec => {
                 self.st.exits.remove(&r.pid);
                 self.st.fds.exec(r.pid);
                 let f = r.str(s::exec::FILENAME).to_owned();
-                self.push(&r, "exec", format!("exec \"{f}\""), State::Done);
+                self.push(At::of(&r), "exec", format!("exec \"{f}\""), State::Done);
             }
             Kind::Exit => {
                 self.abandon(r.tid);
@@ -505,7 +538,7 @@ impl<'t> Timeline<'t> {
                 } else {
                     "+++ thread exited +++".to_owned()
                 };
-                self.push(&r, "exit", text, State::Done);
+                self.push(At::of(&r), "exit", text, State::Done);
             }
             Kind::SignalGenerate => {
                 use s::signal_generate as g;
@@ -530,7 +563,7 @@ impl<'t> Timeline<'t> {
                         ""
                     },
                 );
-                self.push(&r, "signal_generate", text, State::Done);
+                self.push(At::of(&r), "signal_generate", text, State::Done);
             }
             Kind::SignalDeliver => {
                 use s::signal_deliver as d;
@@ -549,7 +582,7 @@ impl<'t> Timeline<'t> {
                     signal_name(sig),
                     si_code_name(sig, r.i64(d::CODE))
                 );
-                self.push(&r, "signal_deliver", text, State::Done);
+                self.push(At::of(&r), "signal_deliver", text, State::Done);
             }
             Kind::Mmap => {
                 use s::mmap as m;
@@ -575,7 +608,7 @@ impl<'t> Timeline<'t> {
                         }
                     }
                 }
-                self.push(&r, "map", text, State::Done);
+                self.push(At::of(&r), "map", text, State::Done);
             }
             Kind::Fd => {
                 let fd = r.i64(s::fd::FD);
@@ -587,7 +620,7 @@ impl<'t> Timeline<'t> {
                     r.u64(s::lost::COUNT),
                     r.cpu.map_or("?".into(), |c| c.to_string())
                 );
-                self.push(&r, "lost", text, State::Done);
+                self.push(At::of(&r), "lost", text, State::Done);
             }
             Kind::Other => {
                 let trace: &'t Trace = self.trace;
@@ -686,7 +719,61 @@ impl<'t> Timeline<'t> {
                         text
                     }
                 };
-                self.push(&r, name, text, State::Done);
+                self.push(At::of(&r), name, text, State::Done);
+            }
+        }
+    }
+
+    /// Reads one record (or one damaged range) of the trace. Syscalls, most
+    /// of a trace, are read in place; other records are decoded whole.
+    fn step(&mut self, views: &mut Views<'t>) {
+        match views.next() {
+            Some(Ok(v)) => {
+                self.st.last_ts = v.ts;
+                let at = At {
+                    ts: v.ts,
+                    pid: v.pid,
+                    tid: v.tid,
+                };
+                match self.kinds.of_schema(v.schema.id) {
+                    Kind::SyscallEnter => {
+                        let mut args = std::mem::take(&mut self.args);
+                        args.clear();
+                        args.extend(v.u64s(s::syscall_enter::ARGS));
+                        let nr = v.u64(s::syscall_enter::NR) as u32;
+                        self.enter(at, nr, &args, v.bytes(s::syscall_enter::DATA));
+                        self.args = args;
+                    }
+                    Kind::SyscallExit => self.exit(
+                        at,
+                        v.u64(s::syscall_exit::NR) as u32,
+                        v.i64(s::syscall_exit::RET),
+                        v.bytes(s::syscall_exit::DATA),
+                    ),
+                    _ => self.handle(v.to_record()),
+                }
+                self.settle(false);
+            }
+            Some(Err(e)) => {
+                // Said where it happened, in the timeline itself.
+                let ts = self.st.queue.back().map_or(self.st.last_ts, |s| s.line.ts);
+                self.st.queue.push_back(Slot {
+                    line: Line {
+                        ts,
+                        pid: 0,
+                        tid: 0,
+                        comm: Arc::from(""),
+                        event: Arc::from("damage"),
+                        text: format!("*** DAMAGED: {e}; the events it held are missing ***"),
+                    },
+                    state: State::Done,
+                });
+                self.problems.push(e);
+                self.settle(false);
+            }
+            None => {
+                self.finished = true;
+                self.settle(true);
             }
         }
     }
@@ -729,35 +816,11 @@ impl Iterator for Timeline<'_> {
                 return None;
             }
             // A live timeline's records come from `feed`.
-            let records = self.records.as_mut()?;
-            match records.next() {
-                Some(Ok(r)) => {
-                    self.st.last_ts = r.ts;
-                    self.handle(r);
-                    self.settle(false);
-                }
-                Some(Err(e)) => {
-                    // Said where it happened, in the timeline itself.
-                    let ts = self.st.queue.back().map_or(self.st.last_ts, |s| s.line.ts);
-                    self.st.queue.push_back(Slot {
-                        line: Line {
-                            ts,
-                            pid: 0,
-                            tid: 0,
-                            comm: Arc::from(""),
-                            event: Arc::from("damage"),
-                            text: format!("*** DAMAGED: {e}; the events it held are missing ***"),
-                        },
-                        state: State::Done,
-                    });
-                    self.problems.push(e);
-                    self.settle(false);
-                }
-                None => {
-                    self.finished = true;
-                    self.settle(true);
-                }
+            let mut views = self.views.take()?;
+            while self.ready.is_empty() && !self.finished {
+                self.step(&mut views);
             }
+            self.views = Some(views);
         }
     }
 }
