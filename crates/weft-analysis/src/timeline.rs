@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use weft_format::{std_schemas as s, FormatError, Record, Schema, Trace, Value, Views};
+use weft_format::{std_schemas as s, FieldRef, FormatError, Record, RecordView, Schema, Trace, Value, Views};
 
 use crate::args::{format_arg_values, format_arg_values_with, write_call_args, write_return};
 use crate::fds::{is_fd_arg, Call, FdTables};
@@ -141,6 +141,10 @@ pub struct Timeline<'t> {
     views: Option<Views<'t>>,
     /// A syscall's arguments, read out of a view.
     args: Vec<u64>,
+    /// Syscall names by number, as `syscall_event` hands them out.
+    syscall_events: Vec<Option<Arc<str>>>,
+    /// The last generic event's schema id and shared name.
+    last_event: Option<(u32, Arc<str>)>,
     kinds: Kinds,
     /// Everything a live timeline carries from one reading to the next.
     st: Carry,
@@ -213,6 +217,8 @@ impl<'t> Timeline<'t> {
             trace,
             views: None,
             args: Vec::new(),
+            syscall_events: Vec::new(),
+            last_event: None,
             kinds: Kinds::of(trace),
             st: c,
             ready: VecDeque::new(),
@@ -306,16 +312,6 @@ impl<'t> Timeline<'t> {
     }
 
     fn push(&mut self, r: At, event: &str, text: String, state: State) {
-        let comm = self.comm(r.tid);
-        let keep = matches!(event, "lost") || self.st.filter.matches(r.pid, r.tid, &comm, event);
-        if !keep {
-            return;
-        }
-        if let State::Open { .. } = state {
-            self.st
-                .open
-                .insert(r.tid, self.st.front_seq + self.st.queue.len() as u64);
-        }
         let event = match self.st.names.get(event) {
             Some(e) => e.clone(),
             None => {
@@ -324,6 +320,45 @@ impl<'t> Timeline<'t> {
                 e
             }
         };
+        self.push_named(r, event, text, state);
+    }
+
+    /// The name of syscall `nr` as lines share it.
+    fn syscall_event(&mut self, nr: u32) -> Arc<str> {
+        if let Some(Some(e)) = self.syscall_events.get(nr as usize) {
+            return e.clone();
+        }
+        let name = self.syscall_name(nr);
+        let e = match self.st.names.get(&*name) {
+            Some(e) => e.clone(),
+            None => {
+                let e: Arc<str> = Arc::from(&*name);
+                self.st.names.insert(e.clone());
+                e
+            }
+        };
+        // Only for numbers a syscall table can hold: others come from damage.
+        if nr < 4096 {
+            let i = nr as usize;
+            if self.syscall_events.len() <= i {
+                self.syscall_events.resize(i + 1, None);
+            }
+            self.syscall_events[i] = Some(e.clone());
+        }
+        e
+    }
+
+    fn push_named(&mut self, r: At, event: Arc<str>, text: String, state: State) {
+        let comm = self.comm(r.tid);
+        let keep = &*event == "lost" || self.st.filter.matches(r.pid, r.tid, &comm, &event);
+        if !keep {
+            return;
+        }
+        if let State::Open { .. } = state {
+            self.st
+                .open
+                .insert(r.tid, self.st.front_seq + self.st.queue.len() as u64);
+        }
         self.st.queue.push_back(Slot {
             line: Line {
                 ts: r.ts,
@@ -385,9 +420,11 @@ impl<'t> Timeline<'t> {
             if name == "exit_group" || !self.st.exits.contains_key(&at.pid) {
                 self.st.exits.entry(at.pid).or_default().code = Some(code);
             }
-            self.push(at, &name, format!("{text} = ?"), State::Done);
+            let event = self.syscall_event(nr);
+            self.push_named(at, event, format!("{text} = ?"), State::Done);
         } else {
-            self.push(at, &name, text, State::Open { nr, enter_ts: at.ts });
+            let event = self.syscall_event(nr);
+            self.push_named(at, event, text, State::Open { nr, enter_ts: at.ts });
         }
     }
 
@@ -479,7 +516,8 @@ impl<'t> Timeline<'t> {
             }
             _ => format!("<... {name} resumed>{outputs} = {result}"),
         };
-        self.push(at, &name, text, State::Done);
+        let event = self.syscall_event(nr);
+        self.push_named(at, event, text, State::Done);
     }
 
     fn handle(&mut self, r: Record) {
@@ -750,6 +788,7 @@ impl<'t> Timeline<'t> {
                         v.i64(s::syscall_exit::RET),
                         v.bytes(s::syscall_exit::DATA),
                     ),
+                    Kind::Other if !is_special(&v.schema.name) => self.generic(at, &v),
                     _ => self.handle(v.to_record()),
                 }
                 self.settle(false);
@@ -776,6 +815,40 @@ impl<'t> Timeline<'t> {
                 self.settle(true);
             }
         }
+    }
+
+    /// An event of a schema the timeline knows nothing about (weft-probe
+    /// events, mostly): its name and fields, read in place.
+    fn generic(&mut self, at: At, v: &RecordView<'_>) {
+        let schema = v.schema;
+        let event = match &self.last_event {
+            Some((id, e)) if *id == schema.id.0 => e.clone(),
+            _ => {
+                let e = match self.st.names.get(schema.name.as_str()) {
+                    Some(e) => e.clone(),
+                    None => {
+                        let e: Arc<str> = Arc::from(schema.name.as_str());
+                        self.st.names.insert(e.clone());
+                        e
+                    }
+                };
+                self.last_event = Some((schema.id.0, e.clone()));
+                e
+            }
+        };
+        let mut text = String::with_capacity(64);
+        text.push_str(&schema.name);
+        v.for_each_field(|i, f| {
+            let Some(field) = schema.fields.get(i) else {
+                return false;
+            };
+            text.push(' ');
+            text.push_str(&field.name);
+            text.push('=');
+            write_field(&mut text, f);
+            true
+        });
+        self.push_named(at, event, text, State::Done);
     }
 
     /// Moves finished lines from the front of the queue to `ready`.
@@ -822,6 +895,24 @@ impl Iterator for Timeline<'_> {
             }
             self.views = Some(views);
         }
+    }
+}
+
+/// Schemas `handle` renders its own way (the generic rendering is for the rest).
+fn is_special(name: &str) -> bool {
+    matches!(
+        name,
+        s::MARKER | s::SPAN_BEGIN | s::SPAN_END | s::PROBE_ATTACH | s::PROBE_DAMAGE | s::PROBE_MISSED | s::PROBE_STATS
+    )
+}
+
+/// A borrowed field as `write_value` writes the owned one.
+fn write_field(out: &mut String, f: FieldRef<'_>) {
+    match f {
+        FieldRef::U64(x) => out.push_str(itoa::Buffer::new().format(x)),
+        FieldRef::I64(x) => out.push_str(itoa::Buffer::new().format(x)),
+        FieldRef::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        _ => write_value(out, &f.to_value()),
     }
 }
 

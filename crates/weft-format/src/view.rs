@@ -25,7 +25,8 @@ pub enum FieldRef<'a> {
 }
 
 impl FieldRef<'_> {
-    fn to_value(self) -> Value {
+    /// The owned value.
+    pub fn to_value(self) -> Value {
         match self {
             FieldRef::U64(v) => Value::U64(v),
             FieldRef::I64(v) => Value::I64(v),
@@ -226,6 +227,12 @@ impl<'a> RecordView<'a> {
             Some(FieldRef::U64s(a)) => a,
             _ => U64s::EMPTY,
         }
+    }
+
+    /// Each field in order, borrowed, until `f` returns false.
+    pub fn for_each_field(&self, f: impl FnMut(usize, FieldRef<'a>) -> bool) {
+        // Indexing checked every field: a walk cannot fail here.
+        let _ = walk(self.schema, self.encoding, self.body, f);
     }
 
     /// The record with every field decoded and owned.
