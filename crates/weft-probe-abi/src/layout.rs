@@ -48,6 +48,12 @@ pub const S_SWITCH_GEN: usize = 40;
 /// from one abandoned by a handler that never returned).
 pub const S_SWITCH_SP: usize = 48;
 pub const SWITCHING: u64 = 1 << 63;
+/// While a sub-buffer is opened: the low 32 bits of its generation, shifted
+/// up 32, or'ed with how far its records area is zeroed. A switch taken
+/// over after a signal handler jumped out of it resumes the zeroing there:
+/// restarted from the start, a zeroing longer than the interval between
+/// such signals never ended.
+pub const S_SWITCH_ZEROED: usize = 56;
 /// Sub-buffer control entries start here, `SB_CTL_LEN` bytes each.
 pub const S_SUBBUF_CTL: usize = 64;
 pub const SB_CTL_LEN: usize = 32;

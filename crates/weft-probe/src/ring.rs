@@ -485,6 +485,10 @@ fn take_over_switch(si: usize, cx: &Ctx, sg: u64, mark: u64) -> bool {
     true
 }
 
+/// Bytes zeroed between two records of progress when a sub-buffer opens
+/// (a few microseconds).
+const ZERO_STEP: usize = 64 << 10;
+
 /// # Safety
 /// The caller holds the switch mark for this slot.
 unsafe fn init_subbuf(si: usize, cx: &Ctx, gen: u64) {
@@ -508,8 +512,26 @@ unsafe fn init_subbuf(si: usize, cx: &Ctx, gen: u64) {
         std::ptr::copy_nonoverlapping(head.as_ptr(), sb as *mut u8, GUARD_LEN);
         std::ptr::copy_nonoverlapping(foot.as_ptr(), (sb + cx.records_end()) as *mut u8, GUARD_LEN);
         // Zeroed record space: a header never written reads as zero, never as
-        // a stale record of an earlier generation.
-        std::ptr::write_bytes((sb + GUARD_LEN) as *mut u8, 0, cx.records_end() - GUARD_LEN);
+        // a stale record of an earlier generation. In steps, each recorded,
+        // so that a handler jumping out of this switch costs at most one
+        // step: the write that takes the switch over goes on from there.
+        let end = cx.records_end();
+        let tag = u64::from(gen as u32) << 32;
+        let done = local::load_u64(p64(ctl, S_SWITCH_ZEROED));
+        let mut at = if done & !0xffff_ffff == tag {
+            (done as u32 as usize).clamp(GUARD_LEN, end)
+        } else {
+            GUARD_LEN
+        };
+        while at < end {
+            let n = (end - at).min(ZERO_STEP);
+            std::ptr::write_bytes((sb + at) as *mut u8, 0, n);
+            at += n;
+            // The bytes before the progress that says so (a handler on
+            // this thread sees program order once the compiler keeps it).
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+            local::store_u64(p64(ctl, S_SWITCH_ZEROED), tag | at as u64);
+        }
         local::store_u32(p32(sbc, SB_COMMITTED), 0);
         local::store_u32(p32(sbc, SB_RESERVE), GUARD_LEN as u32);
         local::store_u64(p64(sbc, SB_GEN), gen);
