@@ -27,4 +27,4 @@ mod timeline;
 pub use args::{format_arg_values, format_arg_values_with, format_args, format_call_args, format_return};
 pub use kinds::{ExitState, Kind, Kinds};
 pub use summary::{summarize, ProcessSummary, Summary};
-pub use timeline::{secs, show_value, Carry, Filter, Line, PatternError, Timeline};
+pub use timeline::{secs, show_value, write_secs, Carry, Filter, Line, PatternError, Timeline};

@@ -312,14 +312,7 @@ impl<'t> Timeline<'t> {
     }
 
     fn push(&mut self, r: At, event: &str, text: String, state: State) {
-        let event = match self.st.names.get(event) {
-            Some(e) => e.clone(),
-            None => {
-                let e: Arc<str> = Arc::from(event);
-                self.st.names.insert(e.clone());
-                e
-            }
-        };
+        let event = intern(&mut self.st.names, event);
         self.push_named(r, event, text, state);
     }
 
@@ -329,14 +322,7 @@ impl<'t> Timeline<'t> {
             return e.clone();
         }
         let name = self.syscall_name(nr);
-        let e = match self.st.names.get(&*name) {
-            Some(e) => e.clone(),
-            None => {
-                let e: Arc<str> = Arc::from(&*name);
-                self.st.names.insert(e.clone());
-                e
-            }
-        };
+        let e = intern(&mut self.st.names, &name);
         // Only for numbers a syscall table can hold: others come from damage.
         if nr < 4096 {
             let i = nr as usize;
@@ -824,14 +810,7 @@ impl<'t> Timeline<'t> {
         let event = match &self.last_event {
             Some((id, e)) if *id == schema.id.0 => e.clone(),
             _ => {
-                let e = match self.st.names.get(schema.name.as_str()) {
-                    Some(e) => e.clone(),
-                    None => {
-                        let e: Arc<str> = Arc::from(schema.name.as_str());
-                        self.st.names.insert(e.clone());
-                        e
-                    }
-                };
+                let e = intern(&mut self.st.names, &schema.name);
                 self.last_event = Some((schema.id.0, e.clone()));
                 e
             }
@@ -896,6 +875,16 @@ impl Iterator for Timeline<'_> {
             self.views = Some(views);
         }
     }
+}
+
+/// The shared copy of `name`, made on first use.
+fn intern(names: &mut ahash::AHashSet<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(e) = names.get(name) {
+        return e.clone();
+    }
+    let e: Arc<str> = Arc::from(name);
+    names.insert(e.clone());
+    e
 }
 
 /// Schemas `handle` renders its own way (the generic rendering is for the rest).

@@ -168,14 +168,7 @@ fn pad(out: &mut impl Write, s: &str, width: usize, right: bool) -> std::io::Res
 /// `secs(ns)` into `out`, without allocating: `1.000012345`.
 fn secs_into(out: &mut String, ns: u64) {
     out.clear();
-    let mut n = itoa::Buffer::new();
-    out.push_str(n.format(ns / 1_000_000_000));
-    out.push('.');
-    let frac = n.format(ns % 1_000_000_000);
-    for _ in frac.len()..9 {
-        out.push('0');
-    }
-    out.push_str(frac);
+    weft_analysis::write_secs(out, ns);
 }
 
 #[cfg(test)]
