@@ -288,14 +288,14 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64, others:
             out.push_str("AT_FDCWD");
             return;
         }
-        let _ = write!(out, "{}", v as i32);
+        out.push_str(itoa::Buffer::new().format(v as i32));
         return;
     }
     if ctype.contains('*') {
         if v == 0 {
             out.push_str("NULL");
         } else {
-            let _ = write!(out, "{v:#x}");
+            push_hex(out, v);
         }
         return;
     }
@@ -305,7 +305,7 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64, others:
         } else {
             v as i64
         };
-        let _ = write!(out, "{s}");
+        out.push_str(itoa::Buffer::new().format(s));
         return;
     }
     let v = if is_32bit_ctype(ctype) { v & 0xffff_ffff } else { v };
@@ -315,9 +315,9 @@ fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64, others:
     if addr && v == 0 {
         out.push_str("NULL");
     } else if addr || has(b"flags") || v >= 1 << 32 {
-        let _ = write!(out, "{v:#x}");
+        push_hex(out, v);
     } else {
-        let _ = write!(out, "{v}");
+        out.push_str(itoa::Buffer::new().format(v));
     }
 }
 
@@ -414,10 +414,30 @@ fn for_each_arg(
             }
             None => {
                 before(out, i, "");
-                let _ = write!(out, "{v:#x}");
+                push_hex(out, v);
             }
         }
     }
+}
+
+/// `{:#x}` of `v`, without the formatting machinery (a dump writes
+/// millions).
+pub(crate) fn push_hex(out: &mut String, v: u64) {
+    let mut buf = [0u8; 18];
+    let mut i = buf.len();
+    let mut x = v;
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(x & 0xf) as usize];
+        x >>= 4;
+        if x == 0 {
+            break;
+        }
+    }
+    i -= 2;
+    buf[i..i + 2].copy_from_slice(b"0x");
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Syscalls whose return value is an address.
@@ -437,7 +457,7 @@ pub fn write_return(out: &mut String, name: &str, ret: i64) {
     if (-4095..0).contains(&ret) {
         let _ = write!(out, "-1 {} ({})", errno_name(-ret), errno_desc(-ret));
     } else if returns_address(name) {
-        let _ = write!(out, "{:#x}", ret as u64);
+        push_hex(out, ret as u64);
     } else {
         out.push_str(itoa::Buffer::new().format(ret));
     }
@@ -449,6 +469,15 @@ mod tests {
 
     fn entry(name: &str, args: &[(&str, &str)]) -> SyscallEntry {
         SyscallEntry::new(0, name, args)
+    }
+
+    #[test]
+    fn hex_is_written_as_fmt_writes_it() {
+        for v in [0, 1, 9, 10, 15, 16, 0xdead_beef, u64::MAX, 1 << 63, 0x7f18_4817_b00c] {
+            let mut out = String::new();
+            push_hex(&mut out, v);
+            assert_eq!(out, format!("{v:#x}"));
+        }
     }
 
     #[test]

@@ -761,19 +761,36 @@ impl<'t> Timeline<'t> {
                 };
                 match self.kinds.of_schema(v.schema.id) {
                     Kind::SyscallEnter => {
+                        // One walk over the fields: asked for one by one,
+                        // the data would skip the arguments again.
                         let mut args = std::mem::take(&mut self.args);
                         args.clear();
-                        args.extend(v.u64s(s::syscall_enter::ARGS));
-                        let nr = v.u64(s::syscall_enter::NR) as u32;
-                        self.enter(at, nr, &args, v.bytes(s::syscall_enter::DATA));
+                        let (mut nr, mut data) = (0, &[][..]);
+                        v.for_each_field(|i, f| {
+                            match (i, f) {
+                                (s::syscall_enter::NR, f) => nr = int(f) as u32,
+                                (s::syscall_enter::ARGS, FieldRef::U64s(a)) => args.extend(a),
+                                (s::syscall_enter::DATA, FieldRef::Bytes(b) | FieldRef::Str(b)) => data = b,
+                                _ => {}
+                            }
+                            true
+                        });
+                        self.enter(at, nr, &args, data);
                         self.args = args;
                     }
-                    Kind::SyscallExit => self.exit(
-                        at,
-                        v.u64(s::syscall_exit::NR) as u32,
-                        v.i64(s::syscall_exit::RET),
-                        v.bytes(s::syscall_exit::DATA),
-                    ),
+                    Kind::SyscallExit => {
+                        let (mut nr, mut ret, mut data) = (0, 0, &[][..]);
+                        v.for_each_field(|i, f| {
+                            match (i, f) {
+                                (s::syscall_exit::NR, f) => nr = int(f) as u32,
+                                (s::syscall_exit::RET, f) => ret = int(f) as i64,
+                                (s::syscall_exit::DATA, FieldRef::Bytes(b) | FieldRef::Str(b)) => data = b,
+                                _ => {}
+                            }
+                            true
+                        });
+                        self.exit(at, nr, ret, data);
+                    }
                     Kind::Other if !is_special(&v.schema.name) => self.generic(at, &v),
                     _ => self.handle(v.to_record()),
                 }
@@ -874,6 +891,16 @@ impl Iterator for Timeline<'_> {
             }
             self.views = Some(views);
         }
+    }
+}
+
+/// An integer field as `RecordView::u64` reads it (0 if not an integer).
+fn int(f: FieldRef<'_>) -> u64 {
+    match f {
+        FieldRef::U64(v) => v,
+        FieldRef::I64(v) => v as u64,
+        FieldRef::Bool(b) => u64::from(b),
+        _ => 0,
     }
 }
 
