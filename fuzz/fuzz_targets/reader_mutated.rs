@@ -63,23 +63,21 @@ fn build_trace() -> Vec<u8> {
         ],
     ));
     let small = w.add_schema(Schema::new("test:small", &[("v", FieldType::U64)]));
-    w.write_syscall_table(&SyscallTable {
-        entries: vec![
-            SyscallEntry {
-                nr: 0,
-                name: "read".into(),
-                args: vec![SyscallArg {
-                    ctype: "unsigned int".into(),
-                    name: "fd".into(),
-                }],
-            },
-            SyscallEntry {
-                nr: 9,
-                name: "mmap".into(),
-                args: vec![],
-            },
-        ],
-    })
+    w.write_syscall_table(&SyscallTable::new(vec![
+        SyscallEntry {
+            nr: 0,
+            name: "read".into(),
+            args: vec![SyscallArg {
+                ctype: "unsigned int".into(),
+                name: "fd".into(),
+            }],
+        },
+        SyscallEntry {
+            nr: 9,
+            name: "mmap".into(),
+            args: vec![],
+        },
+    ]))
     .expect("syscall table");
     let mut buf = RecordBuf::new();
     // Three chunks; the second overlaps the first in time, as two CPUs' do.
