@@ -402,14 +402,13 @@ impl<'t> Timeline<'t> {
         call.data.extend_from_slice(data);
         // A thread has one syscall in flight; an older open one lost its return.
         self.abandon(at.tid);
+        let event = self.syscall_event(nr);
         if name == "exit_group" || name == "exit" {
             if name == "exit_group" || !self.st.exits.contains_key(&at.pid) {
                 self.st.exits.entry(at.pid).or_default().code = Some(code);
             }
-            let event = self.syscall_event(nr);
             self.push_named(at, event, format!("{text} = ?"), State::Done);
         } else {
-            let event = self.syscall_event(nr);
             self.push_named(at, event, text, State::Open { nr, enter_ts: at.ts });
         }
     }
@@ -425,8 +424,6 @@ impl<'t> Timeline<'t> {
         let name = self.syscall_name(nr);
         let mut result = String::new();
         write_return(&mut result, &name, ret);
-        // What the call wrote (read's buffer, stat's struct): the
-        // arguments again, with it in place of the pointers.
         // A return ends the call in flight, whichever it was.
         let matched = self.st.calls.get_mut(&at.tid).is_some_and(|c| {
             let same = c.open && c.nr == nr;
@@ -451,6 +448,8 @@ impl<'t> Timeline<'t> {
                 let _ = write!(result, "<{f}>");
             }
         }
+        // What the call wrote (read's buffer, stat's struct): the
+        // arguments again, with it in place of the pointers.
         let rewritten = match (call, exit_data.is_empty()) {
             (Some((args, enter)), false) => {
                 let entry = self.trace.syscalls.get(nr);
