@@ -282,23 +282,11 @@ pub(crate) fn decode(schema: &Schema, encoding: Encoding, body: &[u8]) -> Result
         })?;
         return Ok(fields);
     }
-    // As `walk_wire`, but arrays are decoded once, straight into place.
+    // As `walk_wire`, but arrays are decoded once, straight into place
+    // (through `wire_field` they would be walked, then decoded).
     let mut c = Cursor::new(body);
     for f in &schema.fields {
         let v = match f.ty {
-            FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 | FieldType::Ptr => {
-                Value::U64(c.uvarint()?)
-            }
-            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64 => Value::I64(c.ivarint()?),
-            FieldType::F64 => {
-                let b = c.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Value::F64(f64::from_le_bytes(a))
-            }
-            FieldType::Bool => Value::Bool(c.u8()? != 0),
-            FieldType::Str => Value::Str(String::from_utf8_lossy(c.bytes()?).into_owned()),
-            FieldType::Bytes => Value::Bytes(c.bytes()?.to_vec()),
             FieldType::U64Array => {
                 let at = c.pos();
                 let n = c.uvarint()?;
@@ -312,6 +300,7 @@ pub(crate) fn decode(schema: &Schema, encoding: Encoding, body: &[u8]) -> Result
                 }
                 Value::U64s(v)
             }
+            ty => wire_field(&mut c, ty, body)?.to_value(),
         };
         fields.push(v);
     }
