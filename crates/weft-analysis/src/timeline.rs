@@ -656,7 +656,10 @@ impl<'t> Timeline<'t> {
                 };
                 self.last_schema = Some(schema);
                 let name = schema.name.as_str();
+                // Decided as the in-place path decides (`step`), so a live
+                // timeline and a dump render alike.
                 let text = match name {
+                    n if !is_special(n) => generic_text(schema, &r),
                     s::MARKER => format!("marker \"{}\" = {}", r.str(0), r.i64(1)),
                     s::SPAN_BEGIN => {
                         self.st.spans.insert((r.pid, r.u64(1)), r.ts);
@@ -730,17 +733,8 @@ impl<'t> Timeline<'t> {
                             }
                         )
                     }
-                    _ => {
-                        let mut text = String::with_capacity(64);
-                        text.push_str(name);
-                        for (f, v) in schema.fields.iter().zip(&r.fields) {
-                            text.push(' ');
-                            text.push_str(&f.name);
-                            text.push('=');
-                            write_value(&mut text, v);
-                        }
-                        text
-                    }
+                    // A name `is_special` lists without a rendering here.
+                    _ => generic_text(schema, &r),
                 };
                 self.push(At::of(&r), name, text, State::Done);
             }
@@ -911,6 +905,19 @@ fn intern(names: &mut ahash::AHashSet<Arc<str>>, name: &str) -> Arc<str> {
     let e: Arc<str> = Arc::from(name);
     names.insert(e.clone());
     e
+}
+
+/// An event's name and fields, `name f=v ...` (`generic` reads them in place).
+fn generic_text(schema: &Schema, r: &Record) -> String {
+    let mut text = String::with_capacity(64);
+    text.push_str(&schema.name);
+    for (f, v) in schema.fields.iter().zip(&r.fields) {
+        text.push(' ');
+        text.push_str(&f.name);
+        text.push('=');
+        write_value(&mut text, v);
+    }
+    text
 }
 
 /// Schemas `handle` renders its own way (the generic rendering is for the rest).
