@@ -100,6 +100,8 @@ struct RawKey {
     user: Vec<weft_symbols::FrameAddr>,
     /// Where the thread blocked (wall-clock profiles mark it).
     off_cpu: bool,
+    /// Switched out while runnable: waiting for a CPU, not blocked.
+    preempted: bool,
 }
 
 /// Builds a profile; `cache` (when given) is read first and written back.
@@ -321,6 +323,7 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                         kernel,
                         user,
                         off_cpu: opts.off_cpu || blocked_here,
+                        preempted: false,
                     };
                     if key.off_cpu {
                         blocked.insert(r.tid, (key, maps, r.ts));
@@ -334,16 +337,23 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
                         last_out.insert(r.tid, (r.ts, preempt));
                         continue;
                     }
-                    let Some((key, maps, ts)) = blocked.remove(&r.tid) else {
+                    let Some((mut key, maps, ts)) = blocked.remove(&r.tid) else {
                         continue;
                     };
                     // The switch out that goes with the stack (the two are
-                    // taken together): a preempted thread did not block.
+                    // taken together): a preempted thread did not block. Its
+                    // wait for a CPU is still wall-clock time (without it a
+                    // busy loop on a loaded machine looks short), so a
+                    // wall-clock profile keeps it apart; off-CPU time, like
+                    // perf's, is blocked time only.
                     if last_out
                         .get(&r.tid)
                         .is_some_and(|&(t, p)| p && t.abs_diff(ts) < 1_000_000)
                     {
-                        continue;
+                        if !opts.wall {
+                            continue;
+                        }
+                        key.preempted = true;
                     }
                     let us = (r.ts.saturating_sub(ts) / 1000).max(1);
                     add(key, maps, us, ts);
@@ -457,9 +467,9 @@ pub fn profile(trace: &Trace, opts: &ProfileOptions, search: SearchOptions, cach
             addr_cache.insert(key, v);
         }
         if opts.wall && raw.off_cpu {
-            // The leaf of a blocked stack in a wall-clock profile.
+            // The leaf of a blocked (or preempted) stack in a wall-clock profile.
             let f = Frame {
-                function: Some("[off-CPU]".into()),
+                function: Some(if raw.preempted { "[preempted]" } else { "[off-CPU]" }.into()),
                 module: "[wait]".into(),
                 offset: 0,
                 file: None,

@@ -47,7 +47,8 @@ pub struct ProfileArgs {
     #[arg(long, conflicts_with = "trigger")]
     pub off_cpu: bool,
     /// Wall-clock time: on-CPU samples and off-CPU time together, in microseconds
-    /// (record with --sample --off-cpu); blocked stacks end in [off-CPU].
+    /// (record with --sample --off-cpu); blocked stacks end in [off-CPU], and
+    /// time spent preempted (runnable, waiting for a CPU) in [preempted].
     #[arg(long, conflicts_with_all = ["trigger", "off_cpu"])]
     pub wall: bool,
     /// Count inlined calls in the function they were inlined into (as

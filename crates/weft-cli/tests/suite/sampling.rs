@@ -717,6 +717,35 @@ fn off_cpu_time_is_counted_where_the_program_blocked() {
     // The waits' totals also hold the few on-CPU samples taken inside them
     // (entering and leaving the syscalls, 1 ms each at 999 Hz).
     assert!(total("[off-CPU]") >= pipe + nap - 5 * 1001, "{rep}");
+
+    // On a CPU it shares with a busy loop, burn() runs about half its 200 ms
+    // and waits for the CPU the rest: the wall-clock profile still gives it
+    // its 200 ms, the waits for a CPU ending in [preempted].
+    let mut spin = Command::new("taskset")
+        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .expect("taskset (util-linux)");
+    let trace = dir.path().join("p.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--off-cpu", "--sample", "-o"])
+        .arg(&trace)
+        .args(["--", "taskset", "-c", "0"])
+        .arg(program("blocky")));
+    let _ = spin.kill();
+    let _ = spin.wait();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let pid = info
+        .lines()
+        .find(|l| l.contains("blocky") && l.split_whitespace().nth(1) == Some("-"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{info}"))
+        .to_owned();
+    let (rep, total) = blocky_report(&trace, &pid, "--wall");
+    let (burn, preempted) = (total("burn"), total("[preempted]"));
+    assert!((150_000..400_000).contains(&burn), "burn {burn} µs:\n{rep}");
+    assert!(preempted >= 30_000, "[preempted] {preempted} µs:\n{rep}");
+    assert!(total("main") >= 550_000, "{rep}");
 }
 
 /// MiniDebugInfo, as Fedora ships it: a stripped binary whose function
