@@ -63,10 +63,11 @@ pub struct Located {
 impl Located {
     /// The virtual address (as in the ELF file) of a file offset.
     pub fn vaddr_of(&self, off: u64) -> Option<u64> {
+        // Segment fields come from the file: any values, none trusted.
         self.segments
             .iter()
-            .find(|&&(o, _, sz)| off >= o && off < o + sz.max(1))
-            .map(|&(o, v, _)| off - o + v)
+            .find(|&&(o, _, sz)| off.checked_sub(o).is_some_and(|d| d < sz.max(1)))
+            .and_then(|&(o, v, _)| (off - o).checked_add(v))
     }
 }
 
@@ -92,6 +93,7 @@ fn inspect(path: &Path) -> Result<Inspect, String> {
     // Mapped, not read: only headers and a few sections are looked at.
     let data = crate::mapped(path).map_err(|e| e.to_string())?;
     let obj = object::File::parse(&*data).map_err(|e| format!("not a valid ELF file: {e}"))?;
+    implausible_compression(&obj)?;
     let quality = if obj
         .section_by_name(".debug_info")
         .is_some_and(|s| s.size() > 0 && s.kind() != object::SectionKind::UninitializedData)
@@ -125,6 +127,32 @@ fn inspect(path: &Path) -> Result<Inspect, String> {
             .sections()
             .any(|s| s.name().is_ok_and(|n| n.starts_with(".zdebug_"))),
     })
+}
+
+/// Most bytes a compressed section may claim per compressed byte: zlib
+/// cannot pass 1032; real debug sections compress about 3 to 20 times.
+const MAX_RATIO: u64 = 2048;
+
+/// Refuses a file whose compressed sections claim sizes their compressed
+/// bytes cannot hold: the DWARF reader allocates the claimed size up front,
+/// so one forged header would exhaust memory (or abort the process).
+fn implausible_compression(obj: &object::File) -> Result<(), String> {
+    use object::{Object, ObjectSection};
+    for s in obj.sections() {
+        let Ok(r) = s.compressed_file_range() else { continue };
+        if r.format == object::CompressionFormat::None {
+            continue;
+        }
+        if r.uncompressed_size > r.compressed_size.saturating_mul(MAX_RATIO).saturating_add(1 << 20) {
+            return Err(format!(
+                "section {} claims {} bytes compressed into {}: the file is malformed",
+                s.name().unwrap_or("?"),
+                r.uncompressed_size,
+                r.compressed_size
+            ));
+        }
+    }
+    Ok(())
 }
 
 struct Search {
@@ -342,4 +370,28 @@ fn fetch(url: &str, dest: &Path) -> Result<(), String> {
     let tmp = dest.with_extension(format!("part.{}", std::process::id()));
     std::fs::write(&tmp, &body).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, dest).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Located;
+
+    /// Found by the `symbols` fuzz target: a segment whose offset plus size
+    /// or whose address plus offset passes 2^64 overflowed (a panic in
+    /// debug builds, a wrong address in release ones).
+    #[test]
+    fn segments_at_the_end_of_the_address_space_do_not_overflow() {
+        let at = |segments| Located {
+            binary: None,
+            symbols: None,
+            debug_frame: None,
+            segments,
+        };
+        let l = at(vec![(u64::MAX - 10, 0x1000, 100)]);
+        assert_eq!(l.vaddr_of(u64::MAX - 5), Some(0x1005));
+        assert_eq!(l.vaddr_of(5), None);
+        let l = at(vec![(0, u64::MAX - 2, 100)]);
+        assert_eq!(l.vaddr_of(2), Some(u64::MAX));
+        assert_eq!(l.vaddr_of(50), None);
+    }
 }

@@ -14,6 +14,7 @@
 mod alias;
 mod cache;
 mod find;
+mod guard;
 mod jit;
 mod kernel;
 mod plt;
@@ -54,6 +55,19 @@ impl Mapping {
             build_id: self.build_id.clone(),
         }
     }
+}
+
+/// blazesym's symbolizer as weft uses it: `opts`' directories, lines and
+/// inlined calls, demangled names.
+fn new_blaze(opts: &SearchOptions) -> blazesym::symbolize::Symbolizer {
+    let mut dirs = opts.symbol_dirs.clone();
+    dirs.extend(opts.debug_dirs.iter().cloned());
+    blazesym::symbolize::Symbolizer::builder()
+        .set_debug_dirs(Some(dirs))
+        .enable_code_info(true)
+        .enable_inlined_fns(true)
+        .enable_demangling(true)
+        .build()
 }
 
 /// Identifies a module's contents: its build ID when known, else its path.
@@ -181,6 +195,8 @@ struct State {
     /// Functions with several names in each module's symbols, perf's pick.
     aliases: HashMap<ModuleKey, alias::Aliases>,
     cache: SymCache,
+    /// Modules whose symbol file the reader could not parse: not retried.
+    unreadable: HashSet<ModuleKey>,
     notes: BTreeMap<String, Note>,
     lookups: u64,
     cache_hits: u64,
@@ -201,6 +217,7 @@ impl Symbolizer {
             plts: HashMap::new(),
             aliases: HashMap::new(),
             cache,
+            unreadable: HashSet::new(),
             notes: BTreeMap::new(),
             lookups: 0,
             cache_hits: 0,
@@ -210,15 +227,7 @@ impl Symbolizer {
     /// Carries on, on this thread, from what a symbolizer on another thread
     /// looked up.
     pub fn resume(p: Prefetched) -> Symbolizer {
-        let opts = &p.0.locator.find.opts;
-        let mut dirs = opts.symbol_dirs.clone();
-        dirs.extend(opts.debug_dirs.iter().cloned());
-        let blaze = blazesym::symbolize::Symbolizer::builder()
-            .set_debug_dirs(Some(dirs))
-            .enable_code_info(true)
-            .enable_inlined_fns(true)
-            .enable_demangling(true)
-            .build();
+        let blaze = new_blaze(&p.0.locator.find.opts);
         Symbolizer { blaze, s: p.0 }
     }
 
@@ -316,12 +325,26 @@ impl Symbolizer {
                 line: None,
                 inlined: false,
             }],
+            _ if self.s.unreadable.contains(key) => unresolved(m, file_off),
             Some(path) => {
                 let src = blazesym::symbolize::source::Source::Elf(blazesym::symbolize::source::Elf::new(path));
-                match self
-                    .blaze
-                    .symbolize_single(&src, blazesym::symbolize::Input::VirtOffset(vaddr))
-                {
+                let blaze = &self.blaze;
+                let found =
+                    guard::quietly(|| blaze.symbolize_single(&src, blazesym::symbolize::Input::VirtOffset(vaddr)));
+                let Some(found) = found else {
+                    // The DWARF reader gave up on a malformed file by
+                    // panicking: its caches may be half-built, so the rest
+                    // of the report uses a fresh one, and not this file.
+                    self.blaze = new_blaze(&self.s.locator.find.opts);
+                    self.s.unreadable.insert(key.clone());
+                    let n = self.s.notes.entry(m.path.clone()).or_default();
+                    n.problem = format!(
+                        "{} is malformed (its symbols or debug information could not be read); its frames show as module+offset",
+                        path.display()
+                    );
+                    return unresolved(m, file_off);
+                };
+                match found {
                     // Resolved frames are identified by their function's address,
                     // so samples anywhere in one line aggregate.
                     Ok(blazesym::symbolize::Symbolized::Sym(sym)) => {

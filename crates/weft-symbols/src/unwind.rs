@@ -31,7 +31,7 @@ fn section(obj: &object::File, name: &str) -> Option<(std::ops::Range<u64>, Vec<
         return None;
     }
     let data = s.data().ok()?.to_vec();
-    Some((s.address()..s.address() + s.size(), data))
+    Some((s.address()..s.address().saturating_add(s.size()), data))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -116,16 +116,20 @@ impl Unwinders {
                     let b = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
                     Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?))
                 };
-                let mut it = u.iter_frames(ip, UnwindRegsX86_64::new(ip, sp, bp), cache, &mut read);
-                while let Ok(Some(f)) = it.next() {
-                    out.push(FrameAddr {
-                        addr: f.address(),
-                        ret: matches!(f, framehop::FrameAddress::ReturnAddress(_)),
-                    });
-                    if out.len() >= 512 {
-                        break;
+                // CFI read from a malformed file may make the reader panic:
+                // the stack then ends where it got to.
+                crate::guard::quietly(|| {
+                    let mut it = u.iter_frames(ip, UnwindRegsX86_64::new(ip, sp, bp), cache, &mut read);
+                    while let Ok(Some(f)) = it.next() {
+                        out.push(FrameAddr {
+                            addr: f.address(),
+                            ret: matches!(f, framehop::FrameAddress::ReturnAddress(_)),
+                        });
+                        if out.len() >= 512 {
+                            break;
+                        }
                     }
-                }
+                });
             }
         }
         #[cfg(not(target_arch = "x86_64"))]

@@ -1,0 +1,104 @@
+//! A malformed symbol file costs its own frames, never the report: the
+//! file in `data/lines-of-a-missing-file.elf` (found by the `symbols` fuzz
+//! target) has a line program naming a file index its header lacks, on
+//! which the DWARF reader panics. Its frames come back as module+offset
+//! with a note saying why, and other modules are still named.
+//! `data/small-with-dwarf.elf` is `data/small-with-dwarf.c` built with
+//! `cc -O1 -g`.
+
+use std::path::Path;
+
+use weft_symbols::{Mapping, SearchOptions, SymCache, Symbolizer};
+
+const START: u64 = 0x5555_0000_0000;
+
+fn mapping(dir: &Path, name: &str) -> Mapping {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = dir.join(name);
+    std::fs::copy(&src, &path).expect("copy test data");
+    Mapping {
+        start: START,
+        end: START + 0x5000,
+        pgoff: 0,
+        path: path.to_string_lossy().into_owned(),
+        build_id: Vec::new(),
+    }
+}
+
+#[test]
+fn a_file_the_dwarf_reader_panics_on_costs_only_its_own_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = mapping(dir.path(), "small-with-dwarf.elf");
+    let bad = mapping(dir.path(), "lines-of-a-missing-file.elf");
+    let opts = SearchOptions {
+        debug_dirs: Vec::new(),
+        debuginfod_urls: Vec::new(),
+        ..SearchOptions::from_env()
+    };
+    let mut sym = Symbolizer::new(opts, SymCache::default());
+    let work = |sym: &mut Symbolizer| {
+        let f = sym.symbolize(&good, START + 0x1129 + 4);
+        f.last().and_then(|f| f.function.clone())
+    };
+    assert_eq!(work(&mut sym).as_deref(), Some("work"));
+
+    for off in [0x112d, 0x1150, 0x2000] {
+        let frames = sym.symbolize(&bad, START + off);
+        assert!(frames.iter().all(|f| f.function.is_none()), "{frames:?}");
+    }
+    let note = &sym.notes()[&bad.path];
+    assert!(note.problem.contains("malformed"), "{note:?}");
+
+    // The symbolizer goes on naming other modules (uncached addresses too).
+    let main = sym.symbolize(&good, START + 0x114e + 2);
+    assert_eq!(
+        main.last().and_then(|f| f.function.as_deref()),
+        Some("main"),
+        "{main:?}"
+    );
+}
+
+/// CFI whose rules overflow the DWARF reader's arithmetic (found by the
+/// fuzz target; a panic in builds with overflow checks): the stack ends
+/// where unwinding got to, and the unwinder goes on with other stacks.
+#[test]
+fn cfi_the_reader_panics_on_ends_the_stack_there() {
+    use std::sync::Arc;
+    use weft_symbols::{Locator, Unwinders};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = mapping(dir.path(), "cfi-that-overflows.elf");
+    let data = std::fs::read(&bad.path).expect("read");
+    let stack = &data[data.len() - 512..];
+    let locator = Arc::new(Locator::new(SearchOptions {
+        debug_dirs: Vec::new(),
+        debuginfod_urls: Vec::new(),
+        ..SearchOptions::from_env()
+    }));
+    let mut u = Unwinders::default();
+    let regs = [START + 0x112d, 0x7fff_0000_1000, 0x7fff_0000_1010];
+    for _ in 0..2 {
+        let frames = u.unwind(&locator, 1, 0, std::slice::from_ref(&bad), regs, stack, &[]);
+        assert!(frames.len() <= 512, "{frames:?}");
+    }
+}
+
+/// A compressed debug section whose header claims 382 GB (found by the
+/// fuzz target): the DWARF reader would allocate that up front and the
+/// process would abort. The file is refused as malformed, with a note.
+#[test]
+fn a_compressed_section_claiming_an_impossible_size_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = mapping(dir.path(), "section-claiming-382-gb.elf");
+    let mut sym = Symbolizer::new(
+        SearchOptions {
+            debug_dirs: Vec::new(),
+            debuginfod_urls: Vec::new(),
+            ..SearchOptions::from_env()
+        },
+        SymCache::default(),
+    );
+    let frames = sym.symbolize(&bad, START + 0x112d);
+    assert!(frames.iter().all(|f| f.function.is_none()), "{frames:?}");
+    let note = &sym.notes()[&bad.path];
+    assert!(note.problem.contains("claims 382252089575 bytes"), "{note:?}");
+}
