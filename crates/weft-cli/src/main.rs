@@ -131,6 +131,14 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = -10, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     nice: i32,
+    /// Do not drain weft-probe buffers at real-time priority. By default,
+    /// while instrumented processes are attached, the draining thread runs
+    /// under SCHED_FIFO (priority 1) so that it runs as soon as its timer
+    /// fires: a ring written flat out fills in about a millisecond, and a
+    /// normal thread can wait longer than that for a busy CPU. Needs root
+    /// or CAP_SYS_NICE; otherwise it stays as it is.
+    #[arg(long)]
+    no_realtime: bool,
     /// weft-probe buffer per traced thread (e.g. 512K, 8M). The default,
     /// 2M, holds about 10 ms of a thread writing 5 million 40-byte events a
     /// second, and takes 128 MiB of shared memory per process at 64 thread

@@ -24,6 +24,7 @@ fn options(output: std::path::PathBuf, argv: &[&str]) -> Options {
         compression: 1,
         cgroup: true,
         nice: 0,
+        realtime: false,
         sample_hz: None,
         stack_on: Vec::new(),
         off_cpu: false,

@@ -278,6 +278,60 @@ fn attach_to_a_running_process_detach_and_attach_again() {
     }
 }
 
+/// The scheduling policy of thread `tid` of `pid` (/proc stat field 41:
+/// 0 SCHED_OTHER, 1 SCHED_FIFO), None once it is gone.
+fn policy_of(pid: u32, tid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: state is 3.
+    stat.rsplit_once(") ")?.1.split_whitespace().nth(41 - 3)?.parse().ok()
+}
+
+/// While it drains an attached process's buffers, the recorder's draining
+/// thread (its main thread) runs under SCHED_FIFO, so that it runs as
+/// soon as its timer fires; `--no-realtime` leaves it under the normal
+/// policy. Either way the recording keeps the program's events.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn the_drain_runs_at_real_time_priority_while_probes_are_attached_unless_told_not_to() {
+    require_root();
+    let target = spin();
+    let pid = target.0.id();
+    let dir = tmp();
+    for realtime in [true, false] {
+        let trace = dir.path().join(format!("rt-{realtime}.weft"));
+        let mut rec = weft();
+        rec.args(["record", "-q", "-o"]).arg(&trace).args([
+            "-p",
+            &pid.to_string(),
+            "--duration",
+            "1500ms",
+            "-e",
+            "demo:*",
+        ]);
+        if !realtime {
+            rec.arg("--no-realtime");
+        }
+        let mut rec = rec.spawn().expect("weft record");
+        let wpid = rec.id();
+        let mut seen = Vec::new();
+        while rec.try_wait().expect("wait").is_none() {
+            seen.extend(policy_of(wpid, wpid));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(rec.wait().expect("wait").success());
+        let fifo = seen.iter().filter(|&&p| p == 1).count();
+        if realtime {
+            assert!(fifo > 0, "never SCHED_FIFO while attached: {seen:?}");
+        } else {
+            assert_eq!(fifo, 0, "SCHED_FIFO despite --no-realtime: {seen:?}");
+        }
+        let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+        let ticks = lines.iter().filter(|l| l.text.starts_with("demo:tick")).count();
+        assert!(ticks > 100, "realtime {realtime}: {ticks} ticks");
+        assert_accounting(&lines);
+    }
+}
+
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn events_registered_while_the_recorder_is_stopped_are_enabled_once_it_reads() {
