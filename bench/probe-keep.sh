@@ -14,6 +14,7 @@
 #   burst-*   bursts of 8000 events with 120 ms pauses (nothing is lost: the
 #             write cost without losses)
 #   *-wait    weft record --probe-wait 100ms (opt-in back-pressure)
+#   *-rt      weft record --realtime (the drain under SCHED_FIFO)
 #   dis-*     the program alone, no tracer: the disabled cost (NDIS events)
 #   sweep     1 thread paced at RATE events/s (BENCH_RATE) for about 2 s
 #             each, C programs, rates from --rates: the highest rate each
@@ -37,7 +38,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 RUNS=3 OUT="" N1=10000000 N4=2500000 SWEEP=1 NDIS=200000000
-CONFIGS="dis-rust dis-c flat1-rust flat1-c flat1-lttng flat1-rust-wait flat1-c-wait flat4-rust flat4-c flat4-lttng flat4-rust-wait burst-rust burst-c burst-lttng"
+CONFIGS="dis-rust dis-c flat1-rust flat1-c flat1-lttng flat1-rust-wait flat1-c-wait flat1-rust-rt flat4-rust flat4-c flat4-lttng flat4-rust-wait flat4-rust-rt burst-rust burst-c burst-lttng"
 RATES="2000000 5000000 8000000 10000000 12000000 15000000 20000000 25000000 30000000 40000000"
 RUST_TARGET=${RUST_TARGET:-/tmp/weft-bench-rust-target}
 CC=${CC:-cc}
@@ -110,6 +111,7 @@ run() {
 	*lttng*) prog=("$BIN/probe_lttng" "$n" "$t") ;;
 	esac
 	[[ $c == *-wait ]] && extra=(--probe-wait 100ms)
+	[[ $c == *-rt ]] && extra=(--realtime)
 	local rec="" lost="" bytes="" cpu=""
 	if [[ $c == dis-* ]]; then
 		"${prog[@]}" >"$so" 2>"$se" </dev/null || rc=$?

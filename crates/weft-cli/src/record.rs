@@ -70,7 +70,7 @@ fn options(args: &RecordArgs) -> Result<Options> {
         compression: args.compression,
         cgroup: !args.no_cgroup,
         nice: args.nice,
-        realtime: !args.no_realtime,
+        realtime: args.realtime,
         sample_hz: args.sample,
         stack_on: args.stack_on.clone(),
         off_cpu: args.off_cpu,

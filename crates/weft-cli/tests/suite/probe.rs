@@ -286,13 +286,13 @@ fn policy_of(pid: u32, tid: u32) -> Option<u32> {
     stat.rsplit_once(") ")?.1.split_whitespace().nth(41 - 3)?.parse().ok()
 }
 
-/// While it drains an attached process's buffers, the recorder's draining
-/// thread (its main thread) runs under SCHED_FIFO, so that it runs as
-/// soon as its timer fires; `--no-realtime` leaves it under the normal
-/// policy. Either way the recording keeps the program's events.
+/// With `--realtime`, while it drains an attached process's buffers, the
+/// recorder's draining thread (its main thread) runs under SCHED_FIFO;
+/// without it, under the normal policy. Either way the recording keeps the
+/// program's events.
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
-fn the_drain_runs_at_real_time_priority_while_probes_are_attached_unless_told_not_to() {
+fn the_drain_runs_at_real_time_priority_while_probes_are_attached_when_asked() {
     require_root();
     let target = spin();
     let pid = target.0.id();
@@ -308,8 +308,8 @@ fn the_drain_runs_at_real_time_priority_while_probes_are_attached_unless_told_no
             "-e",
             "demo:*",
         ]);
-        if !realtime {
-            rec.arg("--no-realtime");
+        if realtime {
+            rec.arg("--realtime");
         }
         let mut rec = rec.spawn().expect("weft record");
         let wpid = rec.id();
@@ -323,7 +323,7 @@ fn the_drain_runs_at_real_time_priority_while_probes_are_attached_unless_told_no
         if realtime {
             assert!(fifo > 0, "never SCHED_FIFO while attached: {seen:?}");
         } else {
-            assert_eq!(fifo, 0, "SCHED_FIFO despite --no-realtime: {seen:?}");
+            assert_eq!(fifo, 0, "SCHED_FIFO without --realtime: {seen:?}");
         }
         let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
         let ticks = lines.iter().filter(|l| l.text.starts_with("demo:tick")).count();
