@@ -210,7 +210,7 @@ REPORT=$OUT/results.md
 			echo "| $(f "$(awk -v r="$rate" 'BEGIN { print r / 1e6 }')" 0) M/s | $(f "$(awk -v r="$(col "sweep-c@$rate" 7)" 'BEGIN { print r / 1e6 }')" 1) M/s | $(f "$(kept "sweep-c@$rate")") | $(f "$(cpm "sweep-c@$rate")" 3) |" \
 				"$(f "$(awk -v r="$(col "sweep-lttng@$rate" 7)" 'BEGIN { print r / 1e6 }')" 1) M/s | $(f "$(kept "sweep-lttng@$rate")") | $(f "$(cpm "sweep-lttng@$rate")" 3) |"
 		done
-		best() { awk -F, -v p="$1" 'NR > 1 && index($1, p "@") == 1 && $3 == 0 && $9 == 0 && $7 >= 0.95 * substr($1, length(p) + 2) { r = substr($1, length(p) + 2); if (r > b) b = r } END { print b + 0 }' "$CSV"; }
+		best() { awk -F, -v p="$1" 'NR > 1 && index($1, p "@") == 1 && $3 == 0 && $9 == 0 && $7 >= 0.95 * substr($1, length(p) + 2) { r = substr($1, length(p) + 2) + 0; if (r > b) b = r } END { print b + 0 }' "$CSV"; }
 		bw=$(best sweep-c) bl=$(best sweep-lttng)
 		echo
 		echo "Highest rate kept without loss (and reached within 5 %): weft $(f "$(awk -v r="$bw" 'BEGIN { print r / 1e6 }')" 0) M/s," \

@@ -121,13 +121,18 @@ pub fn idle_thread() -> u32 {
     tid
 }
 
-/// Gives thread `tid` of this process the lowest share of a busy CPU
-/// (niceness 19). Not SCHED_IDLE: a thread under it gets nothing at all
-/// while both CPUs are busy, and what it holds is lost if the process is
-/// killed.
+/// Puts thread `tid` of this process under SCHED_IDLE: it runs only on a
+/// CPU nothing else wants. The scheduler also counts a CPU running only
+/// such threads as idle when it places a waking thread, so the draining
+/// thread wakes there instead of behind the traced program on its CPU
+/// (at niceness 19 instead, the drain was seen placed beside a flat-out
+/// writer, halving its speed in some runs). It gets nothing while every
+/// CPU is busy: the recorder gives it a normal priority back when its
+/// chunks have waited too long (`normal_thread`).
 pub fn idle_thread_again(tid: u32) {
-    // SAFETY: setpriority on a thread of ours; a tid that is gone is an error, no more.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) };
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: p is a valid sched_param; a tid that is gone is an error, no more.
+    unsafe { libc::sched_setscheduler(tid as i32, libc::SCHED_IDLE, &p) };
 }
 
 /// Gives thread `tid` of this process the normal policy back, with

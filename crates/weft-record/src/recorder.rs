@@ -701,8 +701,8 @@ impl Recorder {
         }
     }
 
-    /// The writer thread runs at niceness 19 so that compressing takes
-    /// little of a CPU the traced program wants; but what it has not
+    /// The writer thread runs under SCHED_IDLE so that compressing takes
+    /// no CPU the traced program or the drain wants; but what it has not
     /// written is lost if the recorder is killed. When chunks have waited
     /// too long (every CPU busy), it gets a normal priority until it has
     /// caught up.
