@@ -233,5 +233,18 @@ pub fn summarize(trace: &Trace) -> Summary {
         *sum.errors.entry(trace.syscalls.name(nr)).or_default() += n;
     }
     sum.processes = procs.into_iter().collect();
+    // The recorder reaped the command: its status stands where the events
+    // do not say how it ended (its exit_group lost with a full ring, say).
+    let command = trace.end_value(weft_format::end_keys::COMMAND_PID);
+    if let (Some(pid), Some(status)) = (
+        command.and_then(|p| p.parse::<u32>().ok()),
+        trace.end_value(weft_format::end_keys::EXIT_STATUS),
+    ) {
+        if let Some(p) = sum.processes.get_mut(&pid) {
+            if p.exit.as_deref().is_none_or(|e| e == ExitState::default().describe()) {
+                p.exit = Some(status.to_owned());
+            }
+        }
+    }
     sum
 }

@@ -44,6 +44,14 @@ fn table() -> SyscallTable {
 
 /// A trace written by `f`, in a temporary directory that lives as long as the path is used.
 fn write_trace(f: impl FnOnce(&mut TraceWriter<std::fs::File>, &Ids)) -> (tempfile::TempDir, PathBuf) {
+    write_trace_ending(&[], f)
+}
+
+/// As `write_trace`, with these End keys.
+fn write_trace_ending(
+    end: &[(&str, String)],
+    f: impl FnOnce(&mut TraceWriter<std::fs::File>, &Ids),
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.weft");
     let file = std::fs::File::create(&path).unwrap();
@@ -52,7 +60,7 @@ fn write_trace(f: impl FnOnce(&mut TraceWriter<std::fs::File>, &Ids)) -> (tempfi
     w.write_syscall_table(&table()).unwrap();
     let ids = Ids::declare(&mut w);
     f(&mut w, &ids);
-    w.finish(&[]).unwrap();
+    w.finish(end).unwrap();
     (dir, path)
 }
 
@@ -175,6 +183,26 @@ fn exits_fatal_signals_and_losses_are_said() {
     assert_eq!(sum.processes[&100].exit.as_deref(), Some("exited with 7"));
     assert_eq!(sum.processes[&200].exit.as_deref(), Some("killed by SIGSEGV"));
     assert_eq!(sum.counts["exit_group"], 1);
+}
+
+/// The command's exit_group was lost (a full kernel ring): how it ended
+/// comes from the recorder's `waitpid` (End keys `command_exit` and
+/// `command_pid`); another process whose exit_group was lost just "exited".
+#[test]
+fn the_commands_status_stands_where_its_exit_group_was_lost() {
+    let end = [
+        (weft_format::end_keys::EXIT_STATUS, "exited with 3".to_owned()),
+        (weft_format::end_keys::COMMAND_PID, "100".to_owned()),
+    ];
+    let (_d, p) = write_trace_ending(&end, |w, ids| {
+        s::fork::put(w.record(ids.fork, T0 + 5, Some(0), 200, 200), 100, 100).finish();
+        s::lost::put(w.record(ids.lost, T0 + 10, Some(0), 0, 0), 2).finish();
+        s::exit::put(w.record(ids.exit, T0 + 20, Some(0), 200, 200), true).finish();
+        s::exit::put(w.record(ids.exit, T0 + 30, Some(0), 100, 100), true).finish();
+    });
+    let sum = summarize(&Trace::open(&p).unwrap());
+    assert_eq!(sum.processes[&100].exit.as_deref(), Some("exited with 3"));
+    assert_eq!(sum.processes[&200].exit.as_deref(), Some("exited"));
 }
 
 #[test]

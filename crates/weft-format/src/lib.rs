@@ -83,5 +83,7 @@ pub mod end_keys {
     /// `lost_cpu<N>` = events the kernel dropped on CPU N.
     pub const LOST_PREFIX: &str = "lost_cpu";
     pub const EXIT_STATUS: &str = "command_exit";
+    /// The launched command's pid, beside `command_exit`.
+    pub const COMMAND_PID: &str = "command_pid";
     pub const STOP_REASON: &str = "stop_reason";
 }

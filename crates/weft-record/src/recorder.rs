@@ -1013,6 +1013,9 @@ impl Recorder {
         }
         if let Some(st) = self.child_status {
             end.push((end_keys::EXIT_STATUS, describe_status(st)));
+            if let Some(pid) = self.child {
+                end.push((end_keys::COMMAND_PID, pid.to_string()));
+            }
         }
         let Recorder {
             enc,
