@@ -74,8 +74,10 @@ pub fn realtime_thread(on: bool) -> bool {
         return true;
     }
     let p = libc::sched_param { sched_priority: 1 };
+    // Threads and processes it starts (attach threads, the hand-off child)
+    // get the normal policy, not real-time priority.
     // SAFETY: sched_setscheduler on the calling thread with a valid sched_param.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) == 0 }
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &p) == 0 }
 }
 
 /// Asks the scheduler for short time slices for the calling thread (Linux
@@ -128,11 +130,34 @@ pub fn idle_thread() -> u32 {
 /// (at niceness 19 instead, the drain was seen placed beside a flat-out
 /// writer, halving its speed in some runs). It gets nothing while every
 /// CPU is busy: the recorder gives it a normal priority back when its
-/// chunks have waited too long (`normal_thread`).
+/// chunks have waited too long (`normal_thread`), which needs
+/// CAP_SYS_NICE; without it, niceness 19 (which it can leave for 0 with
+/// the same privilege only, but still gets some CPU).
 pub fn idle_thread_again(tid: u32) {
-    let p = libc::sched_param { sched_priority: 0 };
-    // SAFETY: p is a valid sched_param; a tid that is gone is an error, no more.
-    unsafe { libc::sched_setscheduler(tid as i32, libc::SCHED_IDLE, &p) };
+    if has_cap_sys_nice() {
+        let p = libc::sched_param { sched_priority: 0 };
+        // SAFETY: p is a valid sched_param; a tid that is gone is an error, no more.
+        unsafe { libc::sched_setscheduler(tid as i32, libc::SCHED_IDLE, &p) };
+    } else {
+        // SAFETY: setpriority on a thread of ours; a tid that is gone is an error, no more.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) };
+    }
+}
+
+/// CAP_SYS_NICE in this process's effective set (/proc/self/status).
+fn has_cap_sys_nice() -> bool {
+    /// linux/capability.h
+    const CAP_SYS_NICE: u32 = 23;
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim().to_owned();
+                u64::from_str_radix(&hex, 16).ok()
+            })
+            .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0)
+    })
 }
 
 /// Gives thread `tid` of this process the normal policy back, with

@@ -719,26 +719,42 @@ impl KernelTracer {
     /// whichever closed a descriptor last paid for it: the recorder still
     /// took 0.3–0.4 s to end after `true`.
     pub fn close_in_background(self) {
-        let mut gate = [0 as libc::c_int; 2];
-        // SAFETY: pipe2 writes two descriptors into `gate`.
-        if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        // One hand-off at a time in this process: a second one's child,
+        // forked while the first gate was open, would hold the first
+        // gate's write end (and the first child the second's).
+        static HAND_OFF: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = HAND_OFF.lock().unwrap_or_else(|e| e.into_inner());
+        let Some([gate_r, gate_w]) = gate() else {
             drop(self);
             return;
-        }
+        };
         // SAFETY: the child, a copy of a possibly multi-threaded process,
-        // only calls close, read, close_range and _exit (async-signal-safe).
+        // only calls close, poll, read, close_range and _exit
+        // (async-signal-safe).
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             unsafe {
                 // Not the caller's standard streams: whoever reads them to
                 // their end must not wait for this child.
-                libc::syscall(libc::SYS_close_range, 0u32, 2u32, 0u32);
-                // Until every other copy of the gate's write end is closed:
-                // this process's, after it dropped its descriptors.
-                libc::close(gate[1]);
-                let mut b = 0u8;
-                while libc::read(gate[0], (&mut b as *mut u8).cast(), 1) < 0 {}
-                libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+                for fd in 0..3 {
+                    libc::close(fd);
+                }
+                libc::close(gate_w);
+                // Until every other copy of the gate's write end is closed
+                // (this process's, after it dropped its descriptors), or
+                // for 5 s at most: closing early is only slower.
+                let mut p = libc::pollfd {
+                    fd: gate_r,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                loop {
+                    let n = libc::poll(&mut p, 1, 5000);
+                    if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                        break;
+                    }
+                }
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
                 libc::_exit(0);
             }
         }
@@ -746,8 +762,8 @@ impl KernelTracer {
         drop(self);
         // SAFETY: closing the pipe's two ends, ours alone in this process.
         unsafe {
-            libc::close(gate[1]);
-            libc::close(gate[0]);
+            libc::close(gate_w);
+            libc::close(gate_r);
         }
     }
 
@@ -763,6 +779,32 @@ impl KernelTracer {
     pub fn descriptors(&self) -> usize {
         self.rings.len() + self.followers.len()
     }
+}
+
+/// A close-on-exec pipe (read end, write end) whose descriptors are above
+/// the standard streams, which the hand-off child closes first.
+fn gate() -> Option<[libc::c_int; 2]> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    for fd in &mut fds {
+        if *fd < 3 {
+            // SAFETY: duplicating and closing a descriptor we just made.
+            let high = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3) };
+            unsafe { libc::close(*fd) };
+            *fd = high;
+        }
+    }
+    if fds.iter().any(|&fd| fd < 0) {
+        // SAFETY: closing what is left of our own pipe.
+        fds.iter().filter(|&&fd| fd >= 0).for_each(|&fd| unsafe {
+            libc::close(fd);
+        });
+        return None;
+    }
+    Some(fds)
 }
 
 /// Gives a syscall record the arguments captured for it, if the thread's

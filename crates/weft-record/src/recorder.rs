@@ -774,6 +774,9 @@ impl Recorder {
         } else {
             Duration::from_millis(100)
         };
+        // A real-time thread never goes straight on (a pass that found half
+        // a ring makes the pace estimate zero).
+        let tick = if self.realtime_on { tick.max(RT_BREATHER) } else { tick };
         let timeout = match self.opts.duration {
             Some(d) => d.saturating_sub(self.started.elapsed()).min(tick),
             None => tick,

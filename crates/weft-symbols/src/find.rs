@@ -58,6 +58,9 @@ pub struct Located {
     pub debug_frame: Option<PathBuf>,
     /// PT_LOAD segments: (file offset, vaddr, file size).
     pub segments: Vec<(u64, u64, u64)>,
+    /// A debug file of this module was refused as malformed: the symbol
+    /// reader must not follow the binary's debug link to it on its own.
+    pub refused_debug_file: bool,
 }
 
 impl Located {
@@ -89,11 +92,26 @@ struct Inspect {
     zdebug: bool,
 }
 
-fn inspect(path: &Path) -> Result<Inspect, String> {
+/// Why a file was not used.
+enum Refused {
+    Unusable(String),
+    /// Well-formed enough to be opened by a reader that trusts it.
+    Malformed(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Unusable(why) | Refused::Malformed(why) => f.write_str(why),
+        }
+    }
+}
+
+fn inspect(path: &Path) -> Result<Inspect, Refused> {
     // Mapped, not read: only headers and a few sections are looked at.
-    let data = crate::mapped(path).map_err(|e| e.to_string())?;
-    let obj = object::File::parse(&*data).map_err(|e| format!("not a valid ELF file: {e}"))?;
-    implausible_compression(&obj)?;
+    let data = crate::mapped(path).map_err(|e| Refused::Unusable(e.to_string()))?;
+    let obj = object::File::parse(&*data).map_err(|e| Refused::Unusable(format!("not a valid ELF file: {e}")))?;
+    implausible_compression(&obj).map_err(Refused::Malformed)?;
     let quality = if obj
         .section_by_name(".debug_info")
         .is_some_and(|s| s.size() > 0 && s.kind() != object::SectionKind::UninitializedData)
@@ -161,6 +179,8 @@ struct Search {
     looked: Vec<String>,
     problems: Vec<String>,
     candidates: Vec<(PathBuf, Inspect)>,
+    /// A file was refused as malformed (see `Located::refused_debug_file`).
+    refused_malformed: bool,
 }
 
 impl Search {
@@ -183,6 +203,7 @@ impl Search {
                 false
             }
             Err(e) => {
+                self.refused_malformed |= matches!(e, Refused::Malformed(_));
                 self.problems.push(format!("{}: {e}", p.display()));
                 false
             }
@@ -200,7 +221,7 @@ impl Search {
             (None, _) => Err("no cache directory to rewrite it in ($HOME unset)".into()),
             (_, true) => Err("no build ID to name its rewritten copy".into()),
         };
-        match made.and_then(|c| Ok((inspect(&c)?, c))) {
+        match made.and_then(|c| Ok((inspect(&c).map_err(|e| e.to_string())?, c))) {
             Ok((ci, c)) if ci.build_id == i.build_id => self.candidates.push((c, ci)),
             Ok(_) => self
                 .problems
@@ -235,6 +256,7 @@ impl Finder {
             looked: Vec::new(),
             problems: Vec::new(),
             candidates: Vec::new(),
+            refused_malformed: false,
         };
         let base = m.name().to_owned();
         let (xx, rest) = if bid.len() > 2 {
@@ -337,6 +359,7 @@ impl Finder {
                 .find(|(_, i)| i.has_debug_frame)
                 .map(|(p, _)| p.clone()),
             segments: seg_src.map(|(_, i)| i.segments.clone()).unwrap_or_default(),
+            refused_debug_file: search.refused_malformed,
         };
         let mut problem = match symbols.map(|(_, i)| i.quality) {
             Some(Quality::Dwarf) => String::new(),
@@ -386,6 +409,7 @@ mod tests {
             symbols: None,
             debug_frame: None,
             segments,
+            refused_debug_file: false,
         };
         let l = at(vec![(u64::MAX - 10, 0x1000, 100)]);
         assert_eq!(l.vaddr_of(u64::MAX - 5), Some(0x1005));

@@ -34,10 +34,13 @@ mod tests {
     fn a_panic_is_caught_and_other_results_pass() {
         assert_eq!(super::quietly(|| 7), Some(7));
         assert_eq!(super::quietly(|| -> u8 { panic!("malformed") }), None);
-        // Nested: the outer call is still quiet after the inner one.
-        assert_eq!(
-            super::quietly(|| super::quietly(|| -> u8 { panic!("inner") })),
-            Some(None)
-        );
+        // Nested: the outer call is still quiet after the inner one, and
+        // the thread is not once both are over.
+        let quiet_after_inner = super::quietly(|| {
+            let inner = super::quietly(|| -> u8 { panic!("inner") });
+            (inner, super::QUIET.with(std::cell::Cell::get))
+        });
+        assert_eq!(quiet_after_inner, Some((None, true)));
+        assert!(!super::QUIET.with(std::cell::Cell::get));
     }
 }

@@ -327,7 +327,10 @@ impl Symbolizer {
             }],
             _ if self.s.unreadable.contains(key) => unresolved(m, file_off),
             Some(path) => {
-                let src = blazesym::symbolize::source::Source::Elf(blazesym::symbolize::source::Elf::new(path));
+                let mut elf = blazesym::symbolize::source::Elf::new(path);
+                // Not through the binary's debug link to a file weft refused.
+                elf.debug_syms = !loc.refused_debug_file;
+                let src = blazesym::symbolize::source::Source::Elf(elf);
                 let blaze = &self.blaze;
                 let found =
                     guard::quietly(|| blaze.symbolize_single(&src, blazesym::symbolize::Input::VirtOffset(vaddr)));

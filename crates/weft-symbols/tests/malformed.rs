@@ -102,3 +102,47 @@ fn a_compressed_section_claiming_an_impossible_size_is_refused() {
     let note = &sym.notes()[&bad.path];
     assert!(note.problem.contains("claims 382252089575 bytes"), "{note:?}");
 }
+
+/// The same forged file as the debug file a stripped binary's
+/// `.gnu_debuglink` names: weft refuses it, and the symbol reader must not
+/// follow the link to it on its own (it would allocate the claimed size).
+/// The binary's own symbol table still names the function.
+#[test]
+fn a_debug_link_to_a_file_claiming_an_impossible_size_is_not_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let debug = dir.path().join("small.debug");
+    std::fs::copy(data.join("section-claiming-382-gb.elf"), &debug).expect("copy");
+    let bin = dir.path().join("small");
+    let st = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(format!("--add-gnu-debuglink={}", debug.display()))
+        .arg(data.join("small-with-dwarf.elf"))
+        .arg(&bin)
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(st.success());
+    let m = Mapping {
+        start: START,
+        end: START + 0x5000,
+        pgoff: 0,
+        path: bin.to_string_lossy().into_owned(),
+        build_id: Vec::new(),
+    };
+    let mut sym = Symbolizer::new(
+        SearchOptions {
+            debug_dirs: Vec::new(),
+            debuginfod_urls: Vec::new(),
+            ..SearchOptions::from_env()
+        },
+        SymCache::default(),
+    );
+    let frames = sym.symbolize(&m, START + 0x1129 + 4);
+    assert_eq!(
+        frames.last().and_then(|f| f.function.as_deref()),
+        Some("work"),
+        "{frames:?}"
+    );
+    let note = &sym.notes()[&m.path];
+    assert!(note.problem.contains("malformed"), "{note:?}");
+}
