@@ -235,36 +235,47 @@ extern "C" fn on_alarm(_: i32) {
 }
 
 fn longjmp(n: u64) {
-    // SAFETY: installing a handler and a 50 µs profiling-style timer.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as *const () as usize;
-        sa.sa_flags = libc::SA_NODEFER;
-        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
-        let it = libc::itimerval {
-            it_interval: libc::timeval { tv_sec: 0, tv_usec: 50 },
-            it_value: libc::timeval { tv_sec: 0, tv_usec: 50 },
-        };
-        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
-    }
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     // Statics: locals changed after sigsetjmp are indeterminate after the jump.
     static I: AtomicU64 = AtomicU64::new(0);
+    static ARMED: AtomicBool = AtomicBool::new(false);
     // SAFETY: the handler jumps back here; all state lives in statics.
     unsafe {
         sigsetjmp(std::ptr::addr_of_mut!(JB), 1);
+    }
+    // The timer only once JB is filled: armed first, a thread preempted for
+    // 50 µs before its sigsetjmp (a loaded machine) jumped to a zeroed
+    // buffer and crashed.
+    if !ARMED.swap(true, Relaxed) {
+        // SAFETY: installing a handler and a 50 µs profiling-style timer.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_alarm as *const () as usize;
+            sa.sa_flags = libc::SA_NODEFER;
+            libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+            let it = libc::itimerval {
+                it_interval: libc::timeval { tv_sec: 0, tv_usec: 50 },
+                it_value: libc::timeval { tv_sec: 0, tv_usec: 50 },
+            };
+            libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+        }
     }
     while I.load(Relaxed) < n {
         weft_probe::emit!(TICK(I.load(Relaxed), 0));
         I.fetch_add(1, Relaxed);
     }
-    // SAFETY: stop the timer.
+    // SAFETY: stop the timer, and block SIGALRM (sigset on our stack).
     unsafe {
         let it = libc::itimerval {
             it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
             it_value: libc::timeval { tv_sec: 0, tv_usec: 0 },
         };
         libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+        // One may still be pending: it must not jump out of the println.
+        let mut alrm: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut alrm);
+        libc::sigaddset(&mut alrm, libc::SIGALRM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &alrm, std::ptr::null_mut());
     }
     println!("longjmp jumps {}", JUMPS.load(std::sync::atomic::Ordering::Relaxed));
 }

@@ -561,7 +561,9 @@ fn handler_that_longjmps_out_of_a_write_leaves_a_decodable_buffer() {
         .args(["longjmp", "200000"]));
     assert!(
         out.status.success(),
-        "the program did not finish within 120 s, or failed: {}",
+        "the program did not finish within 120 s (status 124), or failed: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
         text(&out.stderr)
     );
     let jumps: u64 = text(&out.stdout).split_whitespace().last().unwrap().parse().unwrap();
