@@ -44,7 +44,8 @@ impl Plt {
             };
             let mut off = skip;
             while off + entsize <= bytes.len() as u64 {
-                let at = sec.address() + off;
+                // Addresses come from the file: any value, wrapping.
+                let at = sec.address().wrapping_add(off);
                 let entry = &bytes[off as usize..(off + entsize) as usize];
                 if let Some(slot) = jump_slot(at, entry) {
                     if let Some(sym) = slots.get(&slot) {
@@ -62,7 +63,7 @@ impl Plt {
     pub fn name(&self, vaddr: u64) -> Option<(u64, String)> {
         let i = self.stubs.partition_point(|s| s.0 <= vaddr).checked_sub(1)?;
         let (at, size, name) = &self.stubs[i];
-        (vaddr < at + size).then(|| (*at, name.clone()))
+        (vaddr < at.saturating_add(*size)).then(|| (*at, name.clone()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,7 +77,7 @@ fn jump_slot(at: u64, entry: &[u8]) -> Option<u64> {
     let i = entry.windows(2).position(|w| w == [0xff, 0x25])?;
     let disp = entry.get(i + 2..i + 6)?;
     let disp = i32::from_le_bytes(disp.try_into().ok()?);
-    let next = at + i as u64 + 6;
+    let next = at.wrapping_add(i as u64 + 6);
     Some(next.wrapping_add_signed(i64::from(disp)))
 }
 

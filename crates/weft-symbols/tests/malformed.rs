@@ -146,3 +146,17 @@ fn a_debug_link_to_a_file_claiming_an_impossible_size_is_not_followed() {
     let note = &sym.notes()[&m.path];
     assert!(note.problem.contains("malformed"), "{note:?}");
 }
+
+/// A `.plt` section whose address is near 2^64 (found by the fuzz target):
+/// reading its stubs overflowed (a panic in builds with overflow checks,
+/// wrong stubs in others). Addresses wrap now, and a lookup at the very
+/// end of the address space answers.
+#[test]
+fn plt_stubs_at_the_end_of_the_address_space_do_not_overflow() {
+    let data =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plt-at-the-end-of-the-address-space.elf"))
+            .expect("read");
+    let plt = weft_symbols::Plt::parse(&data);
+    let _ = plt.name(u64::MAX);
+    let _ = plt.name(0);
+}
