@@ -509,8 +509,17 @@ fn chaos(kind: &str, n: u64) {
     use weft_probe_abi::layout::*;
     let kind = kind.to_owned();
     let bad = std::thread::spawn(move || {
-        for i in 0..n {
-            weft_probe::emit!(TICK(i, 9));
+        // "time" scribbles records the collector has not read yet: right
+        // after writing them, in rounds, since a collector draining every
+        // 250 µs may have read one whole round already.
+        let rounds = if kind == "time" { 20 } else { 1 };
+        for r in 0..rounds {
+            for i in n * r / rounds..n * (r + 1) / rounds {
+                weft_probe::emit!(TICK(i, 9));
+            }
+            if r + 1 < rounds {
+                scribble_times();
+            }
         }
         if kind != "time" {
             // Damage comes after the collector has read the first records
@@ -529,33 +538,7 @@ fn chaos(kind: &str, n: u64) {
                         let g = at(S_SWITCH_GEN).read_volatile();
                         at(S_SWITCH_GEN).write_volatile(g + 1000);
                     }
-                    "time" => {
-                        // Every committed record still in the sub-buffers (weft
-                        // record makes 8 per thread) gets a timestamp two
-                        // centuries away.
-                        for (addr, len) in weft_probe::debug::thread_buffers() {
-                            let size = len / 8;
-                            for sb in (0..len).step_by(size) {
-                                let mut pos = GUARD_LEN;
-                                while pos + RECORD_HEADER_LEN <= size - GUARD_LEN {
-                                    let rec = addr + sb + pos;
-                                    let w0 = (rec as *const u64).read_volatile();
-                                    let rlen = (w0 as u32 & RECORD_LEN_MASK) as usize;
-                                    let ss = ((rec + R_SEQ_STATE) as *const u64).read_volatile();
-                                    if rlen < RECORD_HEADER_LEN || ss as u8 != STATE_COMMITTED {
-                                        break;
-                                    }
-                                    // With a matching check byte, as a program that
-                                    // means it would write: only the time is wrong.
-                                    let tsc = u64::MAX / 3;
-                                    let w0 = record_word0(rlen as u32, (w0 >> 32) as u32, ss >> 8, tsc);
-                                    (rec as *mut u64).write_volatile(w0);
-                                    ((rec + R_TSC) as *mut u64).write_volatile(tsc);
-                                    pos += rlen;
-                                }
-                            }
-                        }
-                    }
+                    "time" => scribble_times(),
                     _ => {}
                 }
             }
@@ -567,6 +550,37 @@ fn chaos(kind: &str, n: u64) {
     let bad = bad.join().unwrap_or(0);
     let good: Vec<String> = good.into_iter().map(|h| h.join().unwrap_or(0).to_string()).collect();
     println!("chaos bad {bad} good {} main {}", good.join(" "), gettid());
+}
+
+/// Every committed record still in this thread's sub-buffers (weft record
+/// makes 8 per thread) gets a timestamp two centuries away, with a matching
+/// check byte, as a program that means it would write: only the time is
+/// wrong.
+fn scribble_times() {
+    use weft_probe_abi::layout::*;
+    for (addr, len) in weft_probe::debug::thread_buffers() {
+        let size = len / 8;
+        for sb in (0..len).step_by(size) {
+            let mut pos = GUARD_LEN;
+            while pos + RECORD_HEADER_LEN <= size - GUARD_LEN {
+                let rec = addr + sb + pos;
+                // SAFETY: inside our own thread's buffer (the point of the test).
+                unsafe {
+                    let w0 = (rec as *const u64).read_volatile();
+                    let rlen = (w0 as u32 & RECORD_LEN_MASK) as usize;
+                    let ss = ((rec + R_SEQ_STATE) as *const u64).read_volatile();
+                    if rlen < RECORD_HEADER_LEN || ss as u8 != STATE_COMMITTED {
+                        break;
+                    }
+                    let tsc = u64::MAX / 3;
+                    let w0 = record_word0(rlen as u32, (w0 >> 32) as u32, ss >> 8, tsc);
+                    (rec as *mut u64).write_volatile(w0);
+                    ((rec + R_TSC) as *mut u64).write_volatile(tsc);
+                    pos += rlen;
+                }
+            }
+        }
+    }
 }
 
 /// The memfd behind `addr` (opened through /proc/self/map_files) and the

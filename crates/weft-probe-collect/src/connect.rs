@@ -155,21 +155,30 @@ pub(crate) const EXCHANGE: Duration = Duration::from_secs(1);
 fn wait_ready(conn: &UnixStream, events: i16, deadline: Instant) -> std::io::Result<()> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no complete answer within {} ms", EXCHANGE.as_millis()),
-            ));
-        }
+        // Past the deadline, what is already there still counts: the
+        // recorder itself may have been stopped (SIGSTOP, a suspended
+        // machine) while the answer arrived, and a process that answered
+        // and exited meanwhile has events to drain.
+        let wait_ms = if left.is_zero() {
+            0
+        } else {
+            left.as_millis().clamp(1, i32::MAX as u128) as i32
+        };
         let mut p = libc::pollfd {
             fd: conn.as_raw_fd(),
             events,
             revents: 0,
         };
         // SAFETY: polling one descriptor we own.
-        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        let n = unsafe { libc::poll(&mut p, 1, wait_ms) };
         if n > 0 {
             return Ok(());
+        }
+        if n == 0 && left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no complete answer within {} ms", EXCHANGE.as_millis()),
+            ));
         }
         if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return Err(std::io::Error::last_os_error());
@@ -563,6 +572,21 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixListener;
+
+    /// An answer that arrived while the recorder was stopped past its
+    /// deadline still counts (a CI run lost a whole process's events when a
+    /// test SIGSTOPped the recorder for 10 s right after the process was
+    /// attached); with nothing there, the deadline holds.
+    #[test]
+    fn an_answer_already_there_counts_after_the_deadline() {
+        use std::io::Write;
+        let (mut a, b) = UnixStream::pair().expect("socketpair");
+        let past = Instant::now() - Duration::from_secs(1);
+        let timed_out = wait_ready(&b, libc::POLLIN, past).expect_err("nothing to read yet");
+        assert_eq!(timed_out.kind(), std::io::ErrorKind::TimedOut);
+        a.write_all(b"x").expect("write");
+        wait_ready(&b, libc::POLLIN, past).expect("the byte is there");
+    }
 
     /// Identity comes from the kernel (SO_PEERCRED), never from what the
     /// peer says: a process answering with another pid's Info is refused.
