@@ -25,16 +25,21 @@ fn mapping(dir: &Path, name: &str) -> Mapping {
     }
 }
 
+/// No system debug directories, no debuginfod: only the files here.
+fn options() -> SearchOptions {
+    SearchOptions {
+        debug_dirs: Vec::new(),
+        debuginfod_urls: Vec::new(),
+        ..SearchOptions::from_env()
+    }
+}
+
 #[test]
 fn a_file_the_dwarf_reader_panics_on_costs_only_its_own_frames() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = mapping(dir.path(), "small-with-dwarf.elf");
     let bad = mapping(dir.path(), "lines-of-a-missing-file.elf");
-    let opts = SearchOptions {
-        debug_dirs: Vec::new(),
-        debuginfod_urls: Vec::new(),
-        ..SearchOptions::from_env()
-    };
+    let opts = options();
     let mut sym = Symbolizer::new(opts, SymCache::default());
     let work = |sym: &mut Symbolizer| {
         let f = sym.symbolize(&good, START + 0x1129 + 4);
@@ -69,11 +74,7 @@ fn cfi_the_reader_panics_on_ends_the_stack_there() {
     let bad = mapping(dir.path(), "cfi-that-overflows.elf");
     let data = std::fs::read(&bad.path).expect("read");
     let stack = &data[data.len() - 512..];
-    let locator = Arc::new(Locator::new(SearchOptions {
-        debug_dirs: Vec::new(),
-        debuginfod_urls: Vec::new(),
-        ..SearchOptions::from_env()
-    }));
+    let locator = Arc::new(Locator::new(options()));
     let mut u = Unwinders::default();
     let regs = [START + 0x112d, 0x7fff_0000_1000, 0x7fff_0000_1010];
     for _ in 0..2 {
@@ -89,14 +90,7 @@ fn cfi_the_reader_panics_on_ends_the_stack_there() {
 fn a_compressed_section_claiming_an_impossible_size_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = mapping(dir.path(), "section-claiming-382-gb.elf");
-    let mut sym = Symbolizer::new(
-        SearchOptions {
-            debug_dirs: Vec::new(),
-            debuginfod_urls: Vec::new(),
-            ..SearchOptions::from_env()
-        },
-        SymCache::default(),
-    );
+    let mut sym = Symbolizer::new(options(), SymCache::default());
     let frames = sym.symbolize(&bad, START + 0x112d);
     assert!(frames.iter().all(|f| f.function.is_none()), "{frames:?}");
     let note = &sym.notes()[&bad.path];
@@ -129,14 +123,7 @@ fn a_debug_link_to_a_file_claiming_an_impossible_size_is_not_followed() {
         path: bin.to_string_lossy().into_owned(),
         build_id: Vec::new(),
     };
-    let mut sym = Symbolizer::new(
-        SearchOptions {
-            debug_dirs: Vec::new(),
-            debuginfod_urls: Vec::new(),
-            ..SearchOptions::from_env()
-        },
-        SymCache::default(),
-    );
+    let mut sym = Symbolizer::new(options(), SymCache::default());
     let frames = sym.symbolize(&m, START + 0x1129 + 4);
     assert_eq!(
         frames.last().and_then(|f| f.function.as_deref()),

@@ -648,15 +648,20 @@ fn record_blocky(dir: &Path, name: &str, record_flags: &[&str]) -> (PathBuf, Str
         .arg("--")
         .arg(program("blocky")));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    let pid = blocky_pid(&trace);
+    (trace, pid)
+}
+
+/// The pid of blocky's parent process in `trace` (the child only sleeps),
+/// after checking that off-CPU time was recorded.
+fn blocky_pid(trace: &Path) -> String {
+    let info = text(&run(weft().arg("info").arg(trace)).stdout);
     assert!(info.contains("off-CPU time"), "{info}");
-    let pid = info
-        .lines()
+    info.lines()
         .find(|l| l.contains("blocky") && l.split_whitespace().nth(1) == Some("-"))
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("{info}"))
-        .to_owned();
-    (trace, pid)
+        .to_owned()
 }
 
 /// `weft report MODE` of one process: the report, and a function's total.
@@ -734,13 +739,7 @@ fn off_cpu_time_is_counted_where_the_program_blocked() {
     let _ = spin.kill();
     let _ = spin.wait();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
-    let pid = info
-        .lines()
-        .find(|l| l.contains("blocky") && l.split_whitespace().nth(1) == Some("-"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{info}"))
-        .to_owned();
+    let pid = blocky_pid(&trace);
     let (rep, total) = blocky_report(&trace, &pid, "--wall");
     let (burn, preempted) = (total("burn"), total("[preempted]"));
     assert!((150_000..400_000).contains(&burn), "burn {burn} µs:\n{rep}");
