@@ -255,69 +255,209 @@ pub(crate) fn clone_flags(out: &mut String, v: u64) {
 /// Formats one argument; `others` gives the call's other arguments by name
 /// (fcntl's `arg` depends on its `cmd`).
 fn arg(out: &mut String, syscall: &str, name: &str, ctype: &str, v: u64, others: &dyn Fn(&str) -> Option<u64>) {
-    match (syscall, name) {
-        ("mmap" | "mprotect" | "pkey_mprotect", "prot") if v == 0 => return out.push_str("PROT_NONE"),
-        ("mmap" | "mprotect" | "pkey_mprotect", "prot") => return flags(out, v, PROT),
-        ("mmap", "flags") => return mmap_flags(out, v),
-        ("mremap", "flags") => return flags(out, v, MREMAP),
-        ("madvise" | "process_madvise", "behavior" | "advice") => return value(out, v, MADV),
-        ("open" | "openat" | "creat", "flags") => return open_flags(out, v),
-        ("open" | "openat" | "creat" | "mkdir" | "mkdirat" | "chmod" | "fchmod" | "fchmodat", "mode") => {
-            let _ = write!(out, "{:#o}", v & 0o7777);
-            return;
+    Shape::of(syscall, name, ctype).write(out, v, others);
+}
+
+/// How one argument of one syscall is shown: decided from the syscall's
+/// name and the argument's name and C type, once per syscall when a dump
+/// prints millions of calls (`CallPlan`).
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// `PROT_NONE` or PROT_* flags.
+    Prot,
+    MmapFlags,
+    OpenFlags,
+    /// A file mode, in octal.
+    Mode,
+    CloneFlags,
+    Signal,
+    Flags(FlagTable),
+    Value(FlagTable),
+    /// A table of `consts`, where it applies to the value (else `Plain`).
+    Consts(crate::consts::Shape, Plain),
+    Plain(Plain),
+}
+
+/// An argument shown by its type alone.
+#[derive(Debug, Clone, Copy)]
+enum Plain {
+    /// A directory descriptor: AT_FDCWD or a number.
+    Dfd,
+    Fd,
+    Pointer,
+    Signed {
+        w32: bool,
+    },
+    /// `addr`: NULL for 0, else in hex; `hex`: always in hex (flags).
+    Unsigned {
+        w32: bool,
+        addr: bool,
+        hex: bool,
+    },
+}
+
+impl Shape {
+    fn of(syscall: &str, name: &str, ctype: &str) -> Shape {
+        match (syscall, name) {
+            ("mmap" | "mprotect" | "pkey_mprotect", "prot") => return Shape::Prot,
+            ("mmap", "flags") => return Shape::MmapFlags,
+            ("mremap", "flags") => return Shape::Flags(MREMAP),
+            ("madvise" | "process_madvise", "behavior" | "advice") => return Shape::Value(MADV),
+            ("open" | "openat" | "creat", "flags") => return Shape::OpenFlags,
+            ("open" | "openat" | "creat" | "mkdir" | "mkdirat" | "chmod" | "fchmod" | "fchmodat", "mode") => {
+                return Shape::Mode
+            }
+            ("prctl", "option") => return Shape::Value(PRCTL),
+            ("arch_prctl", "option" | "code") => return Shape::Value(ARCH_PRCTL),
+            ("clone", "clone_flags") => return Shape::CloneFlags,
+            (
+                "kill" | "tkill" | "tgkill" | "rt_sigaction" | "rt_sigqueueinfo" | "rt_tgsigqueueinfo"
+                | "pidfd_send_signal",
+                "sig",
+            ) => return Shape::Signal,
+            ("rt_sigprocmask", "how") => return Shape::Value(SIGPROCMASK),
+            _ => {}
         }
-        ("prctl", "option") => return value(out, v, PRCTL),
-        ("arch_prctl", "option" | "code") => return value(out, v, ARCH_PRCTL),
-        ("clone", "clone_flags") => return clone_flags(out, v),
-        (
-            "kill" | "tkill" | "tgkill" | "rt_sigaction" | "rt_sigqueueinfo" | "rt_tgsigqueueinfo"
-            | "pidfd_send_signal",
-            "sig",
-        ) => {
-            out.push_str(&signal_name(v as i32 as i64));
-            return;
+        let plain = Plain::of(syscall, name, ctype);
+        match crate::consts::Shape::of(syscall, name) {
+            Some(c) => Shape::Consts(c, plain),
+            None => Shape::Plain(plain),
         }
-        ("rt_sigprocmask", "how") => return value(out, v, SIGPROCMASK),
-        _ => {}
     }
-    if crate::consts::decode(out, syscall, name, v, others) {
-        return;
-    }
-    if crate::fds::is_fd_arg(syscall, name) {
-        if v as i32 == -100 && name == "dfd" {
-            out.push_str("AT_FDCWD");
-            return;
+
+    fn write(self, out: &mut String, v: u64, others: &dyn Fn(&str) -> Option<u64>) {
+        match self {
+            Shape::Prot if v == 0 => out.push_str("PROT_NONE"),
+            Shape::Prot => flags(out, v, PROT),
+            Shape::MmapFlags => mmap_flags(out, v),
+            Shape::OpenFlags => open_flags(out, v),
+            Shape::Mode => {
+                let _ = write!(out, "{:#o}", v & 0o7777);
+            }
+            Shape::CloneFlags => clone_flags(out, v),
+            Shape::Signal => out.push_str(&signal_name(v as i32 as i64)),
+            Shape::Flags(t) => flags(out, v, t),
+            Shape::Value(t) => value(out, v, t),
+            Shape::Consts(c, plain) => {
+                if !c.write(out, v, others) {
+                    plain.write(out, v);
+                }
+            }
+            Shape::Plain(plain) => plain.write(out, v),
         }
-        out.push_str(itoa::Buffer::new().format(v as i32));
-        return;
     }
-    if ctype.contains('*') {
-        if v == 0 {
-            out.push_str("NULL");
-        } else {
-            push_hex(out, v);
+}
+
+impl Plain {
+    fn of(syscall: &str, name: &str, ctype: &str) -> Plain {
+        if crate::fds::is_fd_arg(syscall, name) {
+            return if name == "dfd" { Plain::Dfd } else { Plain::Fd };
         }
-        return;
+        if ctype.contains('*') {
+            return Plain::Pointer;
+        }
+        let w32 = is_32bit_ctype(ctype);
+        if is_signed_ctype(ctype) {
+            return Plain::Signed { w32 };
+        }
+        Plain::Unsigned {
+            w32,
+            addr: name.contains("addr"),
+            hex: name.contains("flags"),
+        }
     }
-    if is_signed_ctype(ctype) {
-        let s = if is_32bit_ctype(ctype) {
-            v as i32 as i64
-        } else {
-            v as i64
-        };
-        out.push_str(itoa::Buffer::new().format(s));
-        return;
+
+    fn write(self, out: &mut String, v: u64) {
+        match self {
+            Plain::Dfd if v as i32 == -100 => out.push_str("AT_FDCWD"),
+            Plain::Dfd | Plain::Fd => out.push_str(itoa::Buffer::new().format(v as i32)),
+            Plain::Pointer if v == 0 => out.push_str("NULL"),
+            Plain::Pointer => push_hex(out, v),
+            Plain::Signed { w32 } => {
+                let s = if w32 { v as i32 as i64 } else { v as i64 };
+                out.push_str(itoa::Buffer::new().format(s));
+            }
+            Plain::Unsigned { w32, addr, hex } => {
+                let v = if w32 { v & 0xffff_ffff } else { v };
+                if addr && v == 0 {
+                    out.push_str("NULL");
+                } else if addr || hex || v >= 1 << 32 {
+                    push_hex(out, v);
+                } else {
+                    out.push_str(itoa::Buffer::new().format(v));
+                }
+            }
+        }
     }
-    let v = if is_32bit_ctype(ctype) { v & 0xffff_ffff } else { v };
-    // (`str::contains` sets up a substring searcher on every call.)
-    let has = |part: &[u8]| name.as_bytes().windows(part.len()).any(|w| w == part);
-    let addr = has(b"addr");
-    if addr && v == 0 {
-        out.push_str("NULL");
-    } else if addr || has(b"flags") || v >= 1 << 32 {
-        push_hex(out, v);
+}
+
+/// A syscall's arguments resolved once (see `Shape`): the text before
+/// each value (`, name=`) and how the value is shown.
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    args: Vec<(String, Shape)>,
+}
+
+impl CallPlan {
+    pub fn of(entry: &SyscallEntry) -> CallPlan {
+        let args = entry
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let mut prefix = String::new();
+                if i > 0 {
+                    prefix.push_str(", ");
+                }
+                if !a.name.is_empty() {
+                    prefix.push_str(&a.name);
+                    prefix.push('=');
+                }
+                (prefix, Shape::of(&entry.name, &a.name, &a.ctype))
+            })
+            .collect();
+        CallPlan { args }
+    }
+}
+
+/// As `write_call_args`, with the syscall's `plan` (made from `entry`).
+pub fn write_planned_call_args(
+    out: &mut String,
+    entry: &SyscallEntry,
+    plan: &CallPlan,
+    args: &[u64],
+    enter: &[u8],
+    exit: &[u8],
+) {
+    let data = if enter.is_empty() && exit.is_empty() {
+        Default::default()
     } else {
-        out.push_str(itoa::Buffer::new().format(v));
+        captured::by_arg(enter, exit)
+    };
+    let others = |n: &str| {
+        let i = entry.args.iter().position(|a| a.name == n)?;
+        args.get(i).copied()
+    };
+    for (i, &v) in args.iter().enumerate() {
+        match (plan.args.get(i), entry.args.get(i)) {
+            (Some((prefix, shape)), Some(a)) => {
+                out.push_str(prefix);
+                let shown = data
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .and_then(|d| captured::render(&entry.name, &a.name, &a.ctype, v, d));
+                match shown {
+                    Some(s) => out.push_str(&s),
+                    None => shape.write(out, v, &others),
+                }
+            }
+            _ => {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_hex(out, v);
+            }
+        }
     }
 }
 

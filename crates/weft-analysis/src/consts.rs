@@ -1,17 +1,8 @@
 //! Symbolic names of syscall argument values, as strace prints them: one
-//! table per kind of value, and `decode`, which says which table an
+//! table per kind of value, and `Shape`, which says which table an
 //! argument of which syscall uses. Tables hold x86-64 Linux values.
 
 use std::fmt::Write;
-
-/// How a table's names combine.
-#[derive(Debug, Clone, Copy)]
-pub enum Table {
-    /// One value among these.
-    Value(&'static [(u64, &'static str)]),
-    /// Bits, `|`-joined; multi-bit entries are matched first.
-    Flags(&'static [(u64, &'static str)]),
-}
 
 pub const AF: &[(u64, &str)] = &[
     (0, "AF_UNSPEC"),
@@ -307,6 +298,9 @@ pub fn flags(out: &mut String, v: u64, table: &[(u64, &str)]) {
     // Multi-bit entries (STATX_BASIC_STATS, O_SYNC) match whole, before their parts.
     for multi in [true, false] {
         for &(bit, name) in table {
+            if rest == 0 {
+                break;
+            }
             if bit != 0 && (bit.count_ones() > 1) == multi && rest & bit == bit {
                 if named {
                     out.push('|');
@@ -353,62 +347,108 @@ fn futex_op(out: &mut String, v: u64) {
 /// tracefs), given the call's other arguments, or returns false when no
 /// table applies.
 pub fn decode(out: &mut String, syscall: &str, arg: &str, v: u64, args: &dyn Fn(&str) -> Option<u64>) -> bool {
-    let v32 = v & 0xffff_ffff;
-    match (syscall, arg) {
-        ("socket" | "socketpair", "family") => value(out, v32, AF),
-        ("socket" | "socketpair", "type") => socket_type(out, v32),
-        ("socket" | "socketpair", "protocol") => match args("family") {
-            Some(2 | 10) => value(out, v32, IPPROTO),
-            _ => return false,
-        },
-        ("ioctl", "cmd") => match IOCTL.iter().find(|(x, _)| *x == v32) {
-            Some((_, n)) => out.push_str(n),
-            None => {
-                let _ = write!(out, "{v32:#x}");
-            }
-        },
-        ("futex", "op") => futex_op(out, v32),
-        ("lseek", "whence") => value(out, v32, SEEK),
-        ("prlimit64" | "getrlimit" | "setrlimit", "resource") => value(out, v32, RLIMIT),
-        (
-            "newfstatat" | "unlinkat" | "linkat" | "fchownat" | "utimensat" | "statx" | "name_to_handle_at"
-            | "open_tree" | "execveat" | "fchmodat2",
-            "flag" | "flags",
-        ) => flags(out, v32, AT_FLAGS),
-        ("faccessat2", "flags") => flags(out, v32, ACCESS_AT_FLAGS),
-        ("access" | "faccessat" | "faccessat2", "mode") => {
-            if v32 == 0 {
-                out.push_str("F_OK")
-            } else {
-                flags(out, v32, ACCESS_MODE)
-            }
-        }
-        ("wait4" | "waitid", "options") => flags(out, v32, WAIT_OPTIONS),
-        ("statx", "mask") => flags(out, v32, STATX_MASK),
-        ("fcntl", "cmd") => value(out, v32, FCNTL),
-        ("fcntl", "arg") => match args("cmd").map(|c| c & 0xffff_ffff) {
-            Some(2) => flags(out, v32, FD_FLAGS),
-            Some(4) => crate::args::open_flags(out, v32),
-            Some(8 | 10 | 0 | 1030 | 1031) => {
-                let _ = write!(out, "{}", v32 as i32);
-            }
-            _ => return false,
-        },
-        ("epoll_ctl", "op") => value(out, v32, EPOLL_CTL),
-        ("shutdown", "how") => value(out, v32, SHUT),
-        ("clock_gettime" | "clock_settime" | "clock_getres" | "clock_nanosleep" | "timer_create", "which_clock")
-        | ("timerfd_create", "clockid") => value(out, v32, CLOCK),
-        ("sendto" | "recvfrom" | "sendmsg" | "recvmsg" | "sendmmsg" | "recvmmsg", "flags") => flags(out, v32, MSG),
-        ("accept4", "flags") => flags(out, v32, SOCK_FLAGS),
-        (
-            "pipe2" | "dup3" | "eventfd2" | "epoll_create1" | "inotify_init1" | "timerfd_create" | "signalfd4"
-            | "memfd_secret",
-            "flags",
-        ) => flags(out, v32, CLOEXEC_NONBLOCK),
-        ("setsockopt" | "getsockopt", "level") => value(out, v32, SOL),
-        _ => return false,
+    Shape::of(syscall, arg).is_some_and(|s| s.write(out, v, args))
+}
+
+/// Which table shows an argument: decided once per syscall and argument
+/// name (`decode` matched the names again for every value).
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// One value among these.
+    Value(Table),
+    /// Bits, `|`-joined; multi-bit entries are matched first.
+    Flags(Table),
+    SocketType,
+    /// IPPROTO_* only for AF_INET and AF_INET6 sockets.
+    SocketProtocol,
+    Ioctl,
+    Futex,
+    AccessMode,
+    /// By fcntl's command.
+    FcntlArg,
+}
+
+type Table = &'static [(u64, &'static str)];
+
+impl Shape {
+    /// The table for argument `arg` of `syscall`, if there is one.
+    pub fn of(syscall: &str, arg: &str) -> Option<Shape> {
+        use Shape::*;
+        Some(match (syscall, arg) {
+            ("socket" | "socketpair", "family") => Value(AF),
+            ("socket" | "socketpair", "type") => SocketType,
+            ("socket" | "socketpair", "protocol") => SocketProtocol,
+            ("ioctl", "cmd") => Ioctl,
+            ("futex", "op") => Futex,
+            ("lseek", "whence") => Value(SEEK),
+            ("prlimit64" | "getrlimit" | "setrlimit", "resource") => Value(RLIMIT),
+            (
+                "newfstatat" | "unlinkat" | "linkat" | "fchownat" | "utimensat" | "statx" | "name_to_handle_at"
+                | "open_tree" | "execveat" | "fchmodat2",
+                "flag" | "flags",
+            ) => Flags(AT_FLAGS),
+            ("faccessat2", "flags") => Flags(ACCESS_AT_FLAGS),
+            ("access" | "faccessat" | "faccessat2", "mode") => AccessMode,
+            ("wait4" | "waitid", "options") => Flags(WAIT_OPTIONS),
+            ("statx", "mask") => Flags(STATX_MASK),
+            ("fcntl", "cmd") => Value(FCNTL),
+            ("fcntl", "arg") => FcntlArg,
+            ("epoll_ctl", "op") => Value(EPOLL_CTL),
+            ("shutdown", "how") => Value(SHUT),
+            (
+                "clock_gettime" | "clock_settime" | "clock_getres" | "clock_nanosleep" | "timer_create",
+                "which_clock",
+            )
+            | ("timerfd_create", "clockid") => Value(CLOCK),
+            ("sendto" | "recvfrom" | "sendmsg" | "recvmsg" | "sendmmsg" | "recvmmsg", "flags") => Flags(MSG),
+            ("accept4", "flags") => Flags(SOCK_FLAGS),
+            (
+                "pipe2" | "dup3" | "eventfd2" | "epoll_create1" | "inotify_init1" | "timerfd_create" | "signalfd4"
+                | "memfd_secret",
+                "flags",
+            ) => Flags(CLOEXEC_NONBLOCK),
+            ("setsockopt" | "getsockopt", "level") => Value(SOL),
+            _ => return None,
+        })
     }
-    true
+
+    /// Writes `v`, or returns false when the table does not apply to this
+    /// call (it depends on another argument, found by name with `args`).
+    pub fn write(self, out: &mut String, v: u64, args: &dyn Fn(&str) -> Option<u64>) -> bool {
+        let v32 = v & 0xffff_ffff;
+        match self {
+            Shape::Value(t) => value(out, v32, t),
+            Shape::Flags(t) => flags(out, v32, t),
+            Shape::SocketType => socket_type(out, v32),
+            Shape::SocketProtocol => match args("family") {
+                Some(2 | 10) => value(out, v32, IPPROTO),
+                _ => return false,
+            },
+            Shape::Ioctl => match IOCTL.iter().find(|(x, _)| *x == v32) {
+                Some((_, n)) => out.push_str(n),
+                None => {
+                    let _ = write!(out, "{v32:#x}");
+                }
+            },
+            Shape::Futex => futex_op(out, v32),
+            Shape::AccessMode => {
+                if v32 == 0 {
+                    out.push_str("F_OK")
+                } else {
+                    flags(out, v32, ACCESS_MODE)
+                }
+            }
+            Shape::FcntlArg => match args("cmd").map(|c| c & 0xffff_ffff) {
+                Some(2) => flags(out, v32, FD_FLAGS),
+                Some(4) => crate::args::open_flags(out, v32),
+                Some(8 | 10 | 0 | 1030 | 1031) => {
+                    let _ = write!(out, "{}", v32 as i32);
+                }
+                _ => return false,
+            },
+        }
+        true
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use weft_format::{std_schemas as s, FieldRef, FormatError, Record, RecordView, Schema, Trace, Value, Views};
 
-use crate::args::{format_arg_values, format_arg_values_with, write_call_args, write_return};
+use crate::args::{
+    format_arg_values, format_arg_values_with, write_call_args, write_planned_call_args, write_return, CallPlan,
+};
 use crate::fds::{is_fd_arg, Call, FdTables};
 use crate::kinds::{ExitState, Kind, Kinds};
 use crate::names::{default_is_fatal, si_code_name, signal_name};
@@ -19,6 +21,9 @@ use crate::names::{default_is_fatal, si_code_name, signal_name};
 /// How many lines may wait behind an unfinished syscall before it is
 /// printed as `<unfinished ...>` and its return later as `<... resumed>`.
 const MAX_HELD: usize = 256;
+
+/// Texts kept for reuse (`Timeline::recycle`).
+const MAX_SPARE: usize = 128 * 1024;
 
 /// Which lines to show. Empty lists match everything.
 #[derive(Debug, Default, Clone)]
@@ -132,6 +137,11 @@ struct InFlight {
     data: Vec<u8>,
     /// False once its return was seen (the entry is kept for its vectors).
     open: bool,
+    /// Sequence number of its line while the line waits for the return.
+    slot: Option<u64>,
+    /// Number and entry time of a call printed as unfinished, whose
+    /// return prints as resumed.
+    split: Option<(u32, u64)>,
 }
 
 /// Iterator of timeline lines; see `problems` for damage met on the way.
@@ -148,10 +158,20 @@ pub struct Timeline<'t> {
     kinds: Kinds,
     /// Everything a live timeline carries from one reading to the next.
     st: Carry,
-    ready: VecDeque<Line>,
+    /// How many slots at the front of the queue are finished lines, ready
+    /// to be handed out (they stay in place: moving them cost a copy each).
+    settled: usize,
     finished: bool,
     /// The schema of the last event of another kind (runs of one are common).
     last_schema: Option<&'t Schema>,
+    /// Texts of lines given back (`recycle`), reused for new lines.
+    spare: Vec<String>,
+    /// How each syscall's arguments are shown, by number (made on first use).
+    plans: Vec<Option<CallPlan>>,
+    /// A return's text, kept for its memory.
+    result: String,
+    /// The last thread's name looked up (lines come in runs of one thread).
+    last_comm: Option<(u32, Arc<str>)>,
     pub problems: Vec<FormatError>,
 }
 
@@ -162,12 +182,10 @@ pub struct Carry {
     queue: VecDeque<Slot>,
     /// Sequence number of the queue's front slot.
     front_seq: u64,
-    /// tid -> sequence number of its open syscall slot.
-    open: HashMap<u32, u64>,
-    split: HashMap<u32, (u32, u64)>,
-    /// tid -> arguments and captured data of its syscall in progress,
-    /// to show what the call wrote when it returns. Entries stay until the
-    /// thread exits, so their vectors are reused call after call.
+    /// tid -> its syscall in progress: its line, and its arguments and
+    /// captured data, to show what the call wrote when it returns. Entries
+    /// stay until the thread exits, so their vectors are reused call after
+    /// call (and one lookup a line finds all of it).
     calls: HashMap<u32, InFlight>,
     /// Event names, one allocation each however many lines show them.
     names: ahash::AHashSet<Arc<str>>,
@@ -187,8 +205,6 @@ impl Carry {
             filter,
             queue: VecDeque::new(),
             front_seq: 0,
-            open: HashMap::new(),
-            split: HashMap::new(),
             calls: HashMap::new(),
             names: ahash::AHashSet::new(),
             fds: FdTables::default(),
@@ -221,23 +237,20 @@ impl<'t> Timeline<'t> {
             last_event: None,
             kinds: Kinds::of(trace),
             st: c,
-            ready: VecDeque::new(),
+            settled: 0,
             finished: false,
             last_schema: None,
+            spare: Vec::new(),
+            plans: Vec::new(),
+            result: String::new(),
+            last_comm: None,
             problems: Vec::new(),
         }
     }
 
     /// The state to go on with at the next reading (lines not taken are kept).
-    pub fn carry(mut self) -> Carry {
-        // Lines ready but not taken go back in front, already settled.
-        self.st.front_seq -= self.ready.len() as u64;
-        for line in self.ready.into_iter().rev() {
-            self.st.queue.push_front(Slot {
-                line,
-                state: State::Done,
-            });
-        }
+    pub fn carry(self) -> Carry {
+        // Lines ready but not taken stay at the front of the queue, done.
         self.st
     }
 
@@ -255,7 +268,43 @@ impl<'t> Timeline<'t> {
         if cut {
             self.settle(true);
         }
-        self.ready.drain(..).collect()
+        let n = std::mem::take(&mut self.settled);
+        self.st.front_seq += n as u64;
+        self.st.queue.drain(..n).map(|s| s.line).collect()
+    }
+
+    /// Moves up to `max` next lines into `out` at once (as many calls of
+    /// `next` would, with less copying); returns how many, 0 at the end.
+    pub fn fill(&mut self, out: &mut Vec<Line>, max: usize) -> usize {
+        if let Some(mut views) = self.views.take() {
+            while self.settled < max && !self.finished {
+                self.step(&mut views);
+            }
+            self.views = Some(views);
+        }
+        let n = self.settled.min(max);
+        self.settled -= n;
+        self.st.front_seq += n as u64;
+        out.reserve(n);
+        out.extend(self.st.queue.drain(..n).map(|s| s.line));
+        n
+    }
+
+    /// Takes back lines already shown: their texts' memory is reused for
+    /// later lines (a dump makes millions, most of one size).
+    pub fn recycle(&mut self, lines: impl IntoIterator<Item = Line>) {
+        for line in lines {
+            if self.spare.len() < MAX_SPARE {
+                let mut text = line.text;
+                text.clear();
+                self.spare.push(text);
+            }
+        }
+    }
+
+    /// An empty string for a line's text.
+    fn new_text(&mut self) -> String {
+        self.spare.pop().unwrap_or_else(|| String::with_capacity(128))
     }
 
     /// Shows what each file descriptor is, as strace -y does:
@@ -267,14 +316,17 @@ impl<'t> Timeline<'t> {
 
     /// `name(arg=value, ...)`, with captured data and, with `fd_paths`,
     /// descriptor names.
-    fn call_text(&self, pid: u32, nr: u32, args: &[u64], enter: &[u8], exit: &[u8]) -> String {
+    /// `text` is an empty string to write it into.
+    fn call_text(&self, mut text: String, pid: u32, nr: u32, args: &[u64], enter: &[u8], exit: &[u8]) -> String {
         let name = self.syscall_name(nr);
         let entry = self.trace.syscalls.get(nr);
         if !self.st.fd_paths {
-            let mut text = String::with_capacity(96);
             text.push_str(&name);
             text.push('(');
-            write_call_args(&mut text, entry, args, enter, exit);
+            match (entry, self.plans.get(nr as usize).and_then(Option::as_ref)) {
+                (Some(e), Some(plan)) => write_planned_call_args(&mut text, e, plan, args, enter, exit),
+                _ => write_call_args(&mut text, entry, args, enter, exit),
+            }
             text.push(')');
             return text;
         }
@@ -299,6 +351,21 @@ impl<'t> Timeline<'t> {
         format!("{name}({})", parts.join(", "))
     }
 
+    /// Makes the plan of syscall `nr` if it has none yet.
+    fn plan(&mut self, nr: u32) {
+        let i = nr as usize;
+        if self.plans.get(i).is_some_and(Option::is_some) {
+            return;
+        }
+        // Only for numbers a syscall table can hold: others come from damage.
+        if let Some(e) = self.trace.syscalls.get(nr).filter(|_| nr < 4096) {
+            if self.plans.len() <= i {
+                self.plans.resize(i + 1, None);
+            }
+            self.plans[i] = Some(CallPlan::of(e));
+        }
+    }
+
     /// Borrowed from the trace's table (a name is looked up twice a call).
     fn syscall_name(&self, nr: u32) -> Cow<'t, str> {
         match self.trace.syscalls.get(nr) {
@@ -307,8 +374,15 @@ impl<'t> Timeline<'t> {
         }
     }
 
-    fn comm(&self, tid: u32) -> Arc<str> {
-        self.st.comms.get(&tid).cloned().unwrap_or_else(|| Arc::from(""))
+    fn comm(&mut self, tid: u32) -> Arc<str> {
+        match &self.last_comm {
+            Some((t, c)) if *t == tid => c.clone(),
+            _ => {
+                let c = self.st.comms.get(&tid).cloned().unwrap_or_else(|| Arc::from(""));
+                self.last_comm = Some((tid, c.clone()));
+                c
+            }
+        }
     }
 
     fn push(&mut self, r: At, event: &str, text: String, state: State) {
@@ -335,16 +409,24 @@ impl<'t> Timeline<'t> {
     }
 
     fn push_named(&mut self, r: At, event: Arc<str>, text: String, state: State) {
+        if let Some(comm) = self.shown(r, &event) {
+            self.push_line(r, comm, event, text, state);
+        }
+    }
+
+    /// The thread's name, if the filter shows this event of it.
+    fn shown(&mut self, r: At, event: &str) -> Option<Arc<str>> {
         let comm = self.comm(r.tid);
-        let keep = &*event == "lost" || self.st.filter.matches(r.pid, r.tid, &comm, &event);
-        if !keep {
-            return;
-        }
-        if let State::Open { .. } = state {
-            self.st
-                .open
-                .insert(r.tid, self.st.front_seq + self.st.queue.len() as u64);
-        }
+        let keep = event == "lost" || self.st.filter.matches(r.pid, r.tid, &comm, event);
+        keep.then_some(comm)
+    }
+
+    /// Sequence number the next line pushed gets.
+    fn next_seq(&self) -> u64 {
+        self.st.front_seq + self.st.queue.len() as u64
+    }
+
+    fn push_line(&mut self, r: At, comm: Arc<str>, event: Arc<str>, text: String, state: State) {
         self.st.queue.push_back(Slot {
             line: Line {
                 ts: r.ts,
@@ -365,7 +447,9 @@ impl<'t> Timeline<'t> {
 
     /// The syscall number `tid` is inside of, if any.
     fn open_nr(&mut self, tid: u32) -> Option<u32> {
-        if let Some(&seq) = self.st.open.get(&tid) {
+        let call = self.st.calls.get(&tid)?;
+        let split = call.split;
+        if let Some(seq) = call.slot {
             if let Some(Slot {
                 state: State::Open { nr, .. },
                 ..
@@ -374,25 +458,39 @@ impl<'t> Timeline<'t> {
                 return Some(*nr);
             }
         }
-        self.st.split.get(&tid).map(|&(nr, _)| nr)
+        split.map(|(nr, _)| nr)
     }
 
     /// Marks the open syscall of `tid` (if any) as never returning.
     fn abandon(&mut self, tid: u32) {
-        if let Some(seq) = self.st.open.remove(&tid) {
-            if let Some(slot) = self.slot_mut(seq) {
-                slot.line.text.push_str(" <unfinished ...>");
-                slot.state = State::Done;
-            }
+        let Some(call) = self.st.calls.get_mut(&tid) else {
+            return;
+        };
+        call.split = None;
+        if let Some(seq) = call.slot.take() {
+            self.unfinished(seq);
         }
-        self.st.split.remove(&tid);
+    }
+
+    /// Ends the line `seq` (if still queued) as a call that never returned.
+    fn unfinished(&mut self, seq: u64) {
+        if let Some(slot) = self.slot_mut(seq) {
+            slot.line.text.push_str(" <unfinished ...>");
+            slot.state = State::Done;
+        }
     }
 
     /// A syscall's entry: its line waits for the return.
     fn enter(&mut self, at: At, nr: u32, args: &[u64], data: &[u8]) {
         let name = self.syscall_name(nr);
-        let text = self.call_text(at.pid, nr, args, data, &[]);
+        self.plan(nr);
+        let text = self.new_text();
+        let text = self.call_text(text, at.pid, nr, args, data, &[]);
         let code = args.first().map_or(0, |&c| (c & 0xff) as i64);
+        let event = self.syscall_event(nr);
+        let ends = name == "exit_group" || name == "exit";
+        let comm = self.shown(at, &event);
+        let seq = self.next_seq();
         let call = self.st.calls.entry(at.tid).or_default();
         call.nr = nr;
         call.open = true;
@@ -401,15 +499,20 @@ impl<'t> Timeline<'t> {
         call.data.clear();
         call.data.extend_from_slice(data);
         // A thread has one syscall in flight; an older open one lost its return.
-        self.abandon(at.tid);
-        let event = self.syscall_event(nr);
-        if name == "exit_group" || name == "exit" {
+        call.split = None;
+        let older = std::mem::replace(&mut call.slot, comm.as_ref().filter(|_| !ends).map(|_| seq));
+        if let Some(older) = older {
+            self.unfinished(older);
+        }
+        if ends {
             if name == "exit_group" || !self.st.exits.contains_key(&at.pid) {
                 self.st.exits.entry(at.pid).or_default().code = Some(code);
             }
-            self.push_named(at, event, format!("{text} = ?"), State::Done);
-        } else {
-            self.push_named(at, event, text, State::Open { nr, enter_ts: at.ts });
+            if let Some(comm) = comm {
+                self.push_line(at, comm, event, format!("{text} = ?"), State::Done);
+            }
+        } else if let Some(comm) = comm {
+            self.push_line(at, comm, event, text, State::Open { nr, enter_ts: at.ts });
         }
     }
 
@@ -422,16 +525,21 @@ impl<'t> Timeline<'t> {
             nr = self.open_nr(at.tid).unwrap_or(nr);
         }
         let name = self.syscall_name(nr);
-        let mut result = String::new();
+        let mut result = std::mem::take(&mut self.result);
+        result.clear();
         write_return(&mut result, &name, ret);
         // A return ends the call in flight, whichever it was.
-        let matched = self.st.calls.get_mut(&at.tid).is_some_and(|c| {
-            let same = c.open && c.nr == nr;
-            c.open = false;
-            same
-        });
+        let (matched, slot) = match self.st.calls.get_mut(&at.tid) {
+            Some(c) => {
+                let same = c.open && c.nr == nr;
+                c.open = false;
+                (same, c.slot.take())
+            }
+            None => (false, None),
+        };
+        // Its entry is needed only to name a descriptor or show what it wrote.
         let call = match self.st.calls.get(&at.tid) {
-            Some(c) if matched => Some((&c.args[..], &c.data[..])),
+            Some(c) if matched && (self.st.fd_paths || !exit_data.is_empty()) => Some((&c.args[..], &c.data[..])),
             _ => None,
         };
         // Descriptor names are kept only when they are shown (-y).
@@ -453,7 +561,7 @@ impl<'t> Timeline<'t> {
         let rewritten = match (call, exit_data.is_empty()) {
             (Some((args, enter)), false) => {
                 let entry = self.trace.syscalls.get(nr);
-                let all = self.call_text(at.pid, nr, args, enter, exit_data);
+                let all = self.call_text(String::new(), at.pid, nr, args, enter, exit_data);
                 let outputs: Vec<String> = format_arg_values_with(entry, args, &[], exit_data)
                     .into_iter()
                     .zip(format_arg_values(entry, args))
@@ -464,15 +572,11 @@ impl<'t> Timeline<'t> {
             }
             _ => None,
         };
-        if let Some(seq) = self.st.open.get(&at.tid).copied() {
-            let slot_nr = self.slot_mut(seq).and_then(|s| match s.state {
-                State::Open { nr, enter_ts } => Some((nr, enter_ts)),
-                _ => None,
-            });
-            if let Some((snr, enter_ts)) = slot_nr {
-                if snr == nr {
-                    self.st.open.remove(&at.tid);
-                    if let Some(slot) = self.slot_mut(seq) {
+        if let Some(seq) = slot {
+            let i = seq.checked_sub(self.st.front_seq).map_or(usize::MAX, |i| i as usize);
+            if let Some(slot) = self.st.queue.get_mut(i) {
+                if let State::Open { nr: snr, enter_ts } = slot.state {
+                    if snr == nr {
                         if let Some((text, _)) = &rewritten {
                             slot.line.text.clone_from(text);
                         }
@@ -483,16 +587,22 @@ impl<'t> Timeline<'t> {
                         write_secs(text, at.ts.saturating_sub(enter_ts));
                         text.push('>');
                         slot.state = State::Done;
+                        self.result = result;
+                        return;
                     }
-                    return;
                 }
+            }
+            // Another call's line: it stays open.
+            if let Some(c) = self.st.calls.get_mut(&at.tid) {
+                c.slot = Some(seq);
             }
         }
         let outputs = match rewritten {
             Some((_, o)) if !o.is_empty() => format!(" {o}"),
             _ => String::new(),
         };
-        let text = match self.st.split.remove(&at.tid) {
+        let split = self.st.calls.get_mut(&at.tid).and_then(|c| c.split.take());
+        let text = match split {
             Some((snr, enter_ts)) if snr == nr => {
                 format!(
                     "<... {name} resumed>{outputs} = {result} <{}>",
@@ -501,6 +611,7 @@ impl<'t> Timeline<'t> {
             }
             _ => format!("<... {name} resumed>{outputs} = {result}"),
         };
+        self.result = result;
         let event = self.syscall_event(nr);
         self.push_named(at, event, text, State::Done);
     }
@@ -525,6 +636,7 @@ impl<'t> Timeline<'t> {
                 let exec = matches!(r.fields.get(s::comm::EXEC), Some(Value::Bool(true)));
                 let changed = self.st.comms.get(&r.tid) != Some(&comm);
                 self.st.comms.insert(r.tid, comm.clone());
+                self.last_comm = None;
                 if !exec && changed {
                     self.push(At::of(&r), "comm", format!("thread name \"{comm}\""), State::Done);
                 }
@@ -534,6 +646,7 @@ impl<'t> Timeline<'t> {
                 let ptid = r.u64(s::fork::PARENT_TID) as u32;
                 let c = self.comm(ptid);
                 self.st.comms.insert(r.tid, c);
+                self.last_comm = None;
                 if ppid != r.pid {
                     self.st.fds.fork(ppid, r.pid);
                 }
@@ -791,7 +904,10 @@ impl<'t> Timeline<'t> {
             }
             Some(Err(e)) => {
                 // Said where it happened, in the timeline itself.
-                let ts = self.st.queue.back().map_or(self.st.last_ts, |s| s.line.ts);
+                let ts = match self.st.queue.back() {
+                    Some(s) if self.st.queue.len() > self.settled => s.line.ts,
+                    _ => self.st.last_ts,
+                };
                 self.st.queue.push_back(Slot {
                     line: Line {
                         ts,
@@ -825,7 +941,7 @@ impl<'t> Timeline<'t> {
                 e
             }
         };
-        let mut text = String::with_capacity(64);
+        let mut text = self.new_text();
         text.push_str(&schema.name);
         v.for_each_field(|i, f| {
             let Some(field) = schema.fields.get(i) else {
@@ -840,11 +956,11 @@ impl<'t> Timeline<'t> {
         self.push_named(at, event, text, State::Done);
     }
 
-    /// Moves finished lines from the front of the queue to `ready`.
+    /// Counts the finished lines after those already `settled`.
     fn settle(&mut self, end: bool) {
         loop {
-            let held = self.st.queue.len();
-            let Some(front) = self.st.queue.front_mut() else {
+            let held = self.st.queue.len() - self.settled;
+            let Some(front) = self.st.queue.get_mut(self.settled) else {
                 break;
             };
             match front.state {
@@ -853,15 +969,14 @@ impl<'t> Timeline<'t> {
                     front.line.text.push_str(" <unfinished ...>");
                     front.state = State::Split;
                     let tid = front.line.tid;
-                    self.st.open.remove(&tid);
-                    self.st.split.insert(tid, (nr, enter_ts));
+                    if let Some(c) = self.st.calls.get_mut(&tid) {
+                        c.slot = None;
+                        c.split = Some((nr, enter_ts));
+                    }
                 }
                 _ => break,
             }
-            if let Some(slot) = self.st.queue.pop_front() {
-                self.st.front_seq += 1;
-                self.ready.push_back(slot.line);
-            }
+            self.settled += 1;
         }
     }
 }
@@ -871,15 +986,17 @@ impl Iterator for Timeline<'_> {
 
     fn next(&mut self) -> Option<Line> {
         loop {
-            if let Some(l) = self.ready.pop_front() {
-                return Some(l);
+            if self.settled > 0 {
+                self.settled -= 1;
+                self.st.front_seq += 1;
+                return self.st.queue.pop_front().map(|s| s.line);
             }
             if self.finished {
                 return None;
             }
             // A live timeline's records come from `feed`.
             let mut views = self.views.take()?;
-            while self.ready.is_empty() && !self.finished {
+            while self.settled == 0 && !self.finished {
                 self.step(&mut views);
             }
             self.views = Some(views);

@@ -2,6 +2,7 @@
 
 use std::io::{BufWriter, ErrorKind, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use weft_analysis::{Filter, Timeline};
@@ -18,7 +19,6 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let start = trace
         .info(info_keys::START_MONOTONIC_NS)
         .and_then(|s| s.parse::<u64>().ok());
-    let mut base: Option<u64> = start;
     // CLOCK_REALTIME at start_monotonic_ns: wall time of any event.
     let realtime = trace
         .info(info_keys::START_REALTIME_NS)
@@ -27,51 +27,65 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     if args.time == TimeFormat::Absolute && realtime.is_none() {
         anyhow::bail!("this trace has no wall-clock anchor (start_realtime_ns); use --time relative");
     }
-    let mut prev: Option<u64> = None;
     let mut seen = std::collections::HashSet::new();
     let stdout = std::io::stdout();
     widen_pipe(&stdout);
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let res: std::io::Result<()> = (|| {
-        // Damage found when the file was opened (chunks skipped whole): said
-        // in the output too, before the events, not only on stderr.
-        for p in trace
-            .problems
-            .iter()
-            .filter(|p| !matches!(p.error, weft_format::FormatError::Truncated { .. }))
-        {
-            writeln!(
-                out,
-                "{:>16} {:>7}/{:<7} {:<16} *** DAMAGED: {} ({} bytes skipped); the events they held are missing ***",
-                "?", 0, 0, "", p.error, p.skipped_bytes
-            )?;
-        }
-        if trace.truncated {
-            writeln!(
-                out,
-                "{:>16} {:>7}/{:<7} {:<16} *** TRUNCATED: the recorder stopped mid-write; events after the last complete chunk are missing ***",
-                "?", 0, 0, ""
-            )?;
-        }
-        let mut time = String::new();
-        for line in tl.by_ref() {
-            let b = *base.get_or_insert(line.ts);
-            match args.time {
-                TimeFormat::Relative => secs_into(&mut time, line.ts.saturating_sub(b)),
-                TimeFormat::Delta => secs_into(&mut time, line.ts.saturating_sub(prev.unwrap_or(line.ts))),
-                TimeFormat::Absolute => {
-                    let (real, mono) = realtime.unwrap_or_default();
-                    time = time_of_day(real.saturating_add_signed(line.ts as i64 - mono as i64));
+    let clock = Clock {
+        format: args.time,
+        base: start,
+        prev: None,
+        realtime,
+    };
+    let res: std::io::Result<()> = std::thread::scope(|scope| {
+        // Lines are printed on a thread of their own: the timeline that
+        // makes them is the dump's bottleneck, and formatting, writing and
+        // freeing a line take a fifth of its time.
+        let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Vec<weft_analysis::Line>>(BATCHES);
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<weft_analysis::Line>>();
+        let trace = &trace;
+        let printer = scope.spawn(move || print_lines(trace, stdout, clock, lines_rx, spare_tx));
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut made = 1;
+        while tl.fill(&mut batch, BATCH) > 0 {
+            if !args.event.is_empty() {
+                for line in &batch {
+                    if !seen.contains(&line.event) {
+                        seen.insert(line.event.clone());
+                    }
                 }
             }
-            prev = Some(line.ts);
-            if !args.event.is_empty() && !seen.contains(&line.event) {
-                seen.insert(line.event.clone());
+            // Printed lines come back to be freed here and their texts
+            // reused: freed on the printer, their memory and reference
+            // counts would move between CPUs at every line.
+            // As many batches as can be in flight are made, then reused.
+            let done = match spare_rx.try_recv() {
+                Ok(done) => Some(done),
+                Err(_) if made < BATCHES + 2 => None,
+                Err(_) => spare_rx.recv().ok(),
+            };
+            let next = match done {
+                Some(mut done) => {
+                    tl.recycle(done.drain(..));
+                    done
+                }
+                None => {
+                    made += 1;
+                    Vec::with_capacity(BATCH)
+                }
+            };
+            // The printer is gone only after an error, which it returns.
+            if lines_tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                break;
             }
-            Shown(&time, &line).write_to(&mut out)?;
         }
-        out.flush()
-    })();
+        if !batch.is_empty() {
+            let _ = lines_tx.send(batch);
+        }
+        drop(lines_tx);
+        printer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the printing thread panicked")))
+    });
     match res {
         Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         r => r.context("cannot write the output")?,
@@ -99,6 +113,112 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Lines handed to the printing thread at a time, and batches in flight.
+const BATCH: usize = 16 * 1024;
+const BATCHES: usize = 3;
+
+/// How each line's time is shown.
+struct Clock {
+    format: TimeFormat,
+    /// The first line's time stands in where the trace has no start.
+    base: Option<u64>,
+    prev: Option<u64>,
+    /// CLOCK_REALTIME and CLOCK_MONOTONIC at one instant.
+    realtime: Option<(u64, u64)>,
+}
+
+impl Clock {
+    fn show(&mut self, out: &mut String, ts: u64) {
+        let base = *self.base.get_or_insert(ts);
+        match self.format {
+            TimeFormat::Relative => secs_into(out, ts.saturating_sub(base)),
+            TimeFormat::Delta => secs_into(out, ts.saturating_sub(self.prev.unwrap_or(ts))),
+            TimeFormat::Absolute => {
+                let (real, mono) = self.realtime.unwrap_or_default();
+                *out = time_of_day(real.saturating_add_signed(ts as i64 - mono as i64));
+            }
+        }
+        self.prev = Some(ts);
+    }
+}
+
+/// The printing thread: damage found on opening the file first, then each
+/// batch of lines; emptied batches go back for reuse.
+fn print_lines(
+    trace: &weft_format::Trace,
+    stdout: std::io::Stdout,
+    mut clock: Clock,
+    lines: std::sync::mpsc::Receiver<Vec<weft_analysis::Line>>,
+    spare: std::sync::mpsc::Sender<Vec<weft_analysis::Line>>,
+) -> std::io::Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Damage found when the file was opened (chunks skipped whole): said
+    // in the output too, before the events, not only on stderr.
+    for p in trace
+        .problems
+        .iter()
+        .filter(|p| !matches!(p.error, weft_format::FormatError::Truncated { .. }))
+    {
+        writeln!(
+            out,
+            "{:>16} {:>7}/{:<7} {:<16} *** DAMAGED: {} ({} bytes skipped); the events they held are missing ***",
+            "?", 0, 0, "", p.error, p.skipped_bytes
+        )?;
+    }
+    if trace.truncated {
+        writeln!(
+            out,
+            "{:>16} {:>7}/{:<7} {:<16} *** TRUNCATED: the recorder stopped mid-write; events after the last complete chunk are missing ***",
+            "?", 0, 0, ""
+        )?;
+    }
+    let mut time = String::new();
+    let mut head = Head::default();
+    for batch in lines {
+        for line in &batch {
+            clock.show(&mut time, line.ts);
+            write_line(&mut out, &time, &mut head, line)?;
+        }
+        let _ = spare.send(batch);
+    }
+    out.flush()
+}
+
+/// The part of a line between its time and its text, ` pid/tid comm `,
+/// as `Shown` writes it, kept while lines come from one thread (most do).
+#[derive(Default)]
+struct Head {
+    /// Held so that its address, compared, cannot be another name's.
+    of: Option<(u32, u32, std::sync::Arc<str>)>,
+    bytes: Vec<u8>,
+}
+
+impl Head {
+    fn of(&mut self, l: &weft_analysis::Line) -> &[u8] {
+        // The name's address is compared, not its text: the timeline's
+        // thread changes its reference count for every line, and reading
+        // the text here would pull that memory between CPUs each time.
+        let same = matches!(&self.of, Some((pid, tid, comm))
+            if *pid == l.pid && *tid == l.tid && std::ptr::eq(Arc::as_ptr(comm), Arc::as_ptr(&l.comm)));
+        if !same {
+            self.bytes.clear();
+            let mut n = itoa::Buffer::new();
+            let b = &mut self.bytes;
+            // Writing into a Vec cannot fail.
+            let _ = b
+                .write_all(b" ")
+                .and_then(|()| pad(b, n.format(l.pid), 7, true))
+                .and_then(|()| b.write_all(b"/"))
+                .and_then(|()| pad(b, n.format(l.tid), 7, false))
+                .and_then(|()| b.write_all(b" "))
+                .and_then(|()| pad(b, &l.comm, 16, false))
+                .and_then(|()| b.write_all(b" "));
+            self.of = Some((l.pid, l.tid, l.comm.clone()));
+        }
+        &self.bytes
+    }
 }
 
 /// Output piped into another program (`| grep`, `| wc -l`) goes through a
@@ -131,23 +251,13 @@ impl std::fmt::Display for Shown<'_> {
     }
 }
 
-impl Shown<'_> {
-    /// The line as `Display` shows it, and a newline, written without the
-    /// formatting machinery: dump writes millions of them.
-    pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let l = self.1;
-        let mut n = itoa::Buffer::new();
-        pad(out, self.0, 16, true)?;
-        out.write_all(b" ")?;
-        pad(out, n.format(l.pid), 7, true)?;
-        out.write_all(b"/")?;
-        pad(out, n.format(l.tid), 7, false)?;
-        out.write_all(b" ")?;
-        pad(out, &l.comm, 16, false)?;
-        out.write_all(b" ")?;
-        out.write_all(l.text.as_bytes())?;
-        out.write_all(b"\n")
-    }
+/// A line as `Shown` displays it, and a newline, written without the
+/// formatting machinery: dump writes millions of them.
+fn write_line(out: &mut impl Write, time: &str, head: &mut Head, l: &weft_analysis::Line) -> std::io::Result<()> {
+    pad(out, time, 16, true)?;
+    out.write_all(head.of(l))?;
+    out.write_all(l.text.as_bytes())?;
+    out.write_all(b"\n")
 }
 
 /// `s` padded with spaces to `width` characters, as `{:>w}` or `{:<w}` do.
@@ -177,7 +287,15 @@ mod tests {
 
     #[test]
     fn written_lines_are_the_displayed_ones() {
+        // One head for all: a line of another thread, or of the same thread
+        // under a new name, must not be printed with the one before's.
+        let mut head = Head::default();
         for (comm, text, pid, tid) in [
+            ("sh", "openat(AT_FDCWD, \"/x\") = 3", 1u32, 1u32),
+            ("sh", "next", 1, 1),
+            ("renamed", "next", 1, 1),
+            ("renamed", "next", 1, 2),
+            ("renamed", "next", 2, 2),
             ("sh", "openat(AT_FDCWD, \"/x\") = 3", 1u32, 1u32),
             ("a-name-longer-than-16", "x", 1234567, 12345678),
             ("ünïcødé", "é", 42, 4242),
@@ -193,7 +311,7 @@ mod tests {
             };
             for t in ["0.000000001", "12345.123456789", "a time longer than sixteen"] {
                 let mut w = Vec::new();
-                Shown(t, &l).write_to(&mut w).unwrap();
+                write_line(&mut w, t, &mut head, &l).unwrap();
                 assert_eq!(String::from_utf8(w).unwrap(), format!("{}\n", Shown(t, &l)));
             }
         }
