@@ -109,6 +109,49 @@ enum State {
 struct Slot {
     line: Line,
     state: State,
+    /// A call whose `name(arguments)` is left to whoever prints the line
+    /// (`Timeline::fill_deferred`); the line's text is then what follows.
+    call: Deferred,
+}
+
+/// A syscall line's `name(arguments)`, not yet written: its number and
+/// arguments. Printing turns it into text (`Deferred::write`), on another
+/// thread than the timeline's when that is the bottleneck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deferred {
+    nr: u32,
+    len: u8,
+    args: [u64; 6],
+}
+
+impl Deferred {
+    /// None: the line's text is all of it.
+    pub const NONE: Deferred = Deferred {
+        nr: u32::MAX,
+        len: 0,
+        args: [0; 6],
+    };
+
+    pub fn is_none(&self) -> bool {
+        self.nr == u32::MAX
+    }
+
+    /// Appends `name(arguments)` to `out`, as the line would have begun;
+    /// `plans` are made on first use, by syscall number.
+    pub fn write(&self, out: &mut String, trace: &Trace, plans: &mut Vec<Option<CallPlan>>) {
+        let Some(entry) = trace.syscalls.get(self.nr).filter(|_| !self.is_none()) else {
+            return;
+        };
+        let i = self.nr as usize;
+        if plans.len() <= i {
+            plans.resize(i + 1, None);
+        }
+        let plan = plans[i].get_or_insert_with(|| CallPlan::of(entry));
+        out.push_str(&entry.name);
+        out.push('(');
+        write_planned_call_args(out, entry, plan, &self.args[..usize::from(self.len)], &[], &[]);
+        out.push(')');
+    }
 }
 
 /// When and where a record happened.
@@ -172,6 +215,8 @@ pub struct Timeline<'t> {
     result: String,
     /// The last thread's name looked up (lines come in runs of one thread).
     last_comm: Option<(u32, Arc<str>)>,
+    /// Whether calls' `name(arguments)` may be left to the printer.
+    defer: bool,
     pub problems: Vec<FormatError>,
 }
 
@@ -244,6 +289,7 @@ impl<'t> Timeline<'t> {
             plans: Vec::new(),
             result: String::new(),
             last_comm: None,
+            defer: false,
             problems: Vec::new(),
         }
     }
@@ -270,12 +316,34 @@ impl<'t> Timeline<'t> {
         }
         let n = std::mem::take(&mut self.settled);
         self.st.front_seq += n as u64;
-        self.st.queue.drain(..n).map(|s| s.line).collect()
+        let (trace, plans) = (self.trace, &mut self.plans);
+        self.st.queue.drain(..n).map(|s| whole(s, trace, plans)).collect()
     }
 
     /// Moves up to `max` next lines into `out` at once (as many calls of
     /// `next` would, with less copying); returns how many, 0 at the end.
     pub fn fill(&mut self, out: &mut Vec<Line>, max: usize) -> usize {
+        let n = self.settle_up_to(max);
+        let (trace, plans) = (self.trace, &mut self.plans);
+        out.reserve(n);
+        out.extend(self.st.queue.drain(..n).map(|s| whole(s, trace, plans)));
+        n
+    }
+
+    /// As `fill`, but from then on a syscall line's `name(arguments)` may
+    /// be left out of its text, to be written by the caller before it
+    /// (`Deferred::write`): a dump does that on its printing thread.
+    pub fn fill_deferred(&mut self, out: &mut Vec<(Line, Deferred)>, max: usize) -> usize {
+        self.defer = true;
+        let n = self.settle_up_to(max);
+        out.reserve(n);
+        out.extend(self.st.queue.drain(..n).map(|s| (s.line, s.call)));
+        n
+    }
+
+    /// Reads until `max` lines are ready (or the end), and takes them off
+    /// the count of ready lines: the caller drains that many slots.
+    fn settle_up_to(&mut self, max: usize) -> usize {
         if let Some(mut views) = self.views.take() {
             while self.settled < max && !self.finished {
                 self.step(&mut views);
@@ -285,8 +353,6 @@ impl<'t> Timeline<'t> {
         let n = self.settled.min(max);
         self.settled -= n;
         self.st.front_seq += n as u64;
-        out.reserve(n);
-        out.extend(self.st.queue.drain(..n).map(|s| s.line));
         n
     }
 
@@ -427,7 +493,12 @@ impl<'t> Timeline<'t> {
     }
 
     fn push_line(&mut self, r: At, comm: Arc<str>, event: Arc<str>, text: String, state: State) {
+        self.push_call(r, comm, event, text, state, Deferred::NONE);
+    }
+
+    fn push_call(&mut self, r: At, comm: Arc<str>, event: Arc<str>, text: String, state: State, call: Deferred) {
         self.st.queue.push_back(Slot {
+            call,
             line: Line {
                 ts: r.ts,
                 pid: r.pid,
@@ -484,11 +555,35 @@ impl<'t> Timeline<'t> {
     fn enter(&mut self, at: At, nr: u32, args: &[u64], data: &[u8]) {
         let name = self.syscall_name(nr);
         self.plan(nr);
+        let ends = name == "exit_group" || name == "exit";
         let text = self.new_text();
-        let text = self.call_text(text, at.pid, nr, args, data, &[]);
+        // The printer writes `name(arguments)` where nothing else needs
+        // them first: no captured data, no descriptor names.
+        let deferred = match args.len() {
+            n @ 0..=6
+                if self.defer
+                    && !ends
+                    && !self.st.fd_paths
+                    && data.is_empty()
+                    && self.plans.get(nr as usize).is_some_and(Option::is_some) =>
+            {
+                let mut d = Deferred {
+                    nr,
+                    len: n as u8,
+                    args: [0; 6],
+                };
+                d.args[..n].copy_from_slice(args);
+                d
+            }
+            _ => Deferred::NONE,
+        };
+        let text = if deferred.is_none() {
+            self.call_text(text, at.pid, nr, args, data, &[])
+        } else {
+            text
+        };
         let code = args.first().map_or(0, |&c| (c & 0xff) as i64);
         let event = self.syscall_event(nr);
-        let ends = name == "exit_group" || name == "exit";
         let comm = self.shown(at, &event);
         let seq = self.next_seq();
         let call = self.st.calls.entry(at.tid).or_default();
@@ -512,7 +607,7 @@ impl<'t> Timeline<'t> {
                 self.push_line(at, comm, event, format!("{text} = ?"), State::Done);
             }
         } else if let Some(comm) = comm {
-            self.push_line(at, comm, event, text, State::Open { nr, enter_ts: at.ts });
+            self.push_call(at, comm, event, text, State::Open { nr, enter_ts: at.ts }, deferred);
         }
     }
 
@@ -579,6 +674,7 @@ impl<'t> Timeline<'t> {
                     if snr == nr {
                         if let Some((text, _)) = &rewritten {
                             slot.line.text.clone_from(text);
+                            slot.call = Deferred::NONE;
                         }
                         let text = &mut slot.line.text;
                         text.push_str(" = ");
@@ -909,6 +1005,7 @@ impl<'t> Timeline<'t> {
                     _ => self.st.last_ts,
                 };
                 self.st.queue.push_back(Slot {
+                    call: Deferred::NONE,
                     line: Line {
                         ts,
                         pid: 0,
@@ -989,7 +1086,8 @@ impl Iterator for Timeline<'_> {
             if self.settled > 0 {
                 self.settled -= 1;
                 self.st.front_seq += 1;
-                return self.st.queue.pop_front().map(|s| s.line);
+                let (trace, plans) = (self.trace, &mut self.plans);
+                return self.st.queue.pop_front().map(|s| whole(s, trace, plans));
             }
             if self.finished {
                 return None;
@@ -1002,6 +1100,18 @@ impl Iterator for Timeline<'_> {
             self.views = Some(views);
         }
     }
+}
+
+/// A slot's line with all its text (`Deferred` calls written in front).
+fn whole(slot: Slot, trace: &Trace, plans: &mut Vec<Option<CallPlan>>) -> Line {
+    let mut line = slot.line;
+    if !slot.call.is_none() {
+        let mut text = String::with_capacity(line.text.len() + 96);
+        slot.call.write(&mut text, trace, plans);
+        text.push_str(&line.text);
+        line.text = text;
+    }
+    line
 }
 
 /// An integer field as `RecordView::u64` reads it (0 if not an integer).

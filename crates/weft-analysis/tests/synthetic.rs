@@ -84,10 +84,26 @@ fn exit(w: &mut TraceWriter<std::fs::File>, ids: &Ids, ts: u64, tid: u32, nr: u3
     .finish();
 }
 
+/// The timeline's lines, read one by one; read again in batches with
+/// calls' text left to the reader (as `weft dump` prints them), they must
+/// be the same.
 fn lines(path: &Path) -> Vec<(u32, String)> {
     let t = Trace::open(path).unwrap();
     let tl = Timeline::new(&t, Filter::new(vec![], vec![], &[], &[]).unwrap());
-    tl.map(|l| (l.tid, l.text)).collect()
+    let one_by_one: Vec<(u32, String)> = tl.map(|l| (l.tid, l.text)).collect();
+    let mut tl = Timeline::new(&t, Filter::new(vec![], vec![], &[], &[]).unwrap());
+    let (mut batch, mut batched, mut plans) = (Vec::new(), Vec::new(), Vec::new());
+    // Batches of 3 end anywhere: before a return, between merged lines.
+    while tl.fill_deferred(&mut batch, 3) > 0 {
+        for (line, call) in batch.drain(..) {
+            let mut text = String::new();
+            call.write(&mut text, &t, &mut plans);
+            text.push_str(&line.text);
+            batched.push((line.tid, text));
+        }
+    }
+    assert_eq!(one_by_one, batched);
+    one_by_one
 }
 
 #[test]

@@ -40,15 +40,15 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
         // Lines are printed on a thread of their own: the timeline that
         // makes them is the dump's bottleneck, and formatting, writing and
         // freeing a line take a fifth of its time.
-        let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Vec<weft_analysis::Line>>(BATCHES);
-        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<weft_analysis::Line>>();
+        let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES);
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Batch>();
         let trace = &trace;
         let printer = scope.spawn(move || print_lines(trace, stdout, clock, lines_rx, spare_tx));
         let mut batch = Vec::with_capacity(BATCH);
         let mut made = 1;
-        while tl.fill(&mut batch, BATCH) > 0 {
+        while tl.fill_deferred(&mut batch, BATCH) > 0 {
             if !args.event.is_empty() {
-                for line in &batch {
+                for (line, _) in &batch {
                     if !seen.contains(&line.event) {
                         seen.insert(line.event.clone());
                     }
@@ -65,7 +65,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             };
             let next = match done {
                 Some(mut done) => {
-                    tl.recycle(done.drain(..));
+                    tl.recycle(done.drain(..).map(|(line, _)| line));
                     done
                 }
                 None => {
@@ -119,6 +119,9 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
 const BATCH: usize = 16 * 1024;
 const BATCHES: usize = 3;
 
+/// Lines, each with the start of its text left to the printer, if any.
+type Batch = Vec<(weft_analysis::Line, weft_analysis::Deferred)>;
+
 /// How each line's time is shown.
 struct Clock {
     format: TimeFormat,
@@ -150,8 +153,8 @@ fn print_lines(
     trace: &weft_format::Trace,
     stdout: std::io::Stdout,
     mut clock: Clock,
-    lines: std::sync::mpsc::Receiver<Vec<weft_analysis::Line>>,
-    spare: std::sync::mpsc::Sender<Vec<weft_analysis::Line>>,
+    lines: std::sync::mpsc::Receiver<Batch>,
+    spare: std::sync::mpsc::Sender<Batch>,
 ) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     // Damage found when the file was opened (chunks skipped whole): said
@@ -176,10 +179,14 @@ fn print_lines(
     }
     let mut time = String::new();
     let mut head = Head::default();
+    let mut call = String::new();
+    let mut plans = Vec::new();
     for batch in lines {
-        for line in &batch {
+        for (line, deferred) in &batch {
             clock.show(&mut time, line.ts);
-            write_line(&mut out, &time, &mut head, line)?;
+            call.clear();
+            deferred.write(&mut call, trace, &mut plans);
+            write_line(&mut out, &time, &mut head, &call, line)?;
         }
         let _ = spare.send(batch);
     }
@@ -253,9 +260,17 @@ impl std::fmt::Display for Shown<'_> {
 
 /// A line as `Shown` displays it, and a newline, written without the
 /// formatting machinery: dump writes millions of them.
-fn write_line(out: &mut impl Write, time: &str, head: &mut Head, l: &weft_analysis::Line) -> std::io::Result<()> {
+/// `call` is the start of the text the timeline left to the printer.
+fn write_line(
+    out: &mut impl Write,
+    time: &str,
+    head: &mut Head,
+    call: &str,
+    l: &weft_analysis::Line,
+) -> std::io::Result<()> {
     pad(out, time, 16, true)?;
     out.write_all(head.of(l))?;
+    out.write_all(call.as_bytes())?;
     out.write_all(l.text.as_bytes())?;
     out.write_all(b"\n")
 }
@@ -311,7 +326,7 @@ mod tests {
             };
             for t in ["0.000000001", "12345.123456789", "a time longer than sixteen"] {
                 let mut w = Vec::new();
-                write_line(&mut w, t, &mut head, &l).unwrap();
+                write_line(&mut w, t, &mut head, "", &l).unwrap();
                 assert_eq!(String::from_utf8(w).unwrap(), format!("{}\n", Shown(t, &l)));
             }
         }
