@@ -170,7 +170,39 @@ fn implausible_compression(obj: &object::File) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    mini_debuginfo_bomb(obj)
+}
+
+/// The symbol reader decompresses `.gnu_debugdata` (MiniDebugInfo, an xz
+/// stream holding an ELF file with the symbol table) whole, with no limit,
+/// when it finds no symbols in the file's own `.symtab`. The xz stream says nothing
+/// trustworthy about its size up front, so it is decompressed here first,
+/// bounded, and a file whose stream inflates past `MAX_RATIO` is refused.
+fn mini_debuginfo_bomb(obj: &object::File) -> Result<(), String> {
+    use object::{Object, ObjectSection};
+    use std::io::Read;
+    let Some(data) = obj.section_by_name(".gnu_debugdata").and_then(|s| s.data().ok()) else {
+        return Ok(());
+    };
+    let limit = (data.len() as u64).saturating_mul(MAX_RATIO).saturating_add(1 << 20);
+    let mut inflated = xz2::read::XzDecoder::new(data).take(limit.saturating_add(1));
+    // Counted, not kept: the reader decompresses it again for itself.
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match inflated.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(k) => n += k as u64,
+            // A stream that does not decode is the reader's to report.
+            Err(_) => return Ok(()),
+        }
+        if n > limit {
+            return Err(format!(
+                "section .gnu_debugdata inflates past {limit} bytes from {}: the file is malformed",
+                data.len()
+            ));
+        }
+    }
 }
 
 struct Search {

@@ -97,6 +97,54 @@ fn a_compressed_section_claiming_an_impossible_size_is_refused() {
     assert!(note.problem.contains("claims 382252089575 bytes"), "{note:?}");
 }
 
+/// A stripped binary whose MiniDebugInfo (`.gnu_debugdata`) is an xz
+/// stream of 128 MiB of zeros in a few kilobytes: the symbol reader would
+/// inflate it whole, unbounded (a larger one exhausts memory). weft
+/// inflates it first, bounded, and refuses the file with a note.
+#[test]
+fn a_mini_debuginfo_that_inflates_past_any_plausible_size_is_refused() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bomb = dir.path().join("bomb.xz");
+    let mut xz = std::process::Command::new("xz")
+        .args(["-1", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&bomb).expect("create"))
+        .spawn()
+        .expect("xz (xz-utils)");
+    let mut stdin = xz.stdin.take().expect("xz stdin");
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..128 {
+        stdin.write_all(&zeros).expect("feed xz");
+    }
+    drop(stdin);
+    assert!(xz.wait().expect("xz").success());
+    let size = std::fs::metadata(&bomb).expect("bomb").len();
+    assert!(size < 64 * 1024, "xz made {size} bytes");
+    let bin = dir.path().join("stripped-with-bomb");
+    let st = std::process::Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(format!("--add-section=.gnu_debugdata={}", bomb.display()))
+        .arg(data.join("small-with-dwarf.elf"))
+        .arg(&bin)
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(st.success());
+    let m = Mapping {
+        start: START,
+        end: START + 0x5000,
+        pgoff: 0,
+        path: bin.to_string_lossy().into_owned(),
+        build_id: Vec::new(),
+    };
+    let mut sym = Symbolizer::new(options(), SymCache::default());
+    let frames = sym.symbolize(&m, START + 0x1129 + 4);
+    assert!(frames.iter().all(|f| f.function.is_none()), "{frames:?}");
+    let note = &sym.notes()[&m.path];
+    assert!(note.problem.contains(".gnu_debugdata inflates past"), "{note:?}");
+}
+
 /// The same forged file as the debug file a stripped binary's
 /// `.gnu_debuglink` names: weft refuses it, and the symbol reader must not
 /// follow the link to it on its own (it would allocate the claimed size).
