@@ -145,6 +145,60 @@ fn a_mini_debuginfo_that_inflates_past_any_plausible_size_is_refused() {
     assert!(note.problem.contains(".gnu_debugdata inflates past"), "{note:?}");
 }
 
+/// A file with DWARF whose `.gnu_debugaltlink` (the dwz supplementary
+/// file) names a FIFO: the symbol reader would open it and block for good,
+/// hanging `weft report`. weft checks every place the reader may look,
+/// refuses the link, and the function is still named from the symbol table.
+#[test]
+fn a_supplementary_debug_file_that_is_a_fifo_is_not_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let fifo = dir.path().join("dwz-fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    let mut link = fifo.to_string_lossy().into_owned().into_bytes();
+    link.push(0);
+    link.extend_from_slice(&[0xab; 20]);
+    let section = dir.path().join("altlink");
+    std::fs::write(&section, &link).expect("write section");
+    let bin = dir.path().join("with-altlink");
+    let st = std::process::Command::new("objcopy")
+        .arg(format!("--add-section=.gnu_debugaltlink={}", section.display()))
+        .arg(data.join("small-with-dwarf.elf"))
+        .arg(&bin)
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(st.success());
+    let m = Mapping {
+        start: START,
+        end: START + 0x5000,
+        pgoff: 0,
+        path: bin.to_string_lossy().into_owned(),
+        build_id: Vec::new(),
+    };
+    // On another thread: a reader blocked on the FIFO fails the test
+    // instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sym = Symbolizer::new(options(), SymCache::default());
+        let frames = sym.symbolize(&m, START + 0x1129 + 4);
+        let note = sym.notes().get(&m.path).map(|n| n.problem.clone());
+        let _ = tx.send((frames.last().and_then(|f| f.function.clone()), note));
+    });
+    let (function, note) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("symbolizing blocked (on the FIFO?)");
+    assert_eq!(function.as_deref(), Some("work"));
+    let note = note.unwrap_or_default();
+    assert!(
+        note.contains("supplementary debug file was refused") && note.contains("not a regular file"),
+        "{note}"
+    );
+}
+
 /// The same forged file as the debug file a stripped binary's
 /// `.gnu_debuglink` names: weft refuses it, and the symbol reader must not
 /// follow the link to it on its own (it would allocate the claimed size).
