@@ -165,9 +165,9 @@ fn supplementary(obj: &object::File) -> Option<(PathBuf, Vec<u8>)> {
     (!name.is_empty()).then(|| (path(name), Vec::new()))
 }
 
-/// Every place the symbol reader may look for the supplementary file
-/// `linkee` of `linker` (its own search stops at the first that exists;
-/// all are checked here).
+/// Every place the symbol reader may look for the file `linkee` that
+/// `linker` links to (a supplementary file, or a debug link's target; its
+/// own search stops at the first that exists, all are checked here).
 fn supplementary_places(linker: &Path, linkee: &Path, build_id: &[u8], dirs: &[&PathBuf]) -> Vec<PathBuf> {
     let mut places = Vec::new();
     if build_id.len() >= 8 {
@@ -192,7 +192,7 @@ fn supplementary_places(linker: &Path, linkee: &Path, build_id: &[u8], dirs: &[&
     places
 }
 
-/// Why the supplementary file at `p` must not be opened by the symbol
+/// Why the linked file at `p` must not be opened by the symbol
 /// reader, if it must not: it would block on a FIFO or device, or trust a
 /// malformed file's claimed sizes.
 fn unsafe_supplementary(p: &Path) -> Option<String> {
@@ -453,11 +453,17 @@ impl Finder {
             refused_debug_file: search.refused_malformed,
         };
         let dirs: Vec<&PathBuf> = self.opts.symbol_dirs.iter().chain(&self.opts.debug_dirs).collect();
+        // The files the symbol reader follows links to on its own.
         let refused_supplementary = search.candidates.iter().find_map(|(linker, i)| {
-            let (linkee, build_id) = i.supplementary.as_ref()?;
-            supplementary_places(linker, linkee, build_id, &dirs)
-                .iter()
-                .find_map(|p| unsafe_supplementary(p))
+            let debuglink = i.debuglink.as_ref().map(|l| (PathBuf::from(l), Vec::new()));
+            [i.supplementary.clone(), debuglink]
+                .into_iter()
+                .flatten()
+                .find_map(|(linkee, build_id)| {
+                    supplementary_places(linker, &linkee, &build_id, &dirs)
+                        .iter()
+                        .find_map(|p| unsafe_supplementary(p))
+                })
         });
         let mut loc = loc;
         if refused_supplementary.is_some() {
@@ -465,7 +471,7 @@ impl Finder {
         }
         let mut problem = match symbols.map(|(_, i)| i.quality) {
             _ if let Some(why) = &refused_supplementary => {
-                format!("its supplementary debug file was refused ({why}); function names only, no file:line")
+                format!("a debug file it links to was refused ({why}); function names only, no file:line")
             }
             Some(Quality::Dwarf) => String::new(),
             Some(Quality::Symtab) => "no DWARF debug info found (function names only, no file:line)".into(),

@@ -194,9 +194,54 @@ fn a_supplementary_debug_file_that_is_a_fifo_is_not_opened() {
     assert_eq!(function.as_deref(), Some("work"));
     let note = note.unwrap_or_default();
     assert!(
-        note.contains("supplementary debug file was refused") && note.contains("not a regular file"),
+        note.contains("a debug file it links to was refused") && note.contains("not a regular file"),
         "{note}"
     );
+}
+
+/// The same with a stripped binary's `.gnu_debuglink`: its target, next to
+/// the binary, replaced by a FIFO after the link was made.
+#[test]
+fn a_debug_link_to_a_fifo_is_not_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let debug = dir.path().join("small.debug");
+    std::fs::copy(data.join("small-with-dwarf.elf"), &debug).expect("copy");
+    let bin = dir.path().join("small");
+    let st = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(format!("--add-gnu-debuglink={}", debug.display()))
+        .arg(data.join("small-with-dwarf.elf"))
+        .arg(&bin)
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(st.success());
+    std::fs::remove_file(&debug).expect("remove");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&debug)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    let m = Mapping {
+        start: START,
+        end: START + 0x5000,
+        pgoff: 0,
+        path: bin.to_string_lossy().into_owned(),
+        build_id: Vec::new(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sym = Symbolizer::new(options(), SymCache::default());
+        let frames = sym.symbolize(&m, START + 0x1129 + 4);
+        let note = sym.notes().get(&m.path).map(|n| n.problem.clone());
+        let _ = tx.send((frames.last().and_then(|f| f.function.clone()), note));
+    });
+    let (function, note) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("symbolizing blocked (on the FIFO?)");
+    assert_eq!(function.as_deref(), Some("work"));
+    let note = note.unwrap_or_default();
+    assert!(note.contains("not a regular file"), "{note}");
 }
 
 /// The same forged file as the debug file a stripped binary's
