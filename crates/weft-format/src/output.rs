@@ -30,6 +30,9 @@ pub(crate) struct Chunk {
 /// killed at any moment leaves at most one partial chunk at the end.
 pub(crate) struct Encoder {
     compressor: zstd::bulk::Compressor<'static>,
+    /// The compressor's level now, and the one asked for.
+    level: i32,
+    asked: i32,
     /// Header and payload of the chunk being written, reused from chunk to
     /// chunk (fresh megabytes per chunk cost more in page faults than zstd).
     scratch: Vec<u8>,
@@ -39,23 +42,49 @@ impl Encoder {
     fn new(level: i32) -> io::Result<Encoder> {
         Ok(Encoder {
             compressor: zstd::bulk::Compressor::new(level)?,
+            level,
+            asked: level,
             scratch: Vec::new(),
         })
     }
 
+    /// Bytes written, compressed as `effort` says.
+    fn write_with(&mut self, out: &mut impl Write, c: &Chunk, effort: Effort) -> io::Result<u64> {
+        let level = match effort {
+            Effort::Asked => self.asked,
+            Effort::Fast => FAST_LEVEL.min(self.asked),
+            Effort::Store => return self.write_as(out, c, false),
+        };
+        if level != self.level {
+            self.compressor.set_compression_level(level)?;
+            self.level = level;
+        }
+        self.write(out, c)
+    }
+
     /// Bytes written.
     fn write(&mut self, out: &mut impl Write, c: &Chunk) -> io::Result<u64> {
+        self.write_as(out, c, true)
+    }
+
+    /// Bytes written; compressed with the current level if `compress`.
+    fn write_as(&mut self, out: &mut impl Write, c: &Chunk, compress: bool) -> io::Result<u64> {
         let raw = &c.payload;
         let raw_len = u32::try_from(raw.len())
             .ok()
             .filter(|&l| l <= MAX_CHUNK_RAW_LEN)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "chunk payload exceeds the format's limit"))?;
-        let bound = zstd::zstd_safe::compress_bound(raw.len());
         self.scratch.clear();
-        self.scratch.resize(CHUNK_HEADER_LEN + bound, 0);
-        let n = self
-            .compressor
-            .compress_to_buffer(raw, &mut self.scratch[CHUNK_HEADER_LEN..])?;
+        let n = if compress {
+            let bound = zstd::zstd_safe::compress_bound(raw.len());
+            self.scratch.resize(CHUNK_HEADER_LEN + bound, 0);
+            self.compressor
+                .compress_to_buffer(raw, &mut self.scratch[CHUNK_HEADER_LEN..])?
+        } else {
+            // Stored as it is (below), after the header.
+            self.scratch.resize(CHUNK_HEADER_LEN, 0);
+            usize::MAX
+        };
         // Stored compressed only when that is smaller (docs/format.md §4.3).
         let compression = if n < raw.len() {
             self.scratch.truncate(CHUNK_HEADER_LEN + n);
@@ -82,6 +111,37 @@ impl Encoder {
         out.write_all(&self.scratch)?;
         out.flush()?;
         Ok(self.scratch.len() as u64)
+    }
+}
+
+/// How hard the writer thread compresses a chunk: as asked while it keeps
+/// up, faster when chunks queue up, not at all when they queue up so far
+/// that the recorder would soon stop taking events (a chunk stored as it
+/// is costs a checksum and a write: events kept are worth more than bytes
+/// saved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effort {
+    Asked,
+    Fast,
+    Store,
+}
+
+/// zstd's fast mode (negative levels trade ratio for speed).
+const FAST_LEVEL: i32 = -5;
+/// Queued payload bytes past which chunks are compressed with `FAST_LEVEL`.
+const FAST_BACKLOG: usize = 256 << 20;
+/// Queued payload bytes past which chunks are stored uncompressed.
+const STORE_BACKLOG: usize = 640 << 20;
+
+impl Effort {
+    fn for_backlog(queued: usize) -> Effort {
+        if queued >= STORE_BACKLOG {
+            Effort::Store
+        } else if queued >= FAST_BACKLOG {
+            Effort::Fast
+        } else {
+            Effort::Asked
+        }
     }
 }
 
@@ -266,7 +326,8 @@ impl<W: Write + Send + 'static> Output<W> {
                 let mut failed = false;
                 for c in rx {
                     if !failed {
-                        match enc.write(&mut out, &c) {
+                        let effort = Effort::for_backlog(s.backlog.load(Ordering::Relaxed));
+                        match enc.write_with(&mut out, &c, effort) {
                             Ok(n) => {
                                 s.written.fetch_add(n, Ordering::Relaxed);
                                 s.mark_progress();
@@ -294,5 +355,61 @@ impl<W: Write + Send + 'static> Output<W> {
             spare,
             before,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::ChunkHeader;
+
+    /// Each effort writes a chunk that reads back as the same payload:
+    /// compressed at either level, or stored as it is.
+    #[test]
+    fn every_effort_writes_a_chunk_that_reads_back() {
+        let payload: Vec<u8> = (0..200_000u32).flat_map(|i| (i / 7).to_le_bytes()).collect();
+        let chunk = Chunk {
+            kind: ChunkKind::Events,
+            payload: payload.clone(),
+            seq: 1,
+            records: 1,
+            min_ts: 0,
+            max_ts: 0,
+        };
+        let mut enc = Encoder::new(3).unwrap();
+        let mut sizes = Vec::new();
+        for (effort, compressed) in [
+            (Effort::Asked, true),
+            (Effort::Fast, true),
+            (Effort::Store, false),
+            (Effort::Asked, true),
+        ] {
+            let mut out = Vec::new();
+            let n = enc.write_with(&mut out, &chunk, effort).unwrap();
+            assert_eq!(n as usize, out.len());
+            let head: &[u8; CHUNK_HEADER_LEN] = out[..CHUNK_HEADER_LEN].try_into().unwrap();
+            let h = ChunkHeader::decode(head).unwrap();
+            let stored = &out[CHUNK_HEADER_LEN..];
+            assert_eq!(h.payload_crc, crc32c::crc32c(stored));
+            let raw = match h.compression {
+                Compression::Zstd => zstd::bulk::decompress(stored, payload.len()).unwrap(),
+                Compression::None => stored.to_vec(),
+            };
+            assert_eq!(raw, payload, "{effort:?}");
+            assert_eq!(h.compression == Compression::Zstd, compressed, "{effort:?}");
+            sizes.push(stored.len());
+        }
+        // The fast level gives up some ratio; the asked one comes back.
+        assert!(sizes[0] <= sizes[1] && sizes[1] < sizes[2], "{sizes:?}");
+        assert_eq!(sizes[0], sizes[3]);
+    }
+
+    #[test]
+    fn the_effort_drops_as_chunks_queue_up() {
+        assert_eq!(Effort::for_backlog(0), Effort::Asked);
+        assert_eq!(Effort::for_backlog(FAST_BACKLOG - 1), Effort::Asked);
+        assert_eq!(Effort::for_backlog(FAST_BACKLOG), Effort::Fast);
+        assert_eq!(Effort::for_backlog(STORE_BACKLOG), Effort::Store);
+        const { assert!(FAST_BACKLOG < STORE_BACKLOG) };
     }
 }
