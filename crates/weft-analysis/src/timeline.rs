@@ -1061,7 +1061,9 @@ impl<'t> Timeline<'t> {
                 break;
             };
             match front.state {
-                State::Done => {}
+                // A split line (printed as unfinished) is done too; one
+                // can be at the front after `carry`.
+                State::Done | State::Split => {}
                 State::Open { nr, enter_ts } if end || held > MAX_HELD => {
                     front.line.text.push_str(" <unfinished ...>");
                     front.state = State::Split;

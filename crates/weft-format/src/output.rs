@@ -128,16 +128,17 @@ enum Effort {
 
 /// zstd's fast mode (negative levels trade ratio for speed).
 const FAST_LEVEL: i32 = -5;
-/// Queued payload bytes past which chunks are compressed with `FAST_LEVEL`.
-const FAST_BACKLOG: usize = 256 << 20;
-/// Queued payload bytes past which chunks are stored uncompressed.
-const STORE_BACKLOG: usize = 640 << 20;
 
 impl Effort {
-    fn for_backlog(queued: usize) -> Effort {
-        if queued >= STORE_BACKLOG {
+    /// For `queued` payload bytes when the caller stops queueing at `cap`:
+    /// fast from a quarter of it, stored raw from five eighths (256 and 640
+    /// MiB of the recorder's 1 GiB). Lower, a burst that the thread would
+    /// compress well after it ends is stored larger; higher, the cap is
+    /// reached first.
+    fn for_backlog(queued: usize, cap: usize) -> Effort {
+        if queued >= cap / 8 * 5 {
             Effort::Store
-        } else if queued >= FAST_BACKLOG {
+        } else if queued >= cap / 4 {
             Effort::Fast
         } else {
             Effort::Asked
@@ -309,7 +310,8 @@ impl<W: Write> Output<W> {
 impl<W: Write + Send + 'static> Output<W> {
     /// Moves writing to a thread that first runs `setup` (to lower its
     /// priority, say).
-    pub fn into_thread(self, level: i32, setup: impl FnOnce() + Send + 'static) -> io::Result<Output<W>> {
+    /// `cap`: the backlog at which the caller stops queueing (see `Effort`).
+    pub fn into_thread(self, level: i32, cap: usize, setup: impl FnOnce() + Send + 'static) -> io::Result<Output<W>> {
         let (mut out, before) = match self {
             Output::Inline { out, written, .. } => (out, written),
             t @ Output::Thread { .. } => return Ok(t),
@@ -326,7 +328,7 @@ impl<W: Write + Send + 'static> Output<W> {
                 let mut failed = false;
                 for c in rx {
                     if !failed {
-                        let effort = Effort::for_backlog(s.backlog.load(Ordering::Relaxed));
+                        let effort = Effort::for_backlog(s.backlog.load(Ordering::Relaxed), cap);
                         match enc.write_with(&mut out, &c, effort) {
                             Ok(n) => {
                                 s.written.fetch_add(n, Ordering::Relaxed);
@@ -406,10 +408,14 @@ mod tests {
 
     #[test]
     fn the_effort_drops_as_chunks_queue_up() {
-        assert_eq!(Effort::for_backlog(0), Effort::Asked);
-        assert_eq!(Effort::for_backlog(FAST_BACKLOG - 1), Effort::Asked);
-        assert_eq!(Effort::for_backlog(FAST_BACKLOG), Effort::Fast);
-        assert_eq!(Effort::for_backlog(STORE_BACKLOG), Effort::Store);
-        const { assert!(FAST_BACKLOG < STORE_BACKLOG) };
+        for cap in [64 << 20, 1 << 30] {
+            assert_eq!(Effort::for_backlog(0, cap), Effort::Asked);
+            assert_eq!(Effort::for_backlog(cap / 4 - 1, cap), Effort::Asked);
+            assert_eq!(Effort::for_backlog(cap / 4, cap), Effort::Fast);
+            assert_eq!(Effort::for_backlog(cap / 8 * 5, cap), Effort::Store);
+            assert_eq!(Effort::for_backlog(cap, cap), Effort::Store);
+        }
+        assert_eq!(Effort::for_backlog(256 << 20, 1 << 30), Effort::Fast);
+        assert_eq!(Effort::for_backlog(640 << 20, 1 << 30), Effort::Store);
     }
 }

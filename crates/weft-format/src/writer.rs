@@ -302,13 +302,15 @@ impl<W: Write> TraceWriter<W> {
 
     /// Moves compressing and writing to a thread of its own, which first
     /// runs `setup` (to lower its priority, say): the caller then only
-    /// queues payloads. Errors are returned by a later call.
-    pub fn in_background(mut self, setup: impl FnOnce() + Send + 'static) -> io::Result<Self>
+    /// queues payloads. Errors are returned by a later call. The thread
+    /// compresses less as its backlog nears `max_backlog`, where the
+    /// caller says it stops queueing.
+    pub fn in_background(mut self, max_backlog: usize, setup: impl FnOnce() + Send + 'static) -> io::Result<Self>
     where
         W: Send + 'static,
     {
         let out = std::mem::replace(&mut self.output, Output::placeholder());
-        self.output = out.into_thread(self.level, setup)?;
+        self.output = out.into_thread(self.level, max_backlog, setup)?;
         Ok(self)
     }
 

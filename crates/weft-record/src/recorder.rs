@@ -562,7 +562,7 @@ impl Recorder {
             w.write_syscall_table(&table)?;
             let replaced = out.publish()?;
             let tid = Arc::clone(&writer_tid);
-            let w = w.in_background(move || tid.store(os::idle_thread(), Ordering::Relaxed))?;
+            let w = w.in_background(max_backlog(), move || tid.store(os::idle_thread(), Ordering::Relaxed))?;
             Ok((w, replaced))
         });
         let w = match header {
@@ -656,7 +656,7 @@ impl Recorder {
             last_flush: Instant::now(),
             probe_busy: false,
             writer_tid,
-            max_backlog: (os::total_memory() / 4).clamp(64 << 20, MAX_BACKLOG as u64) as usize,
+            max_backlog: max_backlog(),
             backlog_said: false,
             probe_seen: None,
             realtime_on: false,
@@ -1101,6 +1101,12 @@ const WRITER_STALL: Duration = Duration::from_secs(1);
 /// flat-out probe writer (about 2.4 GB/s here) outruns any compressor, and
 /// is kept in memory up to this (or a quarter of the RAM, if less).
 const MAX_BACKLOG: usize = 1 << 30;
+
+/// Bytes of chunks that may wait for the writer thread before draining
+/// pauses: a quarter of the RAM, from 64 MiB to `MAX_BACKLOG`.
+fn max_backlog() -> usize {
+    (os::total_memory() / 4).clamp(64 << 20, MAX_BACKLOG as u64) as usize
+}
 
 /// `exited with 3`, `killed by SIGSEGV (core dumped)`.
 pub fn describe_status(st: i32) -> String {

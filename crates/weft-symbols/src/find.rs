@@ -90,9 +90,6 @@ struct Inspect {
     has_text: bool,
     /// Has legacy `.zdebug_*` sections (see `zdebug`).
     zdebug: bool,
-    /// A supplementary debug file it names (dwz's `.gnu_debugaltlink`, or
-    /// `.debug_sup`), with the build ID it gives for it, if any.
-    supplementary: Option<(PathBuf, Vec<u8>)>,
 }
 
 /// Why a file was not used.
@@ -147,63 +144,7 @@ fn inspect(path: &Path) -> Result<Inspect, Refused> {
         zdebug: obj
             .sections()
             .any(|s| s.name().is_ok_and(|n| n.starts_with(".zdebug_"))),
-        supplementary: supplementary(&obj),
     })
-}
-
-/// The supplementary debug file `obj` names: `.gnu_debugaltlink` (a path,
-/// NUL, a build ID) or `.debug_sup` (version 5, a flag, a path, NUL).
-fn supplementary(obj: &object::File) -> Option<(PathBuf, Vec<u8>)> {
-    use object::{Object, ObjectSection};
-    use std::os::unix::ffi::OsStrExt;
-    let path = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
-    if let Ok(Some((name, build_id))) = obj.gnu_debugaltlink() {
-        return Some((path(name), build_id.to_vec()));
-    }
-    let data = obj.section_by_name(".debug_sup")?.data().ok()?;
-    let name = data.get(3..)?.split(|&b| b == 0).next()?;
-    (!name.is_empty()).then(|| (path(name), Vec::new()))
-}
-
-/// Every place the symbol reader may look for the file `linkee` that
-/// `linker` links to (a supplementary file, or a debug link's target; its
-/// own search stops at the first that exists, all are checked here).
-fn supplementary_places(linker: &Path, linkee: &Path, build_id: &[u8], dirs: &[&PathBuf]) -> Vec<PathBuf> {
-    let mut places = Vec::new();
-    if build_id.len() >= 8 {
-        let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
-        for d in dirs {
-            places.push(d.join(".build-id").join(&hex[..2]).join(format!("{}.debug", &hex[2..])));
-        }
-    }
-    for d in dirs {
-        places.push(d.join(linkee));
-    }
-    for l in [Some(linker.to_path_buf()), linker.canonicalize().ok()]
-        .into_iter()
-        .flatten()
-    {
-        places.push(l.with_file_name(linkee));
-        if let Some(dir) = l.parent() {
-            places.push(dir.join(linkee));
-            places.push(dir.join(".debug").join(linkee));
-        }
-    }
-    places
-}
-
-/// Why the linked file at `p` must not be opened by the symbol
-/// reader, if it must not: it would block on a FIFO or device, or trust a
-/// malformed file's claimed sizes.
-fn unsafe_supplementary(p: &Path) -> Option<String> {
-    let meta = std::fs::metadata(p).ok()?;
-    if !meta.is_file() {
-        return Some(format!("{} is not a regular file", p.display()));
-    }
-    match inspect(p) {
-        Err(Refused::Malformed(why)) => Some(format!("{}: {why}", p.display())),
-        _ => None,
-    }
 }
 
 /// Most bytes a compressed section may claim per compressed byte: zlib
@@ -452,25 +393,25 @@ impl Finder {
             segments: seg_src.map(|(_, i)| i.segments.clone()).unwrap_or_default(),
             refused_debug_file: search.refused_malformed,
         };
-        let dirs: Vec<&PathBuf> = self.opts.symbol_dirs.iter().chain(&self.opts.debug_dirs).collect();
-        // The files the symbol reader follows links to on its own.
-        let refused_supplementary = search.candidates.iter().find_map(|(linker, i)| {
-            let debuglink = i.debuglink.as_ref().map(|l| (PathBuf::from(l), Vec::new()));
-            [i.supplementary.clone(), debuglink]
-                .into_iter()
-                .flatten()
-                .find_map(|(linkee, build_id)| {
-                    supplementary_places(linker, &linkee, &build_id, &dirs)
-                        .iter()
-                        .find_map(|p| unsafe_supplementary(p))
-                })
-        });
+        // The files the DWARF reader would open on its own from there.
+        let dirs: Vec<PathBuf> = self
+            .opts
+            .symbol_dirs
+            .iter()
+            .chain(&self.opts.debug_dirs)
+            .cloned()
+            .collect();
+        let malformed = |p: &Path| match inspect(p) {
+            Err(Refused::Malformed(why)) => Some(format!("{}: {why}", p.display())),
+            _ => None,
+        };
+        let refused_link = symbols.and_then(|(p, _)| crate::links::refusal(p, &dirs, &malformed));
         let mut loc = loc;
-        if refused_supplementary.is_some() {
+        if refused_link.is_some() {
             loc.refused_debug_file = true;
         }
         let mut problem = match symbols.map(|(_, i)| i.quality) {
-            _ if let Some(why) = &refused_supplementary => {
+            _ if let Some(why) = &refused_link => {
                 format!("a debug file it links to was refused ({why}); function names only, no file:line")
             }
             Some(Quality::Dwarf) => String::new(),

@@ -17,6 +17,7 @@ mod find;
 mod guard;
 mod jit;
 mod kernel;
+mod links;
 mod plt;
 mod unwind;
 mod zdebug;

@@ -145,6 +145,93 @@ fn a_mini_debuginfo_that_inflates_past_any_plausible_size_is_refused() {
     assert!(note.problem.contains(".gnu_debugdata inflates past"), "{note:?}");
 }
 
+/// The function at `work` in `m` and the module's note, symbolized on
+/// another thread: a reader blocked on a FIFO fails the test instead of
+/// hanging it.
+fn symbolize_work(m: Mapping) -> (Option<String>, String) {
+    symbolize_work_with(m, options())
+}
+
+fn symbolize_work_with(m: Mapping, opts: SearchOptions) -> (Option<String>, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sym = Symbolizer::new(opts, SymCache::default());
+        let frames = sym.symbolize(&m, START + 0x1129 + 4);
+        let note = sym.notes().get(&m.path).map(|n| n.problem.clone());
+        let _ = tx.send((frames.last().and_then(|f| f.function.clone()), note.unwrap_or_default()));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("symbolizing blocked (on a FIFO?)")
+}
+
+fn mkfifo(p: &Path) {
+    let st = std::process::Command::new("mkfifo").arg(p).status().expect("mkfifo");
+    assert!(st.success());
+}
+
+fn module(path: &Path) -> Mapping {
+    Mapping {
+        start: START,
+        end: START + 0x5000,
+        pgoff: 0,
+        path: path.to_string_lossy().into_owned(),
+        build_id: Vec::new(),
+    }
+}
+
+/// The reader also opens `FILE.dwp` (a DWARF package) next to a file with
+/// DWARF, and looks for a debug link's target in the build-ID tree of its
+/// directories first: a FIFO at either place is refused as well.
+#[test]
+fn a_dwarf_package_or_build_id_file_that_is_a_fifo_is_not_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bin = dir.path().join("small");
+    std::fs::copy(data.join("small-with-dwarf.elf"), &bin).expect("copy");
+    mkfifo(&dir.path().join("small.dwp"));
+    let (function, note) = symbolize_work(module(&bin));
+    assert_eq!(function.as_deref(), Some("work"));
+    assert!(note.contains("small.dwp is not a regular file"), "{note}");
+
+    // A debug link whose target sits in the build-ID tree of a debug
+    // directory, where a FIFO stands.
+    let debug_dir = dir.path().join("debug");
+    let linked = dir.path().join("linked");
+    let st = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(format!(
+            "--add-gnu-debuglink={}",
+            data.join("small-with-dwarf.elf").display()
+        ))
+        .arg(data.join("small-with-dwarf.elf"))
+        .arg(&linked)
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(st.success());
+    let out = std::process::Command::new("readelf")
+        .arg("-n")
+        .arg(&linked)
+        .output()
+        .expect("readelf");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bid = text
+        .split("Build ID: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("a build ID in the test binary")
+        .to_owned();
+    let tree = debug_dir.join(".build-id").join(&bid[..2]);
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    mkfifo(&tree.join(format!("{}.debug", &bid[2..])));
+    let opts = SearchOptions {
+        debug_dirs: vec![debug_dir],
+        ..options()
+    };
+    let (function, note) = symbolize_work_with(module(&linked), opts);
+    assert_eq!(function.as_deref(), Some("work"));
+    assert!(note.contains("is not a regular file"), "{note}");
+}
+
 /// A file with DWARF whose `.gnu_debugaltlink` (the dwz supplementary
 /// file) names a FIFO: the symbol reader would open it and block for good,
 /// hanging `weft report`. weft checks every place the reader may look,
@@ -179,20 +266,8 @@ fn a_supplementary_debug_file_that_is_a_fifo_is_not_opened() {
         path: bin.to_string_lossy().into_owned(),
         build_id: Vec::new(),
     };
-    // On another thread: a reader blocked on the FIFO fails the test
-    // instead of hanging it.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sym = Symbolizer::new(options(), SymCache::default());
-        let frames = sym.symbolize(&m, START + 0x1129 + 4);
-        let note = sym.notes().get(&m.path).map(|n| n.problem.clone());
-        let _ = tx.send((frames.last().and_then(|f| f.function.clone()), note));
-    });
-    let (function, note) = rx
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("symbolizing blocked (on the FIFO?)");
+    let (function, note) = symbolize_work(m);
     assert_eq!(function.as_deref(), Some("work"));
-    let note = note.unwrap_or_default();
     assert!(
         note.contains("a debug file it links to was refused") && note.contains("not a regular file"),
         "{note}"
@@ -229,18 +304,8 @@ fn a_debug_link_to_a_fifo_is_not_followed() {
         path: bin.to_string_lossy().into_owned(),
         build_id: Vec::new(),
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sym = Symbolizer::new(options(), SymCache::default());
-        let frames = sym.symbolize(&m, START + 0x1129 + 4);
-        let note = sym.notes().get(&m.path).map(|n| n.problem.clone());
-        let _ = tx.send((frames.last().and_then(|f| f.function.clone()), note));
-    });
-    let (function, note) = rx
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("symbolizing blocked (on the FIFO?)");
+    let (function, note) = symbolize_work(m);
     assert_eq!(function.as_deref(), Some("work"));
-    let note = note.unwrap_or_default();
     assert!(note.contains("not a regular file"), "{note}");
 }
 
