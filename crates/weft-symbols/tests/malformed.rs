@@ -105,7 +105,6 @@ fn a_compressed_section_claiming_an_impossible_size_is_refused() {
 fn a_mini_debuginfo_that_inflates_past_any_plausible_size_is_refused() {
     use std::io::Write;
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let bomb = dir.path().join("bomb.xz");
     let mut xz = std::process::Command::new("xz")
         .args(["-1", "-c"])
@@ -123,21 +122,14 @@ fn a_mini_debuginfo_that_inflates_past_any_plausible_size_is_refused() {
     let size = std::fs::metadata(&bomb).expect("bomb").len();
     assert!(size < 64 * 1024, "xz made {size} bytes");
     let bin = dir.path().join("stripped-with-bomb");
-    let st = std::process::Command::new("objcopy")
-        .arg("--strip-all")
-        .arg(format!("--add-section=.gnu_debugdata={}", bomb.display()))
-        .arg(data.join("small-with-dwarf.elf"))
-        .arg(&bin)
-        .status()
-        .expect("objcopy (binutils)");
-    assert!(st.success());
-    let m = Mapping {
-        start: START,
-        end: START + 0x5000,
-        pgoff: 0,
-        path: bin.to_string_lossy().into_owned(),
-        build_id: Vec::new(),
-    };
+    objcopy(
+        &[
+            "--strip-all".to_owned(),
+            format!("--add-section=.gnu_debugdata={}", bomb.display()),
+        ],
+        &bin,
+    );
+    let m = module(&bin);
     let mut sym = Symbolizer::new(options(), SymCache::default());
     let frames = sym.symbolize(&m, START + 0x1129 + 4);
     assert!(frames.iter().all(|f| f.function.is_none()), "{frames:?}");
@@ -162,6 +154,18 @@ fn symbolize_work_with(m: Mapping, opts: SearchOptions) -> (Option<String>, Stri
     });
     rx.recv_timeout(std::time::Duration::from_secs(20))
         .expect("symbolizing blocked (on a FIFO?)")
+}
+
+/// `objcopy ARGS tests/data/small-with-dwarf.elf OUT`.
+fn objcopy(args: &[String], out: &Path) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let st = std::process::Command::new("objcopy")
+        .args(args)
+        .arg(data.join("small-with-dwarf.elf"))
+        .arg(out)
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(st.success());
 }
 
 fn mkfifo(p: &Path) {
@@ -197,17 +201,8 @@ fn a_dwarf_package_or_build_id_file_that_is_a_fifo_is_not_opened() {
     // directory, where a FIFO stands.
     let debug_dir = dir.path().join("debug");
     let linked = dir.path().join("linked");
-    let st = std::process::Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(format!(
-            "--add-gnu-debuglink={}",
-            data.join("small-with-dwarf.elf").display()
-        ))
-        .arg(data.join("small-with-dwarf.elf"))
-        .arg(&linked)
-        .status()
-        .expect("objcopy (binutils)");
-    assert!(st.success());
+    let link = format!("--add-gnu-debuglink={}", data.join("small-with-dwarf.elf").display());
+    objcopy(&["--strip-debug".to_owned(), link], &linked);
     let out = std::process::Command::new("readelf")
         .arg("-n")
         .arg(&linked)
@@ -239,7 +234,6 @@ fn a_dwarf_package_or_build_id_file_that_is_a_fifo_is_not_opened() {
 #[test]
 fn a_supplementary_debug_file_that_is_a_fifo_is_not_opened() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let fifo = dir.path().join("dwz-fifo");
     let st = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -252,20 +246,11 @@ fn a_supplementary_debug_file_that_is_a_fifo_is_not_opened() {
     let section = dir.path().join("altlink");
     std::fs::write(&section, &link).expect("write section");
     let bin = dir.path().join("with-altlink");
-    let st = std::process::Command::new("objcopy")
-        .arg(format!("--add-section=.gnu_debugaltlink={}", section.display()))
-        .arg(data.join("small-with-dwarf.elf"))
-        .arg(&bin)
-        .status()
-        .expect("objcopy (binutils)");
-    assert!(st.success());
-    let m = Mapping {
-        start: START,
-        end: START + 0x5000,
-        pgoff: 0,
-        path: bin.to_string_lossy().into_owned(),
-        build_id: Vec::new(),
-    };
+    objcopy(
+        &[format!("--add-section=.gnu_debugaltlink={}", section.display())],
+        &bin,
+    );
+    let m = module(&bin);
     let (function, note) = symbolize_work(m);
     assert_eq!(function.as_deref(), Some("work"));
     assert!(
@@ -283,27 +268,20 @@ fn a_debug_link_to_a_fifo_is_not_followed() {
     let debug = dir.path().join("small.debug");
     std::fs::copy(data.join("small-with-dwarf.elf"), &debug).expect("copy");
     let bin = dir.path().join("small");
-    let st = std::process::Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(format!("--add-gnu-debuglink={}", debug.display()))
-        .arg(data.join("small-with-dwarf.elf"))
-        .arg(&bin)
-        .status()
-        .expect("objcopy (binutils)");
-    assert!(st.success());
+    objcopy(
+        &[
+            "--strip-debug".to_owned(),
+            format!("--add-gnu-debuglink={}", debug.display()),
+        ],
+        &bin,
+    );
     std::fs::remove_file(&debug).expect("remove");
     let st = std::process::Command::new("mkfifo")
         .arg(&debug)
         .status()
         .expect("mkfifo");
     assert!(st.success());
-    let m = Mapping {
-        start: START,
-        end: START + 0x5000,
-        pgoff: 0,
-        path: bin.to_string_lossy().into_owned(),
-        build_id: Vec::new(),
-    };
+    let m = module(&bin);
     let (function, note) = symbolize_work(m);
     assert_eq!(function.as_deref(), Some("work"));
     assert!(note.contains("not a regular file"), "{note}");
@@ -320,21 +298,14 @@ fn a_debug_link_to_a_file_claiming_an_impossible_size_is_not_followed() {
     let debug = dir.path().join("small.debug");
     std::fs::copy(data.join("section-claiming-382-gb.elf"), &debug).expect("copy");
     let bin = dir.path().join("small");
-    let st = std::process::Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(format!("--add-gnu-debuglink={}", debug.display()))
-        .arg(data.join("small-with-dwarf.elf"))
-        .arg(&bin)
-        .status()
-        .expect("objcopy (binutils)");
-    assert!(st.success());
-    let m = Mapping {
-        start: START,
-        end: START + 0x5000,
-        pgoff: 0,
-        path: bin.to_string_lossy().into_owned(),
-        build_id: Vec::new(),
-    };
+    objcopy(
+        &[
+            "--strip-debug".to_owned(),
+            format!("--add-gnu-debuglink={}", debug.display()),
+        ],
+        &bin,
+    );
+    let m = module(&bin);
     let mut sym = Symbolizer::new(options(), SymCache::default());
     let frames = sym.symbolize(&m, START + 0x1129 + 4);
     assert_eq!(
