@@ -6,7 +6,7 @@
 //! `data/small-with-dwarf.elf` is `data/small-with-dwarf.c` built with
 //! `cc -O1 -g`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use weft_symbols::{Mapping, SearchOptions, SymCache, Symbolizer};
 
@@ -168,6 +168,18 @@ fn objcopy(args: &[String], out: &Path) {
     assert!(st.success());
 }
 
+/// `dir/small`, the test binary without its DWARF, with a debug link to
+/// `dir/small.debug`, a copy of `tests/data/debug_file`; both paths.
+fn stripped_with_link_to(dir: &Path, debug_file: &str) -> (PathBuf, PathBuf) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let debug = dir.join("small.debug");
+    std::fs::copy(data.join(debug_file), &debug).expect("copy");
+    let bin = dir.join("small");
+    let link = format!("--add-gnu-debuglink={}", debug.display());
+    objcopy(&["--strip-debug".to_owned(), link], &bin);
+    (bin, debug)
+}
+
 fn mkfifo(p: &Path) {
     let st = std::process::Command::new("mkfifo").arg(p).status().expect("mkfifo");
     assert!(st.success());
@@ -235,11 +247,7 @@ fn a_dwarf_package_or_build_id_file_that_is_a_fifo_is_not_opened() {
 fn a_supplementary_debug_file_that_is_a_fifo_is_not_opened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("dwz-fifo");
-    let st = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(st.success());
+    mkfifo(&fifo);
     let mut link = fifo.to_string_lossy().into_owned().into_bytes();
     link.push(0);
     link.extend_from_slice(&[0xab; 20]);
@@ -264,23 +272,9 @@ fn a_supplementary_debug_file_that_is_a_fifo_is_not_opened() {
 #[test]
 fn a_debug_link_to_a_fifo_is_not_followed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let debug = dir.path().join("small.debug");
-    std::fs::copy(data.join("small-with-dwarf.elf"), &debug).expect("copy");
-    let bin = dir.path().join("small");
-    objcopy(
-        &[
-            "--strip-debug".to_owned(),
-            format!("--add-gnu-debuglink={}", debug.display()),
-        ],
-        &bin,
-    );
+    let (bin, debug) = stripped_with_link_to(dir.path(), "small-with-dwarf.elf");
     std::fs::remove_file(&debug).expect("remove");
-    let st = std::process::Command::new("mkfifo")
-        .arg(&debug)
-        .status()
-        .expect("mkfifo");
-    assert!(st.success());
+    mkfifo(&debug);
     let m = module(&bin);
     let (function, note) = symbolize_work(m);
     assert_eq!(function.as_deref(), Some("work"));
@@ -294,17 +288,7 @@ fn a_debug_link_to_a_fifo_is_not_followed() {
 #[test]
 fn a_debug_link_to_a_file_claiming_an_impossible_size_is_not_followed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let debug = dir.path().join("small.debug");
-    std::fs::copy(data.join("section-claiming-382-gb.elf"), &debug).expect("copy");
-    let bin = dir.path().join("small");
-    objcopy(
-        &[
-            "--strip-debug".to_owned(),
-            format!("--add-gnu-debuglink={}", debug.display()),
-        ],
-        &bin,
-    );
+    let (bin, _) = stripped_with_link_to(dir.path(), "section-claiming-382-gb.elf");
     let m = module(&bin);
     let mut sym = Symbolizer::new(options(), SymCache::default());
     let frames = sym.symbolize(&m, START + 0x1129 + 4);
