@@ -16,13 +16,7 @@ fn mapping(dir: &Path, name: &str) -> Mapping {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
     let path = dir.join(name);
     std::fs::copy(&src, &path).expect("copy test data");
-    Mapping {
-        start: START,
-        end: START + 0x5000,
-        pgoff: 0,
-        path: path.to_string_lossy().into_owned(),
-        build_id: Vec::new(),
-    }
+    module(&path)
 }
 
 /// No system debug directories, no debuginfod: only the files here.
@@ -185,6 +179,7 @@ fn mkfifo(p: &Path) {
     assert!(st.success());
 }
 
+/// The module mapped from `path`, as the tests place it.
 fn module(path: &Path) -> Mapping {
     Mapping {
         start: START,
