@@ -169,6 +169,23 @@ mod tests {
     use std::ffi::OsStr;
     use std::path::{Path, PathBuf};
 
+    /// `places` and `refusal` mirror blazesym 0.2.7's own search: a newer
+    /// version may look elsewhere, and a FIFO there would hang a report.
+    #[test]
+    fn the_mirrored_reader_is_the_one_built() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+        let version = lock
+            .split("[[package]]")
+            .find(|p| p.contains("name = \"blazesym\""))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .map(|v| v.trim_matches('"').to_owned());
+        assert_eq!(
+            version.as_deref(),
+            Some("0.2.7"),
+            "blazesym changed: check its debug-file search (dwarf/debug_link.rs, dwarf/resolver.rs) against links.rs, then update this test"
+        );
+    }
+
     /// The order and places of the reader's `DebugFileIter`.
     #[test]
     fn places_are_the_readers() {
