@@ -420,6 +420,32 @@ impl CallPlan {
     }
 }
 
+/// The plans of a trace's syscalls, by number, made on first use.
+#[derive(Debug, Default)]
+pub struct CallPlans(Vec<Option<CallPlan>>);
+
+impl CallPlans {
+    /// The plan of syscall `nr` of `trace`'s table, if it has an entry
+    /// there (numbers past 4096 come from damage: no plan is kept).
+    pub fn get<'a, 't>(
+        &'a mut self,
+        trace: &'t weft_format::Trace,
+        nr: u32,
+    ) -> Option<(&'t SyscallEntry, &'a CallPlan)> {
+        let entry = trace.syscalls.get(nr).filter(|_| nr < 4096)?;
+        let i = nr as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, None);
+        }
+        Some((entry, self.0[i].get_or_insert_with(|| CallPlan::of(entry))))
+    }
+
+    /// The plan of syscall `nr`, if `get` made it.
+    pub fn made(&self, nr: u32) -> Option<&CallPlan> {
+        self.0.get(nr as usize).and_then(Option::as_ref)
+    }
+}
+
 /// As `write_call_args`, with the syscall's `plan` (made from `entry`).
 pub fn write_planned_call_args(
     out: &mut String,

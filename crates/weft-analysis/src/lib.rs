@@ -24,8 +24,8 @@ pub mod stats;
 mod summary;
 mod timeline;
 
-pub use args::CallPlan;
 pub use args::{format_arg_values, format_arg_values_with, format_args, format_call_args, format_return};
+pub use args::{CallPlan, CallPlans};
 pub use kinds::{ExitState, Kind, Kinds};
 pub use summary::{summarize, ProcessSummary, Summary};
 pub use timeline::{secs, show_value, write_secs, Carry, Deferred, Filter, Line, PatternError, Timeline};

@@ -12,7 +12,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use weft_format::{std_schemas as s, FieldRef, FormatError, Record, RecordView, Schema, Trace, Value, Views};
 
 use crate::args::{
-    format_arg_values, format_arg_values_with, write_call_args, write_planned_call_args, write_return, CallPlan,
+    format_arg_values, format_arg_values_with, write_call_args, write_planned_call_args, write_return, CallPlans,
 };
 use crate::fds::{is_fd_arg, Call, FdTables};
 use crate::kinds::{ExitState, Kind, Kinds};
@@ -136,17 +136,11 @@ impl Deferred {
         self.nr == u32::MAX
     }
 
-    /// Appends `name(arguments)` to `out`, as the line would have begun;
-    /// `plans` are made on first use, by syscall number.
-    pub fn write(&self, out: &mut String, trace: &Trace, plans: &mut Vec<Option<CallPlan>>) {
-        let Some(entry) = trace.syscalls.get(self.nr).filter(|_| !self.is_none()) else {
+    /// Appends `name(arguments)` to `out`, as the line would have begun.
+    pub fn write(&self, out: &mut String, trace: &Trace, plans: &mut CallPlans) {
+        let Some((entry, plan)) = plans.get(trace, self.nr).filter(|_| !self.is_none()) else {
             return;
         };
-        let i = self.nr as usize;
-        if plans.len() <= i {
-            plans.resize(i + 1, None);
-        }
-        let plan = plans[i].get_or_insert_with(|| CallPlan::of(entry));
         out.push_str(&entry.name);
         out.push('(');
         write_planned_call_args(out, entry, plan, &self.args[..usize::from(self.len)], &[], &[]);
@@ -210,7 +204,7 @@ pub struct Timeline<'t> {
     /// Texts of lines given back (`recycle`), reused for new lines.
     spare: Vec<String>,
     /// How each syscall's arguments are shown, by number (made on first use).
-    plans: Vec<Option<CallPlan>>,
+    plans: CallPlans,
     /// A return's text, kept for its memory.
     result: String,
     /// The last thread's name looked up (lines come in runs of one thread).
@@ -286,7 +280,7 @@ impl<'t> Timeline<'t> {
             finished: false,
             last_schema: None,
             spare: Vec::new(),
-            plans: Vec::new(),
+            plans: CallPlans::default(),
             result: String::new(),
             last_comm: None,
             defer: false,
@@ -389,7 +383,7 @@ impl<'t> Timeline<'t> {
         if !self.st.fd_paths {
             text.push_str(&name);
             text.push('(');
-            match (entry, self.plans.get(nr as usize).and_then(Option::as_ref)) {
+            match (entry, self.plans.made(nr)) {
                 (Some(e), Some(plan)) => write_planned_call_args(&mut text, e, plan, args, enter, exit),
                 _ => write_call_args(&mut text, entry, args, enter, exit),
             }
@@ -415,21 +409,6 @@ impl<'t> Timeline<'t> {
             })
             .collect();
         format!("{name}({})", parts.join(", "))
-    }
-
-    /// Makes the plan of syscall `nr` if it has none yet.
-    fn plan(&mut self, nr: u32) {
-        let i = nr as usize;
-        if self.plans.get(i).is_some_and(Option::is_some) {
-            return;
-        }
-        // Only for numbers a syscall table can hold: others come from damage.
-        if let Some(e) = self.trace.syscalls.get(nr).filter(|_| nr < 4096) {
-            if self.plans.len() <= i {
-                self.plans.resize(i + 1, None);
-            }
-            self.plans[i] = Some(CallPlan::of(e));
-        }
     }
 
     /// Borrowed from the trace's table (a name is looked up twice a call).
@@ -554,19 +533,14 @@ impl<'t> Timeline<'t> {
     /// A syscall's entry: its line waits for the return.
     fn enter(&mut self, at: At, nr: u32, args: &[u64], data: &[u8]) {
         let name = self.syscall_name(nr);
-        self.plan(nr);
+        // Made once per syscall number, used below and by `call_text`.
+        let planned = self.plans.get(self.trace, nr).is_some();
         let ends = name == "exit_group" || name == "exit";
         let text = self.new_text();
         // The printer writes `name(arguments)` where nothing else needs
         // them first: no captured data, no descriptor names.
         let deferred = match args.len() {
-            n @ 0..=6
-                if self.defer
-                    && !ends
-                    && !self.st.fd_paths
-                    && data.is_empty()
-                    && self.plans.get(nr as usize).is_some_and(Option::is_some) =>
-            {
+            n @ 0..=6 if self.defer && !ends && !self.st.fd_paths && data.is_empty() && planned => {
                 let mut d = Deferred {
                     nr,
                     len: n as u8,
@@ -1105,7 +1079,7 @@ impl Iterator for Timeline<'_> {
 }
 
 /// A slot's line with all its text (`Deferred` calls written in front).
-fn whole(slot: Slot, trace: &Trace, plans: &mut Vec<Option<CallPlan>>) -> Line {
+fn whole(slot: Slot, trace: &Trace, plans: &mut CallPlans) -> Line {
     let mut line = slot.line;
     if !slot.call.is_none() {
         let mut text = String::with_capacity(line.text.len() + 96);

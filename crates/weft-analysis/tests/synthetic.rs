@@ -92,7 +92,8 @@ fn lines(path: &Path) -> Vec<(u32, String)> {
     let tl = Timeline::new(&t, Filter::new(vec![], vec![], &[], &[]).unwrap());
     let one_by_one: Vec<(u32, String)> = tl.map(|l| (l.tid, l.text)).collect();
     let mut tl = Timeline::new(&t, Filter::new(vec![], vec![], &[], &[]).unwrap());
-    let (mut batch, mut batched, mut plans) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut batch, mut batched) = (Vec::new(), Vec::new());
+    let mut plans = weft_analysis::CallPlans::default();
     // Batches of 3 end anywhere: before a return, between merged lines.
     while tl.fill_deferred(&mut batch, 3) > 0 {
         for (line, call) in batch.drain(..) {

@@ -180,7 +180,7 @@ fn print_lines(
     let mut time = String::new();
     let mut head = Head::default();
     let mut call = String::new();
-    let mut plans = Vec::new();
+    let mut plans = weft_analysis::CallPlans::default();
     for batch in lines {
         for (line, deferred) in &batch {
             clock.show(&mut time, line.ts);
