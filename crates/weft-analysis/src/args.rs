@@ -455,36 +455,19 @@ pub fn write_planned_call_args(
     enter: &[u8],
     exit: &[u8],
 ) {
-    let data = if enter.is_empty() && exit.is_empty() {
-        Default::default()
-    } else {
-        captured::by_arg(enter, exit)
-    };
-    let others = |n: &str| {
-        let i = entry.args.iter().position(|a| a.name == n)?;
-        args.get(i).copied()
-    };
-    for (i, &v) in args.iter().enumerate() {
-        match (plan.args.get(i), entry.args.get(i)) {
-            (Some((prefix, shape)), Some(a)) => {
-                out.push_str(prefix);
-                let shown = data
-                    .get(i)
-                    .and_then(Option::as_ref)
-                    .and_then(|d| captured::render(&entry.name, &a.name, &a.ctype, v, d));
-                match shown {
-                    Some(s) => out.push_str(&s),
-                    None => shape.write(out, v, &others),
-                }
-            }
-            _ => {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                push_hex(out, v);
-            }
-        }
-    }
+    for_each_arg(
+        Some(entry),
+        Some(plan),
+        args,
+        enter,
+        exit,
+        out,
+        |out, i, _| match plan.args.get(i) {
+            Some((prefix, _)) => out.push_str(prefix),
+            None if i > 0 => out.push_str(", "),
+            None => {}
+        },
+    );
 }
 
 /// `name=value, ...` for a syscall's recorded arguments.
@@ -503,7 +486,7 @@ pub fn format_call_args(entry: Option<&SyscallEntry>, args: &[u64], enter: &[u8]
 /// As `format_call_args`, appending to `out` (one string for the whole
 /// call: no string per argument).
 pub fn write_call_args(out: &mut String, entry: Option<&SyscallEntry>, args: &[u64], enter: &[u8], exit: &[u8]) {
-    for_each_arg(entry, args, enter, exit, out, |out, i, name| {
+    for_each_arg(entry, None, args, enter, exit, out, |out, i, name| {
         if i > 0 {
             out.push_str(", ");
         }
@@ -531,7 +514,7 @@ pub fn format_arg_values_with(
     let mut out = String::new();
     let mut name_of = String::new();
     let mut started = false;
-    for_each_arg(entry, args, enter, exit, &mut out, |out, _, name| {
+    for_each_arg(entry, None, args, enter, exit, &mut out, |out, _, name| {
         if started {
             values.push((std::mem::take(&mut name_of), std::mem::take(out)));
         }
@@ -545,9 +528,11 @@ pub fn format_arg_values_with(
 }
 
 /// Renders each argument's value into `out`, calling `before(out, index,
-/// name)` first (the name is empty for arguments the table does not describe).
+/// name)` first (the name is empty for arguments the table does not
+/// describe); shown as `plan` (made from `entry`) says, if given.
 fn for_each_arg(
     entry: Option<&SyscallEntry>,
+    plan: Option<&CallPlan>,
     args: &[u64],
     enter: &[u8],
     exit: &[u8],
@@ -573,9 +558,10 @@ fn for_each_arg(
                     .get(i)
                     .and_then(Option::as_ref)
                     .and_then(|d| captured::render(&e.name, &a.name, &a.ctype, v, d));
-                match shown {
-                    Some(s) => out.push_str(&s),
-                    None => arg(out, &e.name, &a.name, &a.ctype, v, &others),
+                match (shown, plan.and_then(|p| p.args.get(i))) {
+                    (Some(s), _) => out.push_str(&s),
+                    (None, Some((_, shape))) => shape.write(out, v, &others),
+                    (None, None) => arg(out, &e.name, &a.name, &a.ctype, v, &others),
                 }
             }
             None => {
