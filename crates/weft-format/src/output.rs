@@ -51,31 +51,21 @@ impl Encoder {
     /// Bytes written, compressed as `effort` says.
     fn write_with(&mut self, out: &mut impl Write, c: &Chunk, effort: Effort) -> io::Result<u64> {
         let level = match effort {
-            Effort::Asked => self.asked,
-            Effort::Fast => FAST_LEVEL.min(self.asked),
-            Effort::Store => return self.write_as(out, c, false),
+            Effort::Asked => Some(self.asked),
+            Effort::Fast => Some(FAST_LEVEL.min(self.asked)),
+            Effort::Store => None,
         };
-        if level != self.level {
+        if let Some(level) = level.filter(|&l| l != self.level) {
             self.compressor.set_compression_level(level)?;
             self.level = level;
         }
-        self.write(out, c)
-    }
-
-    /// Bytes written.
-    fn write(&mut self, out: &mut impl Write, c: &Chunk) -> io::Result<u64> {
-        self.write_as(out, c, true)
-    }
-
-    /// Bytes written; compressed with the current level if `compress`.
-    fn write_as(&mut self, out: &mut impl Write, c: &Chunk, compress: bool) -> io::Result<u64> {
         let raw = &c.payload;
         let raw_len = u32::try_from(raw.len())
             .ok()
             .filter(|&l| l <= MAX_CHUNK_RAW_LEN)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "chunk payload exceeds the format's limit"))?;
         self.scratch.clear();
-        let n = if compress {
+        let n = if level.is_some() {
             let bound = zstd::zstd_safe::compress_bound(raw.len());
             self.scratch.resize(CHUNK_HEADER_LEN + bound, 0);
             self.compressor
@@ -224,7 +214,7 @@ impl<W: Write> Output<W> {
     pub fn put(&mut self, c: Chunk) -> io::Result<()> {
         match self {
             Output::Inline { out, enc, written } => {
-                *written += enc.write(out, &c)?;
+                *written += enc.write_with(out, &c, Effort::Asked)?;
                 Ok(())
             }
             Output::Thread { tx, shared, .. } => {
