@@ -28,10 +28,12 @@ pub enum Outcome {
 
 #[derive(Debug, Clone)]
 pub struct Crash {
-    /// The delivery, as the timeline prints it (`SIGSEGV code=SEGV_MAPERR handler=SIG_DFL`).
+    /// The delivery, as the timeline prints it (`SIGSEGV code=SEGV_MAPERR addr=0x10 handler=SIG_DFL`).
     pub delivery: Line,
     pub signal: String,
     pub code: String,
+    /// The fault address (si_addr), when recorded.
+    pub addr: Option<u64>,
     /// SIG_DFL, SIG_IGN or the handler's address.
     pub handler: String,
     /// The last events of each thread of the process before the delivery,
@@ -92,6 +94,7 @@ pub fn crashes(trace: &Trace, pids: &[u32], last: usize) -> Vec<Crash> {
                     delivery: line.clone(),
                     signal,
                     code: field("code="),
+                    addr: u64::from_str_radix(field("addr=").trim_start_matches("0x"), 16).ok(),
                     handler,
                     before,
                     outcome,

@@ -95,3 +95,10 @@ impl ExitState {
 pub(crate) fn group_exiting(exits: &std::collections::HashMap<u32, ExitState>, pid: u32, sig: i64) -> bool {
     sig == libc::SIGKILL as i64 && exits.get(&pid).is_some_and(|e| e.code.is_some())
 }
+
+/// A signal_deliver record's fault address (`si_addr`), when it was
+/// recorded (format 1.4 on; older traces have none).
+pub fn fault_addr(r: &Record) -> Option<u64> {
+    use s::signal_deliver as d;
+    matches!(r.fields.get(d::HAS_ADDR), Some(weft_format::Value::Bool(true))).then(|| r.u64(d::ADDR))
+}

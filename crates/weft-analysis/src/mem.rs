@@ -10,8 +10,8 @@ use std::ops::Bound;
 use weft_format::{std_schemas as s, Trace};
 
 use crate::args::format_call_args;
-use crate::kinds::{Kind, Kinds};
-use crate::names::signal_name;
+use crate::kinds::{fault_addr, Kind, Kinds};
+use crate::names::{si_code_name, signal_name};
 
 const PAGE: u64 = 4096;
 
@@ -60,10 +60,27 @@ pub struct Entry {
 pub struct History {
     pub addr: u64,
     pub entries: Vec<Entry>,
-    /// Memory faults (SIGSEGV, SIGBUS) delivered to the process while the
-    /// address was unmapped by a recorded call (the fault address itself is not
-    /// recorded): time, thread, signal.
-    pub faults: Vec<(u64, u32, String)>,
+    /// Memory faults (SIGSEGV, SIGBUS): those whose recorded fault address
+    /// is on the address's page, and, where the fault address was not
+    /// recorded (traces before format 1.4, recordings without eBPF), those
+    /// delivered while the address was unmapped by a recorded call.
+    pub faults: Vec<Fault>,
+}
+
+/// A memory fault of the process, with what the history says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub ts: u64,
+    pub tid: u32,
+    /// `SIGSEGV`.
+    pub signal: String,
+    /// `SEGV_MAPERR`.
+    pub code: String,
+    /// The fault address, when recorded.
+    pub addr: Option<u64>,
+    /// The entry (index into `entries`) that last unmapped the address,
+    /// when that was the last change before the fault.
+    pub unmapped_by: Option<usize>,
 }
 
 /// The syscall of a thread awaiting its return.
@@ -383,8 +400,24 @@ fn history_of(
                 if let (true, Some(ix)) = (fault, index.as_deref_mut()) {
                     ix.always.push(r.ts);
                 }
-                if fault && matches!(state.get(&r.pid), Some(State::Unmapped(_))) {
-                    h.faults.push((r.ts, r.tid, signal_name(sig)));
+                let at = fault_addr(&r);
+                let here = match at {
+                    Some(a) => a & !(PAGE - 1) == addr & !(PAGE - 1),
+                    None => matches!(state.get(&r.pid), Some(State::Unmapped(_))),
+                };
+                if fault && here {
+                    let unmapped_by = match state.get(&r.pid) {
+                        Some(&State::Unmapped(j)) => Some(j),
+                        _ => None,
+                    };
+                    h.faults.push(Fault {
+                        ts: r.ts,
+                        tid: r.tid,
+                        signal: signal_name(sig),
+                        code: si_code_name(sig, r.i64(s::signal_deliver::CODE)),
+                        addr: at,
+                        unmapped_by,
+                    });
                 }
             }
             Kind::Other if Some(r.schema) == marker => {

@@ -15,7 +15,7 @@ use crate::args::{
     format_arg_values, format_arg_values_with, write_call_args, write_planned_call_args, write_return, CallPlans,
 };
 use crate::fds::{is_fd_arg, Call, FdTables};
-use crate::kinds::{ExitState, Kind, Kinds};
+use crate::kinds::{fault_addr, ExitState, Kind, Kinds};
 use crate::names::{default_is_fatal, si_code_name, signal_name};
 
 /// How many lines may wait behind an unfinished syscall before it is
@@ -783,8 +783,12 @@ impl<'t> Timeline<'t> {
                 if handler == 0 && default_is_fatal(sig) && !crate::kinds::group_exiting(&self.st.exits, r.pid, sig) {
                     self.st.exits.entry(r.pid).or_default().fatal_signal = Some(sig);
                 }
+                let addr = match fault_addr(&r) {
+                    Some(a) => format!(" addr={a:#x}"),
+                    None => String::new(),
+                };
                 let text = format!(
-                    "{} code={} handler={h}",
+                    "{} code={}{addr} handler={h}",
                     signal_name(sig),
                     si_code_name(sig, r.i64(d::CODE))
                 );

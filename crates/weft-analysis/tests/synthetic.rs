@@ -184,13 +184,28 @@ fn exits_fatal_signals_and_losses_are_said() {
         enter(w, ids, 10, 100, EXIT_GROUP, &[7]);
         s::exit::put(w.record(ids.exit, T0 + 20, Some(0), 100, 100), true).finish();
         // Another process dies by SIGSEGV (default action).
-        s::signal_deliver::put(w.record(ids.signal_deliver, T0 + 30, Some(1), 200, 200), 11, 1, 0, 0, 0).finish();
+        s::signal_deliver::put(
+            w.record(ids.signal_deliver, T0 + 30, Some(1), 200, 200),
+            11,
+            1,
+            0,
+            0,
+            0,
+            true,
+            0xdead0,
+        )
+        .finish();
         s::exit::put(w.record(ids.exit, T0 + 40, Some(1), 200, 200), true).finish();
         s::lost::put(w.record(ids.lost, T0 + 50, Some(1), 0, 0), 5).finish();
     });
     let texts: Vec<String> = lines(&p).into_iter().map(|(_, t)| t).collect();
     assert!(texts.iter().any(|t| t == "+++ exited with 7 +++"), "{texts:?}");
-    assert!(texts.iter().any(|t| t.starts_with("SIGSEGV")), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "SIGSEGV code=SEGV_MAPERR addr=0xdead0 handler=SIG_DFL"),
+        "{texts:?}"
+    );
     assert!(texts.iter().any(|t| t == "+++ killed by SIGSEGV +++"), "{texts:?}");
     assert!(texts.iter().any(|t| t == "*** LOST 5 events on CPU 1 ***"), "{texts:?}");
 

@@ -9,7 +9,10 @@ use clap::Args;
 use weft_analysis::crash::{crashes, Outcome};
 use weft_analysis::{secs, Line};
 
+use weft_analysis::mem::{history, Change};
+
 use crate::input::{open, start_ns, warn_damage};
+use crate::mem::{call_stacks, print_history};
 use crate::profiles::{stack_at, symbolized, ProfileArgs};
 
 #[derive(Args, Debug)]
@@ -26,6 +29,9 @@ pub struct CrashArgs {
     #[arg(short = 'n', long, default_value_t = 8)]
     last: usize,
 }
+
+/// Fault pages whose address history is shown.
+const MAX_HISTORIES: usize = 8;
 
 pub fn run(args: CrashArgs) -> Result<ExitCode> {
     let t = open(&args.file)?;
@@ -44,6 +50,7 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
         None
     };
     let show = |l: &Line| Shown(&secs(l.ts.saturating_sub(base)), l).to_string();
+    let mut histories = std::collections::HashSet::new();
     for (i, c) in found.iter().enumerate() {
         let d = &c.delivery;
         println!(
@@ -57,7 +64,17 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
             secs(d.ts.saturating_sub(base))
         );
         println!("  handler:       {}", c.handler);
-        println!("  fault address: not recorded (the kernel's signal tracepoints do not carry it)");
+        match c.addr {
+            Some(a) => println!("  fault address: {a:#x}"),
+            // SI_USER, SI_TKILL, SI_QUEUE...: sent, not raised by a fault.
+            None if c.code.starts_with("SI_") && c.code != "SI_KERNEL" => {
+                println!("  fault address: none (the signal was sent, {}, not raised by a fault)", c.code)
+            }
+            None if c.signal == "SIGABRT" => println!("  fault address: none (SIGABRT is not a fault)"),
+            None => println!(
+                "  fault address: not recorded (it needs weft's eBPF capture, which was off or unavailable, and format 1.4)"
+            ),
+        }
         match &c.outcome {
             Outcome::Killed(how) => println!("  outcome:       {how}"),
             Outcome::Continued(l) => {
@@ -74,6 +91,32 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
         match stacks.as_ref().and_then(|p| stack_at(p, d.tid, d.ts)) {
             Some(s) => println!("  stack:         {s}"),
             None => println!("  stack:         not recorded (record with --stack-on signal_deliver)"),
+        }
+        // Who mapped and unmapped the faulting page (SIGILL, SIGFPE and
+        // SIGTRAP carry the instruction's address: its page is code).
+        if let (Some(a), "SIGSEGV" | "SIGBUS") = (c.addr, c.signal.as_str()) {
+            // Each history is a pass over the trace: a program that faults
+            // on purpose (a JVM, a GC barrier) can fault thousands of times.
+            let key = (d.pid, a & !4095);
+            if !histories.contains(&key) && histories.len() == MAX_HISTORIES {
+                println!(
+                    "  address history: `weft mem {} --addr {a:#x} --pid {}` (shown for the first {MAX_HISTORIES} fault pages only)",
+                    args.file.display(),
+                    d.pid
+                );
+            } else if histories.insert(key) {
+                let h = history(&t, a, &[d.pid]);
+                // An exec covers every address: alone it says nothing.
+                if h.entries.iter().all(|e| e.change == Change::Exec) {
+                    println!("  address history: no recorded call mapped or unmapped {a:#x}");
+                } else {
+                    let stacks = call_stacks(&args.file, &t, &h)?;
+                    println!("  address history of the fault address:");
+                    print_history(&h, base, &stacks, "    ");
+                }
+            } else {
+                println!("  address history: as for the earlier fault on this page");
+            }
         }
         for (tid, lines) in &c.before {
             println!("  last events of thread {tid}:");

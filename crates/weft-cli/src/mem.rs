@@ -74,8 +74,18 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         bail!("give --addr ADDRESS (its history) or --maps --at SECONDS --pid PID (a memory map)");
     };
     let h = addr_history(&t, &args, addr, started);
-    // Stacks recorded with `record --stack-on munmap,...`, by syscall.
+    let stacks = call_stacks(&args.file, &t, &h)?;
+    print_history(&h, base, &stacks, "");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stacks recorded with `record --stack-on munmap,...` for the calls of a
+/// history, by syscall.
+pub fn call_stacks(file: &std::path::Path, t: &weft_format::Trace, h: &History) -> Result<HashMap<String, Profile>> {
     let mut stacks: HashMap<String, Profile> = HashMap::new();
+    if t.schema_by_name(weft_format::std_schemas::SAMPLE).is_none() {
+        return Ok(stacks);
+    }
     let mut names: BTreeSet<&str> = h.entries.iter().map(|e| e.syscall.as_str()).collect();
     // Files that say which events had stacks: read stacks only of those
     // (each is a pass over the whole file).
@@ -83,20 +93,24 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         names.retain(|n| on.split(',').any(|s| s == *n));
     }
     for name in names {
-        if t.schema_by_name(weft_format::std_schemas::SAMPLE).is_none() {
-            break;
-        }
-        let pa = ProfileArgs::stacks_of(&args.file, name, Vec::new(), h.entries.iter().map(|e| e.tid).collect());
+        let pa = ProfileArgs::stacks_of(file, name, Vec::new(), h.entries.iter().map(|e| e.tid).collect());
         let p = symbolized(&pa, true)?;
         if p.samples > 0 {
             stacks.insert(name.to_owned(), p);
         }
     }
+    Ok(stacks)
+}
+
+/// An address's history as `weft mem --addr` prints it, each line after `indent`.
+pub fn print_history(h: &History, base: u64, stacks: &HashMap<String, Profile>, indent: &str) {
+    let addr = h.addr;
+    let at = |ts: u64| secs(ts.saturating_sub(base));
     if h.entries.is_empty() {
-        println!("no recorded mmap, munmap, mremap, mprotect, madvise or brk covered {addr:#x}");
-        return Ok(ExitCode::SUCCESS);
+        println!("{indent}no recorded mmap, munmap, mremap, mprotect, madvise or brk covered {addr:#x}");
+    } else {
+        println!("{indent}history of {addr:#x} ({} changes):", h.entries.len());
     }
-    println!("history of {addr:#x} ({} changes):", h.entries.len());
     for (i, e) in h.entries.iter().enumerate() {
         let what = match e.change {
             Change::Map => "mapped",
@@ -107,9 +121,9 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
             Change::Exec => "exec",
         };
         println!(
-            "#{:<3} {:>16} {:>7}/{:<7} {:<16} {:<10} {}",
+            "{indent}#{:<3} {:>16} {:>7}/{:<7} {:<16} {:<10} {}",
             i + 1,
-            secs(e.ts.saturating_sub(base)),
+            at(e.ts),
             e.pid,
             e.tid,
             e.comm,
@@ -117,35 +131,46 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
             e.call
         );
         if e.change != Change::Exec {
-            println!("     range {:#x}-{:#x}", e.start, e.end);
+            println!("{indent}     range {:#x}-{:#x}", e.start, e.end);
         }
         if let Some((ts, m)) = &e.marker_before {
-            println!(
-                "     before it on this thread: {m} at {}",
-                secs(ts.saturating_sub(base))
-            );
+            println!("{indent}     before it on this thread: {m} at {}", at(*ts));
         }
         if let Some((ts, m)) = &e.marker_after {
-            println!("     after it on this thread: {m} at {}", secs(ts.saturating_sub(base)));
+            println!("{indent}     after it on this thread: {m} at {}", at(*ts));
         }
         if let Some(frames) = stacks.get(&e.syscall).and_then(|p| stack_at(p, e.tid, e.ts)) {
-            println!("     called from: {frames}");
+            println!("{indent}     called from: {frames}");
         }
         for f in &e.flags {
-            println!("     !!! {f}");
+            println!("{indent}     !!! {f}");
         }
     }
-    for (ts, tid, sig) in &h.faults {
-        println!(
-            "!!! {sig} delivered to thread {tid} at {} while {addr:#x} was unmapped (the fault address is not recorded)",
-            secs(ts.saturating_sub(base))
+    for f in &h.faults {
+        let when = format!(
+            "{} ({}) delivered to thread {} at {}",
+            f.signal,
+            f.code,
+            f.tid,
+            at(f.ts)
         );
+        match (f.addr, f.unmapped_by) {
+            (Some(a), Some(j)) => println!(
+                "{indent}!!! {when}: fault address {a:#x}, on the page #{} unmapped (thread {}) and nothing mapped again",
+                j + 1,
+                h.entries[j].tid
+            ),
+            (Some(a), None) => println!("{indent}    {when}: fault address {a:#x}"),
+            (None, _) => println!(
+                "{indent}!!! {when} while {addr:#x} was unmapped (the fault address is not recorded)"
+            ),
+        }
     }
-    let suspicious = h.entries.iter().filter(|e| !e.flags.is_empty()).count();
+    let suspicious = h.entries.iter().filter(|e| !e.flags.is_empty()).count()
+        + h.faults.iter().filter(|f| f.unmapped_by.is_some()).count();
     if suspicious > 0 {
-        println!("{suspicious} suspicious changes (marked !!!)");
+        println!("{indent}{suspicious} suspicious (marked !!!)");
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn index_path(file: &std::path::Path) -> std::path::PathBuf {

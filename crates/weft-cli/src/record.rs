@@ -298,10 +298,19 @@ fn print_summary(s: &Summary) {
             s.malformed
         );
     }
-    for (pid, tid, sig) in &s.crashes {
+    for c in &s.crashes {
+        let (sig, code) = (i64::from(c.sig), i64::from(c.code));
+        let at = match c.addr {
+            Some(a) => format!(" at {a:#x}"),
+            None if weft_kernel::carries_addr(c.sig, c.code) => ", fault address not recorded".into(),
+            None => String::new(),
+        };
         eprintln!(
-            "weft: process {pid} died by {} in thread {tid}: `weft crash {}` shows what led to it",
-            weft_analysis::names::signal_name(i64::from(*sig)),
+            "weft: process {} died by {} ({}{at}) in thread {}: `weft crash {}` shows what led to it",
+            c.pid,
+            weft_analysis::names::signal_name(sig),
+            weft_analysis::names::si_code_name(sig, code),
+            c.tid,
             s.output.display()
         );
     }

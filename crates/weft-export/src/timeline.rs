@@ -233,14 +233,14 @@ impl<S: Sink> Walker<'_, S> {
             Kind::SignalDeliver => {
                 use s::signal_deliver as d;
                 let sig = r.i64(d::SIG);
-                self.instant(
-                    &r,
-                    format!("signal_deliver {}", names::signal_name(sig)),
-                    vec![
-                        ann("code", names::si_code_name(sig, r.i64(d::CODE))),
-                        ann("handler", format!("{:#x}", r.u64(d::HANDLER))),
-                    ],
-                )?;
+                let mut anns = vec![
+                    ann("code", names::si_code_name(sig, r.i64(d::CODE))),
+                    ann("handler", format!("{:#x}", r.u64(d::HANDLER))),
+                ];
+                if let Some(a) = weft_analysis::fault_addr(&r) {
+                    anns.push(ann("addr", format!("{a:#x}")));
+                }
+                self.instant(&r, format!("signal_deliver {}", names::signal_name(sig)), anns)?;
             }
             Kind::Mmap => {
                 use s::mmap as m;

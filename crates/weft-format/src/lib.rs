@@ -49,7 +49,7 @@ pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: additions a 1.0 reader can skip (new chunk kinds, new keys,
 /// new schemas, fields appended to standard schemas). docs/history.md lists
 /// what each added.
-pub const VERSION_MINOR: u16 = 3;
+pub const VERSION_MINOR: u16 = 4;
 
 /// Well-known keys of the Info chunk.
 pub mod info_keys {

@@ -154,13 +154,18 @@ schemas! {
         GROUP group: Bool,
         RESULT result: I32,
     }
-    /// A signal delivered to the record's thread (`handler` 0 = default action, 1 = ignored).
+    /// A signal delivered to the record's thread (`handler` 0 = default
+    /// action, 1 = ignored). `addr` is the siginfo's address (the faulting
+    /// address of a SIGSEGV or SIGBUS, the instruction of a SIGILL, SIGFPE
+    /// or SIGTRAP), meaningful when `has_addr` (since 1.4).
     SIGNAL_DELIVER = "kernel:signal_deliver" in signal_deliver {
         SIG sig: I32,
         CODE code: I32,
         ERRNO errno: I32,
         HANDLER handler: Ptr,
         FLAGS flags: U64,
+        HAS_ADDR has_addr: Bool,
+        ADDR addr: Ptr,
     }
     /// A task created; the record's pid/tid are the new task's.
     FORK = "kernel:fork" in fork { PARENT_PID parent_pid: U32, PARENT_TID parent_tid: U32 }

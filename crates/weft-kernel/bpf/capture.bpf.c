@@ -3,7 +3,8 @@
 // weft's syscall argument capture: at raw_syscalls:sys_enter and sys_exit,
 // copy what a traced thread's pointer arguments point to (strings, buffers,
 // structs, argv) and write it into the CPU's perf ring just before the
-// tracepoint's own record, which the recorder pairs it with.
+// tracepoint's own record, which the recorder pairs it with. At
+// signal_deliver, the same for the signal's fault address (on_signal).
 //
 // What to copy for which syscall is not written here: the recorder fills
 // `specs` from tracefs and its own table (weft-kernel/src/argspec.rs). The
@@ -56,6 +57,8 @@ static __always_inline __u64 half(__u64 x)
 #define MAGIC 0x5746 // "FW"
 #define PHASE_ENTER 0
 #define PHASE_EXIT 1
+// A delivered signal's siginfo (on_signal), not a syscall's arguments.
+#define PHASE_SIGNAL 2
 
 struct spec {
 	__u8 kind[6];
@@ -551,6 +554,54 @@ int on_fork(void *ctx)
 	__u8 one = 1;
 	bpf_map_update_elem(&pids, &child, &one, BPF_ANY);
 	return 1;
+}
+
+// What signal_deliver's tracepoint record leaves out: the siginfo's
+// address field (si_addr: the faulting address of a SIGSEGV or SIGBUS, the
+// instruction of a SIGILL, SIGFPE or SIGTRAP). A raw tracepoint sees the
+// kernel_siginfo the handler will get. The recorder pairs the record with
+// the tracepoint's record of the same thread and signal, written just
+// before or just after it on this CPU (the order is the order the two
+// were attached in).
+struct signal_rec {
+	struct header h; // nr: the signal
+	__s32 signo;
+	__s32 code;
+	__u64 addr;
+};
+
+SEC("raw_tracepoint/signal_deliver")
+int on_signal(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct config *c = cfg();
+	if (!c || !traced(c))
+		return 0;
+	// TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka);
+	// info is NULL for a SIGKILL the kernel sends without one.
+	const char *info = (const char *)ctx->args[1];
+	if (!info)
+		return 0;
+	// Its layout is the ABI's siginfo_t: si_signo, si_errno, si_code,
+	// then (on 64-bit, aligned to 8) the union, whose first member for
+	// faults is si_addr.
+	__s32 head[3];
+	__u64 addr;
+	if (bpf_probe_read_kernel(head, sizeof(head), info) != 0 ||
+	    bpf_probe_read_kernel(&addr, sizeof(addr), info + 16) != 0)
+		return 0;
+	struct signal_rec r = {
+		.h = { .magic = MAGIC, .phase = PHASE_SIGNAL, .items = 0, .nr = (__u32)ctx->args[0] },
+		.signo = head[0],
+		.code = head[2],
+		.addr = addr,
+	};
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &r, sizeof(r)) != 0) {
+		__u32 zero = 0;
+		__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
+		if (d)
+			*d += 1;
+	}
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

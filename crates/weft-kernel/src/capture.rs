@@ -6,7 +6,8 @@
 //! perf ring as the tracepoint's own record, just before it, through a
 //! `bpf-output` event per CPU (as `perf trace`'s augmentation does). Copying
 //! in the kernel at the call is the only way to see what the call saw;
-//! `/proc/PID/mem` later is too late.
+//! `/proc/PID/mem` later is too late. At `signal_deliver` a raw tracepoint
+//! adds what that tracepoint's record lacks: the siginfo's fault address.
 //!
 //! The loader is aya: pure Rust, so building weft needs neither clang nor
 //! libbpf's C sources (libbpf-rs builds libbpf-sys from C and links
@@ -15,7 +16,7 @@
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, PerCpuArray};
-use aya::programs::TracePoint;
+use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader, Pod};
 
 use crate::argspec::ArgSpec;
@@ -141,6 +142,18 @@ impl Capture {
             p.attach(category, name)
                 .map_err(|e| format!("attaching {prog} to {category}:{name}: {e}"))?;
         }
+        // The fault address of a delivered signal: a raw tracepoint, the
+        // one kind of program that sees the siginfo.
+        let p: &mut RawTracePoint = c
+            .ebpf
+            .program_mut("on_signal")
+            .ok_or("the eBPF object has no program `on_signal`")?
+            .try_into()
+            .map_err(|e| format!("on_signal: {e}"))?;
+        p.load()
+            .map_err(|e| format!("the kernel refused weft's eBPF program on_signal: {}{HINT}", chain(&e)))?;
+        p.attach("signal_deliver")
+            .map_err(|e| format!("attaching on_signal to the raw tracepoint signal_deliver: {e}"))?;
         Ok(c)
     }
 

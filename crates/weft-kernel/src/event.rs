@@ -51,12 +51,24 @@ pub enum EventKind {
         group: bool,
         result: i32,
     },
+    /// `addr`: the siginfo's address (`si_addr`) when the signal is a
+    /// fault the kernel reported one for (see `carries_addr`) and the
+    /// capture program saw it.
     SignalDeliver {
         sig: i32,
         code: i32,
         errno: i32,
         handler: u64,
         flags: u64,
+        addr: Option<u64>,
+    },
+    /// The siginfo of the thread's signal delivery, written by the capture
+    /// program beside the tracepoint's record; the tracer joins it to that
+    /// record and never hands these out.
+    SignalInfo {
+        sig: i32,
+        code: i32,
+        addr: u64,
     },
     Exec {
         filename: String,
@@ -109,13 +121,31 @@ pub enum EventKind {
     },
 }
 
+/// Whether a signal's siginfo holds an address the kernel filled in: the
+/// fault signals, sent by the kernel (a positive si_code; SI_USER, SI_QUEUE
+/// and SI_TKILL are zero or negative, and their union holds a pid).
+pub fn carries_addr(sig: i32, code: i32) -> bool {
+    code > 0 && [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP].contains(&sig)
+}
+
 /// The capture program's record: magic, phase, a reserved byte, the
-/// syscall number, then the items (capture.bpf.c, `struct header`).
+/// syscall number, then the items (capture.bpf.c, `struct header`); or,
+/// phase 2, the signal number and the siginfo's signo, code and address
+/// (`struct signal_rec`).
 fn decode_captured(raw: &[u8]) -> Option<EventKind> {
     const MAGIC: u16 = 0x5746;
     let h = raw.get(..8)?;
-    if u16::from_le_bytes([h[0], h[1]]) != MAGIC || h[2] > 1 {
+    if u16::from_le_bytes([h[0], h[1]]) != MAGIC || h[2] > 2 {
         return None;
+    }
+    let word = |at: usize| -> Option<[u8; 4]> { raw.get(at..at + 4)?.try_into().ok() };
+    if h[2] == 2 {
+        let addr: [u8; 8] = raw.get(16..24)?.try_into().ok()?;
+        return Some(EventKind::SignalInfo {
+            sig: i32::from_le_bytes(word(4)?),
+            code: i32::from_le_bytes(word(12)?),
+            addr: u64::from_le_bytes(addr),
+        });
     }
     let items = &raw[8..];
     // The kernel pads raw data to 8 bytes; keep only whole items.
@@ -332,6 +362,7 @@ impl Layouts {
                     errno: d[2].int(raw) as i32,
                     handler: d[3].int(raw) as u64,
                     flags: d[4].int(raw) as u64,
+                    addr: None,
                 }
             }
             Tp::Exec => EventKind::Exec {

@@ -82,6 +82,34 @@ mod tests {
             ),
             "{ev:?}"
         );
+        // The capture program's siginfo record (fuzz/seeds/perf_record/signal_info).
+        let seed = include_bytes!("../../../fuzz/seeds/perf_record/signal_info");
+        let ev = decode(seed);
+        assert!(
+            matches!(
+                ev.as_ref().map(|e| &e.kind),
+                Some(crate::EventKind::SignalInfo {
+                    sig: 11,
+                    code: 1,
+                    addr: 0x10
+                })
+            ),
+            "{ev:?}"
+        );
+        // Cut short, it is not made up.
+        let mut short = seed.to_vec();
+        short.truncate(seed.len() - 8);
+        let n = short.len() as u16;
+        short[6..8].copy_from_slice(&n.to_le_bytes());
+        let raw_len = u32::from_le_bytes(short[32..36].try_into().expect("4 bytes")) - 8;
+        short[32..36].copy_from_slice(&raw_len.to_le_bytes());
+        assert!(
+            !matches!(
+                decode(&short).map(|e| e.kind),
+                Some(crate::EventKind::SignalInfo { .. })
+            ),
+            "a short siginfo record decoded"
+        );
         // Arbitrary bytes never panic.
         for n in 0..64 {
             let junk: Vec<u8> = (0..n).map(|i| (i * 37 + n) as u8).collect();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::capture::{Capture, CaptureOptions};
 use crate::cgroup::TraceCgroup;
 use crate::error::{KernelError, Result};
-use crate::event::{Decoder, Decoding, EventKind, KernelEvent, Layouts, Tp};
+use crate::event::{carries_addr, Decoder, Decoding, EventKind, KernelEvent, Layouts, Tp};
 use crate::perf::{PerfFd, Source, Spec};
 use crate::procfs;
 use crate::ring::Ring;
@@ -108,6 +108,9 @@ pub struct KernelTracer {
     captured: HashMap<u32, (bool, u32, Vec<u8>)>,
     /// Captured arguments no syscall record claimed.
     captured_orphans: u64,
+    /// Siginfo records read before their signal_deliver record, per
+    /// thread: signal, code, address.
+    siginfo: HashMap<u32, (i32, i32, u64)>,
 }
 
 impl KernelTracer {
@@ -208,6 +211,7 @@ impl KernelTracer {
             capture_cpus: BTreeSet::new(),
             captured: HashMap::new(),
             captured_orphans: 0,
+            siginfo: HashMap::new(),
         })
     }
 
@@ -529,6 +533,8 @@ impl KernelTracer {
         let user_only = self.user_only;
         let captured = &mut self.captured;
         let orphans = &mut self.captured_orphans;
+        let siginfo = &mut self.siginfo;
+        let later = &mut self.later;
         let first = out.len();
         for ring in &mut self.rings {
             let cpu = ring.cpu;
@@ -550,6 +556,33 @@ impl KernelTracer {
                         join_captured(captured, orphans, tid, (false, *nr), data)
                     }
                     EventKind::SyscallExit { nr, data, .. } => join_captured(captured, orphans, tid, (true, *nr), data),
+                    // The two records of a delivery come in the order their
+                    // programs were attached in: whichever is second joins.
+                    &mut EventKind::SignalInfo { sig, code, addr } => {
+                        if !carries_addr(sig, code) {
+                            return;
+                        }
+                        let last = out[first..].iter_mut().rev().chain(later.iter_mut().rev()).take(64).find(
+                            |e| matches!(e.kind, EventKind::SignalDeliver { sig: s, addr: None, .. } if e.tid == tid && s == sig),
+                        );
+                        match last {
+                            Some(KernelEvent {
+                                kind: EventKind::SignalDeliver { addr: a, .. },
+                                ..
+                            }) => *a = Some(addr),
+                            _ => {
+                                siginfo.insert(tid, (sig, code, addr));
+                            }
+                        }
+                        return;
+                    }
+                    EventKind::SignalDeliver { sig, code, addr, .. } => {
+                        if let Some((s, c, a)) = siginfo.remove(&tid) {
+                            if (s, c) == (*sig, *code) {
+                                *addr = Some(a);
+                            }
+                        }
+                    }
                     _ => {}
                 }
                 match &mut ev.kind {

@@ -57,8 +57,8 @@ impl Encoder {
                 s::syscall_exit::put(rec!(ids.syscall_exit), u64::from(*nr), *ret, data).finish()
             }
             EventKind::FdAtStart { fd, path } => s::fd::put(rec!(ids.fd), i64::from(*fd), path.as_bytes()).finish(),
-            // Joined to their syscall by the tracer; none reach here.
-            EventKind::Captured { .. } => {}
+            // Joined to their syscall or signal by the tracer; none reach here.
+            EventKind::Captured { .. } | EventKind::SignalInfo { .. } => {}
             EventKind::SignalGenerate {
                 sig,
                 code,
@@ -84,6 +84,7 @@ impl Encoder {
                 errno,
                 handler,
                 flags,
+                addr,
             } => s::signal_deliver::put(
                 rec!(ids.signal_deliver),
                 i64::from(*sig),
@@ -91,6 +92,8 @@ impl Encoder {
                 i64::from(*errno),
                 *handler,
                 *flags,
+                addr.is_some(),
+                addr.unwrap_or(0),
             )
             .finish(),
             EventKind::Fork { parent_pid, parent_tid } => {

@@ -33,7 +33,7 @@ mod side;
 
 pub use probes::ProbeTotals;
 pub use recorder::{
-    describe_status, CaptureLimits, Options, ProbeOptions, Progress, Recorder, Summary, Target, FLUSH_EVERY,
+    describe_status, CaptureLimits, Crash, Options, ProbeOptions, Progress, Recorder, Summary, Target, FLUSH_EVERY,
 };
 
 use std::path::PathBuf;

@@ -117,6 +117,18 @@ pub struct Progress {
     pub bytes_written: u64,
 }
 
+/// A crash signal a traced thread got with no handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crash {
+    pub pid: u32,
+    pub tid: u32,
+    pub sig: i32,
+    /// si_code.
+    pub code: i32,
+    /// The fault address, when the kernel gave one and it was captured.
+    pub addr: Option<u64>,
+}
+
 /// What a finished recording did.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -150,8 +162,8 @@ pub struct Summary {
     /// and what would enable it.
     pub not_recorded: Vec<(String, String)>,
     /// Processes that died by a crash signal (SIGSEGV, SIGBUS, SIGABRT,
-    /// SIGILL, SIGFPE, SIGTRAP delivered with no handler): pid, tid, signal.
-    pub crashes: Vec<(u32, u32, i32)>,
+    /// SIGILL, SIGFPE, SIGTRAP delivered with no handler).
+    pub crashes: Vec<Crash>,
     /// Ring size per CPU that would have kept what this recording lost (a
     /// power of two, at most 256 MiB); the size used when nothing was lost.
     pub suggested_buffer: usize,
@@ -220,8 +232,8 @@ pub struct Recorder {
     cpu0: f64,
     command_line: String,
     sources: Sources,
-    /// Crash signals delivered with no handler: (pid, tid, signal).
-    crashes: Vec<(u32, u32, i32)>,
+    /// Crash signals delivered with no handler.
+    crashes: Vec<Crash>,
     /// Ring size per CPU in use.
     buffer_bytes: usize,
     notify: Box<dyn FnMut(Notice)>,
@@ -899,7 +911,14 @@ impl Recorder {
                     continue;
                 }
             }
-            if let EventKind::SignalDeliver { sig, handler: 0, .. } = ev.kind {
+            if let EventKind::SignalDeliver {
+                sig,
+                code,
+                handler: 0,
+                addr,
+                ..
+            } = ev.kind
+            {
                 let crash = [
                     libc::SIGSEGV,
                     libc::SIGBUS,
@@ -909,7 +928,13 @@ impl Recorder {
                     libc::SIGTRAP,
                 ];
                 if crash.contains(&sig) && self.crashes.len() < 16 {
-                    self.crashes.push((ev.pid, ev.tid, sig));
+                    self.crashes.push(Crash {
+                        pid: ev.pid,
+                        tid: ev.tid,
+                        sig,
+                        code,
+                        addr,
+                    });
                 }
             }
             match ev.kind {

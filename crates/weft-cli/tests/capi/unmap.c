@@ -2,10 +2,11 @@
  * (it keeps a stale pointer); main maps a new buffer, which the kernel puts
  * at the same address; a second worker unmaps the stale pointer again,
  * taking main's new buffer away; main touches it and faults (SIGSEGV,
- * caught). Markers say each step. Prints the address, whether it was
- * reused, and whether main faulted. With the argument `ptrace`, a child
- * ptraces its parent meanwhile (seizes, interrupts and detaches it), as
- * debuggers and crash handlers do; then it prints `ptrace=ok`. */
+ * caught). Markers say each step. Prints the address, the one main
+ * touched, whether it was reused, and whether main faulted. With the
+ * argument `ptrace`, a child ptraces its parent meanwhile (seizes,
+ * interrupts and detaches it), as debuggers and crash handlers do; then
+ * it prints `ptrace=ok`. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <setjmp.h>
@@ -70,7 +71,7 @@ int main(int argc, char **argv) {
         q[0] = 1;
     else
         faulted = 1;
-    printf("addr=%p reused=%d faulted=%d\n", (void *)p, p == q, faulted);
+    printf("addr=%p fault=%p reused=%d faulted=%d\n", (void *)p, (void *)q, p == q, faulted);
     if (tracer > 0) {
         int st = 0;
         while (waitpid(tracer, &st, 0) < 0)

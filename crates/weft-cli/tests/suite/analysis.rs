@@ -315,9 +315,18 @@ fn unmap_history(ptrace: bool) {
         hist.contains("after it on this thread: marker \"worker unmapped again\""),
         "{hist}"
     );
+    // Main's fault, at the address it touched: in this history when the
+    // kernel reused the address, else in that address's own.
+    let fault = addr(&said, "fault=");
+    let fault_hist = if fault == a {
+        hist.clone()
+    } else {
+        text(&run(weft().arg("mem").arg(&trace).args(["--addr", &fault])).stdout)
+    };
     assert!(
-        hist.contains(&format!("SIGSEGV delivered to thread {main_tid}")),
-        "{hist}"
+        fault_hist.contains(&format!("!!! SIGSEGV (SEGV_MAPERR) delivered to thread {main_tid} at "))
+            && fault_hist.contains(&format!("fault address {fault}, on the page #")),
+        "{fault_hist}"
     );
     assert!(!hist.contains("SIGKILL"), "{hist}");
     // The map of the process around those times: there after the first
@@ -444,9 +453,19 @@ fn weft_crash_tells_a_crash_from_a_handled_fault() {
         .arg(program("signals")));
     assert_eq!(out.status.code(), Some(128 + 11), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("died by SIGSEGV") && err.contains("weft crash"), "{err}");
+    // With si_code and the fault address: the program reads address 16.
+    assert!(
+        err.contains("died by SIGSEGV (SEGV_MAPERR at 0x10) in thread ") && err.contains("weft crash"),
+        "{err}"
+    );
     let c = text(&run(weft().arg("crash").arg(&trace)).stdout);
     assert!(c.contains("crash 1: SIGSEGV (SEGV_MAPERR) to thread"), "{c}");
+    assert!(c.contains("  fault address: 0x10\n"), "{c}");
+    // Nothing was ever mapped there.
+    assert!(
+        c.contains("  address history: no recorded call mapped or unmapped 0x10\n"),
+        "{c}"
+    );
     assert!(c.contains("outcome:       killed by SIGSEGV (no handler)"), "{c}");
     assert!(c.contains("stack:         main (signals)"), "{c}");
     // The events before it, the handled SIGUSR1 among them.
@@ -466,6 +485,26 @@ fn weft_crash_tells_a_crash_from_a_handled_fault() {
         c.contains("stack:         not recorded (record with --stack-on signal_deliver)"),
         "{c}"
     );
+    // The fault address is the buffer main touched, and its history shows
+    // the worker's unmap as the last change before the fault.
+    let fault = addr(&text(&out.stdout), "fault=");
+    assert!(c.contains(&format!("  fault address: {fault}\n")), "{c}");
+    let tid = c
+        .split(" to thread ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.split('/').nth(1))
+        .unwrap_or_else(|| panic!("{c}"));
+    let hist = c
+        .split("  address history of the fault address:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{c}"));
+    assert!(hist.contains("UNMAPPED   munmap("), "{c}");
+    assert!(
+        hist.contains(&format!("!!! SIGSEGV (SEGV_MAPERR) delivered to thread {tid}"))
+            && hist.contains(&format!("fault address {fault}, on the page #")),
+        "{c}"
+    );
 
     // A handler that rewrites the saved instruction pointer: not a crash,
     // and the report says where the thread went; output and exit status
@@ -480,6 +519,7 @@ fn weft_crash_tells_a_crash_from_a_handled_fault() {
     assert_eq!(text(&out.stdout), "landed after the fault\n");
     let c = text(&run(weft().arg("crash").arg(&trace)).stdout);
     assert!(c.contains("crash 1: SIGSEGV (SEGV_MAPERR)"), "{c}");
+    assert!(c.contains("  fault address: 0x10\n"), "{c}");
     let went = c
         .split("where the thread went after its handler:")
         .nth(1)

@@ -21,7 +21,9 @@ fn handled_signal_then_crash() {
     let del = pos(&|l| l.text.starts_with("SIGUSR1 code=SI_TKILL handler=0x"));
     let ret = pos(&|l| l.text.starts_with("rt_sigreturn() = 0 <"));
     let segv_gen = pos(&|l| l.text.starts_with("SIGSEGV code=SEGV_MAPERR to "));
-    let segv = pos(&|l| l.text == "SIGSEGV code=SEGV_MAPERR handler=SIG_DFL");
+    // With the fault address (si_addr), which the tracepoint lacks, from
+    // the capture program's raw tracepoint: the program reads address 16.
+    let segv = pos(&|l| l.text == "SIGSEGV code=SEGV_MAPERR addr=0x10 handler=SIG_DFL");
     let exit = pos(&|l| l.text == "+++ killed by SIGSEGV +++");
     assert!(
         gen < del && del < ret && ret < segv_gen && segv_gen < segv && segv < exit,
@@ -29,4 +31,47 @@ fn handled_signal_then_crash() {
     );
     let info = text(&run(weft().arg("info").arg(&trace)).stdout);
     assert!(info.contains("killed by SIGSEGV"), "{info}");
+}
+
+/// The fault address comes from a record of its own (a raw tracepoint
+/// beside the signal_deliver tracepoint's record), written before or after
+/// that record in the order the two were attached. A first recorder's
+/// perf probe is attached before a second recorder's program, so the
+/// second sees the opposite order from the first: both join them.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn fault_address_joins_in_either_order() {
+    use std::io::BufRead;
+    require_root();
+    let dir = tmp();
+    let mut first = weft()
+        .args(["record", "-q", "-o"])
+        .arg(dir.path().join("first.weft"))
+        .args(["--", "sh", "-c", "echo ready; exec sleep 30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("weft");
+    // The command runs once its recorder's events are all open.
+    let mut ready = String::new();
+    std::io::BufReader::new(first.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("read");
+    assert_eq!(ready, "ready\n");
+    let trace = dir.path().join("s.weft");
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(program("signals")));
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    let _ = first.wait();
+    assert_eq!(out.status.code(), Some(128 + 11), "{}", text(&out.stderr));
+    let lines = dump(&trace, &["--event", "signal_deliver"]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("SIGSEGV code=SEGV_MAPERR addr=0x10 handler=SIG_DFL")),
+        "{lines:#?}"
+    );
 }
