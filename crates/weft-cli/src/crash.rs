@@ -72,7 +72,7 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
             }
             None if c.signal == "SIGABRT" => println!("  fault address: none (SIGABRT is not a fault)"),
             None => println!(
-                "  fault address: not recorded (it needs weft's eBPF capture, which was off or unavailable, and format 1.4)"
+                "  fault address: not recorded (weft reads it with eBPF, which this recording did not use: --no-args, or eBPF unavailable; or the trace predates format 1.4)"
             ),
         }
         match &c.outcome {
