@@ -354,6 +354,7 @@ impl Trace {
         });
         Views {
             trace: self,
+            vforks: Vforks::of(self),
             dense,
             pending,
             live: Vec::new(),
@@ -380,6 +381,7 @@ impl Trace {
         });
         Records {
             trace: self,
+            vforks: Vforks::of(self),
             pending,
             active: BinaryHeap::new(),
             errors: VecDeque::new(),
@@ -607,12 +609,69 @@ impl Ord for Run {
     }
 }
 
+/// vfork windows met so far (`kernel:vfork`): the weft-probe events a
+/// thread's stream holds from inside one are its child's, and are handed
+/// out as the child's.
+struct Vforks {
+    /// The file's `kernel:vfork` schema.
+    id: Option<u32>,
+    /// Whether a schema id is a weft-probe event's (not the kernel's or
+    /// the recorder's own records).
+    probe: HashMap<u32, bool>,
+    /// Thread -> (child, end of the window).
+    open: HashMap<u32, (u32, u64)>,
+}
+
+impl Vforks {
+    fn of(trace: &Trace) -> Vforks {
+        let probe = trace
+            .schemas
+            .iter()
+            .map(|(&id, s)| (id, !s.name.starts_with("kernel:") && !s.name.starts_with("weft:probe_")))
+            .collect();
+        Vforks {
+            id: trace.schema_by_name(crate::std_schemas::VFORK).map(|s| s.id.0),
+            probe,
+            open: HashMap::new(),
+        }
+    }
+
+    /// Who wrote a record of `schema` at `ts` in thread `tid`'s stream:
+    /// `Some(child)` when a vfork child did. `window` gives a
+    /// `kernel:vfork` record's child and end.
+    #[inline(always)]
+    fn writer(&mut self, schema: u32, ts: u64, tid: u32, window: impl FnOnce() -> (u64, u64)) -> Option<u32> {
+        if Some(schema) == self.id {
+            let (child, end) = window();
+            if let Ok(child) = u32::try_from(child) {
+                self.open.insert(tid, (child, end));
+            }
+            return None;
+        }
+        if self.open.is_empty() {
+            return None;
+        }
+        self.slow_writer(schema, ts, tid)
+    }
+
+    #[inline(never)]
+    fn slow_writer(&mut self, schema: u32, ts: u64, tid: u32) -> Option<u32> {
+        let &(child, end) = self.open.get(&tid)?;
+        if ts > end {
+            self.open.remove(&tid);
+            return None;
+        }
+        self.probe.get(&schema).copied().unwrap_or(false).then_some(child)
+    }
+}
+
 /// Merges events chunks by time: each loaded chunk is sorted once (records
 /// within a chunk are nearly in order) and the chunks are merged through a
 /// heap of their heads. Holds in memory only the chunks whose time ranges
 /// overlap the current position.
 pub struct Records<'a> {
     trace: &'a Trace,
+    vforks: Vforks,
     pending: Vec<ChunkInfo>,
     active: BinaryHeap<Reverse<Run>>,
     errors: VecDeque<FormatError>,
@@ -734,7 +793,12 @@ impl Iterator for Records<'_> {
                     std::collections::binary_heap::PeekMut::pop(run);
                 }
             }
-            return rec.map(Ok);
+            return rec.map(|mut r| {
+                if let Some(child) = self.vforks.writer(r.schema.0, r.ts, r.tid, || (r.u64(0), r.u64(1))) {
+                    (r.pid, r.tid) = (child, child);
+                }
+                Ok(r)
+            });
         }
     }
 }
@@ -793,6 +857,7 @@ fn index_chunk(
 /// in memory only the chunks whose time ranges overlap the current position.
 pub struct Views<'a> {
     trace: &'a Trace,
+    vforks: Vforks,
     /// Schemas by id, when ids are small; else `trace.schemas` is asked.
     dense: Vec<Option<&'a Schema>>,
     pending: Vec<ChunkInfo>,
@@ -854,7 +919,22 @@ impl<'a> Views<'a> {
             };
             // Indexing kept only records of known schemas.
             if self.viewable(slot, &head) {
-                return self.view(slot, &head).map(Ok);
+                let writer = if self.vforks.id.is_none() {
+                    None
+                } else {
+                    let window = if Some(head.schema) == self.vforks.id {
+                        self.view(slot, &head).map_or((0, 0), |v| (v.u64(0), v.u64(1)))
+                    } else {
+                        (0, 0)
+                    };
+                    self.vforks.writer(head.schema, head.ts, head.tid, || window)
+                };
+                return self.view(slot, &head).map(|mut v| {
+                    if let Some(child) = writer {
+                        (v.pid, v.tid) = (child, child);
+                    }
+                    Ok(v)
+                });
             }
         }
     }

@@ -248,6 +248,12 @@ schemas! {
     /// A descriptor the record's process had open when the recording began
     /// (read from /proc): what later uses of `fd` refer to.
     FD = "kernel:fd" in fd { FD fd: I32, PATH path: Str }
+    /// The record's thread was suspended in a vfork (the `vfork` call, or
+    /// `clone`/`clone3` with CLONE_VFORK) from the record's time to `end`
+    /// while its child process `child` ran in its memory, on its thread
+    /// storage: weft-probe events the thread's stream holds from that
+    /// window are the child's, and readers attribute them to it (since 1.4).
+    VFORK = "kernel:vfork" in vfork { CHILD child: U32, END end: U64 }
 }
 
 /// weft-probe's built-in events (written by programs, not by weft): their

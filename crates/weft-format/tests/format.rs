@@ -146,6 +146,47 @@ fn merge_orders_overlapping_chunks() {
     views_agree_with_records(&t);
 }
 
+/// A vfork window (`kernel:vfork`) hands the weft-probe events its thread's
+/// stream holds from inside it to the child, through both iterators, even
+/// when the window was written after them; the thread's kernel records,
+/// other threads' events and events outside the window stay as they are.
+#[test]
+fn events_in_a_vfork_window_are_the_childs() {
+    use weft_format::std_schemas as s;
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    let probe = w.add_schema(Schema::new("app:tick", &[("v", FieldType::U64)]));
+    let marker = w.add_schema(Schema::new(
+        s::MARKER,
+        &[("text", FieldType::Str), ("value", FieldType::I64)],
+    ));
+    let exit = w.add_schema(Schema::new(s::SYSCALL_EXIT, s::syscall_exit::FIELDS));
+    let vfork = w.add_schema(Schema::new(s::VFORK, s::vfork::FIELDS));
+    let mut buf = RecordBuf::new();
+    for (ts, tid) in [(100u64, 7u32), (150, 7), (160, 8), (300, 7)] {
+        buf.record(probe, ts, None, 7, tid).u64(ts).finish();
+    }
+    buf.record(marker, 170, None, 7, 7).bytes(b"child").i64(1).finish();
+    w.write_events(&mut buf).unwrap();
+    s::syscall_exit::put(buf.record(exit, 199, Some(0), 7, 7), 58, 9, &[]).finish();
+    s::vfork::put(buf.record(vfork, 120, None, 7, 7), 9, 200).finish();
+    w.write_events(&mut buf).unwrap();
+    let t = Trace::from_bytes(w.finish(&[]).unwrap()).unwrap();
+    let who: Vec<(u64, u32, u32)> = t.records().map(|r| r.unwrap()).map(|r| (r.ts, r.pid, r.tid)).collect();
+    assert_eq!(
+        who,
+        vec![
+            (100, 7, 7),
+            (120, 7, 7),
+            (150, 9, 9),
+            (160, 7, 8),
+            (170, 9, 9),
+            (199, 7, 7),
+            (300, 7, 7)
+        ]
+    );
+    views_agree_with_records(&t);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 

@@ -128,6 +128,48 @@ pub fn carries_addr(sig: i32, code: i32) -> bool {
     code > 0 && [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP].contains(&sig)
 }
 
+/// The calls that start a vfork: the calling thread stays suspended until
+/// the child execs or exits, while the child runs in its memory on its
+/// thread storage (`vfork`, or `clone`/`clone3` with CLONE_VFORK).
+#[derive(Debug, Clone, Copy)]
+pub struct VforkCalls {
+    vfork: Option<u32>,
+    clone: Option<u32>,
+    clone3: Option<u32>,
+}
+
+impl Default for VforkCalls {
+    fn default() -> Self {
+        let nr = |name: &str| name.parse::<syscalls::Sysno>().ok().map(|s| s.id() as u32);
+        VforkCalls {
+            vfork: nr("vfork"),
+            clone: nr("clone"),
+            clone3: nr("clone3"),
+        }
+    }
+}
+
+impl VforkCalls {
+    /// Whether this syscall entry starts a vfork (clone3's flags are the
+    /// first word of its `clone_args`, captured as argument 0).
+    pub fn starts(&self, nr: u32, args: &[u64; 6], data: &[u8]) -> bool {
+        const CLONE_VFORK: u64 = libc::CLONE_VFORK as u64;
+        let nr = Some(nr);
+        if nr == self.vfork {
+            true
+        } else if nr == self.clone {
+            args[0] & CLONE_VFORK != 0
+        } else if nr == self.clone3 {
+            weft_format::captured::items(data)
+                .find(|i| i.arg == 0)
+                .and_then(|i| <[u8; 8]>::try_from(i.bytes.get(..8)?).ok())
+                .is_some_and(|b| u64::from_le_bytes(b) & CLONE_VFORK != 0)
+        } else {
+            false
+        }
+    }
+}
+
 /// The capture program's record: magic, phase, a reserved byte, the
 /// syscall number, then the items (capture.bpf.c, `struct header`); or,
 /// phase 2, the signal number and the siginfo's signo, code and address

@@ -52,7 +52,7 @@ pub use access::{check_tracing_allowed, perf_event_paranoid, tracing_access, use
 pub use capture::{CaptureOptions, MAX_LIMIT as CAPTURE_MAX_LIMIT};
 pub use cgroup::TraceCgroup;
 pub use error::{KernelError, Result};
-pub use event::{carries_addr, EventKind, KernelEvent};
+pub use event::{carries_addr, EventKind, KernelEvent, VforkCalls};
 pub use launch::{spawn_paused, Paused};
 pub use session::{KernelTracer, Options};
 pub use tracefs::{EventFormat, FormatField, Tracefs};

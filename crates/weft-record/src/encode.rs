@@ -241,6 +241,12 @@ impl Encoder {
         s::probe_attach::put(b, events, u64::from(enabled), u64::from(session), user_events).finish();
     }
 
+    /// A vfork window of thread `tid` (see `kernel:vfork`), from `ts` to `end`.
+    pub fn vfork(&mut self, ts: u64, pid: u32, tid: u32, child: u32, end: u64) {
+        let b = self.w.record(self.ids.vfork, ts, None, pid, tid);
+        s::vfork::put(b, u64::from(child), end).finish();
+    }
+
     pub fn probe_damage(&mut self, ts: u64, d: &Damage) {
         let b = self.w.record(self.ids.probe_damage, ts, None, d.pid, d.tid);
         s::probe_damage::put(

@@ -30,6 +30,7 @@ pub mod output;
 mod probes;
 mod recorder;
 mod side;
+mod vfork;
 
 pub use probes::ProbeTotals;
 pub use recorder::{

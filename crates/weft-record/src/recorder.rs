@@ -18,6 +18,7 @@ use crate::filter::CommFilter;
 use crate::output::{self, Replaced};
 use crate::probes::{ProbeTotals, Probes};
 use crate::side::SideData;
+use crate::vfork::Vforks;
 use crate::{Level, Notice, RecordError};
 
 /// Write what is buffered at least this often (`Options::flush_every`'s
@@ -191,6 +192,7 @@ pub struct Recorder {
     tracer: KernelTracer,
     enc: Encoder,
     side: SideData,
+    vforks: Vforks,
     probes: Option<Probes>,
     filter: Option<CommFilter>,
     /// Kept until the end: removing it moves leftover processes back out.
@@ -655,6 +657,7 @@ impl Recorder {
             tracer,
             enc,
             side,
+            vforks: Vforks::default(),
             probes,
             filter,
             cgroup,
@@ -906,6 +909,7 @@ impl Recorder {
                 self.lost_lately |= matches!(ev.kind, EventKind::Lost { .. });
             }
             self.side.observe(&ev, &mut self.enc);
+            self.vforks.observe(&ev, &mut self.enc);
             if let Some(f) = self.filter.as_mut() {
                 if !f.keep(&ev) {
                     continue;

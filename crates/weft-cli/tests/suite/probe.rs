@@ -1614,3 +1614,56 @@ fn a_flood_of_instrumented_programs_is_each_recorded_or_listed() {
     }
     assert!(recorded > 0, "{info}");
 }
+
+/// A vfork child and a clone(CLONE_VM|CLONE_VFORK) child write markers on
+/// their parent thread's storage, so the records land in the parent
+/// thread's ring; the trace attributes each to the process that wrote it
+/// (the vfork window, `kernel:vfork`), in `weft dump` (read in place) and
+/// in the Chrome export (owned records).
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn vfork_childrens_events_are_attributed_to_the_children() {
+    require_root();
+    let dir = tmp();
+    let exe = build_c(dir.path(), "vfork");
+    let trace = dir.path().join("v.weft");
+    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&exe));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    let pid = |key: &str| -> u32 { addr(&said, key).parse().unwrap_or_else(|_| panic!("{said}")) };
+    let (parent, vforked, cloned) = (pid("parent="), pid("vfork="), pid("clone="));
+    let want = [
+        ("parent before", 1, parent),
+        ("in the vfork child", 2, vforked),
+        ("in the clone child", 3, cloned),
+        ("parent after", 4, parent),
+    ];
+    let lines = parse(&dump(&trace, &["--event", "weft:marker"]));
+    for (what, value, who) in want {
+        let l = lines
+            .iter()
+            .find(|l| l.text == format!("marker \"{what}\" = {value}"))
+            .unwrap_or_else(|| panic!("no marker {what}: {lines:#?}"));
+        assert_eq!((l.pid, l.tid), (who, who), "{what}: {lines:#?}");
+    }
+    let cj = dir.path().join("v.json");
+    let out = run(weft()
+        .arg("export")
+        .arg(&trace)
+        .args(["--format", "chrome", "-o"])
+        .arg(&cj));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&cj).expect("json")).expect("valid JSON");
+    let events = j["traceEvents"].as_array().expect("traceEvents");
+    for (what, _, who) in want {
+        let e = events
+            .iter()
+            .find(|e| e.to_string().contains(what))
+            .unwrap_or_else(|| panic!("no {what} in the Chrome export"));
+        assert_eq!(
+            (e["pid"].as_u64(), e["tid"].as_u64()),
+            (Some(u64::from(who)), Some(u64::from(who))),
+            "{e}"
+        );
+    }
+}
