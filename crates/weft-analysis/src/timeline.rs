@@ -920,6 +920,10 @@ impl<'t> Timeline<'t> {
                             }
                         )
                     }
+                    s::VFORK => format!(
+                        "vfork child {} runs in this thread's memory until the call returns (its weft-probe events are shown as its own)",
+                        r.u64(s::vfork::CHILD)
+                    ),
                     // A name `is_special` lists without a rendering here.
                     _ => generic_text(schema, &r),
                 };
@@ -1131,7 +1135,14 @@ fn generic_text(schema: &Schema, r: &Record) -> String {
 fn is_special(name: &str) -> bool {
     matches!(
         name,
-        s::MARKER | s::SPAN_BEGIN | s::SPAN_END | s::PROBE_ATTACH | s::PROBE_DAMAGE | s::PROBE_MISSED | s::PROBE_STATS
+        s::MARKER
+            | s::SPAN_BEGIN
+            | s::SPAN_END
+            | s::PROBE_ATTACH
+            | s::PROBE_DAMAGE
+            | s::PROBE_MISSED
+            | s::PROBE_STATS
+            | s::VFORK
     )
 }
 
