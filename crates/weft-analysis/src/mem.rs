@@ -4,8 +4,9 @@
 //! map of a process at a given time, rebuilt from the recorded calls and
 //! the maps read when recording began. One pass over the records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
+use std::rc::Rc;
 
 use weft_format::{std_schemas as s, Trace};
 
@@ -35,6 +36,8 @@ pub enum Change {
 /// One change that covered the address.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// Its number among all the changes of the address, from 1.
+    pub n: usize,
     pub ts: u64,
     pub pid: u32,
     pub tid: u32,
@@ -59,7 +62,10 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct History {
     pub addr: u64,
+    /// The last changes (all of them unless the query kept fewer).
     pub entries: Vec<Entry>,
+    /// Changes before those, counted but not kept.
+    pub earlier: usize,
     /// Memory faults (SIGSEGV, SIGBUS): those whose recorded fault address
     /// is on the address's page, and, where the fault address was not
     /// recorded (traces before format 1.4, recordings without eBPF), those
@@ -78,9 +84,30 @@ pub struct Fault {
     pub code: String,
     /// The fault address, when recorded.
     pub addr: Option<u64>,
-    /// The entry (index into `entries`) that last unmapped the address,
+    /// The change (its number and thread) that last unmapped the address,
     /// when that was the last change before the fault.
-    pub unmapped_by: Option<usize>,
+    pub unmapped_by: Option<(usize, u32)>,
+}
+
+/// A change the state of the address refers to.
+#[derive(Clone, PartialEq, Eq)]
+struct Ref {
+    n: usize,
+    ts: u64,
+    tid: u32,
+    comm: Rc<str>,
+}
+
+impl Ref {
+    fn describe(&self, base: u64) -> String {
+        format!(
+            "#{} at {} by thread {} ({})",
+            self.n,
+            crate::secs(self.ts.saturating_sub(base)),
+            self.tid,
+            self.comm
+        )
+    }
 }
 
 /// The syscall of a thread awaiting its return.
@@ -99,13 +126,24 @@ const MEMORY_CALLS: [&str; 8] = [
 ];
 
 /// Where the address stands, by the recorded calls.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum State {
     Unknown,
-    /// Mapped by entry i.
-    Mapped(usize),
-    /// Unmapped by entry i.
-    Unmapped(usize),
+    /// Mapped by that change.
+    Mapped(Ref),
+    /// Unmapped by that change.
+    Unmapped(Ref),
+}
+
+/// What a kept change's strings are made from once the pass is over
+/// (only the kept ones are made).
+struct Call {
+    nr: u32,
+    name: &'static str,
+    args: Vec<u64>,
+    data: Vec<u8>,
+    ret: i64,
+    comm: Rc<str>,
 }
 
 /// Every change of `addr` in the processes of `pids` (all when empty).
@@ -194,27 +232,30 @@ impl MemIndex {
 
 /// The history of `addr` read through `index`: only the chunks holding a
 /// record the query needs are read (their number is returned too).
-pub fn history_from_index(trace: &Trace, addr: u64, pids: &[u32], index: &MemIndex) -> (History, usize) {
+pub fn history_from_index(trace: &Trace, addr: u64, pids: &[u32], index: &MemIndex, keep: usize) -> (History, usize) {
     let times = index.times_for(addr);
     let needed = |c: &weft_format::ChunkInfo| {
         let i = times.partition_point(|&t| t < c.header.min_ts);
         times.get(i).is_some_and(|&t| t <= c.header.max_ts)
     };
     let read = trace.event_chunks().filter(|c| needed(c)).count();
-    let h = history_of(trace, trace.records_in(needed), addr, pids, None, Some(&times));
+    let h = history_of(trace, trace.records_in(needed), addr, pids, None, Some(&times), keep);
     (h, read)
 }
 
 /// The history of `addr`, from a full pass that also builds the index
 /// later queries use (`history_from_index`).
-pub fn history_indexed(trace: &Trace, addr: u64) -> (History, MemIndex) {
+pub fn history_indexed(trace: &Trace, addr: u64, keep: usize) -> (History, MemIndex) {
     let mut index = MemIndex::default();
-    let h = history_of(trace, trace.records(), addr, &[], Some(&mut index), None);
+    let h = history_of(trace, trace.records(), addr, &[], Some(&mut index), None, keep);
     (h, index)
 }
 
-pub fn history(trace: &Trace, addr: u64, pids: &[u32]) -> History {
-    history_of(trace, trace.records(), addr, pids, None, None)
+/// The history of `addr` in the processes of `pids` (all when empty),
+/// keeping its last `keep` changes (all when 0): memory stays bounded
+/// however often the address changed.
+pub fn history(trace: &Trace, addr: u64, pids: &[u32], keep: usize) -> History {
+    history_of(trace, trace.records(), addr, pids, None, None, keep)
 }
 
 fn history_of(
@@ -224,19 +265,25 @@ fn history_of(
     pids: &[u32],
     mut index: Option<&mut MemIndex>,
     only: Option<&[u64]>,
+    keep: usize,
 ) -> History {
     let kinds = Kinds::of(trace);
     let mut h = History {
         addr,
         ..Default::default()
     };
+    // The kept changes, the last ones, with their calls to format.
+    let mut kept: VecDeque<(Entry, Call)> = VecDeque::new();
+    let mut seen = 0usize;
     let mut pending: HashMap<u32, Pending> = HashMap::new();
-    let mut comms: HashMap<u32, String> = HashMap::new();
+    let mut comms: HashMap<u32, Rc<str>> = HashMap::new();
     let mut state: HashMap<u32, State> = HashMap::new();
     let mut brk: HashMap<u32, u64> = HashMap::new();
     let mut last_marker: HashMap<u32, (u64, String)> = HashMap::new();
     // Entries of a thread still waiting for the next marker on it.
     let mut want_after: HashMap<u32, Vec<usize>> = HashMap::new();
+    // Entry number n is kept[n - first] while n >= first.
+    let at = |kept: &VecDeque<(Entry, Call)>, n: usize| kept.front().and_then(|f| n.checked_sub(f.0.n));
     let marker = trace.schema_by_name(s::MARKER).map(|m| m.id);
     let mut base = trace
         .info(weft_format::info_keys::START_MONOTONIC_NS)
@@ -250,7 +297,7 @@ fn history_of(
         }
         match kinds.kind(&r) {
             Kind::Comm => {
-                comms.insert(r.tid, r.str(s::comm::COMM).to_owned());
+                comms.insert(r.tid, Rc::from(r.str(s::comm::COMM)));
                 if let Some(ix) = index.as_deref_mut() {
                     ix.always.push(r.ts);
                 }
@@ -289,7 +336,7 @@ fn history_of(
                 );
             }
             Kind::SyscallExit => {
-                let Some(p) = pending.remove(&r.tid) else { continue };
+                let Some(mut p) = pending.remove(&r.tid) else { continue };
                 let ret = r.i64(s::syscall_exit::RET);
                 if (-4095..0).contains(&ret) {
                     continue;
@@ -328,69 +375,85 @@ fn history_of(
                     if !(start..end).contains(&addr) {
                         continue;
                     }
-                    let i = h.entries.len();
-                    let mut flags = Vec::new();
-                    let st = state.get(&r.pid).copied().unwrap_or(State::Unknown);
-                    let describe = |j: usize| {
-                        let e: &Entry = &h.entries[j];
-                        format!(
-                            "#{} at {} by thread {} ({})",
-                            j + 1,
-                            crate::secs(e.ts.saturating_sub(base)),
-                            e.tid,
-                            e.comm
-                        )
+                    seen += 1;
+                    let n = seen;
+                    let comm = comms.get(&r.tid).cloned().unwrap_or_else(|| Rc::from(""));
+                    let this = Ref {
+                        n,
+                        ts: p.ts,
+                        tid: r.tid,
+                        comm: comm.clone(),
                     };
+                    let mut flags = Vec::new();
+                    let st = state.get(&r.pid).unwrap_or(&State::Unknown);
                     match change {
                         Change::Unmap => {
                             match st {
                                 State::Unmapped(j) => flags.push(format!(
                                     "double unmap: the address was already unmapped by {}",
-                                    describe(j)
+                                    j.describe(base)
                                 )),
-                                State::Mapped(j) if h.entries[j].tid != r.tid => {
-                                    flags.push(format!("unmaps memory another thread mapped: {}", describe(j)))
+                                State::Mapped(j) if j.tid != r.tid => {
+                                    flags.push(format!("unmaps memory another thread mapped: {}", j.describe(base)))
                                 }
                                 _ => {}
                             }
-                            state.insert(r.pid, State::Unmapped(i));
+                            state.insert(r.pid, State::Unmapped(this));
                         }
                         Change::Map => {
-                            state.insert(r.pid, State::Mapped(i));
+                            state.insert(r.pid, State::Mapped(this));
                         }
                         Change::Brk if ret as u64 > addr => {
-                            state.insert(r.pid, State::Mapped(i));
+                            state.insert(r.pid, State::Mapped(this));
                         }
                         Change::Brk => {
-                            state.insert(r.pid, State::Unmapped(i));
+                            state.insert(r.pid, State::Unmapped(this));
                         }
                         Change::Protect | Change::Advise => {
                             if let State::Unmapped(j) = st {
-                                flags.push(format!("on an address unmapped by {}", describe(j)));
+                                flags.push(format!("on an address unmapped by {}", j.describe(base)));
                             }
                         }
                         Change::Exec => {}
                     }
-                    h.entries.push(Entry {
+                    let entry = Entry {
+                        n,
                         ts: p.ts,
                         pid: r.pid,
                         tid: r.tid,
-                        comm: comms.get(&r.tid).cloned().unwrap_or_default(),
+                        comm: String::new(),
                         change,
-                        syscall: p.name.to_owned(),
-                        call: format!(
-                            "{}({}) = {}",
-                            p.name,
-                            format_call_args(trace.syscalls.get(p.nr), &p.args, &p.data, &[]),
-                            crate::format_return(p.name, ret)
-                        ),
+                        syscall: String::new(),
+                        call: String::new(),
                         start,
                         end,
                         marker_before: last_marker.get(&r.tid).cloned(),
                         marker_after: None,
                         flags,
-                    });
-                    want_after.entry(r.tid).or_default().push(i);
+                    };
+                    // Moved out of the pending call: a second range of
+                    // the same call (mremap) covering it too is rare.
+                    let call = Call {
+                        nr: p.nr,
+                        name: p.name,
+                        args: std::mem::take(&mut p.args),
+                        data: std::mem::take(&mut p.data),
+                        ret,
+                        comm,
+                    };
+                    if keep > 0 && kept.len() == keep {
+                        kept.pop_front();
+                        h.earlier += 1;
+                    }
+                    kept.push_back((entry, call));
+                    let waiting = want_after.entry(r.tid).or_default();
+                    // Numbers of changes no longer kept wait for nothing
+                    // (dropped now and then: amortized, not per change).
+                    if keep > 0 && waiting.len() >= 2 * keep {
+                        let first = kept.front().map_or(0, |f| f.0.n);
+                        waiting.retain(|&w| w >= first);
+                    }
+                    waiting.push(n);
                 }
             }
             Kind::SignalDeliver => {
@@ -400,14 +463,14 @@ fn history_of(
                 if let (true, Some(ix)) = (fault, index.as_deref_mut()) {
                     ix.always.push(r.ts);
                 }
-                let at = fault_addr(&r);
-                let here = match at {
+                let fault_at = fault_addr(&r);
+                let here = match fault_at {
                     Some(a) => a & !(PAGE - 1) == addr & !(PAGE - 1),
                     None => matches!(state.get(&r.pid), Some(State::Unmapped(_))),
                 };
                 if fault && here {
                     let unmapped_by = match state.get(&r.pid) {
-                        Some(&State::Unmapped(j)) => Some(j),
+                        Some(State::Unmapped(j)) => Some((j.n, j.tid)),
                         _ => None,
                     };
                     h.faults.push(Fault {
@@ -415,7 +478,7 @@ fn history_of(
                         tid: r.tid,
                         signal: signal_name(sig),
                         code: si_code_name(sig, r.i64(s::signal_deliver::CODE)),
-                        addr: at,
+                        addr: fault_at,
                         unmapped_by,
                     });
                 }
@@ -425,14 +488,30 @@ fn history_of(
                 if let Some(ix) = index.as_deref_mut() {
                     ix.always.push(r.ts);
                 }
-                for i in want_after.remove(&r.tid).unwrap_or_default() {
-                    h.entries[i].marker_after = Some((r.ts, text.clone()));
+                for n in want_after.remove(&r.tid).unwrap_or_default() {
+                    if let Some(e) = at(&kept, n).and_then(|i| kept.get_mut(i)) {
+                        e.0.marker_after = Some((r.ts, text.clone()));
+                    }
                 }
                 last_marker.insert(r.tid, (r.ts, text));
             }
             _ => {}
         }
     }
+    h.entries = kept
+        .into_iter()
+        .map(|(mut e, c)| {
+            e.comm = c.comm.to_string();
+            e.syscall = c.name.to_owned();
+            e.call = format!(
+                "{}({}) = {}",
+                c.name,
+                format_call_args(trace.syscalls.get(c.nr), &c.args, &c.data, &[]),
+                crate::format_return(c.name, c.ret)
+            );
+            e
+        })
+        .collect();
     h
 }
 

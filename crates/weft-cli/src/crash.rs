@@ -32,6 +32,8 @@ pub struct CrashArgs {
 
 /// Fault pages whose address history is shown.
 const MAX_HISTORIES: usize = 8;
+/// Changes shown of each (the last ones).
+const HISTORY_LAST: usize = 20;
 
 pub fn run(args: CrashArgs) -> Result<ExitCode> {
     let t = open(&args.file)?;
@@ -105,9 +107,9 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
                     d.pid
                 );
             } else if histories.insert(key) {
-                let h = history(&t, a, &[d.pid]);
+                let h = history(&t, a, &[d.pid], HISTORY_LAST);
                 // An exec covers every address: alone it says nothing.
-                if h.entries.iter().all(|e| e.change == Change::Exec) {
+                if h.earlier == 0 && h.entries.iter().all(|e| e.change == Change::Exec) {
                     println!("  address history: no recorded call mapped or unmapped {a:#x}");
                 } else {
                     let stacks = call_stacks(&args.file, &t, &h)?;

@@ -32,6 +32,10 @@ pub struct MemArgs {
     /// Seconds since the start of the recording, as `weft dump` prints them (with --maps).
     #[arg(long)]
     at: Option<f64>,
+    /// Changes of the address shown: the last N (0: all, however many;
+    /// the earlier ones are counted).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    last: usize,
     /// Do not read or write the index of memory changes (FILE.memidx), which
     /// lets later --addr queries read only the parts of the trace they need.
     #[arg(long)]
@@ -106,12 +110,18 @@ pub fn call_stacks(file: &std::path::Path, t: &weft_format::Trace, h: &History) 
 pub fn print_history(h: &History, base: u64, stacks: &HashMap<String, Profile>, indent: &str) {
     let addr = h.addr;
     let at = |ts: u64| secs(ts.saturating_sub(base));
+    let total = h.earlier + h.entries.len();
     if h.entries.is_empty() {
         println!("{indent}no recorded mmap, munmap, mremap, mprotect, madvise or brk covered {addr:#x}");
+    } else if h.earlier > 0 {
+        println!(
+            "{indent}history of {addr:#x} ({total} changes; the first {} are not shown: `weft mem --addr {addr:#x} --last 0` shows all):",
+            h.earlier
+        );
     } else {
-        println!("{indent}history of {addr:#x} ({} changes):", h.entries.len());
+        println!("{indent}history of {addr:#x} ({total} changes):");
     }
-    for (i, e) in h.entries.iter().enumerate() {
+    for e in &h.entries {
         let what = match e.change {
             Change::Map => "mapped",
             Change::Unmap => "UNMAPPED",
@@ -122,7 +132,7 @@ pub fn print_history(h: &History, base: u64, stacks: &HashMap<String, Profile>, 
         };
         println!(
             "{indent}#{:<3} {:>16} {:>7}/{:<7} {:<16} {:<10} {}",
-            i + 1,
+            e.n,
             at(e.ts),
             e.pid,
             e.tid,
@@ -155,10 +165,8 @@ pub fn print_history(h: &History, base: u64, stacks: &HashMap<String, Profile>, 
             at(f.ts)
         );
         match (f.addr, f.unmapped_by) {
-            (Some(a), Some(j)) => println!(
-                "{indent}!!! {when}: fault address {a:#x}, on the page #{} unmapped (thread {}) and nothing mapped again",
-                j + 1,
-                h.entries[j].tid
+            (Some(a), Some((n, tid))) => println!(
+                "{indent}!!! {when}: fault address {a:#x}, on the page #{n} unmapped (thread {tid}) and nothing mapped again"
             ),
             (Some(a), None) => println!("{indent}    {when}: fault address {a:#x}"),
             (None, _) => println!(
@@ -190,7 +198,7 @@ fn addr_history(t: &weft_format::Trace, args: &MemArgs, addr: u64, started: std:
         .and_then(|z| zstd::decode_all(z.as_slice()).ok())
         .and_then(|b| MemIndex::decode(&b, key));
     if let Some(ix) = index {
-        let (h, read) = history_from_index(t, addr, &args.pid, &ix);
+        let (h, read) = history_from_index(t, addr, &args.pid, &ix, args.last);
         eprintln!(
             "weft: mem answered through {} in {:.2} s ({read} of {} chunks read)",
             path.display(),
@@ -200,11 +208,11 @@ fn addr_history(t: &weft_format::Trace, args: &MemArgs, addr: u64, started: std:
         return h;
     }
     if args.no_index || !args.pid.is_empty() {
-        let h = history(t, addr, &args.pid);
+        let h = history(t, addr, &args.pid, args.last);
         crate::input::report_pass("mem", t, started);
         return h;
     }
-    let (h, ix) = history_indexed(t, addr);
+    let (h, ix) = history_indexed(t, addr, args.last);
     crate::input::report_pass("mem", t, started);
     let saved = zstd::encode_all(ix.encode(key).as_slice(), 1).and_then(|z| {
         // Private like the trace: it holds the traced programs' addresses.

@@ -276,6 +276,28 @@ fn unmap_history(ptrace: bool) {
     let plain = run(weft().arg("mem").arg(&trace).args(["--addr", &a, "--no-index"]));
     assert_eq!(text(&plain.stdout), hist);
     let all: Vec<&str> = hist.lines().filter(|l| l.starts_with('#')).collect();
+    // The last two changes only: the same text as the end of the whole
+    // history (numbers, flags naming changes no longer shown), the earlier
+    // ones counted.
+    let last2 = text(&run(weft().arg("mem").arg(&trace).args(["--addr", &a, "--last", "2"])).stdout);
+    // (The count of suspicious changes at the end is of those shown.)
+    let body = |h: &str| {
+        h[..h
+            .rfind(" suspicious (marked !!!)")
+            .and_then(|e| h[..e].rfind('\n'))
+            .unwrap_or(h.len())]
+            .to_owned()
+    };
+    let tail = body(&hist[hist.find(all[all.len() - 2]).unwrap_or_else(|| panic!("{hist}"))..]);
+    assert!(body(&last2).ends_with(&tail), "{last2}\n--- whole:\n{hist}");
+    assert!(
+        last2.starts_with(&format!(
+            "history of {a} ({} changes; the first {} are not shown",
+            all.len(),
+            all.len() - 2
+        )),
+        "{last2}"
+    );
     // The dynamic loader may have used the address first (ld.so.cache):
     // the program's own four changes are the last.
     assert!(all.len() >= 4, "{hist}");
