@@ -1646,6 +1646,16 @@ fn vfork_childrens_events_are_attributed_to_the_children() {
             .unwrap_or_else(|| panic!("no marker {what}: {lines:#?}"));
         assert_eq!((l.pid, l.tid), (who, who), "{what}: {lines:#?}");
     }
+    // The window itself, on the parent's thread, in words.
+    let windows = parse(&dump(&trace, &["--event", "kernel:vfork"]));
+    for child in [vforked, cloned] {
+        assert!(
+            windows.iter().any(|l| l.tid == parent
+                && l.text
+                    .starts_with(&format!("vfork child {child} runs in this thread's memory"))),
+            "{windows:#?}"
+        );
+    }
     let cj = dir.path().join("v.json");
     let out = run(weft()
         .arg("export")
