@@ -69,8 +69,11 @@ pub struct History {
     /// Memory faults (SIGSEGV, SIGBUS): those whose recorded fault address
     /// is on the address's page, and, where the fault address was not
     /// recorded (traces before format 1.4, recordings without eBPF), those
-    /// delivered while the address was unmapped by a recorded call.
+    /// delivered while the address was unmapped by a recorded call. The
+    /// last ones, as many as changes are kept.
     pub faults: Vec<Fault>,
+    /// Faults before those, counted but not kept.
+    pub earlier_faults: usize,
 }
 
 /// A memory fault of the process, with what the history says of it.
@@ -274,6 +277,7 @@ fn history_of(
     };
     // The kept changes, the last ones, with their calls to format.
     let mut kept: VecDeque<(Entry, Call)> = VecDeque::new();
+    let mut faults: VecDeque<Fault> = VecDeque::new();
     let mut seen = 0usize;
     let mut pending: HashMap<u32, Pending> = HashMap::new();
     let mut comms: HashMap<u32, Rc<str>> = HashMap::new();
@@ -371,7 +375,11 @@ fn history_of(
                         _ => ix.changes.extend(ranges.iter().map(|&(_, a, b)| [a, b, p.ts, r.ts])),
                     }
                 }
-                for (change, start, end) in ranges {
+                // The last range covering the address takes the call's
+                // arguments; an earlier one (an mremap in place covers it
+                // with both its ranges) copies them.
+                let last = ranges.iter().rposition(|&(_, a, b)| (a..b).contains(&addr));
+                for (k, (change, start, end)) in ranges.into_iter().enumerate() {
                     if !(start..end).contains(&addr) {
                         continue;
                     }
@@ -431,13 +439,16 @@ fn history_of(
                         marker_after: None,
                         flags,
                     };
-                    // Moved out of the pending call: a second range of
-                    // the same call (mremap) covering it too is rare.
+                    let (args, data) = if Some(k) == last {
+                        (std::mem::take(&mut p.args), std::mem::take(&mut p.data))
+                    } else {
+                        (p.args.clone(), p.data.clone())
+                    };
                     let call = Call {
                         nr: p.nr,
                         name: p.name,
-                        args: std::mem::take(&mut p.args),
-                        data: std::mem::take(&mut p.data),
+                        args,
+                        data,
                         ret,
                         comm,
                     };
@@ -473,7 +484,11 @@ fn history_of(
                         Some(State::Unmapped(j)) => Some((j.n, j.tid)),
                         _ => None,
                     };
-                    h.faults.push(Fault {
+                    if keep > 0 && faults.len() == keep {
+                        faults.pop_front();
+                        h.earlier_faults += 1;
+                    }
+                    faults.push_back(Fault {
                         ts: r.ts,
                         tid: r.tid,
                         signal: signal_name(sig),
@@ -498,6 +513,7 @@ fn history_of(
             _ => {}
         }
     }
+    h.faults = faults.into();
     h.entries = kept
         .into_iter()
         .map(|(mut e, c)| {

@@ -12,6 +12,9 @@ const T0: u64 = 1_000_000_000;
 const READ: u32 = 0;
 const WRITE: u32 = 1;
 const EXIT_GROUP: u32 = 231;
+const MMAP: u32 = 9;
+const MUNMAP: u32 = 11;
+const MREMAP: u32 = 25;
 
 fn table() -> SyscallTable {
     let args = |names: &[&str]| {
@@ -38,6 +41,21 @@ fn table() -> SyscallTable {
             nr: EXIT_GROUP,
             name: "exit_group".into(),
             args: args(&["error_code"]),
+        },
+        SyscallEntry {
+            nr: MMAP,
+            name: "mmap".into(),
+            args: args(&["addr", "len", "prot", "flags", "fd", "off"]),
+        },
+        SyscallEntry {
+            nr: MUNMAP,
+            name: "munmap".into(),
+            args: args(&["addr", "len"]),
+        },
+        SyscallEntry {
+            nr: MREMAP,
+            name: "mremap".into(),
+            args: args(&["addr", "old_len", "new_len", "flags", "new_addr"]),
         },
     ])
 }
@@ -347,4 +365,49 @@ fn captured_buffers_replace_pointers_at_entry_and_at_return() {
     let resumed = &l[302].1;
     assert_eq!(resumed, "<... read resumed> buf=\"\\177ELF\\2\"... = 5 <0.000000970>");
     assert_eq!(l[303].1, "write(fd=1, buf=16384, count=2) = 2 <0.000000100>");
+}
+
+/// `weft mem`'s history of an address: an mremap in place covers it with
+/// its unmap and its map range, both shown with the whole call; keeping
+/// the last 2 changes counts the earlier ones, numbers the kept ones as in
+/// the whole history, and their flags still name changes no longer kept.
+#[test]
+fn address_history_keeps_the_last_changes_with_whole_calls() {
+    const A: u64 = 0x7000_0000;
+    let (_d, path) = write_trace(|w, ids| {
+        enter(w, ids, 10, 1, MMAP, &[0, 8192, 3, 0x22, u64::MAX, 0]);
+        exit(w, ids, 11, 1, MMAP, A as i64);
+        enter(w, ids, 20, 1, MREMAP, &[A, 8192, 4096, 0, 0]);
+        exit(w, ids, 21, 1, MREMAP, A as i64);
+        enter(w, ids, 30, 2, MUNMAP, &[A, 4096]);
+        exit(w, ids, 31, 2, MUNMAP, 0);
+        enter(w, ids, 40, 2, MUNMAP, &[A, 4096]);
+        exit(w, ids, 41, 2, MUNMAP, 0);
+    });
+    let t = Trace::open(&path).unwrap();
+    let all = weft_analysis::mem::history(&t, A, &[], 0);
+    let calls: Vec<&str> = all.entries.iter().map(|e| e.call.as_str()).collect();
+    assert_eq!(all.entries.len(), 5, "{calls:#?}");
+    assert_eq!(all.earlier, 0);
+    let mremap = "mremap(addr=0x70000000, old_len=8192, new_len=4096, flags=0, new_addr=NULL) = 0x70000000";
+    assert_eq!(&calls[1..3], [mremap, mremap], "{calls:#?}");
+    assert!(
+        all.entries[3].flags[0].starts_with("unmaps memory another thread mapped: #3 "),
+        "{:?}",
+        all.entries[3].flags
+    );
+    assert!(
+        all.entries[4].flags[0].starts_with("double unmap: the address was already unmapped by #4 "),
+        "{:?}",
+        all.entries[4].flags
+    );
+    let last = weft_analysis::mem::history(&t, A, &[], 2);
+    assert_eq!(last.earlier, 3);
+    let kept: Vec<(usize, &str, &Vec<String>)> =
+        last.entries.iter().map(|e| (e.n, e.call.as_str(), &e.flags)).collect();
+    let want: Vec<(usize, &str, &Vec<String>)> = all.entries[3..]
+        .iter()
+        .map(|e| (e.n, e.call.as_str(), &e.flags))
+        .collect();
+    assert_eq!(kept, want);
 }

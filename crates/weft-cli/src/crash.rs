@@ -73,6 +73,9 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
                 println!("  fault address: none (the signal was sent, {}, not raised by a fault)", c.code)
             }
             None if c.signal == "SIGABRT" => println!("  fault address: none (SIGABRT is not a fault)"),
+            None if c.code == "SI_KERNEL" => println!(
+                "  fault address: none (SI_KERNEL: the kernel gives none, as for a general protection fault)"
+            ),
             None => println!(
                 "  fault address: not recorded (weft reads it with eBPF, which this recording did not use: --no-args, or eBPF unavailable; or the trace predates format 1.4)"
             ),

@@ -156,6 +156,12 @@ pub fn print_history(h: &History, base: u64, stacks: &HashMap<String, Profile>, 
             println!("{indent}     !!! {f}");
         }
     }
+    if h.earlier_faults > 0 {
+        println!(
+            "{indent}({} earlier faults on this page are not shown: `weft mem --addr {addr:#x} --last 0` shows all)",
+            h.earlier_faults
+        );
+    }
     for f in &h.faults {
         let when = format!(
             "{} ({}) delivered to thread {} at {}",

@@ -122,10 +122,15 @@ pub enum EventKind {
 }
 
 /// Whether a signal's siginfo holds an address the kernel filled in: the
-/// fault signals, sent by the kernel (a positive si_code; SI_USER, SI_QUEUE
+/// fault signals, raised by a fault (a positive si_code; SI_USER, SI_QUEUE
 /// and SI_TKILL are zero or negative, and their union holds a pid).
+/// SI_KERNEL (0x80: a general protection fault, a signal frame the kernel
+/// could not write) comes with a zeroed siginfo: no address.
 pub fn carries_addr(sig: i32, code: i32) -> bool {
-    code > 0 && [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP].contains(&sig)
+    const SI_KERNEL: i32 = 0x80;
+    code > 0
+        && code != SI_KERNEL
+        && [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP].contains(&sig)
 }
 
 /// The calls that start a vfork: the calling thread stays suspended until

@@ -44,6 +44,18 @@ pub fn tgid(tid: u32) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Whether a process is in this process's pid namespace (false when it
+/// cannot be told, e.g. it is gone).
+pub fn same_pid_ns(pid: u32) -> bool {
+    match (
+        fs::read_link("/proc/self/ns/pid"),
+        fs::read_link(format!("/proc/{pid}/ns/pid")),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// The effective uid of a process (second field of `Uid:` in its status).
 pub fn effective_uid(pid: u32) -> Option<u32> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

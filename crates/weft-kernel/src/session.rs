@@ -109,8 +109,8 @@ pub struct KernelTracer {
     /// Captured arguments no syscall record claimed.
     captured_orphans: u64,
     /// Siginfo records read before their signal_deliver record, per
-    /// thread: signal, code, address.
-    siginfo: HashMap<u32, (i32, i32, u64)>,
+    /// thread: time, signal, code, address.
+    siginfo: HashMap<u32, (u64, i32, i32, u64)>,
 }
 
 impl KernelTracer {
@@ -558,30 +558,44 @@ impl KernelTracer {
                     EventKind::SyscallExit { nr, data, .. } => join_captured(captured, orphans, tid, (true, *nr), data),
                     // The two records of a delivery come in the order their
                     // programs were attached in: whichever is second joins.
+                    // The two are written back to back in one delivery: a
+                    // record of another delivery (the other one lost) is
+                    // further away in time than JOIN_NS, or differs in
+                    // signal or code.
                     &mut EventKind::SignalInfo { sig, code, addr } => {
                         if !carries_addr(sig, code) {
                             return;
                         }
-                        let last = out[first..].iter_mut().rev().chain(later.iter_mut().rev()).take(64).find(
-                            |e| matches!(e.kind, EventKind::SignalDeliver { sig: s, addr: None, .. } if e.tid == tid && s == sig),
-                        );
+                        let ts = ev.ts;
+                        let last = out[first..]
+                            .iter_mut()
+                            .rev()
+                            .chain(later.iter_mut().rev())
+                            .take(64)
+                            .find(|e| {
+                                matches!(e.kind, EventKind::SignalDeliver { sig: s, code: c, addr: None, .. }
+                                if e.tid == tid && (s, c) == (sig, code) && ts.abs_diff(e.ts) <= JOIN_NS)
+                            });
                         match last {
                             Some(KernelEvent {
                                 kind: EventKind::SignalDeliver { addr: a, .. },
                                 ..
                             }) => *a = Some(addr),
                             _ => {
-                                siginfo.insert(tid, (sig, code, addr));
+                                siginfo.insert(tid, (ts, sig, code, addr));
                             }
                         }
                         return;
                     }
                     EventKind::SignalDeliver { sig, code, addr, .. } => {
-                        if let Some((s, c, a)) = siginfo.remove(&tid) {
-                            if (s, c) == (*sig, *code) {
+                        if let Some((t, s, c, a)) = siginfo.remove(&tid) {
+                            if (s, c) == (*sig, *code) && t.abs_diff(ev.ts) <= JOIN_NS {
                                 *addr = Some(a);
                             }
                         }
+                    }
+                    EventKind::Exit { .. } => {
+                        siginfo.remove(&tid);
                     }
                     _ => {}
                 }
@@ -842,6 +856,11 @@ fn gate() -> Option<[libc::c_int; 2]> {
 
 /// Gives a syscall record the arguments captured for it, if the thread's
 /// pending capture is for this call (`(exit, nr)`); any other is an orphan.
+/// Longest time between a signal's siginfo record and its signal_deliver
+/// record: both are written by the same delivery, one right after the
+/// other (a few microseconds at most, with an interrupt in between).
+const JOIN_NS: u64 = 1_000_000;
+
 fn join_captured(
     captured: &mut HashMap<u32, (bool, u32, Vec<u8>)>,
     orphans: &mut u64,

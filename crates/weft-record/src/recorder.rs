@@ -909,12 +909,12 @@ impl Recorder {
                 self.lost_lately |= matches!(ev.kind, EventKind::Lost { .. });
             }
             self.side.observe(&ev, &mut self.enc);
-            self.vforks.observe(&ev, &mut self.enc);
             if let Some(f) = self.filter.as_mut() {
                 if !f.keep(&ev) {
                     continue;
                 }
             }
+            self.vforks.observe(&ev, &mut self.enc);
             if let EventKind::SignalDeliver {
                 sig,
                 code,

@@ -37,13 +37,52 @@ fn handled_signal_then_crash() {
 /// beside the signal_deliver tracepoint's record), written before or after
 /// that record in the order the two were attached. A first recorder's
 /// perf probe is attached before a second recorder's program, so the
-/// second sees the opposite order from the first: both join them.
+/// second sees the opposite order from the first: both join each record
+/// to its own delivery, over several faults of one thread, with signals
+/// that carry no address (sent with raise; SI_KERNEL) in between.
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn fault_address_joins_in_either_order() {
     use std::io::BufRead;
     require_root();
     let dir = tmp();
+    let check = |trace: &std::path::Path| {
+        let lines = dump(trace, &["--event", "signal_deliver"]);
+        let segv: Vec<String> = lines
+            .iter()
+            .filter_map(|l| l.split("SIGSEGV ").nth(1).map(|t| format!("SIGSEGV {t}")))
+            .map(|t| t.split(" handler=").next().unwrap_or("").to_owned())
+            .collect();
+        let mut want = vec![
+            "SIGSEGV code=SEGV_MAPERR addr=0x1000",
+            "SIGSEGV code=SI_TKILL",
+            "SIGSEGV code=SEGV_MAPERR addr=0x2000",
+        ];
+        if cfg!(target_arch = "x86_64") {
+            want.push("SIGSEGV code=SI_KERNEL");
+        }
+        want.push("SIGSEGV code=SEGV_MAPERR addr=0x3000");
+        assert_eq!(segv, want, "{lines:#?}");
+    };
+    let faults = program("faults");
+    let n = if cfg!(target_arch = "x86_64") { 5 } else { 4 };
+    let alone = dir.path().join("alone.weft");
+    let out = run(weft().args(["record", "-q", "-o"]).arg(&alone).arg("--").arg(&faults));
+    assert_eq!(text(&out.stdout), format!("faults={n}\n"), "{}", text(&out.stderr));
+    check(&alone);
+    let crash = text(&run(weft().arg("crash").arg(&alone)).stdout);
+    let said: Vec<&str> = crash.lines().filter(|l| l.starts_with("  fault address: ")).collect();
+    let mut want = vec![
+        "  fault address: 0x1000",
+        "  fault address: none (the signal was sent, SI_TKILL, not raised by a fault)",
+        "  fault address: 0x2000",
+    ];
+    if cfg!(target_arch = "x86_64") {
+        want.push("  fault address: none (SI_KERNEL: the kernel gives none, as for a general protection fault)");
+    }
+    want.push("  fault address: 0x3000");
+    assert_eq!(said, want, "{crash}");
+
     let mut first = weft()
         .args(["record", "-q", "-o"])
         .arg(dir.path().join("first.weft"))
@@ -57,21 +96,11 @@ fn fault_address_joins_in_either_order() {
         .read_line(&mut ready)
         .expect("read");
     assert_eq!(ready, "ready\n");
-    let trace = dir.path().join("s.weft");
-    let out = run(weft()
-        .args(["record", "-q", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(program("signals")));
+    let second = dir.path().join("second.weft");
+    let out = run(weft().args(["record", "-q", "-o"]).arg(&second).arg("--").arg(&faults));
     // SAFETY: kill has no memory preconditions.
     unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
     let _ = first.wait();
-    assert_eq!(out.status.code(), Some(128 + 11), "{}", text(&out.stderr));
-    let lines = dump(&trace, &["--event", "signal_deliver"]);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.ends_with("SIGSEGV code=SEGV_MAPERR addr=0x10 handler=SIG_DFL")),
-        "{lines:#?}"
-    );
+    assert_eq!(text(&out.stdout), format!("faults={n}\n"), "{}", text(&out.stderr));
+    check(&second);
 }
