@@ -411,3 +411,38 @@ fn address_history_keeps_the_last_changes_with_whole_calls() {
         .collect();
     assert_eq!(kept, want);
 }
+
+/// Changes waiting for the next marker on their thread: only the kept ones
+/// get it, however many were dropped before it came.
+#[test]
+fn kept_changes_get_the_marker_after_them() {
+    const A: u64 = 0x7000_0000;
+    let (_d, path) = write_trace(|w, ids| {
+        let marker = w.add_schema(weft_format::Schema::new(
+            s::MARKER,
+            &[
+                ("name", weft_format::FieldType::Str),
+                ("value", weft_format::FieldType::I64),
+            ],
+        ));
+        enter(w, ids, 10, 1, MMAP, &[0, 4096, 3, 0x22, u64::MAX, 0]);
+        exit(w, ids, 11, 1, MMAP, A as i64);
+        for i in 0..6 {
+            enter(w, ids, 20 + 10 * i, 2, MUNMAP, &[A, 4096]);
+            exit(w, ids, 21 + 10 * i, 2, MUNMAP, 0);
+        }
+        w.record(marker, T0 + 100, None, 100, 2).bytes(b"done").i64(7).finish();
+    });
+    let t = Trace::open(&path).unwrap();
+    let all = weft_analysis::mem::history(&t, A, &[], 0);
+    assert_eq!(all.entries.len(), 7);
+    let after = |e: &weft_analysis::mem::Entry| e.marker_after.as_ref().map(|(_, m)| m.clone());
+    assert!(all.entries[1..]
+        .iter()
+        .all(|e| after(e).as_deref() == Some("marker \"done\" = 7")));
+    let last = weft_analysis::mem::history(&t, A, &[], 2);
+    assert_eq!((last.earlier, last.entries.len()), (5, 2));
+    for e in &last.entries {
+        assert_eq!(after(e).as_deref(), Some("marker \"done\" = 7"), "#{}", e.n);
+    }
+}
