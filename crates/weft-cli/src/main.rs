@@ -55,7 +55,7 @@ enum Command {
     Report(profiles::ReportArgs),
     /// An interactive SVG flame graph, or folded stacks, of CPU samples.
     Flame(profiles::FlameArgs),
-    /// Export samples for other viewers (speedscope).
+    /// Export to other viewers and engines: Perfetto, Chrome JSON, speedscope, Parquet tables.
     Export(profiles::ExportArgs),
 }
 

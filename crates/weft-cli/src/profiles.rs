@@ -319,12 +319,14 @@ pub fn flame(args: FlameArgs) -> Result<ExitCode> {
         // Folded text is written leaf first for --reverse.
         let text = weft_export::folded(&p, args.reverse).join("\n") + "\n";
         match &args.output {
-            Some(o) => std::fs::write(o, text).with_context(|| format!("cannot write {}", o.display()))?,
+            Some(o) => weft_export::create_private(o)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .with_context(|| format!("cannot write {}", o.display()))?,
             None => std::io::stdout().write_all(text.as_bytes())?,
         }
     } else {
         let path = args.output.clone().unwrap_or_else(|| PathBuf::from("flame.svg"));
-        let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let f = weft_export::create_private(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let title = format!("weft: {}", args.common.file.display());
         weft_export::flame_svg(&p, &title, args.reverse, std::io::BufWriter::new(f))?;
         eprintln!("weft: wrote {} ({} samples)", path.display(), p.samples);
@@ -367,7 +369,7 @@ fn perfetto(args: &ExportArgs, trace: &weft_format::Trace) -> Result<ExitCode> {
         s.push(".pftrace");
         PathBuf::from(s)
     });
-    let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f = weft_export::create_private(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let sum = weft_export::perfetto(trace, (p.samples > 0).then_some(&p), std::io::BufWriter::new(f))
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
@@ -394,7 +396,7 @@ fn chrome(args: &ExportArgs, trace: &weft_format::Trace) -> Result<ExitCode> {
         s.push(".chrome.json");
         PathBuf::from(s)
     });
-    let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f = weft_export::create_private(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let sum = weft_export::chrome(trace, std::io::BufWriter::new(f))
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
@@ -456,7 +458,7 @@ fn speedscope(args: &ExportArgs, trace: &weft_format::Trace) -> Result<ExitCode>
         s.push(".speedscope.json");
         PathBuf::from(s)
     });
-    let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f = weft_export::create_private(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let exporter = format!("weft {}", env!("CARGO_PKG_VERSION"));
     let name = args.common.file.display().to_string();
     weft_export::speedscope(&p, &name, &exporter, time, std::io::BufWriter::new(f))

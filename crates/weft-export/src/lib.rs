@@ -48,6 +48,24 @@ pub enum ExportError {
 
 /// `comm;root;...;leaf count` lines, merged and sorted (the folded format
 /// of flamegraph.pl and inferno); `reverse` writes each stack leaf first.
+/// Creates (or truncates) an export file readable by its owner only, as
+/// the trace it comes from is: both hold other programs' data (strings,
+/// buffers, paths). A symbolic link at the path is refused, not followed.
+pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    // An existing file keeps its mode on open: make it private too.
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(f)
+}
+
 pub fn folded(p: &Profile, reverse: bool) -> Vec<String> {
     let mut merged: BTreeMap<String, u64> = BTreeMap::new();
     for s in &p.stacks {

@@ -34,7 +34,7 @@ pub struct ParquetSummary {
 }
 
 fn writer(dir: &Path, name: &str, schema: &Arc<Schema>) -> Result<ArrowWriter<File>, ExportError> {
-    let f = File::create(dir.join(format!("{name}.parquet")))?;
+    let f = crate::create_private(&dir.join(format!("{name}.parquet")))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(pq)?))
         .set_max_row_group_row_count(Some(BATCH * 4))

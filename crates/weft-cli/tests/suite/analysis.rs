@@ -196,6 +196,10 @@ fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
         .args(["--format", "chrome", "-o"])
         .arg(&cj));
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Private, as the trace is: it holds the programs' strings and paths.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cj).expect("export").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&cj).expect("json")).expect("valid JSON");
     let events = j["traceEvents"].as_array().expect("traceEvents");
     let mut depth: std::collections::HashMap<(u64, u64), i64> = Default::default();
