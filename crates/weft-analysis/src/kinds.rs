@@ -90,10 +90,79 @@ impl ExitState {
     }
 }
 
+/// How process `pid` ended, from the records (`st`) and, for the command
+/// the recorder launched, from the status it reaped: that one names the
+/// signal when the records cannot, e.g. when the signal came from a
+/// process not traced (weft passing on a Ctrl-C) and the records show
+/// only the kernel's SIGKILL, or when its exit_group was lost.
+pub(crate) fn end_of(trace: &weft_format::Trace, pid: u32, st: ExitState) -> String {
+    let said = st.describe();
+    if st != ExitState::default() && st.fatal_signal != Some(libc::SIGKILL as i64) {
+        return said;
+    }
+    let command = trace.end_value(weft_format::end_keys::COMMAND_PID);
+    match (
+        command.and_then(|p| p.parse::<u32>().ok()),
+        trace.end_value(weft_format::end_keys::EXIT_STATUS),
+    ) {
+        (Some(p), Some(status)) if p == pid && (st == ExitState::default() || status.starts_with("killed by ")) => {
+            status.to_owned()
+        }
+        _ => said,
+    }
+}
+
 /// exit_group kills the other threads with an internal SIGKILL: after the
 /// process called exit/exit_group, that SIGKILL is not its cause of death.
 pub(crate) fn group_exiting(exits: &std::collections::HashMap<u32, ExitState>, pid: u32, sig: i64) -> bool {
     sig == libc::SIGKILL as i64 && exits.get(&pid).is_some_and(|e| e.code.is_some())
+}
+
+/// Causes of death by signal. A fatal signal with the default action
+/// either is delivered as itself, or makes the kernel kill the whole
+/// process: every thread then gets a SIGKILL that no signal_generate record
+/// announces. The signal generated last to the thread (or its process)
+/// and not delivered as itself names the cause then, as strace's "killed
+/// by" does.
+#[derive(Debug, Default)]
+pub(crate) struct Deaths {
+    /// Target thread -> the signal last generated for it and not delivered.
+    pending: std::collections::HashMap<u32, i64>,
+}
+
+impl Deaths {
+    /// A signal_generate record (`result` 0: delivered, 2: already pending).
+    pub fn generated(&mut self, target: u32, sig: i64, result: i64) {
+        if result == 0 || result == 2 {
+            self.pending.insert(target, sig);
+        }
+    }
+
+    /// A signal_deliver record: notes in `exits` the signal the process
+    /// dies of, when this delivery kills it.
+    pub fn delivered(
+        &mut self,
+        exits: &mut std::collections::HashMap<u32, ExitState>,
+        pid: u32,
+        tid: u32,
+        sig: i64,
+        handler: u64,
+    ) {
+        let pending = [tid, pid]
+            .into_iter()
+            .find_map(|t| self.pending.get(&t).map(|&s| (t, s)));
+        if let Some((t, _)) = pending.filter(|&(_, s)| s == sig) {
+            self.pending.remove(&t);
+        }
+        if handler != 0 || !crate::names::default_is_fatal(sig) || group_exiting(exits, pid, sig) {
+            return;
+        }
+        let cause = match pending {
+            Some((_, s)) if sig == libc::SIGKILL as i64 && crate::names::default_is_fatal(s) => s,
+            _ => sig,
+        };
+        exits.entry(pid).or_default().fatal_signal = Some(cause);
+    }
 }
 
 /// A signal_deliver record's fault address (`si_addr`), when it was

@@ -6,7 +6,6 @@ use ahash::AHashMap;
 use weft_format::{std_schemas as s, FormatError, SchemaId, Trace};
 
 use crate::kinds::{ExitState, Kind, Kinds};
-use crate::names::default_is_fatal;
 
 #[derive(Debug, Default, Clone)]
 pub struct ProcessSummary {
@@ -63,6 +62,7 @@ pub fn summarize(trace: &Trace) -> Summary {
     let kinds = Kinds::of(trace);
     let mut sum = Summary::default();
     let mut exits: HashMap<u32, ExitState> = HashMap::new();
+    let mut deaths = crate::kinds::Deaths::default();
     let mut comms: HashMap<u32, String> = HashMap::new();
     let mut counts: AHashMap<Counted, u64> = AHashMap::new();
     let mut errors: AHashMap<u32, u64> = AHashMap::new();
@@ -144,15 +144,14 @@ pub fn summarize(trace: &Trace) -> Summary {
                 }
                 Counted::Schema(r.schema.id)
             }
-            Kind::SignalGenerate => Counted::Fixed("signal_generate"),
+            Kind::SignalGenerate => {
+                use s::signal_generate as g;
+                deaths.generated(r.i64(g::TARGET_PID) as u32, r.i64(g::SIG), r.i64(g::RESULT));
+                Counted::Fixed("signal_generate")
+            }
             Kind::SignalDeliver => {
-                let sig = r.i64(s::signal_deliver::SIG);
-                if r.u64(s::signal_deliver::HANDLER) == 0
-                    && default_is_fatal(sig)
-                    && !crate::kinds::group_exiting(&exits, r.pid, sig)
-                {
-                    exits.entry(r.pid).or_default().fatal_signal = Some(sig);
-                }
+                use s::signal_deliver as d;
+                deaths.delivered(&mut exits, r.pid, r.tid, r.i64(d::SIG), r.u64(d::HANDLER));
                 Counted::Fixed("signal_deliver")
             }
             Kind::Fork => Counted::Fixed("fork"),
@@ -241,7 +240,9 @@ pub fn summarize(trace: &Trace) -> Summary {
         trace.end_value(weft_format::end_keys::EXIT_STATUS),
     ) {
         if let Some(p) = sum.processes.get_mut(&pid) {
-            if p.exit.as_deref().is_none_or(|e| e == ExitState::default().describe()) {
+            let unknown = p.exit.as_deref().is_none_or(|e| e == ExitState::default().describe());
+            let killed = p.exit.as_deref() == Some("killed by SIGKILL") && status.starts_with("killed by ");
+            if unknown || killed {
                 p.exit = Some(status.to_owned());
             }
         }

@@ -16,7 +16,7 @@ use crate::args::{
 };
 use crate::fds::{is_fd_arg, Call, FdTables};
 use crate::kinds::{fault_addr, ExitState, Kind, Kinds};
-use crate::names::{default_is_fatal, si_code_name, signal_name};
+use crate::names::{si_code_name, signal_name};
 
 /// How many lines may wait behind an unfinished syscall before it is
 /// printed as `<unfinished ...>` and its return later as `<... resumed>`.
@@ -233,6 +233,7 @@ pub struct Carry {
     fd_paths: bool,
     comms: HashMap<u32, Arc<str>>,
     exits: std::collections::HashMap<u32, ExitState>,
+    deaths: crate::kinds::Deaths,
     spans: HashMap<(u32, u64), u64>,
     /// Time of the last record read (where damage met next is placed).
     last_ts: u64,
@@ -250,6 +251,7 @@ impl Carry {
             fd_paths,
             comms: HashMap::new(),
             exits: std::collections::HashMap::new(),
+            deaths: Default::default(),
             spans: HashMap::new(),
             last_ts: 0,
         }
@@ -740,7 +742,7 @@ impl<'t> Timeline<'t> {
                 let text = if group_dead {
                     self.st.fds.exit(r.pid);
                     let st = self.st.exits.remove(&r.pid).unwrap_or_default();
-                    format!("+++ {} +++", st.describe())
+                    format!("+++ {} +++", crate::kinds::end_of(self.trace, r.pid, st))
                 } else {
                     "+++ thread exited +++".to_owned()
                 };
@@ -749,6 +751,9 @@ impl<'t> Timeline<'t> {
             Kind::SignalGenerate => {
                 use s::signal_generate as g;
                 let sig = r.i64(g::SIG);
+                self.st
+                    .deaths
+                    .generated(r.i64(g::TARGET_PID) as u32, sig, r.i64(g::RESULT));
                 let result = match r.i64(g::RESULT) {
                     0 => "delivered",
                     1 => "ignored",
@@ -780,9 +785,7 @@ impl<'t> Timeline<'t> {
                     1 => "SIG_IGN".to_owned(),
                     h => format!("{h:#x}"),
                 };
-                if handler == 0 && default_is_fatal(sig) && !crate::kinds::group_exiting(&self.st.exits, r.pid, sig) {
-                    self.st.exits.entry(r.pid).or_default().fatal_signal = Some(sig);
-                }
+                self.st.deaths.delivered(&mut self.st.exits, r.pid, r.tid, sig, handler);
                 let addr = match fault_addr(&r) {
                     Some(a) => format!(" addr={a:#x}"),
                     None => String::new(),

@@ -104,3 +104,39 @@ fn fault_address_joins_in_either_order() {
     assert_eq!(text(&out.stdout), format!("faults={n}\n"), "{}", text(&out.stderr));
     check(&second);
 }
+
+/// A fatal signal with the default action kills a process through a
+/// SIGKILL the kernel sends each of its threads: the timeline and `weft
+/// info` name the signal that was sent (as strace's "killed by" does), and
+/// a real `kill -9` stays SIGKILL.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn killed_by_names_the_signal_sent_not_the_kernels_sigkill() {
+    require_root();
+    let dir = tmp();
+    for (sig, name, number) in [
+        ("TERM", "SIGTERM", libc::SIGTERM),
+        ("KILL", "SIGKILL", libc::SIGKILL),
+        ("USR1", "SIGUSR1", libc::SIGUSR1),
+    ] {
+        let trace = dir.path().join(format!("{sig}.weft"));
+        let script = format!("sleep 5 & sleep 0.2; kill -{sig} $!; wait $!; echo st=$?");
+        let out = run(weft()
+            .args(["record", "-q", "-o"])
+            .arg(&trace)
+            .args(["--", "sh", "-c", &script]));
+        let code = 128 + number;
+        assert_eq!(text(&out.stdout), format!("st={code}\n"), "{}", text(&out.stderr));
+        let lines = parse(&dump(&trace, &["--event", "exit"]));
+        let sleep: Vec<&L> = lines
+            .iter()
+            .filter(|l| l.comm == "sleep" && l.text.starts_with("+++"))
+            .collect();
+        assert!(
+            sleep.iter().any(|l| l.text == format!("+++ killed by {name} +++")),
+            "{sig}: {lines:#?}"
+        );
+        let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+        assert!(info.contains(&format!("killed by {name}")), "{sig}: {info}");
+    }
+}
