@@ -5,6 +5,19 @@ use anyhow::{Context, Result};
 use weft_format::Trace;
 
 pub fn open(path: &std::path::Path) -> Result<Trace> {
+    // The common mistakes, said in what-to-do terms rather than as errnos.
+    match std::fs::File::open(path).and_then(|f| f.metadata()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no such file: {} (check the path; `weft record -o FILE -- CMD` writes a trace)",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => anyhow::bail!(
+            "permission denied reading {} (a trace is readable by who recorded it: run as that user, or as root)",
+            path.display()
+        ),
+        Ok(m) if m.is_dir() => anyhow::bail!("{} is a directory, not a trace file", path.display()),
+        _ => {}
+    }
     let t = Trace::open(path).with_context(|| format!("cannot read trace {}", path.display()))?;
     Ok(t)
 }

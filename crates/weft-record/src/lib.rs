@@ -71,8 +71,9 @@ pub enum RecordError {
     CannotStart { program: String, why: String },
     #[error("{0}")]
     BadOption(String),
-    #[error("cannot create trace file {}: {source}", path.display())]
-    Output { path: PathBuf, source: std::io::Error },
+    /// (`error` is said in what-to-do terms, not chained as a source.)
+    #[error("cannot create trace file {}: {}", .path.display(), output_why(.path, .error))]
+    Output { path: PathBuf, error: std::io::Error },
     #[error("PID {pid} runs as uid {owner}, and uid {uid} may trace only its own processes: run weft as root (or as uid {owner})")]
     NotYours { pid: u32, owner: u32, uid: u32 },
     #[error("cannot attach to PID {pid}: {source}")]
@@ -83,6 +84,29 @@ pub enum RecordError {
     Write(std::io::Error),
     #[error(transparent)]
     Kernel(KernelError),
+}
+
+/// Why the trace file could not be created, in what-to-do terms.
+fn output_why(path: &std::path::Path, e: &std::io::Error) -> String {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "the directory {} does not exist (create it, or pick another -o)",
+            dir.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("no permission to write in {} (pick another -o)", dir.display())
+        }
+        std::io::ErrorKind::IsADirectory => "it is a directory (give a file name, e.g. -o app.weft)".into(),
+        _ => {
+            let s = e.to_string();
+            // The errno's number says nothing more than its text.
+            s.split(" (os error").next().unwrap_or(&s).to_owned()
+        }
+    }
 }
 
 impl From<KernelError> for RecordError {

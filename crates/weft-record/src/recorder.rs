@@ -390,13 +390,13 @@ impl Recorder {
         };
         os::raise_fd_limit();
 
-        let mut out = output::create(&opts.output, opts.force).map_err(|source| RecordError::Output {
+        let mut out = output::create(&opts.output, opts.force).map_err(|error| RecordError::Output {
             path: opts.output.clone(),
-            source,
+            error,
         })?;
-        let file = out.file.try_clone().map_err(|source| RecordError::Output {
+        let file = out.file.try_clone().map_err(|error| RecordError::Output {
             path: opts.output.clone(),
-            source,
+            error,
         })?;
         // From here on, a failure removes the file it made.
         let fail = |out: &output::NewTrace, e: RecordError| {

@@ -28,17 +28,34 @@ fn wrong_pid_missing_command_and_bad_syscall() {
     );
 
     // An errno is said once, however many layers carry it.
-    for args in [
-        &["record", "-o", "/nonexistent-dir/x.weft", "--", "true"][..],
-        &["record", "--sample", "10000000", "-o"][..],
+    let err = text(
+        &run(weft()
+            .args(["record", "--sample", "10000000", "-o"])
+            .arg(&t)
+            .args(["--", "true"]))
+        .stderr,
+    );
+    assert_eq!(err.matches("(os error").count(), 1, "{err}");
+    // The common mistakes, in what-to-do terms, without an errno.
+    let err = text(&run(weft().args(["record", "-o", "/nonexistent-dir/x.weft", "--", "true"])).stderr);
+    assert!(
+        err.contains("cannot create trace file /nonexistent-dir/x.weft: the directory /nonexistent-dir does not exist")
+            && !err.contains("os error"),
+        "{err}"
+    );
+    let missing = dir.path().join("missing.weft");
+    for (file, said) in [
+        (missing.as_path(), "no such file: "),
+        (dir.path(), " is a directory, not a trace file"),
     ] {
-        let mut cmd = weft();
-        cmd.args(args);
-        if args.last() == Some(&"-o") {
-            cmd.arg(&t).args(["--", "true"]);
+        for cmd in ["dump", "info", "stats", "crash"] {
+            let out = run(weft().arg(cmd).arg(file));
+            let err = text(&out.stderr);
+            assert!(
+                !out.status.success() && err.contains(said) && !err.contains("os error"),
+                "{cmd}: {err}"
+            );
         }
-        let err = text(&run(&mut cmd).stderr);
-        assert_eq!(err.matches("(os error").count(), 1, "{err}");
     }
 
     let out = run(weft()
