@@ -41,7 +41,14 @@ pub fn run(args: CrashArgs) -> Result<ExitCode> {
     let base = start_ns(&t);
     let found = crashes(&t, &args.pid, args.last);
     if found.is_empty() {
-        println!("no SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE or SIGTRAP was delivered to a traced thread");
+        let of = match args.pid.as_slice() {
+            [] => String::new(),
+            pids => format!(
+                " of process {} (`weft info` lists the processes)",
+                pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        println!("no SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE or SIGTRAP was delivered to a traced thread{of}");
         return Ok(ExitCode::SUCCESS);
     }
     // Stacks taken at the deliveries (record --stack-on signal_deliver).

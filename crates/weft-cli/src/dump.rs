@@ -14,6 +14,7 @@ use crate::{DumpArgs, TimeFormat};
 pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let trace = open(&args.file)?;
     warn_damage(&trace);
+    let wanted_pids = args.pid.clone();
     let filter = Filter::new(args.pid, args.tid, &args.event, &args.comm)?;
     let mut tl = Timeline::new(&trace, filter).fd_paths(args.fd_paths);
     let start = trace
@@ -28,6 +29,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
         anyhow::bail!("this trace has no wall-clock anchor (start_realtime_ns); use --time relative");
     }
     let mut seen = std::collections::HashSet::new();
+    let mut seen_pids = std::collections::HashSet::new();
     let stdout = std::io::stdout();
     widen_pipe(&stdout);
     let clock = Clock {
@@ -53,6 +55,9 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                         seen.insert(line.event.clone());
                     }
                 }
+            }
+            if !wanted_pids.is_empty() {
+                seen_pids.extend(batch.iter().map(|(line, _)| line.pid));
             }
             // Printed lines come back to be freed here and their texts
             // reused: freed on the printer, their memory and reference
@@ -92,6 +97,9 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     }
     for p in &tl.problems {
         eprintln!("weft: warning: {p}");
+    }
+    for pid in wanted_pids.iter().filter(|p| !seen_pids.contains(*p)) {
+        eprintln!("weft: warning: --pid {pid} matched nothing in this trace (`weft info` lists its processes)");
     }
     for pattern in args
         .event

@@ -125,7 +125,14 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
         println!();
     }
     if shown == 0 {
-        println!("no syscalls in {}", args.file.display());
+        match args.pid.as_slice() {
+            [] => println!("no syscalls in {}", args.file.display()),
+            pids => println!(
+                "no syscalls of process {} in {} (`weft info` lists its processes)",
+                pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+                args.file.display()
+            ),
+        }
         println!();
     }
     if !st.probe_events.is_empty() {

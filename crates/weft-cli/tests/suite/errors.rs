@@ -43,6 +43,15 @@ fn wrong_pid_missing_command_and_bad_syscall() {
             && !err.contains("os error"),
         "{err}"
     );
+    // A process filter that matches nothing says so.
+    let ok = dir.path().join("ok.weft");
+    assert!(run(weft().args(["record", "-q", "-o"]).arg(&ok).args(["--", "true"]))
+        .status
+        .success());
+    let err = text(&run(weft().arg("dump").arg(&ok).args(["--pid", "999999999"])).stderr);
+    assert!(err.contains("--pid 999999999 matched nothing in this trace"), "{err}");
+    let said = text(&run(weft().arg("stats").arg(&ok).args(["--pid", "999999999"])).stdout);
+    assert!(said.contains("no syscalls of process 999999999 in "), "{said}");
     let missing = dir.path().join("missing.weft");
     for (file, said) in [
         (missing.as_path(), "no such file: "),
