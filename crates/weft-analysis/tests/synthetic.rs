@@ -446,3 +446,18 @@ fn kept_changes_get_the_marker_after_them() {
         assert_eq!(after(e).as_deref(), Some("marker \"done\" = 7"), "#{}", e.n);
     }
 }
+
+/// A process forked by a forked child that never named itself has the
+/// name of the process that named itself last up the chain, as the
+/// timeline shows it.
+#[test]
+fn a_fork_of_a_fork_keeps_the_name() {
+    let (_d, p) = write_trace(|w, ids| {
+        s::comm::put(w.record(ids.comm, T0 + 1, Some(0), 100, 100), b"bash", true).finish();
+        s::fork::put(w.record(ids.fork, T0 + 5, Some(0), 200, 200), 100, 100).finish();
+        s::fork::put(w.record(ids.fork, T0 + 6, Some(0), 300, 300), 200, 200).finish();
+    });
+    let sum = summarize(&Trace::open(&p).unwrap());
+    let names: Vec<&str> = [100, 200, 300].iter().map(|p| sum.processes[p].comm.as_str()).collect();
+    assert_eq!(names, ["bash", "bash", "bash"]);
+}
