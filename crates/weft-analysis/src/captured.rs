@@ -333,10 +333,12 @@ fn clone_args(b: &[u8]) -> String {
     let flags = u64_at(b, 0).unwrap_or(0);
     let mut out = String::new();
     crate::args::clone_flags(&mut out, flags);
-    format!(
-        "{{flags={out}, exit_signal={}, ...}}",
-        signal_name(u64_at(b, 32).unwrap_or(0) as i64)
-    )
+    // 0: no signal to the parent at exit (threads), shown as strace does.
+    let exit_signal = match u64_at(b, 32).unwrap_or(0) {
+        0 => "0".to_owned(),
+        s => signal_name(s as i64),
+    };
+    format!("{{flags={out}, exit_signal={exit_signal}, ...}}")
 }
 
 /// A socket address as strace shows it.

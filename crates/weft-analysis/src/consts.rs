@@ -266,6 +266,7 @@ pub const MSG: &[(u64, &str)] = &[
 
 /// `O_CLOEXEC|O_NONBLOCK`-style flags of pipe2, dup3, eventfd2, epoll_create1 ...
 pub const CLOEXEC_NONBLOCK: &[(u64, &str)] = &[(0o2000000, "O_CLOEXEC"), (0o4000, "O_NONBLOCK")];
+pub const GRND: &[(u64, &str)] = &[(1, "GRND_NONBLOCK"), (2, "GRND_RANDOM"), (4, "GRND_INSECURE")];
 
 pub const FD_FLAGS: &[(u64, &str)] = &[(1, "FD_CLOEXEC")];
 
@@ -408,6 +409,7 @@ impl Shape {
                 "flags",
             ) => Flags(CLOEXEC_NONBLOCK),
             ("setsockopt" | "getsockopt", "level") => Value(SOL),
+            ("getrandom", "flags") => Flags(GRND),
             _ => return None,
         })
     }
@@ -504,6 +506,7 @@ mod tests {
         assert_eq!(show("unlinkat", "flag", 0x200, &[]), "AT_REMOVEDIR");
         assert_eq!(show("faccessat2", "flags", 0x200, &[]), "AT_EACCESS");
         assert_eq!(show("access", "mode", 0, &[]), "F_OK");
+        assert_eq!(show("getrandom", "flags", 1, &[]), "GRND_NONBLOCK");
         assert_eq!(show("access", "mode", 6, &[]), "R_OK|W_OK");
         assert_eq!(show("statx", "mask", 0xfff, &[]), "STATX_BASIC_STATS|STATX_BTIME");
         assert_eq!(show("fcntl", "cmd", 1030, &[]), "F_DUPFD_CLOEXEC");

@@ -57,8 +57,11 @@ const TABLE: &[(&str, &str, u8, &str, u16)] = &[
     ("setrlimit", "rlim", k::STRUCT_IN, "", 16),
     ("epoll_ctl", "event", k::STRUCT_IN, "", 12),
     ("uname", "name", k::STRUCT_OUT, "", 390),
-    ("nanosleep", "rmtp", k::STRUCT_OUT, "", 16),
-    ("clock_nanosleep", "rmtp", k::STRUCT_OUT, "", 16),
+    // Written only when the sleep is interrupted (the call fails with
+    // EINTR, and nothing is read at exit of a failed call): at entry it
+    // holds whatever the caller left there. A pointer, as strace shows it.
+    ("nanosleep", "rmtp", 0, "", 0),
+    ("clock_nanosleep", "rmtp", 0, "", 0),
     ("clock_gettime", "tp", k::STRUCT_OUT, "", 16),
     ("clock_getres", "tp", k::STRUCT_OUT, "", 16),
     ("sysinfo", "info", k::STRUCT_OUT, "", 112),
@@ -171,6 +174,18 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(&exec.kind[..3], &[k::STR, k::ARGV, k::COUNT]);
+        // The request is read; the remainder, written only on EINTR, is not.
+        let sleep = arg_spec(&entry(
+            "clock_nanosleep",
+            &[
+                ("const clockid_t", "which_clock"),
+                ("int", "flags"),
+                ("const struct __kernel_timespec *", "rqtp"),
+                ("struct __kernel_timespec *", "rmtp"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(&sleep.kind[..4], &[0, 0, k::STRUCT_IN, 0]);
         let connect = arg_spec(&entry(
             "connect",
             &[("int", "fd"), ("struct sockaddr *", "uservaddr"), ("int", "addrlen")],
