@@ -605,15 +605,21 @@ impl Space {
 /// as the kernel reports them), then every recorded mmap, mremap, munmap,
 /// mprotect and brk. Regions mapped before recording began that are not
 /// executable are not known.
-pub fn maps_at(trace: &Trace, pid: u32, at: u64) -> Vec<Region> {
+pub fn maps_at(trace: &Trace, pid: u32, at: u64) -> MapsAt {
+    let mut out = MapsAt::default();
     let kinds = Kinds::of(trace);
     let base = trace
         .info(weft_format::info_keys::START_MONOTONIC_NS)
         .and_then(|v| v.parse::<u64>().ok());
     let mut first: Option<u64> = base;
     let mut space = Space::default();
-    let mut pending: HashMap<u32, (String, Vec<u64>)> = HashMap::new();
+    let mut pending: HashMap<u32, (String, Vec<u64>, Vec<u8>)> = HashMap::new();
+    // What the process's descriptors are, to name what it maps from them.
+    let mut fds = crate::fds::FdTables::default();
     let mut brk: Option<(u64, u64)> = None;
+    // Mappings made since an execve began: the new program's, once it
+    // succeeds (its failure leaves the old map).
+    let mut exec: Option<Space> = None;
     let name_of = |nr: u32| trace.syscalls.get(nr).map_or_else(String::new, |e| e.name.clone());
     for r in trace.records().flatten() {
         let b = *first.get_or_insert(r.ts);
@@ -623,46 +629,84 @@ pub fn maps_at(trace: &Trace, pid: u32, at: u64) -> Vec<Region> {
         if r.pid != pid {
             continue;
         }
+        out.seen = true;
         match kinds.kind(&r) {
             Kind::Mmap => {
                 use s::mmap as m;
                 let start = r.u64(m::ADDR);
-                space.put(Region {
+                let region = Region {
                     start,
                     end: start.saturating_add(r.u64(m::LEN)),
                     perms: perms(r.u64(m::PROT), r.u64(m::FLAGS)),
                     offset: r.u64(m::PGOFF),
                     path: r.str(m::FILENAME).to_owned(),
-                });
+                };
+                // An exec maps the new program before it says it succeeded.
+                if let Some(new) = exec.as_mut() {
+                    new.put(region.clone());
+                }
+                space.put(region);
             }
             Kind::Exec => {
-                space = Space::default();
+                space = exec.take().unwrap_or_default();
                 brk = None;
             }
-            Kind::SyscallEnter => {
-                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
-                pending.insert(r.tid, (name_of(r.u64(s::syscall_enter::NR) as u32), args));
+            Kind::Exit if matches!(r.fields.get(s::exit::GROUP_DEAD), Some(weft_format::Value::Bool(true))) => {
+                out.exited = Some(r.ts)
             }
+            Kind::SyscallEnter => {
+                let nr = r.u64(s::syscall_enter::NR) as u32;
+                let name = name_of(nr);
+                if name == "execve" || name == "execveat" {
+                    exec = Some(Space::default());
+                }
+                let args = r.u64s(s::syscall_enter::ARGS).to_vec();
+                pending.insert(r.tid, (name, args, r.bytes(s::syscall_enter::DATA).to_vec()));
+            }
+            Kind::Fd => fds.at_start(r.pid, r.i64(s::fd::FD), r.str(s::fd::PATH).to_owned()),
             Kind::SyscallExit => {
-                let Some((name, args)) = pending.remove(&r.tid) else {
+                let Some((name, args, enter)) = pending.remove(&r.tid) else {
                     continue;
                 };
                 let ret = r.i64(s::syscall_exit::RET);
+                let nr = r.u64(s::syscall_exit::NR) as u32;
+                let call = crate::fds::Call {
+                    entry: trace.syscalls.get(nr),
+                    args: &args,
+                    enter: &enter,
+                    exit: r.bytes(s::syscall_exit::DATA),
+                    ret,
+                };
+                fds.returned(r.pid, &name, &call);
                 if (-4095..0).contains(&ret) {
+                    if name == "execve" || name == "execveat" {
+                        exec = None;
+                    }
                     continue;
                 }
                 let a = |i: usize| args.get(i).copied().unwrap_or(0);
                 match name.as_str() {
                     "mmap" => {
                         let start = ret as u64;
-                        let path = if a(4) as i64 >= 0 && a(3) & 0x20 == 0 {
-                            format!("(fd {})", a(4) as i64)
-                        } else {
-                            String::new()
+                        let end = start.saturating_add(page_up(a(1)));
+                        // The kernel's record of an executable file mapping,
+                        // made during the call, names the file.
+                        let named = space
+                            .0
+                            .get(&start)
+                            .filter(|r| r.end == end && !r.path.is_empty())
+                            .map(|r| r.path.clone());
+                        let fd = a(4) as u32 as i32 as i64;
+                        let path = match named {
+                            Some(p) => p,
+                            None if fd >= 0 && a(3) & 0x20 == 0 => {
+                                fds.name(r.pid, fd).map_or_else(|| format!("(fd {fd})"), str::to_owned)
+                            }
+                            None => String::new(),
                         };
                         space.put(Region {
                             start,
-                            end: start.saturating_add(page_up(a(1))),
+                            end,
                             perms: perms(a(2), a(3)),
                             offset: a(5),
                             path,
@@ -708,9 +752,12 @@ pub fn maps_at(trace: &Trace, pid: u32, at: u64) -> Vec<Region> {
                             });
                         }
                     }
+                    // Without the exec tracepoint (unprivileged), its return.
                     "execve" | "execveat" => {
-                        space = Space::default();
-                        brk = None;
+                        if let Some(new) = exec.take() {
+                            space = new;
+                            brk = None;
+                        }
                     }
                     _ => {}
                 }
@@ -718,7 +765,18 @@ pub fn maps_at(trace: &Trace, pid: u32, at: u64) -> Vec<Region> {
             _ => {}
         }
     }
-    space.0.into_values().collect()
+    out.regions = space.0.into_values().collect();
+    out
+}
+
+/// A memory map rebuilt at a time (`maps_at`).
+#[derive(Debug, Default)]
+pub struct MapsAt {
+    pub regions: Vec<Region>,
+    /// The trace holds records of the process up to that time.
+    pub seen: bool,
+    /// When it had exited, if it had.
+    pub exited: Option<u64>,
 }
 
 #[cfg(test)]

@@ -63,13 +63,27 @@ pub fn run(args: MemArgs) -> Result<ExitCode> {
         if !(at.is_finite() && at >= 0.0) {
             bail!("--at {at}: give seconds since the start of the recording, 0 or more");
         }
-        let regions = maps_at(&t, *pid, (at * 1e9) as u64);
+        if args.addr.is_some() {
+            bail!("give either --addr (its history) or --maps (a memory map), not both");
+        }
+        let maps = maps_at(&t, *pid, (at * 1e9) as u64);
         crate::input::report_pass("mem --maps", &t, started);
-        println!("memory map of process {pid} at {at} s (as recorded: non-executable mappings made before recording began are not known):");
-        for r in &regions {
+        if !maps.seen {
+            bail!(
+                "no records of process {pid} in this trace by {at} s (`weft info` lists its processes and their times)"
+            );
+        }
+        println!("memory map of process {pid} at {at} s (as recorded: the executable mappings the kernel reported, and every recorded mmap, mremap, munmap, mprotect and brk; other mappings made before recording began are not known):");
+        if let Some(ts) = maps.exited {
+            println!(
+                "(process {pid} had exited at {} s: its map when it exited)",
+                secs(ts.saturating_sub(base))
+            );
+        }
+        for r in &maps.regions {
             println!("{:x}-{:x} {} {:08x} {}", r.start, r.end, r.perms, r.offset, r.path);
         }
-        if regions.is_empty() {
+        if maps.regions.is_empty() {
             println!("(nothing recorded for process {pid} by then)");
         }
         return Ok(ExitCode::SUCCESS);

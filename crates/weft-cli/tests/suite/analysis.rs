@@ -380,6 +380,18 @@ fn unmap_history(ptrace: bool) {
     );
     let end = maps(ts(steps[3]) + 1e-3);
     assert!(!end.lines().any(|l| l.starts_with(addr_hex)), "{end}");
+    // The program itself (mapped by its exec, before the exec says it
+    // succeeded) and libc by name: each of its segments, where `(fd N)`
+    // was all a file mapping's line said before. (A descriptor received
+    // from another process, weft-probe's buffer, stays `(fd N)`.)
+    let name = exe.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(
+        end.lines()
+            .any(|l| l.contains(" r-xp ") && l.ends_with(&format!("/{name}"))),
+        "{end}"
+    );
+    let libc: Vec<&str> = end.lines().filter(|l| l.contains("/libc.so")).collect();
+    assert!(libc.len() >= 4, "{end}");
 }
 
 /// `weft export --format parquet`, queried with DuckDB: as many munmap rows
