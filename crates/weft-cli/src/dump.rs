@@ -181,7 +181,7 @@ fn print_lines(
     if trace.truncated {
         writeln!(
             out,
-            "{:>16} {:>7}/{:<7} {:<16} *** TRUNCATED: the recorder stopped mid-write; events after the last complete chunk are missing ***",
+            "{:>16} {:>7}/{:<7} {:<16} *** TRUNCATED: the file ends mid-chunk (the recorder was stopped mid-write, or the file was cut); events after the last complete chunk are missing ***",
             "?", 0, 0, ""
         )?;
     }

@@ -23,7 +23,7 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     );
     let status = if t.truncated {
         format!(
-            "TRUNCATED: the recorder stopped mid-write; recovered {} complete chunks ({} of {})",
+            "TRUNCATED: the file ends mid-chunk (the recorder was stopped mid-write, or the file was cut); recovered {} complete chunks ({} of {})",
             t.chunks.len(),
             bytes(t.recovered_bytes()),
             bytes(t.len)

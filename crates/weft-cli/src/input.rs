@@ -26,7 +26,7 @@ pub fn open(path: &std::path::Path) -> Result<Trace> {
 pub fn warn_damage(t: &Trace) {
     if t.truncated {
         eprintln!(
-            "weft: warning: the trace was cut short (was the recorder killed?); reading the {} complete chunks ({} of {} bytes)",
+            "weft: warning: the trace was cut short (the recorder killed, or the file cut); reading the {} complete chunks ({} of {} bytes)",
             t.chunks.len(),
             t.recovered_bytes(),
             t.len

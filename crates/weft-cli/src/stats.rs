@@ -97,6 +97,7 @@ fn table(g: &Group, top: usize) {
 pub fn run(args: StatsArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let t = open(&args.file)?;
+    crate::input::warn_damage(&t);
     let by = match args.by {
         ByArg::Syscall => By::Syscall,
         ByArg::Process => By::Process,
