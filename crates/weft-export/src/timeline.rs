@@ -172,7 +172,18 @@ impl<S: Sink> Walker<'_, S> {
             Kind::SyscallExit => {
                 let mut nr = r.u64(s::syscall_exit::NR) as u32;
                 let Some(&(pid, open)) = self.open.get(&r.tid) else {
-                    self.left_out("syscall returns without their entry", "recorded before the entry was");
+                    let name = self.trace.syscalls.get(nr).map_or("", |e| e.name.as_str());
+                    if matches!(name, "clone" | "clone3" | "fork" | "vfork") && r.i64(s::syscall_exit::RET) == 0 {
+                        self.left_out(
+                            "returns of new threads and processes from clone or fork",
+                            "a new task starts there: the call's entry is its creator's, exported on the creator's track",
+                        );
+                    } else {
+                        self.left_out(
+                            "syscall returns without their entry",
+                            "the call began before the recording did, or its entry was lost",
+                        );
+                    }
                     return Ok(());
                 };
                 if nr == u32::MAX {
