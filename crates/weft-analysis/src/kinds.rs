@@ -157,11 +157,17 @@ impl Deaths {
         if handler != 0 || !crate::names::default_is_fatal(sig) || group_exiting(exits, pid, sig) {
             return;
         }
+        let kill = libc::SIGKILL as i64;
         let cause = match pending {
-            Some((_, s)) if sig == libc::SIGKILL as i64 && crate::names::default_is_fatal(s) => s,
+            Some((_, s)) if sig == kill && crate::names::default_is_fatal(s) => s,
             _ => sig,
         };
-        exits.entry(pid).or_default().fatal_signal = Some(cause);
+        // Each thread gets the kernel's SIGKILL; the one the signal was
+        // sent to may not be the last: a named cause stays.
+        let e = exits.entry(pid).or_default();
+        if cause != kill || e.fatal_signal.is_none() {
+            e.fatal_signal = Some(cause);
+        }
     }
 }
 

@@ -461,3 +461,51 @@ fn a_fork_of_a_fork_keeps_the_name() {
     let names: Vec<&str> = [100, 200, 300].iter().map(|p| sum.processes[p].comm.as_str()).collect();
     assert_eq!(names, ["bash", "bash", "bash"]);
 }
+
+/// A SIGTERM sent to one thread of a two-thread process kills it through a
+/// SIGKILL to each thread, in either order: the process was killed by
+/// SIGTERM, in the timeline and in the summary.
+#[test]
+fn killed_by_the_signal_sent_whichever_thread_dies_last() {
+    for order in [[201u32, 200], [200, 201]] {
+        let (_d, p) = write_trace(|w, ids| {
+            s::signal_generate::put(
+                w.record(ids.signal_generate, T0 + 10, Some(0), 300, 300),
+                15,
+                0,
+                0,
+                201,
+                b"worker",
+                false,
+                0,
+            )
+            .finish();
+            for (i, tid) in order.iter().enumerate() {
+                s::signal_deliver::put(
+                    w.record(ids.signal_deliver, T0 + 20 + i as u64, Some(0), 200, *tid),
+                    9,
+                    0,
+                    0,
+                    0,
+                    0,
+                    false,
+                    0,
+                )
+                .finish();
+            }
+            s::exit::put(w.record(ids.exit, T0 + 30, Some(0), 200, 201), false).finish();
+            s::exit::put(w.record(ids.exit, T0 + 31, Some(0), 200, 200), true).finish();
+        });
+        let texts: Vec<String> = lines(&p).into_iter().map(|(_, t)| t).collect();
+        assert!(
+            texts.iter().any(|t| t == "+++ killed by SIGTERM +++"),
+            "{order:?}: {texts:#?}"
+        );
+        let sum = summarize(&Trace::open(&p).unwrap());
+        assert_eq!(
+            sum.processes[&200].exit.as_deref(),
+            Some("killed by SIGTERM"),
+            "{order:?}"
+        );
+    }
+}

@@ -129,7 +129,7 @@ fn damaged_and_foreign_files_give_clear_errors() {
     );
     let out = run(weft().arg("dump").arg(dir.path().join("missing.weft")));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("No such file"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no such file: "), "{}", text(&out.stderr));
 }
 
 /// A recorder SIGKILLed at a random moment, again and again: every file

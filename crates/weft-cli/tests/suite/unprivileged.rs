@@ -65,7 +65,8 @@ fn an_ordinary_user_records_probe_events_and_user_space_profiles_and_is_told_wha
     assert_eq!(err.matches("(os error").count(), 0, "{err}");
     let dump = dump(&trace, &[]);
     let has = |s: &str| dump.iter().any(|l| l.contains(s));
-    assert!(has("exec \"") && has("+++ exited +++"), "lifecycle: {dump:#?}");
+    // Its exit code from the status the recorder reaped (no syscalls here).
+    assert!(has("exec \"") && has("+++ exited with 0 +++"), "lifecycle: {dump:#?}");
     assert!(
         has("span \"sleepy\" begins") && has("demo:note text=\"done\""),
         "{dump:#?}"
