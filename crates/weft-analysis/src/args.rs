@@ -550,8 +550,15 @@ fn for_each_arg(
         let i = e.args.iter().position(|a| a.name == n)?;
         args.get(i).copied()
     };
+    // open and openat read their mode only with O_CREAT or O_TMPFILE:
+    // otherwise it is whatever was in the register, and strace leaves it out.
+    const O_CREAT: u64 = 0o100;
+    const O_TMPFILE: u64 = 0o20000000;
+    let hide_mode = entry.is_some_and(|e| e.name == "openat" || e.name == "open")
+        && others("flags").is_some_and(|f| f & (O_CREAT | O_TMPFILE) == 0);
     for (i, &v) in args.iter().enumerate() {
         match entry.and_then(|e| Some((e, e.args.get(i)?))) {
+            Some((_, a)) if hide_mode && a.name == "mode" => {}
             Some((e, a)) => {
                 before(out, i, &a.name);
                 let shown = data
@@ -668,6 +675,22 @@ mod tests {
             format_args(Some(&e), &[(-100i64) as u64, 0x1234, 0o2000101, 0o644]),
             "dfd=AT_FDCWD, filename=0x1234, flags=O_WRONLY|O_CREAT|O_CLOEXEC, mode=0o644"
         );
+        // Without O_CREAT (or O_TMPFILE) the mode is not read: not shown.
+        assert_eq!(
+            format_args(Some(&e), &[(-100i64) as u64, 0x1234, 0o2000000, 0]),
+            "dfd=AT_FDCWD, filename=0x1234, flags=O_RDONLY|O_CLOEXEC"
+        );
+        let plan = CallPlan::of(&e);
+        let mut planned = String::new();
+        write_planned_call_args(
+            &mut planned,
+            &e,
+            &plan,
+            &[(-100i64) as u64, 0x1234, 0o2000000, 0],
+            &[],
+            &[],
+        );
+        assert_eq!(planned, "dfd=AT_FDCWD, filename=0x1234, flags=O_RDONLY|O_CLOEXEC");
         let p = entry("prctl", &[("int", "option"), ("unsigned long", "arg2")]);
         assert_eq!(format_args(Some(&p), &[15, 0]), "option=PR_SET_NAME, arg2=0");
         assert_eq!(format_args(None, &[1, 2]), "0x1, 0x2");
