@@ -552,13 +552,20 @@ fn for_each_arg(
     };
     // open and openat read their mode only with O_CREAT or O_TMPFILE:
     // otherwise it is whatever was in the register, and strace leaves it out.
+    // Asked of `mode` arguments only (a plan knows them by their shape).
     const O_CREAT: u64 = 0o100;
     const O_TMPFILE: u64 = 0o20000000;
-    let hide_mode = entry.is_some_and(|e| e.name == "openat" || e.name == "open")
-        && others("flags").is_some_and(|f| f & (O_CREAT | O_TMPFILE) == 0);
+    let unread_mode = |i: usize, e: &SyscallEntry, a: &weft_format::SyscallArg| {
+        let mode = match plan.and_then(|p| p.args.get(i)) {
+            Some((_, shape)) => matches!(shape, Shape::Mode),
+            None => a.name == "mode",
+        };
+        mode && (e.name == "openat" || e.name == "open")
+            && others("flags").is_some_and(|f| f & (O_CREAT | O_TMPFILE) == 0)
+    };
     for (i, &v) in args.iter().enumerate() {
         match entry.and_then(|e| Some((e, e.args.get(i)?))) {
-            Some((_, a)) if hide_mode && a.name == "mode" => {}
+            Some((e, a)) if unread_mode(i, e, a) => {}
             Some((e, a)) => {
                 before(out, i, &a.name);
                 let shown = data

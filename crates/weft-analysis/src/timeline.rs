@@ -138,7 +138,10 @@ impl Deferred {
 
     /// Appends `name(arguments)` to `out`, as the line would have begun.
     pub fn write(&self, out: &mut String, trace: &Trace, plans: &mut CallPlans) {
-        let Some((entry, plan)) = plans.get(trace, self.nr).filter(|_| !self.is_none()) else {
+        if self.is_none() {
+            return;
+        }
+        let Some((entry, plan)) = plans.get(trace, self.nr) else {
             return;
         };
         out.push_str(&entry.name);
@@ -536,7 +539,7 @@ impl<'t> Timeline<'t> {
     fn enter(&mut self, at: At, nr: u32, args: &[u64], data: &[u8]) {
         let name = self.syscall_name(nr);
         // Made once per syscall number, used below and by `call_text`.
-        let planned = self.plans.get(self.trace, nr).is_some();
+        let planned = self.plans.made(nr).is_some() || self.plans.get(self.trace, nr).is_some();
         let ends = name == "exit_group" || name == "exit";
         let text = self.new_text();
         // The printer writes `name(arguments)` where nothing else needs

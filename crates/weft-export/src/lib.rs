@@ -46,8 +46,6 @@ pub enum ExportError {
     Parquet(String),
 }
 
-/// `comm;root;...;leaf count` lines, merged and sorted (the folded format
-/// of flamegraph.pl and inferno); `reverse` writes each stack leaf first.
 /// Creates (or truncates) an export file readable by its owner only, as
 /// the trace it comes from is: both hold other programs' data (strings,
 /// buffers, paths). A symbolic link at the path is refused, not followed.
@@ -66,6 +64,8 @@ pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> 
     Ok(f)
 }
 
+/// `comm;root;...;leaf count` lines, merged and sorted (the folded format
+/// of flamegraph.pl and inferno); `reverse` writes each stack leaf first.
 pub fn folded(p: &Profile, reverse: bool) -> Vec<String> {
     let mut merged: BTreeMap<String, u64> = BTreeMap::new();
     for s in &p.stacks {

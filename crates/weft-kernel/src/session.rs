@@ -854,13 +854,13 @@ fn gate() -> Option<[libc::c_int; 2]> {
     Some(fds)
 }
 
-/// Gives a syscall record the arguments captured for it, if the thread's
-/// pending capture is for this call (`(exit, nr)`); any other is an orphan.
 /// Longest time between a signal's siginfo record and its signal_deliver
 /// record: both are written by the same delivery, one right after the
 /// other (a few microseconds at most, with an interrupt in between).
 const JOIN_NS: u64 = 1_000_000;
 
+/// Gives a syscall record the arguments captured for it, if the thread's
+/// pending capture is for this call (`(exit, nr)`); any other is an orphan.
 fn join_captured(
     captured: &mut HashMap<u32, (bool, u32, Vec<u8>)>,
     orphans: &mut u64,
