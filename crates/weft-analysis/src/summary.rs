@@ -216,7 +216,11 @@ pub fn summarize(trace: &Trace) -> Summary {
                 p.exit = None;
             }
             Kind::Exit if r.bool(s::exit::GROUP_DEAD) => {
-                p.exit = Some(exits.remove(&r.pid).unwrap_or_default().describe());
+                p.exit = Some(crate::kinds::end_of(
+                    trace,
+                    r.pid,
+                    exits.remove(&r.pid).unwrap_or_default(),
+                ));
             }
             _ => {}
         }
@@ -237,19 +241,16 @@ pub fn summarize(trace: &Trace) -> Summary {
         *sum.errors.entry(trace.syscalls.name(nr)).or_default() += n;
     }
     sum.processes = procs.into_iter().collect();
-    // The recorder reaped the command: its status stands where the events
-    // do not say how it ended (its exit_group lost with a full ring, say).
+    // The recorder reaped the command: its status stands where no exit
+    // record was (lost with a full ring, say); where one was, `end_of`
+    // weighed it against that status.
     let command = trace.end_value(weft_format::end_keys::COMMAND_PID);
     if let (Some(pid), Some(status)) = (
         command.and_then(|p| p.parse::<u32>().ok()),
         trace.end_value(weft_format::end_keys::EXIT_STATUS),
     ) {
-        if let Some(p) = sum.processes.get_mut(&pid) {
-            let unknown = p.exit.as_deref().is_none_or(|e| e == ExitState::default().describe());
-            let killed = p.exit.as_deref() == Some("killed by SIGKILL") && status.starts_with("killed by ");
-            if unknown || killed {
-                p.exit = Some(status.to_owned());
-            }
+        if let Some(p) = sum.processes.get_mut(&pid).filter(|p| p.exit.is_none()) {
+            p.exit = Some(status.to_owned());
         }
     }
     sum
