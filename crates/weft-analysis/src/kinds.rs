@@ -171,6 +171,16 @@ impl Deaths {
     }
 }
 
+/// A fork record of task `tid`, created by `parent_tid`: the new task has
+/// its creator's name (in `comms`, by thread) until it names itself (a
+/// comm record, after an exec or a prctl). Returns the creator's name, if
+/// known.
+pub fn inherit_comm<V: Clone>(comms: &mut std::collections::HashMap<u32, V>, parent_tid: u32, tid: u32) -> Option<V> {
+    let c = comms.get(&parent_tid)?.clone();
+    comms.entry(tid).or_insert_with(|| c.clone());
+    Some(c)
+}
+
 /// A signal_deliver record's fault address (`si_addr`), when it was
 /// recorded (format 1.4 on; older traces have none).
 pub fn fault_addr(r: &Record) -> Option<u64> {

@@ -26,6 +26,6 @@ mod timeline;
 
 pub use args::{format_arg_values, format_arg_values_with, format_args, format_call_args, format_return};
 pub use args::{CallPlan, CallPlans};
-pub use kinds::{fault_addr, ExitState, Kind, Kinds};
+pub use kinds::{fault_addr, inherit_comm, ExitState, Kind, Kinds};
 pub use summary::{summarize, ProcessSummary, Summary};
 pub use timeline::{secs, show_value, write_secs, Carry, Deferred, Filter, Line, PatternError, Timeline};

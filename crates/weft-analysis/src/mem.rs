@@ -310,9 +310,7 @@ fn history_of(
                 if let Some(ix) = index.as_deref_mut() {
                     ix.always.push(r.ts);
                 }
-                if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
-                    comms.entry(r.tid).or_insert(c);
-                }
+                crate::kinds::inherit_comm(&mut comms, r.u64(s::fork::PARENT_TID) as u32, r.tid);
             }
             // Read through an index, the chunks read hold other calls too,
             // whose entry or return may be in chunks not read: only the

@@ -178,9 +178,7 @@ pub fn stats(trace: &Trace, by: By) -> Stats {
                 comms.insert(r.tid, r.str(s::comm::COMM).to_owned());
             }
             Kind::Fork => {
-                if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
-                    comms.entry(r.tid).or_insert(c);
-                }
+                crate::kinds::inherit_comm(&mut comms, r.u64(s::fork::PARENT_TID) as u32, r.tid);
             }
             Kind::Exit => {
                 // exit and exit_group do not return; neither does a thread's

@@ -199,13 +199,10 @@ pub fn summarize(trace: &Trace) -> Summary {
             }
             Kind::Fork => {
                 let ppid = r.u64(s::fork::PARENT_PID) as u32;
-                // A new task has its creator's name until it sets its own
-                // (exec, prctl): a child forked by a forked child too.
-                if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
-                    if ppid != r.pid {
-                        p.comm = c.clone();
-                    }
-                    comms.entry(r.tid).or_insert(c);
+                // A child forked by a forked child too.
+                let inherited = crate::kinds::inherit_comm(&mut comms, r.u64(s::fork::PARENT_TID) as u32, r.tid);
+                if let (Some(c), true) = (inherited, ppid != r.pid) {
+                    p.comm = c;
                 }
                 if ppid != r.pid {
                     p.parent = Some(ppid);

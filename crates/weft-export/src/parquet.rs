@@ -304,11 +304,8 @@ pub fn parquet(trace: &Trace, profile: Option<&Profile>, dir: &Path) -> Result<P
         if kind == Kind::Comm {
             comms.insert(r.tid, r.str(s::comm::COMM).to_owned());
         }
-        // A new task has its creator's name until it sets its own.
         if kind == Kind::Fork {
-            if let Some(c) = comms.get(&(r.u64(s::fork::PARENT_TID) as u32)).cloned() {
-                comms.entry(r.tid).or_insert(c);
-            }
+            weft_analysis::inherit_comm(&mut comms, r.u64(s::fork::PARENT_TID) as u32, r.tid);
         }
         if kind == Kind::Exit {
             if let Some(o) = open.remove(&r.tid) {
