@@ -190,17 +190,11 @@ fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
     // The same timeline as Chrome trace-event JSON: B/E balanced per thread,
     // a B per syscall that returned, names as metadata.
     let cj = dir.path().join("p.json");
-    let out = run(weft()
-        .arg("export")
-        .arg(&trace)
-        .args(["--format", "chrome", "-o"])
-        .arg(&cj));
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (j, said) = chrome_export(&trace, &cj);
     // Private, as the trace is: it holds the programs' strings and paths.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&cj).expect("export").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&cj).expect("json")).expect("valid JSON");
     let events = j["traceEvents"].as_array().expect("traceEvents");
     let mut depth: std::collections::HashMap<(u64, u64), i64> = Default::default();
     let mut getppid = 0;
@@ -224,7 +218,7 @@ fn the_perfetto_export_reads_back_with_perfettos_own_protos() {
     assert!(events
         .iter()
         .any(|e| e["ph"] == "M" && e["name"] == "process_name" && e["args"]["name"] == "errs"));
-    assert!(text(&out.stderr).contains("CPU samples are not exported to Chrome JSON"));
+    assert!(said.contains("CPU samples are not exported to Chrome JSON"));
 }
 
 /// "Who unmapped my memory?": a worker thread unmaps a stale pointer twice,

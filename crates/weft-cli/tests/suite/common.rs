@@ -181,3 +181,17 @@ pub fn build_c(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     assert!(st.success(), "linking the C API test program failed");
     exe
 }
+
+/// `weft export --format chrome` of `trace` into `out`, which must succeed:
+/// the parsed JSON and what weft said on stderr.
+pub fn chrome_export(trace: &Path, out: &Path) -> (serde_json::Value, String) {
+    let res = run(weft()
+        .arg("export")
+        .arg(trace)
+        .args(["--format", "chrome", "-o"])
+        .arg(out));
+    let err = text(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    let json = serde_json::from_slice(&std::fs::read(out).expect("json")).expect("valid JSON");
+    (json, err)
+}

@@ -1661,14 +1661,7 @@ fn vfork_childrens_events_are_attributed_to_the_children() {
             "{windows:#?}"
         );
     }
-    let cj = dir.path().join("v.json");
-    let out = run(weft()
-        .arg("export")
-        .arg(&trace)
-        .args(["--format", "chrome", "-o"])
-        .arg(&cj));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&cj).expect("json")).expect("valid JSON");
+    let (j, _) = chrome_export(&trace, &dir.path().join("v.json"));
     let events = j["traceEvents"].as_array().expect("traceEvents");
     for &(what, _, who) in &want {
         let e = events
