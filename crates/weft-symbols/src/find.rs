@@ -247,7 +247,7 @@ impl Search {
     /// A file with legacy `.zdebug_*` sections counts for its symbols (and,
     /// a binary, for its code), and its rewritten copy for its DWARF.
     fn consider_zdebug(&mut self, p: PathBuf, mut i: Inspect) -> bool {
-        let bid: String = i.build_id.iter().flatten().map(|b| format!("{b:02x}")).collect();
+        let bid = crate::hex(i.build_id.as_deref().unwrap_or_default());
         let made = match (&self.zdebug_dir, bid.is_empty()) {
             (Some(dir), false) => crate::zdebug::converted(&p, dir, &bid),
             (None, _) => Err("no cache directory to rewrite it in ($HOME unset)".into()),
@@ -291,14 +291,9 @@ impl Finder {
             refused_malformed: false,
         };
         let base = m.name().to_owned();
-        let (xx, rest) = if bid.len() > 2 {
-            (&bid[..2], &bid[2..])
-        } else {
-            ("", "")
-        };
         for d in &self.opts.symbol_dirs {
             if !bid.is_empty() {
-                search.consider(d.join(".build-id").join(xx).join(format!("{rest}.debug")));
+                search.consider(crate::build_id_path(d, &bid));
                 search.consider(d.join(format!("{bid}.debug")));
                 search.consider(d.join(&bid));
             }
@@ -307,7 +302,7 @@ impl Finder {
         }
         if !bid.is_empty() {
             for d in &self.opts.debug_dirs {
-                search.consider(d.join(".build-id").join(xx).join(format!("{rest}.debug")));
+                search.consider(crate::build_id_path(d, &bid));
             }
         }
         // The binary itself, where it was when recorded, or archived with the trace.

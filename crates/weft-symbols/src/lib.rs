@@ -80,8 +80,20 @@ pub struct ModuleKey {
 
 impl ModuleKey {
     pub fn build_id_hex(&self) -> String {
-        self.build_id.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.build_id)
     }
+}
+
+/// Bytes as lowercase hex, as build IDs are written in paths.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a debug directory keeps the debug file of a build ID (`hex`):
+/// `DIR/.build-id/xx/rest.debug`.
+pub(crate) fn build_id_path(dir: &std::path::Path, hex: &str) -> std::path::PathBuf {
+    let (xx, rest) = if hex.len() > 2 { hex.split_at(2) } else { ("", "") };
+    dir.join(".build-id").join(xx).join(format!("{rest}.debug"))
 }
 
 /// One frame of a symbolized stack (an inlined call is its own frame).

@@ -96,9 +96,9 @@ fn canonical(p: &Path) -> Option<PathBuf> {
 fn places(dirs: &[PathBuf], linker: Option<&Path>, linkee: &OsStr, build_id: &[u8]) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if build_id.len() >= 8 {
-        let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::hex(build_id);
         for d in dirs {
-            v.push(d.join(".build-id").join(&hex[..2]).join(format!("{}.debug", &hex[2..])));
+            v.push(crate::build_id_path(d, &hex));
         }
     }
     for d in dirs {
