@@ -15,6 +15,7 @@
 #             write cost without losses)
 #   *-wait    weft record --probe-wait 100ms (opt-in back-pressure)
 #   *-rt      weft record --realtime (the drain under SCHED_FIFO)
+#   *-8m      weft record --probe-buffer 8M (a larger ring per thread)
 #   dis-*     the program alone, no tracer: the disabled cost (NDIS events)
 #   sweep     1 thread paced at RATE events/s (BENCH_RATE) for about 2 s
 #             each, C programs, rates from --rates: the highest rate each
@@ -112,6 +113,7 @@ run() {
 	esac
 	[[ $c == *-wait ]] && extra=(--probe-wait 100ms)
 	[[ $c == *-rt ]] && extra=(--realtime)
+	[[ $c == *-8m ]] && extra=(--probe-buffer 8M)
 	local rec="" lost="" bytes="" cpu=""
 	if [[ $c == dis-* ]]; then
 		"${prog[@]}" >"$so" 2>"$se" </dev/null || rc=$?

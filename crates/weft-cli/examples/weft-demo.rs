@@ -14,6 +14,7 @@ fn usage() -> ! {
          scenarios:\n\
          \x20 markers N          N markers, each just before a munmap of a fresh page\n\
          \x20 threads T N        T threads writing N demo:tick events each\n\
+         \x20 wave T N G         T threads started G ms apart, each writing N demo:tick at once\n\
          \x20 fork N             N ticks in the parent, then in a forked child, then exec `markers 2`\n\
          \x20 spin               tick every millisecond until killed\n\
          \x20 scribble N         4 threads tick N times; one then scribbles over its own buffer and ticks again\n\
@@ -83,6 +84,11 @@ fn main() {
             let (t, n) = (arg(2, 4), arg(3, 1000));
             tick_threads(t, n);
             let _ = writeln!(out, "threads {t} x {n}");
+        }
+        "wave" => {
+            let (t, n, gap) = (arg(2, 24), arg(3, 1000), arg(4, 10));
+            wave(t, n, gap);
+            let _ = writeln!(out, "wave {t} x {n}");
         }
         "fork" => {
             let n = arg(2, 10);
@@ -782,6 +788,22 @@ fn latency(secs: u64) {
 }
 
 /// `t` threads writing `n` demo:tick each, as fast as they can.
+/// `t` threads started `gap_ms` apart, each writing `n` ticks at once.
+fn wave(t: u64, n: u64, gap_ms: u64) {
+    let mut hs = Vec::new();
+    for k in 0..t {
+        hs.push(std::thread::spawn(move || {
+            for i in 0..n {
+                weft_probe::emit!(TICK(i, k as u32));
+            }
+        }));
+        std::thread::sleep(Duration::from_millis(gap_ms));
+    }
+    for h in hs {
+        let _ = h.join();
+    }
+}
+
 fn tick_threads(t: u64, n: u64) {
     let hs: Vec<_> = (0..t)
         .map(|k| {

@@ -139,19 +139,20 @@ pub struct RecordArgs {
     /// 2x). Needs root or CAP_SYS_NICE; otherwise it is ignored.
     #[arg(long)]
     realtime: bool,
-    /// weft-probe buffer per traced thread (e.g. 512K, 8M). The default,
-    /// 2M, holds about 10 ms of a thread writing 5 million 40-byte events a
-    /// second, and takes 128 MiB of shared memory per process at 64 thread
-    /// slots (measurements in docs/performance.md).
-    #[arg(long, default_value = "2M", value_parser = units::parse_size)]
+    /// weft-probe buffer per traced thread (e.g. 512K, 2M). The default,
+    /// 8M, holds about 40 ms of a thread writing 5 million 40-byte events a
+    /// second. Memory is taken as threads write: 128 MiB of buffers per
+    /// process at attach, then one per thread that claims a slot, four
+    /// kept ready ahead (measurements in docs/performance.md).
+    #[arg(long, default_value = "8M", value_parser = units::parse_size)]
     probe_buffer: usize,
     /// weft-probe thread slots per process (threads beyond this have their events dropped and counted).
     #[arg(long, default_value_t = 64)]
     probe_threads: u32,
-    /// Cap on weft-probe buffer memory over all attached processes (each
-    /// takes --probe-buffer x --probe-threads, and the first one is always
-    /// attached); processes beyond it are not attached, and are listed as
-    /// not recorded.
+    /// Cap on weft-probe buffer memory over all attached processes (the
+    /// first one is always attached); processes beyond it are not attached
+    /// and are listed as not recorded, threads beyond it get no buffer
+    /// (their events are dropped and counted).
     #[arg(long, default_value = "1G", value_parser = units::parse_size)]
     probe_memory: usize,
     /// Flight-recorder mode for weft-probe buffers: keep the newest events, read them at the end.

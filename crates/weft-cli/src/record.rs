@@ -264,8 +264,12 @@ fn print_summary(s: &Summary) {
     }
     if let Some(p) = s.probes.as_ref().filter(|p| p.attached > 0 || p.missed > 0) {
         eprintln!(
-            "weft: weft-probe: {} events from {} attached processes, {} lost, {} damage reports",
-            p.events, p.attached, p.lost, p.damage
+            "weft: weft-probe: {} events from {} attached processes, {} lost, {} damage reports; buffers {} MiB at most",
+            p.events,
+            p.attached,
+            p.lost,
+            p.damage,
+            p.peak_memory.div_ceil(1 << 20)
         );
         if p.damaged_accounts > 0 {
             eprintln!(

@@ -28,6 +28,11 @@ pub const A_NO_SLOT: usize = 48;
 /// Events the process could not register because its registry was full
 /// (they stay disabled, so they are never written); stored by the process.
 pub const A_UNREGISTERED: usize = 56;
+/// Slots `0..A_READY` have their pages in memory and may be claimed; the
+/// collector raises it (release store, never lowers it) as threads claim
+/// slots, so that only threads that write cost memory. 0: every slot (what a
+/// collector before 2026-12-07 left there: it populated the whole area).
+pub const A_READY: usize = 64;
 
 /// Per-thread control page at the start of each slot.
 pub const SLOT_CTL_LEN: usize = PAGE;
@@ -221,6 +226,22 @@ impl Geometry {
 
     pub fn total_len(&self) -> usize {
         AREA_HEADER_LEN + self.slots as usize * self.slot_len()
+    }
+
+    /// Bytes in memory when slots `0..ready` are ready: the header, every
+    /// slot's control page (the collector reads them all) and the ready
+    /// slots' buffers.
+    pub fn ready_len(&self, ready: u32) -> usize {
+        AREA_HEADER_LEN + self.slots as usize * SLOT_CTL_LEN + ready.min(self.slots) as usize * self.ring_bytes()
+    }
+
+    /// How many slots a writer may claim, given the area's `A_READY` word.
+    pub fn claimable(&self, ready: u32) -> u32 {
+        if ready == 0 || ready > self.slots {
+            self.slots
+        } else {
+            ready
+        }
     }
 
     pub fn slot_offset(&self, slot: u32) -> usize {

@@ -13,6 +13,8 @@ pub struct Area {
     len: usize,
     geo: Geometry,
     salt: u64,
+    /// Slots whose pages are in memory (`A_READY` as this side wrote it).
+    ready: u32,
 }
 
 fn io(what: &str) -> ProbeError {
@@ -23,7 +25,14 @@ fn io(what: &str) -> ProbeError {
 }
 
 impl Area {
+    /// An area whose every slot is ready (in memory) from the start.
     pub fn create(geo: Geometry, mode: Mode) -> Result<Area, ProbeError> {
+        Self::create_ready(geo, mode, geo.slots)
+    }
+
+    /// An area with slots `0..ready` in memory; `grow` adds more as threads
+    /// claim them. The control pages of every slot are in memory either way.
+    pub fn create_ready(geo: Geometry, mode: Mode, ready: u32) -> Result<Area, ProbeError> {
         geo.validate().map_err(|e| ProbeError::Io {
             what: format!("buffer geometry: {e}"),
             source: std::io::Error::from_raw_os_error(libc::EINVAL),
@@ -40,15 +49,13 @@ impl Area {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
             return Err(io("ftruncate of the buffer memfd"));
         }
-        // MAP_POPULATE pre-faults every page: the process never waits on a
-        // page fault into this memory, and the collector never SIGBUSes.
         // SAFETY: mapping our memfd of `len` bytes.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
             )
@@ -62,13 +69,26 @@ impl Area {
             unsafe { libc::getrandom(s.as_mut_ptr().cast(), 8, 0) };
             u64::from_le_bytes(s) | 1
         };
-        let area = Area {
+        let mut area = Area {
             fd,
             base: p.cast(),
             len,
             geo,
             salt,
+            ready: 0,
         };
+        // The pages a writer may touch are in memory before it can see them:
+        // the process never waits on a page fault into this memory (nor
+        // gets SIGBUS for want of memory there), and neither does the
+        // collector. The header, every control page, the ready slots.
+        let ready = ready.clamp(1, geo.slots);
+        area.populate(0, geo.slot_offset(ready))?;
+        for slot in ready..geo.slots {
+            let at = geo.slot_offset(slot);
+            area.populate(at, at + SLOT_CTL_LEN)?;
+        }
+        area.ready = ready;
+        area.put_u32(A_READY, ready);
         area.put_u64(A_MAGIC, AREA_MAGIC);
         area.put_u32(A_VERSION, AREA_VERSION);
         area.put_u32(A_MODE, mode as u32);
@@ -83,6 +103,57 @@ impl Area {
             return Err(io("sealing the buffer memfd"));
         }
         Ok(area)
+    }
+
+    /// Slots a writer may claim now.
+    pub fn ready(&self) -> u32 {
+        self.ready
+    }
+
+    /// Bytes of this area in memory.
+    pub fn populated(&self) -> usize {
+        self.geo.ready_len(self.ready)
+    }
+
+    /// Puts the buffers of slots `ready..to` in memory, then lets writers
+    /// claim them.
+    pub fn grow(&mut self, to: u32) -> Result<(), ProbeError> {
+        let to = to.min(self.geo.slots);
+        if to <= self.ready {
+            return Ok(());
+        }
+        self.populate(self.geo.slot_offset(self.ready), self.geo.slot_offset(to))?;
+        self.ready = to;
+        self.put_u32(A_READY, to);
+        Ok(())
+    }
+
+    /// Faults in the pages of `[from, to)` of the mapping (page aligned).
+    fn populate(&self, from: usize, to: usize) -> Result<(), ProbeError> {
+        let to = to.min(self.len);
+        if to <= from {
+            return Ok(());
+        }
+        // SAFETY: [from, to) lies inside our mapping of the memfd.
+        let r = unsafe { libc::madvise(self.base.add(from).cast(), to - from, libc::MADV_POPULATE_WRITE) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(ProbeError::Io {
+                what: format!("putting {} KiB of weft-probe buffers in memory", (to - from) >> 10),
+                source: e,
+            });
+        }
+        // Kernels before 5.14: touch each page. Its bytes are zero, and no
+        // writer may use them until they are ready.
+        for at in (from..to).step_by(PAGE) {
+            // SAFETY: inside the mapping; a whole-word atomic add of 0.
+            unsafe { std::sync::atomic::AtomicU64::from_ptr(self.base.add(at).cast()) }
+                .fetch_add(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// How long a writer finding its ring full waits for this collector
@@ -233,5 +304,43 @@ fn prefault(buf: &mut [std::mem::MaybeUninit<u8>]) {
         // MADV_POPULATE_WRITE only faults those pages in (their contents
         // are uninitialized capacity either way).
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes the kernel has allocated to the memfd.
+    fn allocated(area: &Area) -> usize {
+        // SAFETY: fstat of our own descriptor into a zeroed struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::fstat(area.fd(), &mut st) }, 0);
+        st.st_blocks as usize * 512
+    }
+
+    #[test]
+    fn only_ready_slots_are_in_memory_and_growing_announces_more() {
+        let geo = Geometry {
+            slots: 16,
+            subbufs: 4,
+            subbuf_size: 256 << 10,
+        };
+        let mut area = Area::create_ready(geo, Mode::Discard, 3).expect("area");
+        assert_eq!((area.ready(), area.u32(A_READY)), (3, 3));
+        assert_eq!(area.populated(), AREA_HEADER_LEN + 16 * SLOT_CTL_LEN + 3 * (1 << 20));
+        // The kernel agrees: a fraction of the 16 MiB area.
+        assert_eq!(allocated(&area), area.populated());
+        area.grow(5).expect("grow");
+        assert_eq!((area.ready(), area.u32(A_READY)), (5, 5));
+        assert_eq!(allocated(&area), geo.ready_len(5));
+        // Never lowered, never past the slots.
+        area.grow(2).expect("grow");
+        area.grow(99).expect("grow");
+        assert_eq!((area.ready(), area.u32(A_READY)), (16, 16));
+        assert_eq!(allocated(&area), geo.total_len());
+        // The old constructor makes every slot ready.
+        let all = Area::create(geo, Mode::Discard).expect("area");
+        assert_eq!((all.ready(), allocated(&all)), (16, geo.total_len()));
     }
 }

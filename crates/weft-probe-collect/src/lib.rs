@@ -101,6 +101,25 @@ pub fn kernel_user_events() -> Result<(), String> {
     }
 }
 
+/// Slots kept ready beyond those claimed: threads started together find
+/// their buffers in memory, without waiting for the next drain pass.
+pub const SPARE: u32 = 4;
+
+/// Thread buffers put in memory at attach whatever the process's thread
+/// count, in bytes (what 64 slots of 2 MiB took before buffers were put in
+/// memory as threads claim them): with buffers of 2 MiB or less every slot
+/// is ready from the start, and a program that starts up to 16 threads at
+/// once finds 8 MiB buffers ready for each.
+pub const UP_FRONT: usize = 128 << 20;
+
+/// How many slots to make ready when attaching to `pid`: one per thread it
+/// has now and `SPARE` more, or as many as `UP_FRONT` holds if more.
+pub fn initial_ready(pid: u32, geo: Geometry) -> u32 {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(1, |d| d.count()) as u32;
+    let up_front = (UP_FRONT / geo.ring_bytes().max(1)).min(u32::MAX as usize) as u32;
+    threads.saturating_add(SPARE).max(up_front).clamp(1, geo.slots)
+}
+
 /// An attachment: the collector's link to one instrumented process (its
 /// control connection, the buffer area it handed over, and drain state).
 pub struct Attachment {
@@ -123,7 +142,7 @@ impl Attachment {
     /// Connects to `pid`'s control socket, checks who serves it, and
     /// attaches with a new area enabling `patterns` (`provider:event` globs).
     pub fn attach(pid: u32, patterns: &[String], mode: Mode, geo: Geometry) -> Result<Attachment, ProbeError> {
-        Self::attach_waiting(pid, patterns, mode, geo, std::time::Duration::ZERO)
+        Self::attach_waiting(pid, patterns, mode, geo, std::time::Duration::ZERO, geo.slots)
     }
 
     /// As `attach`; in discard mode, a thread whose ring is full waits up
@@ -135,9 +154,10 @@ impl Attachment {
         mode: Mode,
         geo: Geometry,
         wait: std::time::Duration,
+        ready: u32,
     ) -> Result<Attachment, ProbeError> {
         let (conn, info, mut inbox) = connect::hello(pid)?;
-        let area = Area::create(geo, mode)?;
+        let area = Area::create_ready(geo, mode, ready)?;
         area.set_wait(wait);
         let (bit, enabled) = connect::send_attach(&conn, &mut inbox, pid, &area, mode, patterns)?;
         let drain = drain::Drainer::new(&info, geo, mode, area.salt());
@@ -229,8 +249,38 @@ impl Attachment {
     }
 
     /// Bytes of buffer memory this session holds.
+    /// Thread slots whose buffers are in memory (claimable).
+    pub fn ready(&self) -> u32 {
+        self.area.ready()
+    }
+
+    /// Bytes of its buffer area in memory.
     pub fn memory(&self) -> usize {
-        self.area.len()
+        self.area.populated()
+    }
+
+    /// How many slots should be ready now: every claimed one and `SPARE`
+    /// more, so that a new thread finds its buffer in memory already.
+    /// `None` when they are (or every slot is).
+    pub fn wants_ready(&self) -> Option<u32> {
+        let geo = self.area.geometry();
+        let ready = self.area.ready();
+        if ready >= geo.slots {
+            return None;
+        }
+        let claimed = (0..ready)
+            .filter(|&s| self.area.u32(geo.slot_offset(s) + weft_probe_abi::layout::S_CLAIMS) != 0)
+            .count() as u32;
+        let want = (claimed + SPARE).min(geo.slots);
+        (want > ready).then_some(want)
+    }
+
+    /// Makes slots up to `to` ready (their buffers in memory); returns the
+    /// bytes this added.
+    pub fn grow(&mut self, to: u32) -> Result<usize, ProbeError> {
+        let before = self.area.populated();
+        self.area.grow(to)?;
+        Ok(self.area.populated() - before)
     }
 
     /// Events dropped because every thread slot was taken.

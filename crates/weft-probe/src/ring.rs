@@ -172,7 +172,11 @@ fn claim(si: usize) -> Option<Ctx> {
         return None;
     }
     let tid = gettid();
-    for slot in 0..geo.slots {
+    // Only slots whose pages the collector has put in memory: a write never
+    // faults in shared memory. Bounded by the geometry whatever the word says.
+    // SAFETY: A_READY is in the area header; the collector raises it.
+    let ready = unsafe { AtomicU32::from_ptr(p32(base, A_READY)) }.load(Ordering::Acquire);
+    for slot in 0..geo.claimable(ready) {
         let ctl = base + geo.slot_offset(slot);
         // SAFETY: ctl is inside the mapping (slot < slots, validated geometry);
         // other threads race for the owner word, so a real atomic CAS.

@@ -75,6 +75,8 @@ pub struct ProbeTotals {
     pub damaged_accounts: u64,
     /// Records received but not written for lack of a schema.
     pub unwritten: u64,
+    /// Most buffer memory (bytes) attached processes had in memory at once.
+    pub peak_memory: usize,
 }
 
 pub(crate) struct Probes {
@@ -94,8 +96,14 @@ pub(crate) struct Probes {
     /// Buffer memory of live attachments and attaches under way, and its cap.
     memory: usize,
     memory_cap: usize,
-    /// Attaches under way: pid, and the `Pending::id` they were started for.
-    in_flight: HashMap<u32, u64>,
+    /// Attaches under way: pid, the `Pending::id` they were started for,
+    /// and the buffer memory set aside for them.
+    in_flight: HashMap<u32, (u64, usize)>,
+    /// Processes told that the memory cap left some of their threads
+    /// without a buffer.
+    capped: HashSet<u32>,
+    /// Processes whose buffers could not be put in memory: not tried again.
+    cannot_grow: HashSet<u32>,
     /// Numbers the `Pending` entries.
     next_watch: u64,
     attach_tx: mpsc::Sender<Attached>,
@@ -124,6 +132,8 @@ impl Probes {
             memory: 0,
             memory_cap,
             in_flight: HashMap::new(),
+            capped: HashSet::new(),
+            cannot_grow: HashSet::new(),
             next_watch: 0,
             attach_tx,
             attach_rx,
@@ -229,8 +239,8 @@ impl Probes {
     fn try_attach(&mut self, enc: &mut Encoder) {
         let now = Instant::now();
         while let Ok((pid, start, result)) = self.attach_rx.try_recv() {
-            let id = self.in_flight.remove(&pid).unwrap_or(0);
-            self.memory = self.memory.saturating_sub(self.geo.total_len());
+            let (id, need) = self.in_flight.remove(&pid).unwrap_or_default();
+            self.memory = self.memory.saturating_sub(need);
             self.attached_one(pid, id, start, result, now, enc);
         }
         // Oldest first: with more processes waiting than attaches run at
@@ -286,7 +296,8 @@ impl Probes {
                 continue;
             }
             // One process is always let in, however large its buffers.
-            let need = self.geo.total_len();
+            let ready = weft_probe_collect::initial_ready(pid, self.geo);
+            let need = self.geo.ready_len(ready);
             if self.memory > 0 && self.memory.saturating_add(need) > self.memory_cap {
                 // It waits (within its 5 s) for memory to be given back by
                 // a process that exits; listed as not recorded only then.
@@ -302,7 +313,7 @@ impl Probes {
                 continue;
             }
             self.memory += need;
-            self.in_flight.insert(pid, id);
+            self.in_flight.insert(pid, (id, need));
             let (tx, patterns, mode, geo, wait, wake) = (
                 self.attach_tx.clone(),
                 self.patterns.clone(),
@@ -314,7 +325,11 @@ impl Probes {
             let spawned = std::thread::Builder::new()
                 .name(format!("weft-attach-{pid}"))
                 .spawn(move || {
-                    let _ = tx.send((pid, start, Attachment::attach_waiting(pid, &patterns, mode, geo, wait)));
+                    let _ = tx.send((
+                        pid,
+                        start,
+                        Attachment::attach_waiting(pid, &patterns, mode, geo, wait, ready),
+                    ));
                     if let Some(w) = wake {
                         w.notify();
                     }
@@ -346,6 +361,7 @@ impl Probes {
                 self.settle(pid, id);
                 self.totals.attached += 1;
                 self.memory += att.memory();
+                self.totals.peak_memory = self.totals.peak_memory.max(self.memory);
                 enc.probe_attach(
                     weft_kernel::monotonic_ns(),
                     pid,
@@ -440,6 +456,7 @@ impl Probes {
                 continue;
             };
             self.drain(&mut att, false, enc);
+            self.grow(&mut att);
             let gone = att.process_gone();
             self.attachments.insert(pid, att);
             self.flush(enc);
@@ -448,6 +465,47 @@ impl Probes {
             }
         }
         self.totals.events - before
+    }
+
+    /// Puts buffers for more threads of `att` in memory when its threads
+    /// have claimed (nearly) all that are, within the memory cap.
+    fn grow(&mut self, att: &mut Attachment) {
+        let pid = att.pid();
+        if self.cannot_grow.contains(&pid) {
+            return;
+        }
+        let Some(want) = att.wants_ready() else { return };
+        // As many as fit under the cap.
+        let ring = self.geo.ring_bytes().max(1);
+        let ready = att.ready();
+        let fit = (self.memory_cap.saturating_sub(self.memory) / ring).min(u32::MAX as usize) as u32;
+        let to = want.min(ready.saturating_add(fit));
+        if to < want {
+            if self.capped.insert(pid) {
+                let why = format!(
+                    "{MEMORY_CAP} ({} MiB in use, --probe-memory {} MiB): threads beyond its first {} get no buffer, and their events are dropped and counted; raise --probe-memory, or lower --probe-buffer",
+                    self.memory >> 20,
+                    self.memory_cap >> 20,
+                    to,
+                );
+                self.say(Level::Warning, format!("PID {pid}: {why}"));
+            }
+            if to <= ready {
+                return;
+            }
+        }
+        match att.grow(to) {
+            Ok(added) => {
+                self.memory += added;
+                self.totals.peak_memory = self.totals.peak_memory.max(self.memory);
+            }
+            Err(e) => {
+                self.cannot_grow.insert(pid);
+                let why =
+                    format!("no more thread buffers: {e}; threads without one have their events dropped and counted");
+                self.say(Level::Warning, format!("PID {pid}: {why}"));
+            }
+        }
     }
 
     /// Drains an attachment straight into the trace (`last`: detach first,
@@ -488,9 +546,20 @@ impl Probes {
             }
             self.memory = self.memory.saturating_sub(att.memory());
             let no_slot = att.no_slot_drops();
+            let short = self.capped.remove(&pid) | self.cannot_grow.remove(&pid);
+            let why_no_slot = if short {
+                "the memory cap left their threads without a buffer (said above); try a larger --probe-memory or a smaller --probe-buffer".to_string()
+            } else if att.ready() >= self.geo.slots {
+                format!(
+                    "all {} thread slots were taken; try a larger --probe-threads",
+                    self.geo.slots
+                )
+            } else {
+                "their threads started before the recorder had put buffers for them in memory (a burst of new threads); a smaller --probe-buffer puts more in memory at attach".to_string()
+            };
             let stats = self.drain(&mut att, true, enc);
             self.flush(enc);
-            self.write_stats(pid, &stats, no_slot, enc);
+            self.write_stats(pid, &stats, (no_slot, &why_no_slot), enc);
             let unregistered = att.unregistered();
             if unregistered > 0 {
                 let why = format!(
@@ -509,8 +578,8 @@ impl Probes {
             let Ok((pid, start, result)) = self.attach_rx.recv_timeout(Duration::from_secs(5)) else {
                 break;
             };
-            let id = self.in_flight.remove(&pid).unwrap_or(0);
-            self.memory = self.memory.saturating_sub(self.geo.total_len());
+            let (id, need) = self.in_flight.remove(&pid).unwrap_or_default();
+            self.memory = self.memory.saturating_sub(need);
             self.attached_one(pid, id, start, result, Instant::now(), enc);
         }
         let pids: Vec<u32> = self.pending.keys().copied().collect();
@@ -524,7 +593,7 @@ impl Probes {
         }
     }
 
-    fn write_stats(&mut self, pid: u32, stats: &[ThreadStats], no_slot: u64, enc: &mut Encoder) {
+    fn write_stats(&mut self, pid: u32, stats: &[ThreadStats], (no_slot, why): (u64, &str), enc: &mut Encoder) {
         let now = weft_kernel::monotonic_ns();
         for (i, t) in stats.iter().enumerate() {
             // Counters come from the program's memory: saturate, never overflow.
@@ -556,7 +625,7 @@ impl Probes {
         if no_slot > 0 {
             self.say(
                 Level::Warning,
-                format!("PID {pid}: {no_slot} probe events dropped because all thread slots were taken; try a larger --probe-threads"),
+                format!("PID {pid}: {no_slot} probe events dropped because {why}"),
             );
         }
     }

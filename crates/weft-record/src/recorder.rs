@@ -1110,9 +1110,9 @@ impl Recorder {
 /// A ring that would fill sooner than this is a fast one.
 const FAST_RING: Duration = Duration::from_millis(40);
 /// How often a process that was just attached, or whose ring filled fast
-/// in the last second, is drained: a quarter of the time a default ring
-/// (2 MiB) takes to fill at the fastest rate measured here (about 50 M
-/// events/s of 40 bytes).
+/// in the last second, is drained: a quarter of the time a 2 MiB ring
+/// takes to fill at the fastest rate measured here (about 50 M events/s of
+/// 40 bytes; the default ring is 8 MiB).
 const QUICK_TICK: Duration = Duration::from_micros(250);
 /// The pause between two passes that both found records, under real-time
 /// priority: lets other threads on this CPU run, without a ring filling

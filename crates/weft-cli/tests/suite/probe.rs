@@ -147,6 +147,104 @@ fn many_threads_exact_counts_and_accounting() {
     );
 }
 
+/// Records `weft-demo wave 24 1000 10` with `extra`, sampling the
+/// recorder's shared memory in use (RssShmem, KiB) until it exits.
+fn record_wave(dir: &std::path::Path, name: &str, extra: &[&str]) -> (std::path::PathBuf, String, u64) {
+    let trace = dir.join(name);
+    let mut child = weft()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(extra)
+        .args([
+            "--",
+            demo_path().to_str().expect("utf-8 path"),
+            "wave",
+            "24",
+            "1000",
+            "10",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft record");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    while child.try_wait().expect("wait").is_none() {
+        let status = std::fs::read_to_string(&status_path).unwrap_or_default();
+        let kib = status
+            .lines()
+            .find(|l| l.starts_with("RssShmem:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        peak = peak.max(kib);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let ok = child.wait().expect("wait").success();
+    assert!(ok, "{stderr}");
+    (trace, stderr, peak)
+}
+
+/// The `N` of the summary's "buffers N MiB at most".
+fn summary_buffers_mib(stderr: &str) -> u64 {
+    stderr
+        .split("buffers ")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no buffer memory in the summary:\n{stderr}"))
+}
+
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn thread_buffers_are_put_in_memory_as_threads_claim_them() {
+    require_root();
+    let dir = tmp();
+    // 24 threads, 10 ms apart, with the default 8 MiB buffers: 16 are in
+    // memory at attach, the rest as threads claim slots, four ahead.
+    let (trace, stderr, peak_kib) = record_wave(dir.path(), "w.weft", &[]);
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = assert_accounting(&lines);
+    let writers: Vec<_> = t.iter().filter(|(_, v)| v[0] > 0).collect();
+    assert_eq!(writers.len(), 24, "{t:?}\n{stderr}");
+    for (tid, v) in &writers {
+        assert_eq!((v[0], v[1]), (1000, 1000), "thread {tid} lost events: {v:?}\n{stderr}");
+        assert_eq!(v.len(), 7, "thread {tid}: events dropped for lack of a slot: {v:?}");
+    }
+    // Every thread's buffer, and no more than four spare, of the 64 slots'
+    // 512 MiB: by the recorder's count and by the kernel's.
+    let mib = summary_buffers_mib(&stderr);
+    assert!((24 * 8..=28 * 8 + 1).contains(&mib), "buffers {mib} MiB\n{stderr}");
+    assert!(
+        (24 * 8 * 1024..=(28 * 8 + 16) * 1024).contains(&peak_kib),
+        "the recorder's shared memory peaked at {peak_kib} KiB"
+    );
+
+    // A cap that leaves room for two more than the 16 at attach: threads
+    // beyond 18 get no buffer, and each of their events is counted.
+    let (trace, stderr, _) = record_wave(dir.path(), "c.weft", &["--probe-memory", "150M"]);
+    assert!(
+        stderr.contains("weft-probe memory cap reached")
+            && stderr.contains("threads beyond its first 18 get no buffer"),
+        "{stderr}"
+    );
+    let lines = parse(&dump(&trace, &["--event", "demo:tick,weft:probe*"]));
+    let t = assert_accounting(&lines);
+    let received: u64 = t.values().map(|v| v[1]).sum();
+    let no_slot: u64 = t.values().filter(|v| v.len() > 7).map(|v| v[7]).sum();
+    assert_eq!(received, 18 * 1000, "{t:?}");
+    assert_eq!(no_slot, 6 * 1000, "{t:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.text.starts_with("demo:tick")).count(),
+        18 * 1000
+    );
+}
+
 #[test]
 #[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
 fn forked_child_and_exec_get_their_own_sessions() {
