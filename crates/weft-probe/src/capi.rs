@@ -156,6 +156,14 @@ pub unsafe extern "C-unwind" fn weft_emit(ev: *const Event, args: *const WeftArg
         .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (id % 64)) != 0);
     if word & weft_probe_abi::SESSION_MASK != 0 && wide && given == nf {
         let put = |buf: &mut [u8]| {
+            // Two or one fields (the common events) as fixed-size stores.
+            if let (2, Some(out)) = (nf, buf.get_mut(..16)) {
+                // SAFETY: given == nf == 2 arguments; 8-byte members here.
+                let (a, b) = unsafe { ((*args).u, (*args.add(1)).u) };
+                out[..8].copy_from_slice(&a.to_le_bytes());
+                out[8..].copy_from_slice(&b.to_le_bytes());
+                return;
+            }
             for (i, out) in buf.chunks_exact_mut(8).take(nf).enumerate() {
                 // SAFETY: i < given; every member of the union is 8 bytes here.
                 out.copy_from_slice(&unsafe { (*args.add(i)).u }.to_le_bytes());

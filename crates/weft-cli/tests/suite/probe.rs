@@ -945,6 +945,12 @@ fn c_api_events_markers_and_spans() {
         reqs[3].text,
         "capp:request id=3 path=\"/index.html\" ratio=1.5 delta=-3"
     );
+    for want in [
+        "capp:pair a=18364758544493064720 b=-7",
+        "capp:triple a=1 b=2 c=0.25",
+    ] {
+        assert!(lines.iter().any(|l| l.text == want), "no `{want}`:\n{lines:#?}");
+    }
     assert!(lines.iter().any(|l| l.text == "marker \"c-marker\" = 42"));
     assert!(lines.iter().any(|l| l.text.starts_with("span \"c-span\" ends after")));
     assert_accounting(&lines);
