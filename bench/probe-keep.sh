@@ -22,7 +22,9 @@
 #             tracer keeps without loss, with its collector's CPU per
 #             million events
 # Columns: kept % (recorded / emitted), write cost (median ns/event of the
-# program's batches), bytes on disk per kept event, collector CPU seconds
+# program's batches, wall-clock: with more writer threads than CPUs it
+# includes the time a thread waited for a CPU), write CPU (the same from
+# the writing thread's CPU time), bytes on disk per kept event, collector CPU seconds
 # per million kept events (weft: the recorder's own CPU time, writer
 # thread and compression included; lttng: lttng-consumerd's and
 # lttng-sessiond's CPU time during the run, from /proc).
@@ -67,7 +69,7 @@ if [[ -z $OUT ]]; then OUT=$(mktemp -d /tmp/weft-probe-keep.XXXXXX); else mkdir 
 BIN=$OUT/bin LOGS=$OUT/logs TR=$OUT/traces
 mkdir -p "$BIN" "$LOGS" "$TR"
 CSV=$OUT/runs.csv
-echo "config,run,rc,threads,emitted,median_ns,rate,recorded,lost,bytes,cpu_s" >"$CSV"
+echo "config,run,rc,threads,emitted,median_ns,rate,recorded,lost,bytes,cpu_s,write_cpu_ns" >"$CSV"
 log "results in $OUT"
 
 (cd "$REPO_ROOT" && cargo build --release -q -p weft-cli -p weft-probe) >&2 || die "cargo build failed"
@@ -148,10 +150,10 @@ run() {
 		bytes=$(stat -c %s "$out" 2>/dev/null || echo "")
 		rm -f "$out"
 	fi
-	local ns rt
-	ns=$(kv median_ns_per_event "$so") rt=$(kv paced_rate "$so")
+	local ns rt wc
+	ns=$(kv median_ns_per_event "$so") rt=$(kv paced_rate "$so") wc=$(kv median_cpu_ns_per_event "$so")
 	[[ -z $rt ]] && rt=$(kv events_per_sec "$so")
-	echo "${c}${rate:+@$rate},$r,$rc,$t,$(kv events "$so"),$ns,$rt,$rec,$lost,$bytes,$cpu" >>"$CSV"
+	echo "${c}${rate:+@$rate},$r,$rc,$t,$(kv events "$so"),$ns,$rt,$rec,$lost,$bytes,$cpu,$wc" >>"$CSV"
 	log "$tag${rate:+ @ $rate/s}: kept ${rec:-?} of $(kv events "$so") (lost ${lost:-?}), ${ns:-paced} ns/event, cpu ${cpu:-?} s"
 }
 
@@ -187,17 +189,18 @@ REPORT=$OUT/results.md
 		"lttng-ust $(dpkg-query -W -f '${Version}' liblttng-ust-dev 2>/dev/null || echo '?'), $(lttng --version 2>/dev/null | head -n1)"
 	echo "- $RUNS runs per configuration, interleaved; cells are medians, every run's value after the slash-separated list in runs.csv."
 	echo
-	echo "| config | threads | events emitted | kept % (median) | kept % per run | write cost ns/event | bytes on disk per event | collector CPU s per M events |"
-	echo "|---|---|---|---|---|---|---|---|"
+	echo "| config | threads | events emitted | kept % (median) | kept % per run | write cost ns/event | write CPU ns/event | bytes on disk per event | collector CPU s per M events |"
+	echo "|---|---|---|---|---|---|---|---|---|"
 	for c in $CONFIGS; do
-		echo "| $c | $(m col "$c" 4 | cut -d. -f1) | $(f "$(m col "$c" 5)" 0) | $(f "$(m kept "$c")") | $(all kept "$c") | $(f "$(m col "$c" 6)") | $(f "$(m bpe "$c")" 1) | $(f "$(m cpm "$c")" 3) |"
+		echo "| $c | $(m col "$c" 4 | cut -d. -f1) | $(f "$(m col "$c" 5)" 0) | $(f "$(m kept "$c")") | $(all kept "$c") | $(f "$(m col "$c" 6)") | $(f "$(m col "$c" 12)") | $(f "$(m bpe "$c")" 1) | $(f "$(m cpm "$c")" 3) |"
 	done
 	echo
 	echo "Ratios (medians):"
 	echo
 	for t in flat1 flat4 burst; do
 		for p in rust c; do
-			echo "- $t, lttng-ust write cost / weft $p: $(ratio "$(m col "$t-lttng" 6)" "$(m col "$t-$p" 6)");" \
+			echo "- $t, lttng-ust write cost / weft $p: $(ratio "$(m col "$t-lttng" 6)" "$(m col "$t-$p" 6)")" \
+				"(CPU time: $(ratio "$(m col "$t-lttng" 12)" "$(m col "$t-$p" 12)"));" \
 				"events kept, weft $p / lttng-ust: $(ratio "$(m kept "$t-$p")" "$(m kept "$t-lttng")")"
 		done
 	done

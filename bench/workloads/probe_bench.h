@@ -6,9 +6,12 @@
  *                ns/event of its batches (a preemption spoils one batch,
  *                not the result). Prints, on stdout:
  *
- *   impl=... enabled=E0/E1 threads=T events=TOTAL median_ns_per_event=M events_per_sec=R
+ *   impl=... enabled=E0/E1 threads=T events=TOTAL median_ns_per_event=M
+ *       median_cpu_ns_per_event=C events_per_sec=R
  *
- * M is the mean of the threads' medians (as weft-demo does); R is the total
+ * M is the mean of the threads' medians (as weft-demo does); C the same for
+ * the thread's CPU time per event (without time spent waiting for a CPU
+ * while other threads ran); R is the total
  * number of events divided by the wall time from the first thread's start to
  * the last thread's end. E0/E1: whether the event was enabled before the
  * first and after the last batch (1/1 for an enabled run, 0/0 disabled).
@@ -49,6 +52,15 @@ static inline uint64_t pb_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The calling thread's CPU time: the cost of the writes without the time the
+ * thread waited for a CPU (with more writer threads than CPUs). */
+static inline uint64_t pb_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 struct pb_thread {
 	pthread_t th;
 	uint64_t per;
@@ -56,6 +68,7 @@ struct pb_thread {
 	unsigned gap_ms;
 	uint64_t k;
 	double median;
+	double cpu_median;
 	double rate; /* events per second per thread, 0: flat out */
 };
 
@@ -88,10 +101,11 @@ static void *pb_run(void *p)
 		return NULL;
 	}
 	double *ns = calloc((size_t)t->batches, sizeof *ns);
+	double *cpu = calloc((size_t)t->batches, sizeof *cpu);
 	for (int b = 0; b < t->batches; b++) {
 		if (b && t->gap_ms)
 			usleep(t->gap_ms * 1000u);
-		uint64_t t0 = pb_now_ns();
+		uint64_t t0 = pb_now_ns(), c0 = pb_cpu_ns();
 		for (uint64_t i = 0; i < t->per; i++) {
 			uint64_t v = i;
 			/* like std::hint::black_box: the value is opaque to the compiler */
@@ -99,10 +113,14 @@ static void *pb_run(void *p)
 			BENCH_EMIT(v, t->k);
 		}
 		ns[b] = (double)(pb_now_ns() - t0) / (double)t->per;
+		cpu[b] = (double)(pb_cpu_ns() - c0) / (double)t->per;
 	}
 	qsort(ns, (size_t)t->batches, sizeof ns[0], pb_cmp);
+	qsort(cpu, (size_t)t->batches, sizeof cpu[0], pb_cmp);
 	t->median = ns[t->batches / 2];
+	t->cpu_median = cpu[t->batches / 2];
 	free(ns);
+	free(cpu);
 	return NULL;
 }
 
@@ -146,10 +164,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	double sum = 0;
+	double sum = 0, cpu_sum = 0;
 	for (int k = 0; k < threads; k++) {
 		pthread_join(ts[k].th, NULL);
 		sum += ts[k].median;
+		cpu_sum += ts[k].cpu_median;
 	}
 	double secs = (double)(pb_now_ns() - t0) / 1e9;
 	uint64_t total = per * (uint64_t)batches * (uint64_t)threads;
@@ -157,9 +176,10 @@ int main(int argc, char **argv)
 		printf("impl=%s enabled=%d/%d threads=%d events=%llu paced_rate=%.0f\n", BENCH_IMPL, e0,
 		       !!(BENCH_ENABLED()), threads, (unsigned long long)total, (double)total / secs);
 	else
-		printf("impl=%s enabled=%d/%d threads=%d events=%llu batches=%d median_ns_per_event=%.2f events_per_sec=%.0f\n",
+		printf("impl=%s enabled=%d/%d threads=%d events=%llu batches=%d median_ns_per_event=%.2f "
+		       "median_cpu_ns_per_event=%.2f events_per_sec=%.0f\n",
 		       BENCH_IMPL, e0, !!(BENCH_ENABLED()), threads, (unsigned long long)total, batches, sum / threads,
-		       (double)total / secs);
+		       cpu_sum / threads, (double)total / secs);
 	free(ts);
 	return 0;
 }
