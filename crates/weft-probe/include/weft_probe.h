@@ -77,10 +77,26 @@ void weft_span_end(const char *name, uint64_t id);
 #define WEFT_EMIT(var, ...)                                                                \
     do {                                                                                   \
         if (WEFT_ENABLED(var)) {                                                           \
-            weft_arg weft_args_[] = { __VA_ARGS__ };                                        \
-            weft_emit(&(var), weft_args_, sizeof(weft_args_) / sizeof(weft_args_[0]));     \
+            WEFT_EMIT_BY_(WEFT_ARITY_(__VA_ARGS__), var, __VA_ARGS__);                      \
         }                                                                                  \
     } while (0)
+
+/* Two or three arguments go by value to weft_emit2/weft_emit3 (no array in
+ * memory); any other count goes to weft_emit as an array. */
+void weft_emit2(const struct weft_event *ev, weft_arg a, weft_arg b);
+void weft_emit3(const struct weft_event *ev, weft_arg a, weft_arg b, weft_arg c);
+#define WEFT_EMIT_BY_(n, var, ...) WEFT_EMIT_BY2_(n, var, __VA_ARGS__)
+#define WEFT_EMIT_BY2_(n, var, ...) WEFT_EMIT_##n##_(var, __VA_ARGS__)
+#define WEFT_EMIT_2_(var, a, b) weft_emit2(&(var), a, b)
+#define WEFT_EMIT_3_(var, a, b, c) weft_emit3(&(var), a, b, c)
+#define WEFT_EMIT_A_(var, ...)                                                             \
+    do {                                                                                   \
+        weft_arg weft_args_[] = { __VA_ARGS__ };                                            \
+        weft_emit(&(var), weft_args_, sizeof(weft_args_) / sizeof(weft_args_[0]));         \
+    } while (0)
+/* 2 or 3 for that many arguments, A for any other count (up to 64). */
+#define WEFT_ARITY_(...) WEFT_ARITY_PICK_(__VA_ARGS__, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A, 3, 2, A, A)
+#define WEFT_ARITY_PICK_(_1,_2,_3,_4,_5,_6,_7,_8,_9,_10,_11,_12,_13,_14,_15,_16,_17,_18,_19,_20,_21,_22,_23,_24,_25,_26,_27,_28,_29,_30,_31,_32,_33,_34,_35,_36,_37,_38,_39,_40,_41,_42,_43,_44,_45,_46,_47,_48,_49,_50,_51,_52,_53,_54,_55,_56,_57,_58,_59,_60,_61,_62,_63,_64, n, ...) n
 
 #ifdef __cplusplus
 }

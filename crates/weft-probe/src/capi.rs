@@ -151,10 +151,7 @@ pub unsafe extern "C-unwind" fn weft_emit(ev: *const Event, args: *const WeftArg
     };
     let word = e.enable.load(Ordering::Acquire);
     let id = e.id.load(Ordering::Relaxed);
-    let wide = WIDE
-        .get(id as usize / 64)
-        .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (id % 64)) != 0);
-    if word & weft_probe_abi::SESSION_MASK != 0 && wide && given == nf {
+    if word & weft_probe_abi::SESSION_MASK != 0 && wide(id) && given == nf {
         let put = |buf: &mut [u8]| {
             // Two or one fields (the common events) as fixed-size stores.
             if let (2, Some(out)) = (nf, buf.get_mut(..16)) {
@@ -184,6 +181,65 @@ pub unsafe extern "C-unwind" fn weft_emit(ev: *const Event, args: *const WeftArg
     if word & (1 << weft_probe_abi::KERNEL_BIT) != 0 {
         emit_kernel(e, nf, &arg);
     }
+}
+
+/// Whether every field of event `id` is 8 bytes wide (see `WIDE`).
+#[inline(always)]
+fn wide(id: u32) -> bool {
+    WIDE.get(id as usize / 64)
+        .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (id % 64)) != 0)
+}
+
+/// Writes a C event of two arguments (`WEFT_EMIT` with two arguments).
+///
+/// # Safety
+/// As `weft_emit`, with the arguments passed by value.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn weft_emit2(ev: *const Event, a: WeftArg, b: WeftArg) {
+    // SAFETY: forwarded from the caller.
+    unsafe { emit_by_value(ev, [a, b]) }
+}
+
+/// Writes a C event of three arguments (`WEFT_EMIT` with three arguments).
+///
+/// # Safety
+/// As `weft_emit`, with the arguments passed by value.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn weft_emit3(ev: *const Event, a: WeftArg, b: WeftArg, c: WeftArg) {
+    // SAFETY: forwarded from the caller.
+    unsafe { emit_by_value(ev, [a, b, c]) }
+}
+
+/// The common case with the argument count known when compiled: an event
+/// of `N` fields all 8 bytes wide, and no kernel tracer, stored with `N`
+/// fixed stores; anything else goes through `weft_emit`.
+///
+/// # Safety
+/// As `weft_emit`.
+#[inline(always)]
+unsafe fn emit_by_value<const N: usize>(ev: *const Event, args: [WeftArg; N]) {
+    if ev.is_null() {
+        return;
+    }
+    // SAFETY: the caller promises a registered static event.
+    let e: &'static Event = unsafe { &*ev };
+    let word = e.enable.load(Ordering::Acquire);
+    let id = e.id.load(Ordering::Relaxed);
+    let kernel = word & (1 << weft_probe_abi::KERNEL_BIT) != 0;
+    if word & weft_probe_abi::SESSION_MASK != 0 && !kernel && e.nfields as usize == N && wide(id) {
+        let put = |buf: &mut [u8]| {
+            if let Some(out) = buf.get_mut(..N * 8) {
+                for (out, a) in out.chunks_exact_mut(8).zip(&args) {
+                    // SAFETY: every member of the union is 8 bytes here.
+                    out.copy_from_slice(&unsafe { a.u }.to_le_bytes());
+                }
+            }
+        };
+        crate::ring::write(id, word, N * 8, put);
+        return;
+    }
+    // SAFETY: `args` holds N arguments for the caller's event.
+    unsafe { weft_emit(ev, args.as_ptr(), N as u32) }
 }
 
 /// The user_events half, out of line: its arrays would otherwise give every

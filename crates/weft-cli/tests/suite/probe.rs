@@ -948,6 +948,11 @@ fn c_api_events_markers_and_spans() {
     for want in [
         "capp:pair a=18364758544493064720 b=-7",
         "capp:triple a=1 b=2 c=0.25",
+        "capp:named n=7 s=\"seven\"",
+        "capp:mixed s=\"m\" a=8 b=-8",
+        "capp:one a=9",
+        // Missing arguments are stored as zero.
+        "capp:triple a=3 b=4 c=0",
     ] {
         assert!(lines.iter().any(|l| l.text == want), "no `{want}`:\n{lines:#?}");
     }
