@@ -248,7 +248,6 @@ impl Attachment {
         self.inbox.broken.as_deref()
     }
 
-    /// Bytes of buffer memory this session holds.
     /// Thread slots whose buffers are in memory (claimable).
     pub fn ready(&self) -> u32 {
         self.area.ready()
@@ -259,20 +258,27 @@ impl Attachment {
         self.area.populated()
     }
 
-    /// How many slots should be ready now: every claimed one and `SPARE`
-    /// more, so that a new thread finds its buffer in memory already.
-    /// `None` when they are (or every slot is).
-    pub fn wants_ready(&self) -> Option<u32> {
+    /// Slots claimed, and how many should be ready now: every claimed one
+    /// and `SPARE` more, so that a new thread finds its buffer in memory
+    /// already, and at least up to the highest claimed slot (a writer from
+    /// before `A_READY`, or a hostile one, may claim beyond the ready
+    /// slots: their memory is then counted too). `None` when they are (or
+    /// every slot is).
+    pub fn wants_ready(&self) -> Option<(u32, u32)> {
         let geo = self.area.geometry();
         let ready = self.area.ready();
         if ready >= geo.slots {
             return None;
         }
-        let claimed = (0..ready)
-            .filter(|&s| self.area.u32(geo.slot_offset(s) + weft_probe_abi::layout::S_CLAIMS) != 0)
-            .count() as u32;
-        let want = (claimed + SPARE).min(geo.slots);
-        (want > ready).then_some(want)
+        let (mut claimed, mut highest) = (0u32, 0u32);
+        for s in 0..geo.slots {
+            if self.area.u32(geo.slot_offset(s) + weft_probe_abi::layout::S_CLAIMS) != 0 {
+                claimed += 1;
+                highest = s + 1;
+            }
+        }
+        let want = claimed.saturating_add(SPARE).max(highest).min(geo.slots);
+        (want > ready).then_some((claimed, want))
     }
 
     /// Makes slots up to `to` ready (their buffers in memory); returns the

@@ -87,8 +87,18 @@ void weft_emit2(const struct weft_event *ev, weft_arg a, weft_arg b);
 void weft_emit3(const struct weft_event *ev, weft_arg a, weft_arg b, weft_arg c);
 #define WEFT_EMIT_BY_(n, var, ...) WEFT_EMIT_BY2_(n, var, __VA_ARGS__)
 #define WEFT_EMIT_BY2_(n, var, ...) WEFT_EMIT_##n##_(var, __VA_ARGS__)
-#define WEFT_EMIT_2_(var, a, b) weft_emit2(&(var), a, b)
-#define WEFT_EMIT_3_(var, a, b, c) weft_emit3(&(var), a, b, c)
+/* Through an initializer, as for weft_emit: an argument not wrapped in
+ * WEFT_ARG_* (a plain integer) still initializes the union's u. */
+#define WEFT_EMIT_2_(var, a, b)                                                            \
+    do {                                                                                   \
+        weft_arg weft_args_[2] = { a, b };                                                  \
+        weft_emit2(&(var), weft_args_[0], weft_args_[1]);                                   \
+    } while (0)
+#define WEFT_EMIT_3_(var, a, b, c)                                                         \
+    do {                                                                                   \
+        weft_arg weft_args_[3] = { a, b, c };                                               \
+        weft_emit3(&(var), weft_args_[0], weft_args_[1], weft_args_[2]);                   \
+    } while (0)
 #define WEFT_EMIT_A_(var, ...)                                                             \
     do {                                                                                   \
         weft_arg weft_args_[] = { __VA_ARGS__ };                                            \

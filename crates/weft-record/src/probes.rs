@@ -95,6 +95,8 @@ pub(crate) struct Probes {
     pub totals: ProbeTotals,
     /// Buffer memory of live attachments and attaches under way, and its cap.
     memory: usize,
+    /// Buffer memory of live attachments only (what the summary reports).
+    resident: usize,
     memory_cap: usize,
     /// Attaches under way: pid, the `Pending::id` they were started for,
     /// and the buffer memory set aside for them.
@@ -130,6 +132,7 @@ impl Probes {
             seen: HashSet::new(),
             totals: ProbeTotals::default(),
             memory: 0,
+            resident: 0,
             memory_cap,
             in_flight: HashMap::new(),
             capped: HashSet::new(),
@@ -361,7 +364,8 @@ impl Probes {
                 self.settle(pid, id);
                 self.totals.attached += 1;
                 self.memory += att.memory();
-                self.totals.peak_memory = self.totals.peak_memory.max(self.memory);
+                self.resident += att.memory();
+                self.totals.peak_memory = self.totals.peak_memory.max(self.resident);
                 enc.probe_attach(
                     weft_kernel::monotonic_ns(),
                     pid,
@@ -474,13 +478,17 @@ impl Probes {
         if self.cannot_grow.contains(&pid) {
             return;
         }
-        let Some(want) = att.wants_ready() else { return };
+        let Some((claimed, want)) = att.wants_ready() else {
+            return;
+        };
         // As many as fit under the cap.
         let ring = self.geo.ring_bytes().max(1);
         let ready = att.ready();
         let fit = (self.memory_cap.saturating_sub(self.memory) / ring).min(u32::MAX as usize) as u32;
         let to = want.min(ready.saturating_add(fit));
-        if to < want {
+        // Said once the cap leaves the next new thread without a buffer
+        // (not merely fewer spare ones).
+        if to < want && claimed >= to {
             if self.capped.insert(pid) {
                 let why = format!(
                     "{MEMORY_CAP} ({} MiB in use, --probe-memory {} MiB): threads beyond its first {} get no buffer, and their events are dropped and counted; raise --probe-memory, or lower --probe-buffer",
@@ -497,7 +505,8 @@ impl Probes {
         match att.grow(to) {
             Ok(added) => {
                 self.memory += added;
-                self.totals.peak_memory = self.totals.peak_memory.max(self.memory);
+                self.resident += added;
+                self.totals.peak_memory = self.totals.peak_memory.max(self.resident);
             }
             Err(e) => {
                 self.cannot_grow.insert(pid);
@@ -545,9 +554,12 @@ impl Probes {
                 });
             }
             self.memory = self.memory.saturating_sub(att.memory());
+            self.resident = self.resident.saturating_sub(att.memory());
             let no_slot = att.no_slot_drops();
-            let short = self.capped.remove(&pid) | self.cannot_grow.remove(&pid);
-            let why_no_slot = if short {
+            let (capped, failed) = (self.capped.remove(&pid), self.cannot_grow.remove(&pid));
+            let why_no_slot = if failed {
+                "buffers for more of its threads could not be put in memory (said above)".to_string()
+            } else if capped {
                 "the memory cap left their threads without a buffer (said above); try a larger --probe-memory or a smaller --probe-buffer".to_string()
             } else if att.ready() >= self.geo.slots {
                 format!(

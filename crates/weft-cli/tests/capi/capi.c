@@ -28,6 +28,9 @@ int main(void) {
     WEFT_EMIT(ev_mixed, WEFT_ARG_STR("m"), WEFT_ARG_U64(8), WEFT_ARG_I64(-8));
     WEFT_EMIT(ev_one, WEFT_ARG_U64(9));
     WEFT_EMIT(ev_triple, WEFT_ARG_U64(3), WEFT_ARG_U64(4));
+    /* Plain integers, as the array initializer always took them. */
+    WEFT_EMIT(ev_pair, 5, 6);
+    WEFT_EMIT(ev_triple, 7, 8, WEFT_ARG_F64(1.5));
     weft_marker("c-marker", 42);
     uint64_t s = weft_span_begin("c-span");
     weft_span_end("c-span", s);

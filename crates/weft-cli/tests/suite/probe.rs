@@ -953,8 +953,11 @@ fn c_api_events_markers_and_spans() {
         "capp:one a=9",
         // Missing arguments are stored as zero.
         "capp:triple a=3 b=4 c=0",
+        "capp:pair a=5 b=6",
+        "capp:triple a=7 b=8 c=1.5",
     ] {
-        assert!(lines.iter().any(|l| l.text == want), "no `{want}`:\n{lines:#?}");
+        let n = lines.iter().filter(|l| l.text == want).count();
+        assert_eq!(n, 1, "`{want}` {n} times:\n{lines:#?}");
     }
     assert!(lines.iter().any(|l| l.text == "marker \"c-marker\" = 42"));
     assert!(lines.iter().any(|l| l.text.starts_with("span \"c-span\" ends after")));
