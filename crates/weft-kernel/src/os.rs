@@ -87,6 +87,25 @@ pub fn realtime_thread(on: bool) -> bool {
 /// short slice gives the woken thread an earlier deadline, so it runs at
 /// once. Keeps the thread's niceness. Best effort.
 pub fn short_slices(slice: std::time::Duration) {
+    set_policy(libc::SCHED_OTHER, slice);
+}
+
+/// Lets the calling thread wait, when it wakes, for the thread running on
+/// the CPU to finish its slice instead of preempting it (SCHED_BATCH), or
+/// (`on` false) puts it back under the normal policy with short slices.
+/// For a drain that has time: its wake-ups then cost the traced program
+/// nothing. Keeps the thread's niceness. Best effort.
+pub fn batch_thread(on: bool) {
+    if on {
+        set_policy(libc::SCHED_BATCH, std::time::Duration::ZERO);
+    } else {
+        short_slices(std::time::Duration::from_micros(100));
+    }
+}
+
+/// sched_setattr of the calling thread: `policy` (SCHED_OTHER or
+/// SCHED_BATCH) at its niceness, with `slice` (0: the default).
+fn set_policy(policy: i32, slice: std::time::Duration) {
     #[repr(C)]
     struct SchedAttr {
         size: u32,
@@ -102,7 +121,7 @@ pub fn short_slices(slice: std::time::Duration) {
     let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
     let attr = SchedAttr {
         size: std::mem::size_of::<SchedAttr>() as u32,
-        policy: libc::SCHED_OTHER as u32,
+        policy: policy as u32,
         flags: 0,
         nice,
         priority: 0,
