@@ -214,6 +214,11 @@ pub struct Recorder {
     realtime_on: bool,
     /// The drain runs under SCHED_BATCH (probe rings in use, none filling fast).
     batch_on: bool,
+    /// Since when passes have found a probe ring filling fast.
+    fast_since: Option<Instant>,
+    /// The drain may preempt until then (an attach, or a ring filling fast
+    /// for `SUSTAINED`).
+    urgent_until: Option<Instant>,
     /// The kernel refused real-time priority once: not asked again.
     realtime_refused: bool,
     /// The writer thread runs at a normal priority for now (`pace_writer`).
@@ -678,6 +683,8 @@ impl Recorder {
             probe_seen: None,
             realtime_on: false,
             batch_on: false,
+            fast_since: None,
+            urgent_until: None,
             realtime_refused: false,
             writer_boosted: false,
             wake,
@@ -763,10 +770,23 @@ impl Recorder {
             .and_then(|p| p.fill_time())
             .filter(|_| self.probe_busy);
         let active = self.probes.as_ref().is_some_and(|p| p.active());
-        if fill.is_some_and(|f| f < FAST_RING) {
-            self.probe_seen = Some(Instant::now());
+        let now = Instant::now();
+        let fast = fill.is_some_and(|f| f < FAST_RING);
+        if fast {
+            self.probe_seen = Some(now);
         }
         let recent = self.probe_seen.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        // A ring filling fast for SUSTAINED or longer (not one short burst)
+        // needs the drain on time: for the next second it may preempt.
+        match (fast, self.fast_since) {
+            (false, _) => self.fast_since = None,
+            (true, None) => self.fast_since = Some(now),
+            (true, Some(t)) if now.duration_since(t) >= SUSTAINED => {
+                self.urgent_until = Some(now + Duration::from_secs(1));
+            }
+            (true, Some(_)) => {}
+        }
+        let urgent = self.urgent_until.is_some_and(|u| now < u);
         // Real-time while probe rings are drained; a real-time thread must
         // not spin, or the trace writer thread could not run on its CPU.
         let realtime = self.opts.realtime && active && !self.realtime_refused;
@@ -777,11 +797,12 @@ impl Recorder {
                 self.realtime_refused = true;
             }
         }
-        // Probe rings that are not filling fast leave the drain time: it
-        // then waits for the CPU rather than preempting the traced program
-        // when it wakes (in bursts it took the writer's CPU for 16-137 µs
-        // 31 times in 50 bursts, 5 ns per event written).
-        let batch = active && !recent && !self.realtime_on;
+        // Probe rings that are not filling fast, or only in short bursts,
+        // leave the drain time: it then waits for the CPU rather than
+        // preempting the traced program when it wakes (in bursts it took
+        // the writer's CPU for 16-137 µs 31 times in 50 bursts, 5 ns per
+        // event written).
+        let batch = active && !urgent && !self.realtime_on;
         if batch != self.batch_on {
             // Leaving batch for real time: SCHED_FIFO is already set.
             if batch || !self.realtime_on {
@@ -817,6 +838,8 @@ impl Recorder {
                 w.clear();
             }
             self.probe_seen = Some(Instant::now());
+            // A program that waited for us writes flat out at once.
+            self.urgent_until = Some(Instant::now() + Duration::from_secs(1));
         }
         self.pace_writer();
         // More waiting to be written than the budget: the rings keep what
@@ -1124,6 +1147,10 @@ impl Recorder {
 
 /// A ring that would fill sooner than this is a fast one.
 const FAST_RING: Duration = Duration::from_millis(40);
+/// How long rings must keep filling fast before the drain may preempt the
+/// traced program: longer than a burst, a quarter of the time a flat-out
+/// writer (50 M events/s) takes to fill a default ring.
+const SUSTAINED: Duration = Duration::from_millis(1);
 /// How often a process that was just attached, or whose ring filled fast
 /// in the last second, is drained: a quarter of the time a 2 MiB ring
 /// takes to fill at the fastest rate measured here (about 50 M events/s of
