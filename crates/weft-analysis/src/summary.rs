@@ -130,7 +130,10 @@ pub fn summarize(trace: &Trace) -> Summary {
                 } else if id == stats_id {
                     use s::probe_stats as p;
                     let e = sum.probes.entry(r.pid).or_default();
-                    e.0 = e.0.saturating_add(r.u64(p::ATTEMPTED));
+                    // Events that found no thread slot were attempted too.
+                    e.0 =
+                        e.0.saturating_add(r.u64(p::ATTEMPTED))
+                            .saturating_add(r.u64(p::NO_SLOT));
                     e.1 = e.1.saturating_add(r.u64(p::RECEIVED));
                     e.2 = e.2.saturating_add(
                         r.u64(p::ATTEMPTED)

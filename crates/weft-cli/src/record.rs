@@ -264,9 +264,10 @@ fn print_summary(s: &Summary) {
     }
     if let Some(p) = s.probes.as_ref().filter(|p| p.attached > 0 || p.missed > 0) {
         eprintln!(
-            "weft: weft-probe: {} events from {} attached processes, {} lost, {} damage reports; buffers {} MiB at most",
+            "weft: weft-probe: {} events from {} attached process{}, {} lost, {} damage reports; buffers {} MiB at most",
             p.events,
             p.attached,
+            if p.attached == 1 { "" } else { "es" },
             p.lost,
             p.damage,
             p.peak_memory.div_ceil(1 << 20)

@@ -490,8 +490,13 @@ impl Probes {
         // (not merely fewer spare ones).
         if to < want && claimed >= to {
             if self.capped.insert(pid) {
+                let over = if self.memory > self.memory_cap {
+                    " (the first process is attached whatever its size)"
+                } else {
+                    ""
+                };
                 let why = format!(
-                    "{MEMORY_CAP} ({} MiB in use, --probe-memory {} MiB): threads beyond its first {} get no buffer, and their events are dropped and counted; raise --probe-memory, or lower --probe-buffer",
+                    "{MEMORY_CAP} ({} MiB in use, --probe-memory {} MiB{over}): threads beyond its first {} get no buffer, and their events are dropped and counted; raise --probe-memory, or lower --probe-buffer",
                     self.memory >> 20,
                     self.memory_cap >> 20,
                     to,
@@ -646,18 +651,7 @@ impl Probes {
     /// held a burst that many times longer (a power of two, at most 64x
     /// today's and 1 GiB), or nothing.
     fn bigger_ring(&self, attempted: u64, lost_full: u64) -> String {
-        if lost_full == 0 {
-            return String::new();
-        }
-        let kept = attempted.saturating_sub(lost_full).max(1);
-        let factor = attempted.div_ceil(kept).clamp(2, 64).next_power_of_two();
-        let now = self.geo.subbufs as u64 * self.geo.subbuf_size as u64;
-        let want = (now * factor).min(1 << 30);
-        format!(
-            "; --probe-buffer {}M would keep {}x more of a burst",
-            want.div_ceil(1 << 20),
-            want / now.max(1)
-        )
+        bigger_ring_hint(self.geo.ring_bytes() as u64, attempted, lost_full)
     }
 
     /// Writes records held back (no schema when they were drained) and
@@ -749,5 +743,52 @@ impl Sink for ToTrace<'_> {
                 text,
             });
         }
+    }
+}
+
+/// What `--probe-buffer` would have kept more of a burst, for a thread with
+/// a ring of `now` bytes that lost `lost_full` of `attempted` events to a
+/// full ring (empty if none). The size is said exactly, in K below 1 MiB.
+fn bigger_ring_hint(now: u64, attempted: u64, lost_full: u64) -> String {
+    if lost_full == 0 || now == 0 {
+        return String::new();
+    }
+    let kept = attempted.saturating_sub(lost_full).max(1);
+    let factor = attempted.div_ceil(kept).clamp(2, 64).next_power_of_two();
+    let want = (now * factor).min(1 << 30).max(now);
+    let size = if want.is_multiple_of(1 << 20) {
+        format!("{}M", want >> 20)
+    } else {
+        format!("{}K", want.div_ceil(1 << 10))
+    };
+    format!("; --probe-buffer {size} would keep {}x more of a burst", want / now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bigger_ring_hint;
+
+    #[test]
+    fn the_bigger_ring_hint_names_the_size_it_computed() {
+        assert_eq!(bigger_ring_hint(8 << 20, 100, 0), "");
+        // Half lost: twice the ring.
+        assert_eq!(
+            bigger_ring_hint(8 << 20, 100, 50),
+            "; --probe-buffer 16M would keep 2x more of a burst"
+        );
+        // Small rings in K, not rounded up to a whole MiB.
+        assert_eq!(
+            bigger_ring_hint(8 << 10, 100, 50),
+            "; --probe-buffer 16K would keep 2x more of a burst"
+        );
+        assert_eq!(
+            bigger_ring_hint(8 << 10, 6400, 6300),
+            "; --probe-buffer 512K would keep 64x more of a burst"
+        );
+        // At most 1 GiB, and the factor said is the one of that size.
+        assert_eq!(
+            bigger_ring_hint(512 << 20, 100, 99),
+            "; --probe-buffer 1024M would keep 2x more of a burst"
+        );
     }
 }

@@ -239,6 +239,12 @@ fn thread_buffers_are_put_in_memory_as_threads_claim_them() {
     let no_slot: u64 = t.values().filter(|v| v.len() > 7).map(|v| v[7]).sum();
     assert_eq!(received, 18 * 1000, "{t:?}");
     assert_eq!(no_slot, 6 * 1000, "{t:?}");
+    // `weft info` counts the events that found no slot as attempted.
+    let info = text(&run(weft().arg("info").arg(&trace)).stdout);
+    assert!(
+        info.contains("24000 events attempted, 18000 recorded, 6000 lost"),
+        "{info}"
+    );
     assert_eq!(
         lines.iter().filter(|l| l.text.starts_with("demo:tick")).count(),
         18 * 1000
