@@ -152,15 +152,9 @@ pub unsafe extern "C-unwind" fn weft_emit(ev: *const Event, args: *const WeftArg
     let word = e.enable.load(Ordering::Acquire);
     let id = e.id.load(Ordering::Relaxed);
     if word & weft_probe_abi::SESSION_MASK != 0 && wide(id) && given == nf {
+        // (WEFT_EMIT sends two or three arguments to emit_by_value, which
+        // stores them with fixed stores; this loop takes the other counts.)
         let put = |buf: &mut [u8]| {
-            // Two or one fields (the common events) as fixed-size stores.
-            if let (2, Some(out)) = (nf, buf.get_mut(..16)) {
-                // SAFETY: given == nf == 2 arguments; 8-byte members here.
-                let (a, b) = unsafe { ((*args).u, (*args.add(1)).u) };
-                out[..8].copy_from_slice(&a.to_le_bytes());
-                out[8..].copy_from_slice(&b.to_le_bytes());
-                return;
-            }
             for (i, out) in buf.chunks_exact_mut(8).take(nf).enumerate() {
                 // SAFETY: i < given; every member of the union is 8 bytes here.
                 out.copy_from_slice(&unsafe { (*args.add(i)).u }.to_le_bytes());

@@ -363,9 +363,7 @@ impl Probes {
             Ok(att) => {
                 self.settle(pid, id);
                 self.totals.attached += 1;
-                self.memory += att.memory();
-                self.resident += att.memory();
-                self.totals.peak_memory = self.totals.peak_memory.max(self.resident);
+                self.hold(att.memory());
                 enc.probe_attach(
                     weft_kernel::monotonic_ns(),
                     pid,
@@ -509,9 +507,7 @@ impl Probes {
         }
         match att.grow(to) {
             Ok(added) => {
-                self.memory += added;
-                self.resident += added;
-                self.totals.peak_memory = self.totals.peak_memory.max(self.resident);
+                self.hold(added);
             }
             Err(e) => {
                 self.cannot_grow.insert(pid);
@@ -520,6 +516,19 @@ impl Probes {
                 self.say(Level::Warning, format!("PID {pid}: {why}"));
             }
         }
+    }
+
+    /// Counts `bytes` of buffer memory an attached process now holds.
+    fn hold(&mut self, bytes: usize) {
+        self.memory += bytes;
+        self.resident += bytes;
+        self.totals.peak_memory = self.totals.peak_memory.max(self.resident);
+    }
+
+    /// Gives back the buffer memory of a process no longer attached.
+    fn release(&mut self, bytes: usize) {
+        self.memory = self.memory.saturating_sub(bytes);
+        self.resident = self.resident.saturating_sub(bytes);
     }
 
     /// Drains an attachment straight into the trace (`last`: detach first,
@@ -558,8 +567,7 @@ impl Probes {
                     what,
                 });
             }
-            self.memory = self.memory.saturating_sub(att.memory());
-            self.resident = self.resident.saturating_sub(att.memory());
+            self.release(att.memory());
             let no_slot = att.no_slot_drops();
             let (capped, failed) = (self.capped.remove(&pid), self.cannot_grow.remove(&pid));
             let why_no_slot = if failed {
@@ -771,24 +779,20 @@ mod tests {
     #[test]
     fn the_bigger_ring_hint_names_the_size_it_computed() {
         assert_eq!(bigger_ring_hint(8 << 20, 100, 0), "");
-        // Half lost: twice the ring.
-        assert_eq!(
-            bigger_ring_hint(8 << 20, 100, 50),
-            "; --probe-buffer 16M would keep 2x more of a burst"
-        );
-        // Small rings in K, not rounded up to a whole MiB.
-        assert_eq!(
-            bigger_ring_hint(8 << 10, 100, 50),
-            "; --probe-buffer 16K would keep 2x more of a burst"
-        );
-        assert_eq!(
-            bigger_ring_hint(8 << 10, 6400, 6300),
-            "; --probe-buffer 512K would keep 64x more of a burst"
-        );
-        // At most 1 GiB, and the factor said is the one of that size.
-        assert_eq!(
-            bigger_ring_hint(512 << 20, 100, 99),
-            "; --probe-buffer 1024M would keep 2x more of a burst"
-        );
+        // (ring, attempted, lost to a full ring) -> size and factor said.
+        for (now, attempted, lost, size, factor) in [
+            // Half lost: twice the ring.
+            (8 << 20, 100, 50, "16M", 2),
+            // Small rings in K, not rounded up to a whole MiB.
+            (8 << 10, 100, 50, "16K", 2),
+            (8 << 10, 6400, 6300, "512K", 64),
+            // At most 1 GiB, and the factor said is the one of that size.
+            (512 << 20, 100, 99, "1024M", 2),
+        ] {
+            assert_eq!(
+                bigger_ring_hint(now, attempted, lost),
+                format!("; --probe-buffer {size} would keep {factor}x more of a burst")
+            );
+        }
     }
 }
