@@ -181,6 +181,12 @@ impl Mode {
     }
 }
 
+enum GeometryProblem {
+    Slots,
+    Subbufs,
+    SubbufSize,
+}
+
 /// Sizes of one session's area; validated on both sides before use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -197,22 +203,37 @@ impl Geometry {
     };
 
     pub fn validate(&self) -> Result<(), String> {
+        match self.problem() {
+            None => Ok(()),
+            Some(GeometryProblem::Slots) => Err(format!("{} thread slots (1..4096)", self.slots)),
+            Some(GeometryProblem::Subbufs) => Err(format!("{} sub-buffers (2..{MAX_SUBBUFS})", self.subbufs)),
+            Some(GeometryProblem::SubbufSize) => Err(format!(
+                "sub-buffer size {} (4 KiB..16 MiB, page multiple)",
+                self.subbuf_size
+            )),
+        }
+    }
+
+    /// `validate` without a message, and so without allocating (for a
+    /// fork child's control thread).
+    pub fn is_valid(&self) -> bool {
+        self.problem().is_none()
+    }
+
+    fn problem(&self) -> Option<GeometryProblem> {
         if !(1..=4096).contains(&self.slots) {
-            return Err(format!("{} thread slots (1..4096)", self.slots));
+            return Some(GeometryProblem::Slots);
         }
         if !(2..=MAX_SUBBUFS as u32).contains(&self.subbufs) {
-            return Err(format!("{} sub-buffers (2..{MAX_SUBBUFS})", self.subbufs));
+            return Some(GeometryProblem::Subbufs);
         }
         if self.subbuf_size < PAGE as u32
             || self.subbuf_size > (16 << 20)
             || !self.subbuf_size.is_multiple_of(PAGE as u32)
         {
-            return Err(format!(
-                "sub-buffer size {} (4 KiB..16 MiB, page multiple)",
-                self.subbuf_size
-            ));
+            return Some(GeometryProblem::SubbufSize);
         }
-        Ok(())
+        None
     }
 
     /// Bytes of one thread's sub-buffers.

@@ -125,10 +125,57 @@ pub fn parse_socket_name(name: &str) -> Option<(u32, u64)> {
 
 /// Process start time in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    start_time_from_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The start time field of a `/proc/PID/stat` line. Allocates nothing, so a
+/// fork child may call it from its fork handler.
+pub fn start_time_from_stat(stat: &[u8]) -> Option<u64> {
     // The comm field may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let field = stat.get(close + 2..)?.split(|&b| b == b' ').nth(19)?;
+    parse_u64(field)
+}
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            .flatten()
+    })
+}
+
+/// `socket_name` written into `out` without allocating (for a fork child's
+/// handler): the number of bytes written, or None if `out` is too short.
+pub fn socket_name_into(out: &mut [u8], pid: u32, start_time: u64) -> Option<usize> {
+    let mut n = 0;
+    let mut put = |b: &[u8]| -> Option<()> {
+        out.get_mut(n..n + b.len())?.copy_from_slice(b);
+        n += b.len();
+        Some(())
+    };
+    let mut digits = [0u8; 20];
+    put(decimal(u64::from(pid), &mut digits))?;
+    put(b"-")?;
+    put(decimal(start_time, &mut digits))?;
+    put(b".sock")?;
+    Some(n)
+}
+
+/// `v` in decimal, in the tail of `buf`.
+pub fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +186,23 @@ mod tests {
     fn socket_names_round_trip() {
         assert_eq!(parse_socket_name(&socket_name(42, 123456)), Some((42, 123456)));
         assert_eq!(parse_socket_name("junk"), None);
+        for (pid, start) in [(0, 0), (42, 123456), (u32::MAX, u64::MAX)] {
+            let mut buf = [0u8; 64];
+            let n = socket_name_into(&mut buf, pid, start).unwrap();
+            assert_eq!(&buf[..n], socket_name(pid, start).as_bytes());
+            assert_eq!(socket_name_into(&mut buf[..n - 1], pid, start), None);
+        }
+    }
+
+    #[test]
+    fn start_time_is_field_22_even_with_parentheses_in_the_name() {
+        let line = b"77 (a) b) (c) S 1 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(start_time_from_stat(line), Some(987654));
+        assert_eq!(start_time_from_stat(b"77 (x) S 1"), None);
+        assert_eq!(start_time_from_stat(b"no paren"), None);
+        let own = start_time_from_stat(&std::fs::read("/proc/self/stat").unwrap());
+        assert_eq!(own, process_start_time(std::process::id()));
+        assert!(own.is_some());
     }
 
     #[test]

@@ -63,12 +63,27 @@ pub(crate) fn sample_info() -> ProcessInfo {
     }
 }
 
-/// Decodes a control-socket frame body.
+/// Decodes a control-socket frame body, both as the collector does and as
+/// a fork child's control thread does (without allocating): the two agree.
 pub fn decode_frame(bytes: &[u8]) {
-    if let Ok(m) = Msg::decode(bytes) {
+    let msg = Msg::decode(bytes);
+    if let Ok(m) = &msg {
         // What decodes encodes again to a frame of the same message.
         let again = m.encode();
         assert!(again.len() >= 4);
+    }
+    use weft_probe_abi::control::Request;
+    match (Request::decode(bytes), msg) {
+        (Ok(Request::Hello { version }), Ok(Msg::Hello { version: v })) => assert_eq!(version, v),
+        (Ok(Request::Attach { mode, patterns }), Ok(Msg::Attach { mode: m, patterns: p })) => {
+            assert_eq!(mode, m);
+            assert_eq!(patterns.iter().count(), p.len());
+            for (a, b) in patterns.iter().zip(&p) {
+                assert_eq!(String::from_utf8_lossy(a), *b);
+            }
+        }
+        (Ok(Request::Detach), Ok(Msg::Detach)) | (Ok(Request::Other(_)), _) | (Err(_), Err(_)) => {}
+        (r, m) => panic!("the two decoders disagree: {r:?} against {m:?}"),
     }
 }
 

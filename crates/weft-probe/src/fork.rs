@@ -1,6 +1,8 @@
 //! fork: the child must never write into the parent's buffers (they are
 //! MADV_DONTFORK, so not mapped in the child), and gets its own socket so
-//! the collector can give it buffers of its own.
+//! the collector can give it buffers of its own. The handler runs inside
+//! `fork()`, which may have been called from a signal handler, so it makes
+//! async-signal-safe calls only (crate::child starts the child's socket).
 //!
 //! Safety of the child's writes does not depend on this handler: the
 //! session epochs live in a MADV_WIPEONFORK page (crate::epoch), so until
@@ -17,16 +19,18 @@ pub(crate) fn install() {
     unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
 
+/// Async-signal-safe (crate::child), where this architecture allows.
 extern "C" fn child() {
     // Wait for an attach only if the parent was being recorded: otherwise no
     // collector is looking for this child, and a program that outlived its
     // recording would wait at every fork.
     let recorded = SESSIONS.iter().any(|s| s.base.load(Ordering::Acquire) != 0);
     reset();
-    // Not async-signal-safe (it allocates and starts the child's control
-    // threads, as lttng-ust does); glibc makes malloc and pthread_create
-    // usable in a fork child. Nothing above depends on it.
-    crate::listener::start_listener();
+    if !crate::child::start() {
+        // No raw system calls here: the process's own setup, which
+        // allocates and starts threads (docs/probe-buffers.md, D12).
+        crate::listener::start_listener();
+    }
     if recorded {
         crate::listener::wait_for_attach(3000);
     }
@@ -45,4 +49,5 @@ fn reset() {
     }
     crate::ring::reset_thread_after_fork();
     crate::listener::reset_after_fork();
+    crate::child::reset_after_fork();
 }

@@ -19,6 +19,7 @@
 
 mod announce;
 pub mod capi;
+mod child;
 mod epoch;
 pub mod event;
 mod fault;
@@ -27,6 +28,8 @@ mod listener;
 mod local;
 mod registry;
 mod ring;
+mod session;
+mod sys;
 pub mod user_events;
 
 use std::sync::atomic::{AtomicU64, Ordering};

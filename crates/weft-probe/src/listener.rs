@@ -2,31 +2,77 @@
 //! events, hands it buffer memory and detaches. Runs on its own threads;
 //! nothing here is on the write path.
 
-use std::ffi::CString;
+use std::cell::UnsafeCell;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use weft_probe_abi::control::{EventDesc, Msg, ProcessInfo, MAX_FRAME, PROTOCOL_VERSION};
-use weft_probe_abi::layout::*;
 use weft_probe_abi::{process_start_time, runtime_dirs, socket_name, MAX_SESSIONS};
 
 use crate::announce::Push;
-use crate::ring::SESSIONS;
+use crate::session::{ATTACHES, DEAD, USED};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
-static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
-static USED: AtomicU32 = AtomicU32::new(0);
-/// Session bits whose locks a fork left held (see `reset_after_fork`): never
-/// used again in this process.
-static DEAD: AtomicU32 = AtomicU32::new(0);
-static ATTACHES: AtomicU64 = AtomicU64::new(0);
-static CONN_FDS: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
-static PATH: Mutex<Option<PathBuf>> = Mutex::new(None);
+pub(crate) static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
+/// Connections being served, so that a fork child can close its copies.
+pub(crate) static CONN_FDS: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
+/// Where this process listens (NUL-terminated), and the directory it is in:
+/// fixed buffers, so a fork child's handler can use them without allocating.
+pub(crate) static SOCKET: PathSlot = PathSlot::new();
+pub(crate) static SOCKET_DIR: PathSlot = PathSlot::new();
+
+/// A path of at most `sun_path`'s length. Written only where no other
+/// thread runs this code: the first `init`, and a fork child's handler.
+pub(crate) struct PathSlot {
+    bytes: UnsafeCell<[u8; 108]>,
+    len: AtomicUsize,
+}
+
+// SAFETY: see the type's doc: one writer, with no concurrent reader of the
+// bytes being written (readers load `len` first, which is set last).
+unsafe impl Sync for PathSlot {}
+
+impl PathSlot {
+    const fn new() -> PathSlot {
+        PathSlot {
+            bytes: UnsafeCell::new([0; 108]),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Stores `path` with a NUL after it; false (and empty) if too long.
+    pub(crate) fn set(&self, path: &[u8]) -> bool {
+        self.len.store(0, Ordering::Release);
+        // SAFETY: the single writer (see the type's doc); readers see len 0.
+        let bytes = unsafe { &mut *self.bytes.get() };
+        if path.len() >= bytes.len() || path.contains(&0) {
+            return false;
+        }
+        bytes[..path.len()].copy_from_slice(path);
+        bytes[path.len()] = 0;
+        self.len.store(path.len(), Ordering::Release);
+        true
+    }
+
+    /// The path without its NUL (empty if unset).
+    pub(crate) fn get(&self) -> &[u8] {
+        let n = self.len.load(Ordering::Acquire);
+        // SAFETY: bytes[..n] were written before len was set.
+        unsafe { (&*self.bytes.get()).get(..n).unwrap_or_default() }
+    }
+
+    /// The path with its NUL, for a system call; None if unset.
+    pub(crate) fn c_path(&self) -> Option<&[u8]> {
+        let n = self.len.load(Ordering::Acquire);
+        // SAFETY: as in `get`; the NUL was written before len.
+        (n > 0).then(|| unsafe { (&*self.bytes.get()).get(..=n) }).flatten()
+    }
+}
 /// The environment as read once at start-up (see `settings`).
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 /// Each attached session's connection (for pushing event-list updates; replies
@@ -62,6 +108,16 @@ pub(crate) struct Settings {
     pub(crate) disabled: bool,
     /// Where the control socket may go (`WEFT_RUNTIME_DIR` first).
     dirs: Vec<PathBuf>,
+}
+
+/// Guard mode and debug output as read at start-up (false before): for a
+/// fork child's control thread, which must not read the environment.
+pub(crate) fn guard_mode() -> bool {
+    SETTINGS.get().is_some_and(|s| s.guard)
+}
+
+pub(crate) fn debug_output() -> bool {
+    SETTINGS.get().is_some_and(|s| s.debug)
 }
 
 pub(crate) fn settings() -> &'static Settings {
@@ -100,19 +156,23 @@ pub fn init() {
 
 /// Where this process listens, once `init` ran.
 pub fn socket_path() -> Option<PathBuf> {
-    PATH.lock().ok()?.clone()
+    use std::os::unix::ffi::OsStrExt;
+    let p = SOCKET.get();
+    (!p.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
 }
 
 /// When weft record started us and asked (`WEFT_PROBE_WAIT_MS`), wait until
 /// it attached, so that nothing is missed from the first event on. Polls, so
 /// that a fork child never waits on a lock another parent thread held.
+/// Async-signal-safe: a fork child's handler waits here.
 pub(crate) fn wait_for_attach(cap_ms: u64) {
-    let Some(ms) = settings().wait_ms else {
+    // Set by the first `init`, long before any fork.
+    let Some(ms) = SETTINGS.get().and_then(|s| s.wait_ms) else {
         return;
     };
-    let deadline = std::time::Instant::now() + Duration::from_millis(ms.min(cap_ms));
-    while ATTACHES.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(500));
+    let deadline = crate::sys::now_ns().saturating_add(ms.min(cap_ms).saturating_mul(1_000_000));
+    while ATTACHES.load(Ordering::Acquire) == 0 && crate::sys::now_ns() < deadline {
+        crate::sys::sleep_ns(500_000);
     }
 }
 
@@ -163,10 +223,8 @@ fn bind_in(dir: &std::path::Path, pid: u32, start: u64) -> Option<(UnixListener,
     let path = dir.join(socket_name(pid, start));
     let _ = std::fs::remove_file(&path);
     let l = UnixListener::bind(&path).ok()?;
-    if let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) {
-        // SAFETY: chmod on the path we just created, in a directory only we can write.
-        unsafe { libc::chmod(c.as_ptr(), 0o600) };
-    }
+    // On the path we just created, in a directory only we can write.
+    let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600));
     Some((l, path))
 }
 
@@ -207,9 +265,10 @@ fn private_dir(dir: &std::path::Path, uid: u32) -> Result<(), Option<String>> {
 pub(crate) fn start_listener() {
     let Some((listener, path)) = bind() else { return };
     LISTEN_FD.store(listener.as_raw_fd(), Ordering::Release);
-    // try_lock: in a fork child another (now gone) thread may have held it.
-    if let Ok(mut p) = PATH.try_lock() {
-        *p = Some(path.clone());
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if SOCKET.set(bytes) {
+        // Where a fork child binds its own socket (crate::child).
+        SOCKET_DIR.set(path.parent().map_or(&b""[..], |d| d.as_os_str().as_encoded_bytes()));
     }
     // SAFETY: registering a plain extern "C" function.
     unsafe { libc::atexit(remove_socket) };
@@ -263,8 +322,9 @@ pub(crate) fn spawn_quiet(
 }
 
 extern "C" fn remove_socket() {
-    if let Some(p) = PATH.try_lock().ok().and_then(|p| p.clone()) {
-        let _ = std::fs::remove_file(p);
+    // This process's socket: a fork child's handler set its own here.
+    if let Some(p) = SOCKET.c_path() {
+        let _ = crate::sys::unlink(p);
     }
     if let Some(d) = OWN_DIR.try_lock().ok().and_then(|d| d.clone()) {
         let _ = std::fs::remove_dir(d);
@@ -474,6 +534,7 @@ fn serve(mut conn: UnixStream) {
 }
 
 pub(crate) fn info() -> ProcessInfo {
+    debug_assert!(!crate::child::active(), "a fork child answers from crate::child");
     let pid = std::process::id();
     let events = crate::registry::events()
         .iter()
@@ -562,25 +623,9 @@ fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<O
     Ok((n as usize, fd))
 }
 
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
-    }
-}
-
 /// `provider:event` globs; a bare `provider` means all its events.
 pub fn pattern_matches(pattern: &str, provider: &str, name: &str) -> bool {
-    let full = format!("{provider}:{name}");
-    let pat = if pattern.contains(':') {
-        pattern.to_owned()
-    } else {
-        format!("{pattern}:*")
-    };
-    glob(pat.as_bytes(), full.as_bytes())
+    weft_probe_abi::control::pattern_matches(pattern.as_bytes(), provider.as_bytes(), name.as_bytes())
 }
 
 /// A session being attached: its pattern list and push channel stay locked
@@ -603,100 +648,8 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
 /// Maps and validates the collector's area, takes a session bit, enables
 /// the matching events.
 fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<Attaching, String> {
-    // SAFETY: fstat into a zeroed struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is a descriptor we own.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err("fstat of the buffer memory failed".into());
-    }
-    // SAFETY: fcntl on our descriptor.
-    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-    if seals < 0 || seals & (libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) != (libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) {
-        return Err("buffer memory is not sealed against resizing".into());
-    }
-    let len = st.st_size as usize;
-    if len < AREA_HEADER_LEN {
-        return Err(format!("buffer memory of {len} bytes is too small"));
-    }
-    // SAFETY: mapping a sealed memfd of `len` bytes; it cannot shrink under us.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(format!(
-            "mmap of the buffer memory failed: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    let base = p as usize;
-    // Never write into the parent's buffers from a fork child.
-    // SAFETY: advising our own fresh mapping.
-    unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) };
-    let mut hdr = [0u8; 64];
-    // SAFETY: the mapping is at least one page.
-    unsafe { std::ptr::copy_nonoverlapping(p as *const u8, hdr.as_mut_ptr(), 64) };
-    let u32at = |o: usize| u32::from_le_bytes(hdr[o..o + 4].try_into().unwrap_or_default());
-    let u64at = |o: usize| u64::from_le_bytes(hdr[o..o + 8].try_into().unwrap_or_default());
-    let geo = Geometry {
-        slots: u32at(A_SLOTS),
-        subbufs: u32at(A_SUBBUFS),
-        subbuf_size: u32at(A_SUBBUF_SIZE),
-    };
-    let fail = |why: String| {
-        // SAFETY: unmapping what we just mapped; nothing uses it yet.
-        unsafe { libc::munmap(p, len) };
-        Err(why)
-    };
-    if u64at(A_MAGIC) != AREA_MAGIC || u32at(A_VERSION) != AREA_VERSION {
-        return fail("buffer memory has a bad header".into());
-    }
-    if let Err(e) = geo.validate() {
-        return fail(format!("bad buffer geometry: {e}"));
-    }
-    if geo.total_len() != len || u64at(A_TOTAL) as usize != len || Mode::from_u32(mode).is_none() {
-        return fail("buffer memory size or mode does not match its header".into());
-    }
-    let bit = loop {
-        let used = USED.load(Ordering::Acquire);
-        let free = !(used | DEAD.load(Ordering::Acquire)) & weft_probe_abi::SESSION_MASK;
-        if free == 0 {
-            return fail(format!("all {MAX_SESSIONS} sessions are in use"));
-        }
-        let bit = free.trailing_zeros();
-        if USED
-            .compare_exchange(used, used | (1 << bit), Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            break bit;
-        }
-    };
-    let s = &SESSIONS[bit as usize];
-    s.slots.store(geo.slots, Ordering::Release);
-    s.subbufs.store(geo.subbufs, Ordering::Release);
-    s.subbuf_size.store(geo.subbuf_size, Ordering::Release);
-    s.mode.store(mode, Ordering::Release);
-    s.salt.store(u64at(A_SALT), Ordering::Release);
-    let wait = if mode == Mode::Discard as u32 {
-        u32at(A_WAIT_US).min(MAX_WAIT_US)
-    } else {
-        0
-    };
-    s.wait_us.store(wait, Ordering::Release);
-    let guard = settings().guard;
-    if guard {
-        crate::ring::protect_all(base, geo);
-    }
-    s.guard.store(u32::from(guard), Ordering::Release);
-    crate::epoch::advance(bit as usize);
-    s.base.store(base, Ordering::Release);
-    crate::ring::publish_unregistered(crate::registry::unregistered());
+    let area = crate::session::map(fd.as_raw_fd(), mode)?;
+    let bit = crate::session::take(&area, mode, settings().guard)?;
     // Lock order as everywhere: patterns, then the connection.
     let mut pats = lock(&PATTERNS[bit as usize]);
     let conn = lock(&CONNS[bit as usize]);
@@ -711,8 +664,8 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<Attaching, Stri
     Ok(Attaching {
         bit,
         enabled,
-        base,
-        len,
+        base: area.base,
+        len: area.len,
         _patterns: pats,
         conn,
     })
@@ -721,6 +674,10 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<Attaching, Stri
 /// An event registered after sessions attached: enable it where it matches,
 /// once each collector was told its event list changed (crate::announce).
 pub(crate) fn on_register(e: &'static crate::Event) {
+    if crate::child::active() {
+        crate::child::on_register();
+        return;
+    }
     crate::announce::on_register(e, USED.load(Ordering::Acquire));
 }
 
@@ -740,38 +697,5 @@ fn detach(bit: u32, base: usize, len: usize) {
             }
         }
     }
-    crate::registry::each(|e| {
-        e.enable.fetch_and(!(1 << bit), Ordering::AcqRel);
-    });
-    let s = &SESSIONS[bit as usize];
-    s.base.store(0, Ordering::Release);
-    crate::epoch::advance(bit as usize);
-    std::thread::sleep(Duration::from_millis(20));
-    // SAFETY: replaces our mapping of the area with private anonymous memory
-    // at the same address (MAP_FIXED), so late writers never fault.
-    unsafe {
-        libc::mmap(
-            base as *mut libc::c_void,
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    USED.fetch_and(!(1 << bit), Ordering::AcqRel);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pattern_matches;
-
-    #[test]
-    fn patterns() {
-        assert!(pattern_matches("myapp:*", "myapp", "req"));
-        assert!(pattern_matches("myapp", "myapp", "req"));
-        assert!(pattern_matches("*", "myapp", "req"));
-        assert!(pattern_matches("my*:r?q", "myapp", "req"));
-        assert!(!pattern_matches("other:*", "myapp", "req"));
-    }
+    crate::session::release(bit, base, len);
 }

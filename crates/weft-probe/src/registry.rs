@@ -75,10 +75,20 @@ pub fn events() -> Vec<&'static Event> {
     v
 }
 
+/// How many events are registered (their ids are 0..len).
+pub(crate) fn len() -> usize {
+    LEN.load(Ordering::Acquire)
+}
+
 /// Visits every registered event without locking or allocating.
-pub(crate) fn each(mut f: impl FnMut(&'static Event)) {
-    let n = LEN.load(Ordering::Acquire);
-    for slot in LIST.iter().take(n) {
+pub(crate) fn each(f: impl FnMut(&'static Event)) {
+    each_below(len(), f)
+}
+
+/// Visits the events whose ids are below `n`, in id order, without locking
+/// or allocating.
+pub(crate) fn each_below(n: usize, mut f: impl FnMut(&'static Event)) {
+    for slot in LIST.iter().take(n.min(len())) {
         let p = slot.load(Ordering::Acquire);
         if !p.is_null() {
             // SAFETY: only &'static Event pointers are stored.

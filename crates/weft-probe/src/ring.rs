@@ -582,8 +582,9 @@ fn protect(si: usize, cx: &Ctx) {
 fn mprotect(ctl: usize, geo: Geometry, prot: i32) {
     let start = ctl + SLOT_CTL_LEN;
     let len = geo.subbufs as usize * geo.subbuf_size as usize;
-    // SAFETY: changes protection of our own slot's sub-buffers only.
-    unsafe { libc::mprotect(start as *mut libc::c_void, len, prot) };
+    // SAFETY: changes protection of our own slot's sub-buffers only (a raw
+    // call: a fork child's control thread comes here, see crate::child).
+    let _ = unsafe { crate::sys::mprotect(start, len, prot) };
 }
 
 /// Applies guard mode to every slot of a session as it attaches.

@@ -53,6 +53,12 @@ pub fn available() -> Result<(), String> {
     STATUS.get_or_init(open).clone()
 }
 
+/// Whether the kernel's user_events were found, as `available` said last;
+/// false if nobody asked yet. Allocates nothing.
+pub(crate) fn in_use() -> bool {
+    matches!(STATUS.get(), Some(Ok(())))
+}
+
 fn open() -> Result<(), String> {
     let path = CString::new(USER_EVENTS_DATA).unwrap_or_default();
     // SAFETY: opening a path we own the string of.

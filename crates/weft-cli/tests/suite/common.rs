@@ -154,6 +154,12 @@ pub fn addr(stdout: &str, key: &str) -> String {
 
 /// Builds tests/capi/NAME.c against libweft_probe.a (see `build_capi`).
 pub fn build_c(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    build_c_with(dir, name, &[])
+}
+
+/// `build_c` with more arguments for the compiler driver (before the
+/// libraries, so that `-Wl,--wrap=` applies to libweft_probe.a).
+pub fn build_c_with(dir: &std::path::Path, name: &str, extra: &[&str]) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target = root.join("target/capi");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -174,6 +180,7 @@ pub fn build_c(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
         .arg("-o")
         .arg(&exe)
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/capi/{name}.c")))
+        .args(extra)
         .arg(target.join("release/libweft_probe.a"))
         .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s"])
         .status()

@@ -1679,6 +1679,85 @@ fn a_fork_child_writing_before_its_setup_does_not_fault() {
     assert!(ticks(first) > 0 && ticks(first) <= parent_writes);
 }
 
+/// weft-probe's fork handler is async-signal-safe: a program may fork from
+/// a signal handler, or while its other threads hold the allocator's lock.
+/// The C program wraps the allocator and `pthread_create` at link time
+/// (`-Wl,--wrap`, which reaches every call libweft_probe.a makes) and counts
+/// the calls made in a child before its fork returned: none may happen (the
+/// handler used to allocate and start two threads there). Children forked
+/// from main and from a signal handler are still recorded, and an event a
+/// child registers after its attach is announced and enabled by the
+/// child's control thread.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_recorded() {
+    require_root();
+    let dir = tmp();
+    let wrap = "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=memalign,--wrap=pthread_create";
+    let exe = build_c_with(dir.path(), "forksafe", &[wrap]);
+    let trace = dir.path().join("fs.weft");
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&exe)
+        .arg("4"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("crashed 0"), "{said}");
+    let children: Vec<Vec<u64>> = said
+        .lines()
+        .filter(|l| l.starts_with("child "))
+        .map(|l| l.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+        .collect();
+    assert_eq!(children.len(), 4, "{said}");
+    let lines = parse(&dump(&trace, &["--event", "fs:*,late:*"]));
+    for c in &children {
+        let [pid, ticks, late, allocs, threads] = c[..] else {
+            panic!("{said}")
+        };
+        assert_eq!(
+            (allocs, threads),
+            (0, 0),
+            "calls made in child {pid} before its fork returned: {said}"
+        );
+        let count = |name: &str| {
+            lines
+                .iter()
+                .filter(|l| u64::from(l.pid) == pid && l.text.starts_with(name))
+                .count() as u64
+        };
+        assert_eq!(count("fs:tick"), ticks, "child {pid}");
+        assert_eq!(late, 50, "child {pid}: its late event was never enabled: {said}");
+        assert_eq!(count("late:ev"), late, "child {pid}");
+    }
+    let all = parse(&dump(&trace, &[]));
+    assert!(!all.iter().any(|l| l.text.contains("DAMAGED")), "damage reported");
+
+    // The recording ends while a child lives: its control thread detaches
+    // it, and what it writes afterwards goes nowhere, without a fault.
+    let trace = dir.path().join("linger.weft");
+    let out = run(weft()
+        .args(["record", "-q", "--duration", "1500ms", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&exe)
+        .args(["1", "linger"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("crashed 0") && said.contains(" detached 1"), "{said}");
+    let pid: u32 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("child ")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    let lines = parse(&dump(&trace, &["--event", "fs:*"]));
+    let ticks = lines
+        .iter()
+        .filter(|l| l.pid == pid && l.text.starts_with("fs:tick"))
+        .count();
+    assert!(ticks > 100, "child {pid}: {ticks} events before the detach");
+}
+
 /// Many instrumented programs start at once, more than are attached at a
 /// time, with default (slow to attach) buffers and a busy program beside
 /// them: each one is either recorded or listed as not recorded, none is

@@ -1,0 +1,689 @@
+//! A fork child's control socket and thread, set up async-signal-safely.
+//!
+//! The fork handler runs inside `fork()`, in the child, where only
+//! async-signal-safe calls are allowed: `fork` may have been called from a
+//! signal handler, and the parent's other threads may have held any lock
+//! (the allocator's, stdio's, ours). So the handler binds the child's socket
+//! with raw system calls (crate::sys) and starts the control thread with a
+//! raw `clone`: on a stack it maps itself, with every signal blocked, and
+//! with a thread pointer of its own whose neighbouring pages are not
+//! mapped, so that any use of thread storage faults at once instead of
+//! corrupting the forking thread's. The thread makes raw system calls only;
+//! it reads and writes frames in static buffers that only it uses, and
+//! takes no lock and allocates nothing.
+//!
+//! It answers what a collector sends (`Hello`, `Attach`, `Detach`) and
+//! announces events registered after an attach. Unlike the process's first
+//! control thread (crate::listener, crate::announce), a thread registering
+//! an event never sends the announcement itself: it wakes this thread,
+//! which sends the new event list and then enables the new events.
+
+use std::cell::UnsafeCell;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use weft_probe_abi::control::{
+    put_info_event, put_info_head, put_str, FrameBuf, Patterns, Request, Sink, MAX_FRAME, PROTOCOL_VERSION,
+};
+use weft_probe_abi::layout::PAGE;
+
+use crate::listener::{CONN_FDS, LISTEN_FD, SOCKET, SOCKET_DIR};
+use crate::session::{ATTACHES, USED};
+use crate::sys;
+
+/// This process's control thread is the one started here (a fork child).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Wakes the control thread (an eventfd); -1: none.
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+/// Sessions to send the event list to, and then enable new events for.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+static START_TIME: AtomicU64 = AtomicU64::new(0);
+
+/// Connections served at once.
+const CONNS: usize = 16;
+/// The encoded pattern list an attach may carry.
+const PATTERNS_MAX: usize = 4096;
+const STACK: usize = 256 << 10;
+/// Unmapped below the thread pointer, where static thread storage would be.
+const TLS_GUARD: usize = 1 << 20;
+/// A frame must arrive whole within this time once it started.
+const READ_DEADLINE_NS: u64 = 2_000_000_000;
+/// A collector that does not read for this long loses its connection.
+const WRITE_DEADLINE_NS: u64 = 10_000_000_000;
+
+/// A buffer only the control thread uses.
+struct Scratch<const N: usize>(UnsafeCell<[u8; N]>);
+
+// SAFETY: a process has at most one control thread started here, and only
+// it touches these buffers (a fork child starts a new one with its copy).
+unsafe impl<const N: usize> Sync for Scratch<N> {}
+
+static RECV: Scratch<MAX_FRAME> = Scratch(UnsafeCell::new([0; MAX_FRAME]));
+static SEND: Scratch<MAX_FRAME> = Scratch(UnsafeCell::new([0; MAX_FRAME]));
+
+/// Whether this process's control thread is the one started here.
+pub(crate) fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+/// In a fork child, before `start`: the parent's control thread, if it was
+/// one of these, is not running here.
+pub(crate) fn reset_after_fork() {
+    ACTIVE.store(false, Ordering::Release);
+    PENDING.store(0, Ordering::Release);
+    let fd = WAKE.swap(-1, Ordering::AcqRel);
+    if fd >= 0 {
+        sys::close(fd);
+    }
+}
+
+/// In the fork handler: binds the child's control socket next to the
+/// parent's and starts its control thread. Async-signal-safe. False when
+/// this architecture has no raw system calls (crate::sys) and the caller
+/// must fall back.
+pub(crate) fn start() -> bool {
+    if !sys::RAW {
+        return false;
+    }
+    let dir = SOCKET_DIR.get();
+    if dir.is_empty() {
+        // The parent had no socket: nor does the child.
+        return true;
+    }
+    let pid = sys::getpid();
+    let mut stat = [0u8; 2048];
+    let Some(start) = sys::read_file(b"/proc/self/stat\0", &mut stat)
+        .and_then(|n| weft_probe_abi::start_time_from_stat(stat.get(..n)?))
+    else {
+        return true;
+    };
+    let mut path = [0u8; 108];
+    let Some(len) = socket_path(&mut path, dir, pid, start) else {
+        return true;
+    };
+    let path = &path[..len];
+    if !SOCKET.set(path) {
+        return true;
+    }
+    let Some(fd) = listen_at(path) else {
+        SOCKET.set(b"");
+        return true;
+    };
+    START_TIME.store(start, Ordering::Release);
+    LISTEN_FD.store(fd, Ordering::Release);
+    if let Ok(w) = sys::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) {
+        WAKE.store(w as i32, Ordering::Release);
+    }
+    ACTIVE.store(true, Ordering::Release);
+    if spawn(fd).is_none() {
+        ACTIVE.store(false, Ordering::Release);
+        LISTEN_FD.store(-1, Ordering::Release);
+        sys::close(fd);
+        if let Some(p) = SOCKET.c_path() {
+            let _ = sys::unlink(p);
+        }
+        SOCKET.set(b"");
+    }
+    true
+}
+
+/// `DIR/PID-START.sock` with a NUL, in `out`: its length without the NUL.
+fn socket_path(out: &mut [u8; 108], dir: &[u8], pid: u32, start: u64) -> Option<usize> {
+    out.get_mut(..dir.len())?.copy_from_slice(dir);
+    *out.get_mut(dir.len())? = b'/';
+    let at = dir.len() + 1;
+    let room = out.len() - 1;
+    let n = weft_probe_abi::socket_name_into(out.get_mut(at..room)?, pid, start)?;
+    out[at + n] = 0;
+    Some(at + n)
+}
+
+/// A listening socket at `path` (without NUL), mode 0600.
+fn listen_at(path: &[u8]) -> Option<i32> {
+    // SAFETY: an all-zero sockaddr_un is valid; the path is copied below.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if path.len() >= addr.sun_path.len() {
+        return None;
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    let c_path = SOCKET.c_path()?;
+    let fd = sys::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC).ok()? as i32;
+    // A socket file left by an earlier process with this pid and start time
+    // cannot exist; one left by ours (an exec'd image) is ours to replace.
+    let _ = sys::unlink(c_path);
+    if sys::bind_unix(fd, &addr).is_err() {
+        sys::close(fd);
+        return None;
+    }
+    // In a directory only our uid can enter (checked when the parent made it).
+    let _ = sys::chmod(c_path, 0o600);
+    if sys::listen(fd, 128).is_err() {
+        sys::close(fd);
+        let _ = sys::unlink(c_path);
+        return None;
+    }
+    Some(fd)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn spawn(_listen: i32) -> Option<()> {
+    None
+}
+
+/// Maps the thread's stack and thread pointer page and clones the thread.
+#[cfg(target_arch = "x86_64")]
+fn spawn(listen: i32) -> Option<()> {
+    let total = PAGE + STACK + TLS_GUARD + PAGE;
+    // SAFETY: a fresh private anonymous mapping, inaccessible until the
+    // two parts below are opened; never unmapped (the thread lives as long
+    // as the process).
+    let region = unsafe {
+        sys::mmap(
+            0,
+            total,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+        )
+    }
+    .ok()?;
+    let stack = region + PAGE;
+    let tcb = stack + STACK + TLS_GUARD;
+    // SAFETY: opening the stack and the thread pointer page of our mapping.
+    let opened = unsafe {
+        sys::mprotect(stack, STACK, libc::PROT_READ | libc::PROT_WRITE).is_ok()
+            && sys::mprotect(tcb, PAGE, libc::PROT_READ | libc::PROT_WRITE).is_ok()
+    };
+    // A child of this child maps its own.
+    // SAFETY: advice on our own mapping.
+    let _ = unsafe { sys::madvise(region, total, libc::MADV_DONTFORK) };
+    if !opened {
+        // SAFETY: nothing uses the mapping yet.
+        let _ = unsafe { sys::munmap(region, total) };
+        return None;
+    }
+    // x86-64 reads the thread pointer's own address at offset 0.
+    // SAFETY: the page is mapped and writable, and nothing uses it yet.
+    unsafe { (tcb as *mut usize).write(tcb) };
+    // The program's signals keep going to its own threads.
+    let old = sys::set_sigmask(!0);
+    // SAFETY: the stack is ours alone; `run` uses raw system calls only.
+    let spawned = unsafe { sys::spawn(stack + STACK, tcb, run, listen as usize) };
+    sys::set_sigmask(old);
+    if spawned.is_err() {
+        // SAFETY: the thread did not start.
+        let _ = unsafe { sys::munmap(region, total) };
+        return None;
+    }
+    Some(())
+}
+
+/// An event was registered in a fork child: the control thread announces
+/// it to every session, then enables it where it matches.
+pub(crate) fn on_register() {
+    PENDING.fetch_or(USED.load(Ordering::Acquire), Ordering::AcqRel);
+    let fd = WAKE.load(Ordering::Acquire);
+    if fd >= 0 {
+        let _ = sys::write(fd, &1u64.to_ne_bytes());
+    }
+}
+
+/// One collector's connection.
+struct Conn {
+    fd: i32,
+    /// (session bit, area base, area length) once attached.
+    session: Option<(u32, usize, usize)>,
+    /// Events (ids below this) the collector was told about.
+    announced: usize,
+    patterns: [u8; PATTERNS_MAX],
+    patterns_len: usize,
+}
+
+impl Conn {
+    fn patterns(&self) -> Option<Patterns<'_>> {
+        Patterns::decode(self.patterns.get(..self.patterns_len)?)
+    }
+}
+
+extern "C" fn run(listen: usize) -> ! {
+    serve(listen as i32);
+    sys::exit_thread()
+}
+
+fn serve(listen: i32) {
+    let mut conns: [Option<Conn>; CONNS] = [const { None }; CONNS];
+    let mut listen = listen;
+    loop {
+        let none = libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        };
+        let mut fds = [none; 2 + CONNS];
+        fds[0] = libc::pollfd {
+            fd: listen,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        fds[1] = libc::pollfd {
+            fd: WAKE.load(Ordering::Acquire),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        for (p, c) in fds[2..].iter_mut().zip(&conns) {
+            if let Some(c) = c {
+                *p = libc::pollfd {
+                    fd: c.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+            }
+        }
+        match sys::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(libc::EINTR) => continue,
+            Err(_) => {
+                sys::sleep_ns(10_000_000);
+                continue;
+            }
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            accept(listen, &mut conns);
+        } else if fds[0].revents & libc::POLLNVAL != 0 {
+            // Our socket was closed under us: serve the connections we have.
+            listen = -1;
+        }
+        if fds[1].revents & libc::POLLIN != 0 {
+            let mut n = [0u8; 8];
+            let _ = sys::read(fds[1].fd, &mut n);
+            let pending = PENDING.swap(0, Ordering::AcqRel);
+            for slot in conns.iter_mut() {
+                let due = matches!(slot, Some(Conn { session: Some((bit, _, _)), .. }) if pending & (1 << *bit) != 0);
+                if due && slot.as_mut().is_some_and(|c| !announce(c)) {
+                    close(slot);
+                }
+            }
+        }
+        for (p, slot) in fds[2..].iter().zip(conns.iter_mut()) {
+            if p.revents != 0 && slot.as_mut().is_some_and(|c| !answer(c)) {
+                close(slot);
+            }
+        }
+    }
+}
+
+fn accept(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
+    let Ok(fd) = sys::accept(listen, libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) else {
+        return;
+    };
+    let fd = fd as i32;
+    let me = sys::geteuid();
+    match sys::peer_cred(fd) {
+        Ok(c) if c.uid == me || c.uid == 0 => {}
+        Ok(c) => {
+            refused(c.pid, c.uid, me);
+            sys::close(fd);
+            return;
+        }
+        Err(_) => {
+            sys::close(fd);
+            return;
+        }
+    }
+    let Some(slot) = conns.iter_mut().find(|c| c.is_none()) else {
+        // As many collectors as a process can have sessions, twice over.
+        sys::close(fd);
+        return;
+    };
+    if let Some(c) = CONN_FDS.iter().find(|c| c.load(Ordering::Acquire) < 0) {
+        c.store(fd, Ordering::Release);
+    }
+    *slot = Some(Conn {
+        fd,
+        session: None,
+        announced: 0,
+        patterns: [0; PATTERNS_MAX],
+        patterns_len: 0,
+    });
+}
+
+/// The collector went away or broke the protocol: stop writing for it.
+fn close(slot: &mut Option<Conn>) {
+    let Some(c) = slot.take() else { return };
+    if let Some((bit, base, len)) = c.session {
+        if crate::listener::debug_output() {
+            say(format_args!("session {bit} connection closed"));
+        }
+        crate::session::release(bit, base, len);
+    }
+    if let Some(s) = CONN_FDS.iter().find(|s| s.load(Ordering::Acquire) == c.fd) {
+        s.store(-1, Ordering::Release);
+    }
+    sys::close(c.fd);
+}
+
+/// Reads and answers one frame. False: close the connection.
+fn answer(c: &mut Conn) -> bool {
+    let mut passed = -1;
+    let Some(n) = read_frame(c.fd, &mut passed) else {
+        if passed >= 0 {
+            sys::close(passed);
+        }
+        return false;
+    };
+    // SAFETY: only this thread uses RECV (see `Scratch`).
+    let recv: &[u8; MAX_FRAME] = unsafe { &*RECV.0.get() };
+    let body = &recv[..n.min(MAX_FRAME)];
+    let ok = match Request::decode(body) {
+        Err(_) => false,
+        Ok(Request::Hello { version }) if version == PROTOCOL_VERSION => match send_info(c.fd) {
+            Some(n) => {
+                c.announced = n;
+                true
+            }
+            None => false,
+        },
+        Ok(Request::Hello { .. }) => send_error(c.fd, b"protocol version not supported (this process speaks 1)"),
+        Ok(Request::Attach { mode, patterns }) => attach(c, passed, mode, patterns),
+        Ok(Request::Detach) => {
+            if let Some((bit, base, len)) = c.session.take() {
+                c.patterns_len = 0;
+                crate::session::release(bit, base, len);
+            }
+            send_frame(c.fd, FrameBuf::new(send_buf(), 6))
+        }
+        Ok(Request::Other(_)) => send_error(c.fd, b"unexpected message"),
+    };
+    if passed >= 0 {
+        // Mapped by now, or refused.
+        sys::close(passed);
+    }
+    ok
+}
+
+fn attach(c: &mut Conn, fd: i32, mode: u32, patterns: Patterns<'_>) -> bool {
+    if c.session.is_some() {
+        return send_error(c.fd, b"already attached on this connection");
+    }
+    if fd < 0 {
+        return send_error(c.fd, b"attach without a memory descriptor");
+    }
+    let bytes = patterns.bytes();
+    let Some(keep) = c.patterns.get_mut(..bytes.len()) else {
+        return send_error(c.fd, b"pattern list too long for a fork child (4096 bytes at most)");
+    };
+    keep.copy_from_slice(bytes);
+    c.patterns_len = bytes.len();
+    let area = match crate::session::map(fd, mode) {
+        Ok(a) => a,
+        Err(why) => return send_error(c.fd, why.as_bytes()),
+    };
+    let bit = match crate::session::take(&area, mode, crate::listener::guard_mode()) {
+        Ok(b) => b,
+        Err(why) => return send_error(c.fd, why.as_bytes()),
+    };
+    c.session = Some((bit, area.base, area.len));
+    // Only events the collector was told about; later ones once announced.
+    let mut enabled = 0u32;
+    crate::registry::each_below(c.announced, |e| {
+        if patterns.any_matches(e.provider_bytes(), e.name_bytes()) {
+            e.enable.fetch_or(1 << bit, Ordering::AcqRel);
+            enabled += 1;
+        }
+    });
+    if crate::listener::debug_output() {
+        let by = sys::peer_cred(c.fd).map_or(0, |p| p.pid);
+        say(format_args!("session {bit} attached by pid {by}"));
+    }
+    let mut f = FrameBuf::new(send_buf(), 4);
+    f.put(&bit.to_le_bytes());
+    f.put(&enabled.to_le_bytes());
+    if !send_frame(c.fd, f) {
+        return false;
+    }
+    // Only now may a child waiting in its fork handler go on: the collector
+    // has its answer even if the child exits at once.
+    ATTACHES.fetch_add(1, Ordering::AcqRel);
+    crate::registry::len() <= c.announced || announce(c)
+}
+
+/// Sends the event list to an attached collector, then enables the events
+/// it did not know of that its patterns match. False: close the connection.
+fn announce(c: &mut Conn) -> bool {
+    let Some((bit, _, _)) = c.session else {
+        return true;
+    };
+    let Some(n) = send_info(c.fd) else {
+        return false;
+    };
+    let Some(patterns) = c.patterns() else {
+        return false;
+    };
+    crate::registry::each_below(n, |e| {
+        if e.id.load(Ordering::Acquire) as usize >= c.announced
+            && patterns.any_matches(e.provider_bytes(), e.name_bytes())
+        {
+            e.enable.fetch_or(1 << bit, Ordering::AcqRel);
+        }
+    });
+    c.announced = n;
+    true
+}
+
+/// Sends `Info`: how many events it lists, or None if it could not be sent.
+fn send_info(fd: i32) -> Option<usize> {
+    let n = crate::registry::len();
+    let mut comm = [0u8; 64];
+    let got = sys::read_file(b"/proc/self/comm\0", &mut comm).unwrap_or(0);
+    let comm = comm.get(..got).unwrap_or_default();
+    let comm = comm.strip_suffix(b"\n").unwrap_or(comm);
+    let mut f = FrameBuf::new(send_buf(), 2);
+    put_info_head(
+        &mut f,
+        sys::getpid(),
+        START_TIME.load(Ordering::Acquire),
+        comm,
+        USED.load(Ordering::Acquire),
+        crate::user_events::in_use(),
+        n as u32,
+    );
+    crate::registry::each_below(n, |e| {
+        let fields = e
+            .field_types()
+            .map(|(name, t)| (name.as_bytes(), t.map_or(0, |t| t as u8)));
+        put_info_event(
+            &mut f,
+            e.id.load(Ordering::Acquire),
+            e.provider_bytes(),
+            e.name_bytes(),
+            fields,
+        );
+    });
+    send_frame(fd, f).then_some(n)
+}
+
+fn send_error(fd: i32, why: &[u8]) -> bool {
+    let mut f = FrameBuf::new(send_buf(), 7);
+    put_str(&mut f, why);
+    send_frame(fd, f)
+}
+
+fn send_buf() -> &'static mut [u8] {
+    // SAFETY: only this thread uses SEND (see `Scratch`), and each frame is
+    // sent before the next is encoded.
+    unsafe { &mut *SEND.0.get() }
+}
+
+fn send_frame(fd: i32, f: FrameBuf<'_>) -> bool {
+    let Some(frame) = f.finish() else {
+        // Larger than a frame may be (an event list of more than 1 MiB).
+        return false;
+    };
+    let deadline = sys::now_ns().saturating_add(WRITE_DEADLINE_NS);
+    let mut sent = 0;
+    while let Some(rest) = frame.get(sent..).filter(|r| !r.is_empty()) {
+        match sys::send(fd, rest, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+            Ok(k) => sent += k,
+            Err(libc::EINTR) => {}
+            Err(libc::EAGAIN) => {
+                if !wait(fd, libc::POLLOUT, deadline) {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Waits until `fd` is ready for `events`, or the deadline passed.
+fn wait(fd: i32, events: i16, deadline: u64) -> bool {
+    let now = sys::now_ns();
+    if now >= deadline {
+        return false;
+    }
+    let mut p = [libc::pollfd { fd, events, revents: 0 }];
+    matches!(sys::poll(&mut p, Some(deadline - now)), Ok(n) if n > 0)
+}
+
+/// Reads one frame's body into RECV: its length. A descriptor passed with
+/// it lands in `passed` (others are closed).
+fn read_frame(fd: i32, passed: &mut i32) -> Option<usize> {
+    let deadline = sys::now_ns().saturating_add(READ_DEADLINE_NS);
+    let mut len = [0u8; 4];
+    read_exact(fd, &mut len, passed, deadline)?;
+    let n = u32::from_le_bytes(len) as usize;
+    if n == 0 || n > MAX_FRAME {
+        return None;
+    }
+    // SAFETY: only this thread uses RECV (see `Scratch`).
+    let recv: &mut [u8; MAX_FRAME] = unsafe { &mut *RECV.0.get() };
+    read_exact(fd, recv.get_mut(..n)?, passed, deadline)?;
+    Some(n)
+}
+
+fn read_exact(fd: i32, buf: &mut [u8], passed: &mut i32, deadline: u64) -> Option<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match recv(fd, buf.get_mut(got..)?, passed) {
+            Ok(0) => return None,
+            Ok(k) => got += k,
+            Err(libc::EINTR) => {}
+            Err(libc::EAGAIN) => {
+                if !wait(fd, libc::POLLIN, deadline) {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    Some(())
+}
+
+/// One `recvmsg`, keeping the first descriptor passed.
+fn recv(fd: i32, buf: &mut [u8], passed: &mut i32) -> sys::SysResult {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cmsg = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; the pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    // SAFETY: msg points at buf and cmsg, both live for the call.
+    let n = unsafe { sys::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) }?;
+    // SAFETY: walking the control messages the kernel wrote into cmsg; the
+    // CMSG_* helpers are pointer arithmetic, not C library calls.
+    unsafe {
+        let mut h = libc::CMSG_FIRSTHDR(&msg);
+        while !h.is_null() {
+            if (*h).cmsg_level == libc::SOL_SOCKET && (*h).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(h) as *const i32;
+                let count = ((*h).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..count {
+                    let got = std::ptr::read_unaligned(data.add(i));
+                    if *passed < 0 {
+                        *passed = got;
+                    } else {
+                        sys::close(got);
+                    }
+                }
+            }
+            h = libc::CMSG_NXTHDR(&msg, h);
+        }
+    }
+    Ok(n)
+}
+
+/// Refusals said so far, and when the last one was said.
+static REFUSALS: AtomicU64 = AtomicU64::new(0);
+static REFUSAL_SAID_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Says why a connection was refused: the first three, then at most one
+/// line per 10 s (another uid must not flood the program's stderr).
+fn refused(pid: i32, uid: u32, me: u32) {
+    let n = REFUSALS.fetch_add(1, Ordering::AcqRel) + 1;
+    let why = format_args!("refused control connection from pid {pid} uid {uid} (only uid {me} or root may attach)");
+    if n <= 3 {
+        say(why);
+        return;
+    }
+    let now = sys::now_ns();
+    if now.saturating_sub(REFUSAL_SAID_NS.load(Ordering::Acquire)) >= 10_000_000_000 {
+        REFUSAL_SAID_NS.store(now, Ordering::Release);
+        say(format_args!(
+            "{why} ({n} refused so far; logging at most one line per 10 s)"
+        ));
+    }
+}
+
+/// One line on stderr, formatted on the stack.
+fn say(what: std::fmt::Arguments<'_>) {
+    let mut line = Line { buf: [0; 512], len: 0 };
+    let _ = writeln!(line, "weft-probe[{}]: {what}", sys::getpid());
+    let _ = sys::write(2, line.buf.get(..line.len).unwrap_or_default());
+}
+
+/// A line cut at 512 bytes.
+struct Line {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl std::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.buf.len() - self.len;
+        let take = s.len().min(room);
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_socket_paths_fit_or_are_refused() {
+        let mut out = [0u8; 108];
+        let n = socket_path(&mut out, b"/tmp/weft-0", 42, 777).unwrap();
+        assert_eq!(&out[..=n], b"/tmp/weft-0/42-777.sock\0");
+        let long = [b'd'; 100];
+        assert_eq!(socket_path(&mut out, &long, 42, 777), None);
+    }
+
+    #[test]
+    fn lines_are_cut_not_overrun() {
+        let mut line = Line { buf: [0; 512], len: 0 };
+        let long = "x".repeat(1000);
+        write!(line, "{long}").unwrap();
+        assert_eq!(line.len, 512);
+    }
+}

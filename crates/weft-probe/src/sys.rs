@@ -1,0 +1,355 @@
+//! System calls made without the C library, for code that runs where the C
+//! library must not be called: a fork child's handler, and the control
+//! thread it starts (crate::child), which has no thread storage of its own.
+//!
+//! Each call returns the kernel's result or its errno as `Err`; none of
+//! them touches `errno` (thread storage), allocates or takes a lock. On
+//! x86-64 they are inline `syscall` instructions. Elsewhere they go through
+//! `libc::syscall`, which sets `errno`, and a fork child falls back to the
+//! setup that is not async-signal-safe (docs/probe-buffers.md, D12).
+
+use std::os::raw::c_long;
+
+pub(crate) type SysResult = Result<usize, i32>;
+
+/// Whether these calls avoid the C library entirely (see the module doc).
+pub(crate) const RAW: bool = cfg!(target_arch = "x86_64");
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn call(n: c_long, a: [usize; 6]) -> SysResult {
+    let ret: isize;
+    // SAFETY: the caller vouches for the arguments of system call `n`; the
+    // kernel clobbers only rax, rcx and r11.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") n as isize => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if (-4095..0).contains(&ret) {
+        Err(-ret as i32)
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+unsafe fn call(n: c_long, a: [usize; 6]) -> SysResult {
+    // SAFETY: as above; this path sets errno (see the module doc).
+    let ret = unsafe { libc::syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]) };
+    if ret < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+macro_rules! syscall {
+    ($n:expr $(, $a:expr)* $(,)?) => {{
+        let mut args = [0usize; 6];
+        let given = [$($a as usize),*];
+        args[..given.len()].copy_from_slice(&given);
+        call($n as c_long, args)
+    }};
+}
+
+pub(crate) fn getpid() -> u32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { syscall!(libc::SYS_getpid) }.unwrap_or(0) as u32
+}
+
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { syscall!(libc::SYS_geteuid) }.unwrap_or(0) as u32
+}
+
+pub(crate) fn close(fd: i32) {
+    // SAFETY: closing a descriptor the caller owns.
+    let _ = unsafe { syscall!(libc::SYS_close, fd) };
+}
+
+pub(crate) fn read(fd: i32, buf: &mut [u8]) -> SysResult {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    unsafe { syscall!(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+pub(crate) fn write(fd: i32, buf: &[u8]) -> SysResult {
+    // SAFETY: the kernel reads buf.len() bytes from buf.
+    unsafe { syscall!(libc::SYS_write, fd, buf.as_ptr(), buf.len()) }
+}
+
+/// Opens a NUL-terminated path (relative paths from the working directory).
+pub(crate) fn open(path: &[u8], flags: i32) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: path is NUL-terminated.
+    unsafe { syscall!(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, 0) }
+}
+
+/// Reads a whole small file (a /proc entry) into `buf`: the bytes read.
+pub(crate) fn read_file(path: &[u8], buf: &mut [u8]) -> Option<usize> {
+    let fd = open(path, libc::O_RDONLY | libc::O_CLOEXEC).ok()? as i32;
+    let mut n = 0;
+    while n < buf.len() {
+        match read(fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(libc::EINTR) => {}
+            Err(_) => {
+                close(fd);
+                return None;
+            }
+        }
+    }
+    close(fd);
+    Some(n)
+}
+
+pub(crate) fn unlink(path: &[u8]) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: path is NUL-terminated.
+    unsafe { syscall!(libc::SYS_unlinkat, libc::AT_FDCWD, path.as_ptr(), 0) }
+}
+
+pub(crate) fn chmod(path: &[u8], mode: u32) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: path is NUL-terminated.
+    unsafe { syscall!(libc::SYS_fchmodat, libc::AT_FDCWD, path.as_ptr(), mode, 0) }
+}
+
+pub(crate) fn socket(domain: i32, ty: i32) -> SysResult {
+    // SAFETY: no memory arguments.
+    unsafe { syscall!(libc::SYS_socket, domain, ty, 0) }
+}
+
+pub(crate) fn bind_unix(fd: i32, addr: &libc::sockaddr_un) -> SysResult {
+    // SAFETY: addr is a whole sockaddr_un.
+    unsafe {
+        syscall!(
+            libc::SYS_bind,
+            fd,
+            addr as *const libc::sockaddr_un,
+            std::mem::size_of::<libc::sockaddr_un>()
+        )
+    }
+}
+
+pub(crate) fn listen(fd: i32, backlog: i32) -> SysResult {
+    // SAFETY: no memory arguments.
+    unsafe { syscall!(libc::SYS_listen, fd, backlog) }
+}
+
+pub(crate) fn accept(fd: i32, flags: i32) -> SysResult {
+    // SAFETY: no peer address asked for.
+    unsafe { syscall!(libc::SYS_accept4, fd, 0, 0, flags) }
+}
+
+/// The peer's credentials (SO_PEERCRED), as the kernel recorded them.
+pub(crate) fn peer_cred(fd: i32) -> Result<libc::ucred, i32> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into cred.
+    unsafe {
+        syscall!(
+            libc::SYS_getsockopt,
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred,
+            &mut len as *mut libc::socklen_t
+        )
+    }?;
+    Ok(cred)
+}
+
+/// # Safety
+/// `msg` must describe buffers valid for the kernel to write.
+pub(crate) unsafe fn recvmsg(fd: i32, msg: &mut libc::msghdr, flags: i32) -> SysResult {
+    // SAFETY: as the caller vouches.
+    unsafe { syscall!(libc::SYS_recvmsg, fd, msg as *mut libc::msghdr, flags) }
+}
+
+pub(crate) fn send(fd: i32, buf: &[u8], flags: i32) -> SysResult {
+    // SAFETY: the kernel reads buf.len() bytes from buf; no address.
+    unsafe { syscall!(libc::SYS_sendto, fd, buf.as_ptr(), buf.len(), flags, 0, 0) }
+}
+
+/// Waits for events on `fds`, at most `timeout_ns` (None: no limit).
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ns: Option<u64>) -> SysResult {
+    let ts = timeout_ns.map(|ns| libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    });
+    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: fds and the optional timespec are valid for the call.
+    unsafe { syscall!(libc::SYS_ppoll, fds.as_mut_ptr(), fds.len(), tsp, 0, 8) }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub(crate) fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: the kernel writes one timespec.
+    let _ = unsafe {
+        syscall!(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            &mut ts as *mut libc::timespec
+        )
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub(crate) fn sleep_ns(ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: reads one timespec; no remainder asked for.
+    let _ = unsafe {
+        syscall!(
+            libc::SYS_clock_nanosleep,
+            libc::CLOCK_MONOTONIC,
+            0,
+            &ts as *const libc::timespec,
+            0
+        )
+    };
+}
+
+pub(crate) fn eventfd(flags: i32) -> SysResult {
+    // SAFETY: no memory arguments.
+    unsafe { syscall!(libc::SYS_eventfd2, 0, flags) }
+}
+
+/// # Safety
+/// As mmap(2): a `MAP_FIXED` mapping replaces whatever was at `addr`.
+pub(crate) unsafe fn mmap(addr: usize, len: usize, prot: i32, flags: i32, fd: i32) -> SysResult {
+    // SAFETY: as the caller vouches.
+    unsafe { syscall!(libc::SYS_mmap, addr, len, prot, flags, fd, 0) }
+}
+
+/// # Safety
+/// Nothing may use the range afterwards.
+pub(crate) unsafe fn munmap(addr: usize, len: usize) -> SysResult {
+    // SAFETY: as the caller vouches.
+    unsafe { syscall!(libc::SYS_munmap, addr, len) }
+}
+
+/// # Safety
+/// As mprotect(2): code using the range must expect the new protection.
+pub(crate) unsafe fn mprotect(addr: usize, len: usize, prot: i32) -> SysResult {
+    // SAFETY: as the caller vouches.
+    unsafe { syscall!(libc::SYS_mprotect, addr, len, prot) }
+}
+
+/// # Safety
+/// As madvise(2) for the advice given.
+pub(crate) unsafe fn madvise(addr: usize, len: usize, advice: i32) -> SysResult {
+    // SAFETY: as the caller vouches.
+    unsafe { syscall!(libc::SYS_madvise, addr, len, advice) }
+}
+
+/// The size of the file behind `fd`.
+pub(crate) fn file_size(fd: i32) -> Result<u64, i32> {
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes one struct stat (the same layout as the C
+    // library's on the architectures where `RAW` holds, and through
+    // `libc::syscall` elsewhere).
+    unsafe { syscall!(libc::SYS_fstat, fd, &mut st as *mut libc::stat) }?;
+    Ok(st.st_size as u64)
+}
+
+pub(crate) fn seals(fd: i32) -> SysResult {
+    // SAFETY: no memory arguments.
+    unsafe { syscall!(libc::SYS_fcntl, fd, libc::F_GET_SEALS) }
+}
+
+/// Sets the calling thread's signal mask, returning the old one.
+pub(crate) fn set_sigmask(mask: u64) -> u64 {
+    let mut old = 0u64;
+    // SAFETY: 8-byte kernel sigsets in and out.
+    let _ = unsafe {
+        syscall!(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &mask as *const u64,
+            &mut old as *mut u64,
+            8
+        )
+    };
+    old
+}
+
+/// Starts a thread that the C library does not know about: it runs
+/// `entry(arg)` on the stack whose top is `stack_top` (16-byte aligned),
+/// with `tls` as its thread pointer, and must end with `exit_thread`.
+///
+/// # Safety
+/// The stack must be mapped, writable and used by nothing else; `entry`
+/// must not use the C library, thread storage or the allocator.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn spawn(stack_top: usize, tls: usize, entry: extern "C" fn(usize) -> !, arg: usize) -> SysResult {
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_SETTLS;
+    let ret: isize;
+    // SAFETY: clone(2) with the caller's stack; the new thread never comes
+    // back into this frame (it calls `entry`, which does not return), and in
+    // the calling thread only rax, rcx and r11 change.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone as isize => ret,
+            in("rdi") flags as usize,
+            in("rsi") stack_top,
+            in("rdx") 0usize,
+            in("r10") 0usize,
+            in("r8") tls,
+            in("r12") entry as usize,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    if (-4095..0).contains(&ret) {
+        Err(-ret as i32)
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Ends the calling thread only (not the process).
+pub(crate) fn exit_thread() -> ! {
+    loop {
+        // SAFETY: exit(2) of this thread; nothing runs after it.
+        let _ = unsafe { syscall!(libc::SYS_exit, 0) };
+    }
+}
