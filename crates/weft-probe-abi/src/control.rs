@@ -286,7 +286,7 @@ pub enum Request<'a> {
         patterns: Patterns<'a>,
     },
     Detach,
-    /// A message a process never receives.
+    /// A message of a known type that a process never receives.
     Other(u8),
 }
 
@@ -347,7 +347,8 @@ impl Request<'_> {
                 }
             }
             5 => Request::Detach,
-            t => Request::Other(t),
+            t @ (2 | 4 | 6 | 7) => Request::Other(t),
+            _ => return Err("unknown message type"),
         })
     }
 }

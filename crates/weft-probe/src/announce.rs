@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{MutexGuard, TryLockError};
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 static PENDING: AtomicU32 = AtomicU32::new(0);
 /// Wakes the announcer (an eventfd); -1: no announcer, announce inline.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// Its inode, in case the program closed it and reused the number.
+static WAKE_INODE: AtomicU64 = AtomicU64::new(0);
 
 /// A session's connection as used for pushes, with the unsent end of a frame
 /// that a non-blocking send left behind. Whoever writes next on the
@@ -134,6 +136,7 @@ pub(crate) fn start() {
         return;
     }
     if crate::listener::spawn_quiet("weft-probe-announce", move || run(fd)).is_ok() {
+        WAKE_INODE.store(crate::sys::identity(fd).map_or(0, |(_, ino)| ino), Ordering::Release);
         WAKE_FD.store(fd, Ordering::Release);
     } else {
         // SAFETY: closing the eventfd we just created and nobody uses.
@@ -200,9 +203,10 @@ pub(crate) fn on_register(e: &'static crate::Event, used: u32) {
             announce_blocking(bit);
             continue;
         }
-        let one = 1u64;
-        // SAFETY: an 8-byte write to our eventfd; it does not block.
-        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        // Never into a descriptor of the program's that took the number over.
+        if crate::sys::identity(fd).map(|(_, ino)| ino) == Some(WAKE_INODE.load(Ordering::Acquire)) {
+            let _ = crate::sys::write(fd, &1u64.to_ne_bytes());
+        }
     }
 }
 

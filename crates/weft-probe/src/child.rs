@@ -31,13 +31,19 @@ use crate::listener::{CONN_FDS, LISTEN_FD, SOCKET, SOCKET_DIR};
 use crate::session::{ATTACHES, USED};
 use crate::sys;
 
+const _: () = assert!(PROTOCOL_VERSION == 1, "the version error in `answer` names it");
+
 /// This process's control thread is the one started here (a fork child).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// Wakes the control thread (an eventfd); -1: none.
+/// Wakes the control thread (an eventfd); -1: none. With the inode it had,
+/// in case the program closed it and reused the number.
 static WAKE: AtomicI32 = AtomicI32::new(-1);
+static WAKE_INODE: AtomicU64 = AtomicU64::new(0);
 /// Sessions to send the event list to, and then enable new events for.
 static PENDING: AtomicU32 = AtomicU32::new(0);
 static START_TIME: AtomicU64 = AtomicU64::new(0);
+/// The child's effective uid at the fork.
+static EUID: AtomicU32 = AtomicU32::new(0);
 
 /// Connections served at once.
 const CONNS: usize = 16;
@@ -48,7 +54,10 @@ const STACK: usize = 256 << 10;
 const TLS_GUARD: usize = 1 << 20;
 /// A frame must arrive whole within this time once it started.
 const READ_DEADLINE_NS: u64 = 2_000_000_000;
-/// A collector that does not read for this long loses its connection.
+/// A reply must be read within this time (a collector gives a whole
+/// exchange 1 s), and a pushed event list within the longer one (as the
+/// process's own announcer allows a collector that is busy or stopped).
+const REPLY_DEADLINE_NS: u64 = 2_000_000_000;
 const WRITE_DEADLINE_NS: u64 = 10_000_000_000;
 
 /// A buffer only the control thread uses.
@@ -58,7 +67,7 @@ struct Scratch<const N: usize>(UnsafeCell<[u8; N]>);
 // it touches these buffers (a fork child starts a new one with its copy).
 unsafe impl<const N: usize> Sync for Scratch<N> {}
 
-static RECV: Scratch<MAX_FRAME> = Scratch(UnsafeCell::new([0; MAX_FRAME]));
+static RECV: Scratch<FRAME_IN> = Scratch(UnsafeCell::new([0; FRAME_IN]));
 static SEND: Scratch<MAX_FRAME> = Scratch(UnsafeCell::new([0; MAX_FRAME]));
 
 /// Whether this process's control thread is the one started here.
@@ -110,8 +119,10 @@ pub(crate) fn start() -> bool {
         return true;
     };
     START_TIME.store(start, Ordering::Release);
+    EUID.store(sys::geteuid(), Ordering::Release);
     LISTEN_FD.store(fd, Ordering::Release);
     if let Ok(w) = sys::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) {
+        WAKE_INODE.store(sys::identity(w as i32).map_or(0, |(_, ino)| ino), Ordering::Release);
         WAKE.store(w as i32, Ordering::Release);
     }
     ACTIVE.store(true, Ordering::Release);
@@ -224,133 +235,216 @@ fn spawn(listen: i32) -> Option<()> {
 /// An event was registered in a fork child: the control thread announces
 /// it to every session, then enables it where it matches.
 pub(crate) fn on_register() {
+    // The caller fenced after appending (crate::listener::on_register).
     PENDING.fetch_or(USED.load(Ordering::Acquire), Ordering::AcqRel);
     let fd = WAKE.load(Ordering::Acquire);
-    if fd >= 0 {
+    // Never into a descriptor of the program's that took the number over.
+    if fd >= 0 && sys::identity(fd).map(|(_, ino)| ino) == Some(WAKE_INODE.load(Ordering::Acquire)) {
         let _ = sys::write(fd, &1u64.to_ne_bytes());
     }
 }
 
-/// One collector's connection.
+/// One collector's connection. Frames are put together without blocking,
+/// so that a slow peer holds up nobody else.
 struct Conn {
     fd: i32,
+    /// What `fd` referred to when accepted: the program may have closed it
+    /// and reused the number (a child that closes every inherited
+    /// descriptor), and then it is forgotten, never read or closed.
+    identity: (u64, u64),
     /// (session bit, area base, area length) once attached.
     session: Option<(u32, usize, usize)>,
     /// Events (ids below this) the collector was told about.
     announced: usize,
     patterns: [u8; PATTERNS_MAX],
     patterns_len: usize,
+    /// The frame being received, and a descriptor passed with it.
+    frame: [u8; 4 + FRAME_IN],
+    got: usize,
+    passed: i32,
+    /// When the frame being received began (0: none).
+    frame_since: u64,
+    /// When the connection last did something.
+    active_at: u64,
 }
 
 impl Conn {
     fn patterns(&self) -> Option<Patterns<'_>> {
         Patterns::decode(self.patterns.get(..self.patterns_len)?)
     }
+
+    fn still_ours(&self) -> bool {
+        sys::identity(self.fd) == Some(self.identity)
+    }
 }
 
+/// The largest frame a process receives: `Attach` with its patterns.
+const FRAME_IN: usize = PATTERNS_MAX + 64;
+/// A connection that has not attached is closed after this long idle.
+const IDLE_NS: u64 = 10_000_000_000;
+
+/// The connections, only the control thread's (see `Scratch`).
+struct Table(UnsafeCell<[Option<Conn>; CONNS]>);
+
+// SAFETY: as `Scratch`.
+unsafe impl Sync for Table {}
+
+static TABLE: Table = Table(UnsafeCell::new([const { None }; CONNS]));
+
 extern "C" fn run(listen: usize) -> ! {
-    serve(listen as i32);
+    // This thread is unknown to the C library, so `setuid` in the program
+    // would not reach it: it keeps no privilege to be left behind.
+    sys::drop_privileges();
+    // SAFETY: only this thread uses TABLE, and it starts afresh in a fork
+    // child (whatever the copy held belongs to the parent's thread).
+    let conns = unsafe { &mut *TABLE.0.get() };
+    for c in conns.iter_mut() {
+        *c = None;
+    }
+    serve(listen as i32, conns);
     sys::exit_thread()
 }
 
-fn serve(listen: i32) {
-    let mut conns: [Option<Conn>; CONNS] = [const { None }; CONNS];
-    let mut listen = listen;
+fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
+    let mut listen = (listen, sys::identity(listen));
+    let wake_fd = WAKE.load(Ordering::Acquire);
+    let mut wake = (wake_fd, sys::identity(wake_fd));
     loop {
+        let now = sys::now_ns();
         let none = libc::pollfd {
             fd: -1,
             events: 0,
             revents: 0,
         };
         let mut fds = [none; 2 + CONNS];
-        fds[0] = libc::pollfd {
-            fd: listen,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        fds[1] = libc::pollfd {
-            fd: WAKE.load(Ordering::Acquire),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        for (p, c) in fds[2..].iter_mut().zip(&conns) {
+        fds[0].fd = listen.0;
+        fds[0].events = libc::POLLIN;
+        fds[1].fd = wake.0;
+        fds[1].events = libc::POLLIN;
+        // Without a wake-up descriptor, look for registrations now and then.
+        let mut timeout = (wake.0 < 0).then_some(100_000_000u64);
+        for (p, c) in fds[2..].iter_mut().zip(conns.iter()) {
             if let Some(c) = c {
-                *p = libc::pollfd {
-                    fd: c.fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
+                p.fd = c.fd;
+                p.events = libc::POLLIN;
+                let due = deadline(c).saturating_sub(now);
+                timeout = Some(timeout.map_or(due, |t| t.min(due)));
             }
         }
-        match sys::poll(&mut fds, None) {
-            Ok(_) => {}
-            Err(libc::EINTR) => continue,
-            Err(_) => {
-                sys::sleep_ns(10_000_000);
-                continue;
+        match sys::poll(&mut fds, timeout) {
+            Ok(_) | Err(libc::EINTR) => {}
+            Err(_) => sys::sleep_ns(10_000_000),
+        }
+        if fds[0].revents != 0 {
+            // A descriptor the program closed or reused is no longer ours.
+            let broken = sys::identity(listen.0) != listen.1
+                || fds[0].revents & (libc::POLLNVAL | libc::POLLERR) != 0
+                || !accept(listen.0, conns);
+            if broken {
+                listen = (-1, None);
             }
         }
-        if fds[0].revents & libc::POLLIN != 0 {
-            accept(listen, &mut conns);
-        } else if fds[0].revents & libc::POLLNVAL != 0 {
-            // Our socket was closed under us: serve the connections we have.
-            listen = -1;
-        }
-        if fds[1].revents & libc::POLLIN != 0 {
+        if fds[1].revents != 0 && sys::identity(wake.0) != wake.1 {
+            wake = (-1, None);
+        } else if fds[1].revents & libc::POLLIN != 0 {
             let mut n = [0u8; 8];
-            let _ = sys::read(fds[1].fd, &mut n);
-            let pending = PENDING.swap(0, Ordering::AcqRel);
-            for slot in conns.iter_mut() {
-                let due = matches!(slot, Some(Conn { session: Some((bit, _, _)), .. }) if pending & (1 << *bit) != 0);
-                if due && slot.as_mut().is_some_and(|c| !announce(c)) {
-                    close(slot);
-                }
+            let _ = sys::read(wake.0, &mut n);
+        }
+        let pending = PENDING.swap(0, Ordering::AcqRel);
+        for slot in conns.iter_mut() {
+            let due = matches!(slot, Some(Conn { session: Some((bit, _, _)), .. }) if pending & (1 << *bit) != 0);
+            if due && slot.as_mut().is_some_and(|c| !announce(c, WRITE_DEADLINE_NS)) {
+                close(slot);
             }
         }
+        let now = sys::now_ns();
         for (p, slot) in fds[2..].iter().zip(conns.iter_mut()) {
-            if p.revents != 0 && slot.as_mut().is_some_and(|c| !answer(c)) {
+            let Some(c) = slot.as_mut() else { continue };
+            let keep = if p.revents != 0 {
+                pump(c, now)
+            } else {
+                now < deadline(c)
+            };
+            if !keep {
                 close(slot);
             }
         }
     }
 }
 
-fn accept(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
-    let Ok(fd) = sys::accept(listen, libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) else {
-        return;
+/// When a connection must have made progress: its frame's end, or, before
+/// an attach, the end of its idleness.
+fn deadline(c: &Conn) -> u64 {
+    if c.frame_since != 0 {
+        c.frame_since.saturating_add(READ_DEADLINE_NS)
+    } else if c.session.is_none() {
+        c.active_at.saturating_add(IDLE_NS)
+    } else {
+        u64::MAX
+    }
+}
+
+/// Accepts one connection. False: the listening socket is broken.
+fn accept(listen: i32, conns: &mut [Option<Conn>; CONNS]) -> bool {
+    let fd = match sys::accept(listen, libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) {
+        Ok(fd) => fd as i32,
+        Err(libc::EBADF | libc::EINVAL | libc::ENOTSOCK) => return false,
+        // A client that gave up, or a transient shortage.
+        Err(_) => return true,
     };
-    let fd = fd as i32;
-    let me = sys::geteuid();
+    let me = process_euid();
     match sys::peer_cred(fd) {
         Ok(c) if c.uid == me || c.uid == 0 => {}
         Ok(c) => {
             refused(c.pid, c.uid, me);
             sys::close(fd);
-            return;
+            return true;
         }
         Err(_) => {
             sys::close(fd);
-            return;
+            return true;
         }
     }
-    let Some(slot) = conns.iter_mut().find(|c| c.is_none()) else {
-        // As many collectors as a process can have sessions, twice over.
+    let (Some(slot), Some(identity)) = (conns.iter_mut().find(|c| c.is_none()), sys::identity(fd)) else {
+        // Idle connections are closed after IDLE_NS, and at most 8 attach.
         sys::close(fd);
-        return;
+        return true;
     };
     if let Some(c) = CONN_FDS.iter().find(|c| c.load(Ordering::Acquire) < 0) {
         c.store(fd, Ordering::Release);
     }
     *slot = Some(Conn {
         fd,
+        identity,
         session: None,
         announced: 0,
         patterns: [0; PATTERNS_MAX],
         patterns_len: 0,
+        frame: [0; 4 + FRAME_IN],
+        got: 0,
+        passed: -1,
+        frame_since: 0,
+        active_at: sys::now_ns(),
     });
+    true
 }
 
-/// The collector went away or broke the protocol: stop writing for it.
+/// The process's effective uid now (its first thread's, which `setuid`
+/// changes for every thread the C library knows), or the child's at the
+/// fork if /proc cannot say.
+fn process_euid() -> u32 {
+    let mut status = [0u8; 4096];
+    let n = sys::read_file(b"/proc/self/status\0", &mut status).unwrap_or(0);
+    status
+        .get(..n)
+        .and_then(|s| s.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"Uid:")))
+        .and_then(|l| l.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).nth(1))
+        .and_then(|w| std::str::from_utf8(w).ok()?.parse().ok())
+        .unwrap_or(EUID.load(Ordering::Acquire))
+}
+
+/// The collector went away, broke the protocol or stalled: stop writing for
+/// it. A descriptor the program reused is forgotten, not closed.
 fn close(slot: &mut Option<Conn>) {
     let Some(c) = slot.take() else { return };
     if let Some((bit, base, len)) = c.session {
@@ -359,27 +453,77 @@ fn close(slot: &mut Option<Conn>) {
         }
         crate::session::release(bit, base, len);
     }
+    if c.passed >= 0 {
+        sys::close(c.passed);
+    }
     if let Some(s) = CONN_FDS.iter().find(|s| s.load(Ordering::Acquire) == c.fd) {
         s.store(-1, Ordering::Release);
     }
-    sys::close(c.fd);
+    if c.still_ours() {
+        sys::close(c.fd);
+    }
 }
 
-/// Reads and answers one frame. False: close the connection.
-fn answer(c: &mut Conn) -> bool {
-    let mut passed = -1;
-    let Some(n) = read_frame(c.fd, &mut passed) else {
-        if passed >= 0 {
-            sys::close(passed);
-        }
+/// Reads what the peer sent and answers every whole frame. False: close.
+fn pump(c: &mut Conn, now: u64) -> bool {
+    if !c.still_ours() {
         return false;
-    };
+    }
+    loop {
+        let want = if c.got < 4 {
+            4
+        } else {
+            let n = u32::from_le_bytes([c.frame[0], c.frame[1], c.frame[2], c.frame[3]]) as usize;
+            if n == 0 || n > FRAME_IN {
+                return false;
+            }
+            4 + n
+        };
+        if c.got == want {
+            if want > 4 && !answer(c) {
+                return false;
+            }
+            if want > 4 {
+                c.got = 0;
+                c.frame_since = 0;
+            }
+            continue;
+        }
+        let Some(room) = c.frame.get_mut(c.got..want) else {
+            return false;
+        };
+        match recv(c.fd, room, &mut c.passed) {
+            Ok(0) => return false,
+            Ok(k) => {
+                if c.got == 0 {
+                    c.frame_since = now;
+                }
+                c.got += k;
+                c.active_at = now;
+            }
+            Err(libc::EINTR) => {}
+            Err(libc::EAGAIN) => return now < deadline(c),
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Answers the whole frame in `c.frame`. False: close the connection.
+fn answer(c: &mut Conn) -> bool {
+    let n = c.got.saturating_sub(4).min(FRAME_IN);
+    // The frame is copied out so that the connection can change meanwhile.
     // SAFETY: only this thread uses RECV (see `Scratch`).
-    let recv: &[u8; MAX_FRAME] = unsafe { &*RECV.0.get() };
-    let body = &recv[..n.min(MAX_FRAME)];
+    let body: &mut [u8; FRAME_IN] = unsafe { &mut *RECV.0.get() };
+    body[..n].copy_from_slice(&c.frame[4..4 + n]);
+    let body = &body[..n];
+    let passed = std::mem::replace(&mut c.passed, -1);
     let ok = match Request::decode(body) {
         Err(_) => false,
-        Ok(Request::Hello { version }) if version == PROTOCOL_VERSION => match send_info(c.fd) {
+        // A second Hello after an attach is answered as a push would be.
+        Ok(Request::Hello { version }) if version == PROTOCOL_VERSION && c.session.is_some() => {
+            announce(c, REPLY_DEADLINE_NS)
+        }
+        Ok(Request::Hello { version }) if version == PROTOCOL_VERSION => match send_info(c.fd, REPLY_DEADLINE_NS) {
             Some(n) => {
                 c.announced = n;
                 true
@@ -393,7 +537,7 @@ fn answer(c: &mut Conn) -> bool {
                 c.patterns_len = 0;
                 crate::session::release(bit, base, len);
             }
-            send_frame(c.fd, FrameBuf::new(send_buf(), 6))
+            send_frame(c.fd, FrameBuf::new(send_buf(), 6), REPLY_DEADLINE_NS)
         }
         Ok(Request::Other(_)) => send_error(c.fd, b"unexpected message"),
     };
@@ -429,7 +573,7 @@ fn attach(c: &mut Conn, fd: i32, mode: u32, patterns: Patterns<'_>) -> bool {
     // Only events the collector was told about; later ones once announced.
     let mut enabled = 0u32;
     crate::registry::each_below(c.announced, |e| {
-        if patterns.any_matches(e.provider_bytes(), e.name_bytes()) {
+        if patterns.any_matches(e.provider().as_bytes(), e.name().as_bytes()) {
             e.enable.fetch_or(1 << bit, Ordering::AcqRel);
             enabled += 1;
         }
@@ -441,30 +585,32 @@ fn attach(c: &mut Conn, fd: i32, mode: u32, patterns: Patterns<'_>) -> bool {
     let mut f = FrameBuf::new(send_buf(), 4);
     f.put(&bit.to_le_bytes());
     f.put(&enabled.to_le_bytes());
-    if !send_frame(c.fd, f) {
+    if !send_frame(c.fd, f, REPLY_DEADLINE_NS) {
         return false;
     }
     // Only now may a child waiting in its fork handler go on: the collector
     // has its answer even if the child exits at once.
     ATTACHES.fetch_add(1, Ordering::AcqRel);
-    crate::registry::len() <= c.announced || announce(c)
+    // `take` fenced after taking the bit: an event registered meanwhile is
+    // counted here, or its registration saw the bit and woke us.
+    crate::registry::len() <= c.announced || announce(c, REPLY_DEADLINE_NS)
 }
 
 /// Sends the event list to an attached collector, then enables the events
 /// it did not know of that its patterns match. False: close the connection.
-fn announce(c: &mut Conn) -> bool {
+fn announce(c: &mut Conn, within_ns: u64) -> bool {
     let Some((bit, _, _)) = c.session else {
         return true;
     };
-    let Some(n) = send_info(c.fd) else {
+    let Some(n) = send_info(c.fd, within_ns) else {
         return false;
     };
     let Some(patterns) = c.patterns() else {
         return false;
     };
     crate::registry::each_below(n, |e| {
-        if e.id.load(Ordering::Acquire) as usize >= c.announced
-            && patterns.any_matches(e.provider_bytes(), e.name_bytes())
+        if e.enable.load(Ordering::Acquire) & (1 << bit) == 0
+            && patterns.any_matches(e.provider().as_bytes(), e.name().as_bytes())
         {
             e.enable.fetch_or(1 << bit, Ordering::AcqRel);
         }
@@ -474,7 +620,7 @@ fn announce(c: &mut Conn) -> bool {
 }
 
 /// Sends `Info`: how many events it lists, or None if it could not be sent.
-fn send_info(fd: i32) -> Option<usize> {
+fn send_info(fd: i32, within_ns: u64) -> Option<usize> {
     let n = crate::registry::len();
     let mut comm = [0u8; 64];
     let got = sys::read_file(b"/proc/self/comm\0", &mut comm).unwrap_or(0);
@@ -497,18 +643,18 @@ fn send_info(fd: i32) -> Option<usize> {
         put_info_event(
             &mut f,
             e.id.load(Ordering::Acquire),
-            e.provider_bytes(),
-            e.name_bytes(),
+            e.provider().as_bytes(),
+            e.name().as_bytes(),
             fields,
         );
     });
-    send_frame(fd, f).then_some(n)
+    send_frame(fd, f, within_ns).then_some(n)
 }
 
 fn send_error(fd: i32, why: &[u8]) -> bool {
     let mut f = FrameBuf::new(send_buf(), 7);
     put_str(&mut f, why);
-    send_frame(fd, f)
+    send_frame(fd, f, REPLY_DEADLINE_NS)
 }
 
 fn send_buf() -> &'static mut [u8] {
@@ -517,12 +663,13 @@ fn send_buf() -> &'static mut [u8] {
     unsafe { &mut *SEND.0.get() }
 }
 
-fn send_frame(fd: i32, f: FrameBuf<'_>) -> bool {
+/// Sends a whole frame within `within_ns`; false if it could not be.
+fn send_frame(fd: i32, f: FrameBuf<'_>, within_ns: u64) -> bool {
     let Some(frame) = f.finish() else {
         // Larger than a frame may be (an event list of more than 1 MiB).
         return false;
     };
-    let deadline = sys::now_ns().saturating_add(WRITE_DEADLINE_NS);
+    let deadline = sys::now_ns().saturating_add(within_ns);
     let mut sent = 0;
     while let Some(rest) = frame.get(sent..).filter(|r| !r.is_empty()) {
         match sys::send(fd, rest, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
@@ -547,40 +694,6 @@ fn wait(fd: i32, events: i16, deadline: u64) -> bool {
     }
     let mut p = [libc::pollfd { fd, events, revents: 0 }];
     matches!(sys::poll(&mut p, Some(deadline - now)), Ok(n) if n > 0)
-}
-
-/// Reads one frame's body into RECV: its length. A descriptor passed with
-/// it lands in `passed` (others are closed).
-fn read_frame(fd: i32, passed: &mut i32) -> Option<usize> {
-    let deadline = sys::now_ns().saturating_add(READ_DEADLINE_NS);
-    let mut len = [0u8; 4];
-    read_exact(fd, &mut len, passed, deadline)?;
-    let n = u32::from_le_bytes(len) as usize;
-    if n == 0 || n > MAX_FRAME {
-        return None;
-    }
-    // SAFETY: only this thread uses RECV (see `Scratch`).
-    let recv: &mut [u8; MAX_FRAME] = unsafe { &mut *RECV.0.get() };
-    read_exact(fd, recv.get_mut(..n)?, passed, deadline)?;
-    Some(n)
-}
-
-fn read_exact(fd: i32, buf: &mut [u8], passed: &mut i32, deadline: u64) -> Option<()> {
-    let mut got = 0;
-    while got < buf.len() {
-        match recv(fd, buf.get_mut(got..)?, passed) {
-            Ok(0) => return None,
-            Ok(k) => got += k,
-            Err(libc::EINTR) => {}
-            Err(libc::EAGAIN) => {
-                if !wait(fd, libc::POLLIN, deadline) {
-                    return None;
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-    Some(())
 }
 
 /// One `recvmsg`, keeping the first descriptor passed.

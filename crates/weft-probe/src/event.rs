@@ -70,17 +70,6 @@ impl Event {
         unsafe { CStr::from_ptr(self.name) }.to_str().unwrap_or("?")
     }
 
-    /// The provider's bytes as registered (not checked as UTF-8).
-    pub(crate) fn provider_bytes(&self) -> &[u8] {
-        // SAFETY: as provider.
-        unsafe { CStr::from_ptr(self.provider) }.to_bytes()
-    }
-
-    pub(crate) fn name_bytes(&self) -> &[u8] {
-        // SAFETY: as provider.
-        unsafe { CStr::from_ptr(self.name) }.to_bytes()
-    }
-
     pub fn field_types(&self) -> impl ExactSizeIterator<Item = (&str, Option<FieldType>)> {
         (0..self.nfields as usize).map(move |i| {
             // SAFETY: fields points at nfields descriptors ('static).

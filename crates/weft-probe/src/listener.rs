@@ -334,6 +334,9 @@ extern "C" fn remove_socket() {
 /// Forgets listener and connections inherited by a fork child: they belong
 /// to the parent. The child starts its own.
 pub(crate) fn reset_after_fork() {
+    // Until the child has a socket of its own, its exit must not remove the
+    // parent's (the `atexit` handler is inherited).
+    SOCKET.set(b"");
     let fd = LISTEN_FD.swap(-1, Ordering::AcqRel);
     if fd >= 0 {
         // SAFETY: closing our copy of the parent's listening socket.
@@ -674,6 +677,10 @@ fn attach(fd: OwnedFd, mode: u32, patterns: &[String]) -> Result<Attaching, Stri
 /// An event registered after sessions attached: enable it where it matches,
 /// once each collector was told its event list changed (crate::announce).
 pub(crate) fn on_register(e: &'static crate::Event) {
+    // The event was appended to the registry; an attach takes its session
+    // bit and then reads the registry (crate::session::take fences too).
+    // Either this sees the bit or that attach sees the event.
+    std::sync::atomic::fence(Ordering::SeqCst);
     if crate::child::active() {
         crate::child::on_register();
         return;

@@ -112,7 +112,7 @@ pub(crate) fn take(area: &Area, mode: u32, guard: bool) -> Result<u32, &'static 
         let free = !(used | DEAD.load(Ordering::Acquire)) & weft_probe_abi::SESSION_MASK;
         if free == 0 {
             unmap(area);
-            return Err("every session is in use (8 collectors attached)");
+            return Err("every session is in use (at most 8 collectors)");
         }
         let bit = free.trailing_zeros();
         if USED
@@ -122,6 +122,9 @@ pub(crate) fn take(area: &Area, mode: u32, guard: bool) -> Result<u32, &'static 
             break bit;
         }
     };
+    // Pairs with the fence in listener::on_register: the registry read after
+    // this sees an event whose registration did not see this bit.
+    std::sync::atomic::fence(Ordering::SeqCst);
     let geo = area.geo;
     let s = &SESSIONS[bit as usize];
     s.slots.store(geo.slots, Ordering::Release);

@@ -4,9 +4,12 @@
 //!
 //! Each call returns the kernel's result or its errno as `Err`; none of
 //! them touches `errno` (thread storage), allocates or takes a lock. On
-//! x86-64 they are inline `syscall` instructions. Elsewhere they go through
-//! `libc::syscall`, which sets `errno`, and a fork child falls back to the
-//! setup that is not async-signal-safe (docs/probe-buffers.md, D12).
+//! x86-64 they are inline `syscall` instructions. Elsewhere a fork child
+//! falls back to the setup that is not async-signal-safe
+//! (docs/probe-buffers.md, D12); the calls the process's own control
+//! thread makes (memory mappings, clocks) then go through the C library's
+//! functions, and the rest, which only a fork child would make, through
+//! `libc::syscall`.
 
 use std::os::raw::c_long;
 
@@ -192,44 +195,14 @@ pub(crate) fn send(fd: i32, buf: &[u8], flags: i32) -> SysResult {
 
 /// Waits for events on `fds`, at most `timeout_ns` (None: no limit).
 pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ns: Option<u64>) -> SysResult {
-    let ts = timeout_ns.map(|ns| libc::timespec {
+    // The kernel writes the time left back into it.
+    let mut ts = timeout_ns.map(|ns| libc::timespec {
         tv_sec: (ns / 1_000_000_000) as libc::time_t,
         tv_nsec: (ns % 1_000_000_000) as libc::c_long,
     });
-    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let tsp = ts.as_mut().map_or(std::ptr::null_mut(), |t| t as *mut libc::timespec);
     // SAFETY: fds and the optional timespec are valid for the call.
     unsafe { syscall!(libc::SYS_ppoll, fds.as_mut_ptr(), fds.len(), tsp, 0, 8) }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds.
-pub(crate) fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: the kernel writes one timespec.
-    let _ = unsafe {
-        syscall!(
-            libc::SYS_clock_gettime,
-            libc::CLOCK_MONOTONIC,
-            &mut ts as *mut libc::timespec
-        )
-    };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-pub(crate) fn sleep_ns(ns: u64) {
-    let ts = libc::timespec {
-        tv_sec: (ns / 1_000_000_000) as libc::time_t,
-        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-    };
-    // SAFETY: reads one timespec; no remainder asked for.
-    let _ = unsafe {
-        syscall!(
-            libc::SYS_clock_nanosleep,
-            libc::CLOCK_MONOTONIC,
-            0,
-            &ts as *const libc::timespec,
-            0
-        )
-    };
 }
 
 pub(crate) fn eventfd(flags: i32) -> SysResult {
@@ -237,48 +210,198 @@ pub(crate) fn eventfd(flags: i32) -> SysResult {
     unsafe { syscall!(libc::SYS_eventfd2, 0, flags) }
 }
 
-/// # Safety
-/// As mmap(2): a `MAP_FIXED` mapping replaces whatever was at `addr`.
-pub(crate) unsafe fn mmap(addr: usize, len: usize, prot: i32, flags: i32, fd: i32) -> SysResult {
-    // SAFETY: as the caller vouches.
-    unsafe { syscall!(libc::SYS_mmap, addr, len, prot, flags, fd, 0) }
+/// The calls the process's own control thread makes too: direct on x86-64,
+/// through the C library's functions elsewhere (see the module doc).
+#[cfg(target_arch = "x86_64")]
+mod shared {
+    use super::*;
+
+    /// CLOCK_MONOTONIC in nanoseconds.
+    pub(crate) fn now_ns() -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: the kernel writes one timespec.
+        let _ = unsafe {
+            syscall!(
+                libc::SYS_clock_gettime,
+                libc::CLOCK_MONOTONIC,
+                &mut ts as *mut libc::timespec
+            )
+        };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+
+    pub(crate) fn sleep_ns(ns: u64) {
+        let ts = libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: reads one timespec; no remainder asked for.
+        let _ = unsafe {
+            syscall!(
+                libc::SYS_clock_nanosleep,
+                libc::CLOCK_MONOTONIC,
+                0,
+                &ts as *const libc::timespec,
+                0
+            )
+        };
+    }
+
+    /// # Safety
+    /// As mmap(2): a `MAP_FIXED` mapping replaces whatever was at `addr`.
+    pub(crate) unsafe fn mmap(addr: usize, len: usize, prot: i32, flags: i32, fd: i32) -> SysResult {
+        // SAFETY: as the caller vouches.
+        unsafe { syscall!(libc::SYS_mmap, addr, len, prot, flags, fd, 0) }
+    }
+
+    /// # Safety
+    /// Nothing may use the range afterwards.
+    pub(crate) unsafe fn munmap(addr: usize, len: usize) -> SysResult {
+        // SAFETY: as the caller vouches.
+        unsafe { syscall!(libc::SYS_munmap, addr, len) }
+    }
+
+    /// # Safety
+    /// As mprotect(2): code using the range must expect the new protection.
+    pub(crate) unsafe fn mprotect(addr: usize, len: usize, prot: i32) -> SysResult {
+        // SAFETY: as the caller vouches.
+        unsafe { syscall!(libc::SYS_mprotect, addr, len, prot) }
+    }
+
+    /// # Safety
+    /// As madvise(2) for the advice given.
+    pub(crate) unsafe fn madvise(addr: usize, len: usize, advice: i32) -> SysResult {
+        // SAFETY: as the caller vouches.
+        unsafe { syscall!(libc::SYS_madvise, addr, len, advice) }
+    }
+
+    /// The size of the file behind `fd`.
+    pub(crate) fn file_size(fd: i32) -> Result<u64, i32> {
+        // SAFETY: an all-zero stat is a valid value to be overwritten.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: the kernel writes one struct stat, whose x86-64 layout is
+        // the C library's.
+        unsafe { syscall!(libc::SYS_fstat, fd, &mut st as *mut libc::stat) }?;
+        Ok(st.st_size as u64)
+    }
+
+    /// The (device, inode) of the file behind `fd`: whether a descriptor
+    /// number still refers to what it did.
+    pub(crate) fn identity(fd: i32) -> Option<(u64, u64)> {
+        // SAFETY: as in `file_size`.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as in `file_size`.
+        unsafe { syscall!(libc::SYS_fstat, fd, &mut st as *mut libc::stat) }.ok()?;
+        Some((st.st_dev, st.st_ino))
+    }
+
+    pub(crate) fn seals(fd: i32) -> SysResult {
+        // SAFETY: no memory arguments.
+        unsafe { syscall!(libc::SYS_fcntl, fd, libc::F_GET_SEALS) }
+    }
 }
 
-/// # Safety
-/// Nothing may use the range afterwards.
-pub(crate) unsafe fn munmap(addr: usize, len: usize) -> SysResult {
-    // SAFETY: as the caller vouches.
-    unsafe { syscall!(libc::SYS_munmap, addr, len) }
+#[cfg(not(target_arch = "x86_64"))]
+mod shared {
+    use super::SysResult;
+
+    fn ret(r: libc::c_long) -> SysResult {
+        if r < 0 {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        } else {
+            Ok(r as usize)
+        }
+    }
+
+    pub(crate) fn now_ns() -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: writes one timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+
+    pub(crate) fn sleep_ns(ns: u64) {
+        std::thread::sleep(std::time::Duration::from_nanos(ns));
+    }
+
+    /// # Safety
+    /// As mmap(2).
+    pub(crate) unsafe fn mmap(addr: usize, len: usize, prot: i32, flags: i32, fd: i32) -> SysResult {
+        // SAFETY: as the caller vouches.
+        let p = unsafe { libc::mmap(addr as *mut libc::c_void, len, prot, flags, fd, 0) };
+        if p == libc::MAP_FAILED {
+            ret(-1)
+        } else {
+            Ok(p as usize)
+        }
+    }
+
+    /// # Safety
+    /// Nothing may use the range afterwards.
+    pub(crate) unsafe fn munmap(addr: usize, len: usize) -> SysResult {
+        // SAFETY: as the caller vouches.
+        ret(unsafe { libc::munmap(addr as *mut libc::c_void, len) } as libc::c_long)
+    }
+
+    /// # Safety
+    /// As mprotect(2).
+    pub(crate) unsafe fn mprotect(addr: usize, len: usize, prot: i32) -> SysResult {
+        // SAFETY: as the caller vouches.
+        ret(unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) } as libc::c_long)
+    }
+
+    /// # Safety
+    /// As madvise(2).
+    pub(crate) unsafe fn madvise(addr: usize, len: usize, advice: i32) -> SysResult {
+        // SAFETY: as the caller vouches.
+        ret(unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) } as libc::c_long)
+    }
+
+    pub(crate) fn file_size(fd: i32) -> Result<u64, i32> {
+        // SAFETY: an all-zero stat is valid to be overwritten.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes one struct stat.
+        ret(unsafe { libc::fstat(fd, &mut st) } as libc::c_long)?;
+        Ok(st.st_size as u64)
+    }
+
+    pub(crate) fn identity(fd: i32) -> Option<(u64, u64)> {
+        // SAFETY: as in `file_size`.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as in `file_size`.
+        ret(unsafe { libc::fstat(fd, &mut st) } as libc::c_long).ok()?;
+        Some((st.st_dev as u64, st.st_ino as u64))
+    }
+
+    pub(crate) fn seals(fd: i32) -> SysResult {
+        // SAFETY: no memory arguments.
+        ret(unsafe { libc::fcntl(fd, libc::F_GET_SEALS) } as libc::c_long)
+    }
 }
 
-/// # Safety
-/// As mprotect(2): code using the range must expect the new protection.
-pub(crate) unsafe fn mprotect(addr: usize, len: usize, prot: i32) -> SysResult {
-    // SAFETY: as the caller vouches.
-    unsafe { syscall!(libc::SYS_mprotect, addr, len, prot) }
-}
+pub(crate) use shared::*;
 
-/// # Safety
-/// As madvise(2) for the advice given.
-pub(crate) unsafe fn madvise(addr: usize, len: usize, advice: i32) -> SysResult {
-    // SAFETY: as the caller vouches.
-    unsafe { syscall!(libc::SYS_madvise, addr, len, advice) }
-}
-
-/// The size of the file behind `fd`.
-pub(crate) fn file_size(fd: i32) -> Result<u64, i32> {
-    // SAFETY: an all-zero stat is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: the kernel writes one struct stat (the same layout as the C
-    // library's on the architectures where `RAW` holds, and through
-    // `libc::syscall` elsewhere).
-    unsafe { syscall!(libc::SYS_fstat, fd, &mut st as *mut libc::stat) }?;
-    Ok(st.st_size as u64)
-}
-
-pub(crate) fn seals(fd: i32) -> SysResult {
-    // SAFETY: no memory arguments.
-    unsafe { syscall!(libc::SYS_fcntl, fd, libc::F_GET_SEALS) }
+/// Gives up every privilege of the calling thread (only): supplementary
+/// groups, and the user and group ids for `nobody` where it may change
+/// them, or else for its effective ones; then every capability.
+pub(crate) fn drop_privileges() {
+    const NOBODY: usize = 65534;
+    // SAFETY: no memory arguments; each call changes this thread only.
+    unsafe {
+        if syscall!(libc::SYS_setgroups, 0, 0).is_ok() {
+            let _ = syscall!(libc::SYS_setresgid, NOBODY, NOBODY, NOBODY);
+        }
+        if syscall!(libc::SYS_setresuid, NOBODY, NOBODY, NOBODY).is_err() {
+            let e = geteuid() as usize;
+            let _ = syscall!(libc::SYS_setresuid, e, e, e);
+        }
+    }
+    // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set, all cleared.
+    let mut header: [u32; 2] = [0x2008_0522, 0];
+    let data = [0u32; 6];
+    // SAFETY: the kernel reads the header (and may write its version) and
+    // reads two data structs.
+    let _ = unsafe { syscall!(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) };
 }
 
 /// Sets the calling thread's signal mask, returning the old one.

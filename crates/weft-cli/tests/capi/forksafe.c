@@ -1,7 +1,7 @@
 /* weft-probe's fork handler must be async-signal-safe: it runs inside
  * fork(), which a program may call from a signal handler, while other
  * threads of the parent held the allocator's or any other lock.
- * Usage: forksafe CHILDREN [linger]
+ * Usage: forksafe CHILDREN [linger|closeall]
  * Linked with -Wl,--wrap for the allocator's entry points and for
  * pthread_create (see the test), so every such call that weft-probe or this
  * program makes goes through the wrappers below. Between a fork and its
@@ -9,11 +9,24 @@
  * Children are forked in turn from main and from a SIGUSR1 handler. Each
  * one, once fork returned, writes AFTER events, registers an event of its
  * own, waits (at most 3 s) until the collector enabled it, writes LATE of
- * those and prints:
+ * those, forks a grandchild that writes AFTER events and prints
+ *   grandchild PID TICKS allocs A threads T
+ * and prints:
  *   child PID TICKS LATE allocs A threads T
  * With `linger`, each child then keeps writing until its collector
  * detaches it (at most 10 s), writes more into nothing, and adds
- * ` detached 1` to its line.
+ * ` detached 1 privileged K` to its line: K counts its other threads that
+ * hold a capability, or root's uid when the child has another (weft-probe's
+ * control thread gives up its privileges).
+ * With `closeall` (which lingers too), each child first takes over every
+ * descriptor number from 3 to 63 with pipes holding a byte and a regular
+ * file (as programs that close or redirect what they inherited do), and
+ * once detached waits 300 ms and adds
+ * ` closeall intact N closed C moved V busy_ms M`: N pipes still holding
+ * their byte, C numbers found closed, V whether the file's offset moved, M
+ * the CPU time its other threads took meanwhile (weft-probe's control
+ * thread must neither read nor close the program's descriptors, nor spin
+ * on them).
  * The parent prints `crashed K`: children that did not exit with 0. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -24,6 +37,8 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #include "weft_probe.h"
@@ -48,6 +63,7 @@ static void count(atomic_int *what) {
 }
 
 void *__real_malloc(size_t n);
+void __real_free(void *p);
 void *__real_calloc(size_t k, size_t n);
 void *__real_realloc(void *p, size_t n);
 int __real_posix_memalign(void **p, size_t a, size_t n);
@@ -58,6 +74,10 @@ int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*f)(void
 void *__wrap_malloc(size_t n) {
     count(&allocs);
     return __real_malloc(n);
+}
+void __wrap_free(void *p) {
+    count(&allocs);
+    __real_free(p);
 }
 void *__wrap_calloc(size_t k, size_t n) {
     count(&allocs);
@@ -97,7 +117,62 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int linger;
+static int linger, closeall;
+
+/* CPU seconds of this process's threads other than the calling one. */
+static double others_cpu(void) {
+    double s = 0;
+    char me[32], path[96], buf[1024];
+    snprintf(me, sizeof me, "%ld", (long)syscall(SYS_gettid));
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, me) == 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(buf, sizeof buf, f)) {
+            char *p = strrchr(buf, ')');
+            unsigned long ut = 0, st = 0;
+            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+                s += (double)(ut + st) / sysconf(_SC_CLK_TCK);
+        }
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return s;
+}
+
+/* Other threads of this process holding a capability, or root's uid where
+ * this thread has another. */
+static int privileged_others(void) {
+    int n = 0;
+    char me[32], path[96], line[256];
+    snprintf(me, sizeof me, "%ld", (long)syscall(SYS_gettid));
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, me) == 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f)) {
+            unsigned long long caps;
+            unsigned uid;
+            if (sscanf(line, "CapEff: %llx", &caps) == 1 && caps != 0)
+                n++;
+            if (sscanf(line, "Uid: %*u %u", &uid) == 1 && uid == 0 && geteuid() != 0)
+                n++;
+        }
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
 
 static void child(void) {
     int a = atomic_load(&allocs), t = atomic_load(&threads);
@@ -112,7 +187,48 @@ static void child(void) {
     if (WEFT_ENABLED(ev_late))
         for (; late < LATE; late++)
             WEFT_EMIT(ev_late, WEFT_ARG_U64(late));
+    /* A grandchild, forked while this child's control thread runs. */
+    armed = getpid();
+    pid_t g = fork();
+    if (g == 0) {
+        int ga = atomic_load(&allocs), gt = atomic_load(&threads);
+        armed = 0;
+        for (int i = 0; i < AFTER; i++)
+            WEFT_EMIT(ev_tick, WEFT_ARG_U64(i));
+        printf("grandchild %d %d allocs %d threads %d\n", (int)getpid(), AFTER, ga, gt);
+        fflush(stdout);
+        _exit(0);
+    }
+    armed = 0;
+    int gst = 0;
+    if (g < 0 || waitpid(g, &gst, 0) != g || !WIFEXITED(gst) || WEXITSTATUS(gst) != 0)
+        _exit(3);
     int ticks = AFTER, detached = 0;
+    int p[8][2], file = -1;
+    if (closeall) {
+        /* Every descriptor number from 3 to 63 is taken over at once (dup2
+         * replaces without a moment of closed number): even ones by pipes
+         * holding a byte, odd ones by a regular file, which always polls
+         * readable. weft-probe's descriptors are among them. */
+        int keep[17];
+        for (int i = 0; i < 8; i++) {
+            if (pipe(p[i]) != 0 || write(p[i][1], "x", 1) != 1)
+                _exit(4);
+            keep[2 * i] = p[i][0];
+            keep[2 * i + 1] = p[i][1];
+        }
+        file = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+        if (file < 0 || write(file, "0123456789", 10) != 10)
+            _exit(4);
+        keep[16] = file;
+        for (int n = 3; n < 64; n++) {
+            int mine = 0;
+            for (int k = 0; k < 17; k++)
+                mine |= keep[k] == n;
+            if (!mine)
+                dup2(n % 2 ? file : p[(n / 2) % 8][0], n);
+        }
+    }
     if (linger) {
         until = now() + 10;
         while (WEFT_ENABLED(ev_tick) && now() < until) {
@@ -126,14 +242,36 @@ static void child(void) {
         }
     }
     printf("child %d %d %d allocs %d threads %d", (int)getpid(), ticks, late, a, t);
-    printf(linger ? " detached %d\n" : "\n", detached);
+    if (closeall) {
+        /* The recording ended meanwhile: its control thread woke up to find
+         * the numbers it knew taken over. */
+        int intact = 0, closed = 0;
+        double before = others_cpu();
+        usleep(300000);
+        double busy = others_cpu() - before;
+        for (int n = 3; n < 64; n++)
+            closed += fcntl(n, F_GETFD) < 0;
+        for (int i = 0; i < 8; i++) {
+            char c = 0;
+            int fl = fcntl(p[i][0], F_GETFL);
+            fcntl(p[i][0], F_SETFL, fl | O_NONBLOCK);
+            intact += read(p[i][0], &c, 1) == 1 && c == 'x';
+        }
+        printf(" closeall intact %d closed %d moved %d busy_ms %d", intact, closed,
+               lseek(file, 0, SEEK_CUR) != 10, (int)(busy * 1000));
+    }
+    if (linger)
+        printf(" detached %d privileged %d\n", detached, privileged_others());
+    else
+        printf("\n");
     fflush(stdout);
     _exit(0);
 }
 
 int main(int argc, char **argv) {
     int children = argc > 1 ? atoi(argv[1]) : 4;
-    linger = argc > 2 && strcmp(argv[2], "linger") == 0;
+    closeall = argc > 2 && strcmp(argv[2], "closeall") == 0;
+    linger = closeall || (argc > 2 && strcmp(argv[2], "linger") == 0);
     signal(SIGUSR1, on_usr1);
     int crashed = 0;
     for (int c = 0; c < children; c++) {

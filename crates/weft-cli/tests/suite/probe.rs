@@ -1693,7 +1693,7 @@ fn a_fork_child_writing_before_its_setup_does_not_fault() {
 fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_recorded() {
     require_root();
     let dir = tmp();
-    let wrap = "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=memalign,--wrap=pthread_create";
+    let wrap = "-Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=memalign,--wrap=pthread_create";
     let exe = build_c_with(dir.path(), "forksafe", &[wrap]);
     let trace = dir.path().join("fs.weft");
     let out = run(weft()
@@ -1731,6 +1731,28 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
         assert_eq!(late, 50, "child {pid}: its late event was never enabled: {said}");
         assert_eq!(count("late:ev"), late, "child {pid}");
     }
+    // Grandchildren, forked while their parent's control thread ran.
+    let grandchildren: Vec<Vec<u64>> = said
+        .lines()
+        .filter(|l| l.starts_with("grandchild "))
+        .map(|l| l.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+        .collect();
+    assert_eq!(grandchildren.len(), 4, "{said}");
+    for g in &grandchildren {
+        let [pid, ticks, allocs, threads] = g[..] else {
+            panic!("{said}")
+        };
+        assert_eq!(
+            (allocs, threads),
+            (0, 0),
+            "calls made in grandchild {pid} before its fork returned: {said}"
+        );
+        let n = lines
+            .iter()
+            .filter(|l| u64::from(l.pid) == pid && l.text.starts_with("fs:tick"))
+            .count() as u64;
+        assert_eq!(n, ticks, "grandchild {pid}");
+    }
     let all = parse(&dump(&trace, &[]));
     assert!(!all.iter().any(|l| l.text.contains("DAMAGED")), "damage reported");
 
@@ -1746,6 +1768,10 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("crashed 0") && said.contains(" detached 1"), "{said}");
+    // The child's control thread is unknown to the C library, so a
+    // `setuid` in the child would not reach it: it keeps no privilege (the
+    // child runs as root here; that thread as nobody, without capabilities).
+    assert!(said.contains(" privileged 0"), "{said}");
     let pid: u32 = said
         .lines()
         .find_map(|l| l.strip_prefix("child ")?.split_whitespace().next()?.parse().ok())
@@ -1756,6 +1782,32 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
         .filter(|l| l.pid == pid && l.text.starts_with("fs:tick"))
         .count();
     assert!(ticks > 100, "child {pid}: {ticks} events before the detach");
+
+    // A child that closes every inherited descriptor and reuses the numbers:
+    // its control thread must leave the program's descriptors alone (never
+    // read, never close them) and must not spin on them.
+    let trace = dir.path().join("closeall.weft");
+    // The thread sees it when the recording ends (its poll holds the old
+    // files until then).
+    let out = run(weft()
+        .args(["record", "-q", "--duration", "1500ms", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&exe)
+        .args(["1", "closeall"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("crashed 0"), "{said}");
+    for l in said.lines().filter(|l| l.starts_with("child ")) {
+        assert!(l.contains(" closeall intact 8 closed 0 moved 0 "), "{l}");
+        assert!(l.contains(" detached 1 "), "{l}");
+        let busy: u64 = l
+            .split("busy_ms ")
+            .nth(1)
+            .and_then(|w| w.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{l}"));
+        assert!(busy < 100, "the control thread spun: {l}");
+    }
 }
 
 /// Many instrumented programs start at once, more than are attached at a
