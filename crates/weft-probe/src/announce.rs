@@ -15,13 +15,14 @@
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{MutexGuard, TryLockError};
 use std::time::Duration;
 
 use weft_probe_abi::control::Msg;
 use weft_probe_abi::MAX_SESSIONS;
 
+use crate::held::Held;
 use crate::listener::{info, pattern_matches, CONNS, PATTERNS};
 
 /// How long the announcer waits for a collector that stopped reading before
@@ -30,10 +31,10 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sessions the announcer must bring up to date.
 static PENDING: AtomicU32 = AtomicU32::new(0);
-/// Wakes the announcer (an eventfd); -1: no announcer, announce inline.
-static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
-/// Its inode, in case the program closed it and reused the number.
-static WAKE_INODE: AtomicU64 = AtomicU64::new(0);
+/// Wakes the announcer (an eventfd); none: no announcer, announce inline.
+static WAKE: Held = Held::new();
+/// Whether an announcer was started (its eventfd may be gone since).
+static ANNOUNCER: AtomicBool = AtomicBool::new(false);
 
 /// A session's connection as used for pushes, with the unsent end of a frame
 /// that a non-blocking send left behind. Whoever writes next on the
@@ -46,17 +47,12 @@ pub(crate) struct Push {
 
 /// Each session's push descriptor, so that a fork child can close its copy
 /// without the session's lock (another thread may have held it at the fork).
-static PUSH_FDS: [AtomicI32; MAX_SESSIONS as usize] = [const { AtomicI32::new(-1) }; MAX_SESSIONS as usize];
+static PUSH_FDS: [Held; MAX_SESSIONS as usize] = [const { Held::new() }; MAX_SESSIONS as usize];
 
 impl Drop for Push {
     fn drop(&mut self) {
         // Forgotten before the descriptor closes (fields drop after this).
-        let _ = PUSH_FDS[self.bit as usize].compare_exchange(
-            self.conn.as_raw_fd(),
-            -1,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        PUSH_FDS[self.bit as usize].forget(self.conn.as_raw_fd());
     }
 }
 
@@ -71,7 +67,7 @@ enum Sent {
 impl Push {
     pub(crate) fn new(conn: UnixStream, bit: u32) -> Push {
         let _ = conn.set_write_timeout(Some(PUSH_TIMEOUT));
-        PUSH_FDS[bit as usize].store(conn.as_raw_fd(), Ordering::Release);
+        PUSH_FDS[bit as usize].set(conn.as_raw_fd());
         Push {
             conn,
             tail: Vec::new(),
@@ -136,8 +132,8 @@ pub(crate) fn start() {
         return;
     }
     if crate::listener::spawn_quiet("weft-probe-announce", move || run(fd)).is_ok() {
-        WAKE_INODE.store(crate::sys::identity(fd).map_or(0, |(_, ino)| ino), Ordering::Release);
-        WAKE_FD.store(fd, Ordering::Release);
+        WAKE.set(fd);
+        ANNOUNCER.store(true, Ordering::Release);
     } else {
         // SAFETY: closing the eventfd we just created and nobody uses.
         unsafe { libc::close(fd) };
@@ -151,11 +147,7 @@ pub(crate) fn start() {
 /// a reused descriptor).
 pub(crate) fn reset_after_fork() {
     for fd in &PUSH_FDS {
-        let fd = fd.swap(-1, Ordering::AcqRel);
-        if fd >= 0 {
-            // SAFETY: closing the child's copy of a parent's push socket.
-            unsafe { libc::close(fd) };
-        }
+        fd.close_copy();
     }
     for c in &CONNS {
         match c.try_lock() {
@@ -165,11 +157,8 @@ pub(crate) fn reset_after_fork() {
         }
     }
     PENDING.store(0, Ordering::Release);
-    let fd = WAKE_FD.swap(-1, Ordering::AcqRel);
-    if fd >= 0 {
-        // SAFETY: closing the child's copy of the parent's eventfd.
-        unsafe { libc::close(fd) };
-    }
+    WAKE.close_copy();
+    ANNOUNCER.store(false, Ordering::Release);
 }
 
 fn run(fd: i32) {
@@ -197,15 +186,16 @@ pub(crate) fn on_register(e: &'static crate::Event, used: u32) {
             continue;
         }
         PENDING.fetch_or(1 << bit, Ordering::AcqRel);
-        let fd = WAKE_FD.load(Ordering::Acquire);
-        if fd < 0 {
-            // No announcer thread could be started: wait here after all.
-            announce_blocking(bit);
-            continue;
-        }
         // Never into a descriptor of the program's that took the number over.
-        if crate::sys::identity(fd).map(|(_, ino)| ino) == Some(WAKE_INODE.load(Ordering::Acquire)) {
-            let _ = crate::sys::write(fd, &1u64.to_ne_bytes());
+        match WAKE.get() {
+            Some(fd) => {
+                let _ = crate::sys::write(fd, &1u64.to_ne_bytes());
+            }
+            // No announcer thread could be started: wait here after all.
+            None if !ANNOUNCER.load(Ordering::Acquire) => announce_blocking(bit),
+            // The program closed the announcer's eventfd: the announcer
+            // is stuck in its read; nobody can be woken.
+            None => {}
         }
     }
 }

@@ -20,13 +20,14 @@
 
 use std::cell::UnsafeCell;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use weft_probe_abi::control::{
     put_info_event, put_info_head, put_str, FrameBuf, Patterns, Request, Sink, MAX_FRAME, PROTOCOL_VERSION,
 };
 use weft_probe_abi::layout::PAGE;
 
+use crate::held::Held;
 use crate::listener::{CONN_FDS, LISTEN_FD, SOCKET, SOCKET_DIR};
 use crate::session::{ATTACHES, USED};
 use crate::sys;
@@ -35,10 +36,8 @@ const _: () = assert!(PROTOCOL_VERSION == 1, "the version error in `answer` name
 
 /// This process's control thread is the one started here (a fork child).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// Wakes the control thread (an eventfd); -1: none. With the inode it had,
-/// in case the program closed it and reused the number.
-static WAKE: AtomicI32 = AtomicI32::new(-1);
-static WAKE_INODE: AtomicU64 = AtomicU64::new(0);
+/// Wakes the control thread (an eventfd).
+static WAKE: Held = Held::new();
 /// Sessions to send the event list to, and then enable new events for.
 static PENDING: AtomicU32 = AtomicU32::new(0);
 static START_TIME: AtomicU64 = AtomicU64::new(0);
@@ -80,10 +79,7 @@ pub(crate) fn active() -> bool {
 pub(crate) fn reset_after_fork() {
     ACTIVE.store(false, Ordering::Release);
     PENDING.store(0, Ordering::Release);
-    let fd = WAKE.swap(-1, Ordering::AcqRel);
-    if fd >= 0 {
-        sys::close(fd);
-    }
+    WAKE.close_copy();
 }
 
 /// In the fork handler: binds the child's control socket next to the
@@ -120,15 +116,14 @@ pub(crate) fn start() -> bool {
     };
     START_TIME.store(start, Ordering::Release);
     EUID.store(sys::geteuid(), Ordering::Release);
-    LISTEN_FD.store(fd, Ordering::Release);
+    LISTEN_FD.set(fd);
     if let Ok(w) = sys::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) {
-        WAKE_INODE.store(sys::identity(w as i32).map_or(0, |(_, ino)| ino), Ordering::Release);
-        WAKE.store(w as i32, Ordering::Release);
+        WAKE.set(w as i32);
     }
     ACTIVE.store(true, Ordering::Release);
     if spawn(fd).is_none() {
         ACTIVE.store(false, Ordering::Release);
-        LISTEN_FD.store(-1, Ordering::Release);
+        LISTEN_FD.forget(fd);
         sys::close(fd);
         if let Some(p) = SOCKET.c_path() {
             let _ = sys::unlink(p);
@@ -237,9 +232,8 @@ fn spawn(listen: i32) -> Option<()> {
 pub(crate) fn on_register() {
     // The caller fenced after appending (crate::listener::on_register).
     PENDING.fetch_or(USED.load(Ordering::Acquire), Ordering::AcqRel);
-    let fd = WAKE.load(Ordering::Acquire);
     // Never into a descriptor of the program's that took the number over.
-    if fd >= 0 && sys::identity(fd).map(|(_, ino)| ino) == Some(WAKE_INODE.load(Ordering::Acquire)) {
+    if let Some(fd) = WAKE.get() {
         let _ = sys::write(fd, &1u64.to_ne_bytes());
     }
 }
@@ -307,7 +301,7 @@ extern "C" fn run(listen: usize) -> ! {
 
 fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
     let mut listen = (listen, sys::identity(listen));
-    let wake_fd = WAKE.load(Ordering::Acquire);
+    let wake_fd = WAKE.get().unwrap_or(-1);
     let mut wake = (wake_fd, sys::identity(wake_fd));
     loop {
         let now = sys::now_ns();
@@ -410,9 +404,7 @@ fn accept(listen: i32, conns: &mut [Option<Conn>; CONNS]) -> bool {
         sys::close(fd);
         return true;
     };
-    if let Some(c) = CONN_FDS.iter().find(|c| c.load(Ordering::Acquire) < 0) {
-        c.store(fd, Ordering::Release);
-    }
+    let _ = CONN_FDS.iter().any(|c| c.set_if_free(fd));
     *slot = Some(Conn {
         fd,
         identity,
@@ -456,9 +448,7 @@ fn close(slot: &mut Option<Conn>) {
     if c.passed >= 0 {
         sys::close(c.passed);
     }
-    if let Some(s) = CONN_FDS.iter().find(|s| s.load(Ordering::Acquire) == c.fd) {
-        s.store(-1, Ordering::Release);
-    }
+    let _ = CONN_FDS.iter().any(|s| s.forget(c.fd));
     if c.still_ours() {
         sys::close(c.fd);
     }

@@ -24,6 +24,7 @@ mod epoch;
 pub mod event;
 mod fault;
 mod fork;
+mod held;
 mod listener;
 mod local;
 mod registry;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -15,12 +15,13 @@ use weft_probe_abi::control::{EventDesc, Msg, ProcessInfo, MAX_FRAME, PROTOCOL_V
 use weft_probe_abi::{process_start_time, runtime_dirs, socket_name, MAX_SESSIONS};
 
 use crate::announce::Push;
+use crate::held::Held;
 use crate::session::{ATTACHES, DEAD, USED};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
-pub(crate) static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
+pub(crate) static LISTEN_FD: Held = Held::new();
 /// Connections being served, so that a fork child can close its copies.
-pub(crate) static CONN_FDS: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
+pub(crate) static CONN_FDS: [Held; 16] = [const { Held::new() }; 16];
 /// Where this process listens (NUL-terminated), and the directory it is in:
 /// fixed buffers, so a fork child's handler can use them without allocating.
 pub(crate) static SOCKET: PathSlot = PathSlot::new();
@@ -264,7 +265,7 @@ fn private_dir(dir: &std::path::Path, uid: u32) -> Result<(), Option<String>> {
 
 pub(crate) fn start_listener() {
     let Some((listener, path)) = bind() else { return };
-    LISTEN_FD.store(listener.as_raw_fd(), Ordering::Release);
+    LISTEN_FD.set(listener.as_raw_fd());
     let bytes = path.as_os_str().as_encoded_bytes();
     if SOCKET.set(bytes) {
         // Where a fork child binds its own socket (crate::child).
@@ -337,17 +338,9 @@ pub(crate) fn reset_after_fork() {
     // Until the child has a socket of its own, its exit must not remove the
     // parent's (the `atexit` handler is inherited).
     SOCKET.set(b"");
-    let fd = LISTEN_FD.swap(-1, Ordering::AcqRel);
-    if fd >= 0 {
-        // SAFETY: closing our copy of the parent's listening socket.
-        unsafe { libc::close(fd) };
-    }
+    LISTEN_FD.close_copy();
     for c in &CONN_FDS {
-        let fd = c.swap(-1, Ordering::AcqRel);
-        if fd >= 0 {
-            // SAFETY: closing our copy of a parent's session connection.
-            unsafe { libc::close(fd) };
-        }
+        c.close_copy();
     }
     // The parent's push channels: close the child's copies, or the collector
     // would not see the connection close when the parent execs or exits.
@@ -437,10 +430,7 @@ fn log_refusal(why: &str) {
 
 /// Serves one collector whose credentials were checked.
 fn serve(mut conn: UnixStream) {
-    let slot = CONN_FDS.iter().find(|c| {
-        c.compare_exchange(-1, conn.as_raw_fd(), Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    });
+    let slot = CONN_FDS.iter().find(|c| c.set_if_free(conn.as_raw_fd()));
     let mut session: Option<(u32, usize, usize)> = None;
     // How many events the collector was told about.
     let mut announced = 0usize;
@@ -532,7 +522,7 @@ fn serve(mut conn: UnixStream) {
         detach(bit, base, len);
     }
     if let Some(s) = slot {
-        s.store(-1, Ordering::Release);
+        s.forget(conn.as_raw_fd());
     }
 }
 

@@ -22,8 +22,9 @@
  * descriptor number from 3 to 63 with pipes holding a byte and a regular
  * file (as programs that close or redirect what they inherited do), and
  * once detached waits 300 ms and adds
- * ` closeall intact N closed C moved V busy_ms M`: N pipes still holding
- * their byte, C numbers found closed, V whether the file's offset moved, M
+ * ` closeall intact N closed C moved V forkclosed F busy_ms M`: N pipes
+ * still holding their byte, C numbers found closed, V whether the file's
+ * offset moved, F numbers found closed in a child forked right after, M
  * the CPU time its other threads took meanwhile (weft-probe's control
  * thread must neither read nor close the program's descriptors, nor spin
  * on them).
@@ -39,6 +40,7 @@
 #include <sys/wait.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "weft_probe.h"
@@ -204,7 +206,7 @@ static void child(void) {
     if (g < 0 || waitpid(g, &gst, 0) != g || !WIFEXITED(gst) || WEXITSTATUS(gst) != 0)
         _exit(3);
     int ticks = AFTER, detached = 0;
-    int p[8][2], file = -1;
+    int p[8][2], file = -1, forkclosed = 0;
     if (closeall) {
         /* Every descriptor number from 3 to 63 is taken over at once (dup2
          * replaces without a moment of closed number): even ones by pipes
@@ -228,6 +230,23 @@ static void child(void) {
             if (!mine)
                 dup2(n % 2 ? file : p[(n / 2) % 8][0], n);
         }
+        /* A fork now: weft-probe's handler closes the child's copies of
+         * the descriptors it holds, and must leave these alone. */
+        ino_t inode[64] = {0};
+        struct stat sb;
+        for (int n = 3; n < 64; n++)
+            inode[n] = fstat(n, &sb) == 0 ? sb.st_ino : 0;
+        pid_t g2 = fork();
+        if (g2 == 0) {
+            /* Closed, or closed and taken again (by weft-probe's own new
+             * descriptors, which would otherwise go above 63). */
+            int k = 0;
+            for (int n = 3; n < 64; n++)
+                k += fstat(n, &sb) != 0 || sb.st_ino != inode[n];
+            _exit(k);
+        }
+        int st2 = 0;
+        forkclosed = g2 > 0 && waitpid(g2, &st2, 0) == g2 && WIFEXITED(st2) ? WEXITSTATUS(st2) : -1;
     }
     if (linger) {
         until = now() + 10;
@@ -257,8 +276,8 @@ static void child(void) {
             fcntl(p[i][0], F_SETFL, fl | O_NONBLOCK);
             intact += read(p[i][0], &c, 1) == 1 && c == 'x';
         }
-        printf(" closeall intact %d closed %d moved %d busy_ms %d", intact, closed,
-               lseek(file, 0, SEEK_CUR) != 10, (int)(busy * 1000));
+        printf(" closeall intact %d closed %d moved %d forkclosed %d busy_ms %d", intact, closed,
+               lseek(file, 0, SEEK_CUR) != 10, forkclosed, (int)(busy * 1000));
     }
     if (linger)
         printf(" detached %d privileged %d\n", detached, privileged_others());

@@ -1799,7 +1799,7 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
     let said = text(&out.stdout);
     assert!(said.contains("crashed 0"), "{said}");
     for l in said.lines().filter(|l| l.starts_with("child ")) {
-        assert!(l.contains(" closeall intact 8 closed 0 moved 0 "), "{l}");
+        assert!(l.contains(" closeall intact 8 closed 0 moved 0 forkclosed 0 "), "{l}");
         assert!(l.contains(" detached 1 "), "{l}");
         let busy: u64 = l
             .split("busy_ms ")
