@@ -147,7 +147,7 @@ pub struct RecordArgs {
     #[arg(long, default_value = "8M", value_parser = units::parse_size)]
     probe_buffer: usize,
     /// weft-probe thread slots per process (threads beyond this have their events dropped and counted).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     probe_threads: u32,
     /// Cap on weft-probe buffer memory over all attached processes (the
     /// first one is always attached); processes beyond it are not attached

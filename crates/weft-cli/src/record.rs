@@ -225,12 +225,20 @@ fn wait_untraced(pid: u32, signals: &StopSignals, seen: &mut u32) -> Option<i32>
 
 fn print_summary(s: &Summary) {
     let lost = s.lost();
+    // The totals count weft-probe's events too (as `weft info` does); the
+    // lines below say where each loss was.
+    let (probe_events, probe_lost) = s.probes.as_ref().map_or((0, 0), |p| (p.events, p.lost));
     eprintln!(
-        "weft: recorded {} events ({} syscalls) in {:.2} s, {} lost, {} written to {}",
-        s.records,
+        "weft: recorded {} events ({} syscalls{}) in {:.2} s, {} lost, {} written to {}",
+        s.records + probe_events,
         s.syscalls,
+        if probe_events > 0 {
+            format!(", {probe_events} from weft-probe")
+        } else {
+            String::new()
+        },
         s.secs,
-        lost,
+        lost + probe_lost,
         bytes(s.bytes),
         s.output.display()
     );

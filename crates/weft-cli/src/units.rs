@@ -35,17 +35,34 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a size (try 8M, 512K)"))?;
-    let mul = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+    let mul: usize = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
         "" => 1,
         "K" => 1 << 10,
         "M" => 1 << 20,
         "G" => 1 << 30,
         _ => return Err(format!("unknown unit `{unit}` in `{s}` (use K, M or G)")),
     };
-    let v = n.checked_mul(mul).ok_or_else(|| format!("size `{s}` is too large"))?;
+    let v = if num.contains('.') {
+        // 1.5M: a whole number of bytes once scaled.
+        let f: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size (try 8M, 512K, 1.5M)"))?;
+        let v = f * mul as f64;
+        if !(v.is_finite() && v < usize::MAX as f64) {
+            return Err(format!("size `{s}` is too large"));
+        }
+        if v.fract() != 0.0 {
+            return Err(format!("size `{s}` is not a whole number of bytes"));
+        }
+        v as usize
+    } else {
+        let n: usize = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size (try 8M, 512K, 1.5M)"))?;
+        n.checked_mul(mul).ok_or_else(|| format!("size `{s}` is too large"))?
+    };
     if v < 8192 {
         return Err(format!("size `{s}` is too small (at least 8K)"));
     }
@@ -81,6 +98,11 @@ mod tests {
         assert_eq!(parse_size("8M").unwrap(), 8 << 20);
         assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
         assert!(parse_size("1").is_err());
+        assert_eq!(parse_size("1.5M").unwrap(), 3 << 19);
+        assert_eq!(parse_size("0.5G").unwrap(), 512 << 20);
+        assert!(parse_size("1.5").is_err(), "not a whole number of bytes");
+        assert!(parse_size("1..5M").is_err());
+        assert!(parse_size("1e9").is_err());
         assert_eq!(bytes(1536), "1.5 KiB");
     }
 }

@@ -27,6 +27,8 @@ const ATTACHING_AT_ONCE: usize = 8;
 const DAMAGE_SAID: u64 = 20;
 /// Processes not recorded said one by one (all are in the trace).
 const MISSED_SAID: u64 = 5;
+/// Threads of one process whose losses get a line each; the rest are summed.
+const THREADS_SAID: usize = 3;
 
 /// A process being looked for.
 struct Pending {
@@ -620,6 +622,10 @@ impl Probes {
 
     fn write_stats(&mut self, pid: u32, stats: &[ThreadStats], (no_slot, why): (u64, &str), enc: &mut Encoder) {
         let now = weft_kernel::monotonic_ns();
+        // Threads that lost events beyond the first few are summed on one
+        // line (a program with hundreds of threads would fill the screen).
+        let mut more = (0u64, 0u64, 0u64, 0u64);
+        let mut said = 0;
         for (i, t) in stats.iter().enumerate() {
             // Counters come from the program's memory: saturate, never overflow.
             let lost = [t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten]
@@ -635,16 +641,30 @@ impl Probes {
                 self.say(Level::Warning, text);
             } else {
                 self.totals.lost = self.totals.lost.saturating_add(lost);
-                if lost > 0 {
+                if lost > 0 && said < THREADS_SAID {
+                    said += 1;
                     let text = format!(
                         "PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {}){}",
                         t.tid, t.attempted, t.received, lost, t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten,
                         self.bigger_ring(t.attempted, t.lost_full)
                     );
                     self.say(Level::Warning, text);
+                } else if lost > 0 {
+                    more.0 += 1;
+                    more.1 = more.1.saturating_add(t.attempted);
+                    more.2 = more.2.saturating_add(lost);
+                    more.3 = more.3.saturating_add(t.lost_full);
                 }
             }
             enc.probe_stats(now, pid, t, if i == 0 { no_slot } else { 0 });
+        }
+        let (threads, attempted, lost, full) = more;
+        if threads > 0 {
+            let text = format!(
+                "PID {pid}: {threads} more threads lost {lost} of {attempted} probe events (ring full {full}){}; `weft dump --event 'weft:probe*'` lists every thread",
+                self.bigger_ring(attempted, full)
+            );
+            self.say(Level::Warning, text);
         }
         self.totals.lost = self.totals.lost.saturating_add(no_slot);
         if no_slot > 0 {

@@ -418,4 +418,25 @@ fn losses_come_with_a_ring_size_that_would_have_kept_them() {
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("--probe-buffer ") && err.contains("would keep"), "{err}");
+    // Many threads losing: three lines of their own, the rest summed in one,
+    // and the first summary line counts the probe events and losses too.
+    let out = run(weft()
+        .args(["record", "--probe-buffer", "16K", "-o"])
+        .arg(dir.path().join("t.weft"))
+        .arg("--")
+        .arg(demo_path())
+        .args(["threads", "8", "100000"]));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let each = err.lines().filter(|l| l.contains(" probe events attempted, ")).count();
+    let rest = err.lines().filter(|l| l.contains(" more threads lost ")).count();
+    assert!(each <= 3 && rest <= 1 && each + rest > 0, "{err}");
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("weft: recorded "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        first.contains(" from weft-probe) ") && !first.contains(", 0 lost,"),
+        "{first}"
+    );
 }
