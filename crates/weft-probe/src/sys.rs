@@ -381,11 +381,21 @@ mod shared {
 
 pub(crate) use shared::*;
 
-/// Gives up every privilege of the calling thread (only): supplementary
-/// groups, and the user and group ids for `nobody` where it may change
-/// them, or else for its effective ones; then every capability.
+/// Gives up every privilege of the calling thread (only), if it has any
+/// (root, or a capability): supplementary groups, and the user and group
+/// ids for `nobody` where it may change them, or else for its effective
+/// ones; then every capability.
 pub(crate) fn drop_privileges() {
     const NOBODY: usize = 65534;
+    // An unprivileged thread has nothing to give up, and a sandboxed
+    // program may forbid the calls below (a seccomp filter that kills).
+    let mut header: [u32; 2] = [0x2008_0522, 0];
+    let mut caps = [0u32; 6];
+    // SAFETY: the kernel reads the header and writes two data structs.
+    let held = unsafe { syscall!(libc::SYS_capget, header.as_mut_ptr(), caps.as_mut_ptr()) };
+    if geteuid() != 0 && held.is_ok() && caps.iter().all(|&c| c == 0) {
+        return;
+    }
     // SAFETY: no memory arguments; each call changes this thread only.
     unsafe {
         if syscall!(libc::SYS_setgroups, 0, 0).is_ok() {
@@ -397,7 +407,7 @@ pub(crate) fn drop_privileges() {
         }
     }
     // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set, all cleared.
-    let mut header: [u32; 2] = [0x2008_0522, 0];
+    header = [0x2008_0522, 0];
     let data = [0u32; 6];
     // SAFETY: the kernel reads the header (and may write its version) and
     // reads two data structs.
