@@ -31,9 +31,12 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sessions the announcer must bring up to date.
 static PENDING: AtomicU32 = AtomicU32::new(0);
-/// Wakes the announcer (an eventfd); none: no announcer, announce inline.
-static WAKE: Held = Held::new();
-/// Whether an announcer was started (its eventfd may be gone since).
+/// Wakes the announcer: a pipe (each has an inode of its own, so a number
+/// the program took over is told apart; eventfds share one). None: no
+/// announcer, announce inline.
+static WAKE_R: Held = Held::new();
+static WAKE_W: Held = Held::new();
+/// Whether an announcer was started (its pipe may be gone since).
 static ANNOUNCER: AtomicBool = AtomicBool::new(false);
 
 /// A session's connection as used for pushes, with the unsent end of a frame
@@ -126,17 +129,24 @@ impl Push {
 
 /// Starts the announcer thread (at start-up, and again in a fork child).
 pub(crate) fn start() {
-    // SAFETY: eventfd has no memory preconditions.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if fd < 0 {
+    let mut fds = [-1i32; 2];
+    // SAFETY: pipe2 writes two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return;
     }
-    if crate::listener::spawn_quiet("weft-probe-announce", move || run(fd)).is_ok() {
-        WAKE.set(fd);
+    let (r, w) = (fds[0], fds[1]);
+    // Registering threads never wait on a full pipe (it wakes already).
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(w, libc::F_SETFL, libc::O_NONBLOCK) };
+    WAKE_R.set(r);
+    WAKE_W.set(w);
+    if crate::listener::spawn_quiet("weft-probe-announce", move || run(r)).is_ok() {
         ANNOUNCER.store(true, Ordering::Release);
     } else {
-        // SAFETY: closing the eventfd we just created and nobody uses.
-        unsafe { libc::close(fd) };
+        WAKE_R.forget(r);
+        WAKE_W.forget(w);
+        crate::sys::close(r);
+        crate::sys::close(w);
     }
 }
 
@@ -157,17 +167,18 @@ pub(crate) fn reset_after_fork() {
         }
     }
     PENDING.store(0, Ordering::Release);
-    WAKE.close_copy();
+    WAKE_R.close_copy();
+    WAKE_W.close_copy();
     ANNOUNCER.store(false, Ordering::Release);
 }
 
 fn run(fd: i32) {
     loop {
-        let mut n = 0u64;
-        // SAFETY: reading the 8-byte counter of our eventfd.
-        let r = unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) };
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
+        let mut n = [0u8; 64];
+        match crate::sys::read(fd, &mut n) {
+            Ok(0) => return,
+            Ok(_) | Err(libc::EINTR) => {}
+            Err(_) => return,
         }
         let pending = PENDING.swap(0, Ordering::AcqRel);
         for bit in 0..MAX_SESSIONS {
@@ -187,13 +198,13 @@ pub(crate) fn on_register(e: &'static crate::Event, used: u32) {
         }
         PENDING.fetch_or(1 << bit, Ordering::AcqRel);
         // Never into a descriptor of the program's that took the number over.
-        match WAKE.get() {
+        match WAKE_W.get() {
             Some(fd) => {
-                let _ = crate::sys::write(fd, &1u64.to_ne_bytes());
+                let _ = crate::sys::write(fd, &[1]);
             }
             // No announcer thread could be started: wait here after all.
             None if !ANNOUNCER.load(Ordering::Acquire) => announce_blocking(bit),
-            // The program closed the announcer's eventfd: the announcer
+            // The program closed the announcer's pipe: the announcer
             // is stuck in its read; nobody can be woken.
             None => {}
         }

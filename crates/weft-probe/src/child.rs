@@ -36,8 +36,10 @@ const _: () = assert!(PROTOCOL_VERSION == 1, "the version error in `answer` name
 
 /// This process's control thread is the one started here (a fork child).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// Wakes the control thread (an eventfd).
-static WAKE: Held = Held::new();
+/// Wakes the control thread: a pipe (each has an inode of its own, so a
+/// number the program took over is told apart; eventfds share one).
+static WAKE_R: Held = Held::new();
+static WAKE_W: Held = Held::new();
 /// Sessions to send the event list to, and then enable new events for.
 static PENDING: AtomicU32 = AtomicU32::new(0);
 static START_TIME: AtomicU64 = AtomicU64::new(0);
@@ -79,7 +81,8 @@ pub(crate) fn active() -> bool {
 pub(crate) fn reset_after_fork() {
     ACTIVE.store(false, Ordering::Release);
     PENDING.store(0, Ordering::Release);
-    WAKE.close_copy();
+    WAKE_R.close_copy();
+    WAKE_W.close_copy();
 }
 
 /// In the fork handler: binds the child's control socket next to the
@@ -117,8 +120,9 @@ pub(crate) fn start() -> bool {
     START_TIME.store(start, Ordering::Release);
     EUID.store(sys::geteuid(), Ordering::Release);
     LISTEN_FD.set(fd);
-    if let Ok(w) = sys::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) {
-        WAKE.set(w as i32);
+    if let Ok((r, w)) = sys::pipe(libc::O_CLOEXEC | libc::O_NONBLOCK) {
+        WAKE_R.set(r);
+        WAKE_W.set(w);
     }
     ACTIVE.store(true, Ordering::Release);
     if spawn(fd).is_none() {
@@ -233,8 +237,9 @@ pub(crate) fn on_register() {
     // The caller fenced after appending (crate::listener::on_register).
     PENDING.fetch_or(USED.load(Ordering::Acquire), Ordering::AcqRel);
     // Never into a descriptor of the program's that took the number over.
-    if let Some(fd) = WAKE.get() {
-        let _ = sys::write(fd, &1u64.to_ne_bytes());
+    if let Some(fd) = WAKE_W.get() {
+        // A full pipe already wakes the thread.
+        let _ = sys::write(fd, &[1]);
     }
 }
 
@@ -301,7 +306,7 @@ extern "C" fn run(listen: usize) -> ! {
 
 fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
     let mut listen = (listen, sys::identity(listen));
-    let wake_fd = WAKE.get().unwrap_or(-1);
+    let wake_fd = WAKE_R.get().unwrap_or(-1);
     let mut wake = (wake_fd, sys::identity(wake_fd));
     loop {
         let now = sys::now_ns();
@@ -341,8 +346,8 @@ fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
         if fds[1].revents != 0 && sys::identity(wake.0) != wake.1 {
             wake = (-1, None);
         } else if fds[1].revents & libc::POLLIN != 0 {
-            let mut n = [0u8; 8];
-            let _ = sys::read(wake.0, &mut n);
+            let mut n = [0u8; 64];
+            while matches!(sys::read(wake.0, &mut n), Ok(64)) {}
         }
         let pending = PENDING.swap(0, Ordering::AcqRel);
         for slot in conns.iter_mut() {

@@ -63,8 +63,9 @@ impl Held {
     }
 }
 
-/// The inode behind `fd` (0: none). Sockets, eventfds and pipes have
-/// inodes of their own file systems, unique while they are open.
+/// The inode behind `fd` (0: none). Sockets and pipes have inodes of their
+/// own, unique while they are open; anonymous-inode files (eventfd, epoll,
+/// timerfd) may all share one, so none is held here.
 fn inode(fd: i32) -> u64 {
     sys::identity(fd).map_or(0, |(_, ino)| ino)
 }

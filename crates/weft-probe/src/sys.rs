@@ -205,9 +205,12 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ns: Option<u64>) -> SysResu
     unsafe { syscall!(libc::SYS_ppoll, fds.as_mut_ptr(), fds.len(), tsp, 0, 8) }
 }
 
-pub(crate) fn eventfd(flags: i32) -> SysResult {
-    // SAFETY: no memory arguments.
-    unsafe { syscall!(libc::SYS_eventfd2, 0, flags) }
+/// A pipe: (read end, write end).
+pub(crate) fn pipe(flags: i32) -> Result<(i32, i32), i32> {
+    let mut fds = [-1i32; 2];
+    // SAFETY: the kernel writes two descriptors.
+    unsafe { syscall!(libc::SYS_pipe2, fds.as_mut_ptr(), flags) }?;
+    Ok((fds[0], fds[1]))
 }
 
 /// The calls the process's own control thread makes too: direct on x86-64,
