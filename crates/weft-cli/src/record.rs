@@ -238,7 +238,7 @@ fn print_summary(s: &Summary) {
             String::new()
         },
         s.secs,
-        lost + probe_lost,
+        lost.saturating_add(probe_lost),
         bytes(s.bytes),
         s.output.display()
     );

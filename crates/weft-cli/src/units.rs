@@ -53,10 +53,8 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         if !(v.is_finite() && v < usize::MAX as f64) {
             return Err(format!("size `{s}` is too large"));
         }
-        if v.fract() != 0.0 {
-            return Err(format!("size `{s}` is not a whole number of bytes"));
-        }
-        v as usize
+        // 1.1M is not a whole number of bytes: the nearest is meant.
+        v.round() as usize
     } else {
         let n: usize = num
             .parse()
@@ -100,7 +98,8 @@ mod tests {
         assert!(parse_size("1").is_err());
         assert_eq!(parse_size("1.5M").unwrap(), 3 << 19);
         assert_eq!(parse_size("0.5G").unwrap(), 512 << 20);
-        assert!(parse_size("1.5").is_err(), "not a whole number of bytes");
+        assert_eq!(parse_size("1.1M").unwrap(), 1_153_434);
+        assert!(parse_size("1.5").is_err(), "below 8K");
         assert!(parse_size("1..5M").is_err());
         assert!(parse_size("1e9").is_err());
         assert_eq!(bytes(1536), "1.5 KiB");

@@ -304,50 +304,87 @@ extern "C" fn run(listen: usize) -> ! {
     sys::exit_thread()
 }
 
+/// Checks on descriptor numbers the program may have taken over happen at
+/// least this often, not only when poll reports something.
+const RECHECK_NS: u64 = 1_000_000_000;
+
 fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
-    let mut listen = (listen, sys::identity(listen));
-    let wake_fd = WAKE_R.get().unwrap_or(-1);
-    let mut wake = (wake_fd, sys::identity(wake_fd));
+    // Identities as taken when these were made, in the fork handler.
+    let mut listen = (listen, LISTEN_FD.identity());
+    let mut wake = (WAKE_R.get().unwrap_or(-1), WAKE_R.identity());
     loop {
+        // A number the program took over is no longer ours: forget it.
+        if listen.0 >= 0 && sys::identity(listen.0) != listen.1 {
+            listen = (-1, None);
+        }
+        if wake.0 >= 0 && sys::identity(wake.0) != wake.1 {
+            wake = (-1, None);
+        }
+        for slot in conns.iter_mut() {
+            if slot.as_ref().is_some_and(|c| !c.still_ours()) {
+                close(slot);
+            }
+        }
         let now = sys::now_ns();
         let none = libc::pollfd {
             fd: -1,
             events: 0,
             revents: 0,
         };
+        // Only the descriptors in use: poll refuses more than RLIMIT_NOFILE.
         let mut fds = [none; 2 + CONNS];
-        fds[0].fd = listen.0;
-        fds[0].events = libc::POLLIN;
-        fds[1].fd = wake.0;
-        fds[1].events = libc::POLLIN;
-        // Without a wake-up descriptor, look for registrations now and then.
-        let mut timeout = (wake.0 < 0).then_some(100_000_000u64);
-        for (p, c) in fds[2..].iter_mut().zip(conns.iter()) {
-            if let Some(c) = c {
-                p.fd = c.fd;
-                p.events = libc::POLLIN;
-                let due = deadline(c).saturating_sub(now);
-                timeout = Some(timeout.map_or(due, |t| t.min(due)));
+        let mut which = [usize::MAX; 2 + CONNS];
+        let mut n = 0;
+        for fd in [listen.0, wake.0] {
+            if fd >= 0 {
+                fds[n] = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                n += 1;
             }
         }
-        match sys::poll(&mut fds, timeout) {
+        let fixed = n;
+        // Without a wake-up pipe, look for registrations now and then.
+        let mut timeout = if wake.0 < 0 { 100_000_000 } else { RECHECK_NS };
+        for (k, c) in conns.iter().enumerate() {
+            if let Some(c) = c {
+                fds[n] = libc::pollfd {
+                    fd: c.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                which[n] = k;
+                n += 1;
+                timeout = timeout.min(deadline(c).saturating_sub(now));
+            }
+        }
+        match sys::poll(&mut fds[..n], Some(timeout)) {
             Ok(_) | Err(libc::EINTR) => {}
             Err(_) => sys::sleep_ns(10_000_000),
         }
-        if fds[0].revents != 0 {
-            // A descriptor the program closed or reused is no longer ours.
-            let broken = sys::identity(listen.0) != listen.1
-                || fds[0].revents & (libc::POLLNVAL | libc::POLLERR) != 0
-                || !accept(listen.0, conns);
-            if broken {
-                listen = (-1, None);
-            }
+        let broken = libc::POLLNVAL | libc::POLLERR | libc::POLLHUP;
+        // Checked again: poll's last look may have been at a file the
+        // program put on the number meanwhile.
+        if listen.0 >= 0 && sys::identity(listen.0) != listen.1 {
+            listen = (-1, None);
         }
-        if fds[1].revents != 0 && sys::identity(wake.0) != wake.1 {
+        if wake.0 >= 0 && sys::identity(wake.0) != wake.1 {
             wake = (-1, None);
-        } else if fds[1].revents & libc::POLLIN != 0 {
-            let mut n = [0u8; 64];
-            while matches!(sys::read(wake.0, &mut n), Ok(64)) {}
+        }
+        for p in &fds[..fixed] {
+            if p.fd == listen.0 && p.revents != 0 {
+                if p.revents & broken != 0 || !accept(listen.0, conns) {
+                    listen = (-1, None);
+                }
+            } else if p.fd == wake.0 && p.revents & broken != 0 {
+                // Its write end is gone: registrations are looked for by time.
+                wake = (-1, None);
+            } else if p.fd == wake.0 && p.revents & libc::POLLIN != 0 {
+                let mut b = [0u8; 64];
+                while matches!(sys::read(wake.0, &mut b), Ok(64)) {}
+            }
         }
         let pending = PENDING.swap(0, Ordering::AcqRel);
         for slot in conns.iter_mut() {
@@ -357,8 +394,14 @@ fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
             }
         }
         let now = sys::now_ns();
-        for (p, slot) in fds[2..].iter().zip(conns.iter_mut()) {
+        for (p, &k) in fds[fixed..n].iter().zip(&which[fixed..n]) {
+            let Some(slot) = conns.get_mut(k) else { continue };
             let Some(c) = slot.as_mut() else { continue };
+            // The connection in this poll entry may have been closed and its
+            // table slot reused above (an announce that failed).
+            if c.fd != p.fd {
+                continue;
+            }
             let keep = if p.revents != 0 {
                 pump(c, now)
             } else {

@@ -384,37 +384,61 @@ mod shared {
 
 pub(crate) use shared::*;
 
-/// Gives up every privilege of the calling thread (only), if it has any
-/// (root, or a capability): supplementary groups, and the user and group
-/// ids for `nobody` where it may change them, or else for its effective
-/// ones; then every capability.
+/// Gives up every privilege of the calling thread (only) that the rest of
+/// the program could later give up without it: supplementary groups, the
+/// user and group ids (for `nobody` where it may change them, else all
+/// three set to its effective ones), and every capability. A thread with a
+/// single uid and gid and no capability has nothing to give up and makes
+/// none of these calls, which a sandbox's seccomp filter may forbid.
 pub(crate) fn drop_privileges() {
     const NOBODY: usize = 65534;
-    // An unprivileged thread has nothing to give up, and a sandboxed
-    // program may forbid the calls below (a seccomp filter that kills).
+    let mut uids = [0u32; 3];
+    let mut gids = [0u32; 3];
+    // _LINUX_CAPABILITY_VERSION_3: a header, then two structs of
+    // (effective, permitted, inheritable) 32-bit words.
     let mut header: [u32; 2] = [0x2008_0522, 0];
     let mut caps = [0u32; 6];
-    // SAFETY: the kernel reads the header and writes two data structs.
-    let held = unsafe { syscall!(libc::SYS_capget, header.as_mut_ptr(), caps.as_mut_ptr()) };
-    if geteuid() != 0 && held.is_ok() && caps.iter().all(|&c| c == 0) {
+    // SAFETY: each call writes into the arrays given, sized as the kernel
+    // expects (three ids; a header and two capability structs).
+    let known = unsafe {
+        syscall!(
+            libc::SYS_getresuid,
+            &mut uids[0] as *mut u32,
+            &mut uids[1] as *mut u32,
+            &mut uids[2] as *mut u32
+        )
+        .is_ok()
+            && syscall!(
+                libc::SYS_getresgid,
+                &mut gids[0] as *mut u32,
+                &mut gids[1] as *mut u32,
+                &mut gids[2] as *mut u32
+            )
+            .is_ok()
+            && syscall!(libc::SYS_capget, header.as_mut_ptr(), caps.as_mut_ptr()).is_ok()
+    };
+    let single = uids.iter().all(|&u| u == uids[1]) && gids.iter().all(|&g| g == gids[1]);
+    if !known || (uids[1] != 0 && single && caps.iter().all(|&c| c == 0)) {
+        // Unprivileged (or a sandbox hiding even that): nothing to give up.
         return;
     }
     // SAFETY: no memory arguments; each call changes this thread only.
     unsafe {
-        if syscall!(libc::SYS_setgroups, 0, 0).is_ok() {
-            let _ = syscall!(libc::SYS_setresgid, NOBODY, NOBODY, NOBODY);
+        let _ = syscall!(libc::SYS_setgroups, 0, 0);
+        if syscall!(libc::SYS_setresgid, NOBODY, NOBODY, NOBODY).is_err() {
+            let g = gids[1] as usize;
+            let _ = syscall!(libc::SYS_setresgid, g, g, g);
         }
         if syscall!(libc::SYS_setresuid, NOBODY, NOBODY, NOBODY).is_err() {
-            let e = geteuid() as usize;
-            let _ = syscall!(libc::SYS_setresuid, e, e, e);
+            let u = uids[1] as usize;
+            let _ = syscall!(libc::SYS_setresuid, u, u, u);
         }
     }
-    // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set, all cleared.
     header = [0x2008_0522, 0];
-    let data = [0u32; 6];
+    let none = [0u32; 6];
     // SAFETY: the kernel reads the header (and may write its version) and
     // reads two data structs.
-    let _ = unsafe { syscall!(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) };
+    let _ = unsafe { syscall!(libc::SYS_capset, header.as_mut_ptr(), none.as_ptr()) };
 }
 
 /// Sets the calling thread's signal mask, returning the old one.

@@ -622,15 +622,18 @@ impl Probes {
 
     fn write_stats(&mut self, pid: u32, stats: &[ThreadStats], (no_slot, why): (u64, &str), enc: &mut Encoder) {
         let now = weft_kernel::monotonic_ns();
-        // Threads that lost events beyond the first few are summed on one
-        // line (a program with hundreds of threads would fill the screen).
-        let mut more = (0u64, 0u64, 0u64, 0u64);
-        let mut said = 0;
-        for (i, t) in stats.iter().enumerate() {
-            // Counters come from the program's memory: saturate, never overflow.
-            let lost = [t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten]
+        // Counters come from the program's memory: saturate, never overflow.
+        let lost_of = |t: &ThreadStats| {
+            [t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten]
                 .iter()
-                .fold(0u64, |a, &b| a.saturating_add(b));
+                .fold(0u64, |a, &b| a.saturating_add(b))
+        };
+        // The threads that lost most get a line each; the others are summed
+        // on one (a program with hundreds of threads would fill the screen).
+        let mut losers: Vec<&ThreadStats> = stats.iter().filter(|t| t.suspect.is_none() && lost_of(t) > 0).collect();
+        losers.sort_by_key(|t| std::cmp::Reverse(lost_of(t)));
+        let (named, rest) = losers.split_at(losers.len().min(THREADS_SAID));
+        for (i, t) in stats.iter().enumerate() {
             if let Some(why) = &t.suspect {
                 // Damaged counters are not facts: only what we received is.
                 self.totals.damaged_accounts += 1;
@@ -640,29 +643,32 @@ impl Probes {
                 );
                 self.say(Level::Warning, text);
             } else {
-                self.totals.lost = self.totals.lost.saturating_add(lost);
-                if lost > 0 && said < THREADS_SAID {
-                    said += 1;
-                    let text = format!(
-                        "PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {}){}",
-                        t.tid, t.attempted, t.received, lost, t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten,
-                        self.bigger_ring(t.attempted, t.lost_full)
-                    );
-                    self.say(Level::Warning, text);
-                } else if lost > 0 {
-                    more.0 += 1;
-                    more.1 = more.1.saturating_add(t.attempted);
-                    more.2 = more.2.saturating_add(lost);
-                    more.3 = more.3.saturating_add(t.lost_full);
-                }
+                self.totals.lost = self.totals.lost.saturating_add(lost_of(t));
             }
             enc.probe_stats(now, pid, t, if i == 0 { no_slot } else { 0 });
         }
-        let (threads, attempted, lost, full) = more;
-        if threads > 0 {
+        for t in named {
             let text = format!(
-                "PID {pid}: {threads} more threads lost {lost} of {attempted} probe events (ring full {full}){}; `weft dump --event 'weft:probe*'` lists every thread",
-                self.bigger_ring(attempted, full)
+                "PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {}){}",
+                t.tid, t.attempted, t.received, lost_of(t), t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten,
+                self.bigger_ring(t.attempted, t.lost_full)
+            );
+            self.say(Level::Warning, text);
+        }
+        if !rest.is_empty() {
+            let sum = |f: &dyn Fn(&ThreadStats) -> u64| rest.iter().fold(0u64, |a, t| a.saturating_add(f(t)));
+            // The hint for the thread that lost the largest share.
+            let worst = rest.iter().max_by(|a, b| {
+                let share = |t: &ThreadStats| t.lost_full as f64 / t.attempted.max(1) as f64;
+                share(a).total_cmp(&share(b))
+            });
+            let text = format!(
+                "PID {pid}: {} more threads lost {} of {} probe events (ring full {}){}; `weft dump --event 'weft:probe*'` lists every thread",
+                rest.len(),
+                sum(&lost_of),
+                sum(&|t| t.attempted),
+                sum(&|t| t.lost_full),
+                worst.map_or(String::new(), |t| self.bigger_ring(t.attempted, t.lost_full))
             );
             self.say(Level::Warning, text);
         }

@@ -262,8 +262,8 @@ static void child(void) {
     }
     printf("child %d %d %d allocs %d threads %d", (int)getpid(), ticks, late, a, t);
     if (closeall) {
-        /* The recording ended meanwhile: its control thread woke up to find
-         * the numbers it knew taken over. */
+        /* Detached meanwhile: its control thread found the numbers it knew
+         * taken over. */
         int intact = 0, closed = 0;
         double before = others_cpu();
         usleep(300000);

@@ -1787,8 +1787,8 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
     // its control thread must leave the program's descriptors alone (never
     // read, never close them) and must not spin on them.
     let trace = dir.path().join("closeall.weft");
-    // The thread sees it when the recording ends (its poll holds the old
-    // files until then).
+    // The thread notices within a second (it looks again at least that
+    // often) and ends the session whose connection it lost.
     let out = run(weft()
         .args(["record", "-q", "--duration", "1500ms", "-o"])
         .arg(&trace)
