@@ -143,8 +143,9 @@ pub struct RecordArgs {
     /// 8M, holds about 40 ms of a thread writing 5 million 40-byte events a
     /// second. Memory is taken as threads write: 128 MiB of buffers per
     /// process at attach, then one per thread that claims a slot, four
-    /// kept ready ahead (measurements in docs/performance.md).
-    #[arg(long, default_value = "8M", value_parser = units::parse_size)]
+    /// kept ready ahead (measurements in docs/performance.md). 32K to 128M,
+    /// rounded up to a multiple of 32K.
+    #[arg(long, default_value = "8M", value_parser = units::parse_probe_buffer)]
     probe_buffer: usize,
     /// weft-probe thread slots per process (threads beyond this have their events dropped and counted).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]

@@ -67,6 +67,17 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
+/// A weft-probe ring: eight sub-buffers of 4K to 16M each.
+pub fn parse_probe_buffer(s: &str) -> Result<usize, String> {
+    let v = parse_size(s).map_err(|e| e.replace("at least 8K", "at least 32K"))?;
+    if !(32 << 10..=128 << 20).contains(&v) {
+        return Err(format!(
+            "`{s}` is outside 32K..128M (a ring is eight sub-buffers of 4K to 16M each)"
+        ));
+    }
+    Ok(v)
+}
+
 /// `12.3 MiB`
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -99,6 +110,11 @@ mod tests {
         assert_eq!(parse_size("1.5M").unwrap(), 3 << 19);
         assert_eq!(parse_size("0.5G").unwrap(), 512 << 20);
         assert_eq!(parse_size("1.1M").unwrap(), 1_153_434);
+        assert_eq!(parse_probe_buffer("128M").unwrap(), 128 << 20);
+        assert_eq!(parse_probe_buffer("32K").unwrap(), 32 << 10);
+        for bad in ["16K", "129M", "32832M", "32G"] {
+            assert!(parse_probe_buffer(bad).unwrap_err().contains("32K..128M"), "{bad}");
+        }
         assert!(parse_size("1.5").is_err(), "below 8K");
         assert!(parse_size("1..5M").is_err());
         assert!(parse_size("1e9").is_err());

@@ -26,12 +26,18 @@ extern "C" fn child() {
     // recording would wait at every fork.
     let recorded = SESSIONS.iter().any(|s| s.base.load(Ordering::Acquire) != 0);
     reset();
-    if !crate::child::start() {
-        // No raw system calls here: the process's own setup, which
-        // allocates and starts threads (docs/probe-buffers.md, D12).
-        crate::listener::start_listener();
-    }
-    if recorded {
+    let reachable = match crate::child::start() {
+        crate::child::Started::Listening => true,
+        crate::child::Started::Unreachable => false,
+        crate::child::Started::Unsupported => {
+            // No raw system calls here: the process's own setup, which
+            // allocates and starts threads (docs/probe-buffers.md, D12).
+            crate::listener::start_listener();
+            crate::listener::socket_path().is_some()
+        }
+    };
+    // Nobody can attach a child without a socket: it does not wait.
+    if recorded && reachable {
         crate::listener::wait_for_attach(3000);
     }
 }

@@ -20,6 +20,7 @@
 mod announce;
 pub mod capi;
 mod child;
+mod creds;
 mod epoch;
 pub mod event;
 mod fault;

@@ -128,6 +128,36 @@ pub(crate) fn unlink(path: &[u8]) -> SysResult {
     unsafe { syscall!(libc::SYS_unlinkat, libc::AT_FDCWD, path.as_ptr(), 0) }
 }
 
+pub(crate) fn mkdir(path: &[u8], mode: u32) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: path is NUL-terminated.
+    unsafe { syscall!(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), mode) }
+}
+
+/// (mode, owner uid) of a path, not following a final symlink.
+pub(crate) fn lstat(path: &[u8]) -> Option<(u32, u32)> {
+    if path.last() != Some(&0) {
+        return None;
+    }
+    // SAFETY: an all-zero stat is valid to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated; the kernel writes one struct stat
+    // (x86-64's layout is the C library's; elsewhere this is not called).
+    unsafe {
+        syscall!(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &mut st as *mut libc::stat,
+            libc::AT_SYMLINK_NOFOLLOW
+        )
+    }
+    .ok()?;
+    Some((st.st_mode, st.st_uid))
+}
+
 pub(crate) fn chmod(path: &[u8], mode: u32) -> SysResult {
     if path.last() != Some(&0) {
         return Err(libc::EINVAL);
@@ -384,61 +414,44 @@ mod shared {
 
 pub(crate) use shared::*;
 
-/// Gives up every privilege of the calling thread (only) that the rest of
-/// the program could later give up without it: supplementary groups, the
-/// user and group ids (for `nobody` where it may change them, else all
-/// three set to its effective ones), and every capability. A thread with a
-/// single uid and gid and no capability has nothing to give up and makes
-/// none of these calls, which a sandbox's seccomp filter may forbid.
-pub(crate) fn drop_privileges() {
-    const NOBODY: usize = 65534;
-    let mut uids = [0u32; 3];
-    let mut gids = [0u32; 3];
-    // _LINUX_CAPABILITY_VERSION_3: a header, then two structs of
-    // (effective, permitted, inheritable) 32-bit words.
-    let mut header: [u32; 2] = [0x2008_0522, 0];
-    let mut caps = [0u32; 6];
-    // SAFETY: each call writes into the arrays given, sized as the kernel
-    // expects (three ids; a header and two capability structs).
-    let known = unsafe {
-        syscall!(
-            libc::SYS_getresuid,
-            &mut uids[0] as *mut u32,
-            &mut uids[1] as *mut u32,
-            &mut uids[2] as *mut u32
-        )
-        .is_ok()
-            && syscall!(
-                libc::SYS_getresgid,
-                &mut gids[0] as *mut u32,
-                &mut gids[1] as *mut u32,
-                &mut gids[2] as *mut u32
-            )
-            .is_ok()
-            && syscall!(libc::SYS_capget, header.as_mut_ptr(), caps.as_mut_ptr()).is_ok()
+/// Gives the calling thread (only) these credentials: groups, then group
+/// ids, then user ids, then capabilities (each step needs the rights the
+/// next may take away). Keeps the process's dumpable flag, which the
+/// kernel resets when a thread's credentials change.
+pub(crate) fn set_credentials(c: &crate::creds::Creds) {
+    // SAFETY: prctl without memory arguments.
+    let dumpable = unsafe { syscall!(libc::SYS_prctl, libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    let (n, list) = match c.ngroups {
+        Some(n) => (n.min(c.groups.len()), c.groups.as_ptr()),
+        // More than we follow: none (the safe direction).
+        None => (0, c.groups.as_ptr()),
     };
-    let single = uids.iter().all(|&u| u == uids[1]) && gids.iter().all(|&g| g == gids[1]);
-    if !known || (uids[1] != 0 && single && caps.iter().all(|&c| c == 0)) {
-        // Unprivileged (or a sandbox hiding even that): nothing to give up.
-        return;
-    }
-    // SAFETY: no memory arguments; each call changes this thread only.
+    // SAFETY: the kernel reads `n` group ids from `list`; the others take
+    // no memory; each changes this thread only.
     unsafe {
-        let _ = syscall!(libc::SYS_setgroups, 0, 0);
-        if syscall!(libc::SYS_setresgid, NOBODY, NOBODY, NOBODY).is_err() {
-            let g = gids[1] as usize;
-            let _ = syscall!(libc::SYS_setresgid, g, g, g);
-        }
-        if syscall!(libc::SYS_setresuid, NOBODY, NOBODY, NOBODY).is_err() {
-            let u = uids[1] as usize;
-            let _ = syscall!(libc::SYS_setresuid, u, u, u);
-        }
+        let _ = syscall!(libc::SYS_setgroups, n, list);
+        let _ = syscall!(libc::SYS_setresgid, c.gid[0], c.gid[1], c.gid[2]);
+        let _ = syscall!(libc::SYS_setresuid, c.uid[0], c.uid[1], c.uid[2]);
     }
-    header = [0x2008_0522, 0];
-    let none = [0u32; 6];
+    // _LINUX_CAPABILITY_VERSION_3: a header, then two structs of
+    // (effective, permitted, inheritable) 32-bit words, low then high.
+    let mut header: [u32; 2] = [0x2008_0522, 0];
+    let [inh, prm, eff] = c.caps;
+    let data: [u32; 6] = [
+        eff as u32,
+        prm as u32,
+        inh as u32,
+        (eff >> 32) as u32,
+        (prm >> 32) as u32,
+        (inh >> 32) as u32,
+    ];
     // SAFETY: the kernel reads the header (and may write its version) and
-    // reads two data structs.
-    let _ = unsafe { syscall!(libc::SYS_capset, header.as_mut_ptr(), none.as_ptr()) };
+    // two data structs.
+    let _ = unsafe { syscall!(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) };
+    if let Ok(d) = dumpable {
+        // SAFETY: prctl without memory arguments.
+        let _ = unsafe { syscall!(libc::SYS_prctl, libc::PR_SET_DUMPABLE, d, 0, 0, 0) };
+    }
 }
 
 /// Sets the calling thread's signal mask, returning the old one.

@@ -15,9 +15,13 @@
  *   child PID TICKS LATE allocs A threads T
  * With `linger`, each child then keeps writing until its collector
  * detaches it (at most 10 s), writes more into nothing, and adds
- * ` detached 1 privileged K` to its line: K counts its other threads that
- * hold a capability, or root's uid when the child has another (weft-probe's
- * control thread gives up its privileges).
+ * ` detached 1 privileged K dumpable D` to its line. A child running as
+ * root first gives up root (setuid 65534), sets itself dumpable again and
+ * forks a grandchild that writes AFTER events and prints
+ *   dropped-grandchild PID TICKS
+ * K counts its other threads that still hold a capability or root's uid
+ * (weft-probe's control thread must follow the child's credentials), D is
+ * the dumpable flag at the end (following must not reset it).
  * With `closeall` (which lingers too), each child first takes over every
  * descriptor number from 3 to 63 with pipes holding a byte and a regular
  * file (as programs that close or redirect what they inherited do), and
@@ -40,6 +44,8 @@
 #include <sys/wait.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -248,6 +254,25 @@ static void child(void) {
         int st2 = 0;
         forkclosed = g2 > 0 && waitpid(g2, &st2, 0) == g2 && WIFEXITED(st2) ? WEXITSTATUS(st2) : -1;
     }
+    if (linger && geteuid() == 0) {
+        /* Root gives up its rights while recorded (weft-probe's control
+         * thread must follow), keeps its core dumps, and forks: root's
+         * socket directory is closed to the grandchild now. */
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(5);
+        prctl(PR_SET_DUMPABLE, 1);
+        pid_t g3 = fork();
+        if (g3 == 0) {
+            for (int i = 0; i < AFTER; i++)
+                WEFT_EMIT(ev_tick, WEFT_ARG_U64(i));
+            printf("dropped-grandchild %d %d\n", (int)getpid(), AFTER);
+            fflush(stdout);
+            _exit(0);
+        }
+        int st3 = 0;
+        if (g3 < 0 || waitpid(g3, &st3, 0) != g3 || !WIFEXITED(st3) || WEXITSTATUS(st3) != 0)
+            _exit(6);
+    }
     if (linger) {
         until = now() + 10;
         while (WEFT_ENABLED(ev_tick) && now() < until) {
@@ -279,8 +304,15 @@ static void child(void) {
         printf(" closeall intact %d closed %d moved %d forkclosed %d busy_ms %d", intact, closed,
                lseek(file, 0, SEEK_CUR) != 10, forkclosed, (int)(busy * 1000));
     }
-    if (linger)
-        printf(" detached %d privileged %d\n", detached, privileged_others());
+    if (linger) {
+        /* The control thread looks at the process's credentials at least
+         * once a second. */
+        double by = now() + 3;
+        int priv;
+        while ((priv = privileged_others()) != 0 && now() < by)
+            usleep(10000);
+        printf(" detached %d privileged %d dumpable %d\n", detached, priv, prctl(PR_GET_DUMPABLE));
+    }
     else
         printf("\n");
     fflush(stdout);

@@ -1768,10 +1768,19 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("crashed 0") && said.contains(" detached 1"), "{said}");
-    // The child's control thread is unknown to the C library, so a
-    // `setuid` in the child would not reach it: it keeps no privilege (the
-    // child runs as root here; that thread as nobody, without capabilities).
-    assert!(said.contains(" privileged 0"), "{said}");
+    // The child's control thread is unknown to the C library, so the
+    // child's `setuid` does not reach it: it follows within a second, and
+    // leaves the process's dumpable flag as the child set it.
+    assert!(said.contains(" privileged 0 dumpable 1"), "{said}");
+    // A grandchild forked after the child gave up root binds its socket in
+    // its own directory (root's is closed to it), and is recorded.
+    let (gpid, gticks): (u32, usize) = said
+        .lines()
+        .find_map(|l| {
+            let mut w = l.strip_prefix("dropped-grandchild ")?.split_whitespace();
+            Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+        })
+        .unwrap_or_else(|| panic!("{said}"));
     let pid: u32 = said
         .lines()
         .find_map(|l| l.strip_prefix("child ")?.split_whitespace().next()?.parse().ok())
@@ -1782,6 +1791,11 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
         .filter(|l| l.pid == pid && l.text.starts_with("fs:tick"))
         .count();
     assert!(ticks > 100, "child {pid}: {ticks} events before the detach");
+    let got = lines
+        .iter()
+        .filter(|l| l.pid == gpid && l.text.starts_with("fs:tick"))
+        .count();
+    assert_eq!(got, gticks, "grandchild {gpid}, forked after its parent gave up root");
 
     // A child that closes every inherited descriptor and reuses the numbers:
     // its control thread must leave the program's descriptors alone (never

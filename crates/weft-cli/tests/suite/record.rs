@@ -421,7 +421,7 @@ fn losses_come_with_a_ring_size_that_would_have_kept_them() {
     // Many threads losing: three lines of their own, the rest summed in one,
     // and the first summary line counts the probe events and losses too.
     let out = run(weft()
-        .args(["record", "--probe-buffer", "16K", "-o"])
+        .args(["record", "--probe-buffer", "32K", "-o"])
         .arg(dir.path().join("t.weft"))
         .arg("--")
         .arg(demo_path())
