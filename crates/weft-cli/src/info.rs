@@ -95,12 +95,20 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     } else {
         println!("events:     0");
     }
+    // Kernel ring losses and weft-probe's, as `weft record`'s summary counts.
     let lost = s.lost();
-    if lost == 0 {
-        println!("lost:       0");
-    } else {
+    let probe_lost = s.probes.values().fold(0u64, |a, (_, _, l)| a.saturating_add(*l));
+    let mut parts = Vec::new();
+    if lost > 0 {
         let per: Vec<String> = s.lost_by_cpu.iter().map(|(c, n)| format!("CPU {c}: {n}")).collect();
-        println!("lost:       {lost} ({})", per.join(", "));
+        parts.push(format!("kernel {lost}: {}", per.join(", ")));
+    }
+    if probe_lost > 0 {
+        parts.push(format!("weft-probe {probe_lost}"));
+    }
+    match parts.len() {
+        0 => println!("lost:       0"),
+        _ => println!("lost:       {} ({})", lost.saturating_add(probe_lost), parts.join("; ")),
     }
     for (pid, (att, rec, lost)) in &s.probes {
         let dmg = s.probe_damage.get(pid).copied().unwrap_or(0);

@@ -141,8 +141,9 @@ pub struct RecordArgs {
     realtime: bool,
     /// weft-probe buffer per traced thread (e.g. 512K, 2M). The default,
     /// 8M, holds about 40 ms of a thread writing 5 million 40-byte events a
-    /// second. Memory is taken as threads write: 128 MiB of buffers per
-    /// process at attach, then one per thread that claims a slot, four
+    /// second. Memory is taken as threads write: 128 MiB of buffers for the
+    /// first process at attach (a thread's and four more for each further
+    /// one), then one per thread that claims a slot, four
     /// kept ready ahead (measurements in docs/performance.md). 32K to 128M,
     /// rounded up to a multiple of 32K.
     #[arg(long, default_value = "8M", value_parser = units::parse_probe_buffer)]

@@ -113,11 +113,24 @@ pub const SPARE: u32 = 4;
 pub const UP_FRONT: usize = 128 << 20;
 
 /// How many slots to make ready when attaching to `pid`: one per thread it
-/// has now and `SPARE` more, or as many as `UP_FRONT` holds if more.
-pub fn initial_ready(pid: u32, geo: Geometry) -> u32 {
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(1, |d| d.count()) as u32;
-    let up_front = (UP_FRONT / geo.ring_bytes().max(1)).min(u32::MAX as usize) as u32;
-    threads.saturating_add(SPARE).max(up_front).clamp(1, geo.slots)
+/// has now and `SPARE` more, or, with `up_front`, as many as `UP_FRONT`
+/// holds if more. A recorder gives `UP_FRONT` to the first process it
+/// attaches only: a program of many processes (a server's forked workers)
+/// would otherwise take 128 MiB for each, and most of them would find the
+/// memory cap reached.
+pub fn initial_ready(pid: u32, geo: Geometry, up_front: bool) -> u32 {
+    // weft-probe's own threads (named so) never write events.
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(1, |d| {
+        d.flatten()
+            .filter(|t| std::fs::read(t.path().join("comm")).map_or(true, |c| !c.starts_with(b"weft-probe")))
+            .count()
+    }) as u32;
+    let held = if up_front {
+        (UP_FRONT / geo.ring_bytes().max(1)).min(u32::MAX as usize) as u32
+    } else {
+        0
+    };
+    threads.saturating_add(SPARE).max(held).clamp(1, geo.slots)
 }
 
 /// An attachment: the collector's link to one instrumented process (its

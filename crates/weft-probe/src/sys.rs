@@ -454,6 +454,15 @@ pub(crate) fn set_credentials(c: &crate::creds::Creds) {
     }
 }
 
+/// Names the calling thread (at most 15 bytes and a NUL).
+pub(crate) fn set_thread_name(name: &[u8]) {
+    if name.last() != Some(&0) || name.len() > 16 {
+        return;
+    }
+    // SAFETY: the kernel reads a NUL-terminated name of at most 16 bytes.
+    let _ = unsafe { syscall!(libc::SYS_prctl, libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
+}
+
 /// Sets the calling thread's signal mask, returning the old one.
 pub(crate) fn set_sigmask(mask: u64) -> u64 {
     let mut old = 0u64;

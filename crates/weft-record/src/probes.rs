@@ -301,7 +301,10 @@ impl Probes {
                 continue;
             }
             // One process is always let in, however large its buffers.
-            let ready = weft_probe_collect::initial_ready(pid, self.geo);
+            // The first process attached gets UP_FRONT, the others their
+            // threads and SPARE (a fork storm fits many more).
+            let first = self.attachments.is_empty() && self.in_flight.is_empty();
+            let ready = weft_probe_collect::initial_ready(pid, self.geo, first);
             let need = self.geo.ready_len(ready);
             if self.memory > 0 && self.memory.saturating_add(need) > self.memory_cap {
                 // It waits (within its 5 s) for memory to be given back by
