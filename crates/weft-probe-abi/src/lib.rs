@@ -134,10 +134,12 @@ pub fn start_time_from_stat(stat: &[u8]) -> Option<u64> {
     // The comm field may contain spaces and parentheses: split after the last ')'.
     let close = stat.iter().rposition(|&b| b == b')')?;
     let field = stat.get(close + 2..)?.split(|&b| b == b' ').nth(19)?;
-    parse_u64(field)
+    parse_decimal(field)
 }
 
-fn parse_u64(digits: &[u8]) -> Option<u64> {
+/// ASCII decimal digits as a number; None if empty, not digits, or too
+/// large. Allocates nothing.
+pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }

@@ -69,14 +69,7 @@ fn words(l: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 fn decimal(w: &[u8]) -> Option<u32> {
-    if w.is_empty() {
-        return None;
-    }
-    w.iter().try_fold(0u32, |n, &d| {
-        d.is_ascii_digit()
-            .then(|| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
-            .flatten()
-    })
+    u32::try_from(weft_probe_abi::parse_decimal(w)?).ok()
 }
 
 fn hex(w: &[u8]) -> Option<u64> {

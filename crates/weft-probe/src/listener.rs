@@ -4,7 +4,7 @@
 
 use std::cell::UnsafeCell;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -556,64 +556,38 @@ pub(crate) fn info() -> ProcessInfo {
 
 /// Reads one frame, with any descriptor passed alongside it.
 fn recv(conn: &UnixStream) -> std::io::Result<Option<(Msg, Option<OwnedFd>)>> {
-    let mut len = [0u8; 4];
-    let mut fd = None;
-    let mut got = 0;
-    while got < 4 {
-        let (n, f) = recv_with_fd(conn.as_raw_fd(), &mut len[got..])?;
-        if n == 0 {
-            return Ok(None);
+    let mut passed = -1;
+    let frame = read_frame(conn, &mut passed);
+    // SAFETY: a descriptor the kernel just passed us; nobody else owns it.
+    let fd = (passed >= 0).then(|| unsafe { OwnedFd::from_raw_fd(passed) });
+    Ok(frame?.and_then(|body| Msg::decode(&body).ok()).map(|m| (m, fd)))
+}
+
+/// One frame's body (None: the peer closed, or sent a frame of no or too
+/// large a size); a descriptor passed with it lands in `passed`.
+fn read_frame(conn: &UnixStream, passed: &mut i32) -> std::io::Result<Option<Vec<u8>>> {
+    let fill = |buf: &mut [u8], passed: &mut i32| -> std::io::Result<bool> {
+        let mut got = 0;
+        while got < buf.len() {
+            match crate::sys::recv_fds(conn.as_raw_fd(), &mut buf[got..], libc::MSG_CMSG_CLOEXEC, passed) {
+                Ok(0) => return Ok(false),
+                Ok(k) => got += k,
+                Err(libc::EINTR) => {}
+                Err(e) => return Err(std::io::Error::from_raw_os_error(e)),
+            }
         }
-        fd = fd.or(f);
-        got += n;
+        Ok(true)
+    };
+    let mut len = [0u8; 4];
+    if !fill(&mut len, passed)? {
+        return Ok(None);
     }
     let n = u32::from_le_bytes(len) as usize;
     if n == 0 || n > MAX_FRAME {
         return Ok(None);
     }
     let mut body = vec![0u8; n];
-    let mut got = 0;
-    while got < n {
-        let (k, f) = recv_with_fd(conn.as_raw_fd(), &mut body[got..])?;
-        if k == 0 {
-            return Ok(None);
-        }
-        fd = fd.or(f);
-        got += k;
-    }
-    Ok(Msg::decode(&body).ok().map(|m| (m, fd)))
-}
-
-fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut cmsg = [0u64; 8];
-    // SAFETY: zeroed msghdr is a valid initial value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg);
-    // SAFETY: msg points at valid buffers for the duration of the call.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut fd = None;
-    // SAFETY: walking the control messages the kernel wrote into cmsg.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32);
-                fd = Some(OwnedFd::from_raw_fd(raw));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok((n as usize, fd))
+    Ok(fill(&mut body, passed)?.then_some(body))
 }
 
 /// `provider:event` globs; a bare `provider` means all its events.

@@ -211,11 +211,44 @@ pub(crate) fn peer_cred(fd: i32) -> Result<libc::ucred, i32> {
     Ok(cred)
 }
 
-/// # Safety
-/// `msg` must describe buffers valid for the kernel to write.
-pub(crate) unsafe fn recvmsg(fd: i32, msg: &mut libc::msghdr, flags: i32) -> SysResult {
-    // SAFETY: as the caller vouches.
-    unsafe { syscall!(libc::SYS_recvmsg, fd, msg as *mut libc::msghdr, flags) }
+/// One `recvmsg` into `buf`: the bytes read. The first descriptor passed
+/// (SCM_RIGHTS) lands in `passed` if that holds none yet; any other is
+/// closed.
+pub(crate) fn recv_fds(fd: i32, buf: &mut [u8], flags: i32, passed: &mut i32) -> SysResult {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cmsg = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; the pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    // SAFETY: msg points at buf and cmsg, both live for the call.
+    let n = unsafe { syscall!(libc::SYS_recvmsg, fd, &mut msg as *mut libc::msghdr, flags) }?;
+    // SAFETY: walking the control messages the kernel wrote into cmsg; the
+    // CMSG_* helpers are pointer arithmetic, not C library calls.
+    unsafe {
+        let mut h = libc::CMSG_FIRSTHDR(&msg);
+        while !h.is_null() {
+            if (*h).cmsg_level == libc::SOL_SOCKET && (*h).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(h) as *const i32;
+                let count = ((*h).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..count {
+                    let got = std::ptr::read_unaligned(data.add(i));
+                    if *passed < 0 {
+                        *passed = got;
+                    } else {
+                        close(got);
+                    }
+                }
+            }
+            h = libc::CMSG_NXTHDR(&msg, h);
+        }
+    }
+    Ok(n)
 }
 
 pub(crate) fn send(fd: i32, buf: &[u8], flags: i32) -> SysResult {

@@ -127,59 +127,62 @@ static double now(void) {
 
 static int linger, closeall;
 
-/* CPU seconds of this process's threads other than the calling one. */
-static double others_cpu(void) {
-    double s = 0;
-    char me[32], path[96], buf[1024];
+/* Opens /proc/self/task/TID/WHAT of each thread but the calling one in
+ * turn and hands it to `each`, which adds what it finds to *acc. */
+static void other_threads(const char *what, void (*each)(FILE *, double *), double *acc) {
+    char me[32], path[96];
     snprintf(me, sizeof me, "%ld", (long)syscall(SYS_gettid));
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.' || strcmp(e->d_name, me) == 0)
             continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        snprintf(path, sizeof path, "/proc/self/task/%s/%s", e->d_name, what);
         FILE *f = fopen(path, "r");
-        if (f && fgets(buf, sizeof buf, f)) {
-            char *p = strrchr(buf, ')');
-            unsigned long ut = 0, st = 0;
-            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-                s += (double)(ut + st) / sysconf(_SC_CLK_TCK);
-        }
-        if (f)
+        if (f) {
+            each(f, acc);
             fclose(f);
+        }
     }
     if (d)
         closedir(d);
+}
+
+static void add_cpu(FILE *f, double *s) {
+    char buf[1024];
+    if (!fgets(buf, sizeof buf, f))
+        return;
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+        *s += (double)(ut + st) / sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds of this process's threads other than the calling one. */
+static double others_cpu(void) {
+    double s = 0;
+    other_threads("stat", add_cpu, &s);
     return s;
+}
+
+static void add_privileged(FILE *f, double *n) {
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long caps;
+        unsigned uid;
+        if (sscanf(line, "CapEff: %llx", &caps) == 1 && caps != 0)
+            *n += 1;
+        if (sscanf(line, "Uid: %*u %u", &uid) == 1 && uid == 0 && geteuid() != 0)
+            *n += 1;
+    }
 }
 
 /* Other threads of this process holding a capability, or root's uid where
  * this thread has another. */
 static int privileged_others(void) {
-    int n = 0;
-    char me[32], path[96], line[256];
-    snprintf(me, sizeof me, "%ld", (long)syscall(SYS_gettid));
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || strcmp(e->d_name, me) == 0)
-            continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
-        FILE *f = fopen(path, "r");
-        while (f && fgets(line, sizeof line, f)) {
-            unsigned long long caps;
-            unsigned uid;
-            if (sscanf(line, "CapEff: %llx", &caps) == 1 && caps != 0)
-                n++;
-            if (sscanf(line, "Uid: %*u %u", &uid) == 1 && uid == 0 && geteuid() != 0)
-                n++;
-        }
-        if (f)
-            fclose(f);
-    }
-    if (d)
-        closedir(d);
-    return n;
+    double n = 0;
+    other_threads("status", add_privileged, &n);
+    return (int)n;
 }
 
 static void child(void) {
