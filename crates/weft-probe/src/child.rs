@@ -361,6 +361,14 @@ fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
         // Unknown to the C library, this thread is not reached by the
         // program's `setuid` and its kin: it follows them (crate::creds).
         crate::creds::follow();
+        if let Some(code) = program_gone() {
+            // The program's last thread ended with a bare `exit` system
+            // call: without this thread the process would have ended too.
+            if let Some(p) = SOCKET.c_path() {
+                let _ = sys::unlink(p);
+            }
+            sys::exit_group(code);
+        }
         // A number the program took over is no longer ours: forget it.
         if listen.0 >= 0 && sys::identity(listen.0) != listen.1 {
             listen = (-1, None);
@@ -460,6 +468,32 @@ fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
             }
         }
     }
+}
+
+/// The exit code to end the process with if this is its only thread left
+/// (the program's threads all ended with `exit`, not `exit_group`, the
+/// first one last): that thread's, as the kernel kept it (field 52 of
+/// /proc/self/stat).
+fn program_gone() -> Option<i32> {
+    let mut status = [0u8; 4096];
+    let n = sys::read_file(b"/proc/self/status\0", &mut status)?;
+    let threads = status
+        .get(..n)?
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"Threads:"))
+        .and_then(|l| weft_probe_abi::parse_decimal(l.trim_ascii()))?;
+    // The first thread, once ended, stays counted (a zombie) until the
+    // process ends: this thread and it are what is left.
+    let mut stat = [0u8; 2048];
+    let n = sys::read_file(b"/proc/self/stat\0", &mut stat)?;
+    let stat = stat.get(..n)?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let mut fields = stat.get(close + 2..)?.split(|b| b.is_ascii_whitespace());
+    if threads != 2 || fields.next() != Some(b"Z") {
+        return None;
+    }
+    let code = fields.nth(48).and_then(weft_probe_abi::parse_decimal).unwrap_or(0);
+    Some(((code >> 8) & 0xff) as i32)
 }
 
 /// When a connection must have made progress: its frame's end, or, before

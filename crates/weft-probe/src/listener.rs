@@ -274,8 +274,24 @@ pub(crate) fn start_listener() {
     // SAFETY: registering a plain extern "C" function.
     unsafe { libc::atexit(remove_socket) };
     crate::announce::start();
-    let spawned = spawn_quiet("weft-probe", move || {
-        for conn in listener.incoming() {
+    let spawned = spawn_quiet("weft-probe", move || loop {
+        // Looks up once a second: if the program's threads have all ended
+        // with a bare `exit` system call, these threads alone would keep
+        // the process alive.
+        let mut p = [libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if matches!(crate::sys::poll(&mut p, Some(1_000_000_000)), Ok(0)) {
+            if let Some(code) = program_gone() {
+                remove_socket();
+                crate::sys::exit_group(code);
+            }
+            continue;
+        }
+        {
+            let conn = listener.accept().map(|(c, _)| c);
             match conn {
                 // Refused before a thread is spent on it.
                 Ok(conn) => match peer_allowed(&conn) {
@@ -320,6 +336,31 @@ pub(crate) fn spawn_quiet(
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         r
     }
+}
+
+/// The exit code to end the process with when only weft-probe's threads
+/// are left (the program's all ended with `exit`, not `exit_group`): the
+/// first thread's, as the kernel kept it (field 52 of /proc/self/stat).
+fn program_gone() -> Option<i32> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    for t in tasks.flatten() {
+        let stat = std::fs::read(t.path().join("stat")).ok()?;
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        let name = stat.get(stat.iter().position(|&b| b == b'(')? + 1..close)?;
+        let state = stat.get(close + 2)?;
+        if *state != b'Z' && !name.starts_with(b"weft-probe") {
+            return None;
+        }
+    }
+    let stat = std::fs::read("/proc/self/stat").ok()?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let code = stat
+        .get(close + 2..)?
+        .split(|b| b.is_ascii_whitespace())
+        .nth(49)
+        .and_then(weft_probe_abi::parse_decimal)
+        .unwrap_or(0);
+    Some(((code >> 8) & 0xff) as i32)
 }
 
 extern "C" fn remove_socket() {

@@ -561,6 +561,15 @@ pub(crate) unsafe fn spawn(stack_top: usize, tls: usize, entry: extern "C" fn(us
     }
 }
 
+/// Ends the process with `code`, as the kernel's exit_group (no atexit
+/// handler runs).
+pub(crate) fn exit_group(code: i32) -> ! {
+    loop {
+        // SAFETY: exit_group(2); nothing runs after it.
+        let _ = unsafe { syscall!(libc::SYS_exit_group, code) };
+    }
+}
+
 /// Ends the calling thread only (not the process).
 pub(crate) fn exit_thread() -> ! {
     loop {

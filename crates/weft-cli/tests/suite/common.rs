@@ -202,3 +202,19 @@ pub fn chrome_export(trace: &Path, out: &Path) -> (serde_json::Value, String) {
     let json = serde_json::from_slice(&std::fs::read(out).expect("json")).expect("valid JSON");
     (json, err)
 }
+
+/// Waits for `child` at most `limit`; kills it and fails the test after.
+pub fn wait_for(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -9,22 +9,6 @@ use std::time::{Duration, Instant};
 
 use super::common::*;
 
-/// Waits for `child` at most `limit`; kills it and fails the test after.
-fn wait_for(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Every byte string a trace holds, decoded (the file itself is compressed).
 fn all_bytes(trace: &Path) -> Vec<u8> {
     let t = weft_format::Trace::open(trace).expect("open trace");

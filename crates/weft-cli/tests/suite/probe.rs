@@ -1846,6 +1846,39 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
     }
 }
 
+/// A program whose threads all end with a bare `exit` system call ends,
+/// with the last one's code, as it would without weft-probe: the library's
+/// own threads (the process's, and a fork child's) do not keep it alive.
+/// Before, both hung for good.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn weft_probe_threads_do_not_keep_a_program_alive() {
+    require_root();
+    let dir = tmp();
+    let exe = build_c(dir.path(), "lastexit");
+    let mut own = Command::new(&exe)
+        .arg("self")
+        .env("WEFT_RUNTIME_DIR", dir.path().join("rt"))
+        .spawn()
+        .unwrap();
+    let st = wait_for(&mut own, Duration::from_secs(20), "a program whose only thread ended");
+    assert_eq!(st.code(), Some(7));
+    let out = run(Command::new(&exe)
+        .arg("child")
+        .env("WEFT_RUNTIME_DIR", dir.path().join("rt")));
+    assert_eq!(text(&out.stdout).trim(), "child code 7");
+    // Recorded: the child was attached when its thread ended.
+    let trace = dir.path().join("le.weft");
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&exe)
+        .arg("child"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "child code 7");
+}
+
 /// Many instrumented programs start at once, more than are attached at a
 /// time, with default (slow to attach) buffers and a busy program beside
 /// them: each one is either recorded or listed as not recorded, none is
