@@ -131,10 +131,24 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 /// The start time field of a `/proc/PID/stat` line. Allocates nothing, so a
 /// fork child may call it from its fork handler.
 pub fn start_time_from_stat(stat: &[u8]) -> Option<u64> {
+    parse_decimal(stat_field(stat, 22)?)
+}
+
+/// Field `n` (1-based, as proc(5) numbers them; 3 or more) of a
+/// `/proc/PID/stat` line. Allocates nothing.
+pub fn stat_field(stat: &[u8], n: usize) -> Option<&[u8]> {
     // The comm field may contain spaces and parentheses: split after the last ')'.
     let close = stat.iter().rposition(|&b| b == b')')?;
-    let field = stat.get(close + 2..)?.split(|&b| b == b' ').nth(19)?;
-    parse_decimal(field)
+    stat.get(close + 2..)?
+        .split(|b| b.is_ascii_whitespace())
+        .nth(n.checked_sub(3)?)
+}
+
+/// The exit code a zombie thread ended with (field 52 of its stat line, in
+/// `waitpid`'s encoding), as a process exit code. Allocates nothing.
+pub fn exit_code_from_stat(stat: &[u8]) -> i32 {
+    let status = stat_field(stat, 52).and_then(parse_decimal).unwrap_or(0);
+    ((status >> 8) & 0xff) as i32
 }
 
 /// ASCII decimal digits as a number; None if empty, not digits, or too
@@ -200,6 +214,10 @@ mod tests {
     fn start_time_is_field_22_even_with_parentheses_in_the_name() {
         let line = b"77 (a) b) (c) S 1 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(start_time_from_stat(line), Some(987654));
+        assert_eq!(stat_field(line, 3), Some(&b"S"[..]));
+        let zombie = [&b"9 (x) Z"[..], &b" 0".repeat(48), b" 1792\n"].concat();
+        assert_eq!(exit_code_from_stat(&zombie), 7);
+        assert_eq!(exit_code_from_stat(b"9 (x) Z"), 0);
         assert_eq!(start_time_from_stat(b"77 (x) S 1"), None);
         assert_eq!(start_time_from_stat(b"no paren"), None);
         let own = start_time_from_stat(&std::fs::read("/proc/self/stat").unwrap());

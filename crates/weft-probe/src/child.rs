@@ -360,8 +360,13 @@ fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
     loop {
         // Unknown to the C library, this thread is not reached by the
         // program's `setuid` and its kin: it follows them (crate::creds).
-        crate::creds::follow();
-        if let Some(code) = program_gone() {
+        // The process's status, read once a round for both.
+        let mut buf = [0u8; 4096];
+        let status = sys::read_file(b"/proc/self/status\0", &mut buf).and_then(|n| buf.get(..n));
+        if let Some(status) = status {
+            crate::creds::follow(status);
+        }
+        if let Some(code) = status.and_then(program_gone) {
             // The program's last thread ended with a bare `exit` system
             // call: without this thread the process would have ended too.
             if let Some(p) = SOCKET.c_path() {
@@ -474,26 +479,20 @@ fn serve(listen: i32, conns: &mut [Option<Conn>; CONNS]) {
 /// (the program's threads all ended with `exit`, not `exit_group`, the
 /// first one last): that thread's, as the kernel kept it (field 52 of
 /// /proc/self/stat).
-fn program_gone() -> Option<i32> {
-    let mut status = [0u8; 4096];
-    let n = sys::read_file(b"/proc/self/status\0", &mut status)?;
+fn program_gone(status: &[u8]) -> Option<i32> {
     let threads = status
-        .get(..n)?
         .split(|&b| b == b'\n')
         .find_map(|l| l.strip_prefix(b"Threads:"))
         .and_then(|l| weft_probe_abi::parse_decimal(l.trim_ascii()))?;
     // The first thread, once ended, stays counted (a zombie) until the
     // process ends: this thread and it are what is left.
+    if threads != 2 {
+        return None;
+    }
     let mut stat = [0u8; 2048];
     let n = sys::read_file(b"/proc/self/stat\0", &mut stat)?;
     let stat = stat.get(..n)?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let mut fields = stat.get(close + 2..)?.split(|b| b.is_ascii_whitespace());
-    if threads != 2 || fields.next() != Some(b"Z") {
-        return None;
-    }
-    let code = fields.nth(48).and_then(weft_probe_abi::parse_decimal).unwrap_or(0);
-    Some(((code >> 8) & 0xff) as i32)
+    (weft_probe_abi::stat_field(stat, 3)? == b"Z").then(|| weft_probe_abi::exit_code_from_stat(stat))
 }
 
 /// When a connection must have made progress: its frame's end, or, before
@@ -555,14 +554,10 @@ fn accept(listen: i32, conns: &mut [Option<Conn>; CONNS]) -> bool {
 /// changes for every thread the C library knows), or the child's at the
 /// fork if /proc cannot say.
 fn process_euid() -> u32 {
-    let mut status = [0u8; 4096];
-    let n = sys::read_file(b"/proc/self/status\0", &mut status).unwrap_or(0);
-    status
-        .get(..n)
-        .and_then(|s| s.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"Uid:")))
-        .and_then(|l| l.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).nth(1))
-        .and_then(|w| std::str::from_utf8(w).ok()?.parse().ok())
-        .unwrap_or(EUID.load(Ordering::Acquire))
+    let mut buf = [0u8; 4096];
+    sys::read_file(b"/proc/self/status\0", &mut buf)
+        .and_then(|n| crate::creds::parse(buf.get(..n)?))
+        .map_or(EUID.load(Ordering::Acquire), |c| c.uid[1])
 }
 
 /// The collector went away, broke the protocol or stalled: stop writing for

@@ -80,18 +80,15 @@ fn hex(w: &[u8]) -> Option<u64> {
         .try_fold(0u64, |n, &d| Some(n << 4 | u64::from((d as char).to_digit(16)?)))
 }
 
-/// Takes over the process's credentials if this thread's differ. Keeps the
-/// process's dumpable flag, which a change of credentials would reset.
-pub(crate) fn follow() {
-    let mut a = [0u8; 4096];
+/// Takes over the process's credentials (`process`: its first thread's
+/// status text) if this thread's differ. Keeps the process's dumpable
+/// flag, which a change of credentials would reset.
+pub(crate) fn follow(process: &[u8]) {
     let mut b = [0u8; 4096];
-    let (Some(na), Some(nb)) = (
-        sys::read_file(b"/proc/self/status\0", &mut a),
-        sys::read_file(b"/proc/thread-self/status\0", &mut b),
-    ) else {
+    let Some(nb) = sys::read_file(b"/proc/thread-self/status\0", &mut b) else {
         return;
     };
-    let (Some(process), Some(mine)) = (parse(&a[..na]), parse(&b[..nb])) else {
+    let (Some(process), Some(mine)) = (parse(process), parse(&b[..nb])) else {
         return;
     };
     if process != mine {

@@ -342,25 +342,16 @@ pub(crate) fn spawn_quiet(
 /// are left (the program's all ended with `exit`, not `exit_group`): the
 /// first thread's, as the kernel kept it (field 52 of /proc/self/stat).
 fn program_gone() -> Option<i32> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    for t in tasks.flatten() {
+    for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let stat = std::fs::read(t.path().join("stat")).ok()?;
-        let close = stat.iter().rposition(|&b| b == b')')?;
-        let name = stat.get(stat.iter().position(|&b| b == b'(')? + 1..close)?;
-        let state = stat.get(close + 2)?;
-        if *state != b'Z' && !name.starts_with(b"weft-probe") {
+        let name = stat.get(stat.iter().position(|&b| b == b'(')? + 1..)?;
+        if weft_probe_abi::stat_field(&stat, 3)? != b"Z" && !name.starts_with(b"weft-probe") {
             return None;
         }
     }
-    let stat = std::fs::read("/proc/self/stat").ok()?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let code = stat
-        .get(close + 2..)?
-        .split(|b| b.is_ascii_whitespace())
-        .nth(49)
-        .and_then(weft_probe_abi::parse_decimal)
-        .unwrap_or(0);
-    Some(((code >> 8) & 0xff) as i32)
+    Some(weft_probe_abi::exit_code_from_stat(
+        &std::fs::read("/proc/self/stat").ok()?,
+    ))
 }
 
 extern "C" fn remove_socket() {
@@ -409,22 +400,7 @@ pub(crate) fn reset_after_fork() {
 
 /// The connected peer's credentials (SO_PEERCRED).
 fn peer_cred(conn: &UnixStream) -> std::io::Result<libc::ucred> {
-    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: SO_PEERCRED writes one ucred into our buffer.
-    let rc = unsafe {
-        libc::getsockopt(
-            conn.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(cred)
+    crate::sys::peer_cred(conn.as_raw_fd()).map_err(std::io::Error::from_raw_os_error)
 }
 
 fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
