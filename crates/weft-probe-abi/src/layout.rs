@@ -73,6 +73,13 @@ pub const CLOSED: u32 = 1 << 31;
 pub const SB_COMMITTED: usize = 12;
 /// Written by the collector: the generation it has finished reading.
 pub const SB_CONSUMED: usize = 16;
+/// A slot's writer from another process: in the spare word of sub-buffer
+/// entry 0 (which every geometry has), the process id of a task that
+/// shares the process's memory without being one of its threads (a
+/// `clone(CLONE_VM)` child running on a thread's storage, which takes a
+/// slot of its own: docs/probe-buffers.md §9.7). 0: a thread of the
+/// process. Stored before the claim count is raised.
+pub const S_PID: usize = S_SUBBUF_CTL + 24;
 pub const MAX_SUBBUFS: usize = (SLOT_CTL_LEN - S_SUBBUF_CTL) / SB_CTL_LEN;
 
 /// Guard header and footer of a sub-buffer.

@@ -15,6 +15,9 @@ use crate::clock::{TickLine, TscClock};
 pub struct ProbeEvent {
     /// CLOCK_MONOTONIC nanoseconds.
     pub ts: u64,
+    /// The attached process, whose event ids these are: `pid` unless a
+    /// task sharing its memory wrote the record (see `ThreadStats::pid`).
+    pub process: u32,
     pub pid: u32,
     pub tid: u32,
     pub event: u32,
@@ -29,6 +32,9 @@ pub struct ProbeEvent {
 pub struct ProbeRecord<'a> {
     /// CLOCK_MONOTONIC nanoseconds.
     pub ts: u64,
+    /// The attached process, whose event ids these are: `pid` unless a
+    /// task sharing its memory wrote the record (see `ThreadStats::pid`).
+    pub process: u32,
     pub pid: u32,
     pub tid: u32,
     pub event: u32,
@@ -50,6 +56,7 @@ impl<'a> ProbeRecord<'a> {
         self.for_each_value(|v| values.push(v.to_owned()));
         ProbeEvent {
             ts: self.ts,
+            process: self.process,
             pid: self.pid,
             tid: self.tid,
             event: self.event,
@@ -64,6 +71,9 @@ impl<'a> ProbeRecord<'a> {
 /// store without decoding.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeRun<'a> {
+    /// The attached process, whose event ids these are: `pid` unless a
+    /// task sharing its memory wrote the record (see `ThreadStats::pid`).
+    pub process: u32,
     pub pid: u32,
     pub tid: u32,
     /// How every record's tick converts to CLOCK_MONOTONIC.
@@ -106,6 +116,7 @@ impl<'a> ProbeRun<'a> {
             };
             f(&ProbeRecord {
                 ts: self.line.ts(u64at(hdr, R_TSC)),
+                process: self.process,
                 pid: self.pid,
                 tid: self.tid,
                 event,
@@ -138,6 +149,13 @@ pub trait Sink {
         }
     }
     fn damage(&mut self, d: Damage);
+    /// Whether process `pid`, which names itself in a slot of `process`'s
+    /// buffers (a task sharing its memory: docs/probe-buffers.md §9.7),
+    /// is what it says; `None`: not known yet (asked again next pass, for
+    /// a while). The kernel's answer by default.
+    fn belongs(&mut self, process: u32, pid: u32) -> Option<bool> {
+        crate::kin::belongs_to(process, pid)
+    }
     /// The process announced a new event list (events registered after the
     /// attach). Called before any record of those events is handed over.
     fn events(&mut self, _info: &ProcessInfo) {}
@@ -177,6 +195,9 @@ pub struct Damage {
 /// page) and what the collector received.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ThreadStats {
+    /// The process: the attached one, or a task sharing its memory that
+    /// wrote into a slot of its own (checked, see `Sink::belongs`).
+    pub pid: u32,
     pub tid: u32,
     pub slot: u32,
     pub attempted: u64,
@@ -237,6 +258,10 @@ impl Counters {
 struct SlotState {
     claims: u32,
     tid: u32,
+    /// The writer's process, once decided (0: the attached process's).
+    pid: u32,
+    /// Since when the slot's claim to another process waits for an answer.
+    pid_wait: Option<Instant>,
     /// A thread claimed this slot at some point: it stays in the accounting
     /// whatever happens to its control page later.
     seen: bool,
@@ -300,6 +325,10 @@ const STUCK: Duration = Duration::from_secs(1);
 /// machine (a hundred instrumented programs starting at once) that thread
 /// may not run for over a second, and its events would all be damage.
 const UNANNOUNCED: Duration = Duration::from_secs(10);
+/// How long a slot that names another process may wait for `Sink::belongs`
+/// to know it (the recorder learns of new processes from the kernel's
+/// records, which may come a pass later than the claim).
+const PID_WAIT: Duration = Duration::from_secs(2);
 
 pub(crate) struct Drainer {
     pid: u32,
@@ -417,7 +446,7 @@ impl Drainer {
                     // accounting with what was last read.
                     let why = "control page zeroed (claims 0 after a thread claimed the slot)".to_string();
                     damage.push(Damage {
-                        pid: self.pid,
+                        pid: if st.pid != 0 { st.pid } else { self.pid },
                         tid: st.tid,
                         slot,
                         gen: st.read_gen,
@@ -468,7 +497,7 @@ impl Drainer {
             self.round_bytes = self.round_bytes.max(moved);
             if let Some((gen, at, first, n)) = st.bad_time.take() {
                 damage.push(Damage {
-                    pid: self.pid,
+                    pid: if st.pid != 0 { st.pid } else { self.pid },
                     tid: st.tid,
                     slot,
                     gen,
@@ -527,8 +556,42 @@ impl Drainer {
                 st.tid
             ));
         }
+        if !st.seen || claims != st.claims {
+            // Whose slot: the process's, or a task's of another process
+            // sharing its memory, if the kernel agrees.
+            let by = u32at(ctl, S_PID);
+            st.pid = pid;
+            if by != 0 && by != pid {
+                match sink.belongs(pid, by) {
+                    Some(true) => st.pid = by,
+                    None if !final_pass && st.pid_wait.get_or_insert_with(Instant::now).elapsed() < PID_WAIT => {
+                        return;
+                    }
+                    known => {
+                        let why = if known.is_some() {
+                            "which neither shares its memory nor is its child"
+                        } else {
+                            "which had ended before it could be checked"
+                        };
+                        damage.push(Damage {
+                            pid,
+                            tid: st.tid,
+                            slot,
+                            gen: st.read_gen,
+                            after_seq: st.last_seq,
+                            offset: (ctl_off + S_PID) as u64,
+                            what: format!(
+                                "slot claimed for process {by}, {why}; its events are kept under process {pid}"
+                            ),
+                        });
+                    }
+                }
+            }
+            st.pid_wait = None;
+        }
         st.claims = claims;
         st.seen = true;
+        let pid = if st.pid != 0 { st.pid } else { pid };
         let now = Counters::read(area, ctl_off);
         match now.regressed(&st.counters) {
             Some(why) if st.suspect.is_none() => {
@@ -709,6 +772,7 @@ impl Drainer {
                     };
                     if let Some(f) = fast {
                         sink.run(&ProbeRun {
+                            process: self.pid,
                             pid,
                             tid: st.tid,
                             line: f.line,
@@ -790,6 +854,7 @@ impl Drainer {
                         Ok(fields) => {
                             sink.record(&ProbeRecord {
                                 ts,
+                                process: self.pid,
                                 pid,
                                 tid: st.tid,
                                 event,
@@ -1146,6 +1211,7 @@ impl Drainer {
                 suspect.get_or_insert_with(|| "control page zeroed".into());
             }
             let mut t = ThreadStats {
+                pid: if st.pid != 0 { st.pid } else { self.pid },
                 tid: if st.seen { st.tid } else { u32at(&ctl, S_OWNER) },
                 slot: slot as u32,
                 attempted: c.attempted,

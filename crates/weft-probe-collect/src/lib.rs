@@ -21,11 +21,13 @@ mod connect;
 mod drain;
 #[doc(hidden)]
 pub mod fuzzing;
+mod kin;
 
 pub use area::Area;
 pub use clock::{TickLine, TscClock};
 pub use connect::{discover, Instrumented};
 pub use drain::{Collect, Damage, ProbeEvent, ProbeRecord, ProbeRun, RunBytes, Sink, ThreadStats};
+pub use kin::belongs_to;
 pub use weft_probe_abi::control::{EventDesc, ProcessInfo};
 pub use weft_probe_abi::layout::{Geometry, Mode};
 pub use weft_probe_abi::payload::{FieldType, Value, ValueRef};

@@ -5,9 +5,11 @@
 //! kernel, bits 0..30 for weft sessions), the lock-free per-thread rings in
 //! shared memory that a collector hands over, the control socket through
 //! which `weft record` attaches, and the C API. It must never take a lock,
-//! allocate, make a syscall or touch lazily-initialized TLS on the write
-//! path, never block on the collector, and never change what the program
-//! does: a disabled event costs one load and one branch.
+//! allocate or touch lazily-initialized TLS on the write path, make a
+//! syscall there only where docs/probe-buffers.md §7 names one (a thread's
+//! first write, a write from an unknown stack), never block on the
+//! collector, and never change what the program does: a disabled event
+//! costs one load and one branch.
 //!
 //! ```
 //! weft_probe::define_event!(pub REQUEST = "myapp":"request" { id: u64, path: &str });
@@ -28,6 +30,7 @@ mod fork;
 mod held;
 mod listener;
 mod local;
+mod owner;
 mod registry;
 mod ring;
 mod session;

@@ -1,5 +1,6 @@
 //! The write path: per-thread rings in session memory, no lock, no
-//! allocation, no syscall, no "inside a write" flag.
+//! allocation, no syscall in the common case (crate::owner says when), no
+//! "inside a write" flag.
 //!
 //! A write takes a sequence number (counted as attempted), reserves space in
 //! the thread's current sub-buffer with a compare-and-swap on the reserve
@@ -69,6 +70,8 @@ struct Ctx {
     mask: u32,
     /// Guard mode (1) or not (0).
     guard: u32,
+    /// The writing task (the guard headers name it).
+    tid: u32,
 }
 
 const NO_CTX: Ctx = Ctx {
@@ -79,6 +82,7 @@ const NO_CTX: Ctx = Ctx {
     subbuf_size: 0,
     mask: 0,
     guard: 0,
+    tid: 0,
 };
 
 impl Ctx {
@@ -97,33 +101,30 @@ impl Ctx {
     }
 }
 
+/// A thread's own: the stack window that tells it from a task running on
+/// its storage (crate::owner), and its slot in each session.
+struct Local {
+    window: crate::owner::Window,
+    ctx: [Cell<Ctx>; MAX_SESSIONS as usize],
+}
+
 thread_local! {
     // Const-initialized and without destructors: plain static TLS, no lazy
     // initialization on first access.
-    static TLS: [Cell<Ctx>; MAX_SESSIONS as usize] =
-        const { [const { Cell::new(NO_CTX) }; MAX_SESSIONS as usize] };
-    static TID: Cell<u32> = const { Cell::new(0) };
+    static TLS: Local = const {
+        Local {
+            window: crate::owner::Window::new(),
+            ctx: [const { Cell::new(NO_CTX) }; MAX_SESSIONS as usize],
+        }
+    };
     /// Guard mode, per session: the stack mark of the outermost write that
     /// made the buffers writable (0: none).
     static GUARD_SP: [Cell<u64>; MAX_SESSIONS as usize] = const { [const { Cell::new(0) }; MAX_SESSIONS as usize] };
 }
 
-fn gettid() -> u32 {
-    TID.with(|t| {
-        let v = t.get();
-        if v != 0 {
-            return v;
-        }
-        // SAFETY: gettid has no preconditions; async-signal-safe.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-        t.set(tid);
-        tid
-    })
-}
-
-/// Forget the cached tid (the child of a fork is another thread).
+/// In a fork child: the forking thread is another task now (crate::owner).
 pub(crate) fn reset_thread_after_fork() {
-    TID.with(|t| t.set(0));
+    TLS.with(|t| crate::owner::reset_after_fork(&t.window));
 }
 
 #[inline(always)]
@@ -141,7 +142,7 @@ fn p32(base: usize, off: usize) -> *mut u32 {
 #[inline(always)]
 fn context(si: usize) -> Ctx {
     let epoch = crate::epoch::current(si);
-    let cx = TLS.with(|t| t[si].get());
+    let cx = TLS.with(|t| t.ctx[si].get());
     if cx.epoch == epoch && cx.ctl != 0 {
         return cx;
     }
@@ -153,6 +154,17 @@ fn context(si: usize) -> Ctx {
 #[cold]
 #[inline(never)]
 fn claim(si: usize) -> Option<Ctx> {
+    let cx = find_slot(si, crate::owner::tid(), false)?;
+    TLS.with(|t| t.ctx[si].set(cx));
+    Some(cx)
+}
+
+/// A slot for task `tid`: a free one, claimed; or, for a task that runs
+/// on another's thread storage (`foreign`, see crate::owner), the one it
+/// claimed before, found again by thread id at each write since it cannot
+/// cache it (a thread id names one live task). None if the session is gone
+/// or every slot is taken (counted).
+fn find_slot(si: usize, tid: u32, foreign: bool) -> Option<Ctx> {
     let s = &SESSIONS[si];
     // Epoch before address, and again after the parameters: a detach and a
     // new attach in between would pair this epoch with another mapping.
@@ -171,12 +183,41 @@ fn claim(si: usize) -> Option<Ctx> {
     if crate::epoch::current(si) != epoch {
         return None;
     }
-    let tid = gettid();
+    let ctx = |ctl: usize, slot: u32| Ctx {
+        ctl,
+        epoch,
+        slot,
+        subbufs: geo.subbufs,
+        subbuf_size: geo.subbuf_size,
+        mask: if geo.subbufs.is_power_of_two() {
+            geo.subbufs - 1
+        } else {
+            0
+        },
+        guard,
+        tid,
+    };
     // Only slots whose pages the collector has put in memory: a write never
     // faults in shared memory. Bounded by the geometry whatever the word says.
     // SAFETY: A_READY is in the area header; the collector raises it.
     let ready = unsafe { AtomicU32::from_ptr(p32(base, A_READY)) }.load(Ordering::Acquire);
-    for slot in 0..geo.claimable(ready) {
+    let claimable = geo.claimable(ready);
+    if foreign {
+        for slot in 0..claimable {
+            let ctl = base + geo.slot_offset(slot);
+            // SAFETY: ctl is inside the mapping (slot < slots, validated geometry).
+            let (owner, by) = unsafe {
+                (
+                    AtomicU32::from_ptr(p32(ctl, S_OWNER)).load(Ordering::Acquire),
+                    AtomicU32::from_ptr(p32(ctl, S_PID)).load(Ordering::Acquire),
+                )
+            };
+            if owner == tid && by != 0 {
+                return Some(ctx(ctl, slot));
+            }
+        }
+    }
+    for slot in 0..claimable {
         let ctl = base + geo.slot_offset(slot);
         // SAFETY: ctl is inside the mapping (slot < slots, validated geometry);
         // other threads race for the owner word, so a real atomic CAS.
@@ -185,23 +226,16 @@ fn claim(si: usize) -> Option<Ctx> {
             .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            // SAFETY: the slot is ours now.
-            unsafe { AtomicU32::from_ptr(p32(ctl, S_CLAIMS)) }.fetch_add(1, Ordering::Release);
-            let cx = Ctx {
-                ctl,
-                epoch,
-                slot,
-                subbufs: geo.subbufs,
-                subbuf_size: geo.subbuf_size,
-                mask: if geo.subbufs.is_power_of_two() {
-                    geo.subbufs - 1
-                } else {
-                    0
-                },
-                guard,
-            };
-            TLS.with(|t| t[si].set(cx));
-            return Some(cx);
+            // Which process the task is in, for the collector (which checks
+            // it): its own when it is not one of our threads.
+            let pid = if foreign { crate::sys::getpid() } else { 0 };
+            // SAFETY: the slot is ours now; the collector reads the process
+            // id once it sees the claim.
+            unsafe {
+                AtomicU32::from_ptr(p32(ctl, S_PID)).store(pid, Ordering::Release);
+                AtomicU32::from_ptr(p32(ctl, S_CLAIMS)).fetch_add(1, Ordering::Release);
+            }
+            return Some(ctx(ctl, slot));
         }
     }
     // SAFETY: A_NO_SLOT is in the area header; shared by all threads.
@@ -219,12 +253,51 @@ pub(crate) fn write<F: Fn(&mut [u8])>(event_id: u32, word: u32, size: usize, put
     // handler has one lower by more than MARK_SLACK (see take_over_switch).
     let mark = local::stack_mark();
     let mut bits = word & weft_probe_abi::SESSION_MASK;
+    if bits == 0 {
+        return;
+    }
+    // The thread storage's owner, unless it is a task running on it.
+    if !TLS.with(|t| t.window.known(mark)) {
+        if let Some(tid) = TLS.with(|t| crate::owner::identify(&t.window, mark)) {
+            return foreign(tid, bits, event_id, size, put, mark);
+        }
+    }
     while bits != 0 {
         let si = bits.trailing_zeros() as usize;
         bits &= bits - 1;
         let cx = context(si);
         if cx.ctl == 0 {
             continue;
+        }
+        write_one(si, &cx, event_id, size, &put, mark);
+    }
+}
+
+/// A write by a task that runs on another's thread storage (a
+/// `clone(CLONE_VM)` child without a thread pointer of its own): into a
+/// slot of its own, found again at each write since nothing may be cached
+/// in storage shared with the owner. Guard mode leaves that slot writable
+/// (its nesting mark would be the owner's).
+/// Moves `put` out of the common path's frame (taking its address there
+/// cost a nanosecond per write) into `write_foreign`'s.
+#[cold]
+#[inline(never)]
+fn foreign<F: Fn(&mut [u8])>(tid: u32, bits: u32, event_id: u32, size: usize, put: F, mark: u64) {
+    write_foreign(tid, bits, event_id, size, &put, mark)
+}
+
+#[cold]
+#[inline(never)]
+fn write_foreign(tid: u32, mut bits: u32, event_id: u32, size: usize, put: &dyn Fn(&mut [u8]), mark: u64) {
+    while bits != 0 {
+        let si = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let Some(mut cx) = find_slot(si, tid, true) else {
+            continue;
+        };
+        if cx.guard != 0 {
+            mprotect(cx.ctl, cx.geo(), libc::PROT_READ | libc::PROT_WRITE);
+            cx.guard = 0;
         }
         write_one(si, &cx, event_id, size, &put, mark);
     }
@@ -504,7 +577,7 @@ unsafe fn init_subbuf(si: usize, cx: &Ctx, gen: u64) {
     // SAFETY: all addresses are inside this slot's sub-buffer `idx`.
     unsafe {
         let guard = Guard {
-            tid: gettid(),
+            tid: cx.tid,
             slot: cx.slot,
             gen,
             tsc: local::ticks(),
@@ -611,7 +684,7 @@ pub(crate) fn publish_unregistered(n: u64) {
 pub(crate) fn thread_buffers() -> Vec<(usize, usize)> {
     let mut v = Vec::new();
     for (si, s) in SESSIONS.iter().enumerate() {
-        let cx = TLS.with(|t| t[si].get());
+        let cx = TLS.with(|t| t.ctx[si].get());
         if cx.ctl != 0 && cx.epoch == crate::epoch::current(si) && s.base.load(Ordering::Acquire) != 0 {
             v.push((cx.ctl + SLOT_CTL_LEN, cx.subbufs as usize * cx.subbuf_size as usize));
         }

@@ -125,6 +125,7 @@ pub(crate) fn take(area: &Area, mode: u32, guard: bool) -> Result<u32, &'static 
     // Pairs with the fence in listener::on_register: the registry read after
     // this sees an event whose registration did not see this bit.
     std::sync::atomic::fence(Ordering::SeqCst);
+    crate::owner::set_process();
     let geo = area.geo;
     let s = &SESSIONS[bit as usize];
     s.slots.store(geo.slots, Ordering::Release);

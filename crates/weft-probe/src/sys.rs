@@ -72,6 +72,11 @@ pub(crate) fn getpid() -> u32 {
     unsafe { syscall!(libc::SYS_getpid) }.unwrap_or(0) as u32
 }
 
+pub(crate) fn gettid() -> u32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { syscall!(libc::SYS_gettid) }.unwrap_or(0) as u32
+}
+
 pub(crate) fn geteuid() -> u32 {
     // SAFETY: no arguments, cannot fail.
     unsafe { syscall!(libc::SYS_geteuid) }.unwrap_or(0) as u32

@@ -156,7 +156,7 @@ impl Encoder {
     /// False if its event has no schema yet.
     #[inline]
     pub fn probe_record(&mut self, r: &ProbeRecord<'_>) -> bool {
-        let Some(id) = self.probe.get(r.pid, r.event) else {
+        let Some(id) = self.probe.get(r.process, r.event) else {
             return false;
         };
         let mut b = Some(self.w.record(id, r.ts, None, r.pid, r.tid));
@@ -188,7 +188,7 @@ impl Encoder {
     pub fn probe_run(&mut self, run: &ProbeRun<'_>) -> Result<(), Option<Vec<u8>>> {
         let mut map = Vec::with_capacity(run.events.len());
         for &(event, _) in run.events {
-            let Some(id) = self.probe.get(run.pid, event) else {
+            let Some(id) = self.probe.get(run.process, event) else {
                 return Err(match run.records {
                     RunBytes::InSink(len) => Some(self.w.probe_unappend(len)),
                     RunBytes::Here(_) => None,
@@ -219,7 +219,7 @@ impl Encoder {
     /// A weft-probe record held back as an owned copy. False if its event
     /// still has no schema.
     pub fn probe_event(&mut self, ev: &ProbeEvent) -> bool {
-        let Some(id) = self.probe.get(ev.pid, ev.event) else {
+        let Some(id) = self.probe.get(ev.process, ev.event) else {
             return false;
         };
         let mut r = self.w.record(id, ev.ts, None, ev.pid, ev.tid);

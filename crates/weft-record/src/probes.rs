@@ -117,7 +117,14 @@ pub(crate) struct Probes {
     held: Vec<ProbeEvent>,
     damage_buf: Vec<Damage>,
     pub notices: Vec<Notice>,
+    /// New processes seen in the kernel's records, with their parent: a
+    /// `clone(CLONE_VM)` child that wrote into its parent's buffers and
+    /// ended before the drain could ask the kernel still belongs.
+    parents: HashMap<u32, u32>,
 }
+
+/// Most new processes `Probes::parents` remembers (then it starts over).
+const PARENTS_KEPT: usize = 1 << 20;
 
 impl Probes {
     pub fn new(patterns: Vec<String>, mode: Mode, geo: Geometry, memory_cap: usize, wait: Duration) -> Probes {
@@ -138,6 +145,7 @@ impl Probes {
             memory_cap,
             in_flight: HashMap::new(),
             capped: HashSet::new(),
+            parents: HashMap::new(),
             cannot_grow: HashSet::new(),
             next_watch: 0,
             attach_tx,
@@ -232,6 +240,10 @@ impl Probes {
     pub fn observe(&mut self, ev: &KernelEvent) {
         match &ev.kind {
             EventKind::Fork { parent_pid, .. } if *parent_pid != ev.pid && ev.pid == ev.tid => {
+                if self.parents.len() >= PARENTS_KEPT {
+                    self.parents.clear();
+                }
+                self.parents.insert(ev.pid, *parent_pid);
                 self.watch_seen(ev.pid, ev.ts, true)
             }
             EventKind::Exec { .. } => self.watch_seen(ev.pid, ev.ts, false),
@@ -545,6 +557,7 @@ impl Probes {
             held: &mut self.held,
             damage: &mut self.damage_buf,
             notices: &mut self.notices,
+            parents: &self.parents,
         };
         if last {
             att.finish(&self.clock, &mut sink)
@@ -641,19 +654,19 @@ impl Probes {
                 // Damaged counters are not facts: only what we received is.
                 self.totals.damaged_accounts += 1;
                 let text = format!(
-                    "PID {pid} thread {}: {} probe events received; attempted and lost not known: {why}",
-                    t.tid, t.received
+                    "PID {} thread {}: {} probe events received; attempted and lost not known: {why}",
+                    t.pid, t.tid, t.received
                 );
                 self.say(Level::Warning, text);
             } else {
                 self.totals.lost = self.totals.lost.saturating_add(lost_of(t));
             }
-            enc.probe_stats(now, pid, t, if i == 0 { no_slot } else { 0 });
+            enc.probe_stats(now, t.pid, t, if i == 0 { no_slot } else { 0 });
         }
         for t in named {
             let text = format!(
-                "PID {pid} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {}){}",
-                t.tid, t.attempted, t.received, lost_of(t), t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten,
+                "PID {} thread {}: {} probe events attempted, {} received, {} lost (ring full {}, busy {}, abandoned {}, damaged {}, overwritten {}){}",
+                t.pid, t.tid, t.attempted, t.received, lost_of(t), t.lost_full, t.lost_busy, t.abandoned, t.damaged, t.overwritten,
                 self.bigger_ring(t.attempted, t.lost_full)
             );
             self.say(Level::Warning, text);
@@ -739,6 +752,7 @@ struct ToTrace<'a> {
     held: &'a mut Vec<ProbeEvent>,
     damage: &'a mut Vec<Damage>,
     notices: &'a mut Vec<Notice>,
+    parents: &'a HashMap<u32, u32>,
 }
 
 impl Sink for ToTrace<'_> {
@@ -770,6 +784,18 @@ impl Sink for ToTrace<'_> {
 
     fn damage(&mut self, d: Damage) {
         self.damage.push(d);
+    }
+
+    fn belongs(&mut self, process: u32, pid: u32) -> Option<bool> {
+        match weft_probe_collect::belongs_to(process, pid) {
+            Some(true) => Some(true),
+            // Gone, or its pid reused since: the kernel said whose child
+            // it was when it began.
+            answer => match self.parents.get(&pid) {
+                Some(&parent) => Some(parent == process),
+                None => answer,
+            },
+        }
     }
 
     /// Events announced since the attach: declared before their records come.

@@ -1938,6 +1938,62 @@ fn a_flood_of_instrumented_programs_is_each_recorded_or_listed() {
     assert!(recorded > 0, "{info}");
 }
 
+/// clone(CLONE_VM) children without CLONE_VFORK run on their creator
+/// thread's storage while that thread writes too (tests/capi/clonevm.c): one
+/// beside a thread that wrote before, one that writes first, on a stack
+/// inside its creator's frame. Every writer's markers are all there, each
+/// under the process and thread that wrote it, none damaged, and each
+/// child's totals are its own (docs/probe-buffers.md §9.7, formerly D13).
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn clone_vm_children_writing_beside_their_parent_keep_their_own_events() {
+    require_root();
+    let dir = tmp();
+    let exe = build_c(dir.path(), "clonevm");
+    let trace = dir.path().join("c.weft");
+    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&exe));
+    let (said, err) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("damaged"), "{err}");
+    let num = |key: &str| -> u32 { addr(&said, key).parse().unwrap_or_else(|_| panic!("{said}")) };
+    let (main, a, t, b, n) = (num("main="), num("A="), num("T="), num("B="), num("count="));
+    let lines = parse(&dump(&trace, &["--event", "weft:marker,weft:probe*"]));
+    for (who, pid, tid) in [("main", main, main), ("A", a, a), ("T", main, t), ("B", b, b)] {
+        let mine: Vec<&L> = lines
+            .iter()
+            .filter(|l| l.text.starts_with(&format!("marker \"{who}\" = ")))
+            .collect();
+        let values: std::collections::BTreeSet<u64> = mine
+            .iter()
+            .filter_map(|l| l.text.rsplit(' ').next()?.parse().ok())
+            .collect();
+        assert_eq!((mine.len(), values.len()), (n as usize, n as usize), "{who}: {err}");
+        let elsewhere: Vec<_> = mine.iter().filter(|l| (l.pid, l.tid) != (pid, tid)).take(3).collect();
+        assert!(
+            elsewhere.is_empty(),
+            "{who}'s markers belong to {pid}/{tid}: {elsewhere:#?}"
+        );
+    }
+    let totals = totals(&lines);
+    for tid in [a, b] {
+        let v = totals
+            .get(&tid)
+            .unwrap_or_else(|| panic!("no totals of {tid}: {totals:?}"));
+        assert_eq!(
+            (v[0], v[1]),
+            (u64::from(n), u64::from(n)),
+            "child {tid} attempted, received: {v:?}"
+        );
+    }
+    let of = |pid: u32, tid: u32| {
+        lines
+            .iter()
+            .filter(|l| l.text.starts_with("weft-probe thread totals:") && (l.pid, l.tid) == (pid, tid))
+            .count()
+    };
+    assert_eq!((of(a, a), of(b, b)), (1, 1), "each child's totals under its own pid");
+}
+
 /// A vfork child, a clone(CLONE_VM|CLONE_VFORK) child and a clone3 one
 /// write markers on their parent thread's storage, so the records land in the parent
 /// thread's ring; the trace attributes each to the process that wrote it
