@@ -345,6 +345,9 @@ pub(crate) struct Drainer {
     start_ns: u64,
     /// The most bytes one thread's ring advanced by in the last pass.
     pub(crate) round_bytes: u64,
+    /// The last pass is under way (`finish`): questions still open are
+    /// answered with what is known.
+    pub(crate) last: bool,
     scratch: Vec<u8>,
 }
 
@@ -396,6 +399,7 @@ impl Drainer {
             slots,
             start_ns: mono_now(),
             round_bytes: 0,
+            last: false,
             scratch: Vec::new(),
         };
         d.set_events(info);
@@ -564,7 +568,9 @@ impl Drainer {
             if by != 0 && by != pid {
                 match sink.belongs(pid, by) {
                     Some(true) => st.pid = by,
-                    None if !final_pass && st.pid_wait.get_or_insert_with(Instant::now).elapsed() < PID_WAIT => {
+                    // Not before the very last pass: the process being gone
+                    // is no reason, its children's fork records may still come.
+                    None if !self.last && st.pid_wait.get_or_insert_with(Instant::now).elapsed() < PID_WAIT => {
                         return;
                     }
                     known => {

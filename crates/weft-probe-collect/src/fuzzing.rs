@@ -35,12 +35,14 @@ pub fn drain_image(bytes: &[u8]) {
         let mut d = crate::drain::Drainer::new(&info, geo, mode, area.salt());
         let mut sink = Collect::default();
         d.drain(&area, clock, false, &mut sink);
+        d.last = true;
         d.drain(&area, clock, true, &mut sink);
         let _ = d.stats(&area);
         // Again, with runs copied into the sink's own buffer.
         let mut d = crate::drain::Drainer::new(&info, geo, mode, area.salt());
         let mut sink = InPlace::default();
         d.drain(&area, clock, false, &mut sink);
+        d.last = true;
         d.drain(&area, clock, true, &mut sink);
     });
 }

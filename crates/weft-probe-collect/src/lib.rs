@@ -247,6 +247,7 @@ impl Attachment {
             self.learn(info, sink);
         }
         self.detached = true;
+        self.drain.last = true;
         self.drain.drain(&self.area, clock, true, sink);
         self.drain.stats(&self.area)
     }

@@ -121,7 +121,18 @@ pub(crate) struct Probes {
     /// `clone(CLONE_VM)` child that wrote into its parent's buffers and
     /// ended before the drain could ask the kernel still belongs.
     parents: HashMap<u32, u32>,
+    /// Newest kernel record seen (`observe`): the kernel's records come in
+    /// time order, this far.
+    seen_until: u64,
+    /// Attached processes found gone, and when (CLOCK_MONOTONIC ns, and
+    /// an instant for the timeout): finished once the kernel's records
+    /// have caught up with that moment (`GONE_WAIT` at most), so that the
+    /// last drain knows every process the kernel saw it create.
+    gone: HashMap<u32, (u64, Instant)>,
 }
+
+/// Longest an attached process found gone waits for the kernel's records.
+const GONE_WAIT: Duration = Duration::from_secs(1);
 
 /// Most new processes `Probes::parents` remembers (then it starts over).
 const PARENTS_KEPT: usize = 1 << 20;
@@ -146,6 +157,8 @@ impl Probes {
             in_flight: HashMap::new(),
             capped: HashSet::new(),
             parents: HashMap::new(),
+            seen_until: 0,
+            gone: HashMap::new(),
             cannot_grow: HashSet::new(),
             next_watch: 0,
             attach_tx,
@@ -238,6 +251,7 @@ impl Probes {
 
     /// New processes (fork) and new images (exec) may be instrumented.
     pub fn observe(&mut self, ev: &KernelEvent) {
+        self.seen_until = self.seen_until.max(ev.ts);
         match &ev.kind {
             EventKind::Fork { parent_pid, .. } if *parent_pid != ev.pid && ev.pid == ev.tid => {
                 if self.parents.len() >= PARENTS_KEPT {
@@ -480,7 +494,11 @@ impl Probes {
             self.attachments.insert(pid, att);
             self.flush(enc);
             if gone {
-                self.finish_one(pid, enc);
+                let now = weft_kernel::monotonic_ns();
+                let (since, at) = *self.gone.entry(pid).or_insert((now, Instant::now()));
+                if self.seen_until >= since || at.elapsed() >= GONE_WAIT {
+                    self.finish_one(pid, enc);
+                }
             }
         }
         self.totals.events - before
@@ -568,6 +586,7 @@ impl Probes {
     }
 
     fn finish_one(&mut self, pid: u32, enc: &mut Encoder) {
+        self.gone.remove(&pid);
         if let Some(mut att) = self.attachments.remove(&pid) {
             if let Some(why) = att.broken().map(str::to_owned) {
                 // Events announced after the break were never enabled: said,

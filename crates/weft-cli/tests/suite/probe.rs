@@ -1951,7 +1951,7 @@ fn clone_vm_children_writing_beside_their_parent_keep_their_own_events() {
     let dir = tmp();
     let exe = build_c(dir.path(), "clonevm");
     let trace = dir.path().join("c.weft");
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&exe));
+    let out = run(weft().args(["record", "-o"]).arg(&trace).arg("--").arg(&exe));
     let (said, err) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("damaged"), "{err}");
