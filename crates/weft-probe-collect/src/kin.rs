@@ -7,8 +7,13 @@
 /// `kcmp`'s "same address space" comparison.
 const KCMP_VM: libc::c_int = 1;
 
-/// Whether `pid` shares `process`'s memory now, or, having exec'd or ended
-/// since, is its child: `None` if `pid` is gone (nothing left to ask).
+/// Whether `pid` shares `process`'s memory now, or is its child (one that
+/// exec'd or ended since no longer shares it; a fork child never could,
+/// the area being `MADV_DONTFORK`, so this admits only the process's own
+/// children): `None` if `pid` is gone (nothing left to ask). Once
+/// `process` itself is gone a child of it that lives on has another
+/// parent and is refused: `weft record` answers from the kernel's fork
+/// records then (`Sink::belongs`).
 pub fn belongs_to(process: u32, pid: u32) -> Option<bool> {
     // SAFETY: kcmp takes two pids and integers, no pointers.
     let same = unsafe {

@@ -32,7 +32,8 @@ thread_local! {
     /// The owner's thread id (0: not identified yet).
     static TID: AtomicU32 = const { AtomicU32::new(0) };
     /// A second range, for writes from another stack of the owner, packed
-    /// (`pack`): it is replaced, not widened, so it must change at once.
+    /// (`pack`): it is replaced as well as widened, so it changes in one
+    /// store.
     static ALT: AtomicU64 = const { AtomicU64::new(0) };
 }
 
@@ -123,8 +124,16 @@ pub(crate) fn identify(w: &Window, mark: u64) -> Option<u32> {
 }
 
 /// Adds a confirmed address to the window it is close to, or makes it the
-/// second range.
+/// second range. With every signal blocked: a handler's write that widened
+/// the window between this one's loads and stores would leave it, for a
+/// moment or for good, wider than anything confirmed.
 fn widen(w: &Window, mark: u64) {
+    let old = sys::set_sigmask(!0);
+    widen_unmasked(w, mark);
+    sys::set_sigmask(old);
+}
+
+fn widen_unmasked(w: &Window, mark: u64) {
     let (lo, hi) = (mark & !((1 << UNIT_BITS) - 1), (mark | ((1 << UNIT_BITS) - 1)) + 1);
     let l = w.lo.load(Ordering::Relaxed);
     let h = l + w.len.load(Ordering::Relaxed);

@@ -668,6 +668,9 @@ impl Probes {
         let mut losers: Vec<&ThreadStats> = stats.iter().filter(|t| t.suspect.is_none() && lost_of(t) > 0).collect();
         losers.sort_by_key(|t| std::cmp::Reverse(lost_of(t)));
         let (named, rest) = losers.split_at(losers.len().min(THREADS_SAID));
+        // The process's own drops go with its first thread, not with a task
+        // of another process that writes into its buffers.
+        let first_own = stats.iter().position(|t| t.pid == pid).unwrap_or(0);
         for (i, t) in stats.iter().enumerate() {
             if let Some(why) = &t.suspect {
                 // Damaged counters are not facts: only what we received is.
@@ -680,7 +683,7 @@ impl Probes {
             } else {
                 self.totals.lost = self.totals.lost.saturating_add(lost_of(t));
             }
-            enc.probe_stats(now, t.pid, t, if i == 0 { no_slot } else { 0 });
+            enc.probe_stats(now, t.pid, t, if i == first_own { no_slot } else { 0 });
         }
         for t in named {
             let text = format!(
@@ -738,7 +741,7 @@ impl Probes {
             if self.totals.unwritten == 1 {
                 let text = format!(
                     "weft-probe event id {} of PID {} has no schema in the trace; its records are left out",
-                    ev.event, ev.pid
+                    ev.event, ev.process
                 );
                 self.say(Level::Warning, text);
             }
