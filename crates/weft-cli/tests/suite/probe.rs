@@ -587,6 +587,44 @@ fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
     );
     let out = run(weft().arg("dump").arg(&trace).args(["--event", "demo:tick"]));
     assert!(out.status.success());
+    // Its memory stays what it was: nothing piles up for a collector that
+    // will never read it.
+    let after_kill = rss_kib(pid);
+    std::thread::sleep(Duration::from_millis(1000));
+    let later = rss_kib(pid);
+    // A new recorder attaches and records, and its detach leaves the
+    // program's memory where it was.
+    let again = dir.path().join("k2.weft");
+    let out = run(weft()
+        .args(["record", "-q", "-o"])
+        .arg(&again)
+        .args(["-p", &pid.to_string(), "--duration", "1s"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ticks = dump(&again, &["--event", "demo:tick"]).len();
+    std::thread::sleep(Duration::from_millis(300));
+    let detached = rss_kib(pid);
+    eprintln!(
+        "program RSS: {after_kill} KiB after the kill, {later} KiB 1 s later, {detached} KiB after a second recorder recorded {ticks} ticks and detached"
+    );
+    assert!(ticks > 0, "the second recorder recorded nothing");
+    assert!(
+        later <= after_kill + 1024,
+        "{after_kill} KiB -> {later} KiB with no recorder"
+    );
+    assert!(
+        detached <= after_kill + 4096,
+        "{after_kill} KiB -> {detached} KiB after a second recording"
+    );
+}
+
+/// Resident memory of `pid` (VmRSS, KiB).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
 }
 
 #[test]
