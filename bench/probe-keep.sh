@@ -30,7 +30,7 @@
 # lttng-sessiond's CPU time during the run, from /proc).
 #
 # Usage: bench/probe-keep.sh [--runs R] [--out DIR] [--n1 N] [--n4 N]
-#                            [--rates "2 5 10 ..."] [--no-sweep]
+#                            [--rates "2000000 5M 10M ..."] [--no-sweep]
 #                            [--configs "flat1-rust dis-c ..."]
 # Needs root, gcc, cargo, liblttng-ust-dev, lttng-tools, babeltrace2 (to
 # check lttng's own count once per configuration). Builds weft first
@@ -63,6 +63,17 @@ while [[ $# -gt 0 ]]; do
 	esac
 	shift
 done
+# Rates in events/s; "25M" means 25000000. Checked before anything runs.
+rates=""
+for r in $RATES; do
+	case $r in
+	*[!0-9]*M | M) die "bad rate '$r' in --rates: give events/s, e.g. \"10000000 25M\"" ;;
+	*M) r=$((${r%M} * 1000000)) ;;
+	'' | *[!0-9]*) die "bad rate '$r' in --rates: give events/s, e.g. \"10000000 25M\"" ;;
+	esac
+	rates+=" $r"
+done
+RATES=${rates# }
 [[ $(id -u) == 0 ]] || die "needs root (weft record, lttng-sessiond)"
 command -v lttng >/dev/null || die "lttng-tools missing (apt-get install lttng-tools liblttng-ust-dev babeltrace2)"
 if [[ -z $OUT ]]; then OUT=$(mktemp -d /tmp/weft-probe-keep.XXXXXX); else mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd); fi
