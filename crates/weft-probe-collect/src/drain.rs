@@ -1437,6 +1437,65 @@ mod tests {
         sink.0
     }
 
+    /// A slot that names another process (`S_PID`, docs/probe-buffers.md
+    /// §7.2) has its events, damage and totals under that process only if
+    /// the sink confirms it; refused or never answered, they stay under the
+    /// attached process and the claim is reported; event ids stay the
+    /// attached process's.
+    #[test]
+    fn a_slot_claimed_for_another_process_is_believed_only_when_confirmed() {
+        let geo = Geometry {
+            slots: 2,
+            subbufs: 2,
+            subbuf_size: 4096,
+        };
+        struct Answer(Option<bool>, Collect, u32);
+        impl Sink for Answer {
+            fn record(&mut self, r: &ProbeRecord<'_>) {
+                assert_eq!(r.process, 1, "event ids are the attached process's");
+                self.1.record(r)
+            }
+            fn damage(&mut self, d: Damage) {
+                self.1.damage(d)
+            }
+            fn belongs(&mut self, process: u32, pid: u32) -> Option<bool> {
+                assert_eq!((process, pid), (1, 4242));
+                self.2 += 1;
+                self.0
+            }
+        }
+        for answer in [Some(true), Some(false), None] {
+            let (area, _) = valid_area(geo);
+            area.put_u32(geo.slot_offset(0) + S_PID, 4242);
+            let clock = TscClock::new();
+            let mut d = Drainer::new(&info(), geo, Mode::Discard, area.salt());
+            let mut sink = Answer(answer, Collect::default(), 0);
+            d.drain(&area, &clock, false, &mut sink);
+            if answer.is_none() {
+                assert!(sink.1.events.is_empty(), "not read while the question is open");
+            }
+            d.last = true;
+            d.drain(&area, &clock, true, &mut sink);
+            let want = if answer == Some(true) { 4242 } else { 1 };
+            let pids: Vec<u32> = sink.1.events.iter().map(|e| e.pid).collect();
+            assert_eq!(pids, vec![want; 3], "{answer:?}");
+            assert_eq!(d.stats(&area)[0].pid, want, "{answer:?}");
+            let claims: Vec<&Damage> = sink
+                .1
+                .damage
+                .iter()
+                .filter(|d| d.what.contains("process 4242"))
+                .collect();
+            assert_eq!(
+                claims.len(),
+                usize::from(answer != Some(true)),
+                "{answer:?}: {:?}",
+                sink.1.damage
+            );
+            assert!(sink.2 >= 1 && sink.2 <= 2, "asked once per pass while open");
+        }
+    }
+
     /// `Collect`, without asking the kernel about the process ids a
     /// damaged area names: the same answer on every run.
     #[derive(Default)]
