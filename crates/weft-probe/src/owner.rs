@@ -124,29 +124,32 @@ pub(crate) fn identify(w: &Window, mark: u64) -> Option<u32> {
 }
 
 /// Adds a confirmed address to the window it is close to, or makes it the
-/// second range. With every signal blocked: a handler's write that widened
-/// the window between this one's loads and stores would leave it, for a
-/// moment or for good, wider than anything confirmed.
+/// second range.
 fn widen(w: &Window, mark: u64) {
-    let old = sys::set_sigmask(!0);
-    widen_unmasked(w, mark);
-    sys::set_sigmask(old);
-}
-
-fn widen_unmasked(w: &Window, mark: u64) {
     let (lo, hi) = (mark & !((1 << UNIT_BITS) - 1), (mark | ((1 << UNIT_BITS) - 1)) + 1);
-    let l = w.lo.load(Ordering::Relaxed);
-    let h = l + w.len.load(Ordering::Relaxed);
     let near = |(l, h): (u64, u64)| h > l && lo.saturating_add(GROW) >= l && hi <= h.saturating_add(GROW);
+    let read = |w: &Window| {
+        let l = w.lo.load(Ordering::Relaxed);
+        (l, l + w.len.load(Ordering::Relaxed))
+    };
+    let (l, h) = read(w);
     if h == l || near((l, h)) {
+        // With every signal blocked, and read again: a handler's widening
+        // between this one's loads and stores would leave the window, for
+        // a moment or for good, wider than anything confirmed.
+        let old = sys::set_sigmask(!0);
+        let (l, h) = read(w);
         let (l, h) = if h == l { (lo, hi) } else { (l.min(lo), h.max(hi)) };
         // Low end first (see the module doc): a reader that sees the new
         // length sees the new low end, and an old length from a new low end
         // reaches no higher than the new window.
         w.lo.store(l, Ordering::Relaxed);
         w.len.store(h - l, Ordering::Release);
+        sys::set_sigmask(old);
         return;
     }
+    // The second range changes in one store; a handler's change lost to
+    // this one only costs it a `gettid` later.
     let a = ALT.with(|a| a.load(Ordering::Relaxed));
     let merged = |w: u64| {
         let (l, h) = unpack(w);
