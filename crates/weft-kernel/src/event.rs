@@ -481,6 +481,17 @@ impl Decoder {
     /// Decodes one record (header included). Returns None for record types
     /// weft does not keep.
     pub fn decode(&mut self, rec: &[u8], cpu: u32) -> Option<KernelEvent> {
+        let mut ev = self.decode_as_written(rec, cpu)?;
+        // The kernel names no thread (-1) for a task in its last moments
+        // (the SIGCHLD the last thread of a process sends as it goes): the
+        // process's first thread stands in, rather than a thread 4294967295.
+        if ev.tid == u32::MAX && ev.pid != u32::MAX {
+            ev.tid = ev.pid;
+        }
+        Some(ev)
+    }
+
+    fn decode_as_written(&mut self, rec: &[u8], cpu: u32) -> Option<KernelEvent> {
         if rec.len() < 8 {
             self.malformed += 1;
             return None;

@@ -1915,6 +1915,15 @@ fn weft_probe_threads_do_not_keep_a_program_alive() {
         .arg("child"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "child code 7");
+    // The record of a process in its last moments (the SIGCHLD its last
+    // thread sends) names a real thread, not the kernel's -1.
+    let lines = parse(&dump(&trace, &[]));
+    let nameless: Vec<&L> = lines.iter().filter(|l| l.tid == u32::MAX).collect();
+    assert!(nameless.is_empty(), "{nameless:#?}");
+    assert!(
+        lines.iter().any(|l| l.text.starts_with("SIGCHLD")),
+        "no SIGCHLD recorded"
+    );
 }
 
 /// Many instrumented programs start at once, more than are attached at a
