@@ -156,7 +156,7 @@ run() {
 	else
 		local out=$TR/$tag.weft
 		env "${envs[@]}" "$WEFT" record -o "$out" "${extra[@]}" -e 'bench:*' -- "${prog[@]}" >"$so" 2>"$se" </dev/null || rc=$?
-		read -r rec lost < <(sed -n 's/^weft: weft-probe: \([0-9]*\) events from .* \([0-9]*\) lost,.*/\1 \2/p' "$se" | tail -n1; echo) || true
+		read -r rec lost < <(sed -n 's/^weft: weft-probe: \([0-9]*\) events* from .* \([0-9]*\) lost,.*/\1 \2/p' "$se" | tail -n1; echo) || true
 		cpu=$(sed -n 's/^weft: recorder CPU time \([0-9.]*\) s.*/\1/p' "$se" | tail -n1)
 		bytes=$(stat -c %s "$out" 2>/dev/null || echo "")
 		rm -f "$out"

@@ -137,7 +137,7 @@ kv() { # kv KEY FILE -> value of KEY=value on the last line that has it
 now_ns() { date +%s%N; }
 
 # weft summary: "weft: weft-probe: E events from P attached process(es), L lost, D damage reports; ..."
-weft_probe_summary() { sed -n 's/^weft: weft-probe: \([0-9]*\) events from .* \([0-9]*\) lost,.*/\1 \2/p' "$1" | tail -n1; }
+weft_probe_summary() { sed -n 's/^weft: weft-probe: \([0-9]*\) events* from .* \([0-9]*\) lost,.*/\1 \2/p' "$1" | tail -n1; }
 weft_recorder_cpu() { sed -n 's/^weft: recorder CPU time \([0-9.]*\) s.*/\1/p' "$1" | tail -n1; }
 # weft info: "weft-probe: PID p: A events attempted, R recorded, L lost" (summed over PIDs)
 weft_info_probe() { awk '/^weft-probe: PID/ { for (i = 1; i <= NF; i++) {

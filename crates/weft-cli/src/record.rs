@@ -223,15 +223,21 @@ fn wait_untraced(pid: u32, signals: &StopSignals, seen: &mut u32) -> Option<i32>
     }
 }
 
+/// `1 event`, `2 events`.
+fn counted(n: impl Into<u64>, what: &str) -> String {
+    let n = n.into();
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn print_summary(s: &Summary) {
     let lost = s.lost();
     // The totals count weft-probe's events too (as `weft info` does); the
     // lines below say where each loss was.
     let (probe_events, probe_lost) = s.probes.as_ref().map_or((0, 0), |p| (p.events, p.lost));
     eprintln!(
-        "weft: recorded {} events ({} syscalls{}) in {:.2} s, {} lost, {} written to {}",
-        s.records + probe_events,
-        s.syscalls,
+        "weft: recorded {} ({}{}) in {:.2} s, {} lost, {} written to {}",
+        counted(s.records + probe_events, "event"),
+        counted(s.syscalls, "syscall"),
         if probe_events > 0 {
             format!(", {probe_events} from weft-probe")
         } else {
@@ -272,12 +278,12 @@ fn print_summary(s: &Summary) {
     }
     if let Some(p) = s.probes.as_ref().filter(|p| p.attached > 0 || p.missed > 0) {
         eprintln!(
-            "weft: weft-probe: {} events from {} attached process{}, {} lost, {} damage reports; buffers {} MiB at most",
-            p.events,
+            "weft: weft-probe: {} from {} attached process{}, {} lost, {}; buffers {} MiB at most",
+            counted(p.events, "event"),
             p.attached,
             if p.attached == 1 { "" } else { "es" },
             p.lost,
-            p.damage,
+            counted(p.damage, "damage report"),
             p.peak_memory.div_ceil(1 << 20)
         );
         if p.damaged_accounts > 0 {
