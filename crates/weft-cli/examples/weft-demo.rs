@@ -41,8 +41,9 @@ fn usage() -> ! {
          \x20 torture KIND N    a thread writes N demo:tick; mid-stream a SIGUSR1 handler writes and then\n\
          \x20                    ends the thread (KIND threadexit), the process (exit, status 3), or nests\n\
          \x20                    200 deep (nest, every 1000 writes), or writes from an alternate signal\n\
-         \x20                    stack every 50 us (altstack) or from another context it switches to and back\n\
-         \x20                    (swapcontext); prints the writes attempted\n\
+         \x20                    stack every 50 us (altstack; altstack-above: one mapped above the thread's\n\
+         \x20                    stack) or from another context it switches to and back (swapcontext);\n\
+         \x20                    prints the writes attempted\n\
          \x20 punch N            3 threads tick N times; a 4th ticks N times, tries to shrink the buffer memfd, punches\n\
          \x20                    a hole in its sub-buffers and MADV_REMOVEs a page, then ticks N times more\n\
          \x20 chaos KIND N       3 threads tick N times; a 4th ticks N times, damages its control page (KIND: zero,\n\
@@ -877,7 +878,8 @@ extern "C" fn on_usr1_nest(_: i32) {
 fn torture(kind: &str, n: u64) {
     use std::sync::atomic::Ordering::SeqCst;
     let handler = match kind {
-        "altstack" => return torture_altstack(n),
+        "altstack" => return torture_altstack(n, false),
+        "altstack-above" => return torture_altstack(n, true),
         "swapcontext" => return torture_swapcontext(n),
         "threadexit" => on_usr1_thread_exit as *const () as usize,
         "exit" => on_usr1_process_exit as *const () as usize,
@@ -940,7 +942,52 @@ extern "C" fn on_usr2_write(_: i32) {
 
 /// A thread whose writes are interrupted, every 50 us, by a handler that
 /// writes from an alternate signal stack (sigaltstack, SA_ONSTACK).
-fn torture_altstack(n: u64) {
+fn torture_altstack(n: u64, above: bool) {
+    /// An alternate stack mapped above the thread's own stack (where a
+    /// handler's frames have higher addresses than the frames it interrupts).
+    fn alternate_stack_above() {
+        let top = stack_top();
+        let len = 256usize << 10;
+        for step in 1..4096usize {
+            let want = (top + (step << 20)) & !0xfff;
+            // SAFETY: a fresh anonymous mapping at a free address (NOREPLACE
+            // fails rather than replace anything).
+            let p = unsafe {
+                libc::mmap(
+                    want as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                let ss = libc::stack_t {
+                    ss_sp: p,
+                    ss_flags: 0,
+                    ss_size: len,
+                };
+                // SAFETY: registering a live mapping, never unmapped, as this thread's alternate stack.
+                unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
+                return;
+            }
+        }
+        eprintln!("no room above the thread's stack for an alternate stack");
+        std::process::exit(2);
+    }
+    /// The highest address of this thread's stack.
+    fn stack_top() -> usize {
+        // SAFETY: reading this thread's own attributes into a zeroed struct.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+            libc::pthread_getattr_np(libc::pthread_self(), &mut attr);
+            let (mut addr, mut size) = (std::ptr::null_mut(), 0usize);
+            libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+            libc::pthread_attr_destroy(&mut attr);
+            addr as usize + size
+        }
+    }
     fn alternate_stack() {
         // A heap allocation as the alternate stack, leaked: the thread may
         // be interrupted on it until it ends.
@@ -953,9 +1000,11 @@ fn torture_altstack(n: u64) {
         // SAFETY: registering a live, leaked buffer as this thread's alternate stack.
         unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
     }
-    let sent = under_signals(n, on_usr2_write, libc::SA_ONSTACK | libc::SA_NODEFER, alternate_stack);
+    let setup: fn() = if above { alternate_stack_above } else { alternate_stack };
+    let sent = under_signals(n, on_usr2_write, libc::SA_ONSTACK | libc::SA_NODEFER, setup);
     println!(
-        "torture altstack attempts {} signals {sent}",
+        "torture {} attempts {} signals {sent}",
+        if above { "altstack-above" } else { "altstack" },
         TORTURE_ATTEMPTS.load(std::sync::atomic::Ordering::SeqCst)
     );
 }

@@ -51,9 +51,14 @@ pub enum Msg {
     },
     /// Collector -> process: stop writing for this connection's session.
     Detach,
-    /// Process -> collector: detached; nothing more will be written.
+    /// Process -> collector: detached; nothing more will be written. Also
+    /// the answer to `Later`.
     Detached,
     Error(String),
+    /// Collector -> process: no attach is coming now (the collector's
+    /// memory cap, for one): a wait for an attach (at start, or in a fork
+    /// child) ends; an attach may still come later.
+    Later,
 }
 
 /// Where a frame is encoded: a `Vec`, or a fixed buffer (`FrameBuf`) for
@@ -200,6 +205,7 @@ impl Msg {
                 b.push(7);
                 put_str(&mut b, s.as_bytes());
             }
+            Msg::Later => b.push(8),
         }
         let len = (b.len() - 4) as u32;
         b[0..4].copy_from_slice(&len.to_le_bytes());
@@ -268,6 +274,7 @@ impl Msg {
             5 => Msg::Detach,
             6 => Msg::Detached,
             7 => Msg::Error(r.str()?),
+            8 => Msg::Later,
             t => return Err(format!("unknown message type {t}")),
         };
         Ok(m)
@@ -286,6 +293,7 @@ pub enum Request<'a> {
         patterns: Patterns<'a>,
     },
     Detach,
+    Later,
     /// A message of a known type that a process never receives.
     Other(u8),
 }
@@ -347,6 +355,7 @@ impl Request<'_> {
                 }
             }
             5 => Request::Detach,
+            8 => Request::Later,
             t @ (2 | 4 | 6 | 7) => Request::Other(t),
             _ => return Err("unknown message type"),
         })

@@ -539,6 +539,23 @@ pub(crate) fn detach(conn: &UnixStream, inbox: &mut Inbox, pid: u32) -> Vec<Proc
     pushed
 }
 
+/// Tells the process that no attach is coming now (`Later`) and waits (at
+/// most `EXCHANGE`) for its answer.
+pub(crate) fn later(conn: &UnixStream, inbox: &mut Inbox, pid: u32) -> Result<(), ProbeError> {
+    let proto = |why: String| ProbeError::Protocol { pid, why };
+    let deadline = Instant::now() + EXCHANGE;
+    send_until(conn, &Msg::Later.encode(), deadline).map_err(|e| proto(e.to_string()))?;
+    loop {
+        match inbox.recv_until(conn, deadline).map_err(|e| proto(e.to_string()))? {
+            Msg::Detached => return Ok(()),
+            // Events registered meanwhile: nobody reads them here.
+            Msg::Info(_) => {}
+            Msg::Error(e) => return Err(proto(e)),
+            m => return Err(proto(format!("unexpected answer {m:?}"))),
+        }
+    }
+}
+
 /// Whether the process closed the connection (it exited or exec'd).
 pub(crate) fn peer_closed(conn: &UnixStream) -> bool {
     let mut p = libc::pollfd {

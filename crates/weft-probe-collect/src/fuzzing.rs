@@ -84,7 +84,10 @@ pub fn decode_frame(bytes: &[u8]) {
                 assert_eq!(String::from_utf8_lossy(a), *b);
             }
         }
-        (Ok(Request::Detach), Ok(Msg::Detach)) | (Ok(Request::Other(_)), _) | (Err(_), Err(_)) => {}
+        (Ok(Request::Detach), Ok(Msg::Detach))
+        | (Ok(Request::Later), Ok(Msg::Later))
+        | (Ok(Request::Other(_)), _)
+        | (Err(_), Err(_)) => {}
         (r, m) => panic!("the two decoders disagree: {r:?} against {m:?}"),
     }
 }

@@ -55,6 +55,15 @@ pub enum ProbeError {
     Protocol { pid: u32, why: String },
 }
 
+/// Tells instrumented process `pid` (checked as an attach checks it) that
+/// no attach is coming now, so that it stops waiting for one: a program
+/// started under `weft record` waits for its attach, a fork child of a
+/// recorded one for up to 3 s. An attach may still come later.
+pub fn defer(pid: u32) -> Result<(), ProbeError> {
+    let (conn, _, mut inbox) = connect::hello(pid)?;
+    connect::later(&conn, &mut inbox, pid)
+}
+
 /// Whether something is at `pid`'s control socket path (it may still
 /// refuse, not answer, or be a planted link, which an attach reports).
 pub fn listening(pid: u32) -> bool {

@@ -12,7 +12,7 @@
 //! it reads and writes frames in static buffers that only it uses, and
 //! takes no lock and allocates nothing.
 //!
-//! It answers what a collector sends (`Hello`, `Attach`, `Detach`) and
+//! It answers what a collector sends (`Hello`, `Attach`, `Detach`, `Later`) and
 //! announces events registered after an attach. Unlike the process's first
 //! control thread (crate::listener, crate::announce), a thread registering
 //! an event never sends the announcement itself: it wakes this thread,
@@ -652,6 +652,10 @@ fn answer(c: &mut Conn) -> bool {
                 c.patterns_len = 0;
                 crate::session::release(bit, base, len);
             }
+            send_frame(c.fd, FrameBuf::new(send_buf(), 6), REPLY_DEADLINE_NS)
+        }
+        Ok(Request::Later) => {
+            crate::session::LATER.store(true, Ordering::Release);
             send_frame(c.fd, FrameBuf::new(send_buf(), 6), REPLY_DEADLINE_NS)
         }
         Ok(Request::Other(_)) => send_error(c.fd, b"unexpected message"),

@@ -16,7 +16,7 @@ use weft_probe_abi::{process_start_time, runtime_dirs, socket_name, MAX_SESSIONS
 
 use crate::announce::Push;
 use crate::held::Held;
-use crate::session::{ATTACHES, DEAD, USED};
+use crate::session::{ATTACHES, DEAD, LATER, USED};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 pub(crate) static LISTEN_FD: Held = Held::new();
@@ -172,7 +172,7 @@ pub(crate) fn wait_for_attach(cap_ms: u64) {
         return;
     };
     let deadline = crate::sys::now_ns().saturating_add(ms.min(cap_ms).saturating_mul(1_000_000));
-    while ATTACHES.load(Ordering::Acquire) == 0 && crate::sys::now_ns() < deadline {
+    while ATTACHES.load(Ordering::Acquire) == 0 && !LATER.load(Ordering::Acquire) && crate::sys::now_ns() < deadline {
         crate::sys::sleep_ns(500_000);
     }
 }
@@ -396,6 +396,7 @@ pub(crate) fn reset_after_fork() {
     DEAD.fetch_or(dead, Ordering::AcqRel);
     USED.store(0, Ordering::Release);
     ATTACHES.store(0, Ordering::Release);
+    LATER.store(false, Ordering::Release);
 }
 
 /// The connected peer's credentials (SO_PEERCRED).
@@ -515,6 +516,10 @@ fn serve(mut conn: UnixStream) {
                 if let Some((bit, base, len)) = session.take() {
                     detach(bit, base, len);
                 }
+                Msg::Detached
+            }
+            Msg::Later => {
+                LATER.store(true, Ordering::Release);
                 Msg::Detached
             }
             _ => Msg::Error("unexpected message".into()),

@@ -524,6 +524,24 @@ unsafe fn close_subbuf(cx: &Ctx, gen: u64) {
 /// on x86-64, over 4 KiB on aarch64).
 const MARK_SLACK: u64 = 512;
 
+/// Whether the write with stack mark `mark` runs over (interrupted) the
+/// switch whose frame recorded `sp`. Addresses on two different stacks say
+/// nothing of which runs over which, so the kernel is asked first whether
+/// this write runs on the task's alternate signal stack (a system call,
+/// but a switch found in progress is rare): a handler on it over a switch
+/// elsewhere interrupted that switch, wherever the alternate stack lies;
+/// off it, over a switch on it, a handler left that switch for good. On
+/// one stack, the marks decide.
+fn over(mark: u64, sp: u64) -> bool {
+    if let Some((base, size, on)) = crate::sys::alt_stack() {
+        let there = sp.wrapping_sub(base) < size;
+        if on != there {
+            return on;
+        }
+    }
+    nested(mark, sp)
+}
+
 /// Whether a write with stack mark `mark` runs inside (on top of) the write
 /// that recorded `outer`.
 #[inline(always)]
@@ -538,9 +556,7 @@ fn take_over_switch(si: usize, cx: &Ctx, sg: u64, mark: u64) -> bool {
     let ctl = cx.ctl;
     // SAFETY: see write_one.
     let sp = unsafe { local::load_u64(p64(ctl, S_SWITCH_SP)) };
-    // Deeper than the switching write by more than writer frames differ:
-    // we interrupted it.
-    if nested(mark, sp) {
+    if over(mark, sp) {
         return false;
     }
     let cur = sg & !SWITCHING;

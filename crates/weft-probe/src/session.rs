@@ -5,7 +5,7 @@
 //! fork child (crate::child), so everything here is async-signal-safe: raw
 //! system calls (crate::sys), atomics, no allocation, no lock, no errno.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use weft_probe_abi::layout::*;
 
@@ -24,6 +24,9 @@ pub(crate) static USED: AtomicU32 = AtomicU32::new(0);
 pub(crate) static DEAD: AtomicU32 = AtomicU32::new(0);
 /// Attaches completed in this process (a fork child starts at 0).
 pub(crate) static ATTACHES: AtomicU64 = AtomicU64::new(0);
+/// A collector said no attach is coming now (`Later`): a wait for one
+/// ends (a fork child starts without it).
+pub(crate) static LATER: AtomicBool = AtomicBool::new(false);
 
 /// A collector's area, mapped and checked, with the header values the
 /// session keeps (copied once, when checked).

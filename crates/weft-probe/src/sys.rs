@@ -501,6 +501,19 @@ pub(crate) fn set_thread_name(name: &[u8]) {
     let _ = unsafe { syscall!(libc::SYS_prctl, libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
 }
 
+/// The calling task's alternate signal stack (base, size) and whether it
+/// runs on it now (`SS_ONSTACK`); None if it has none (or the call failed).
+pub(crate) fn alt_stack() -> Option<(u64, u64, bool)> {
+    // SAFETY: an all-zero stack_t is valid; the kernel writes the current one.
+    let mut ss: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: no new stack given, the old one written into `ss`.
+    unsafe { syscall!(libc::SYS_sigaltstack, 0usize, &mut ss as *mut libc::stack_t) }.ok()?;
+    if ss.ss_flags & libc::SS_DISABLE != 0 {
+        return None;
+    }
+    Some((ss.ss_sp as u64, ss.ss_size as u64, ss.ss_flags & libc::SS_ONSTACK != 0))
+}
+
 /// Sets the calling thread's signal mask, returning the old one.
 pub(crate) fn set_sigmask(mask: u64) -> u64 {
     let mut old = 0u64;

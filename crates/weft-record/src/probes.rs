@@ -42,6 +42,9 @@ struct Pending {
     listening: bool,
     /// Why the last attach failed.
     error: Option<String>,
+    /// Told that no attach is coming now (the memory cap), so that it does
+    /// not wait for one.
+    deferred: bool,
 }
 
 impl Pending {
@@ -52,6 +55,7 @@ impl Pending {
             start,
             listening: false,
             error: None,
+            deferred: false,
         }
     }
 }
@@ -286,6 +290,7 @@ impl Probes {
                 id,
                 listening,
                 ref error,
+                ..
             }) = self.pending.get(&pid)
             else {
                 continue;
@@ -336,13 +341,24 @@ impl Probes {
                 // It waits (within its 5 s) for memory to be given back by
                 // a process that exits; listed as not recorded only then.
                 let why = format!(
-                    "{MEMORY_CAP} ({} MiB in use by {} processes, --probe-memory {} MiB); raise it, or lower --probe-buffer or --probe-threads",
+                    "{MEMORY_CAP} ({} MiB in use by {} process{}, --probe-memory {} MiB); raise it, or lower --probe-buffer or --probe-threads",
                     self.memory >> 20,
                     self.attachments.len() + self.in_flight.len(),
+                    if self.attachments.len() + self.in_flight.len() == 1 { "" } else { "es" },
                     self.memory_cap >> 20
                 );
                 if let Some(p) = self.pending.get_mut(&pid) {
                     p.error = Some(why);
+                    // A process waiting for its attach (a fork child waits
+                    // up to 3 s in `fork`) goes on at once; on a thread of
+                    // its own, as an attach: a peer that answers slowly must
+                    // not hold up draining.
+                    if !p.deferred {
+                        p.deferred = true;
+                        let _ = std::thread::Builder::new()
+                            .name(format!("weft-later-{pid}"))
+                            .spawn(move || weft_probe_collect::defer(pid));
+                    }
                 }
                 continue;
             }
