@@ -55,12 +55,20 @@ pub enum ProbeError {
     Protocol { pid: u32, why: String },
 }
 
-/// Tells instrumented process `pid` (checked as an attach checks it) that
-/// no attach is coming now, so that it stops waiting for one: a program
-/// started under `weft record` waits for its attach, a fork child of a
-/// recorded one for up to 3 s. An attach may still come later.
-pub fn defer(pid: u32) -> Result<(), ProbeError> {
-    let (conn, _, mut inbox) = connect::hello(pid)?;
+/// Tells instrumented process `pid` (checked as an attach checks it),
+/// started at `start_time` (`/proc/PID/stat` field 22: not another image
+/// or process that took the pid since), that no attach is coming now, so
+/// that it stops waiting for one: a program started under `weft record`
+/// waits for its attach, a fork child of a recorded one for up to 3 s. An
+/// attach may still come later.
+pub fn defer(pid: u32, start_time: u64) -> Result<(), ProbeError> {
+    let (conn, info, mut inbox) = connect::hello(pid)?;
+    if info.start_time != start_time {
+        return Err(ProbeError::Protocol {
+            pid,
+            why: format!("started at {}, not {start_time}: another process", info.start_time),
+        });
+    }
     connect::later(&conn, &mut inbox, pid)
 }
 

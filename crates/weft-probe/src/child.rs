@@ -654,6 +654,7 @@ fn answer(c: &mut Conn) -> bool {
             }
             send_frame(c.fd, FrameBuf::new(send_buf(), 6), REPLY_DEADLINE_NS)
         }
+        Ok(Request::Later) if c.session.is_some() => send_error(c.fd, b"later on a connection that holds a session"),
         Ok(Request::Later) => {
             crate::session::LATER.store(true, Ordering::Release);
             send_frame(c.fd, FrameBuf::new(send_buf(), 6), REPLY_DEADLINE_NS)

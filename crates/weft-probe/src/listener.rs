@@ -518,6 +518,7 @@ fn serve(mut conn: UnixStream) {
                 }
                 Msg::Detached
             }
+            Msg::Later if session.is_some() => Msg::Error("later on a connection that holds a session".into()),
             Msg::Later => {
                 LATER.store(true, Ordering::Release);
                 Msg::Detached

@@ -137,16 +137,26 @@ fn widen(w: &Window, mark: u64) {
         // With every signal blocked, and read again: a handler's widening
         // between this one's loads and stores would leave the window, for
         // a moment or for good, wider than anything confirmed.
+        // The test is made again on what is read then: a handler may have
+        // made the window elsewhere meanwhile (on its alternate stack).
         let old = sys::set_sigmask(!0);
         let (l, h) = read(w);
-        let (l, h) = if h == l { (lo, hi) } else { (l.min(lo), h.max(hi)) };
-        // Low end first (see the module doc): a reader that sees the new
-        // length sees the new low end, and an old length from a new low end
-        // reaches no higher than the new window.
-        w.lo.store(l, Ordering::Relaxed);
-        w.len.store(h - l, Ordering::Release);
+        let widened = if h == l {
+            Some((lo, hi))
+        } else {
+            near((l, h)).then(|| (l.min(lo), h.max(hi)))
+        };
+        if let Some((l, h)) = widened {
+            // Low end first (see the module doc): a reader that sees the new
+            // length sees the new low end, and an old length from a new low
+            // end reaches no higher than the new window.
+            w.lo.store(l, Ordering::Relaxed);
+            w.len.store(h - l, Ordering::Release);
+        }
         sys::set_sigmask(old);
-        return;
+        if widened.is_some() {
+            return;
+        }
     }
     // The second range changes in one store; a handler's change lost to
     // this one only costs it a `gettid` later.

@@ -533,20 +533,21 @@ const MARK_SLACK: u64 = 512;
 /// off it, over a switch on it, a handler left that switch for good. On
 /// one stack, the marks decide.
 fn over(mark: u64, sp: u64) -> bool {
+    runs_over(mark, sp, MARK_SLACK)
+}
+
+/// `over`, with the slack of the mark comparison given: `MARK_SLACK` for
+/// switches, 0 for guard mode's outermost write (see `unprotect`). An
+/// alternate stack registered with `SS_AUTODISARM` is disabled while its
+/// handler runs, so the kernel cannot tell: marks only.
+fn runs_over(mark: u64, sp: u64, slack: u64) -> bool {
     if let Some((base, size, on)) = crate::sys::alt_stack() {
         let there = sp.wrapping_sub(base) < size;
         if on != there {
             return on;
         }
     }
-    nested(mark, sp)
-}
-
-/// Whether a write with stack mark `mark` runs inside (on top of) the write
-/// that recorded `outer`.
-#[inline(always)]
-fn nested(mark: u64, outer: u64) -> bool {
-    mark.saturating_add(MARK_SLACK) < outer
+    mark.saturating_add(slack) < sp
 }
 
 /// A switch is marked in progress. If its frame is still live below us we
@@ -647,7 +648,10 @@ fn unprotect(si: usize, cx: &Ctx, mark: u64) -> bool {
         // the outer write. The cost: after a handler jumped out of a
         // guarded write, writes from deeper frames leave the buffers
         // writable until one from at or above that frame comes.
-        let outer = o == 0 || mark >= o;
+        // Asked of the kernel only under another write (`runs_over`): a
+        // handler on an alternate stack above the thread's frames is not
+        // the outermost write, wherever that stack lies.
+        let outer = o == 0 || !runs_over(mark, o, 0);
         if outer {
             g[si].set(mark);
         }

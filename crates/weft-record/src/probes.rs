@@ -4,6 +4,7 @@
 //! one that cannot be recorded.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -133,7 +134,12 @@ pub(crate) struct Probes {
     /// have caught up with that moment (`GONE_WAIT` at most), so that the
     /// last drain knows every process the kernel saw it create.
     gone: HashMap<u32, (u64, Instant)>,
+    /// Threads telling processes that no attach is coming, under way.
+    deferring: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Processes told at once that no attach is coming (`Later`).
+const DEFERRING: usize = 8;
 
 /// Longest an attached process found gone waits for the kernel's records.
 const GONE_WAIT: Duration = Duration::from_secs(1);
@@ -163,6 +169,7 @@ impl Probes {
             parents: HashMap::new(),
             seen_until: 0,
             gone: HashMap::new(),
+            deferring: Default::default(),
             cannot_grow: HashSet::new(),
             next_watch: 0,
             attach_tx,
@@ -353,11 +360,22 @@ impl Probes {
                     // up to 3 s in `fork`) goes on at once; on a thread of
                     // its own, as an attach: a peer that answers slowly must
                     // not hold up draining.
-                    if !p.deferred {
+                    // At most DEFERRING at once (the others wait, as they
+                    // would without being told, and are told if still here).
+                    if !p.deferred && self.deferring.load(Ordering::Acquire) < DEFERRING {
                         p.deferred = true;
-                        let _ = std::thread::Builder::new()
+                        let busy = self.deferring.clone();
+                        busy.fetch_add(1, Ordering::AcqRel);
+                        let start = p.start;
+                        let spawned = std::thread::Builder::new()
                             .name(format!("weft-later-{pid}"))
-                            .spawn(move || weft_probe_collect::defer(pid));
+                            .spawn(move || {
+                                let _ = weft_probe_collect::defer(pid, start);
+                                busy.fetch_sub(1, Ordering::AcqRel);
+                            });
+                        if spawned.is_err() {
+                            self.deferring.fetch_sub(1, Ordering::AcqRel);
+                        }
                     }
                 }
                 continue;

@@ -2021,6 +2021,32 @@ fn a_flood_of_instrumented_programs_is_each_recorded_or_listed() {
     assert!(recorded > 0, "{info}");
 }
 
+/// Guard mode (buffers read-only outside writes) with a handler on an
+/// alternate stack above its thread's stack: the handler's write is not
+/// taken for the outermost one, so it does not make the buffers read-only
+/// under the write it interrupted (which then faulted: the program died
+/// of SIGSEGV in every run before).
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn guard_mode_survives_handlers_on_an_alternate_stack_above_the_thread() {
+    require_root();
+    let dir = tmp();
+    let trace = dir.path().join("g.weft");
+    let out = run(weft()
+        .env("WEFT_PROBE_GUARD", "1")
+        .args(["record", "-q", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(demo_path())
+        .args(["torture", "altstack-above", "40000"]));
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains("torture altstack-above attempts "), "{said}");
+    let lines = parse(&dump(&trace, &[]));
+    assert!(!lines.iter().any(|l| l.text.contains("DAMAGED")), "damage reported");
+    assert_accounting(&lines);
+}
+
 /// clone(CLONE_VM) children without CLONE_VFORK run on their creator
 /// thread's storage while that thread writes too (tests/capi/clonevm.c): one
 /// beside a thread that wrote before, one that writes first, on a stack
