@@ -273,11 +273,6 @@ pub(crate) fn write<F: Fn(&mut [u8])>(event_id: u32, word: u32, size: usize, put
     }
 }
 
-/// A write by a task that runs on another's thread storage (a
-/// `clone(CLONE_VM)` child without a thread pointer of its own): into a
-/// slot of its own, found again at each write since nothing may be cached
-/// in storage shared with the owner. Guard mode leaves that slot writable
-/// (its nesting mark would be the owner's).
 /// Moves `put` out of the common path's frame (taking its address there
 /// cost a nanosecond per write) into `write_foreign`'s.
 #[cold]
@@ -286,6 +281,11 @@ fn foreign<F: Fn(&mut [u8])>(tid: u32, bits: u32, event_id: u32, size: usize, pu
     write_foreign(tid, bits, event_id, size, &put, mark)
 }
 
+/// A write by a task that runs on another's thread storage (a
+/// `clone(CLONE_VM)` child without a thread pointer of its own): into a
+/// slot of its own, found again at each write since nothing may be cached
+/// in storage shared with the owner. Guard mode leaves that slot writable
+/// (its nesting mark would be the owner's).
 #[cold]
 #[inline(never)]
 fn write_foreign(tid: u32, mut bits: u32, event_id: u32, size: usize, put: &dyn Fn(&mut [u8]), mark: u64) {
