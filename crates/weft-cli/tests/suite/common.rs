@@ -152,6 +152,13 @@ pub fn addr(stdout: &str, key: &str) -> String {
     v.split_whitespace().next().expect("addr").to_owned()
 }
 
+/// Decimal number printed by a test program after `key=`.
+pub fn number(stdout: &str, key: &str) -> u32 {
+    addr(stdout, key)
+        .parse()
+        .unwrap_or_else(|_| panic!("`{key}` is not followed by a number in: {stdout}"))
+}
+
 /// Builds tests/capi/NAME.c against libweft_probe.a (see `build_capi`).
 pub fn build_c(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     build_c_with(dir, name, &[])

@@ -18,14 +18,26 @@ fn record(
     extra: &[&str],
     demo_args: &[&str],
 ) -> (std::path::PathBuf, std::process::Output) {
+    record_program(dir, name, extra, &demo_path(), demo_args)
+}
+
+/// `weft record -o DIR/NAME EXTRA -- PROGRAM ARGS`: the trace's path and
+/// what was said.
+fn record_program(
+    dir: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+    program: &std::path::Path,
+    args: &[&str],
+) -> (std::path::PathBuf, std::process::Output) {
     let trace = dir.join(name);
     let out = run(weft()
         .args(["record", "-o"])
         .arg(&trace)
         .args(extra)
         .arg("--")
-        .arg(demo_path())
-        .args(demo_args));
+        .arg(program)
+        .args(args));
     (trace, out)
 }
 
@@ -167,16 +179,9 @@ fn record_wave(dir: &std::path::Path, name: &str, extra: &[&str]) -> (std::path:
         .stderr(Stdio::piped())
         .spawn()
         .expect("weft record");
-    let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     while child.try_wait().expect("wait").is_none() {
-        let status = std::fs::read_to_string(&status_path).unwrap_or_default();
-        let kib = status
-            .lines()
-            .find(|l| l.starts_with("RssShmem:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0);
-        peak = peak.max(kib);
+        peak = peak.max(status_kib(child.id(), "RssShmem:").unwrap_or(0));
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut stderr = String::new();
@@ -619,12 +624,16 @@ fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
 
 /// Resident memory of `pid` (VmRSS, KiB).
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status_kib(pid, "VmRSS:").expect("VmRSS")
+}
+
+/// A KiB field of `/proc/PID/status` (`field` with its colon).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
 }
 
 #[test]
@@ -1684,13 +1693,7 @@ fn a_fork_child_writing_before_its_setup_does_not_fault() {
     require_root();
     let dir = tmp();
     let exe = build_c(dir.path(), "forkwin");
-    let trace = dir.path().join("fw.weft");
-    let out = run(weft()
-        .args(["record", "-q", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(&exe)
-        .arg("6"));
+    let (trace, out) = record_program(dir.path(), "fw.weft", &["-q"], &exe, &["6"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("crashed 0"), "a child faulted: {said}");
@@ -1755,13 +1758,7 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
     let dir = tmp();
     let wrap = "-Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=memalign,--wrap=pthread_create";
     let exe = build_c_with(dir.path(), "forksafe", &[wrap]);
-    let trace = dir.path().join("fs.weft");
-    let out = run(weft()
-        .args(["record", "-q", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(&exe)
-        .arg("4"));
+    let (trace, out) = record_program(dir.path(), "fs.weft", &["-q"], &exe, &["4"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("crashed 0"), "{said}");
@@ -1818,13 +1815,13 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
 
     // The recording ends while a child lives: its control thread detaches
     // it, and what it writes afterwards goes nowhere, without a fault.
-    let trace = dir.path().join("linger.weft");
-    let out = run(weft()
-        .args(["record", "-q", "--duration", "1500ms", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(&exe)
-        .args(["1", "linger"]));
+    let (trace, out) = record_program(
+        dir.path(),
+        "linger.weft",
+        &["-q", "--duration", "1500ms"],
+        &exe,
+        &["1", "linger"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("crashed 0") && said.contains(" detached 1"), "{said}");
@@ -1860,15 +1857,15 @@ fn the_fork_handler_neither_allocates_nor_starts_threads_and_children_are_still_
     // A child that closes every inherited descriptor and reuses the numbers:
     // its control thread must leave the program's descriptors alone (never
     // read, never close them) and must not spin on them.
-    let trace = dir.path().join("closeall.weft");
     // The thread notices within a second (it looks again at least that
     // often) and ends the session whose connection it lost.
-    let out = run(weft()
-        .args(["record", "-q", "--duration", "1500ms", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(&exe)
-        .args(["1", "closeall"]));
+    let (_, out) = record_program(
+        dir.path(),
+        "closeall.weft",
+        &["-q", "--duration", "1500ms"],
+        &exe,
+        &["1", "closeall"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("crashed 0"), "{said}");
@@ -1906,13 +1903,7 @@ fn weft_probe_threads_do_not_keep_a_program_alive() {
         .env("WEFT_RUNTIME_DIR", dir.path().join("rt")));
     assert_eq!(text(&out.stdout).trim(), "child code 7");
     // Recorded: the child was attached when its thread ended.
-    let trace = dir.path().join("le.weft");
-    let out = run(weft()
-        .args(["record", "-q", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(&exe)
-        .arg("child"));
+    let (trace, out) = record_program(dir.path(), "le.weft", &["-q"], &exe, &["child"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "child code 7");
     // The record of a process in its last moments (the SIGCHLD its last
@@ -1936,14 +1927,8 @@ fn children_the_memory_cap_leaves_out_do_not_wait_in_fork() {
     require_root();
     let dir = tmp();
     let exe = build_c(dir.path(), "forkwait");
-    let trace = dir.path().join("w.weft");
     // Room for the parent's buffers only.
-    let out = run(weft()
-        .args(["record", "--probe-memory", "130M", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(&exe)
-        .arg("5"));
+    let (trace, out) = record_program(dir.path(), "w.weft", &["--probe-memory", "130M"], &exe, &["5"]);
     let (said, err) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{err}");
     let ms: u64 = said
@@ -2059,12 +2044,11 @@ fn clone_vm_children_writing_beside_their_parent_keep_their_own_events() {
     require_root();
     let dir = tmp();
     let exe = build_c(dir.path(), "clonevm");
-    let trace = dir.path().join("c.weft");
-    let out = run(weft().args(["record", "-o"]).arg(&trace).arg("--").arg(&exe));
+    let (trace, out) = record_program(dir.path(), "c.weft", &[], &exe, &[]);
     let (said, err) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("damaged"), "{err}");
-    let num = |key: &str| -> u32 { addr(&said, key).parse().unwrap_or_else(|_| panic!("{said}")) };
+    let num = |key: &str| number(&said, key);
     let (main, a, t, b, n) = (num("main="), num("A="), num("T="), num("B="), num("count="));
     let lines = parse(&dump(&trace, &["--event", "weft:marker,weft:probe*"]));
     for (who, pid, tid) in [("main", main, main), ("A", a, a), ("T", main, t), ("B", b, b)] {
@@ -2114,11 +2098,10 @@ fn vfork_childrens_events_are_attributed_to_the_children() {
     require_root();
     let dir = tmp();
     let exe = build_c(dir.path(), "vfork");
-    let trace = dir.path().join("v.weft");
-    let out = run(weft().args(["record", "-q", "-o"]).arg(&trace).arg("--").arg(&exe));
+    let (trace, out) = record_program(dir.path(), "v.weft", &["-q"], &exe, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
-    let pid = |key: &str| -> u32 { addr(&said, key).parse().unwrap_or_else(|_| panic!("{said}")) };
+    let pid = |key: &str| number(&said, key);
     let (parent, vforked, cloned, cloned3) = (pid("parent="), pid("vfork="), pid("clone="), pid("clone3="));
     let mut want = vec![
         ("parent before", 1, parent),
