@@ -4,10 +4,14 @@
 # in weft record --probe-overwrite (every event takes the full write path),
 # interleaved run by run so that both see the same machine.
 #
-# Usage: bench/probe-ab.sh [--base REV] [--runs R] [--n N] [--out DIR]
+# Usage: bench/probe-ab.sh [--base REV] [--runs R] [--n N] [--burst] [--out DIR]
 #   --base REV  revision to compare with (default HEAD: the uncommitted change)
 #   --runs R    runs of each program (default 5)
-#   --n N       events per run (default 20000000)
+#   --n N       events per run (default 20000000; 200000 with --burst)
+#   --burst     bursts of 8000 events with 120 ms pauses, in discard mode
+#               (probe-keep.sh's burst-* configurations): the cost that
+#               includes opening each sub-buffer, on memory the collector
+#               read last; the CPU-time median is printed too
 # Builds, for each side, libweft_probe.a and bench/workloads/probe_weft.c
 # (C API), and bench/probe-rust (Rust API); both are recorded by the
 # working tree's target/release/weft. Prints one line per run and the
@@ -18,18 +22,31 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 BASE=HEAD
 RUNS=5
-N=20000000
+N=
+BURST=
 OUT=$(mktemp -d /tmp/weft-probe-ab.XXXXXX)
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--base) BASE=$2; shift 2 ;;
 	--runs) RUNS=$2; shift 2 ;;
 	--n) N=$2; shift 2 ;;
+	--burst) BURST=1; shift ;;
 	--out) OUT=$2; mkdir -p "$OUT"; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "probe-ab.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
+if [[ -n $BURST ]]; then
+	N=${N:-200000}
+	MODE=(env BENCH_BURST=8000 BENCH_GAP_MS=120)
+	OVERWRITE=()
+	FIELD=median_cpu_ns_per_event
+else
+	N=${N:-20000000}
+	MODE=(env)
+	OVERWRITE=(--probe-overwrite)
+	FIELD=median_ns_per_event
+fi
 [[ $(id -u) == 0 ]] || { echo "probe-ab.sh: needs root (weft record)" >&2; exit 2; }
 
 log() { echo "[probe-ab] $*" >&2; }
@@ -58,8 +75,8 @@ echo 3 >/proc/sys/vm/drop_caches
 : >"$OUT/runs.txt"
 for r in $(seq 1 "$RUNS"); do
 	for prog in c-base c-new rust-base rust-new; do
-		ns=$(BENCH_WAIT_ENABLED=3000 "$WEFT" record -q --force -o "$OUT/t.weft" --probe-overwrite -e 'bench:*' \
-			-- "$OUT/$prog" "$N" 2>/dev/null | sed -n 's/.*median_ns_per_event=\([0-9.]*\).*/\1/p')
+		ns=$(BENCH_WAIT_ENABLED=3000 "${MODE[@]}" "$WEFT" record -q --force -o "$OUT/t.weft" "${OVERWRITE[@]}" \
+			-e 'bench:*' -- "$OUT/$prog" "$N" 2>/dev/null | sed -n "s/.* $FIELD=\([0-9.]*\).*/\1/p")
 		echo "$r $prog ${ns:-failed}" | tee -a "$OUT/runs.txt"
 	done
 done

@@ -130,6 +130,20 @@ pub unsafe fn store_u32(p: *mut u32, v: u32) {
     unsafe { core::sync::atomic::AtomicU32::from_ptr(p) }.store(v, core::sync::atomic::Ordering::Release)
 }
 
+/// Asks for the cache line at `p` in a writable state, ahead of stores to
+/// it. Only a hint: it never faults, whatever `p` is.
+#[inline(always)]
+pub fn prefetch_write(p: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetchw reads and writes nothing and never faults (a NOP on
+    // CPUs without it).
+    unsafe {
+        core::arch::asm!("prefetchw byte ptr [{p}]", p = in(reg) p, options(nostack, readonly, preserves_flags))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Timestamp counter: the cheapest clock; the collector maps it to
 /// CLOCK_MONOTONIC.
 #[inline(always)]
