@@ -252,7 +252,7 @@ pub(crate) fn write<F: Fn(&mut [u8])>(event_id: u32, word: u32, size: usize, put
     // An address in the event writer's frame: a write nested in a signal
     // handler has one lower by more than MARK_SLACK (see take_over_switch).
     let mark = local::stack_mark();
-    let mut bits = word & weft_probe_abi::SESSION_MASK;
+    let bits = word & weft_probe_abi::SESSION_MASK;
     if bits == 0 {
         return;
     }
@@ -262,6 +262,23 @@ pub(crate) fn write<F: Fn(&mut [u8])>(event_id: u32, word: u32, size: usize, put
             return foreign(tid, bits, event_id, size, put, mark);
         }
     }
+    if bits & (bits - 1) != 0 {
+        return several(bits, event_id, size, put, mark);
+    }
+    // One session, the common case: no loop keeping registers busy.
+    let si = bits.trailing_zeros() as usize;
+    let cx = context(si);
+    if cx.ctl != 0 {
+        write_one(si, &cx, event_id, size, &put, mark);
+    }
+}
+
+/// A write into two sessions or more (two collectors attached at once),
+/// out of line with `put` moved out of the common path's frame.
+#[cold]
+#[inline(never)]
+fn several<F: Fn(&mut [u8])>(mut bits: u32, event_id: u32, size: usize, put: F, mark: u64) {
+    let put: &dyn Fn(&mut [u8]) = &put;
     while bits != 0 {
         let si = bits.trailing_zeros() as usize;
         bits &= bits - 1;
@@ -319,6 +336,7 @@ fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, 
     }
     let outer = cx.guard != 0 && unprotect(si, cx, mark);
     if let Some((rec, sbc)) = reserve(si, cx, total as u32, mark) {
+        let rec = rec.get();
         use crate::fault::{hit, Point};
         hit(Point::AfterReserve);
         // The lines the next records go to, asked for now: after a pause
@@ -350,6 +368,16 @@ fn write_one<F: Fn(&mut [u8])>(si: usize, cx: &Ctx, event_id: u32, size: usize, 
     }
 }
 
+/// A reservation: the record's address and its sub-buffer's control
+/// entry. The address is never 0, which keeps the type two words wide and
+/// `reserve_slow`'s answer in registers rather than in its caller's frame.
+type Reserved = Option<(std::num::NonZeroUsize, usize)>;
+
+#[inline(always)]
+fn at(rec: usize, sbc: usize) -> Reserved {
+    std::num::NonZeroUsize::new(rec).map(|r| (r, sbc))
+}
+
 /// How far ahead of a record the write asks for cache lines: 16 lines,
 /// about 25 records of two u64, which measured better than 4, 8, 32 or 64
 /// lines.
@@ -360,7 +388,7 @@ const PREFETCH_AHEAD: usize = 1024;
 /// is `reserve_slow`'s happy path written out again on purpose: sharing it
 /// through a helper returning the outcome made writes 2.5 ns slower.
 #[inline(always)]
-fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<(usize, usize)> {
+fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Reserved {
     let ctl = cx.ctl;
     let end = cx.records_end() as u32;
     // SAFETY: see write_one.
@@ -379,7 +407,7 @@ fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<(usize, usize)>
             // SAFETY: see write_one.
             && unsafe { local::cas_u32(p32(sbc, SB_RESERVE), off, off + total) }
         {
-            return Some((ctl + SLOT_CTL_LEN + idx * cx.subbuf_size as usize + off as usize, sbc));
+            return at(ctl + SLOT_CTL_LEN + idx * cx.subbuf_size as usize + off as usize, sbc);
         }
     }
     reserve_slow(si, cx, total, mark)
@@ -389,7 +417,7 @@ fn reserve(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<(usize, usize)>
 /// when the current is full, and finishes or respects a switch in progress.
 #[cold]
 #[inline(never)]
-fn reserve_slow(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<(usize, usize)> {
+fn reserve_slow(si: usize, cx: &Ctx, total: u32, mark: u64) -> Reserved {
     let ctl = cx.ctl;
     let end = cx.records_end() as u32;
     for _ in 0..64 {
@@ -424,7 +452,7 @@ fn reserve_slow(si: usize, cx: &Ctx, total: u32, mark: u64) -> Option<(usize, us
         }
         // SAFETY: see write_one.
         if unsafe { local::cas_u32(p32(sbc, SB_RESERVE), off, off + total) } {
-            return Some((sb + off as usize, sbc));
+            return at(sb + off as usize, sbc);
         }
     }
     unsafe { local::add_u64(p64(ctl, S_LOST_BUSY), 1) };

@@ -622,6 +622,53 @@ fn sigkill_of_the_recorder_detaches_and_the_program_goes_on() {
     );
 }
 
+/// Two recorders on one program: every write goes into both sessions (the
+/// write path's several-sessions branch), and each trace has all of it.
+#[test]
+#[ignore = "needs root (perf_event_open, tracefs): run as root with -- --include-ignored"]
+fn two_recorders_at_once_each_get_every_event() {
+    require_root();
+    let target = spin();
+    let pid = target.0.id().to_string();
+    let dir = tmp();
+    let (long, short) = (dir.path().join("long.weft"), dir.path().join("short.weft"));
+    let record = |trace: &std::path::Path, secs: &str| {
+        weft()
+            .args(["record", "-q", "-o"])
+            .arg(trace)
+            .args(["-p", &pid, "--duration", secs])
+            .spawn()
+            .expect("weft")
+    };
+    let mut first = record(&long, "4s");
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut second = record(&short, "1500ms");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(sessions_of(target.0.id()), Some(2), "both recorders attached");
+    assert!(second.wait().expect("wait").success());
+    assert!(first.wait().expect("wait").success());
+    let ticks = |t: &std::path::Path| -> Vec<u64> {
+        let lines = parse(&dump(t, &["--event", "demo:tick"]));
+        assert_accounting(&parse(&dump(t, &[])));
+        lines.iter().map(tick_n).collect()
+    };
+    let (all, both) = (ticks(&long), ticks(&short));
+    eprintln!(
+        "{} ticks in the long recording, {} in the short one",
+        all.len(),
+        both.len()
+    );
+    assert!(both.len() > 200, "the second recorder got {} ticks", both.len());
+    // Consecutive in each: nothing dropped by either session.
+    for t in [&all, &both] {
+        assert!(t.windows(2).all(|w| w[1] == w[0] + 1), "a gap in {t:?}");
+    }
+    assert!(
+        all.first() < both.first() && both.last() < all.last(),
+        "the short recording lies inside the long one"
+    );
+}
+
 /// Resident memory of `pid` (VmRSS, KiB).
 fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:").expect("VmRSS")
