@@ -734,8 +734,21 @@ impl Probes {
                 let share = |t: &ThreadStats| t.lost_full as f64 / t.attempted.max(1) as f64;
                 share(a).total_cmp(&share(b))
             });
+            // Tasks of other processes that share its memory (clone(CLONE_VM)
+            // children) write into its buffers too: said, not counted as its.
+            let others = {
+                let mut pids: Vec<u32> = rest.iter().map(|t| t.pid).filter(|&p| p != pid).collect();
+                pids.sort_unstable();
+                pids.dedup();
+                pids.len()
+            };
+            let whose = match others {
+                0 => format!("PID {pid}"),
+                1 => format!("PID {pid} and 1 process sharing its memory"),
+                n => format!("PID {pid} and {n} processes sharing its memory"),
+            };
             let text = format!(
-                "PID {pid}: {} more threads lost {} of {} probe events (ring full {}){}; `weft dump --event 'weft:probe*'` lists every thread",
+                "{whose}: {} more threads lost {} of {} probe events (ring full {}){}; `weft dump --event 'weft:probe*'` lists every thread",
                 rest.len(),
                 sum(&lost_of),
                 sum(&|t| t.attempted),
