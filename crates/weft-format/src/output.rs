@@ -301,7 +301,15 @@ impl<W: Write + Send + 'static> Output<W> {
     /// Moves writing to a thread that first runs `setup` (to lower its
     /// priority, say).
     /// `cap`: the backlog at which the caller stops queueing (see `Effort`).
-    pub fn into_thread(self, level: i32, cap: usize, setup: impl FnOnce() + Send + 'static) -> io::Result<Output<W>> {
+    /// `written`: called on that thread after each chunk with the bytes
+    /// just written (to start their writeback there, say).
+    pub fn into_thread(
+        self,
+        level: i32,
+        cap: usize,
+        setup: impl FnOnce() + Send + 'static,
+        mut written: impl FnMut(&mut W, u64) + Send + 'static,
+    ) -> io::Result<Output<W>> {
         let (mut out, before) = match self {
             Output::Inline { out, written, .. } => (out, written),
             t @ Output::Thread { .. } => return Ok(t),
@@ -321,6 +329,7 @@ impl<W: Write + Send + 'static> Output<W> {
                         let effort = Effort::for_backlog(s.backlog.load(Ordering::Relaxed), cap);
                         match enc.write_with(&mut out, &c, effort) {
                             Ok(n) => {
+                                written(&mut out, n);
                                 s.written.fetch_add(n, Ordering::Relaxed);
                                 s.mark_progress();
                             }

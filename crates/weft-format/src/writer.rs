@@ -301,16 +301,22 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// Moves compressing and writing to a thread of its own, which first
-    /// runs `setup` (to lower its priority, say): the caller then only
-    /// queues payloads. Errors are returned by a later call. The thread
+    /// runs `setup` (to lower its priority, say) and calls `written` with
+    /// the bytes of each chunk it wrote: the caller then only queues
+    /// payloads. Errors are returned by a later call. The thread
     /// compresses less as its backlog nears `max_backlog`, where the
     /// caller says it stops queueing.
-    pub fn in_background(mut self, max_backlog: usize, setup: impl FnOnce() + Send + 'static) -> io::Result<Self>
+    pub fn in_background(
+        mut self,
+        max_backlog: usize,
+        setup: impl FnOnce() + Send + 'static,
+        written: impl FnMut(&mut W, u64) + Send + 'static,
+    ) -> io::Result<Self>
     where
         W: Send + 'static,
     {
         let out = std::mem::replace(&mut self.output, Output::placeholder());
-        self.output = out.into_thread(self.level, max_backlog, setup)?;
+        self.output = out.into_thread(self.level, max_backlog, setup, written)?;
         Ok(self)
     }
 

@@ -563,3 +563,42 @@ fn crc32c_of(b: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A writer thread says how many bytes each chunk took, on that thread:
+/// together with what was written before it started, they are the file.
+#[test]
+fn a_background_writer_reports_every_byte_it_wrote() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    let s = w.add_schema(Schema::new("t:x", &[("v", FieldType::U64)]));
+    let before = w.bytes_written();
+    let (sum, calls) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (s2, c2) = (Arc::clone(&sum), Arc::clone(&calls));
+    let main = std::thread::current().id();
+    let mut w = w
+        .in_background(
+            64 << 20,
+            || {},
+            move |out: &mut Vec<u8>, n| {
+                assert_ne!(std::thread::current().id(), main, "called on the writer thread");
+                s2.fetch_add(n, Ordering::Relaxed);
+                c2.store(out.len() as u64, Ordering::Relaxed);
+            },
+        )
+        .unwrap();
+    let mut buf = RecordBuf::new();
+    for chunk in 0..5u64 {
+        for i in 0..1000 {
+            buf.record(s, chunk * 1000 + i, None, 1, 1).u64(i).finish();
+        }
+        w.write_events(&mut buf).unwrap();
+    }
+    let bytes = w.finish(&[]).unwrap();
+    // The last call saw the file as long as every byte reported so far.
+    assert_eq!(calls.load(Ordering::Relaxed), before + sum.load(Ordering::Relaxed));
+    assert_eq!(bytes.len() as u64, before + sum.load(Ordering::Relaxed));
+    let t = Trace::from_bytes(bytes).unwrap();
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    assert_eq!(t.records().count(), 5000);
+}

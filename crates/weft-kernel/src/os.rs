@@ -191,6 +191,17 @@ pub fn normal_thread(tid: u32, nice: Option<i32>) {
     }
 }
 
+/// Starts writing the file's dirty pages back to its device, without
+/// waiting for them, in the calling thread: called by a low-priority
+/// thread that writes fast, the work runs at its priority, and dirty pages
+/// do not pile up until the kernel throttles every writer of the process.
+pub fn start_writeback(fd: std::os::fd::BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range reads no memory of ours; offset 0, length 0:
+    // the whole file. A failure (a pipe, say) leaves writeback to the kernel.
+    let _ = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
 /// Stops transparent huge pages for this process's future memory. Faulting
 /// in a fresh 2 MiB page stops a thread for hundreds of microseconds, long
 /// enough for a fast probe ring to overflow meanwhile; 4 KiB faults spread
