@@ -11,7 +11,8 @@
 #   --burst     bursts of 8000 events with 120 ms pauses, in discard mode
 #               (probe-keep.sh's burst-* configurations): the cost that
 #               includes opening each sub-buffer, on memory the collector
-#               read last; the CPU-time median is printed too
+#               read last; the median of the writer's CPU time is
+#               compared instead of the wall-clock one
 # Builds, for each side, libweft_probe.a and bench/workloads/probe_weft.c
 # (C API), and bench/probe-rust (Rust API); both are recorded by the
 # working tree's target/release/weft. Prints one line per run and the
@@ -76,7 +77,7 @@ echo 3 >/proc/sys/vm/drop_caches
 for r in $(seq 1 "$RUNS"); do
 	for prog in c-base c-new rust-base rust-new; do
 		ns=$(BENCH_WAIT_ENABLED=3000 "${MODE[@]}" "$WEFT" record -q --force -o "$OUT/t.weft" "${OVERWRITE[@]}" \
-			-e 'bench:*' -- "$OUT/$prog" "$N" 2>/dev/null | sed -n "s/.* $FIELD=\([0-9.]*\).*/\1/p")
+			-e 'bench:*' -- "$OUT/$prog" "$N" 2>/dev/null | sed -n "s/.* $FIELD=\([0-9.]*\).*/\1/p") || ns=""
 		echo "$r $prog ${ns:-failed}" | tee -a "$OUT/runs.txt"
 	done
 done

@@ -302,7 +302,8 @@ impl<W: Write + Send + 'static> Output<W> {
     /// priority, say).
     /// `cap`: the backlog at which the caller stops queueing (see `Effort`).
     /// `written`: called on that thread after each chunk with the bytes
-    /// just written (to start their writeback there, say).
+    /// just written (to start their writeback there, say). An output that
+    /// is a thread already stays as it is, hooks included.
     pub fn into_thread(
         self,
         level: i32,

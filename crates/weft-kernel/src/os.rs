@@ -153,6 +153,20 @@ pub fn idle_thread() -> u32 {
 /// CAP_SYS_NICE; without it, niceness 19 (which it can leave for 0 with
 /// the same privilege only, but still gets some CPU).
 pub fn idle_thread_again(tid: u32) {
+    // The kernel gives a SCHED_IDLE thread's I/O the idle class, which a
+    // busy disk may never serve: the trace's writeback (`start_writeback`)
+    // keeps the normal best-effort class, at its default level.
+    const IOPRIO_WHO_PROCESS: i32 = 1;
+    const IOPRIO_BEST_EFFORT_4: i32 = 2 << 13 | 4;
+    // SAFETY: ioprio_set takes plain integers; a tid that is gone is an error, no more.
+    unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            tid as i32,
+            IOPRIO_BEST_EFFORT_4,
+        )
+    };
     if has_cap_sys_nice() {
         let p = libc::sched_param { sched_priority: 0 };
         // SAFETY: p is a valid sched_param; a tid that is gone is an error, no more.
@@ -191,15 +205,21 @@ pub fn normal_thread(tid: u32, nice: Option<i32>) {
     }
 }
 
-/// Starts writing the file's dirty pages back to its device, without
-/// waiting for them, in the calling thread: called by a low-priority
-/// thread that writes fast, the work runs at its priority, and dirty pages
-/// do not pile up until the kernel throttles every writer of the process.
-pub fn start_writeback(fd: std::os::fd::BorrowedFd<'_>) {
+/// Starts writing the file's dirty pages before offset `upto` back to its
+/// device, in the calling thread, without waiting for them to be written
+/// (the call may still wait for room in the device's queue): called by a
+/// low-priority thread that writes fast, the work runs at its priority,
+/// and dirty pages do not pile up until the kernel throttles every writer
+/// of the process. Stop before a partial last page: on a filesystem with
+/// stable pages, the next append would wait for that page's write.
+pub fn start_writeback(fd: std::os::fd::BorrowedFd<'_>, upto: u64) {
     use std::os::fd::AsRawFd;
-    // SAFETY: sync_file_range reads no memory of ours; offset 0, length 0:
-    // the whole file. A failure (a pipe, say) leaves writeback to the kernel.
-    let _ = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    if upto == 0 {
+        return;
+    }
+    // SAFETY: sync_file_range reads no memory of ours. A failure (a pipe,
+    // say) leaves writeback to the kernel.
+    let _ = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, upto as i64, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 /// Stops transparent huge pages for this process's future memory. Faulting

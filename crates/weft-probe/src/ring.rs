@@ -379,8 +379,8 @@ fn at(rec: usize, sbc: usize) -> Reserved {
 }
 
 /// How far ahead of a record the write asks for cache lines: 16 lines,
-/// about 25 records of two u64, which measured better than 4, 8, 32 or 64
-/// lines.
+/// about 25 records of two u64. For the C API in bursts it measured best
+/// of 4, 8, 16, 32 and 64 lines; the Rust API's runs were noisier.
 const PREFETCH_AHEAD: usize = 1024;
 
 /// Reserves `total` bytes in the current sub-buffer; returns the record's
@@ -641,13 +641,6 @@ unsafe fn init_subbuf(si: usize, cx: &Ctx, gen: u64) {
         };
         let head = guard.encode(salt, GUARD_HEAD_MAGIC);
         let foot = guard.encode(salt, GUARD_FOOT_MAGIC);
-        // The first use of a sub-buffer in this process: its pages are in
-        // memory (the collector populated them before raising A_READY) but
-        // not in our page tables, and faulting them in one by one while
-        // zeroing took 0.4-1 ms per MiB here; one call maps them all.
-        if gen <= u64::from(cx.subbufs) {
-            let _ = crate::sys::madvise(sb, cx.subbuf_size as usize, libc::MADV_POPULATE_WRITE);
-        }
         std::ptr::copy_nonoverlapping(head.as_ptr(), sb as *mut u8, GUARD_LEN);
         std::ptr::copy_nonoverlapping(foot.as_ptr(), (sb + cx.records_end()) as *mut u8, GUARD_LEN);
         // Zeroed record space: a header never written reads as zero, never as
@@ -662,8 +655,17 @@ unsafe fn init_subbuf(si: usize, cx: &Ctx, gen: u64) {
         } else {
             GUARD_LEN
         };
+        // The slot's first use of this sub-buffer: its pages are in memory
+        // (the collector populated them before raising A_READY) but not in
+        // our page tables, and faulting them in one by one while zeroing
+        // took 0.4-1 ms per MiB here. Mapped a step at a time, so that a
+        // take-over still loses one step at most.
+        let first = gen <= u64::from(cx.subbufs);
         while at < end {
             let n = (end - at).min(ZERO_STEP);
+            if first {
+                crate::sys::populate(sb + at, n);
+            }
             std::ptr::write_bytes((sb + at) as *mut u8, 0, n);
             at += n;
             // The bytes before the progress that says so (a handler on

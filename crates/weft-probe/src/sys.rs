@@ -346,6 +346,19 @@ mod shared {
         unsafe { syscall!(libc::SYS_madvise, addr, len, advice) }
     }
 
+    /// Maps the pages of `[addr, addr + len)` into this process's page
+    /// tables (`MADV_POPULATE_WRITE`), as a hint: errors (a kernel before
+    /// 5.14, read-only pages) are ignored, and `errno` is left alone, since
+    /// a write in a signal handler comes here.
+    ///
+    /// # Safety
+    /// The range must be memory of ours that may be written.
+    pub(crate) unsafe fn populate(addr: usize, len: usize) {
+        let start = addr & !(weft_probe_abi::layout::PAGE - 1);
+        // SAFETY: as the caller vouches; the raw call sets no errno.
+        let _ = unsafe { madvise(start, addr + len - start, libc::MADV_POPULATE_WRITE) };
+    }
+
     /// The size of the file behind `fd`.
     pub(crate) fn file_size(fd: i32) -> Result<u64, i32> {
         // SAFETY: an all-zero stat is a valid value to be overwritten.
@@ -426,6 +439,24 @@ mod shared {
     pub(crate) unsafe fn madvise(addr: usize, len: usize, advice: i32) -> SysResult {
         // SAFETY: as the caller vouches.
         ret(unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) } as libc::c_long)
+    }
+
+    /// As the x86-64 `populate`; the C library's call sets `errno` on
+    /// failure, so it is saved and put back.
+    ///
+    /// # Safety
+    /// As the x86-64 `populate`.
+    pub(crate) unsafe fn populate(addr: usize, len: usize) {
+        // SAFETY: __errno_location is this thread's errno, always valid.
+        let errno = unsafe { *libc::__errno_location() };
+        // Pages may be larger than the layout's 4 KiB here.
+        // SAFETY: sysconf reads a value the kernel gave at exec.
+        let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as usize;
+        let start = addr & !(page - 1);
+        // SAFETY: as the caller vouches.
+        let _ = unsafe { madvise(start, addr + len - start, libc::MADV_POPULATE_WRITE) };
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = errno };
     }
 
     pub(crate) fn file_size(fd: i32) -> Result<u64, i32> {

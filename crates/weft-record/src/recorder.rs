@@ -596,7 +596,9 @@ impl Recorder {
                 since += n;
                 if since >= WRITEBACK_EVERY {
                     since = 0;
-                    os::start_writeback(f.as_fd());
+                    if let Ok(m) = f.metadata() {
+                        os::start_writeback(f.as_fd(), m.len() & !4095);
+                    }
                 }
             };
             let w = w.in_background(

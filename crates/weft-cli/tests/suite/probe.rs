@@ -640,12 +640,23 @@ fn two_recorders_at_once_each_get_every_event() {
             .spawn()
             .expect("weft")
     };
-    let mut first = record(&long, "4s");
-    std::thread::sleep(Duration::from_millis(1000));
+    // Attaching takes a while on a loaded machine: wait for each session
+    // rather than for a fixed time.
+    let sessions = |n: u32| {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while sessions_of(target.0.id()) != Some(n) {
+            assert!(std::time::Instant::now() < until, "no {n} sessions after 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut first = record(&long, "60s");
+    sessions(1);
     let mut second = record(&short, "1500ms");
-    std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(sessions_of(target.0.id()), Some(2), "both recorders attached");
+    sessions(2);
     assert!(second.wait().expect("wait").success());
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: SIGINT to our own child: it stops recording and finishes the trace.
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
     assert!(first.wait().expect("wait").success());
     let ticks = |t: &std::path::Path| -> Vec<u64> {
         let lines = parse(&dump(t, &["--event", "demo:tick"]));
