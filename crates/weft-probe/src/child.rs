@@ -306,6 +306,9 @@ struct Conn {
     frame: [u8; 4 + FRAME_IN],
     got: usize,
     passed: i32,
+    /// What `passed` was when it came: the program may take its number over
+    /// before it is closed (see `close_passed`).
+    passed_identity: Option<(u64, u64)>,
     /// When the frame being received began (0: none).
     frame_since: u64,
     /// When the connection last did something.
@@ -544,6 +547,7 @@ fn accept(listen: i32, conns: &mut [Option<Conn>; CONNS]) -> bool {
         frame: [0; 4 + FRAME_IN],
         got: 0,
         passed: -1,
+        passed_identity: None,
         frame_since: 0,
         active_at: sys::now_ns(),
     });
@@ -570,9 +574,7 @@ fn close(slot: &mut Option<Conn>) {
         }
         crate::session::release(bit, base, len);
     }
-    if c.passed >= 0 {
-        sys::close(c.passed);
-    }
+    close_passed(c.passed, c.passed_identity);
     let _ = CONN_FDS.iter().any(|s| s.forget(c.fd));
     if c.still_ours() {
         sys::close(c.fd);
@@ -610,6 +612,9 @@ fn pump(c: &mut Conn, now: u64) -> bool {
         match sys::recv_fds(c.fd, room, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT, &mut c.passed) {
             Ok(0) => return false,
             Ok(k) => {
+                if c.passed >= 0 && c.passed_identity.is_none() {
+                    c.passed_identity = sys::identity(c.passed);
+                }
                 if c.got == 0 {
                     c.frame_since = now;
                 }
@@ -632,6 +637,7 @@ fn answer(c: &mut Conn) -> bool {
     body[..n].copy_from_slice(&c.frame[4..4 + n]);
     let body = &body[..n];
     let passed = std::mem::replace(&mut c.passed, -1);
+    let passed_identity = c.passed_identity.take();
     let ok = match Request::decode(body) {
         Err(_) => false,
         // A second Hello after an attach is answered as a push would be.
@@ -661,11 +667,18 @@ fn answer(c: &mut Conn) -> bool {
         }
         Ok(Request::Other(_)) => send_error(c.fd, b"unexpected message"),
     };
-    if passed >= 0 {
-        // Mapped by now, or refused.
-        sys::close(passed);
-    }
+    // Mapped by now, or refused.
+    close_passed(passed, passed_identity);
     ok
+}
+
+/// Closes a descriptor the collector passed, unless the program took its
+/// number over since it came (a child that replaces every descriptor with
+/// `dup2`): then the number is the program's, and left alone.
+fn close_passed(fd: i32, identity: Option<(u64, u64)>) {
+    if fd >= 0 && identity.is_some() && sys::identity(fd) == identity {
+        sys::close(fd);
+    }
 }
 
 fn attach(c: &mut Conn, fd: i32, mode: u32, patterns: Patterns<'_>) -> bool {
