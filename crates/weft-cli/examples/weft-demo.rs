@@ -938,11 +938,9 @@ fn torture(kind: &str, n: u64) {
 /// How deep `on_usr2_write` handlers are nested now.
 static ALT_DEPTH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Handlers nested deeper than this return without writing. With
-/// SA_NODEFER every signal that lands in a handler nests, and on a loaded
-/// machine (a CI run) a thread preempted inside handlers went deep enough
-/// to overflow its alternate stack: a debug build's write takes 5-10 KiB
-/// of it per level.
+/// Handlers nested deeper than this return without writing: with
+/// SA_NODEFER every signal that lands in a handler nests, and a debug
+/// build's write takes 5-10 KiB of the alternate stack per level.
 const ALT_DEPTH_MAX: usize = 32;
 
 /// Bytes of each alternate stack: room for `ALT_DEPTH_MAX` levels.
@@ -1038,8 +1036,10 @@ fn under_signals(n: u64, handler: extern "C" fn(i32), flags: i32, setup: fn()) -
         sa.sa_flags = flags;
         libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
     }
+    static READY: AtomicBool = AtomicBool::new(false);
     let worker = std::thread::spawn(move || {
         setup();
+        READY.store(true, SeqCst);
         for i in 0..n {
             TORTURE_ATTEMPTS.fetch_add(1, SeqCst);
             weft_probe::emit!(TICK(i, 1));
@@ -1048,6 +1048,13 @@ fn under_signals(n: u64, handler: extern "C" fn(i32), flags: i32, setup: fn()) -
     });
     use std::os::unix::thread::JoinHandleExt;
     let t = worker.as_pthread_t();
+    // Not before `setup`: until it has run, an SA_ONSTACK handler runs on
+    // the small alternate stack Rust's runtime gives every thread (for its
+    // stack overflow message), and a debug build's write nested there
+    // overflowed it (SIGSEGV in about 1 run in 40).
+    while !READY.load(SeqCst) {
+        std::thread::yield_now();
+    }
     let mut sent = 0u64;
     while !DONE.load(SeqCst) {
         // SAFETY: signalling our own live thread (it sets DONE before it ends).
