@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 
 mod common;
 use weft_format::{
-    ChunkHeader, ChunkInfo, Compression, FieldType, ProbeClock, ProbeRunInfo, RecordBuf, Schema, SyscallArg,
+    ChunkHeader, ChunkInfo, ChunkKind, Compression, FieldType, ProbeClock, ProbeRunInfo, RecordBuf, Schema, SyscallArg,
     SyscallEntry, SyscallTable, Trace, TraceWriter, CHUNK_HEADER_LEN, CHUNK_MAGIC, FILE_HEADER_LEN,
 };
 
@@ -114,9 +114,9 @@ fn build_trace() -> Vec<u8> {
         mono0: 120,
         slope: 3 << 31,
     };
-    for (tid, first) in [(11u32, 0u64), (12, 10)] {
+    for (tid, first) in [(11u32, 0u64), (12, 100)] {
         let mut recs = Vec::new();
-        for seq in first..first + 3 {
+        for seq in first..first + 30 {
             recs.extend(probe_record(5, seq, 1000 + seq * 20, seq, "hi"));
         }
         let map = [(5, probe)];
@@ -125,13 +125,13 @@ fn build_trace() -> Vec<u8> {
             tid,
             clock,
             map: &map,
-            count: 3,
+            count: 30,
             min_ts: clock.ts(1000 + first * 20),
-            max_ts: clock.ts(1000 + (first + 2) * 20),
+            max_ts: clock.ts(1000 + (first + 29) * 20),
         };
         w.probe_run(&info, &recs);
     }
-    w.finish(&[("records", "18".into())]).expect("finish")
+    w.finish(&[("records", "72".into())]).expect("finish")
 }
 
 /// A committed weft-probe record of `{a: u64, s: str}`.
@@ -150,13 +150,25 @@ fn probe_record(event: u32, seq: u64, tick: u64, a: u64, s: &str) -> Vec<u8> {
     r
 }
 
-/// The same trace with every payload stored uncompressed.
+/// The same trace with every payload stored uncompressed (a ProbeDelta
+/// chunk's still filtered, so that mutations reach its unfiltering).
 fn uncompressed_copy(bytes: &[u8]) -> Vec<u8> {
     let t = Trace::from_bytes(bytes.to_vec()).expect("valid base trace");
     let mut out = bytes[..FILE_HEADER_LEN].to_vec();
     let chunks: Vec<ChunkInfo> = t.chunks.clone();
+    assert!(
+        chunks.iter().any(|c| c.header.kind == ChunkKind::ProbeDelta),
+        "the base trace has a ProbeDelta chunk"
+    );
     for c in &chunks {
-        let p = t.payload(c).expect("valid payload");
+        let p = match (c.header.kind, c.header.compression) {
+            (ChunkKind::ProbeDelta, Compression::Zstd) => {
+                let at = c.offset as usize + CHUNK_HEADER_LEN;
+                let stored = &bytes[at..at + c.header.stored_len as usize];
+                zstd::bulk::decompress(stored, c.header.raw_len as usize).expect("valid payload")
+            }
+            _ => t.payload(c).expect("valid payload"),
+        };
         let h = ChunkHeader {
             compression: Compression::None,
             stored_len: p.len() as u32,

@@ -23,6 +23,9 @@ pub enum ChunkKind {
     End,
     /// weft-probe records as the instrumented program wrote them (1.2).
     Probe,
+    /// A Probe payload stored word-delta filtered, the stride in the
+    /// header's flags (1.5).
+    ProbeDelta,
     /// A kind this reader does not know (from a newer minor version); skipped.
     Unknown(u8),
 }
@@ -36,13 +39,19 @@ impl ChunkKind {
             ChunkKind::SyscallTable => 4,
             ChunkKind::End => 5,
             ChunkKind::Probe => 6,
+            ChunkKind::ProbeDelta => 7,
             ChunkKind::Unknown(c) => c,
         }
     }
 
     /// Events and Probe chunks hold records; the others describe them.
     pub fn has_records(self) -> bool {
-        matches!(self, ChunkKind::Events | ChunkKind::Probe)
+        matches!(self, ChunkKind::Events | ChunkKind::Probe | ChunkKind::ProbeDelta)
+    }
+
+    /// Whether the payload, once read, is a Probe payload (§5.5).
+    pub fn is_probe(self) -> bool {
+        matches!(self, ChunkKind::Probe | ChunkKind::ProbeDelta)
     }
 
     pub fn from_code(c: u8) -> Self {
@@ -53,6 +62,7 @@ impl ChunkKind {
             4 => ChunkKind::SyscallTable,
             5 => ChunkKind::End,
             6 => ChunkKind::Probe,
+            7 => ChunkKind::ProbeDelta,
             c => ChunkKind::Unknown(c),
         }
     }

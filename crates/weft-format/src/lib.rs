@@ -9,7 +9,7 @@
 //! ```text
 //! file   = file-header chunk*
 //! chunk  = chunk-header(48 bytes, CRC'd) payload(zstd or raw, CRC'd)
-//! kinds  = Info | Schemas | Events | SyscallTable | End | Probe
+//! kinds  = Info | Schemas | Events | SyscallTable | End | Probe | ProbeDelta
 //! ```
 //!
 //! Invariant a newcomer needs: a chunk is self-contained given the metadata
@@ -19,6 +19,7 @@
 
 pub mod captured;
 mod chunk;
+mod delta;
 mod error;
 mod output;
 mod probe;
@@ -49,7 +50,7 @@ pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: additions a 1.0 reader can skip (new chunk kinds, new keys,
 /// new schemas, fields appended to standard schemas). docs/history.md lists
 /// what each added.
-pub const VERSION_MINOR: u16 = 4;
+pub const VERSION_MINOR: u16 = 5;
 
 /// Well-known keys of the Info chunk.
 pub mod info_keys {

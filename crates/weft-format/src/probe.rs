@@ -103,11 +103,14 @@ impl ProbeBuf {
     }
 
     /// Appends one run: its records are the last `len` bytes of the records
-    /// area, `count` committed records of one thread, back to back.
+    /// area, `count` committed records of one thread, back to back, whose
+    /// checks hold or are cleared (a collector clears each once checked:
+    /// the writer computes them again where it needs them).
     pub fn add_run(&mut self, run: &ProbeRunInfo<'_>, len: usize) {
         if run.count == 0 {
             return;
         }
+
         if self.count == 0 {
             (self.min_ts, self.max_ts) = (run.min_ts, run.max_ts);
         }

@@ -254,7 +254,7 @@ impl Trace {
                     }
                 }),
                 ChunkKind::SyscallTable => SyscallTable::decode(&mut cur).map(|t| self.syscalls = t),
-                ChunkKind::Events | ChunkKind::Probe | ChunkKind::Unknown(_) => Ok(()),
+                ChunkKind::Events | ChunkKind::Probe | ChunkKind::ProbeDelta | ChunkKind::Unknown(_) => Ok(()),
             };
             if let Err((at, reason)) = res {
                 self.problems.push(Problem {
@@ -417,6 +417,23 @@ fn payload(source: &Source, c: &ChunkInfo, scratch: &mut Scratch) -> Result<(), 
             computed,
         });
     }
+    raw_payload(c, scratch)?;
+    if h.kind == ChunkKind::ProbeDelta {
+        // How it was filtered is in the header's flags (docs/format.md §5.6).
+        crate::delta::decode_probe(&mut scratch.raw, h.flags).map_err(|reason| FormatError::Malformed {
+            offset: c.offset,
+            seq: h.seq,
+            at: 0,
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// The stored payload of `scratch.stored` into `scratch.raw`, decompressed.
+fn raw_payload(c: &ChunkInfo, scratch: &mut Scratch) -> Result<(), FormatError> {
+    let h = &c.header;
+    let stored = &mut scratch.stored;
     match h.compression {
         Compression::None => {
             std::mem::swap(&mut scratch.raw, stored);
@@ -497,7 +514,7 @@ fn index_events(
         at,
         reason,
     };
-    if c.header.kind == ChunkKind::Probe {
+    if c.header.kind.is_probe() {
         let mut bad = Vec::new();
         crate::probe::index(payload, schemas, visit, &mut bad);
         errors.extend(bad.into_iter().map(|(at, why)| malformed(at, why)));

@@ -87,7 +87,7 @@ pub(crate) enum Encoding {
 impl Encoding {
     pub(crate) fn of(kind: crate::chunk::ChunkKind) -> Encoding {
         match kind {
-            crate::chunk::ChunkKind::Probe => Encoding::Probe,
+            crate::chunk::ChunkKind::Probe | crate::chunk::ChunkKind::ProbeDelta => Encoding::Probe,
             _ => Encoding::Wire,
         }
     }

@@ -493,11 +493,7 @@ fn probe_chunks_read_back_merged_with_events() {
 
     // A flipped byte in a record header ends its run, with one error; the
     // other run and the events chunk are intact.
-    let probe = t
-        .event_chunks()
-        .find(|c| c.header.kind == ChunkKind::Probe)
-        .copied()
-        .unwrap();
+    let probe = t.event_chunks().find(|c| c.header.kind.is_probe()).copied().unwrap();
     let payload = t.payload(&probe).unwrap();
     let mut damaged = payload.clone();
     damaged[32 + 16] ^= 1; // the second record's tick
@@ -520,10 +516,39 @@ fn probe_chunks_read_back_merged_with_events() {
     for cut in 0..payload.len() {
         let _ = decode_probe_payload(&t, &probe, payload[..cut].to_vec());
     }
+
+    // Stored word-delta filtered (a ProbeDelta chunk, docs/format.md §5.6):
+    // the same records; a stride the format does not allow is one error,
+    // and a wrong one garbles records that then fail their checks.
+    let delta = |stride: u16, said: u16| {
+        let k = usize::from(stride) * 8;
+        let mut f = payload.clone();
+        let words = f.len() / 8 * 8;
+        for at in (k..words).step_by(8).rev() {
+            let v = u64::from_le_bytes(f[at..at + 8].try_into().unwrap())
+                .wrapping_sub(u64::from_le_bytes(f[at - k..at - k + 8].try_into().unwrap()));
+            f[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        decode_chunk(&t, &probe, ChunkKind::ProbeDelta, said, f)
+    };
+    let (ok, errs) = delta(4, 4);
+    assert_eq!((ok, errs.len()), (5 + 3, 0), "{errs:?}");
+    for bad in [0, 513] {
+        let (ok, errs) = delta(4, bad);
+        assert_eq!(ok, 0);
+        assert!(errs.len() == 1 && errs[0].to_string().contains("stride"), "{errs:?}");
+    }
+    let (ok, errs) = delta(4, 3);
+    assert!(ok < 8 && !errs.is_empty(), "{ok} {errs:?}");
 }
 
 /// Decodes a probe payload as if it were the chunk's (stored raw).
 fn decode_probe_payload(t: &Trace, c: &ChunkInfo, payload: Vec<u8>) -> (usize, Vec<FormatError>) {
+    decode_chunk(t, c, ChunkKind::Probe, 0, payload)
+}
+
+/// Decodes a payload of `kind` with `flags`, in place of the chunk `c`.
+fn decode_chunk(t: &Trace, c: &ChunkInfo, kind: ChunkKind, flags: u16, payload: Vec<u8>) -> (usize, Vec<FormatError>) {
     let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
     for s in t.schemas() {
         let fields: Vec<(&str, FieldType)> = s.fields.iter().map(|f| (f.name.as_str(), f.ty)).collect();
@@ -532,9 +557,9 @@ fn decode_probe_payload(t: &Trace, c: &ChunkInfo, payload: Vec<u8>) -> (usize, V
     let mut bytes = w.finish(&[]).unwrap();
     // End chunk last: a Probe chunk with this payload before it is as good.
     let header = ChunkHeader {
-        kind: ChunkKind::Probe,
+        kind,
         compression: Compression::None,
-        flags: 0,
+        flags,
         stored_len: payload.len() as u32,
         raw_len: payload.len() as u32,
         seq: 99,

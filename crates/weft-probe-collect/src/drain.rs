@@ -67,8 +67,9 @@ impl<'a> ProbeRecord<'a> {
 }
 
 /// Committed records of one thread, validated, back to back as the
-/// program wrote them (docs/probe-buffers.md §5.1): what a consumer can
-/// store without decoding.
+/// program wrote them (docs/probe-buffers.md §5.1) but for their check
+/// bytes, cleared once checked (they only get in the way of compression;
+/// docs/format.md §5.6): what a consumer can store without decoding.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeRun<'a> {
     /// The attached process, whose event ids these are: `pid` unless a
@@ -1034,7 +1035,7 @@ fn fast_run<'f>(
     if !area.append_bulk(sb_off + pos as usize, (end - pos) as usize, copy) {
         return None;
     }
-    let fast = check_run(&copy[start..], layouts, clock, (t_min, t_max), st, events);
+    let fast = check_run(&mut copy[start..], layouts, clock, (t_min, t_max), st, events);
     copy.truncate(start + fast.as_ref().map_or(0, |f| f.bytes as usize));
     fast
 }
@@ -1042,7 +1043,7 @@ fn fast_run<'f>(
 /// Checks the records of `copy` from its start; the run is those before
 /// the first that fails (see `fast_run`).
 fn check_run<'f>(
-    copy: &[u8],
+    copy: &mut [u8],
     layouts: Layouts<'f>,
     clock: &TscClock,
     (t_min, t_max): (u64, &mut u64),
@@ -1071,6 +1072,7 @@ fn check_run<'f>(
     }
     // Again, each record's time checked: the run ends before the first
     // one outside the recording (which the record-by-record path reports).
+    restore_checks(&mut copy[..fast.bytes as usize]);
     st.last_seq = last_seq;
     events.clear();
     let mut line = None;
@@ -1103,7 +1105,7 @@ struct Checked {
 /// The run ends before the first record that fails a check, or whose tick
 /// `in_time` refuses.
 fn check_headers<'f>(
-    copy: &[u8],
+    copy: &mut [u8],
     layouts: Layouts<'f>,
     st: &mut SlotState,
     events: &mut smallvec::SmallVec<[(u32, &'f [FieldType]); 4]>,
@@ -1148,6 +1150,9 @@ fn check_headers<'f>(
         min_tick = min_tick.min(tick);
         max_tick = max_tick.max(tick);
         count += 1;
+        // Checked: its check byte is cleared for the trace's compression
+        // (a reader computes it again, docs/format.md §5.6).
+        copy[q + R_CHECK] = 0;
         q += len as usize;
     }
     (count > 0).then_some(Checked {
@@ -1156,6 +1161,16 @@ fn check_headers<'f>(
         min_tick,
         max_tick,
     })
+}
+
+/// Puts back the check bytes `check_headers` cleared in `run`.
+fn restore_checks(run: &mut [u8]) {
+    let mut q = 0;
+    while let Some(hdr) = run.get_mut(q..q + RECORD_HEADER_LEN) {
+        let (len, event) = (u32at(hdr, R_LEN) & RECORD_LEN_MASK, u32at(hdr, R_EVENT));
+        hdr[R_CHECK] = record_check(len, event, u64at(hdr, R_SEQ_STATE) >> 8, u64at(hdr, R_TSC));
+        q += (len as usize).max(RECORD_HEADER_LEN);
+    }
 }
 
 /// Whether a copied record header's check byte matches the rest of it.

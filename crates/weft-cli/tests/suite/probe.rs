@@ -866,10 +866,7 @@ fn probe_wait_keeps_every_event_of_a_flat_out_writer() {
         assert!(n.windows(2).all(|w| w[0] < w[1]), "thread {tid}: ticks out of order");
     }
     let file = weft_format::Trace::open(&trace).unwrap();
-    let probe_chunks = file
-        .event_chunks()
-        .filter(|c| c.header.kind == weft_format::ChunkKind::Probe)
-        .count();
+    let probe_chunks = file.event_chunks().filter(|c| c.header.kind.is_probe()).count();
     assert!(probe_chunks > 0, "the ticks were stored as written");
 }
 
