@@ -91,7 +91,7 @@ impl Compression {
 /// | 0   | 4    | magic `WCHK` |
 /// | 4   | 1    | kind |
 /// | 5   | 1    | compression |
-/// | 6   | 2    | flags (0) |
+/// | 6   | 2    | flags (0, but in ProbeDelta chunks: the filter's stride and CHECKS) |
 /// | 8   | 4    | stored payload length |
 /// | 12  | 4    | raw (decompressed) payload length |
 /// | 16  | 4    | chunk sequence number |

@@ -145,7 +145,9 @@ fn records_end(p: &[u8]) -> usize {
 }
 
 /// The stride that suits a probe payload: the most common length, in
-/// words, of its first records; `None` if they do not read as records.
+/// words, of its first records (at most `MAX_STRIDE`: any stride decodes,
+/// and the records' check bytes must be given back either way); `None`
+/// if they do not read as records.
 fn probe_stride(payload: &[u8]) -> Option<u16> {
     const LOOK: usize = 32;
     let end = records_end(payload);
@@ -163,7 +165,7 @@ fn probe_stride(payload: &[u8]) -> Option<u16> {
     }
     let lens = &lens[..n];
     let best = lens.iter().max_by_key(|&&l| lens.iter().filter(|&&m| m == l).count())?;
-    u16::try_from(best / W).ok().filter(|&s| s <= MAX_STRIDE)
+    Some(u16::try_from(best / W).unwrap_or(MAX_STRIDE).min(MAX_STRIDE))
 }
 
 #[cfg(test)]
@@ -242,9 +244,21 @@ mod tests {
             let _ = decode_probe(&mut p[..cut], 5 | CHECKS_CLEARED);
             let _ = decode_probe(&mut p[..cut], 1 | CHECKS_CLEARED);
         }
-        // A length past MAX_STRIDE words is not filtered.
-        let mut big = payload(1);
-        big[..4].copy_from_slice(&(8 * 600u32).to_le_bytes());
-        assert_eq!(probe_stride(&big), None);
+        // Records longer than MAX_STRIDE words are filtered at that stride.
+        let mut big = Vec::new();
+        for i in 0..3u64 {
+            big.extend_from_slice(&record_word0(8 * 600, 3, i, i).to_le_bytes());
+            big.extend_from_slice(&(i << 8 | 0xc3).to_le_bytes());
+            big.extend_from_slice(&i.to_le_bytes());
+            big.resize(big.len() + 8 * 600 - 24, 7);
+        }
+        big.extend_from_slice(&0u32.to_le_bytes());
+        let mut cleared = big.clone();
+        clear_checks(&mut cleared);
+        let mut out = Vec::new();
+        let flags = encode_probe(&cleared, &mut out).unwrap();
+        assert_eq!(flags, MAX_STRIDE | CHECKS_CLEARED);
+        decode_probe(&mut out, flags).unwrap();
+        assert_eq!(out, big);
     }
 }

@@ -79,6 +79,11 @@ impl Encoder {
             let filter = (c.kind == ChunkKind::Probe)
                 .then(|| delta::encode_probe(raw, &mut self.filtered))
                 .flatten();
+            if c.kind == ChunkKind::Probe && filter.is_none() {
+                // Not records from the start: stored as a Probe chunk, whose
+                // records need their check bytes.
+                delta::restore_checks(raw);
+            }
             let input = match filter {
                 Some(_) => self.filtered.as_slice(),
                 None => raw.as_slice(),

@@ -240,7 +240,9 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// Appends a run of weft-probe records (see [`ProbeBuf::run`]); they
-    /// are written as a probe chunk when enough are buffered.
+    /// are written as a probe chunk when enough are buffered. Every
+    /// record's check byte must hold or be 0 (cleared once checked): the
+    /// writer computes them again.
     pub fn probe_run(&mut self, run: &ProbeRunInfo<'_>, records: &[u8]) {
         self.make_room(records.len());
         self.probe.run(run, records);

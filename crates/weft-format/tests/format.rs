@@ -627,3 +627,54 @@ fn a_background_writer_reports_every_byte_it_wrote() {
     assert!(t.problems.is_empty(), "{:?}", t.problems);
     assert_eq!(t.records().count(), 5000);
 }
+
+/// Records as a collector hands them over (check bytes cleared once
+/// checked) come back whole, whatever their length: records longer than
+/// the filter's largest stride, and records of two lengths in one run.
+#[test]
+fn probe_records_with_cleared_checks_read_back_at_any_length() {
+    let mut w = TraceWriter::new(Vec::new(), &[], 1).unwrap();
+    let fields = [
+        ("a", FieldType::U64),
+        ("b", FieldType::Bytes),
+        ("c", FieldType::Bytes),
+        ("d", FieldType::Bytes),
+    ];
+    let blob = w.add_schema(Schema::new("app:blob", &fields));
+    let map = [(7, blob)];
+    let mut recs = Vec::new();
+    let mut sizes = Vec::new();
+    for i in 0..40u64 {
+        // 3 x 3000 bytes: records of 9 KiB, longer than 512 words.
+        let n = if i % 3 == 2 { 5 } else { 3000 };
+        let mut p = i.to_le_bytes().to_vec();
+        for _ in 0..3 {
+            p.extend_from_slice(&(n as u16).to_le_bytes());
+            p.extend(std::iter::repeat_n(b'x', n));
+        }
+        let mut r = probe_record(7, i, 1000 + i * 10, &p);
+        r[3] = 0; // the check byte, as the collector leaves it
+        recs.extend(r);
+        sizes.push(n);
+    }
+    let info = ProbeRunInfo {
+        pid: 5,
+        tid: 5,
+        clock: ProbeClock::IDENTITY,
+        map: &map,
+        count: 40,
+        min_ts: 1000,
+        max_ts: 1000 + 39 * 10,
+    };
+    w.probe_run(&info, &recs);
+    let t = Trace::from_bytes(w.finish(&[]).unwrap()).unwrap();
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    let c = t.event_chunks().next().copied().unwrap();
+    assert_eq!((c.header.kind, c.header.flags & 0x7fff), (ChunkKind::ProbeDelta, 512));
+    let recs: Vec<Record> = t.records().map(|r| r.unwrap()).collect();
+    assert_eq!(recs.len(), 40);
+    for (i, r) in recs.iter().enumerate() {
+        let b = Value::Bytes(vec![b'x'; sizes[i]]);
+        assert_eq!(r.fields, vec![Value::U64(i as u64), b.clone(), b.clone(), b]);
+    }
+}
