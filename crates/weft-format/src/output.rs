@@ -73,17 +73,19 @@ impl Encoder {
             .filter(|&l| l <= MAX_CHUNK_RAW_LEN)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "chunk payload exceeds the format's limit"))?;
         let (mut kind, mut flags) = (c.kind, 0);
+        let probe = c.kind == ChunkKind::Probe;
+        // Probe records compress faster and smaller filtered (§5.6).
+        let filter = match level {
+            Some(_) if probe => delta::encode_probe(raw, &mut self.filtered),
+            _ => None,
+        };
+        if probe && filter.is_none() {
+            // Stored as a Probe chunk, its records need the check bytes
+            // the collector cleared.
+            delta::restore_checks(raw);
+        }
         let mut compressed = None;
         if level.is_some() {
-            // Probe records compress faster and smaller filtered (§5.6).
-            let filter = (c.kind == ChunkKind::Probe)
-                .then(|| delta::encode_probe(raw, &mut self.filtered))
-                .flatten();
-            if c.kind == ChunkKind::Probe && filter.is_none() {
-                // Not records from the start: stored as a Probe chunk, whose
-                // records need their check bytes.
-                delta::restore_checks(raw);
-            }
             let input = match filter {
                 Some(_) => self.filtered.as_slice(),
                 None => raw.as_slice(),
@@ -101,12 +103,10 @@ impl Encoder {
                 if let Some(f) = filter {
                     (kind, flags) = (ChunkKind::ProbeDelta, f);
                 }
+            } else if filter.is_some() {
+                // Stored raw after all, as a Probe chunk.
+                delta::restore_checks(raw);
             }
-        }
-        if compressed.is_none() && c.kind == ChunkKind::Probe {
-            // Stored as it is, its records need their check bytes (ProbeBuf
-            // cleared them).
-            delta::restore_checks(raw);
         }
         let (compression, stored) = match compressed {
             Some(n) => (Compression::Zstd, &self.scratch[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + n]),
@@ -507,7 +507,7 @@ mod tests {
             plain_stored.len()
         );
         // Records of random bytes do not compress: stored as they are,
-        // check bytes and all.
+        // with the check bytes the collector cleared computed again.
         let mut random = Vec::new();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for i in 0u64..200 {
@@ -522,9 +522,13 @@ mod tests {
             }
         }
         random.extend_from_slice(&0u32.to_le_bytes());
+        let mut cleared = random.clone();
+        for i in 0..200 {
+            cleared[i * 4000 + 3] = 0;
+        }
         let mut chunk = Chunk {
             kind: ChunkKind::Probe,
-            payload: random.clone(),
+            payload: cleared,
             seq: 1,
             records: 200,
             min_ts: 0,
