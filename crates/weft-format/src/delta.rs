@@ -12,7 +12,7 @@
 //! 2-CPU machine, whether the writer thread keeps up with a program
 //! writing tens of millions of events per second.
 
-use weft_probe_abi::layout::{record_check, RECORD_HEADER_LEN, RECORD_LEN_MASK, R_CHECK, R_SEQ_STATE, R_TSC};
+use weft_probe_abi::layout::{self, RECORD_HEADER_LEN, RECORD_LEN_MASK};
 
 /// The largest stride a reader accepts, in words: records up to 4 KiB.
 pub const MAX_STRIDE: u16 = 512;
@@ -24,17 +24,13 @@ const W: usize = 8;
 /// Computes the check byte of every record of a Probe payload again.
 pub fn restore_checks(payload: &mut [u8]) {
     let end = records_end(payload);
-    let mut at = 0;
-    while let Some((len, check)) = header(payload, at, end).map(len_and_check) {
-        payload[at + R_CHECK] = check;
-        at += len;
-    }
+    layout::restore_checks(&mut payload[..end]);
 }
 
 /// Filters a Probe payload (its check bytes cleared, as a collector
-/// leaves them, or not) into `out` (its capacity reused) and returns the chunk-header flags that say how;
-/// `None` if the payload does not read as records, and filtering would
-/// gain nothing.
+/// leaves them, or not) into `out` (its capacity reused) and returns the
+/// chunk-header flags that say how; `None` if the payload does not read as
+/// records, and filtering would gain nothing.
 pub fn encode_probe(raw: &[u8], out: &mut Vec<u8>) -> Option<u16> {
     let stride = probe_stride(raw)?;
     subtract_into(raw, stride, out);
@@ -54,34 +50,6 @@ pub fn decode_probe(buf: &mut [u8], flags: u16) -> Result<(), String> {
         restore_checks(buf);
     }
     Ok(())
-}
-
-/// The header of a plausible record at `at`: a length of at least a
-/// header, a multiple of 8, and the record within `end`.
-#[inline(always)]
-fn header(p: &[u8], at: usize, end: usize) -> Option<&[u8; RECORD_HEADER_LEN]> {
-    let h: &[u8; RECORD_HEADER_LEN] = p.get(at..at.checked_add(RECORD_HEADER_LEN)?)?.try_into().ok()?;
-    let len = (u32::from_le_bytes([h[0], h[1], h[2], h[3]]) & RECORD_LEN_MASK) as usize;
-    (len >= RECORD_HEADER_LEN && len.is_multiple_of(W) && at + len <= end).then_some(h)
-}
-
-#[inline(always)]
-fn len_and_check(h: &[u8; RECORD_HEADER_LEN]) -> (usize, u8) {
-    let w = |o: usize| {
-        u64::from_le_bytes([
-            h[o],
-            h[o + 1],
-            h[o + 2],
-            h[o + 3],
-            h[o + 4],
-            h[o + 5],
-            h[o + 6],
-            h[o + 7],
-        ])
-    };
-    let (w0, ss, tsc) = (w(0), w(R_SEQ_STATE), w(R_TSC));
-    let len = w0 as u32 & RECORD_LEN_MASK;
-    (len as usize, record_check(len, (w0 >> 32) as u32, ss >> 8, tsc))
 }
 
 /// `out` := each whole word of `raw` minus the word `stride` words before
@@ -169,21 +137,21 @@ fn probe_stride(payload: &[u8]) -> Option<u16> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use weft_probe_abi::layout::record_word0;
 
     /// What a collector does to the records it keeps.
     fn clear_checks(records: &mut [u8]) {
         let mut at = 0;
-        while let Some(len) = header(records, at, records.len()).map(|h| len_and_check(h).0) {
-            records[at + R_CHECK] = 0;
-            at += len;
+        while let Some(h) = layout::committed_record(&records[at..]) {
+            records[at + layout::R_CHECK] = 0;
+            at += h.len as usize;
         }
     }
 
     /// A payload of `n` records of two u64 (40 bytes), and a 9-byte index.
-    fn payload(n: u64) -> Vec<u8> {
+    pub(crate) fn payload(n: u64) -> Vec<u8> {
         let mut p = Vec::new();
         for i in 0..n {
             let tick = 1_000_000 + 41 * i + ((i * 2_654_435_761) >> 7) % 13;
@@ -203,7 +171,7 @@ mod tests {
         let raw = payload(1000);
         let mut cleared = raw.clone();
         clear_checks(&mut cleared[..40 * 1000]);
-        assert!((0..1000).all(|i| cleared[i * 40 + R_CHECK] == 0));
+        assert!((0..1000).all(|i| cleared[i * 40 + layout::R_CHECK] == 0));
         let mut out = vec![0xaa; 3];
         let flags = encode_probe(&cleared, &mut out).unwrap();
         assert_eq!(flags, 5 | CHECKS_CLEARED);

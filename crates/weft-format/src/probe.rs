@@ -110,7 +110,6 @@ impl ProbeBuf {
         if run.count == 0 {
             return;
         }
-
         if self.count == 0 {
             (self.min_ts, self.max_ts) = (run.min_ts, run.max_ts);
         }

@@ -120,6 +120,45 @@ pub fn record_check(len: u32, event: u32, seq: u64, tsc: u64) -> u8 {
     v as u8 ^ 0xa5
 }
 
+/// The check byte the record header `h` should have, from its other
+/// fields (its own check byte aside).
+#[inline(always)]
+pub fn header_check(h: &[u8; RECORD_HEADER_LEN]) -> u8 {
+    let w = |o: usize| {
+        u64::from_le_bytes([
+            h[o],
+            h[o + 1],
+            h[o + 2],
+            h[o + 3],
+            h[o + 4],
+            h[o + 5],
+            h[o + 6],
+            h[o + 7],
+        ])
+    };
+    let (w0, ss) = (w(R_LEN), w(R_SEQ_STATE));
+    record_check(w0 as u32, (w0 >> 32) as u32, ss >> 8, w(R_TSC))
+}
+
+/// Computes the check byte of each record of `records` again: from its
+/// start, while a header fits, its length is at least a header, a multiple
+/// of 8 and within `records`. A collector clears the check bytes of the
+/// records it has checked, for compression's sake (docs/format.md §5.6).
+pub fn restore_checks(records: &mut [u8]) {
+    let (mut at, end) = (0usize, records.len());
+    while let Some(h) = records
+        .get_mut(at..at + RECORD_HEADER_LEN)
+        .and_then(|h| <&mut [u8; RECORD_HEADER_LEN]>::try_from(h).ok())
+    {
+        let len = (u32::from_le_bytes([h[0], h[1], h[2], h[3]]) & RECORD_LEN_MASK) as usize;
+        if len < RECORD_HEADER_LEN || !len.is_multiple_of(8) || len > end - at {
+            break;
+        }
+        h[R_CHECK] = header_check(h);
+        at += len;
+    }
+}
+
 /// Header word 0 (`R_LEN` with its check, and `R_EVENT`) as the writer stores it.
 #[inline(always)]
 pub fn record_word0(len: u32, event: u32, seq: u64, tsc: u64) -> u64 {
@@ -374,6 +413,30 @@ pub const fn record_len(payload: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cleared check bytes come back; a walk stops at a length that does
+    /// not frame a record, and leaves what follows alone.
+    #[test]
+    fn restore_checks_computes_what_the_writer_wrote() {
+        let mut recs = Vec::new();
+        for (i, len) in [(0u64, 32u32), (1, 48), (2, 24)] {
+            recs.extend_from_slice(&record_word0(len, 9, i, 100 + i).to_le_bytes());
+            recs.extend_from_slice(&(i << 8 | u64::from(STATE_COMMITTED)).to_le_bytes());
+            recs.extend_from_slice(&(100 + i).to_le_bytes());
+            recs.resize(recs.len() + len as usize - RECORD_HEADER_LEN, 7);
+        }
+        let whole = recs.clone();
+        for at in [0, 32, 80] {
+            recs[at + R_CHECK] = 0;
+        }
+        recs.extend_from_slice(&[5; 24]);
+        restore_checks(&mut recs);
+        assert_eq!(recs[..104], whole[..]);
+        assert_eq!(recs[104..], [5; 24]);
+        for cut in 0..recs.len() {
+            restore_checks(&mut recs.clone()[..cut]);
+        }
+    }
 
     #[test]
     fn geometry_and_guards() {

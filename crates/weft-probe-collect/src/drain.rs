@@ -1163,20 +1163,9 @@ fn check_headers<'f>(
     })
 }
 
-/// Puts back the check bytes `check_headers` cleared in `run`.
-fn restore_checks(run: &mut [u8]) {
-    let mut q = 0;
-    while let Some(hdr) = run.get_mut(q..q + RECORD_HEADER_LEN) {
-        let (len, event) = (u32at(hdr, R_LEN) & RECORD_LEN_MASK, u32at(hdr, R_EVENT));
-        hdr[R_CHECK] = record_check(len, event, u64at(hdr, R_SEQ_STATE) >> 8, u64at(hdr, R_TSC));
-        q += (len as usize).max(RECORD_HEADER_LEN);
-    }
-}
-
 /// Whether a copied record header's check byte matches the rest of it.
 fn intact(hdr: &[u8; RECORD_HEADER_LEN]) -> bool {
-    let ss = u64at(hdr, R_SEQ_STATE);
-    hdr[R_CHECK] == record_check(u32at(hdr, R_LEN), u32at(hdr, R_EVENT), ss >> 8, u64at(hdr, R_TSC))
+    hdr[R_CHECK] == header_check(hdr)
 }
 
 /// Next 8-aligned offset in (from, reserve) holding a plausible header.
